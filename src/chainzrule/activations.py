@@ -1,0 +1,139 @@
+"""Derivative-aware activations: what DREG needs from any elementwise σ.
+
+Every activation here is an ``nn.Module`` on ``[..., F]`` with
+
+- ``forward(z)`` — σ(z);
+- ``derivative(z)`` — the exact σ'(z);
+- ``value_and_derivative(z)`` — both in one pass (what a DREG-tracking layer calls);
+- ``max_slope()`` — a certified bound on |σ'| (a 0-d tensor, or ``[F]`` for per-feature ones).
+
+Standard activations (ReLU, GELU, SiLU, tanh) are stateless and work with any F, so DREG applies
+to ordinary networks too. :func:`make_activation` builds any of them, including the polynomial.
+
+>>> import torch
+>>> act = make_activation("gelu")
+>>> z = torch.tensor([-1.0, 0.0, 2.0])
+>>> torch.allclose(act.derivative(z), torch.func.vmap(torch.func.grad(act))(z))
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import ConfigError
+from .poly import PolynomialActivation
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# max |σ'| of the standard activations, derived in closed form and checked numerically in tests:
+# GELU: σ'' = φ(z)(2 - z²) = 0 at z = √2  →  Φ(√2) + √2 φ(√2).
+GELU_MAX_SLOPE = 0.5 * (1.0 + math.erf(1.0)) + math.sqrt(2.0) * math.exp(-1.0) * _INV_SQRT2PI
+# SiLU: σ'' = 0 where z = 2 coth(z/2) (z* ≈ 2.399357); value from the closed form at z*.
+_SILU_ZSTAR = 2.3993572805154676
+_s = 1.0 / (1.0 + math.exp(-_SILU_ZSTAR))
+SILU_MAX_SLOPE = _s * (1.0 + _SILU_ZSTAR * (1.0 - _s))
+
+
+class DerivativeActivation(nn.Module):
+    """Base class: subclasses implement :meth:`value_and_derivative` and :meth:`max_slope`."""
+
+    def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def derivative(self, z: Tensor) -> Tensor:
+        """σ'(z), same shape as ``z``."""
+        return self.value_and_derivative(z)[1]
+
+    def max_slope(self) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class ReLU(DerivativeActivation):
+    """max(z, 0); σ' = 1[z > 0] (0 at z = 0, as autograd). ``max_slope() == 1``."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return F.relu(z)
+
+    def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return F.relu(z), (z > 0).to(z.dtype)
+
+    def max_slope(self) -> Tensor:
+        return torch.tensor(1.0)
+
+
+class GELU(DerivativeActivation):
+    """Exact (erf) GELU z·Φ(z); σ' = Φ(z) + z·φ(z); ``max_slope() ≈ 1.1289``."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return F.gelu(z)
+
+    def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        cdf = 0.5 * (1.0 + torch.erf(z * _INV_SQRT2))  # Φ(z)   [..., F]
+        pdf = torch.exp(-0.5 * z * z) * _INV_SQRT2PI  # φ(z)   [..., F]
+        return z * cdf, torch.addcmul(cdf, z, pdf)
+
+    def max_slope(self) -> Tensor:
+        return torch.tensor(GELU_MAX_SLOPE)
+
+
+class SiLU(DerivativeActivation):
+    """z·sigmoid(z); σ' = s(1 + z(1 - s)); ``max_slope() ≈ 1.0998``."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return F.silu(z)
+
+    def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        s = torch.sigmoid(z)  # [..., F]
+        return z * s, s * (1.0 + z * (1.0 - s))
+
+    def max_slope(self) -> Tensor:
+        return torch.tensor(SILU_MAX_SLOPE)
+
+
+class Tanh(DerivativeActivation):
+    """tanh(z); σ' = 1 - tanh²(z); ``max_slope() == 1``."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.tanh(z)
+
+    def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        t = torch.tanh(z)
+        return t, 1.0 - t * t
+
+    def max_slope(self) -> Tensor:
+        return torch.tensor(1.0)
+
+
+STANDARD_ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "silu": SiLU, "tanh": Tanh}
+ACTIVATION_NAMES = tuple(STANDARD_ACTIVATIONS) + ("poly",)
+
+
+def make_activation(name: str, num_features: int | None = None, **poly_kwargs) -> nn.Module:
+    """Build an activation by name: relu, gelu, silu, tanh, or poly (needs ``num_features``).
+
+    ``poly_kwargs`` go to :class:`~chainzrule.poly.PolynomialActivation` (degree, init, bound,
+    range_control).
+
+    >>> make_activation("poly", 8, degree=3)
+    PolynomialActivation(num_features=8, degree=3, init='gelu', bound=3.0, range_control='linear')
+    """
+    key = str(name).lower()
+    if key in ("poly", "polynomial", "chainzrule"):
+        if num_features is None:
+            raise ConfigError("a polynomial activation needs num_features, got None")
+        return PolynomialActivation(num_features, **poly_kwargs)
+    if key not in STANDARD_ACTIVATIONS:
+        raise ConfigError(
+            f"unknown activation {name!r}: expected one of {', '.join(ACTIVATION_NAMES)}"
+        )
+    if poly_kwargs:
+        raise ConfigError(
+            f"activation {name!r} takes no options, got {', '.join(sorted(poly_kwargs))}"
+        )
+    return STANDARD_ACTIVATIONS[key]()

@@ -1,0 +1,218 @@
+"""Models: ChainzRule MLP and the standard MLP, built from the same :class:`HiddenLayer`.
+
+Both are a stack of hidden layers followed by a plain output head (``nn.Linear`` by default; an
+ordinal head can be passed instead). The head is never penalized by DREG: its Jacobian is its
+weight matrix, and penalizing that is plain weight decay.
+
+Parameter counts are exact (:func:`count_parameters`) and have closed forms
+(:func:`num_parameters`) used to match widths between contenders (:func:`match_width`).
+
+>>> import torch
+>>> cr = ChainzRuleMLP(784, [256, 256], 10)
+>>> cr(torch.randn(2, 784)).shape
+torch.Size([2, 10])
+>>> count_parameters(cr) == num_parameters("chainzrule", 784, [256, 256], 10, degree=3)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .activations import make_activation
+from .errors import ConfigError
+from .layers import HiddenLayer
+
+
+def _widths(hidden: int | Sequence[int]) -> list[int]:
+    widths = [hidden] if isinstance(hidden, int) else list(hidden)
+    if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
+        raise ConfigError(f"hidden must be a positive int or a non-empty list of them, got {hidden!r}")
+    return widths
+
+
+class FeedForward(nn.Module):
+    """Hidden layers (``self.hidden_layers``) then an output head (``self.head``).
+
+    ``forward(x)``: ``[..., in_features]`` → ``[..., out_features]`` (a tensor, never a tuple);
+    ``features(x)`` returns the last hidden representation.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int | Sequence[int],
+        out_features: int,
+        activation_factory,
+        track_jacobian: bool,
+        head: nn.Module | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        widths = _widths(hidden)
+        self.in_features = in_features
+        self.out_features = out_features
+        dims = [in_features] + widths
+        self.hidden_layers = nn.ModuleList(
+            HiddenLayer(d_in, d_out, activation_factory(d_out), bias=bias, track_jacobian=track_jacobian)
+            for d_in, d_out in zip(dims[:-1], dims[1:])
+        )
+        self.head = head if head is not None else nn.Linear(widths[-1], out_features, bias=bias)
+
+    @property
+    def widths(self) -> list[int]:
+        return [layer.out_features for layer in self.hidden_layers]
+
+    def features(self, x: Tensor) -> Tensor:
+        """Last hidden representation, ``[..., widths[-1]]``."""
+        if x.shape[-1] != self.in_features:
+            raise ConfigError(
+                f"expected {self.in_features} input features in the last dimension, got shape {tuple(x.shape)}"
+            )
+        for layer in self.hidden_layers:
+            x = layer(x)  # [..., width_l]
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))  # [..., out_features]
+
+
+class MLP(FeedForward):
+    """A standard MLP with a derivative-aware activation (relu, gelu, silu, tanh).
+
+    ``track_jacobian=True`` makes it DREG-ready (``dreg_penalty(model)`` after each forward).
+
+    >>> net = MLP(10, [32, 32], 3, activation="silu")
+    >>> net(torch.randn(5, 10)).shape
+    torch.Size([5, 3])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int | Sequence[int],
+        out_features: int,
+        activation: str = "relu",
+        track_jacobian: bool = False,
+        head: nn.Module | None = None,
+        bias: bool = True,
+    ) -> None:
+        if str(activation).lower() in ("poly", "polynomial", "chainzrule"):
+            raise ConfigError("MLP takes a standard activation; use ChainzRuleMLP for polynomials")
+        make_activation(activation)  # validate the name before building anything
+        super().__init__(
+            in_features, hidden, out_features, lambda n: make_activation(activation),
+            track_jacobian, head, bias,
+        )
+        self.activation_name = str(activation).lower()
+
+
+class ChainzRuleMLP(FeedForward):
+    """ChainzRule network: hidden layers with learnable per-neuron polynomials (Polynomial Engine).
+
+    Args beyond :class:`MLP`: ``degree``, ``init``, ``bound``, ``range_control`` go to every
+    :class:`~chainzrule.poly.PolynomialActivation`. Jacobian tracking is on by default, since a
+    ChainzRule network is meant to be trained with DREG.
+
+    >>> net = ChainzRuleMLP(10, 16, 2, degree=5, init="silu")
+    >>> net.hidden_layers[0].activation.coefficients.shape
+    torch.Size([6, 16])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int | Sequence[int],
+        out_features: int,
+        degree: int = 3,
+        init: str = "gelu",
+        bound: float = 3.0,
+        range_control: str = "linear",
+        track_jacobian: bool = True,
+        head: nn.Module | None = None,
+        bias: bool = True,
+    ) -> None:
+        poly = dict(degree=degree, init=init, bound=bound, range_control=range_control)
+        make_activation("poly", 1, **poly)  # validate before building anything
+        super().__init__(
+            in_features, hidden, out_features, lambda n: make_activation("poly", n, **poly),
+            track_jacobian, head, bias,
+        )
+        self.poly_options = poly
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Exact number of (unique) parameters of ``model``."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def num_parameters(
+    kind: str, in_features: int, hidden: int | Sequence[int], out_features: int, degree: int = 3
+) -> int:
+    """Closed-form parameter count of an ``MLP`` (kind "mlp") or ``ChainzRuleMLP`` ("chainzrule").
+
+    Linear layers count ``in·out + out``; a polynomial adds ``degree + 1`` per hidden unit.
+
+    >>> num_parameters("mlp", 784, [256, 256], 10)
+    269322
+    """
+    widths = _widths(hidden)
+    dims = [in_features] + widths + [out_features]
+    total = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+    if kind == "chainzrule":
+        total += (degree + 1) * sum(widths)
+    elif kind != "mlp":
+        raise ConfigError(f"unknown model kind {kind!r}: expected 'mlp' or 'chainzrule'")
+    return total
+
+
+def match_width(
+    target_params: int,
+    in_features: int,
+    out_features: int,
+    depth: int,
+    kind: str = "mlp",
+    degree: int = 3,
+    tolerance: float = 0.05,
+) -> int:
+    """Width ``w`` (same for all ``depth`` hidden layers) whose parameter count is closest to target.
+
+    Raises ``ValueError`` if the best width misses ``target_params`` by more than ``tolerance``
+    (relative), which only happens for targets below the smallest network of that shape.
+
+    >>> w = match_width(100_000, 784, 10, depth=2)
+    >>> abs(num_parameters("mlp", 784, [w, w], 10) - 100_000) / 100_000 < 0.05
+    True
+    """
+    if depth < 1:
+        raise ConfigError(f"depth must be >= 1, got {depth}")
+
+    def count(w: int) -> int:
+        return num_parameters(kind, in_features, [w] * depth, out_features, degree)
+
+    lo, hi = 1, 1
+    while count(hi) < target_params:
+        hi *= 2
+    while hi - lo > 1:  # count is increasing in w: bisect for the first w with count ≥ target
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target_params else (lo, mid)
+    best = min((lo, hi), key=lambda w: abs(count(w) - target_params))
+    err = abs(count(best) - target_params) / target_params
+    if err > tolerance:
+        raise ConfigError(
+            f"no {kind} width with depth {depth} has {target_params} parameters within "
+            f"{tolerance:.0%}: closest is width {best} with {count(best)}"
+        )
+    return best
