@@ -1,0 +1,50 @@
+"""Derivative-aware standard activations: exact derivatives and slope bounds."""
+
+import pytest
+import torch
+
+from chainzrule import make_activation
+from chainzrule.activations import GELU_MAX_SLOPE, SILU_MAX_SLOPE, STANDARD_ACTIVATIONS
+
+
+@pytest.mark.parametrize("name", list(STANDARD_ACTIVATIONS))
+def test_derivative_matches_autograd_and_forward_matches_torch(name):
+    act = make_activation(name)
+    z = torch.linspace(-8, 8, 1601, dtype=torch.float64).reshape(1601, 1)
+    z = z[(z != 0).squeeze()]  # ReLU is not differentiable at 0
+    zr = z.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(act(zr).sum(), zr)
+    v, d = act.value_and_derivative(z)
+    assert torch.allclose(d, g, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(v, act(z), rtol=1e-12, atol=1e-14)
+    assert torch.allclose(act.derivative(z), d)
+
+
+@pytest.mark.parametrize("name, expected", [("relu", 1.0), ("tanh", 1.0), ("gelu", GELU_MAX_SLOPE), ("silu", SILU_MAX_SLOPE)])
+def test_max_slope_is_the_true_supremum(name, expected):
+    act = make_activation(name)
+    z = torch.linspace(-10, 10, 2_000_001, dtype=torch.float64)
+    observed = act.derivative(z).abs().max().item()
+    assert float(act.max_slope()) == pytest.approx(expected)
+    assert observed <= expected + 1e-12
+    assert observed == pytest.approx(expected, rel=1e-9)
+
+
+def test_known_constants():
+    assert GELU_MAX_SLOPE == pytest.approx(1.1289, abs=1e-4)
+    assert SILU_MAX_SLOPE == pytest.approx(1.0998, abs=1e-4)
+
+
+def test_unknown_activation_names_allowed_ones():
+    with pytest.raises(ValueError, match=r"unknown activation 'swish': expected one of relu, gelu, silu, tanh, poly"):
+        make_activation("swish")
+
+
+def test_options_to_standard_activation_refused():
+    with pytest.raises(ValueError, match="takes no options"):
+        make_activation("relu", degree=3)
+
+
+def test_poly_needs_width():
+    with pytest.raises(ValueError, match="num_features"):
+        make_activation("poly")
