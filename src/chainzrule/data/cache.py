@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["cache_dir", "atomic_write_bytes", "atomic_write_text", "atomic_save_npy",
-           "atomic_replace_dir"]
+           "atomic_replace_dir", "default_mode"]
 
 
 def cache_dir() -> Path:
@@ -72,6 +72,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         _silent_unlink(tmp)
@@ -104,6 +105,18 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def default_mode(is_dir: bool = False) -> int:
+    """Permission bits a plain ``open``/``mkdir`` would give under the current umask
+    (temporary files start as 0600 / folders as 0700).
+
+    >>> 0 < default_mode() <= 0o666 and 0 < default_mode(True) <= 0o777
+    True
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if is_dir else 0o666) & ~mask
+
+
 def atomic_replace_dir(tmp_dir: str | Path, target: str | Path) -> Path:
     """Move a fully written folder ``tmp_dir`` to ``target`` in one rename.
 
@@ -118,6 +131,7 @@ def atomic_replace_dir(tmp_dir: str | Path, target: str | Path) -> Path:
     'x'
     """
     tmp_dir, target = Path(tmp_dir), Path(target)
+    os.chmod(tmp_dir, default_mode(is_dir=True))
     if target.exists():
         shutil.rmtree(target, ignore_errors=True)
     try:

@@ -1,0 +1,219 @@
+"""The configuration of one training run, as plain data.
+
+A :class:`TrainConfig` is a frozen dataclass of JSON-able values; :meth:`TrainConfig.hash`
+keys a run by its full content (the Fair Fight stores runs under that key), and
+:meth:`TrainConfig.from_dict` validates a dict (from TOML, JSON or the command line), refusing
+unknown keys and bad values with a message that names the expected and the given.
+
+>>> cfg = TrainConfig(dataset="pima", model="mlp", hidden=(32,), epochs=2)
+>>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> len(cfg.hash())
+16
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+MODELS = ("chainzrule", "mlp", "kan", "logreg", "svm", "xgboost")
+NEURAL_MODELS = ("chainzrule", "mlp", "kan")
+REGS = ("none", "wd", "igp", "jr", "sn")
+HEADS = ("auto", "linear", "clm", "coral", "corn")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("onecycle", "cosine", "constant")
+DREG_SCHEDULES = ("constant", "warmup", "linear", "cosine")
+ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
+RANGE_CONTROLS = ("linear", "tanh", "none")
+FEATURIZERS_PREFIX = ("auto", "encoder", "hashed")
+
+#: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
+DEFAULT_CHAINZRULE_DREG = 3e-3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines one run (and nothing else: no paths to outputs)."""
+
+    # data
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    target: str | None = None
+    featurizer: str = "auto"
+    limit: int | None = None
+    val_fraction: float = 0.1
+    # model
+    model: str = "chainzrule"
+    activation: str = "relu"
+    hidden: tuple[int, ...] = (256, 256)
+    degree: int = 3
+    poly_init: str = "gelu"
+    bound: float = 3.0
+    range_control: str = "linear"
+    head: str = "auto"
+    kan_grid: int = 5
+    # regularization
+    dreg: float | None = None
+    dreg_schedule: str = "constant"
+    dreg_final: float = 0.0
+    dreg_warmup: float = 0.0
+    reg: str = "none"
+    reg_strength: float = 0.0
+    jr_projections: int = 1
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    lr_schedule: str = "onecycle"
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    # evaluation
+    diag_examples: int = 1000
+    robustness: bool = False
+    adv_eps: tuple[float, ...] = (0.05, 0.1)
+    pgd_steps: int = 10
+    corruption_examples: int = 1000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden, int):
+            object.__setattr__(self, "hidden", (self.hidden,))
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "adv_eps", tuple(float(e) for e in self.adv_eps))
+        _validate(self)
+
+    # --- derived -----------------------------------------------------------------------------
+    @property
+    def dreg_lambda(self) -> float:
+        """λ actually used: ``dreg`` if given, else the default for ChainzRule and 0 otherwise."""
+        if self.dreg is not None:
+            return float(self.dreg)
+        return DEFAULT_CHAINZRULE_DREG if self.model == "chainzrule" else 0.0
+
+    @property
+    def is_neural(self) -> bool:
+        return self.model in NEURAL_MODELS
+
+    # --- serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["adv_eps"] = list(self.adv_eps)
+        return d
+
+    def hash(self) -> str:
+        """16 hex digits of the sha256 of the canonical JSON of the whole config."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}: expected some of {', '.join(sorted(known))}")
+        clean = {}
+        for f in fields(cls):
+            if f.name in d:
+                clean[f.name] = _coerce(f.name, f.type, d[f.name])
+        return cls(**clean)
+
+
+def _coerce(name: str, typ: Any, value: Any) -> Any:
+    """Convert TOML/JSON/CLI values to the field's type; refuse what cannot be converted."""
+    t = str(typ)
+    try:
+        if value is None:
+            if "None" in t:
+                return None
+            raise TypeError
+        if t.startswith("tuple[int"):
+            if isinstance(value, str):
+                value = [v for v in value.replace(" ", "").split(",") if v]
+            items = [value] if isinstance(value, (int, float)) else list(value)
+            out = tuple(int(v) for v in items)
+            if any(float(v) != int(float(v)) for v in items):
+                raise TypeError
+            return out
+        if t.startswith("tuple[float"):
+            if isinstance(value, str):
+                value = [v for v in value.replace(" ", "").split(",") if v]
+            items = [value] if isinstance(value, (int, float)) else list(value)
+            return tuple(float(v) for v in items)
+        if t.startswith("int"):
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise TypeError
+            return int(float(value))
+        if t.startswith("float"):
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if t.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() in ("true", "1", "yes"):
+                    return True
+                if value.lower() in ("false", "0", "no"):
+                    return False
+                raise TypeError
+            return bool(value)
+        if t.startswith("str"):
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"config key {name!r}: expected {t}, got {value!r}")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} {value!r} is not known: expected one of {', '.join(allowed)}")
+
+
+def _validate(c: TrainConfig) -> None:
+    _choice("model", c.model, MODELS)
+    _choice("activation", c.activation, ACTIVATIONS)
+    _choice("reg", c.reg, REGS)
+    _choice("head", c.head, HEADS)
+    _choice("optimizer", c.optimizer, OPTIMIZERS)
+    _choice("lr_schedule", c.lr_schedule, LR_SCHEDULES)
+    _choice("dreg_schedule", c.dreg_schedule, DREG_SCHEDULES)
+    _choice("range_control", c.range_control, RANGE_CONTROLS)
+    if c.featurizer.split(":")[0] not in FEATURIZERS_PREFIX:
+        raise ConfigError(f"featurizer {c.featurizer!r} is not known: expected auto, encoder, hashed or hashed:DIMS")
+    if not c.hidden or any(w < 1 for w in c.hidden):
+        raise ConfigError(f"hidden must be a list of positive widths, got {list(c.hidden)}")
+    positive_ints = dict(degree=c.degree, epochs=c.epochs, batch_size=c.batch_size, kan_grid=c.kan_grid,
+                         jr_projections=c.jr_projections, diag_examples=c.diag_examples, pgd_steps=c.pgd_steps,
+                         corruption_examples=c.corruption_examples)
+    for name, v in positive_ints.items():
+        if v < 1:
+            raise ConfigError(f"{name} must be >= 1, got {v}")
+    if c.limit is not None and c.limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {c.limit}")
+    finite_nonneg = dict(lr=c.lr, reg_strength=c.reg_strength, dreg_final=c.dreg_final, bound=c.bound,
+                         dreg_warmup=c.dreg_warmup)
+    if c.dreg is not None:
+        finite_nonneg["dreg"] = c.dreg
+    for name, v in finite_nonneg.items():
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
+    if c.lr <= 0 or c.bound <= 0:
+        raise ConfigError(f"lr and bound must be > 0, got lr={c.lr}, bound={c.bound}")
+    if not 0.0 <= c.dreg_warmup < 1.0:
+        raise ConfigError(f"dreg_warmup is a fraction of training in [0, 1), got {c.dreg_warmup}")
+    if not 0.0 < c.val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {c.val_fraction}")
+    if any(e < 0 or not math.isfinite(e) for e in c.adv_eps):
+        raise ConfigError(f"adv_eps must be finite numbers >= 0, got {list(c.adv_eps)}")

@@ -1,0 +1,148 @@
+"""Train / validation / test tensors for one run: :func:`make_splits`.
+
+The validation split is the source's official one when it has it (``Dataset.X_val``, SST-5),
+else a stratified ``val_fraction`` of train carved with ``seed`` (plain seeded when a class is too
+rare to stratify). Standardisation (``meta["standardize"]``, default True) fits mean/std on the
+remaining train rows only — never on validation or test — and applies them to all three
+(columns with std 0 get std 1). The fitted statistics are in ``meta["feature_mean"]`` and
+``meta["feature_std"]`` (numpy float arrays) so that a model can be deployed on raw inputs.
+
+>>> import numpy as np
+>>> from chainzrule.data.base import Dataset
+>>> rng = np.random.default_rng(0)
+>>> ds = Dataset("toy", "classification", rng.normal(size=(100, 3)).astype(np.float32),
+...              np.arange(100) % 2, np.zeros((10, 3), np.float32), np.arange(10) % 2, 2)
+>>> s = make_splits(ds, val_fraction=0.2, seed=0)
+>>> tuple(s.X_train.shape), tuple(s.X_val.shape), tuple(s.X_test.shape), s.X_train.dtype
+((80, 3), (20, 3), (10, 3), torch.float32)
+>>> bool(abs(s.X_train.mean()) < 1e-6)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from chainzrule.data.base import Dataset
+from chainzrule.errors import ConfigError, DataError
+
+__all__ = ["Splits", "make_splits"]
+
+
+@dataclass
+class Splits:
+    """Torch tensors for one run: features float (float32 from every loader), labels int64.
+
+    ``meta`` is the dataset's meta plus ``name``, ``in_features``, ``val_source`` ("official"
+    or "carved"), ``val_split`` (how), ``seed``, ``val_fraction`` and, when standardised,
+    ``feature_mean``/``feature_std``.
+    """
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    task: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def in_features(self) -> int:
+        """Number of input features."""
+        return int(self.X_train.shape[1])
+
+    def to(self, device: str | torch.device) -> "Splits":
+        """A copy with every tensor on ``device`` (meta shared).
+
+        >>> s = Splits(*(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long)) * 3, 2, "classification")
+        >>> s.to("cpu").X_val.device.type
+        'cpu'
+        """
+        return replace(self, **{k: getattr(self, k).to(device) for k in
+                                ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")})
+
+    def __repr__(self) -> str:
+        return (f"Splits(train={len(self.X_train)}, val={len(self.X_val)}, "
+                f"test={len(self.X_test)}, in_features={self.in_features}, "
+                f"num_classes={self.num_classes}, task={self.task!r})")
+
+
+def _features(X: np.ndarray) -> torch.Tensor:
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(X))
+
+
+def _labels(y: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(y, dtype=np.int64)))
+
+
+def _carve(y: np.ndarray, val_fraction: float, seed: int, name: str):
+    from sklearn.model_selection import train_test_split
+
+    n = len(y)
+    n_val = int(np.ceil(val_fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise DataError(f"{name}: cannot carve a validation split of fraction {val_fraction} "
+                        f"from {n} training rows; expected at least 1 row on each side")
+    idx = np.arange(n)
+    counts = np.bincount(y)
+    k = int(np.count_nonzero(counts))
+    if counts[counts > 0].min() >= 2 and n_val >= k and n - n_val >= k:
+        tr, va = train_test_split(idx, test_size=val_fraction, stratify=y, random_state=seed)
+        how = f"stratified {val_fraction:g} of train, seed {seed}"
+    else:
+        tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed)
+        how = (f"random {val_fraction:g} of train, seed {seed} (not stratified: a class is too "
+               f"rare)")
+    return np.sort(tr), np.sort(va), how
+
+
+def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0) -> Splits:
+    """Build train / val / test tensors from ``ds`` (see the module doc).
+
+    ``val_fraction`` must be in (0, 1); it is ignored when ``ds`` has an official validation
+    split. The same ``seed`` always gives the same carve.
+
+    >>> import numpy as np
+    >>> from chainzrule.data.base import Dataset
+    >>> ds = Dataset("px", "classification", np.full((10, 2), 0.5, np.float32), np.arange(10) % 2,
+    ...              np.ones((4, 2), np.float32), np.arange(4) % 2, 2, meta={"standardize": False})
+    >>> s = make_splits(ds, val_fraction=0.2)
+    >>> float(s.X_test.max()), s.meta["val_source"]
+    (1.0, 'carved')
+    """
+    if not isinstance(val_fraction, (int, float)) or not 0.0 < float(val_fraction) < 1.0:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    meta = dict(ds.meta)
+    meta.update(name=ds.name, in_features=ds.in_features, seed=seed)
+    if ds.X_val is not None:
+        assert ds.y_val is not None
+        X_tr, y_tr, X_va, y_va = ds.X_train, ds.y_train, ds.X_val, ds.y_val
+        meta.update(val_source="official", val_split="official validation split",
+                    val_fraction=None)
+    else:
+        tr, va, how = _carve(np.asarray(ds.y_train), float(val_fraction), seed, ds.name)
+        X_tr, y_tr, X_va, y_va = ds.X_train[tr], ds.y_train[tr], ds.X_train[va], ds.y_train[va]
+        meta.update(val_source="carved", val_split=how, val_fraction=float(val_fraction))
+    X_te = ds.X_test
+    if meta.get("standardize", True):
+        mean = X_tr.mean(axis=0, dtype=np.float64)
+        std = X_tr.std(axis=0, dtype=np.float64)
+        std[std == 0] = 1.0
+        dtype = X_tr.dtype if X_tr.dtype in (np.float32, np.float64) else np.float32
+        mean, std = mean.astype(dtype), std.astype(dtype)
+        X_tr, X_va, X_te = ((X - mean) / std for X in (X_tr, X_va, X_te))
+        meta.update(feature_mean=mean, feature_std=std)
+    return Splits(
+        X_train=_features(X_tr), y_train=_labels(y_tr),
+        X_val=_features(X_va), y_val=_labels(y_va),
+        X_test=_features(X_te), y_test=_labels(ds.y_test),
+        num_classes=int(ds.num_classes), task=ds.task, meta=meta,
+    )

@@ -1,0 +1,361 @@
+"""Sensitivity diagnostics: input-Jacobian norms, gradient tail ratios, PGV, Lipschitz bound.
+
+The papers do not define their metrics; these definitions are ours (guide §3).
+
+**Input sensitivity** ``||J_f(x)||_F`` — Frobenius norm of the Jacobian of the whole network's
+output (logits) with respect to its input, per example (:func:`jacobian_norms`):
+
+- ``method="exact"``: ``torch.func.vmap(torch.func.jacrev(f))`` over chunks of ``batch_size``;
+- ``method="projection"``: for wide outputs, ``||J||_F² ≈ C / n_proj · Σ_v ||vᵀ J||²`` with
+  ``n_proj`` vectors ``v`` uniform on the unit sphere of the ``C``-dimensional output space
+  (Hoffman, Roberts & Yaida 2019). This is unbiased for ``||J||_F²``; the returned norm is its
+  square root (so slightly biased low for the norm itself);
+- ``method="auto"``: exact when the output has at most 32 entries, else projection.
+
+The network is measured as deployed: in eval mode and with DREG's Jacobian tracking off. Both are
+restored afterwards, module by module, together with each hidden layer's last ``jacobian_sq``,
+so a diagnostic may sit in the middle of a training step. Gradients are taken with respect to
+the input only: the parameters' ``.grad`` fields are never touched.
+
+**Gradient tail ratio** τ = p99 / mean, always named by its variant:
+:func:`tau_input` over per-example ``||J_f(x)||_F`` on test examples, :func:`tau_train` over the
+global parameter-gradient norms (:func:`global_grad_norm`) of the last epoch's training steps.
+p99 is ``numpy.percentile(values, 99)`` with linear interpolation between order statistics
+(numpy's default, "linear" = type 7 of Hyndman & Fan).
+
+**Peak gradient volatility** ``PGV = max_t |G_t − G_{t−1}| / mean_t G_t`` over the global
+parameter-gradient norms ``G_t`` of the whole run (:func:`peak_gradient_volatility`).
+
+**Lipschitz upper bound** (ℓ2, input → logits) ``Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``
+(:func:`lipschitz_bound`), with ``||·||_2`` the spectral norm of the *effective* weight (the
+normalized one under spectral normalization) and ``max|σ'|`` the activation's certified
+``max_slope()`` (exact over the working interval for polynomials; ``inf`` for a raw polynomial).
+Since ``J_f(x) = W_head D_L W_L ⋯ D_1 W_1`` with ``D_l = diag(σ_l'(z_l))``, it bounds
+``||J_f(x)||_2`` at every ``x``.
+
+>>> import torch
+>>> from chainzrule.models import ChainzRuleMLP
+>>> _ = torch.manual_seed(0)
+>>> net, x = ChainzRuleMLP(6, [16, 16], 3), torch.randn(64, 6)
+>>> s = sensitivity_summary(net, x)
+>>> sorted(s)
+['jacobian_fro.mean', 'jacobian_fro.p99', 'lipschitz_bound', 'tau_input']
+>>> s["tau_input"] >= 1.0
+True
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError
+from .layers import hidden_layers, jacobian_tracking
+
+METHODS = ("exact", "projection", "auto")
+AUTO_EXACT_MAX_OUTPUTS = 32
+
+
+@contextmanager
+def _measuring(model: nn.Module, tracking: bool | None) -> Iterator[nn.Module]:
+    """Eval mode and Jacobian tracking ``tracking`` (``None``: untouched) for the block; then
+    restore every module's training flag, every hidden layer's tracking flag and its last
+    ``jacobian_sq``."""
+    modes = [(m, m.training) for m in model.modules()]
+    saved = [(layer, layer.jacobian_sq) for _, layer in hidden_layers(model)]
+    try:
+        model.eval()
+        if tracking is None:
+            yield model
+        else:
+            with jacobian_tracking(model, tracking):
+                yield model
+    finally:
+        for m, was in modes:
+            m.training = was
+        for layer, sq in saved:
+            layer.jacobian_sq = sq
+
+
+def _output_size(model: nn.Module, x: Tensor) -> int:
+    """Number of output entries per example (one forward on the first example)."""
+    with torch.no_grad():
+        return model(x[:1]).reshape(-1).numel()
+
+
+def _exact_sq(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+    """Exact ``||J_f(x)||_F²`` per example, ``[N]``."""
+
+    def f(xi: Tensor) -> Tensor:  # one example [*in] -> [*out]
+        return model(xi.unsqueeze(0)).squeeze(0)
+
+    jac_fn = torch.func.vmap(torch.func.jacrev(f))
+    out = []
+    with torch.no_grad():  # function transforms ignore the outer no_grad: no graph to parameters
+        for chunk in x.split(batch_size):
+            jac = jac_fn(chunk)  # [B, *out, *in]
+            out.append(jac.reshape(chunk.shape[0], -1).pow(2).sum(dim=1))  # [B]
+    return torch.cat(out)
+
+
+def _projection_sq(model: nn.Module, x: Tensor, n_proj: int, batch_size: int, seed: int) -> Tensor:
+    """Unbiased random-projection estimate of ``||J_f(x)||_F²`` per example, ``[N]``."""
+    gen = torch.Generator().manual_seed(int(seed))  # CPU draws: the same on every device
+    out = []
+    with torch.enable_grad():
+        for chunk in x.split(batch_size):
+            b = chunk.shape[0]
+            xc = chunk.detach().requires_grad_(True)  # [B, *in]
+            y = model(xc).reshape(b, -1)  # [B, C]
+            c = y.shape[1]
+            acc = torch.zeros(b, dtype=torch.float64, device=x.device)  # [B]
+            for k in range(n_proj):
+                v = torch.randn(b, c, generator=gen, dtype=torch.float64)  # [B, C]
+                v = (v / v.norm(dim=1, keepdim=True)).to(device=y.device, dtype=y.dtype)
+                (vj,) = torch.autograd.grad(y, xc, grad_outputs=v, retain_graph=k < n_proj - 1)
+                acc += vj.reshape(b, -1).double().pow(2).sum(dim=1)  # ||vᵀ J||²   [B]
+            out.append((acc * (c / n_proj)).to(x.dtype))
+    return torch.cat(out)
+
+
+def jacobian_norms(
+    model: nn.Module,
+    x: Tensor,
+    method: str = "exact",
+    n_proj: int = 8,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> Tensor:
+    """Per-example ``||J_f(x)||_F`` of the output with respect to the input, ``[N]``.
+
+    Args:
+        model: any module mapping ``[N, *in]`` to ``[N, *out]`` with examples independent.
+        x: inputs ``[N, *in]`` (on the model's device).
+        method: "exact" (``torch.func``), "projection" (``n_proj`` random unit projections per
+            example, unbiased for the squared norm) or "auto" (exact for ≤ 32 outputs).
+        batch_size: examples per chunk (memory: exact holds ``batch_size × out × in`` numbers).
+        seed: seed of the projection draws (a CPU generator, drawn chunk after chunk, so the
+            estimate depends on ``batch_size`` too); unused by "exact".
+
+    Runs in eval mode with Jacobian tracking off, then restores the caller's state (module docstring).
+
+    >>> lin = nn.Linear(3, 2)
+    >>> norms = jacobian_norms(lin, torch.randn(5, 3))
+    >>> torch.allclose(norms, lin.weight.norm().expand(5))
+    True
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
+    for name, v in (("n_proj", n_proj), ("batch_size", batch_size)):
+        if not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+    if x.dim() < 1:
+        raise ConfigError(f"expected inputs of shape [N, ...], got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        return x.new_zeros(0)
+    x = x.detach()
+    with _measuring(model, tracking=False):
+        if method == "auto":
+            method = "exact" if _output_size(model, x) <= AUTO_EXACT_MAX_OUTPUTS else "projection"
+        if method == "exact":
+            sq = _exact_sq(model, x, batch_size)
+        else:
+            sq = _projection_sq(model, x, n_proj, batch_size, seed)
+    return sq.clamp_min(0).sqrt()
+
+
+def _as_array(values, name: str, minimum: int = 1) -> np.ndarray:
+    if isinstance(values, Tensor):
+        values = values.detach().double().cpu().numpy()
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size < minimum:
+        raise ConfigError(f"{name} needs at least {minimum} value(s), got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ConfigError(f"{name} needs finite values, got {int((~np.isfinite(arr)).sum())} non-finite")
+    return arr
+
+
+def _tail_ratio(values, name: str) -> float:
+    arr = _as_array(values, name)
+    mean = arr.mean()
+    if mean == 0:
+        return math.nan
+    return float(np.percentile(arr, 99) / mean)
+
+
+def tau_input(norms) -> float:
+    """Gradient tail ratio, input variant: p99 / mean of per-example ``||J_f(x)||_F``.
+
+    p99 by linear interpolation (``numpy.percentile`` default); ``nan`` if the mean is 0.
+
+    >>> round(tau_input([1.0, 2.0, 3.0, 4.0]), 4)       # p99 = 3.97, mean = 2.5
+    1.588
+    """
+    return _tail_ratio(norms, "tau_input")
+
+
+def tau_train(grad_norms_last_epoch) -> float:
+    """Gradient tail ratio, training variant: p99 / mean of the global parameter-gradient norms
+    over the training steps of the last epoch (see :func:`global_grad_norm`).
+
+    >>> tau_train([2.0, 2.0, 2.0])
+    1.0
+    """
+    return _tail_ratio(grad_norms_last_epoch, "tau_train")
+
+
+def peak_gradient_volatility(grad_norms) -> float:
+    """``max_t |G_t − G_{t−1}| / mean_t G_t`` over the run's global gradient norms ``G_t``.
+
+    Needs at least 2 values; ``nan`` if the mean is 0.
+
+    >>> peak_gradient_volatility([1.0, 3.0, 2.0, 6.0])   # max jump 4, mean 3
+    1.3333333333333333
+    """
+    arr = _as_array(grad_norms, "peak_gradient_volatility", minimum=2)
+    mean = arr.mean()
+    if mean == 0:
+        return math.nan
+    return float(np.abs(np.diff(arr)).max() / mean)
+
+
+def global_grad_norm(model: nn.Module) -> float:
+    """L2 norm over all parameter gradients that exist (``p.grad is not None``); 0.0 if none.
+
+    >>> lin = nn.Linear(2, 1)
+    >>> lin.weight.grad, lin.bias.grad = torch.tensor([[3.0, 0.0]]), torch.tensor([4.0])
+    >>> global_grad_norm(lin)
+    5.0
+    """
+    grads = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    device = grads[0].device
+    norms = [torch.linalg.vector_norm(g, dtype=torch.float64).to(device) for g in grads]
+    return float(torch.linalg.vector_norm(torch.stack(norms)))  # one host sync
+
+
+def _spectral_norm(w: Tensor) -> float:
+    return float(torch.linalg.matrix_norm(w.detach().double().reshape(w.shape[0], -1), ord=2))
+
+
+def _max_slope(layer: nn.Module) -> float:
+    return float(torch.as_tensor(layer.activation.max_slope()).max())
+
+
+def _head_bound(model: nn.Module) -> float:
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Linear):
+        return _spectral_norm(head.weight)
+    if head is not None and callable(getattr(head, "lipschitz_bound", None)):
+        return float(head.lipschitz_bound())
+    raise ConfigError(
+        "lipschitz_bound needs model.head to be an nn.Linear or to provide lipschitz_bound(), "
+        f"got {type(head).__name__}"
+    )
+
+
+def lipschitz_bound(model: nn.Module) -> float:
+    """``Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``, an ℓ2 Lipschitz bound of input → logits.
+
+    Over the model's hidden layers (:func:`chainzrule.hidden_layers`) and ``model.head``
+    (an ``nn.Linear``, or any head with its own ``lipschitz_bound()``). Weights are read in
+    eval mode, so a spectral-norm parametrization runs no power iteration here. ``inf`` when an
+    activation's slope is unbounded (raw polynomial).
+
+    >>> from chainzrule.models import MLP
+    >>> net = MLP(4, [8, 8], 3)
+    >>> lipschitz_bound(net) >= float(jacobian_norms(net, torch.randn(10, 4)).max()) / 3 ** 0.5
+    True
+    """
+    layers = hidden_layers(model)
+    with _measuring(model, tracking=None), torch.no_grad():
+        bound = _head_bound(model)
+        for _, layer in layers:
+            bound *= _max_slope(layer) * _spectral_norm(layer.linear.weight)
+    return float(bound)
+
+
+def _p99(values: Tensor) -> float:
+    return float(np.percentile(values.detach().double().cpu().numpy(), 99))
+
+
+def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
+    """Per hidden layer, what it does to sensitivity on the inputs ``x`` (one dict per layer).
+
+    Keys: ``name``; ``jacobian_fro.mean`` and ``jacobian_fro.p99`` of the per-example layer
+    Jacobian norm ``||S||_F = sqrt(jacobian_sq)``; ``spectral_norm`` ``||W||_2`` (effective
+    weight); ``max_slope`` (certified ``max|σ'|``); ``observed_max_slope`` (``max|σ'(z)|`` seen
+    on ``x``, never above ``max_slope``). One forward in eval mode with tracking on; the
+    caller's modes, tracking flags and stored ``jacobian_sq`` are restored.
+
+    >>> from chainzrule.models import ChainzRuleMLP
+    >>> rows = layer_report(ChainzRuleMLP(4, [8, 8], 3), torch.randn(16, 4))
+    >>> [r["name"] for r in rows]
+    ['hidden_layers.0', 'hidden_layers.1']
+    >>> all(r["observed_max_slope"] <= r["max_slope"] + 1e-6 for r in rows)
+    True
+    """
+    layers = hidden_layers(model)
+    inputs: dict[str, Tensor] = {}
+
+    def keep(name):
+        def hook(module, args):
+            inputs[name] = args[0]
+
+        return hook
+
+    handles = [layer.register_forward_pre_hook(keep(name)) for name, layer in layers]
+    rows = []
+    try:
+        with _measuring(model, tracking=True), torch.no_grad():
+            model(x.detach())
+            for name, layer in layers:
+                fro = layer.jacobian_sq.clamp_min(0).sqrt().reshape(-1)  # [N]
+                slope = layer.activation.derivative(layer.linear(inputs[name]))  # [..., out]
+                rows.append(
+                    {
+                        "name": name,
+                        "jacobian_fro.mean": float(fro.double().mean()),
+                        "jacobian_fro.p99": _p99(fro),
+                        "spectral_norm": _spectral_norm(layer.linear.weight),
+                        "max_slope": _max_slope(layer),
+                        "observed_max_slope": float(slope.abs().max()),
+                    }
+                )
+    finally:
+        for h in handles:
+            h.remove()
+    return rows
+
+
+def sensitivity_summary(
+    model: nn.Module,
+    x: Tensor,
+    method: str = "auto",
+    n_proj: int = 8,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> dict[str, float]:
+    """``{"jacobian_fro.mean", "jacobian_fro.p99", "tau_input", "lipschitz_bound"}`` (floats).
+
+    Jacobian norms by :func:`jacobian_norms` (``method``, ``n_proj``, ``batch_size``, ``seed``
+    go there) on ``x``; see the module docstring for the definitions.
+
+    >>> from chainzrule.models import MLP
+    >>> s = sensitivity_summary(MLP(4, [8], 2), torch.randn(32, 4))
+    >>> s["jacobian_fro.p99"] <= s["lipschitz_bound"] * 2 ** 0.5
+    True
+    """
+    norms = jacobian_norms(model, x, method=method, n_proj=n_proj, batch_size=batch_size, seed=seed)
+    return {
+        "jacobian_fro.mean": float(norms.double().mean()),
+        "jacobian_fro.p99": _p99(norms),
+        "tau_input": tau_input(norms),
+        "lipschitz_bound": lipschitz_bound(model),
+    }

@@ -1,0 +1,1 @@
+"""The Fair Fight: specs, runner, statistics and report (GUIDE section 4)."""

@@ -1,0 +1,289 @@
+"""Tests for chainzrule.diagnostics: Jacobian norms, tail ratios, PGV, Lipschitz bound, reports."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.autograd.functional import jacobian
+
+from chainzrule.diagnostics import (
+    global_grad_norm,
+    jacobian_norms,
+    layer_report,
+    lipschitz_bound,
+    peak_gradient_volatility,
+    sensitivity_summary,
+    tau_input,
+    tau_train,
+)
+from chainzrule.models import MLP, ChainzRuleMLP
+from chainzrule.regularizers import SpectralNorm
+
+
+def _x(n=12, d=5, seed=0, scale=1.0):
+    return scale * torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _net(kind, seed=0, out=3, **kw):
+    torch.manual_seed(seed)
+    if kind == "cr":
+        return ChainzRuleMLP(5, [8, 6], out, **kw).double()
+    return MLP(5, [8, 6], out, activation=kind).double()
+
+
+def _per_example_jacobians(model, x):
+    """Independent reference: torch.autograd.functional.jacobian, one example at a time."""
+    model.eval()
+    return torch.stack([jacobian(lambda v: model(v.unsqueeze(0)).squeeze(0), xi) for xi in x])  # [N, C, D]
+
+
+# --- jacobian_norms ------------------------------------------------------------------------
+
+
+def test_exact_norms_linear_model_is_frobenius_of_w():
+    torch.manual_seed(0)
+    lin = nn.Linear(5, 4).double()
+    norms = jacobian_norms(lin, _x())
+    assert norms.shape == (12,)
+    torch.testing.assert_close(norms, lin.weight.detach().norm().expand(12))
+
+
+@pytest.mark.parametrize("kind", ["cr", "relu", "tanh"])
+def test_exact_norms_match_per_example_jacobian(kind):
+    net = _net(kind)
+    x = _x(n=9, scale=2.0)  # reach beyond the polynomial's working interval
+    ref = _per_example_jacobians(net, x).pow(2).sum(dim=(1, 2)).sqrt()
+    for bs in (256, 4):  # chunking does not change the result
+        torch.testing.assert_close(jacobian_norms(net, x, batch_size=bs), ref)
+
+
+def test_exact_norms_multidim_input_and_output():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 6), nn.Unflatten(1, (2, 3)))
+    net = net.double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    ref = torch.stack([jacobian(lambda v: net(v.unsqueeze(0)).squeeze(0), xi).pow(2).sum().sqrt() for xi in x])
+    torch.testing.assert_close(jacobian_norms(net, x), ref)
+
+
+def test_projection_estimator_unbiased():
+    net = _net("cr", out=10)
+    x = _x(n=6)
+    exact_sq = jacobian_norms(net, x).pow(2)
+    draws = torch.stack([jacobian_norms(net, x, method="projection", n_proj=10, seed=s).pow(2) for s in range(100)])
+    mean_sq = draws.mean(dim=0)  # 1000 projections per example
+    rel = (mean_sq - exact_sq).abs() / exact_sq
+    assert float(rel.max()) < 0.08  # per example
+    assert abs(float(mean_sq.mean() / exact_sq.mean()) - 1.0) < 0.03  # pooled
+    # seeded: same seed, same estimate; another seed, another one
+    a = jacobian_norms(net, x, method="projection", seed=1)
+    assert torch.equal(a, jacobian_norms(net, x, method="projection", seed=1))
+    assert not torch.equal(a, jacobian_norms(net, x, method="projection", seed=2))
+
+
+def test_auto_method_switch():
+    small, wide = _net("gelu", out=32), _net("gelu", out=33)
+    x = _x(n=4)
+    assert torch.equal(jacobian_norms(small, x, method="auto"), jacobian_norms(small, x, method="exact"))
+    assert torch.equal(
+        jacobian_norms(wide, x, method="auto", seed=3), jacobian_norms(wide, x, method="projection", seed=3)
+    )
+
+
+def test_jacobian_norms_bad_arguments():
+    net, x = _net("relu"), _x()
+    with pytest.raises(ValueError, match="method"):
+        jacobian_norms(net, x, method="spectral")
+    with pytest.raises(ValueError, match="n_proj"):
+        jacobian_norms(net, x, method="projection", n_proj=0)
+    assert jacobian_norms(net, x[:0]).shape == (0,)
+
+
+def test_jacobian_norms_leaves_parameter_grads_alone():
+    net, x = _net("gelu"), _x()
+    jacobian_norms(net, x)
+    jacobian_norms(net, x, method="projection")
+    assert all(p.grad is None for p in net.parameters())
+
+
+# --- state restoration ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_caller_state_restored(train):
+    net = _net("cr")  # tracking on by default
+    net.train(train)
+    net.hidden_layers[1].activation.train(not train)  # a mixed state survives too
+    net.hidden_layers[1].track_jacobian = False
+    modes = {name: m.training for name, m in net.named_modules()}
+    x = _x()
+    net(x)
+    kept = net.hidden_layers[0].jacobian_sq
+    for fn in (
+        lambda: jacobian_norms(net, x),
+        lambda: jacobian_norms(net, x, method="projection"),
+        lambda: lipschitz_bound(net),
+        lambda: layer_report(net, x),
+        lambda: sensitivity_summary(net, x),
+    ):
+        fn()
+        assert {name: m.training for name, m in net.named_modules()} == modes
+        assert [layer.track_jacobian for layer in net.hidden_layers] == [True, False]
+        assert net.hidden_layers[0].jacobian_sq is kept
+
+
+def test_eval_semantics_with_dropout():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.5), nn.Tanh(), nn.Linear(8, 3)).double().train()
+    x = _x()
+    a, b = jacobian_norms(net, x), jacobian_norms(net, x)
+    assert torch.equal(a, b)  # dropout off while measuring
+    assert net.training and net[1].training
+
+
+# --- tail ratios, PGV, gradient norm -------------------------------------------------------
+
+
+def test_tau_hand_computed():
+    # p99 of [1, 2, 3, 4] with linear interpolation: rank 0.99·3 = 2.97 → 3 + 0.97 = 3.97
+    assert math.isclose(tau_input([1.0, 2.0, 3.0, 4.0]), 3.97 / 2.5)
+    assert math.isclose(tau_train(torch.tensor([1.0, 2.0, 3.0, 4.0])), 3.97 / 2.5)
+    v = np.arange(1, 201, dtype=float)  # p99 rank 0.99·199 = 197.01 → 198.01
+    assert math.isclose(tau_input(v), 198.01 / 100.5)
+    assert tau_input([5.0]) == 1.0
+    assert math.isnan(tau_input([0.0, 0.0]))
+    with pytest.raises(ValueError):
+        tau_input([])
+    with pytest.raises(ValueError):
+        tau_train([1.0, float("nan")])
+
+
+def test_pgv_hand_computed():
+    assert math.isclose(peak_gradient_volatility([1.0, 3.0, 2.0, 6.0]), 4.0 / 3.0)
+    assert math.isclose(peak_gradient_volatility([4.0, 1.0]), 3.0 / 2.5)  # absolute jump
+    assert peak_gradient_volatility(torch.ones(10)) == 0.0
+    with pytest.raises(ValueError, match="at least 2"):
+        peak_gradient_volatility([1.0])
+
+
+def test_global_grad_norm():
+    net = _net("gelu")
+    assert global_grad_norm(net) == 0.0
+    net(_x()).sum().backward()
+    net.hidden_layers[0].linear.bias.grad = None  # missing grads are skipped
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    hand = math.sqrt(sum(float((g ** 2).sum()) for g in grads))
+    assert math.isclose(global_grad_norm(net), hand, rel_tol=1e-12)
+
+
+# --- Lipschitz bound -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["relu", "gelu", "cr"])
+def test_lipschitz_bound_is_upper_bound(kind):
+    net = _net(kind, seed=2)
+    x = _x(n=200, scale=3.0)
+    jac = _per_example_jacobians(net, x[:40])
+    observed = torch.linalg.matrix_norm(jac, ord=2).max()
+    bound = lipschitz_bound(net)
+    assert math.isfinite(bound) and bound >= float(observed)
+    # consistency with the exact Frobenius norms: ||J||_2 ≥ ||J||_F / sqrt(C)
+    assert bound >= float(jacobian_norms(net, x).max()) / math.sqrt(3)
+
+
+def test_lipschitz_bound_hand_product():
+    net = _net("gelu")
+    hand = torch.linalg.matrix_norm(net.head.weight.detach(), ord=2)
+    for layer in net.hidden_layers:
+        hand = hand * torch.linalg.matrix_norm(layer.linear.weight.detach(), ord=2) * layer.activation.max_slope()
+    assert math.isclose(lipschitz_bound(net), float(hand), rel_tol=1e-12)
+
+
+def test_lipschitz_bound_is_attained_by_aligned_rank_one_relu_net():
+    # W_1 = u 1ᵀ, W_head = uᵀ with u > 0, x > 0: every unit active, J = ||u||² 1ᵀ, so
+    # ||J||_F = ||J||_2 = ||u||² √3 = ||W_head||_2 · ||W_1||_2 — the bound is attained
+    torch.manual_seed(0)
+    net = MLP(3, [4], 1, activation="relu").double()
+    u = torch.rand(4, 1, dtype=torch.float64) + 0.1
+    with torch.no_grad():
+        net.hidden_layers[0].linear.weight.copy_(u @ torch.ones(1, 3, dtype=torch.float64))
+        net.hidden_layers[0].linear.bias.zero_()
+        net.head.weight.copy_(u.T)
+    x = torch.rand(5, 3, dtype=torch.float64) + 0.1
+    torch.testing.assert_close(jacobian_norms(net, x), torch.full((5,), lipschitz_bound(net), dtype=torch.float64))
+
+
+def test_lipschitz_bound_raw_polynomial_is_inf_and_sn_reads_normalized_weights():
+    assert lipschitz_bound(_net("cr", range_control="none")) == math.inf
+    net = SpectralNorm().prepare(_net("relu"))
+    net.train()
+    with torch.no_grad():
+        for _ in range(50):
+            net(_x())
+    u_before = net.head.parametrizations.weight[0]._u.clone()
+    assert abs(lipschitz_bound(net) - 1.0) < 1e-3  # ReLU slopes 1, every ||W||_2 = 1
+    assert torch.equal(net.head.parametrizations.weight[0]._u, u_before)  # no power iteration
+    assert net.training
+
+
+def test_lipschitz_bound_needs_a_head():
+    with pytest.raises(ValueError, match="head"):
+        lipschitz_bound(nn.Sequential(nn.Linear(2, 2)))
+
+
+# --- layer report and summary --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["cr", "silu"])
+def test_layer_report(kind):
+    net = _net(kind)
+    x = _x(n=50, scale=2.0)
+    rows = layer_report(net, x)
+    assert [r["name"] for r in rows] == ["hidden_layers.0", "hidden_layers.1"]
+    h = x
+    with torch.no_grad():
+        for row, layer in zip(rows, net.hidden_layers):
+            fro = layer.jacobian(h).pow(2).sum(dim=(-2, -1)).sqrt()  # [N]
+            assert math.isclose(row["jacobian_fro.mean"], float(fro.mean()), rel_tol=1e-10)
+            assert math.isclose(row["jacobian_fro.p99"], float(np.percentile(fro.numpy(), 99)), rel_tol=1e-10)
+            slope = layer.activation.derivative(layer.linear(h)).abs().max()
+            assert math.isclose(row["observed_max_slope"], float(slope), rel_tol=1e-12)
+            assert row["observed_max_slope"] <= row["max_slope"] + 1e-9
+            assert math.isclose(
+                row["spectral_norm"], float(torch.linalg.matrix_norm(layer.linear.weight, ord=2)), rel_tol=1e-12
+            )
+            assert all(isinstance(v, float) for k, v in row.items() if k != "name")
+            h = layer(h)
+    assert not any(hasattr(layer, "_forward_pre_hooks") and layer._forward_pre_hooks for layer in net.hidden_layers)
+
+
+def test_sensitivity_summary():
+    net = _net("cr")
+    x = _x(n=100)
+    s = sensitivity_summary(net, x)
+    assert set(s) == {"jacobian_fro.mean", "jacobian_fro.p99", "tau_input", "lipschitz_bound"}
+    assert all(isinstance(v, float) for v in s.values())
+    norms = jacobian_norms(net, x)
+    assert math.isclose(s["jacobian_fro.mean"], float(norms.mean()), rel_tol=1e-12)
+    assert math.isclose(s["tau_input"], tau_input(norms), rel_tol=1e-12)
+    assert math.isclose(s["tau_input"], s["jacobian_fro.p99"] / s["jacobian_fro.mean"], rel_tol=1e-12)
+    assert s["lipschitz_bound"] == lipschitz_bound(net)
+
+
+def test_works_under_no_grad_and_float32():
+    torch.manual_seed(0)
+    net = ChainzRuleMLP(5, [8], 3)  # float32
+    x = torch.randn(20, 5)
+    with torch.no_grad():
+        exact = jacobian_norms(net, x)
+        proj = jacobian_norms(net, x, method="projection", n_proj=4)
+        s = sensitivity_summary(net, x)
+    assert exact.dtype == proj.dtype == torch.float32
+    assert torch.isfinite(exact).all() and torch.isfinite(proj).all()
+    ref = jacobian_norms(net.double(), x.double())
+    torch.testing.assert_close(exact.double(), ref, rtol=1e-5, atol=1e-6)
+    assert math.isfinite(s["tau_input"])
