@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# Tests use tiny tensors: one intra-op thread is faster than two and immune to a busy machine.
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

@@ -287,3 +287,24 @@ def test_works_under_no_grad_and_float32():
     ref = jacobian_norms(net.double(), x.double())
     torch.testing.assert_close(exact.double(), ref, rtol=1e-5, atol=1e-6)
     assert math.isfinite(s["tau_input"])
+
+
+@pytest.mark.parametrize("kind", ["clm", "coral", "corn"])
+def test_lipschitz_bound_with_ordinal_heads(kind):
+    from chainzrule.ordinal import make_ordinal_head
+
+    torch.manual_seed(0)
+    net = MLP(5, [8], 5, activation="relu", head=make_ordinal_head(kind, 8, 5)).double()
+    x = _x(n=30, scale=2.0)
+    observed = float(torch.linalg.matrix_norm(_per_example_jacobians(net, x), ord=2).max())
+    bound = lipschitz_bound(net)
+    assert bound >= observed
+    if kind != "corn":  # the head's own Jacobian is ±1 wᵀ: its factor is exact
+        w = net.head.weight.detach()
+        h = torch.zeros(1, 8, dtype=torch.float64, requires_grad=True)
+        head_jac = jacobian(lambda v: net.head(v), h).reshape(4, 8)
+        hand = torch.linalg.matrix_norm(head_jac, ord=2) * torch.linalg.matrix_norm(
+            net.hidden_layers[0].linear.weight.detach(), ord=2
+        )
+        assert math.isclose(bound, float(hand), rel_tol=1e-10)
+        assert w.shape == (1, 8)

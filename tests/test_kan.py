@@ -132,7 +132,8 @@ def test_parameter_count_closed_form(in_f, hidden, out_f, g, k):
 
 
 @pytest.mark.parametrize(
-    "target,in_f,out_f", [(50_000, 784, 10), (269_322, 784, 10), (1_000_000, 784, 10), (3_000, 8, 1), (40_000, 384, 5)]
+    "target,in_f,out_f",
+    [(50_000, 784, 10), (269_322, 784, 10), (1_000_000, 784, 10), (3_000, 8, 1), (40_000, 384, 5)],
 )
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_width_for_params_within_5_percent(target, in_f, out_f, depth):

@@ -211,7 +211,7 @@ def test_spectral_norm_unit_spectral_norm(kind):
             net(x)
     net.eval()
     for lin in linears:
-        sigma = torch.linalg.matrix_norm(lin.weight, ord=2)
+        sigma = torch.linalg.matrix_norm(lin.weight.detach(), ord=2)
         assert abs(float(sigma) - 1.0) < 1e-3
 
 
@@ -260,3 +260,31 @@ def test_one_loop_treats_all_alike(name):
         loss.backward()
         opt.step()
     assert task_loss() < before
+
+
+def test_weight_decay_covers_ordinal_heads_and_kan():
+    from chainzrule.kan import KAN
+    from chainzrule.ordinal import make_ordinal_head
+
+    reg = WeightDecay()
+    for kind in ("clm", "coral", "corn"):
+        torch.manual_seed(0)
+        net = MLP(5, [7], 5, head=make_ordinal_head(kind, 7, 5)).double()
+        hand = float(net.hidden_layers[0].linear.weight.detach().pow(2).sum() + net.head.weight.detach().pow(2).sum())
+        assert math.isclose(float(reg.penalty(net, None, torch.zeros(1), None).detach()), hand, rel_tol=1e-12)
+    kan = KAN(4, [5], 3).double()
+    hand = sum(float(p.detach().pow(2).sum()) for n, p in kan.named_parameters() if "weight" in n)
+    assert hand > 0
+    assert math.isclose(float(reg.penalty(kan, None, torch.zeros(1), None).detach()), hand, rel_tol=1e-12)
+
+
+def test_spectral_norm_ordinal_head_and_refuses_models_without_linear_maps():
+    from chainzrule.kan import KAN
+    from chainzrule.ordinal import make_ordinal_head
+
+    torch.manual_seed(0)
+    net = SpectralNorm().prepare(MLP(5, [7], 5, head=make_ordinal_head("clm", 7, 5)).double())
+    net.eval()
+    assert math.isclose(float(net.head.weight.detach().norm()), 1.0, rel_tol=1e-6)  # [1, in]: unit norm
+    with pytest.raises(ValueError, match="spectral norm"):
+        SpectralNorm().prepare(KAN(4, [5], 3))

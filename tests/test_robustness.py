@@ -216,7 +216,8 @@ def test_eps_zero_gives_clean_accuracy(linear_problem, method):
     model, x, y = linear_problem
     loss, predict = loss_and_predict(model)
     clean = (predict(x) == y).float().mean().item()
-    assert adversarial_accuracy(loss, predict, x, y, 0.0, method=method, batch_size=100) == pytest.approx(clean)
+    acc = adversarial_accuracy(loss, predict, x, y, 0.0, method=method, batch_size=100)
+    assert acc == pytest.approx(clean)
 
 
 def test_pgd_at_least_as_strong_as_fgsm(linear_problem):

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 from .errors import ConfigError
 from .layers import hidden_layers, jacobian_tracking
+from .ordinal import CoralHead, CumulativeLinkHead
 
 METHODS = ("exact", "projection", "auto")
 AUTO_EXACT_MAX_OUTPUTS = 32
@@ -249,22 +250,28 @@ def _max_slope(layer: nn.Module) -> float:
 
 
 def _head_bound(model: nn.Module) -> float:
+    """``||J_head||_2``: the head is affine, so its Jacobian is constant."""
     head = getattr(model, "head", None)
-    if isinstance(head, nn.Linear):
-        return _spectral_norm(head.weight)
     if head is not None and callable(getattr(head, "lipschitz_bound", None)):
         return float(head.lipschitz_bound())
+    if isinstance(head, nn.Linear):  # nn.Linear and the CORN head
+        return _spectral_norm(head.weight)
+    if isinstance(head, (CumulativeLinkHead, CoralHead)):
+        # logits_k = ±(w·h) + c_k for k < K-1: J = ±1 wᵀ, whose spectral norm is √(K-1)·||w||
+        return math.sqrt(head.num_classes - 1) * _spectral_norm(head.weight)
     raise ConfigError(
-        "lipschitz_bound needs model.head to be an nn.Linear or to provide lipschitz_bound(), "
-        f"got {type(head).__name__}"
+        "lipschitz_bound needs model.head to be an nn.Linear, an ordinal head or to provide "
+        f"lipschitz_bound(), got {type(head).__name__}"
     )
 
 
 def lipschitz_bound(model: nn.Module) -> float:
     """``Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``, an ℓ2 Lipschitz bound of input → logits.
 
-    Over the model's hidden layers (:func:`chainzrule.hidden_layers`) and ``model.head``
-    (an ``nn.Linear``, or any head with its own ``lipschitz_bound()``). Weights are read in
+    Over the model's hidden layers (:func:`chainzrule.hidden_layers`) and ``model.head``: an
+    ``nn.Linear`` (CORN included) counts ``||W||_2``; a CLM or CORAL ordinal head, whose K−1
+    logits share one score ``w·h``, counts ``√(K−1)·||w||``; any other head must provide its own
+    ``lipschitz_bound()``. Weights are read in
     eval mode, so a spectral-norm parametrization runs no power iteration here. ``inf`` when an
     activation's slope is unbounded (raw polynomial).
 

@@ -148,18 +148,35 @@ class DREG(Regularizer):
         return dreg_penalty(model)
 
 
-def _weight_modules(model: nn.Module) -> list[nn.Module]:
-    """Modules whose ``weight`` is a weight matrix: every ``nn.Linear`` and convolution."""
-    kinds = (nn.Linear, nn.modules.conv._ConvNd)
-    return [m for m in model.modules() if isinstance(m, kinds)]
+def _is_weight(name: str, tensor: Tensor) -> bool:
+    return "weight" in name and tensor.dim() >= 2
+
+
+def _weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """``(module, name)`` of every weight matrix: a parameter whose name contains "weight" and
+    that has at least 2 dimensions, parametrized or not (nn.Linear / conv weights, the ordinal
+    heads' score weights, KAN's base and spline weights). Never biases, polynomial
+    ``coefficients``, cutpoints or 1-d normalization scales."""
+    out = []
+    for m in model.modules():
+        for name, p in m._parameters.items():
+            if p is not None and _is_weight(name, p):
+                out.append((m, name))
+        if parametrize.is_parametrized(m):
+            for name, plist in m.parametrizations.items():
+                if _is_weight(name, plist.original):
+                    out.append((m, name))
+    return out
 
 
 class WeightDecay(Regularizer):
     """Explicit L2 penalty ``Σ ||W||_F²`` over weight matrices (module docstring for the choice).
 
-    Weight matrices are the ``weight`` of every ``nn.Linear`` (and convolution) in the model: the
-    hidden layers' linear maps and the head. Biases and polynomial coefficients are excluded.
-    The penalty reads ``module.weight``, i.e. the effective weight under a parametrization.
+    Weight matrices are the parameters whose name contains "weight" and that have at least two
+    dimensions: the hidden layers' linear maps and the head (``nn.Linear`` or an ordinal head's
+    score weight), KAN's base and spline weights. Biases, polynomial coefficients, ordinal
+    cutpoints and 1-d scales are excluded. The penalty reads the module attribute, i.e. the
+    effective weight under a parametrization.
 
     Args:
         via_optimizer: leave decay to the optimizer instead: ``penalty`` is 0,
@@ -184,19 +201,19 @@ class WeightDecay(Regularizer):
         Under a parametrization (e.g. spectral norm) this is the unconstrained ``original``.
         """
         params = []
-        for m in _weight_modules(model):
-            if parametrize.is_parametrized(m, "weight"):
-                params.append(m.parametrizations.weight.original)
+        for m, name in _weights(model):
+            if parametrize.is_parametrized(m, name):
+                params.append(m.parametrizations[name].original)
             else:
-                params.append(m.weight)
+                params.append(m._parameters[name])
         return params
 
     def penalty(self, model, x, logits, loss_fn):
         if self.via_optimizer:
             return _zero(logits)
         total = _zero(logits)
-        for m in _weight_modules(model):
-            w = m.weight  # [out, in, ...]
+        for m, name in _weights(model):
+            w = getattr(m, name)  # [out, in, ...]
             total = total + (w * w).sum()
         return total
 
@@ -291,13 +308,21 @@ class JacobianProjections(Regularizer):
         return f"JacobianProjections(n_proj={self.n_proj}, seed={self.seed})"
 
 
+def _has_weight_matrix(m: nn.Module) -> bool:
+    if parametrize.is_parametrized(m, "weight"):
+        return True
+    w = m._parameters.get("weight")
+    return w is not None and w.dim() >= 2
+
+
 class SpectralNorm(Regularizer):
     """Spectral normalization of every hidden layer's linear map and of the head.
 
-    ``prepare`` registers ``torch.nn.utils.parametrizations.spectral_norm`` on each
-    ``nn.Linear`` of the model (the hidden layers' ``linear`` and the head, whatever nesting),
-    in place; a module already spectrally normalized is left alone, so ``prepare`` is
-    idempotent. In training mode every forward runs ``n_power_iterations`` of the power method;
+    ``prepare`` registers ``torch.nn.utils.parametrizations.spectral_norm`` on the ``weight`` of
+    the hidden layers' ``linear``, of the head (an ``nn.Linear``, or an ordinal head's score
+    weight ``[1, in]``, normalized to unit norm) and of any other ``nn.Linear`` in the model,
+    in place; a weight already parametrized is left alone, so ``prepare`` is idempotent. A
+    model with none of these (e.g. a bare KAN) is refused with ``ValueError``. In training mode every forward runs ``n_power_iterations`` of the power method;
     in eval mode the stored estimate is used. The constraint *is* the regularization: there is
     no strength, ``penalty`` is 0 and the caller's λ has no effect (a Fair Fight tunes only the
     learning rate for it). Load a checkpoint only after ``prepare`` (the state dict holds
@@ -320,9 +345,14 @@ class SpectralNorm(Regularizer):
         targets = [layer.linear for _, layer in hidden_layers(model)]
         head = getattr(model, "head", None)
         if isinstance(head, nn.Module):
-            targets += [m for m in head.modules() if isinstance(m, nn.Linear)]
-        seen = {id(m) for m in targets}
-        targets += [m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in seen]
+            targets += [m for m in head.modules() if _has_weight_matrix(m)]
+        targets += [m for m in model.modules() if isinstance(m, nn.Linear)]
+        targets = list({id(m): m for m in targets}.values())  # unique, in order
+        if not targets:
+            raise ConfigError(
+                f"spectral norm needs linear maps: expected chainzrule hidden layers, a head or "
+                f"nn.Linear modules, found none in {type(model).__name__}"
+            )
         for m in targets:
             if not parametrize.is_parametrized(m, "weight"):
                 spectral_norm(m, n_power_iterations=self.n_power_iterations, eps=self.eps)

@@ -8,13 +8,15 @@ Every file the data layer writes goes through a temporary file in the same folde
 final name.
 
 >>> import os, tempfile
+>>> old = os.environ.get("CHAINZRULE_CACHE")
 >>> os.environ["CHAINZRULE_CACHE"] = tempfile.mkdtemp()
 >>> cache_dir() == Path(os.environ["CHAINZRULE_CACHE"])
 True
 >>> p = atomic_write_bytes(cache_dir() / "demo" / "x.bin", b"abc")
 >>> p.read_bytes()
 b'abc'
->>> del os.environ["CHAINZRULE_CACHE"]
+>>> if old is None: del os.environ["CHAINZRULE_CACHE"]
+... else: os.environ["CHAINZRULE_CACHE"] = old
 """
 
 from __future__ import annotations

@@ -1,0 +1,318 @@
+"""The ``chainzrule`` command.
+
+    chainzrule data fetch mnist|pima      download a dataset into the cache and verify it
+    chainzrule data list                  what is known and what is cached
+    chainzrule train  --dataset mnist --model chainzrule --out DIR
+    chainzrule evaluate CHECKPOINT        re-measure a saved model
+    chainzrule inspect CHECKPOINT         per-layer Jacobians, slope bounds, activation plot
+    chainzrule fight  fights/mnist.toml --out DIR [--quick] [--jobs N]
+    chainzrule report DIR                 statistics, claims table and plots of a fight
+
+Bad input (a file, a flag, a config) prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from . import __version__
+from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, RANGE_CONTROLS, REGS,
+                     TrainConfig)
+from .errors import ChainzRuleError, ConfigError
+
+EXIT_USAGE = 2
+
+# (option, TrainConfig field, click type, help)
+TRAIN_OPTIONS = [
+    ("--dataset", "dataset", str, "mnist, pima, sst5, yelp-full, csv:PATH or synthetic. [default: mnist]"),
+    ("--data-dir", "data_dir", str, "Folder with the dataset's files (MNIST IDX files, SST-5 txt, Yelp csv)."),
+    ("--target", "target", str, "Label column for --dataset csv:PATH."),
+    ("--featurizer", "featurizer", str, "Text features: auto, encoder (all-MiniLM-L6-v2), hashed, hashed:DIMS. [default: auto]"),
+    ("--limit", "limit", int, "Use only the first N examples of each split (quick runs)."),
+    ("--val-fraction", "val_fraction", float, "Validation share carved from train (seeded). [default: 0.1]"),
+    ("--model", "model", click.Choice(MODELS), "Network (chainzrule, mlp, kan) or classical baseline. [default: chainzrule]"),
+    ("--activation", "activation", click.Choice(ACTIVATIONS), "Activation of --model mlp. [default: relu]"),
+    ("--hidden", "hidden", str, "Hidden widths, comma separated. [default: 256,256]"),
+    ("--degree", "degree", int, "Polynomial degree of the ChainzRule activation. [default: 3]"),
+    ("--poly-init", "poly_init", click.Choice(["gelu", "silu", "tanh", "identity"]), "Activation the polynomials start as. [default: gelu]"),
+    ("--bound", "bound", float, "Working interval [-R, R] of the polynomials. [default: 3]"),
+    ("--range-control", "range_control", click.Choice(RANGE_CONTROLS), "Polynomial outside [-R, R]: linear continuation, tanh squash, none. [default: linear]"),
+    ("--head", "head", click.Choice(HEADS), "Output head; ordinal tasks: clm (ordered logit), coral, corn. [default: auto]"),
+    ("--dreg", "dreg", float, "DREG strength λ. [default: 3e-3 for chainzrule, 0 otherwise]"),
+    ("--dreg-schedule", "dreg_schedule", click.Choice(DREG_SCHEDULES), "λ schedule over training steps. [default: constant]"),
+    ("--dreg-final", "dreg_final", float, "Final λ of the linear/cosine schedules. [default: 0]"),
+    ("--dreg-warmup", "dreg_warmup", float, "Share of training spent warming λ up from 0. [default: 0]"),
+    ("--reg", "reg", click.Choice(REGS), "Competing regularizer: weight decay, input-gradient penalty, Jacobian projections, spectral norm. [default: none]"),
+    ("--reg-strength", "reg_strength", float, "Strength of --reg (1/C for logreg/svm). [default: 0]"),
+    ("--jr-projections", "jr_projections", int, "Random projections of --reg jr. [default: 1]"),
+    ("--optimizer", "optimizer", click.Choice(OPTIMIZERS), "[default: adam]"),
+    ("--lr", "lr", float, "Peak learning rate. [default: 3e-3]"),
+    ("--lr-schedule", "lr_schedule", click.Choice(LR_SCHEDULES), "[default: onecycle]"),
+    ("--epochs", "epochs", int, "[default: 10]"),
+    ("--batch-size", "batch_size", int, "[default: 128]"),
+    ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
+    ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
+    ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD with --robustness, comma separated. [default: 0.05,0.1]"),
+]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"chainzrule: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _read_toml(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
+
+
+def _train_config(ctx: click.Context, config_file: str | None, params: dict) -> TrainConfig:
+    """Config file values, overridden by the flags given explicitly on the command line."""
+    values = {k.replace("-", "_"): v for k, v in (_read_toml(config_file) if config_file else {}).items()}
+    for _, field, _, _ in TRAIN_OPTIONS:
+        if ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:
+            values[field] = params[field]
+    return TrainConfig.from_dict(values)
+
+
+def _train_options(f):
+    for opt, field, typ, help_ in reversed(TRAIN_OPTIONS):
+        f = click.option(opt, field, type=typ, default=None, help=help_)(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="chainzrule")
+def cli() -> None:
+    """ChainzRule: polynomial-activation networks with DREG, and the Fair Fight that tests them.
+
+    Every command explains itself with --help. Results are JSON/CSV that pandas reads.
+    """
+
+
+# ------------------------------------------------------------------------------------------ data
+@cli.group()
+def data() -> None:
+    """Fetch and list datasets (cache: $CHAINZRULE_CACHE or ~/.cache/chainzrule)."""
+
+
+@data.command("fetch")
+@click.argument("name", type=click.Choice(["mnist", "pima"]))
+@click.option("--force", is_flag=True, help="Download again even if cached.")
+def data_fetch(name: str, force: bool) -> None:
+    """Download NAME into the cache and verify it (MNIST by sha256, Pima by counts)."""
+    from .data import fetch_dataset
+
+    path = fetch_dataset(name, force=force)
+    click.echo(f"{name}: {path}")
+
+
+@data.command("list")
+def data_list() -> None:
+    """Known datasets, whether they are cached, and where."""
+    from .data import list_datasets
+
+    for d in list_datasets():
+        state = "cached" if d.get("cached") else "not cached"
+        click.echo(f"{d['name']:<11} {state:<11} {d.get('path') or '-'}  {d.get('description', '')}")
+
+
+# ------------------------------------------------------------------------------------------ train
+@cli.command()
+@click.option("--config", "config_file", type=str, default=None, help="TOML file with any of the options below (flags override it).")
+@_train_options
+@click.option("--robustness/--no-robustness", default=None, help="Also measure corruption (images) and FGSM/PGD accuracy.")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json and the checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train(ctx: click.Context, config_file, robustness, out, quiet, **params) -> None:
+    """Train one model and write OUT/result.json and the checkpoint (model.safetensors + model.json).
+
+    \b
+    Examples:
+      chainzrule train --dataset mnist --model chainzrule --out runs/cr
+      chainzrule train --dataset mnist --model mlp --activation relu --out runs/relu
+      chainzrule train --dataset csv:data.csv --target label --model chainzrule --hidden 64 --out runs/csv
+    """
+    from .checkpoint import save_checkpoint, write_json
+    from .train import load_splits, train as run_train
+
+    cfg = _train_config(ctx, config_file, params)
+    if robustness is not None:
+        cfg = cfg.replace(robustness=robustness)
+    splits = load_splits(cfg)  # all input is checked before anything is written to --out
+    run = run_train(cfg, splits, progress=not quiet)
+    result = {"config": cfg.to_dict(), "config_hash": cfg.hash(), **run.result,
+              "dataset": {"name": cfg.dataset, "train": len(splits.X_train), "val": len(splits.X_val),
+                          "test": len(splits.X_test), "in_features": splits.in_features,
+                          "num_classes": splits.num_classes, "task": splits.task}}
+    out_dir = Path(out)
+    if run.model is not None:
+        save_checkpoint(out_dir, run.model, cfg, in_features=splits.in_features, num_classes=splits.num_classes,
+                        task=splits.task)
+    write_json(out_dir / "grad_norms.json", run.grad_norms)
+    write_json(out_dir / "result.json", result)
+    _print_summary(result)
+    click.echo(f"wrote {out_dir / 'result.json'}")
+
+
+def _print_summary(r: dict) -> None:
+    t = r.get("test", {})
+    parts = [f"test accuracy {t.get('accuracy', float('nan')):.4f}"]
+    for k in ("mae", "off_by_one", "qwk"):
+        if k in t:
+            parts.append(f"{k} {t[k]:.4f}")
+    parts.append(f"params {r.get('params')}")
+    jf = r.get("jacobian_fro", {})
+    if jf.get("mean") is not None:
+        parts.append(f"||J||_F mean {jf['mean']:.3f} p99 {jf['p99']:.3f}")
+    for k in ("tau_input", "tau_train", "pgv", "lipschitz_bound"):
+        if r.get(k) is not None:
+            parts.append(f"{k} {r[k]:.3g}")
+    parts.append(f"{r.get('train_seconds', 0):.1f}s")
+    click.echo(" | ".join(parts))
+
+
+# ------------------------------------------------------------------------------------------ evaluate / inspect
+def _checkpoint_data(cfg: TrainConfig, dataset, data_dir, target):
+    changes = {k: v for k, v in (("dataset", dataset), ("data_dir", data_dir), ("target", target)) if v is not None}
+    return cfg.replace(**changes) if changes else cfg
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--dataset", default=None, help="Evaluate on another dataset (same feature count). [default: the training one]")
+@click.option("--data-dir", default=None, help="Folder with the dataset's files.")
+@click.option("--target", default=None, help="Label column for csv:PATH.")
+@click.option("--robustness/--no-robustness", default=False, help="Also measure corruption and FGSM/PGD accuracy.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the metrics to this JSON file.")
+def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
+    """Re-measure a saved model on its test split: metrics, Jacobian norms, tau_input, Lipschitz bound."""
+    from .checkpoint import load_checkpoint, write_json
+    from .train import evaluate as run_evaluate, load_splits
+
+    model, cfg, meta = load_checkpoint(checkpoint)
+    cfg = _checkpoint_data(cfg, dataset, data_dir, target).replace(robustness=robustness)
+    splits = load_splits(cfg)
+    if splits.in_features != meta["in_features"]:
+        raise ConfigError(f"dataset {cfg.dataset} has {splits.in_features} features, the model expects {meta['in_features']}")
+    if splits.num_classes != meta["num_classes"]:
+        raise ConfigError(f"dataset {cfg.dataset} has {splits.num_classes} classes, the model predicts {meta['num_classes']}")
+    result = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, **run_evaluate(model, cfg, splits)}
+    if out:
+        write_json(out, result)
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--dataset", default=None, help="Data for the per-layer Jacobian norms. [default: the training set's test split]")
+@click.option("--data-dir", default=None)
+@click.option("--target", default=None)
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="PNG of the learned activation shapes. [default: CHECKPOINT/activations.png]")
+def inspect(checkpoint, dataset, data_dir, target, plot_path) -> None:
+    """Per-layer Jacobian norms and slope bounds, the Lipschitz bound, and a plot of the activations."""
+    from .checkpoint import load_checkpoint
+    from .diagnostics import layer_report, lipschitz_bound
+    from .plots import plot_activations
+    from .train import load_splits
+
+    model, cfg, meta = load_checkpoint(checkpoint)
+    cfg = _checkpoint_data(cfg, dataset, data_dir, target)
+    splits = load_splits(cfg)
+    x = splits.X_test[: cfg.diag_examples]
+    click.echo(f"model: {cfg.model}  hidden: {list(cfg.hidden)}  params: {sum(p.numel() for p in model.parameters())}")
+    rows = layer_report(model, x)
+    if rows:
+        keys = list(rows[0])
+        click.echo("  ".join(f"{k:>16}" for k in keys))
+        for row in rows:
+            click.echo("  ".join(f"{v:>16.4g}" if isinstance(v, float) else f"{str(v):>16}" for v in row.values()))
+        click.echo(f"Lipschitz upper bound (input → logits, L2): {lipschitz_bound(model):.4g}")
+    else:
+        click.echo("no derivative-aware hidden layers (KAN or classical model): nothing per layer to report")
+    folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    target_png = Path(plot_path) if plot_path else folder / "activations.png"
+    if plot_activations(model, target_png):
+        click.echo(f"wrote {target_png}")
+
+
+# ------------------------------------------------------------------------------------------ fight / report
+@cli.command()
+@click.argument("spec", type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Fight folder (runs/, results.csv, report.md).")
+@click.option("--quick", is_flag=True, help="The spec's [quick] profile: small enough for CI.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs in parallel (processes).")
+@click.option("--dataset", default=None, help="Run the spec on another dataset (e.g. csv:PATH with --target).")
+@click.option("--data-dir", default=None, help="Folder with the dataset's files.")
+@click.option("--target", default=None, help="Label column for csv:PATH.")
+@click.option("--seeds", default=None, type=click.IntRange(1, 100), help="Number of final seeds (overrides the spec).")
+@click.option("--no-report", is_flag=True, help="Skip writing report.md at the end.")
+def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, no_report) -> None:
+    """Run a Fair Fight: tune every contender with the same budget, then final runs over seeds.
+
+    Every run is keyed by the hash of its full config and written atomically to OUT/runs/, so a
+    killed fight resumes where it stopped. Ends with OUT/results.csv and OUT/report.md.
+
+    \b
+    Example:
+      chainzrule fight fights/mnist.toml --out results/mnist-quick --quick
+    """
+    from .fight.runner import run_fight
+    from .fight.spec import load_spec
+
+    s = load_spec(spec, quick=quick, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)
+    run_fight(s, Path(out), jobs=jobs)
+    if not no_report:
+        from .fight.report import write_report
+
+        path = write_report(Path(out))
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+def report(folder) -> None:
+    """Write FOLDER/report.md (tables, statistics, claims) and its PNG plots from a fight's results."""
+    from .fight.report import write_report
+
+    click.echo(f"wrote {write_report(Path(folder))}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line on stderr and exit status 2 for any bad input."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        rv = cli.main(args=argv, prog_name="chainzrule", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("chainzrule: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        _fail(e.format_message().replace("\n", " "))
+    except ChainzRuleError as e:
+        _fail(str(e).replace("\n", " "))
+    except KeyboardInterrupt:
+        click.echo("chainzrule: interrupted (finished runs are kept; run the same command to resume)", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
