@@ -355,3 +355,4 @@ def test_real_fetch_and_load(tmp_path):
     assert np.bincount(ds.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
                                                1009]
     assert ds.X_train.dtype == np.float32 and float(ds.X_train.max()) == 1.0
+    shutil.rmtree(folder)  # 55 MB; pytest keeps old tmp dirs around

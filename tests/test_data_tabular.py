@@ -299,3 +299,12 @@ def test_real_pima(tmp_path):
     ds2 = load_dataset("pima", data_dir=user)
     np.testing.assert_array_equal(ds.X_train, ds2.X_train)
     np.testing.assert_array_equal(ds.y_test, ds2.y_test)
+
+
+def test_quoted_field_with_newline_and_line_numbers(tmp_path):
+    text = 'x,note,y\n1,"two\nlines",a\n2,"\u2028odd sep",b\n' + "".join(
+        f"{i},n,{'ab'[i % 2]}\n" for i in range(3, 12))
+    ds = load_csv(_csv(tmp_path, text), "y")
+    assert len(ds.y_train) + len(ds.y_test) == 11
+    with pytest.raises(DataError, match=r"t\.csv:5: expected 3 fields"):
+        load_csv(_csv(tmp_path, 'x,note,y\n1,"two\nlines",a\n2,ok,b\n3,bad\n'), "y")

@@ -94,7 +94,7 @@ def test_sst5_missing_file_listed(sst5_dir):
 def test_sst5_bad_line_names_file_and_line(sst5_dir, line):
     p = sst5_dir / "test.txt"
     p.write_text("1 fine .\n\n" + line + "\n")
-    with pytest.raises(DataError, match=rf"test\.txt:3: expected '<label 0-4> <sentence>'"):
+    with pytest.raises(DataError, match=r"test\.txt:3: expected '<label 0-4> <sentence>'"):
         load_dataset("sst5", data_dir=sst5_dir, featurizer="hashed")
 
 

@@ -226,6 +226,10 @@ def test_lipschitz_bound_raw_polynomial_is_inf_and_sn_reads_normalized_weights()
             net(_x())
     u_before = net.head.parametrizations.weight[0]._u.clone()
     assert abs(lipschitz_bound(net) - 1.0) < 1e-3  # ReLU slopes 1, every ||W||_2 = 1
+    norms = jacobian_norms(net, _x())  # torch.func through the parametrization, in eval mode
+    assert float(norms.max()) <= math.sqrt(3) * (1.0 + 1e-3)
+    jacobian_norms(net, _x(), method="projection")
+    layer_report(net, _x())
     assert torch.equal(net.head.parametrizations.weight[0]._u, u_before)  # no power iteration
     assert net.training
 

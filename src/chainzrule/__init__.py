@@ -11,11 +11,14 @@ The public API, re-exported here:
 """
 
 from .activations import GELU, ReLU, SiLU, Tanh, make_activation
+from .diagnostics import (global_grad_norm, jacobian_norms, layer_report, lipschitz_bound, peak_gradient_volatility,
+                          sensitivity_summary, tau_input, tau_train)
 from .dreg import LambdaSchedule, dreg_penalty, dreg_terms, lambda_schedule
 from .errors import ChainzRuleError, ConfigError, DataError
 from .layers import HiddenLayer, hidden_layers, jacobian_tracking, set_jacobian_tracking
 from .models import ChainzRuleMLP, MLP, count_parameters, match_width, num_parameters
 from .poly import PolynomialActivation
+from .regularizers import Regularizer, make_regularizer
 
 __version__ = "0.1.0"
 
@@ -24,4 +27,6 @@ __all__ = [
     "LambdaSchedule", "MLP", "PolynomialActivation", "ReLU", "SiLU", "Tanh", "count_parameters",
     "dreg_penalty", "dreg_terms", "hidden_layers", "jacobian_tracking", "lambda_schedule",
     "make_activation", "match_width", "num_parameters", "set_jacobian_tracking",
+    "Regularizer", "make_regularizer", "global_grad_norm", "jacobian_norms", "layer_report", "lipschitz_bound",
+    "peak_gradient_volatility", "sensitivity_summary", "tau_input", "tau_train",
 ]

@@ -50,6 +50,15 @@ class DerivativeActivation(nn.Module):
         """σ'(z), same shape as ``z``."""
         return self.value_and_derivative(z)[1]
 
+    def value_and_jacobian_sq(self, z: Tensor, row_norms_sq: Tensor) -> tuple[Tensor, Tensor]:
+        """``(σ(z), Σ_i σ'(z_i)² r_i)``: ``[..., F]``, ``[F]`` → ``[..., F]``, ``[...]``.
+
+        What a DREG-tracking :class:`~chainzrule.layers.HiddenLayer` calls with ``r`` = the
+        squared row norms of its weight. Subclasses may override it with a cheaper equivalent.
+        """
+        value, slope = self.value_and_derivative(z)  # [..., F] each
+        return value, (slope * slope) @ row_norms_sq  # [...]
+
     def max_slope(self) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
@@ -62,6 +71,17 @@ class ReLU(DerivativeActivation):
 
     def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return F.relu(z), (z > 0).to(z.dtype)
+
+    def value_and_jacobian_sq(self, z: Tensor, row_norms_sq: Tensor) -> tuple[Tensor, Tensor]:
+        """σ' = 1[z > 0] is its own square, so ``Σ_i σ'² r_i`` is one mat-vec of the mask.
+
+        The mask is ``sign(relu(z))`` (one elementwise op on the output, no comparison + cast,
+        no square). It is detached: its derivative is zero almost everywhere, and autograd would
+        otherwise spend a backward pass writing those zeros.
+        """
+        value = F.relu(z)  # [..., F]
+        mask = torch.sign(value.detach())  # 1[z > 0]   [..., F]
+        return value, mask @ row_norms_sq  # [...]
 
     def max_slope(self) -> Tensor:
         return torch.tensor(1.0)

@@ -31,6 +31,23 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
+from .poly import _fused_allowed
+
+
+class _RowNormSq(torch.autograd.Function):
+    """``Σ_j W_ij²`` per row with a one-pass backward ``2 g_i W_ij`` (autograd's ``(W*W).sum(1)``
+    makes three passes over W in the backward). The backward is plain torch ops, so it is
+    differentiable again (double backward)."""
+
+    @staticmethod
+    def forward(ctx, w: Tensor) -> Tensor:
+        ctx.save_for_backward(w)
+        return torch.linalg.vecdot(w, w)  # [out, in] → [out]
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:
+        (w,) = ctx.saved_tensors
+        return w * (2.0 * g).unsqueeze(-1)  # [out, in]
 
 
 class HiddenLayer(nn.Module):
@@ -96,6 +113,10 @@ class HiddenLayer(nn.Module):
         if not self.track_jacobian:
             self.jacobian_sq = None
             return self.activation(z)
+        fused = getattr(self.activation, "value_and_jacobian_sq", None)
+        if fused is not None:  # chainzrule activations: σ and Σ_i σ'² ||W_i||² in one pass
+            h, self.jacobian_sq = fused(z, self.row_norms_sq())  # [..., out], [...]
+            return h
         h, slope = self.activation.value_and_derivative(z)  # [..., out] each
         self.jacobian_sq = self.jacobian_sq_from(slope)  # [...]
         return h
@@ -103,7 +124,9 @@ class HiddenLayer(nn.Module):
     def row_norms_sq(self) -> Tensor:
         """``||W_i,:||²`` for every output unit, ``[out]``."""
         w = self.linear.weight  # [out, in]
-        return (w * w).sum(dim=1)
+        if _fused_allowed(w):
+            return _RowNormSq.apply(w)  # [out]
+        return (w * w).sum(dim=1)  # under torch.func transforms: plain ops
 
     def jacobian_sq_from(self, slope: Tensor) -> Tensor:
         """``Σ_i slope_i² ||W_i,:||²`` per example: ``[..., out]`` → ``[...]``."""

@@ -51,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from chainzrule.errors import ChainzRuleError, ConfigError, DataError
+
 __all__ = [
     "ORDINAL_KINDS",
     "CumulativeLinkHead",
@@ -84,25 +86,25 @@ _PROB_FLOOR = 1e-12  # smallest probability factor the CLM log-likelihood will t
 
 def _check_kind(kind: str) -> str:
     if kind not in ORDINAL_KINDS:
-        raise ValueError(f"unknown ordinal kind: expected one of {list(ORDINAL_KINDS)}, got {kind!r}")
+        raise ConfigError(f"unknown ordinal kind: expected one of {list(ORDINAL_KINDS)}, got {kind!r}")
     return kind
 
 
 def _check_sizes(in_features: int, num_classes: int) -> None:
     if int(in_features) != in_features or in_features < 1:
-        raise ValueError(f"expected in_features >= 1, got {in_features!r}")
+        raise ConfigError(f"expected in_features >= 1, got {in_features!r}")
     if int(num_classes) != num_classes or num_classes < 2:
-        raise ValueError(f"expected num_classes >= 2, got {num_classes!r}")
+        raise ConfigError(f"expected num_classes >= 2, got {num_classes!r}")
 
 
 def _check_logits(logits: Tensor) -> int:
     """Return K (number of classes) from logits ``[..., K-1]``."""
     if not isinstance(logits, Tensor):
-        raise ValueError(f"expected logits as a torch.Tensor, got {type(logits).__name__}")
+        raise ChainzRuleError(f"expected logits as a torch.Tensor, got {type(logits).__name__}")
     if logits.dim() < 1 or logits.shape[-1] < 1:
-        raise ValueError(f"expected logits of shape [..., K-1] with K >= 2, got shape {tuple(logits.shape)}")
+        raise ChainzRuleError(f"expected logits of shape [..., K-1] with K >= 2, got shape {tuple(logits.shape)}")
     if not logits.is_floating_point():
-        raise ValueError(f"expected floating-point logits, got dtype {logits.dtype}")
+        raise ChainzRuleError(f"expected floating-point logits, got dtype {logits.dtype}")
     return logits.shape[-1] + 1
 
 
@@ -112,9 +114,9 @@ def _check_labels(logits: Tensor, y: Tensor) -> Tensor:
     if not isinstance(y, Tensor):
         y = torch.as_tensor(y)
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"expected integer class labels, got dtype {y.dtype}")
+        raise DataError(f"expected integer class labels, got dtype {y.dtype}")
     if tuple(y.shape) != tuple(logits.shape[:-1]):
-        raise ValueError(
+        raise DataError(
             f"expected labels of shape {tuple(logits.shape[:-1])} (logits shape without the last "
             f"dimension), got {tuple(y.shape)}"
         )
@@ -122,7 +124,7 @@ def _check_labels(logits: Tensor, y: Tensor) -> Tensor:
     bad = (y < 0) | (y >= num_classes)
     if bool(bad.any()):
         given = sorted(set(y[bad].tolist()))[:5]
-        raise ValueError(f"expected class labels in 0..{num_classes - 1}, got {given}")
+        raise DataError(f"expected class labels in 0..{num_classes - 1}, got {given}")
     return y
 
 
@@ -151,7 +153,7 @@ def ordered_cutpoints(first: Tensor, gaps_raw: Tensor, min_gap: float = 1e-3) ->
     tensor([-1.0000, -0.5000,  0.6931])
     """
     if min_gap <= 0:
-        raise ValueError(f"expected min_gap > 0, got {min_gap}")
+        raise ConfigError(f"expected min_gap > 0, got {min_gap}")
     first = first.reshape(1)  # [1]
     gaps = F.softplus(gaps_raw) + min_gap  # [K-2], every gap >= min_gap
     return torch.cat([first, first + torch.cumsum(gaps, dim=0)])  # [K-1]
@@ -188,8 +190,8 @@ class CumulativeLinkHead(nn.Module):
     torch.Size([2, 3])
     >>> bool((head.cutpoints.diff() > 0).all())
     True
-    >>> class_probs(head(torch.zeros(1, 3)), "clm")  # zero score: uniform
-    tensor([[0.2500, 0.2500, 0.2500, 0.2500]], grad_fn=<ExpBackward0>)
+    >>> class_probs(head(torch.zeros(1, 3)), "clm").detach()  # zero score: uniform classes
+    tensor([[0.2500, 0.2500, 0.2500, 0.2500]])
     """
 
     kind = "clm"
@@ -205,7 +207,7 @@ class CumulativeLinkHead(nn.Module):
         super().__init__()
         _check_sizes(in_features, num_classes)
         if not min_gap > 0:
-            raise ValueError(f"expected min_gap > 0, got {min_gap}")
+            raise ConfigError(f"expected min_gap > 0, got {min_gap}")
         kw = {"device": device, "dtype": dtype}
         self.in_features = int(in_features)
         self.num_classes = int(num_classes)
@@ -299,9 +301,9 @@ class CoralHead(nn.Module):
     classes at zero score); the weight is initialised like ``nn.Linear``'s.
 
     >>> head = CoralHead(3, 5)
-    >>> head(torch.zeros(2, 3))
+    >>> head(torch.zeros(2, 3)).detach()       # zero score: logit(1 - (k+1)/5)
     tensor([[ 1.3863,  0.4055, -0.4055, -1.3863],
-            [ 1.3863,  0.4055, -0.4055, -1.3863]], grad_fn=<AddBackward0>)
+            [ 1.3863,  0.4055, -0.4055, -1.3863]])
     """
 
     kind = "coral"
@@ -344,8 +346,8 @@ class CornHead(nn.Linear):
 
     def __init__(self, in_features: int, num_classes: int, device: Any = None, dtype: Any = None) -> None:
         _check_sizes(in_features, num_classes)
+        super().__init__(int(in_features), int(num_classes) - 1, bias=True, device=device, dtype=dtype)
         self.num_classes = int(num_classes)
-        super().__init__(int(in_features), self.num_classes - 1, bias=True, device=device, dtype=dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, num_classes={self.num_classes}"
@@ -473,7 +475,7 @@ def ordinal_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:
     >>> ordinal_loss("ordinal", torch.zeros(1, 2), torch.tensor([0]))
     Traceback (most recent call last):
     ...
-    ValueError: unknown ordinal kind: expected one of ['clm', 'coral', 'corn'], got 'ordinal'
+    chainzrule.errors.ConfigError: unknown ordinal kind: expected one of ['clm', 'coral', 'corn'], got 'ordinal'
     """
     _check_kind(kind)
     if kind == "clm":
@@ -507,11 +509,11 @@ def _as_label_array(values: Any, name: str, num_classes: int) -> np.ndarray:
     arr = np.asarray(values).reshape(-1)
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ValueError(f"expected integer class labels in {name}, got dtype {arr.dtype}")
+            raise DataError(f"expected integer class labels in {name}, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
     bad = (arr < 0) | (arr >= num_classes)
     if bad.any():
-        raise ValueError(
+        raise DataError(
             f"expected {name} in 0..{num_classes - 1}, got {sorted(set(arr[bad].tolist()))[:5]}"
         )
     return arr
@@ -519,13 +521,13 @@ def _as_label_array(values: Any, name: str, num_classes: int) -> np.ndarray:
 
 def _check_pair(y_true: Any, y_pred: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     if int(num_classes) != num_classes or num_classes < 2:
-        raise ValueError(f"expected num_classes >= 2, got {num_classes!r}")
+        raise ConfigError(f"expected num_classes >= 2, got {num_classes!r}")
     t = _as_label_array(y_true, "y_true", num_classes)
     p = _as_label_array(y_pred, "y_pred", num_classes)
     if t.shape != p.shape:
-        raise ValueError(f"expected y_true and y_pred of equal length, got {t.size} and {p.size}")
+        raise DataError(f"expected y_true and y_pred of equal length, got {t.size} and {p.size}")
     if t.size == 0:
-        raise ValueError("expected at least one label, got none")
+        raise DataError("expected at least one label, got none")
     return t, p
 
 

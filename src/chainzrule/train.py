@@ -173,15 +173,17 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True) -> RunResult:
+def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True, test: bool = True) -> RunResult:
     """Train the model of ``cfg`` and evaluate it on the test split.
 
     ``splits`` may be passed in to share loaded data between runs (the Fair Fight does).
+    ``test=False`` never reads the test split (tuning runs): only validation metrics and the
+    training record are returned.
     """
     splits = splits if splits is not None else load_splits(cfg)
     seed_everything(cfg.seed)
     if not cfg.is_neural:
-        return _train_classical(cfg, splits)
+        return _train_classical(cfg, splits, test)
     kind = head_kind(cfg, splits.task)
     model = build_model(cfg, splits.in_features, splits.num_classes, splits.task)
     reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
@@ -249,7 +251,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True)
     bar.close()
     train_seconds = time.perf_counter() - start
     norms = [float(g) for g in torch.stack(grad_norms)] if grad_norms else []
-    result = evaluate(model, cfg, splits)
+    result = evaluate(model, cfg, splits) if test else {}
     result.update(_train_record(cfg, model, norms, steps_per_epoch, train_seconds, step, history))
     return RunResult(model, result, norms)
 
@@ -369,24 +371,28 @@ def _classical_model(cfg: TrainConfig):
                          random_state=cfg.seed, n_jobs=1, tree_method="hist", verbosity=0)
 
 
-def _train_classical(cfg: TrainConfig, splits: Splits) -> RunResult:
+def _train_classical(cfg: TrainConfig, splits: Splits, test: bool = True) -> RunResult:
     """Fit a scikit-learn/XGBoost baseline. ``reg_strength`` is 1/C (logreg, svm) or λ (xgboost);
     ``lr`` is XGBoost's learning rate. Gradient diagnostics do not apply and are reported as None."""
     est = _classical_model(cfg)
     start = time.perf_counter()
     est.fit(splits.X_train.numpy(), splits.y_train.numpy())
     seconds = time.perf_counter() - start
-    pred = est.predict(splits.X_test.numpy())
-    test = {"accuracy": float((pred == splits.y_test.numpy()).mean())}
-    if splits.task == "ordinal":
-        test.update(ordinal_metrics(splits.y_test.numpy(), pred, splits.num_classes))
+    metrics = None
+    if test:
+        pred = est.predict(splits.X_test.numpy())
+        metrics = {"accuracy": float((pred == splits.y_test.numpy()).mean())}
+        if splits.task == "ordinal":
+            metrics.update(ordinal_metrics(splits.y_test.numpy(), pred, splits.num_classes))
     val_acc = float((est.predict(splits.X_val.numpy()) == splits.y_val.numpy()).mean())
     result = {
-        "test": test, "val": {"accuracy": val_acc}, "params": _classical_params(est),
+        "val": {"accuracy": val_acc}, "params": _classical_params(est),
         "jacobian_fro": {"mean": None, "p99": None}, "tau_input": None, "tau_train": None, "pgv": None,
         "lipschitz_bound": None, "train_seconds": seconds, "step_ms": None, "steps": 0,
         "peak_memory_mb": _peak_memory_mb(), "diverged": False, "history": {},
     }
+    if metrics is not None:
+        result["test"] = metrics
     return RunResult(None, result, [])
 
 

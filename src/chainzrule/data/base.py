@@ -23,7 +23,7 @@ __all__ = ["Dataset", "TASKS"]
 TASKS = ("classification", "ordinal")
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Dataset:
     """A labelled dataset with a fixed train/test split (and an optional official dev split).
 
@@ -85,7 +85,8 @@ class Dataset:
                 raise DataError(f"{self.name}: y_{split} must hold integer labels, got dtype "
                                 f"{y.dtype}")
             if y.size and (y.min() < 0 or y.max() >= self.num_classes):
-                raise DataError(f"{self.name}: y_{split} labels must be in 0..{self.num_classes - 1},"
+                hi = self.num_classes - 1
+                raise DataError(f"{self.name}: y_{split} labels must be in 0..{hi},"
                                 f" got range {int(y.min())}..{int(y.max())}")
         if self.X_train.shape[0] == 0:
             raise DataError(f"{self.name}: the training split is empty")

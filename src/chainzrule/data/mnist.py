@@ -289,7 +289,8 @@ def load_mnist(folder: str | Path, limit: int | None = None) -> Dataset:
     >>> d = Path(tempfile.mkdtemp())
     >>> rng = np.random.default_rng(0)
     >>> for name, n in [("train", 20), ("t10k", 10)]:
-    ...     _ = write_idx(d / f"{name}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+    ...     imgs = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    ...     _ = write_idx(d / f"{name}-images-idx3-ubyte", imgs)
     ...     _ = write_idx(d / f"{name}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10)
     >>> ds = load_mnist(d)
     >>> ds.X_train.shape, ds.X_test.shape, ds.meta["image_shape"]

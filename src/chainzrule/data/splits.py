@@ -32,7 +32,7 @@ from chainzrule.errors import ConfigError, DataError
 __all__ = ["Splits", "make_splits"]
 
 
-@dataclass
+@dataclass(eq=False)
 class Splits:
     """Torch tensors for one run: features float (float32 from every loader), labels int64.
 
@@ -56,10 +56,11 @@ class Splits:
         """Number of input features."""
         return int(self.X_train.shape[1])
 
-    def to(self, device: str | torch.device) -> "Splits":
+    def to(self, device: str | torch.device) -> Splits:
         """A copy with every tensor on ``device`` (meta shared).
 
-        >>> s = Splits(*(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long)) * 3, 2, "classification")
+        >>> xy = (torch.zeros(2, 1), torch.zeros(2, dtype=torch.long))
+        >>> s = Splits(*xy * 3, num_classes=2, task="classification")
         >>> s.to("cpu").X_val.device.type
         'cpu'
         """

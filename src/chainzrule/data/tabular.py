@@ -4,9 +4,10 @@
 from the Debian package ``r-cran-mlbench``: :func:`fetch_pima` runs ``apt-get download``,
 unpacks the ``.deb`` with ``dpkg-deb -x``, reads ``PimaIndiansDiabetes.rda`` with the PyPI
 package ``rdata`` (no R needed) and caches it as ``cache_dir()/pima/pima.csv`` after checking the
-shape, the class counts and the CSV's sha256 (the ``.rda`` is kept beside it). This is the original version *with zeros*: zeros in
-glucose, pressure, triceps, insulin and mass are physiologically impossible, i.e. disguised
-missing values. They are kept as they are (as in the papers' usual setup) and counted in
+shape, the class counts and the CSV's sha256 (the ``.rda`` is kept beside it). This is the
+original version *with zeros*: zeros in glucose, pressure, triceps, insulin and mass are
+physiologically impossible, i.e. disguised missing values. They are kept as recorded (this is
+the table most published Pima results use) and counted per column in
 ``meta["missing_values"]``; the table ``PimaIndiansDiabetes2`` (zeros as NA) is not used.
 
 Pima has no official test split. **Ours is fixed**: a stratified 80/20 split with
@@ -33,7 +34,8 @@ giving 614 train / 154 test rows. Every contender sees the same split.
 
 >>> import tempfile
 >>> p = Path(tempfile.mkdtemp()) / "toy.csv"
->>> _ = p.write_text("age,color,y\\n" + "".join(f"{i},{'rgb'[i % 3]},{'ab'[i % 2]}\\n" for i in range(20)))
+>>> rows = "".join(f"{i},{'rgb'[i % 3]},{'ab'[i % 2]}\\n" for i in range(20))
+>>> _ = p.write_text("age,color,y\\n" + rows)
 >>> ds = load_csv(p, target="y")
 >>> ds.feature_names, ds.meta["classes"], ds.X_train.shape, ds.X_test.shape
 (['age', 'color=b', 'color=g', 'color=r'], ['a', 'b'], (16, 4), (4, 4))
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 import shutil
 import subprocess
@@ -55,10 +58,11 @@ import numpy as np
 
 from chainzrule.data.base import Dataset
 from chainzrule.data.cache import atomic_write_bytes, atomic_write_text, cache_dir
-from chainzrule.errors import DataError
+from chainzrule.errors import ConfigError, DataError
 
-__all__ = ["load_csv", "read_table", "load_pima", "fetch_pima", "pima_cached", "stratified_test_split",
-           "MISSING_TOKENS", "PIMA_COLUMNS", "PIMA_CSV_SHA256"]
+__all__ = ["load_csv", "read_table", "load_pima", "fetch_pima", "pima_cached",
+           "stratified_test_split", "rda_to_pima_csv", "MISSING_TOKENS", "PIMA_COLUMNS",
+           "PIMA_CSV_SHA256"]
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "?", "null", "none"})
 
@@ -112,7 +116,7 @@ def read_table(path: str | Path, limit: int | None = None) -> tuple[list[str], l
     first = text.lstrip("\r\n").split("\n", 1)[0]
     counts = {d: first.count(d) for d in (",", ";", "\t")}
     delim = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delim)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     header: list[str] | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -191,7 +195,6 @@ def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
     path = Path(path)
     header, rows, lines = read_table(path, limit=limit)
     if target is None:
-        from chainzrule.errors import ConfigError
         raise ConfigError(f"csv:{path} needs a target column (target=COLUMN); available "
                           f"columns: {', '.join(header)}")
     if target not in header:

@@ -269,7 +269,8 @@ def _encoder_version() -> str:
 def embedding_cache_key(texts: list[str], model_name: str = ENCODER_NAME) -> str:
     """sha256 of the model name and the exact sentence list (length-prefixed, order kept).
 
-    >>> embedding_cache_key(["a", "b"]) == embedding_cache_key(["a", "b"]) != embedding_cache_key(["ab"])
+    >>> k = embedding_cache_key
+    >>> k(["a", "b"]) == k(["a", "b"]) != k(["ab"])
     True
     """
     h = hashlib.sha256()
@@ -408,7 +409,8 @@ def load_yelp_full(data_dir: str | Path | None = None, *, featurizer: str = "aut
     ``limit`` keeps the first ``limit`` rows of each file. Encoding all 650k reviews with the
     encoder takes ~40 min on 2 cores; a limit of e.g. 20000 is the practical CPU setting.
 
-    >>> ds = load_yelp_full("yelp_review_full_csv", featurizer="hashed", limit=1000)  # doctest: +SKIP
+    >>> ds = load_yelp_full("yelp_review_full_csv", featurizer="hashed",
+    ...                     limit=1000)  # doctest: +SKIP
     >>> ds.X_train.shape, ds.num_classes  # doctest: +SKIP
     ((1000, 4096), 5)
     """

@@ -41,6 +41,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats as _st
 
+from chainzrule.errors import ConfigError, DataError
+
 __all__ = [
     "VERDICTS",
     "summarize",
@@ -72,33 +74,33 @@ def _as_values(values: Any, name: str = "values") -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"expected a 1-D sequence of numbers for {name}, got {type(values).__name__}") from e
+        raise DataError(f"expected a 1-D sequence of numbers for {name}, got {type(values).__name__}") from e
     if arr.ndim != 1:
-        raise ValueError(f"expected a 1-D sequence of numbers for {name}, got shape {arr.shape}")
+        raise DataError(f"expected a 1-D sequence of numbers for {name}, got shape {arr.shape}")
     if arr.size == 0:
-        raise ValueError(f"expected at least one value in {name}, got none")
+        raise DataError(f"expected at least one value in {name}, got none")
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise ValueError(f"expected finite values in {name}, got {arr[bad[0]]} at index {bad[0]}")
+        raise DataError(f"expected finite values in {name}, got {arr[bad[0]]} at index {bad[0]}")
     return arr
 
 
 def _as_pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
     x, y = _as_values(a, "a"), _as_values(b, "b")
     if x.size != y.size:
-        raise ValueError(f"expected paired values of equal length, got {x.size} and {y.size}")
+        raise DataError(f"expected paired values of equal length, got {x.size} and {y.size}")
     return x, y
 
 
 def _check_alpha(alpha: float) -> float:
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"expected alpha in (0, 1), got {alpha}")
+        raise ConfigError(f"expected alpha in (0, 1), got {alpha}")
     return float(alpha)
 
 
 def _check_direction(direction: str) -> str:
     if direction not in _DIRECTIONS:
-        raise ValueError(f"expected direction in {list(_DIRECTIONS)}, got {direction!r}")
+        raise ConfigError(f"expected direction in {list(_DIRECTIONS)}, got {direction!r}")
     return direction
 
 
@@ -130,7 +132,7 @@ def summarize(values: Any, confidence: float = 0.95) -> dict[str, Any]:
     {'mean': 5.0, 'std': nan, 'n': 1, 'ci_low': nan, 'ci_high': nan}
     """
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"expected confidence in (0, 1), got {confidence}")
+        raise ConfigError(f"expected confidence in (0, 1), got {confidence}")
     x = _as_values(values)
     n = int(x.size)
     mean = float(np.mean(x))
@@ -143,7 +145,7 @@ def summarize(values: Any, confidence: float = 0.95) -> dict[str, Any]:
 
 def _tests_on_differences(d: np.ndarray, alternative: str) -> dict[str, Any]:
     if alternative not in _ALTERNATIVES:
-        raise ValueError(f"expected alternative in {list(_ALTERNATIVES)}, got {alternative!r}")
+        raise ConfigError(f"expected alternative in {list(_ALTERNATIVES)}, got {alternative!r}")
     n = int(d.size)
     out: dict[str, Any] = {"mean_diff": float(np.mean(d)), "n": n}
     nan = float("nan")
@@ -210,7 +212,7 @@ def one_sample_tests(values: Any, value: float, alternative: str = "two-sided") 
     (2.0, 3.4641, 0.0742)
     """
     if not math.isfinite(value):
-        raise ValueError(f"expected a finite value, got {value}")
+        raise ConfigError(f"expected a finite value, got {value}")
     return _tests_on_differences(_as_values(values) - float(value), alternative)
 
 
@@ -258,17 +260,17 @@ def holm_bonferroni(pvalues: Mapping[str, float] | Sequence[float], alpha: float
         keys: list[Any] | None = list(pvalues.keys())
         raw = list(pvalues.values())
     elif isinstance(pvalues, (str, bytes)) or not isinstance(pvalues, (Sequence, np.ndarray)):
-        raise ValueError(f"expected a mapping or a sequence of p-values, got {type(pvalues).__name__}")
+        raise DataError(f"expected a mapping or a sequence of p-values, got {type(pvalues).__name__}")
     else:
         keys = None
         raw = list(pvalues)
     try:
         p = np.asarray(raw, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"expected numeric p-values, got {raw!r}") from e
+        raise DataError(f"expected numeric p-values, got {raw!r}") from e
     bad = ~np.isnan(p) & ((p < 0) | (p > 1))
     if bad.any():
-        raise ValueError(f"expected p-values in [0, 1], got {p[bad][0]}")
+        raise DataError(f"expected p-values in [0, 1], got {p[bad][0]}")
 
     m = p.size
     adjusted = np.full(m, np.nan)
@@ -331,7 +333,7 @@ def verdict_level(
     alpha = _check_alpha(alpha)
     _check_direction(direction)
     if not (math.isfinite(claimed) and math.isfinite(tolerance) and tolerance >= 0):
-        raise ValueError(f"expected a finite claimed value and tolerance >= 0, got {claimed} and {tolerance}")
+        raise ConfigError(f"expected a finite claimed value and tolerance >= 0, got {claimed} and {tolerance}")
     s = summarize(ours_values, confidence=1.0 - alpha)
     lo, hi = s["ci_low"], s["ci_high"]
     if math.isnan(lo):
@@ -383,7 +385,7 @@ def verdict_compare(
     alpha = _check_alpha(alpha)
     _check_direction(direction)
     if not (math.isnan(p_adjusted) or 0.0 <= p_adjusted <= 1.0):
-        raise ValueError(f"expected p_adjusted in [0, 1] or nan, got {p_adjusted}")
+        raise ConfigError(f"expected p_adjusted in [0, 1] or nan, got {p_adjusted}")
     x, y = _as_pair(a_values, b_values)
     d = x - y
     s = summarize(d, confidence=1.0 - alpha)
@@ -419,7 +421,7 @@ def ratio_reduction(cr_values: Any, base_values: Any) -> dict[str, Any]:
     cr, base = _as_pair(cr_values, base_values)
     zero = np.flatnonzero(base == 0)
     if zero.size:
-        raise ValueError(f"expected non-zero baseline values, got 0 at index {zero[0]}")
+        raise DataError(f"expected non-zero baseline values, got 0 at index {zero[0]}")
     per_seed = 1.0 - cr / base
     return {
         "mean": float(np.mean(per_seed)),

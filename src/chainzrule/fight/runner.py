@@ -1,0 +1,402 @@
+"""Running a Fair Fight: tuning, final runs, size views and the λ sweep, resumable.
+
+Phases (guide §4), each a list of runs:
+
+1. **tune** — every contender gets the same number of Optuna trials (TPE, seeded) over its own
+   hyperparameters, trained for ``tune_epochs`` on the train split and scored on the
+   validation split (carved from train with ``tune_seed``). The test split is never read.
+   Contenders are advanced in lockstep (trial 1 of all, then trial 2, …) so that ``--jobs``
+   can run them side by side.
+2. **final** — each contender's best configuration, full epochs, seeds ``0..seeds-1``; the only
+   phase (with the two below) that reads the test split. Seed ``s`` fixes initialisation,
+   validation carve and batch order identically for every contender.
+3. **width** — accuracy-matched view: the chosen contender's tuned config at smaller widths.
+4. **lambda** — the DREG λ ablation on the chosen contender's tuned config.
+
+Every run is keyed by a hash of its full config (:func:`run_key`) and stored atomically as
+``runs/<key>.json``; a run whose file exists is never repeated, so a killed fight resumes where it
+stopped. Tuning replays deterministically from the stored trials. ``results.csv`` (one row per
+run of this spec) is rebuilt from the run files at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..data.splits import Splits
+from ..errors import ConfigError
+from ..models import count_parameters
+from ..poly import PolynomialActivation
+from ..layers import hidden_layers
+from ..train import build_model, head_kind, load_data, load_splits, train
+from .spec import FightSpec
+
+TIMING_COLUMNS = ("train_seconds", "step_ms", "peak_memory_mb")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run to execute: its config, whether it may read the test split, and its labels."""
+
+    phase: str
+    contender: str
+    config: TrainConfig
+    test: bool
+    seed: int
+    trial: int | None = None
+
+    @property
+    def key(self) -> str:
+        return run_key(self.config, self.test)
+
+
+def run_key(cfg: TrainConfig, test: bool) -> str:
+    """20 hex digits of sha256 over the full run config (and whether it reads the test split)."""
+    blob = json.dumps({"config": cfg.to_dict(), "test": test}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------------------------
+# executing one run (in this process or a worker)
+# --------------------------------------------------------------------------------------------
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def _splits_for(cfg: TrainConfig) -> Splits:
+    data_key = (cfg.dataset, cfg.data_dir, cfg.target, cfg.featurizer, cfg.limit)
+    if data_key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one dataset per fight: keep memory flat
+        _DATA_CACHE[data_key] = load_data(cfg)
+    split_key = data_key + (cfg.seed, cfg.val_fraction)
+    if split_key not in _DATA_CACHE:
+        _DATA_CACHE[split_key] = load_splits(cfg, _DATA_CACHE[data_key])
+    return _DATA_CACHE[split_key]
+
+
+def _activations(model) -> dict:
+    out = {}
+    if model is None:
+        return out
+    for name, layer in hidden_layers(model):
+        act = layer.activation
+        if isinstance(act, PolynomialActivation):
+            out[name] = {"kind": "poly", "bound": act.bound, "range_control": act.range_control,
+                         "coefficients": act.coefficients.detach().double().tolist()}
+        else:
+            out[name] = {"kind": type(act).__name__.lower()}
+    return out
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, allow_nan=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def execute(task: Task, runs_dir: Path) -> dict:
+    """Run ``task`` unless ``runs_dir/<key>.json`` exists; return the stored record."""
+    path = runs_dir / f"{task.key}.json"
+    if path.exists():
+        return load_record(path)
+    run = train(task.config, _splits_for(task.config), progress=False, test=task.test)
+    record = {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
+              "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": run.result,
+              "grad_norms": run.grad_norms, "activations": _activations(run.model)}
+    _atomic_json(path, record)
+    return record
+
+
+def load_record(path: Path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _execute_in_worker(task: Task, runs_dir: str) -> dict:
+    return execute(task, Path(runs_dir))
+
+
+class Executor:
+    """Runs batches of tasks, in-process (``jobs=1``) or in a process pool, with one progress bar."""
+
+    def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True) -> None:
+        self.runs_dir = runs_dir
+        self.jobs = jobs
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads,))
+                     if jobs > 1 else None)
+        self.bar = tqdm(total=total, desc="fight", unit="run", disable=not progress, dynamic_ncols=True)
+        self.done = 0
+
+    def _finish(self, rec: dict) -> None:
+        self.done += 1
+        self.bar.update(1)
+
+    def run(self, tasks: list[Task]) -> list[dict]:
+        results: dict[int, dict] = {}
+        pending = {}
+        todo = []
+        for i, t in enumerate(tasks):  # finished runs come straight from disk
+            path = self.runs_dir / f"{t.key}.json"
+            if path.exists():
+                results[i] = load_record(path)
+                self._finish(results[i])
+            else:
+                todo.append((i, t))
+        left = len(todo)
+        if self.pool is None:
+            for i, t in todo:
+                self.bar.set_postfix_str(f"running {t.phase}:{t.contender} seed {t.seed} | left {left}")
+                results[i] = execute(t, self.runs_dir)
+                left -= 1
+                self._finish(results[i])
+        else:
+            for i, t in todo:
+                pending[self.pool.submit(_execute_in_worker, t, str(self.runs_dir))] = i
+            while pending:
+                self.bar.set_postfix_str(f"running {min(len(pending), self.jobs)} | left {len(pending)}")
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = pending.pop(fut)
+                    results[i] = fut.result()
+                    self._finish(results[i])
+        # a run shared by two phases (e.g. the λ sweep hitting the tuned λ) is labelled per task
+        return [{**results[i], "phase": t.phase, "contender": t.contender, "trial": t.trial}
+                for i, t in enumerate(tasks)]
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+# --------------------------------------------------------------------------------------------
+# planning
+# --------------------------------------------------------------------------------------------
+
+
+def _params_of(cfg: TrainConfig, in_features: int, num_classes: int, task: str) -> int:
+    return count_parameters(build_model(cfg, in_features, num_classes, task))
+
+
+def match_widths(spec: FightSpec, in_features: int, num_classes: int, task: str) -> dict[str, dict]:
+    """Parameter-matched configs: every mlp/kan contender's width solved (bisection on the exact
+    count of the built model) to the reference's parameter count within 5%."""
+    ref = spec.contender(spec.reference)
+    ref_cfg = ref.train_config(spec.base)
+    configs = {c.name: dict(c.config) for c in spec.contenders}
+    if not spec.param_match or not ref_cfg.is_neural:
+        return configs
+    target = _params_of(ref_cfg, in_features, num_classes, task)
+    for c in spec.contenders:
+        cfg = c.train_config(spec.base)
+        if c.name == ref.name or not cfg.is_neural or "hidden" in c.config:
+            continue  # an explicit width in the contender wins
+        depth = len(cfg.hidden)
+        count = lambda w: _params_of(cfg.replace(hidden=[w] * depth, dreg=cfg.dreg), in_features, num_classes, task)
+        lo, hi = 1, 2
+        while count(hi) < target and hi < 1 << 16:
+            hi *= 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+        best = min((lo, hi), key=lambda w: abs(count(w) - target))
+        if abs(count(best) - target) / target > 0.05:
+            raise ConfigError(f"contender {c.name}: no width matches the reference's {target} parameters within 5% "
+                              f"(closest: width {best} with {count(best)})")
+        configs[c.name] = {**c.config, "hidden": [best] * depth}
+    return configs
+
+
+def _suggest(trial, name: str, space: Any) -> Any:
+    if isinstance(space, dict):
+        return trial.suggest_categorical(name, space["choices"])
+    lo, hi, scale = space
+    return trial.suggest_float(name, float(lo), float(hi), log=scale == "log")
+
+
+def _score(rec: dict) -> float:
+    v = (rec["result"].get("val") or {}).get("accuracy")
+    return float(v) if v is not None and math.isfinite(v) else 0.0
+
+
+def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor) -> dict[str, dict]:
+    """Equal-budget Optuna tuning; returns per contender the best params, score and trials."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out: dict[str, dict] = {}
+    studies = {}
+    for c in spec.contenders:
+        if c.tune and spec.trials > 0:
+            sampler = optuna.samplers.TPESampler(seed=spec.tune_seed, n_startup_trials=max(1, spec.trials // 2))
+            studies[c.name] = optuna.create_study(direction="maximize", sampler=sampler)
+        out[c.name] = {"best_params": {}, "best_val_accuracy": None, "trials": []}
+    base = {**spec.base, "epochs": spec.tune_epochs, "seed": spec.tune_seed, "robustness": False}
+    for t in range(spec.trials if studies else 0):
+        batch, asked = [], []
+        for c in spec.contenders:
+            if c.name not in studies:
+                continue
+            trial = studies[c.name].ask()
+            params = {name: _suggest(trial, name, space) for name, space in c.tune.items()}
+            cfg = TrainConfig.from_dict({**base, **configs[c.name], **params})
+            batch.append(Task("tune", c.name, cfg, test=False, seed=spec.tune_seed, trial=t))
+            asked.append((c.name, trial, params))
+        for (name, trial, params), rec in zip(asked, ex.run(batch)):
+            score = _score(rec)
+            studies[name].tell(trial, score)
+            out[name]["trials"].append({"trial": trial.number, "params": params, "val_accuracy": score, "key": rec["key"]})
+    for name, study in studies.items():
+        best = max(out[name]["trials"], key=lambda r: r["val_accuracy"])  # first on ties
+        out[name]["best_params"] = best["params"]
+        out[name]["best_val_accuracy"] = best["val_accuracy"]
+    return out
+
+
+def final_config(spec: FightSpec, configs: dict[str, dict], tuning: dict[str, dict], name: str, **changes) -> TrainConfig:
+    return TrainConfig.from_dict({**spec.base, **configs[name], **tuning[name]["best_params"], **changes})
+
+
+def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[str, dict]) -> list[Task]:
+    """Final, width and λ-sweep tasks, given the tuned parameters."""
+    tasks = [Task("final", c.name, final_config(spec, configs, tuning, c.name, seed=s), True, s)
+             for s in range(spec.seeds) for c in spec.contenders]
+    acc = spec.accuracy_matched
+    if acc and acc["contender"] in configs:
+        depth = len(final_config(spec, configs, tuning, acc["contender"]).hidden)
+        for s in range(acc.get("seeds") or spec.seeds):
+            for w in acc["widths"]:
+                cfg = final_config(spec, configs, tuning, acc["contender"], seed=s, hidden=[w] * depth)
+                tasks.append(Task("width", acc["contender"], cfg, True, s))
+    sweep = spec.lambda_sweep
+    if sweep and sweep["contender"] in configs:
+        for s in range(sweep.get("seeds") or spec.seeds):
+            for lam in sweep["values"]:
+                cfg = final_config(spec, configs, tuning, sweep["contender"], seed=s, dreg=lam)
+                tasks.append(Task("lambda", sweep["contender"], cfg, True, s))
+    return tasks
+
+
+def _count_after_tuning(spec: FightSpec) -> int:
+    n = spec.seeds * len(spec.contenders)
+    if spec.accuracy_matched:
+        n += (spec.accuracy_matched.get("seeds") or spec.seeds) * len(spec.accuracy_matched["widths"])
+    if spec.lambda_sweep:
+        n += (spec.lambda_sweep.get("seeds") or spec.seeds) * len(spec.lambda_sweep["values"])
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# results.csv
+# --------------------------------------------------------------------------------------------
+
+
+def _get(d: dict, *path: str):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
+    """Flatten one run record into a results.csv row (see docs/FIGHT_FORMAT.md)."""
+    c, r = rec["config"], rec["result"]
+    row = {
+        "key": rec["key"], "phase": rec["phase"], "contender": rec["contender"],
+        "label": labels.get(rec["contender"], rec["contender"]), "seed": rec["seed"], "trial": rec.get("trial"),
+        "model": c["model"], "activation": c["activation"] if c["model"] == "mlp" else None,
+        "hidden": "-".join(str(w) for w in c["hidden"]), "reg": c["reg"], "reg_strength": c["reg_strength"],
+        "dreg": TrainConfig.from_dict(c).dreg_lambda, "lr": c["lr"], "epochs": c["epochs"],
+        "params": r.get("params"), "val_accuracy": _get(r, "val", "accuracy"),
+        "test_accuracy": _get(r, "test", "accuracy"), "test_mae": _get(r, "test", "mae"),
+        "test_off_by_one": _get(r, "test", "off_by_one"), "test_qwk": _get(r, "test", "qwk"),
+        "jacobian_fro_mean": _get(r, "jacobian_fro", "mean"), "jacobian_fro_p99": _get(r, "jacobian_fro", "p99"),
+        "tau_input": r.get("tau_input"), "tau_train": r.get("tau_train"), "pgv": r.get("pgv"),
+        "lipschitz_bound": r.get("lipschitz_bound"),
+        "corruption_accuracy": _get(r, "robustness", "corruption_accuracy"),
+    }
+    for eps in c.get("adv_eps", []) if c.get("robustness") else []:
+        for m in ("fgsm", "pgd"):
+            row[f"{m}_{eps:g}"] = _get(r, "robustness", f"{m}_{eps:g}")
+    row.update({k: r.get(k) for k in TIMING_COLUMNS})
+    row["diverged"] = r.get("diverged")
+    return row
+
+
+def write_results_csv(path: Path, rows: list[dict]) -> Path:
+    """Write rows atomically; the header is the union of the rows' keys in first-seen order."""
+    header: list[str] = []
+    for row in rows:
+        header += [k for k in row if k not in header]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# the fight
+# --------------------------------------------------------------------------------------------
+
+
+def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
+    """Run (or resume) ``spec`` into ``out``; returns the path of ``results.csv``."""
+    ref_cfg = spec.contender(spec.reference).train_config(spec.base)
+    data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
+    in_features, num_classes, task = data.in_features, data.num_classes, data.task
+    for c in spec.contenders:  # head/task compatibility, DREG on KAN, ... before any run
+        cfg = c.train_config(spec.base)
+        if cfg.is_neural:
+            head_kind(cfg, task)
+            build_model(cfg.replace(hidden=[2] * len(cfg.hidden)), in_features, num_classes, task)
+    configs = match_widths(spec, in_features, num_classes, task)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(exist_ok=True)
+    _atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs,
+                                     "data": {"in_features": in_features, "num_classes": num_classes, "task": task}})
+    n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
+    ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)
+    try:
+        tuning = tune(spec, configs, ex)
+        _atomic_json(out / "tuning.json", tuning)
+        tasks = plan_after_tuning(spec, configs, tuning)
+        records = ex.run(tasks)
+    finally:
+        ex.close()
+    labels = {c.name: c.label for c in spec.contenders}
+    tune_records = [load_record(runs_dir / f"{t['key']}.json") for v in tuning.values() for t in v["trials"]]
+    rows = [record_row(r, labels) for r in tune_records + records]
+    return write_results_csv(out / "results.csv", rows)
