@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
+from chainzrule.errors import ConfigError, DataError
 from chainzrule.ordinal import (
     ORDINAL_KINDS,
     CoralHead,
@@ -316,6 +317,7 @@ def test_unknown_kind_message():
     ):
         with pytest.raises(ValueError) as exc:
             call()
+        assert isinstance(exc.value, ConfigError)
         msg = str(exc.value)
         assert "'ordered'" in msg and "clm" in msg and "coral" in msg and "corn" in msg
 
@@ -323,7 +325,7 @@ def test_unknown_kind_message():
 @pytest.mark.parametrize("kind", ORDINAL_KINDS)
 def test_labels_out_of_range(kind):
     logits = torch.zeros(3, 4)  # K = 5
-    with pytest.raises(ValueError, match=r"0\.\.4, got \[5\]"):
+    with pytest.raises(DataError, match=r"0\.\.4, got \[5\]"):
         ordinal_loss(kind, logits, torch.tensor([0, 5, 1]))
     with pytest.raises(ValueError, match=r"0\.\.4, got \[-1\]"):
         ordinal_loss(kind, logits, torch.tensor([0, -1, 1]))

@@ -277,6 +277,9 @@ def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, no_report) -
     from .fight.spec import load_spec
 
     s = load_spec(spec, quick=quick, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)
+    s.command = " ".join(["chainzrule", "fight", spec, "--out", out] + (["--quick"] if quick else [])
+                         + [f"--{k.replace('_', '-')} {v}" for k, v in (("jobs", jobs), ("dataset", dataset),
+                            ("data_dir", data_dir), ("target", target), ("seeds", seeds)) if v not in (None, 1)])
     run_fight(s, Path(out), jobs=jobs)
     if not no_report:
         from .fight.report import write_report

@@ -25,6 +25,10 @@ the kind (table above), so always pass the kind along (each head has a ``kind`` 
 Note the sign convention: CLM logits describe ``P(y ≤ k)`` (as in the ordered-logit literature),
 CORAL and CORN logits describe ``P(y > k)`` (as in their papers).
 
+Errors (all ``ValueError``): an unknown kind or bad size raises
+:class:`~chainzrule.errors.ConfigError`; labels outside ``0..K-1``, of the wrong shape or dtype
+raise :class:`~chainzrule.errors.DataError`, naming what was expected and what was given.
+
 >>> import torch
 >>> _ = torch.manual_seed(0)
 >>> head = make_ordinal_head("clm", in_features=8, num_classes=5)

@@ -385,10 +385,12 @@ class PolynomialActivation(nn.Module):
         return self.range_control in ("linear", "none") and _fused_allowed(z, self.coefficients)
 
     def _apply_fused(self, z: Tensor, rn: Tensor | None):
-        F = self.num_features
-        z2 = z.reshape(-1, F)  # [N, F]
+        flat = z.dim() != 2
+        z2 = z.reshape(-1, self.num_features) if flat else z  # [N, F]
         clamp = self.range_control == "linear" and _any_outside(z2, self.bound)
         out = _PolyFn.apply(z2, self.coefficients, rn, self.bound, clamp)
+        if not flat:
+            return out
         if rn is None:
             return out.view(z.shape)
         h, J = out

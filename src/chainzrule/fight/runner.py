@@ -28,6 +28,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,7 +386,9 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) 
     out.mkdir(parents=True, exist_ok=True)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
-    _atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs,
+    for stale in runs_dir.glob(".*.tmp"):  # left by a run killed mid-write; never a finished run
+        stale.unlink(missing_ok=True)
+    _atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs, "created": time.strftime("%Y-%m-%d"),
                                      "data": {"in_features": in_features, "num_classes": num_classes, "task": task}})
     n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
     ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)

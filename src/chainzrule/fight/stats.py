@@ -1,7 +1,9 @@
 """Statistics of the Fair Fight (GUIDE section 4): summaries, paired tests, Holm, verdicts.
 
 Every function takes plain sequences of per-seed results (lists, numpy arrays, CPU tensors) and
-returns plain Python floats, lists and dicts, ready for JSON.
+returns plain Python floats, lists and dicts, ready for JSON. Bad results (empty, non-finite,
+unpaired) raise :class:`~chainzrule.errors.DataError`, bad settings (alpha, direction)
+:class:`~chainzrule.errors.ConfigError`; both are ``ValueError``.
 
 - :func:`summarize` — mean, std (ddof=1), n and a t-based confidence interval.
 - :func:`paired_tests` / :func:`one_sample_tests` — paired t-test and Wilcoxon signed-rank
@@ -115,7 +117,8 @@ def summarize(values: Any, confidence: float = 0.95) -> dict[str, Any]:
     ``ci = mean ± t_{(1+confidence)/2, n-1} · std / sqrt(n)``.
 
     Args:
-        values: 1-D, finite, at least one value (``ValueError`` otherwise).
+        values: 1-D, finite, at least one value (:class:`~chainzrule.errors.DataError`, a
+            ``ValueError``, otherwise).
         confidence: level of the interval, default 95%.
 
     Returns:
@@ -184,7 +187,7 @@ def paired_tests(a: Any, b: Any, alternative: str = "two-sided") -> dict[str, An
     - constant non-zero differences: ``t_stat = ±inf`` and ``t_p = 0`` (scipy's limit).
 
     Args:
-        a, b: per-seed results, equal length (``ValueError`` otherwise), finite.
+        a, b: per-seed results, equal length, finite (``DataError`` otherwise).
         alternative: "two-sided" (default), "greater" (a > b) or "less".
 
     Returns:
