@@ -206,7 +206,9 @@ def _params_of(cfg: TrainConfig, in_features: int, num_classes: int, task: str) 
 
 def match_widths(spec: FightSpec, in_features: int, num_classes: int, task: str) -> dict[str, dict]:
     """Parameter-matched configs: every mlp/kan contender's width solved (bisection on the exact
-    count of the built model) to the reference's parameter count within 5%."""
+    count of the built model) to the reference's parameter count within 5%, at the same depth when
+    some width gets there, else at the deepest depth that does (KANs have ~9x the parameters of
+    an MLP per edge, so a small two-layer KAN can jump over the ±5% window)."""
     ref = spec.contender(spec.reference)
     ref_cfg = ref.train_config(spec.base)
     configs = {c.name: dict(c.config) for c in spec.contenders}
@@ -217,20 +219,30 @@ def match_widths(spec: FightSpec, in_features: int, num_classes: int, task: str)
         cfg = c.train_config(spec.base)
         if c.name == ref.name or not cfg.is_neural or "hidden" in c.config:
             continue  # an explicit width in the contender wins
-        depth = len(cfg.hidden)
-        count = lambda w: _params_of(cfg.replace(hidden=[w] * depth, dreg=cfg.dreg), in_features, num_classes, task)
-        lo, hi = 1, 2
-        while count(hi) < target and hi < 1 << 16:
-            hi *= 2
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
-        best = min((lo, hi), key=lambda w: abs(count(w) - target))
-        if abs(count(best) - target) / target > 0.05:
+        best, depth = None, len(cfg.hidden)
+        for depth in range(len(cfg.hidden), 0, -1):  # same depth if possible, else the deepest that fits
+            best, err = _solve_width(cfg, depth, target, in_features, num_classes, task)
+            if err <= 0.05:
+                break
+        else:
             raise ConfigError(f"contender {c.name}: no width matches the reference's {target} parameters within 5% "
-                              f"(closest: width {best} with {count(best)})")
+                              f"at any depth <= {len(cfg.hidden)}")
         configs[c.name] = {**c.config, "hidden": [best] * depth}
     return configs
+
+
+def _solve_width(cfg: TrainConfig, depth: int, target: int, in_features: int, num_classes: int,
+                 task: str) -> tuple[int, float]:
+    """Width (bisection on the exact parameter count) closest to ``target`` at ``depth``, and its error."""
+    count = lambda w: _params_of(cfg.replace(hidden=[w] * depth), in_features, num_classes, task)
+    lo, hi = 1, 2
+    while count(hi) < target and hi < 1 << 16:
+        hi *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    best = min((lo, hi), key=lambda w: abs(count(w) - target))
+    return best, abs(count(best) - target) / target
 
 
 def _suggest(trial, name: str, space: Any) -> Any:
