@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from chainzrule import ChainzRuleMLP, HiddenLayer, MLP, PolynomialActivation, dreg_penalty, make_activation
-from chainzrule.layers import _RowNormSq
-from chainzrule.poly import _coefficient_grad, _coefficient_grad_buffered
+from chainzrule.layers import _LinearRowNormSq, _RowNormSq
+from chainzrule.poly import _poly_parts, _value_coefficient_grad
 
 DT = torch.float64
 
@@ -131,15 +131,26 @@ def test_fast_and_create_graph_backward_agree():
         assert b.requires_grad
 
 
-@pytest.mark.parametrize("degree", [1, 3, 5])
-def test_buffered_coefficient_grad_equals_differentiable_one(degree):
-    c, gh, s = (torch.randn(8, 5, dtype=DT) for _ in range(3))
-    for a, b in ((gh, s), (gh, None), (None, s)):
-        with torch.no_grad():
-            fast = _coefficient_grad_buffered(a, b, c, degree)
-        with torch.enable_grad():
-            slow = _coefficient_grad(a, b, c, degree)
-        torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize("degree", [1, 2, 3, 5])
+@pytest.mark.parametrize("clamp", [False, True])
+def test_buffered_no_grad_parts_equal_out_of_place_parts(degree, clamp):
+    """The forward/backward fill buffers in no-grad mode; with grad on they use plain ops."""
+    act = _poly(5, degree)
+    z, gh = 3 * torch.randn(8, 5, dtype=DT), torch.randn(8, 5, dtype=DT)
+    rn = torch.rand(5, dtype=DT)
+    a = act.coefficients.detach()
+    with torch.no_grad():
+        fast = _poly_parts(z, a, rn, 3.0, clamp)
+        c, e = fast[0], fast[1]
+        gfast = _value_coefficient_grad(gh, c, e, degree)
+    with torch.enable_grad():
+        slow = _poly_parts(z, a, rn, 3.0, clamp)
+        gslow = _value_coefficient_grad(gh, c, e, degree)
+    for x, y in zip(fast, slow):
+        assert (x is None) == (y is None)
+        if x is not None:
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gfast, gslow, rtol=1e-12, atol=1e-12)
 
 
 def test_dreg_penalty_gradcheck_and_gradgradcheck_through_fused_path():
@@ -249,3 +260,57 @@ def test_tanh_range_control_keeps_plain_path():
     act = _poly(3, 3, "tanh")
     z = torch.randn(4, 3, dtype=DT, requires_grad=True)
     assert not _uses_fused(act(z))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_row_norm_function_gradcheck(bias):
+    x = torch.randn(5, 3, dtype=DT, requires_grad=True)
+    w = torch.randn(4, 3, dtype=DT, requires_grad=True)
+    b = torch.randn(4, dtype=DT, requires_grad=True) if bias else None
+    inputs = (x, w, b) if bias else (x, w)
+
+    def f(x, w, b=None):
+        return _LinearRowNormSq.apply(x, w, b)
+
+    z, rn = f(*inputs)
+    torch.testing.assert_close(z, torch.nn.functional.linear(x, w, b))
+    torch.testing.assert_close(rn, (w * w).sum(1))
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)
+
+
+def _layer_grads(layer, x):
+    h = layer(x)
+    loss = (h * torch.linspace(-1, 1, h.shape[-1], dtype=h.dtype)).sum() + 0.7 * layer.jacobian_sq.sum()
+    params = [x] + list(layer.parameters())
+    return [g.clone() for g in torch.autograd.grad(loss, params)]
+
+
+@pytest.mark.parametrize("name", ["relu", "poly", "gelu"])
+def test_layer_with_hooks_or_plain_give_the_same_gradients(name):
+    """A forward hook (pruning, custom hooks) disables the fused linear: same numbers either way."""
+    act = make_activation(name, 5) if name == "poly" else make_activation(name)
+    layer = HiddenLayer(4, 5, act, track_jacobian=True).double()
+    x = 2 * torch.randn(6, 4, dtype=DT, requires_grad=True)
+    fused = _layer_grads(layer, x)
+    handle = layer.linear.register_forward_hook(lambda m, i, o: None)
+    try:
+        plain = _layer_grads(layer, x)
+    finally:
+        handle.remove()
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_pruning_is_seen_by_dreg():
+    layer = HiddenLayer(4, 5, make_activation("relu"), track_jacobian=True).double()
+    from torch.nn.utils import prune
+
+    prune.l1_unstructured(layer.linear, "weight", amount=0.5)
+    with torch.no_grad():  # the pre-hook recomputes `weight` at every forward; a stale one differs
+        layer.linear.weight_orig.mul_(2.0)
+    x = torch.randn(3, 4, dtype=DT)
+    layer(x)
+    w = layer.linear.weight_orig * layer.linear.weight_mask
+    mask = (torch.nn.functional.linear(x, w, layer.linear.bias) > 0).to(DT)
+    torch.testing.assert_close(layer.jacobian_sq, mask @ (w * w).sum(1))

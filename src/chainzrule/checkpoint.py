@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -49,11 +50,28 @@ def _atomic(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, ±inf: a diverged run) replaced by ``None``.
+
+    >>> json_safe({"loss": float("nan"), "trace": [1.0, float("inf")], "n": 3})
+    {'loss': None, 'trace': [1.0, None], 'n': 3}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy / torch scalars
+        return json_safe(obj.item())
+    return obj
+
+
 def write_json(path: str | Path, obj) -> Path:
-    """Write ``obj`` as pretty JSON, atomically."""
+    """Write ``obj`` as pretty, strict JSON (non-finite floats become ``null``), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False, default=_json_default)
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False, default=_json_default)
 
     def write(tmp):
         with open(tmp, "w") as f:

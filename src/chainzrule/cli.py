@@ -25,7 +25,7 @@ from click.core import ParameterSource
 from . import __version__
 from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, RANGE_CONTROLS, REGS,
                      TrainConfig)
-from .errors import ChainzRuleError, ConfigError
+from .errors import ChainzRuleError, ConfigError, DataError
 
 EXIT_USAGE = 2
 
@@ -202,7 +202,7 @@ def _checkpoint_data(cfg: TrainConfig, dataset, data_dir, target):
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the metrics to this JSON file.")
 def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
     """Re-measure a saved model on its test split: metrics, Jacobian norms, tau_input, Lipschitz bound."""
-    from .checkpoint import load_checkpoint, write_json
+    from .checkpoint import json_safe, load_checkpoint, write_json
     from .train import evaluate as run_evaluate, load_splits
 
     model, cfg, meta = load_checkpoint(checkpoint)
@@ -215,14 +215,14 @@ def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
     result = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, **run_evaluate(model, cfg, splits)}
     if out:
         write_json(out, result)
-    click.echo(json.dumps(result, indent=2, default=str))
+    click.echo(json.dumps(json_safe(result), indent=2, default=str))
 
 
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--dataset", default=None, help="Data for the per-layer Jacobian norms. [default: the training set's test split]")
-@click.option("--data-dir", default=None)
-@click.option("--target", default=None)
+@click.option("--data-dir", default=None, help="Folder with the dataset's files.")
+@click.option("--target", default=None, help="Label column for csv:PATH.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="PNG of the learned activation shapes. [default: CHECKPOINT/activations.png]")
 def inspect(checkpoint, dataset, data_dir, target, plot_path) -> None:
@@ -233,6 +233,8 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path) -> None:
     from .train import load_splits
 
     model, cfg, meta = load_checkpoint(checkpoint)
+    if not all(bool(p.isfinite().all()) for p in model.parameters()):
+        raise DataError(f"{checkpoint}: the weights hold NaN/inf (the training run diverged); nothing to inspect")
     cfg = _checkpoint_data(cfg, dataset, data_dir, target)
     splits = load_splits(cfg)
     x = splits.X_test[: cfg.diag_examples]

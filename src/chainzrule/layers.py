@@ -35,19 +35,62 @@ from .poly import _fused_allowed
 
 
 class _RowNormSq(torch.autograd.Function):
-    """``Σ_j W_ij²`` per row with a one-pass backward ``2 g_i W_ij`` (autograd's ``(W*W).sum(1)``
-    makes three passes over W in the backward). The backward is plain torch ops, so it is
-    differentiable again (double backward)."""
+    """``Σ_j W_ij²`` per row: one pass over W forward (``vector_norm``, no ``W*W`` temporary) and
+    one backward (``2 g_i W_ij``; autograd's ``(W*W).sum(1)`` makes three). The backward is plain
+    torch ops, so it is differentiable again (double backward)."""
 
     @staticmethod
     def forward(ctx, w: Tensor) -> Tensor:
         ctx.save_for_backward(w)
-        return torch.linalg.vecdot(w, w)  # [out, in] → [out]
+        return torch.linalg.vector_norm(w, dim=-1).square()  # [out, in] → [out]
 
     @staticmethod
     def backward(ctx, g: Tensor) -> Tensor:
         (w,) = ctx.saved_tensors
         return w * (2.0 * g).unsqueeze(-1)  # [out, in]
+
+
+class _LinearRowNormSq(torch.autograd.Function):
+    """``(x Wᵀ + b, Σ_j W_ij²)`` for 2-D ``x``, with the weight gradient written as one matmul
+    accumulating into the row-norm term: ``g_W = 2 g_r ⊙ W + g_zᵀ x`` (``addmm_``), instead of
+    two gradients that autograd then adds in a third pass over W. Plain torch ops throughout,
+    so the backward is differentiable again (double backward)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None):
+        z = x @ w.t() if b is None else torch.addmm(b, x, w.t())  # [N, out]
+        rn = torch.linalg.vector_norm(w, dim=-1).square()  # [out]
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        ctx.set_materialize_grads(False)
+        return z, rn
+
+    @staticmethod
+    def backward(ctx, gz: Tensor | None, grn: Tensor | None):
+        x, w = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gx = gw = gb = None
+        if gz is not None and need_x:
+            gx = gz @ w  # [N, in]
+        if need_w:
+            if grn is None:
+                gw = gz.t() @ x if gz is not None else torch.zeros_like(w)
+            else:
+                gw = w * (2.0 * grn).unsqueeze(-1)  # [out, in]
+                if gz is not None:
+                    gw = gw.addmm_(gz.t(), x)  # += g_zᵀ x, inside the matmul
+        if gz is not None and need_b and ctx.has_bias:
+            gb = gz.sum(0)  # [out]
+        return gx, gw, gb
+
+
+def _global_module_hooks() -> bool:
+    """Whether global nn.Module forward/backward hooks are registered (then no fusion)."""
+    from torch.nn.modules import module as m
+
+    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+             "_global_backward_pre_hooks")
+    return any(getattr(m, n, None) for n in names)
 
 
 class HiddenLayer(nn.Module):
@@ -109,17 +152,38 @@ class HiddenLayer(nn.Module):
                 f"expected {self.linear.in_features} input features in the last dimension, "
                 f"got shape {tuple(x.shape)}"
             )
-        z = self.linear(x)  # [..., out]
         if not self.track_jacobian:
             self.jacobian_sq = None
-            return self.activation(z)
+            return self.activation(self.linear(x))
         fused = getattr(self.activation, "value_and_jacobian_sq", None)
         if fused is not None:  # chainzrule activations: σ and Σ_i σ'² ||W_i||² in one pass
-            h, self.jacobian_sq = fused(z, self.row_norms_sq())  # [..., out], [...]
+            z, rn = self._linear_and_row_norms_sq(x)  # [..., out], [out]
+            h, self.jacobian_sq = fused(z, rn)  # [..., out], [...]
             return h
+        z = self.linear(x)  # [..., out]
         h, slope = self.activation.value_and_derivative(z)  # [..., out] each
         self.jacobian_sq = self.jacobian_sq_from(slope)  # [...]
         return h
+
+    def _linear_and_row_norms_sq(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(W x + b, ||W_i,:||²)``; one autograd node when ``self.linear`` is a plain nn.Linear
+        (no hooks, no autocast), so the DREG term of the weight gradient is added inside the
+        weight-gradient matmul instead of in a separate pass over W."""
+        lin = self.linear
+        w = lin.weight  # [out, in] (a parametrized weight is computed here)
+        plain = (
+            type(lin) is nn.Linear
+            and not (lin._forward_hooks or lin._forward_pre_hooks or lin._backward_hooks
+                     or lin._backward_pre_hooks)
+            and not _global_module_hooks()
+            and not torch.is_autocast_enabled(x.device.type)
+            and _fused_allowed(x, w, lin.bias)
+        )
+        if not plain:
+            return lin(x), self.row_norms_sq()
+        x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])  # [N, in]
+        z, rn = _LinearRowNormSq.apply(x2, w, lin.bias)  # [N, out], [out]
+        return (z if x.dim() == 2 else z.view(*x.shape[:-1], z.shape[-1])), rn
 
     def row_norms_sq(self) -> Tensor:
         """``||W_i,:||²`` for every output unit, ``[out]``."""

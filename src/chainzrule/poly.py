@@ -124,32 +124,34 @@ def horner(coefficients: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
 # Fused kernel: the hot path of "linear" (and "none") range control.
 #
 # Eager autograd through ``value_and_derivative`` records ~9 elementwise ops in the forward and
-# ~25 in the backward (every addcmul of Horner's rule has its own backward, coefficient grads are
-# reduced one broadcast at a time). ``_PolyFn`` computes σ, σ' (and, with DREG, the per-example
-# Σ_i σ'(z_i)² r_i) in one Horner sweep, keeps what backward needs, and writes the backward by
-# hand:
+# ~25 in the backward (each addcmul of Horner's rule gets its own backward node, coefficient
+# grads are reduced one broadcast at a time). ``_PolyFn`` computes σ, σ' and, with DREG, the
+# per-example J = Σ_i σ'(z_i)² r_i in one Horner sweep and has a hand-written backward:
 #
-#     σ(z)   = p(c) + p'(c) e,          c = clamp(z, -R, R), e = z - c   (e ≡ 0 inside)
-#     ∂σ/∂z  = p'(c)                    ∂σ/∂a_k = c^k + k c^(k-1) e
-#     J      = Σ_i p'(c_i)² r_i          ∂J/∂z_i = 2 p'(c_i) p''(c_i) 1[|z_i| ≤ R] r_i
-#     ∂J/∂a_k = Σ_i 2 p'(c_i) k c_i^(k-1) r_i        ∂J/∂r_i = p'(c_i)²
+#     σ(z) = p(c) + p'(c) e,    c = clamp(z, -R, R),  e = z - c  (e ≡ 0 inside the interval)
+#     ∂σ/∂z = p'(c),            ∂σ/∂a_k = c^k + k c^(k-1) e
+#     ∂J/∂z_i = p'(c_i) v_i     with v = 2 r p''(c) 1[|z| ≤ R]
+#     ∂J/∂a_k = 2 r Σ_i p'(c_i) k c_i^(k-1),   ∂J/∂r_i = p'(c_i)²
 #
-# so with q = 2 g_J r p'(c) and s = g_h e + q:
-#     g_z = g_h p'(c) + q p''(c) 1[|z| ≤ R],   g_a_k = Σ_batch (g_h c^k + k s c^(k-1)).
+# Because r is per feature and g_J per example, the DREG parts of the coefficient and row-norm
+# gradients are *one* mat-vec: the forward writes B = [p'², p', p' c, …, p' c^(D-1)] into one
+# ``[N, D+1, F]`` buffer, and the backward computes Bᵀ g_J (``[(D+1)·F]``): row 0 is g_r, row k
+# is Σ_n g_J p' c^(k-1). The input gradient is g_z = p'(c) (g_h + g_J v), two elementwise ops.
+# The value part of the coefficient gradient, Σ_n g_h c^k (+ k g_h e c^(k-1) when clamped),
+# fills one buffer with the powers and reduces it with one sum.
 #
 # The backward uses only differentiable torch ops. When it runs with grad mode on
 # (``create_graph=True``: double backward, gradgradcheck, input-gradient penalties) it recomputes
-# c, e, p' from the saved *inputs* so the graph of the gradient reaches z and a; otherwise it
-# reuses the values saved by the forward and fills preallocated buffers (no graph is needed).
-# When no element lies outside [-R, R] (checked with one min/max reduction) the clamp and the
-# continuation terms are skipped: then c = z, e = 0 and every formula above reduces exactly.
-# Under torch.func transforms and forward-mode AD the module falls back to the plain ops of
-# ``value_and_derivative`` (same math, autograd-generated derivatives).
+# the intermediates from the saved *inputs* with out-of-place ops, so the graph of the gradient
+# reaches z, a and r; otherwise it reuses the buffers the forward filled. When no element lies
+# outside [-R, R] (one min/max reduction) the clamp and continuation terms are skipped: then
+# c = z, e = 0 and every formula above reduces exactly. Under torch.func transforms and
+# forward-mode AD the module falls back to the plain ops of ``value_and_derivative``.
 # --------------------------------------------------------------------------------------------
 
 
 def _fused_allowed(*tensors: Tensor) -> bool:
-    """True when the custom autograd.Function may be used (no functorch / forward-AD wrapping)."""
+    """True when the custom autograd.Functions may be used (no functorch / forward-AD wrapping)."""
     if torch._C._are_functorch_transforms_active():
         return False
     if getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0:
@@ -165,134 +167,138 @@ def _any_outside(z: Tensor, bound: float) -> bool:
     return bool(lo < -bound) or bool(hi > bound)
 
 
-def _horner_rows(rows: list[Tensor], u: Tensor) -> Tensor:
-    """Σ_k rows[k] u^k by Horner's rule; ``rows[k]`` is ``[F]``, ``u`` is ``[N, F]`` → ``[N, F]``."""
+def _horner_rows(rows: list[Tensor], u: Tensor, out: Tensor | None = None) -> Tensor:
+    """Σ_k rows[k] u^k by Horner's rule; ``rows[k]`` is ``[F]``, ``u`` ``[N, F]`` → ``[N, F]``.
+
+    With ``out`` (no-grad only) the last step writes into it.
+    """
     if len(rows) == 1:
-        return rows[0].expand_as(u)
-    acc = torch.addcmul(rows[-2], rows[-1], u)  # [N, F]
-    for k in range(len(rows) - 3, -1, -1):
-        acc = torch.addcmul(rows[k], acc, u)  # acc ← acc·u + a_k          [N, F]
-    return acc
+        acc = rows[0].expand_as(u)
+        return acc if out is None else out.copy_(acc)
+    acc = rows[-1]
+    for k in range(len(rows) - 2, -1, -1):
+        last = k == 0 and out is not None
+        acc = torch.addcmul(rows[k], acc, u, out=out) if last else torch.addcmul(rows[k], acc, u)
+    return acc  # acc ← acc·u + a_k at each step
 
 
-def _poly_forward_parts(z: Tensor, a: Tensor, bound: float, clamp: bool):
-    """``(c, e, σ, σ')`` for the linear continuation; ``e`` is None when ``clamp`` is False."""
+def _poly_parts(z: Tensor, a: Tensor, rn: Tensor | None, bound: float, clamp: bool):
+    """Everything the forward computes and the backward needs.
+
+    Returns ``(c, e, h, dp, J, B, v)``: c the clamped input (``z`` when not clamping), e = z - c
+    (None when not clamping), h = σ(z), dp = σ'(z) = p'(c); with ``rn``: J = (dp²) @ rn ``[N]``,
+    B ``[N, D+1, F]`` = [dp², dp, dp c, …, dp c^(D-1)] and v = 2 rn p''(c) 1[|z| ≤ R] (``[N, F]``,
+    ``[F]`` for degree 2, None for degree 1); otherwise J = B = v = None.
+    In no-grad mode buffers are filled in place; with grad mode on only out-of-place ops are used.
+    """
     d = a.shape[0] - 1
+    fast = not torch.is_grad_enabled()
     if clamp:
         c = z.clamp(-bound, bound)  # [N, F]
-        e = z - c  # [N, F], 0 inside the interval
+        e = z - c  # [N, F]
     else:
         c, e = z, None
     k = torch.arange(1, d + 1, dtype=a.dtype, device=a.device).unsqueeze(1)  # [D, 1]
-    da = a[1:] * k  # coefficients of p', [D, F]
+    da = list((a[1:] * k).unbind(0))  # coefficients of p', D × [F]
     p = _horner_rows(list(a.unbind(0)), c)  # [N, F]
-    dp = _horner_rows(list(da.unbind(0)), c)  # [N, F]
+    J = B = v = None
+    if rn is None:
+        dp = _horner_rows(da, c)  # [N, F]
+    else:
+        N, F = c.shape
+        if fast:
+            B = torch.empty(N, d + 1, F, dtype=c.dtype, device=c.device)  # [N, D+1, F]
+            dp = _horner_rows(da, c, out=B[:, 1])  # [N, F] (a strided view of B)
+            torch.mul(dp, dp, out=B[:, 0])
+            for j in range(2, d + 1):
+                torch.mul(B[:, j - 1], c, out=B[:, j])  # dp c^(j-1)
+        else:
+            dp = _horner_rows(da, c)
+            cols = [dp * dp, dp]
+            for _ in range(2, d + 1):
+                cols.append(cols[-1] * c)
+            B = torch.stack(cols, dim=1)  # [N, D+1, F]
+        J = B[:, 0] @ rn  # [N, F] @ [F] → [N]
+        if d >= 2:
+            k2 = torch.arange(2, d + 1, dtype=a.dtype, device=a.device).unsqueeze(1)  # [D-1, 1]
+            dda = a[2:] * (k2 * (k2 - 1)) * (2.0 * rn)  # coefficients of 2 r p'', [D-1, F]
+            v = _horner_rows(list(dda.unbind(0)), c) if d >= 3 else dda[0]  # [N, F] or [F]
+            if e is not None:
+                v = v * (e == 0)  # the continuation is linear: σ'' = 0 outside [-R, R]
     h = p if e is None else torch.addcmul(p, dp, e)  # tangent continuation outside [-R, R]
-    return c, e, h, dp
+    return c, e, h, dp, J, B, v
 
 
-def _second_derivative(a: Tensor, c: Tensor, e: Tensor | None) -> Tensor | None:
-    """σ''(z) = p''(c)·1[|z| ≤ R] as ``[N, F]`` (or ``[F]`` for degree 2); None for degree 1."""
-    d = a.shape[0] - 1
-    if d < 2:
-        return None
-    k = torch.arange(2, d + 1, dtype=a.dtype, device=a.device).unsqueeze(1)  # [D-1, 1]
-    dda = a[2:] * k * (k - 1)  # coefficients of p'', [D-1, F]
-    ddp = dda[0] if d == 2 else _horner_rows(list(dda.unbind(0)), c)  # [F] or [N, F]
+def _value_coefficient_grad(gh: Tensor, c: Tensor, e: Tensor | None, d: int) -> Tensor:
+    """``Σ_n gh c^k + k gh e c^(k-1)`` for k = 0..d (the σ part of ∂/∂a), ``[D+1, F]``."""
+    rows = [gh.sum(0)]  # k = 0   [F]
+    if not torch.is_grad_enabled():  # fill one buffer with all the products, reduce once
+        N, F = c.shape
+        buf = torch.empty(d if e is None else 2 * d, N, F, dtype=c.dtype, device=c.device)
+        torch.mul(gh, c, out=buf[0])
+        for k in range(1, d):
+            torch.mul(buf[k - 1], c, out=buf[k])  # gh c^(k+1)
+        if e is not None:
+            torch.mul(gh, e, out=buf[d])
+            for k in range(1, d):
+                torch.mul(buf[d + k - 1], c, out=buf[d + k])  # gh e c^k
+        sums = buf.sum(1)  # [P, F]
+        rest = sums[:d]
+        if e is not None:
+            kk = torch.arange(1, d + 1, dtype=c.dtype, device=c.device).unsqueeze(1)  # [D, 1]
+            rest = torch.addcmul(rest, kk, sums[d:])
+        return torch.cat([rows[0].unsqueeze(0), rest])
+    t = gh
+    for _ in range(d):
+        t = t * c  # gh c^k   [N, F]
+        rows.append(t.sum(0))
     if e is not None:
-        ddp = ddp * (e == 0)  # the continuation is linear: σ'' = 0 outside   [N, F]
-    return ddp
-
-
-def _coefficient_grad(gh: Tensor | None, s: Tensor | None, c: Tensor, d: int) -> Tensor:
-    """``g_a_k = Σ_n gh c^k + k s c^(k-1)`` for k = 0..d, ``[D+1, F]``."""
-    if not torch.is_grad_enabled():
-        return _coefficient_grad_buffered(gh, s, c, d)
-    zero = torch.zeros(c.shape[-1], dtype=c.dtype, device=c.device)
-    rows = [zero] * (d + 1)
-    if gh is not None:
-        t = gh
-        rows[0] = t.sum(0)
-        for k in range(1, d + 1):
-            t = t * c  # gh c^k      [N, F]
-            rows[k] = t.sum(0)
-    if s is not None:
-        t = s
+        t = gh * e
         for k in range(1, d + 1):
             if k > 1:
-                t = t * c  # s c^(k-1)   [N, F]
+                t = t * c  # gh e c^(k-1)
             rows[k] = rows[k] + k * t.sum(0)
     return torch.stack(rows)  # [D+1, F]
 
 
-def _coefficient_grad_buffered(gh: Tensor | None, s: Tensor | None, c: Tensor, d: int) -> Tensor:
-    """Same as :func:`_coefficient_grad` without a graph: powers written into one buffer, one sum."""
-    parts = [t for t in (gh, s) if t is not None]
-    N, F = c.shape
-    buf = torch.empty(d + 1, len(parts), N, F, dtype=c.dtype, device=c.device)  # [D+1, P, N, F]
-    for j, t in enumerate(parts):
-        buf[0, j].copy_(t)
-    for k in range(1, d + 1):
-        torch.mul(buf[k - 1], c, out=buf[k])  # [P, N, F] · [N, F]
-    sums = buf.sum(2)  # [D+1, P, F]
-    out = torch.zeros(d + 1, F, dtype=c.dtype, device=c.device)
-    j = 0
-    if gh is not None:
-        out += sums[:, 0]
-        j = 1
-    if s is not None:
-        k = torch.arange(1, d + 1, dtype=c.dtype, device=c.device).unsqueeze(1)  # [D, 1]
-        out[1:] += k * sums[:-1, j]
-    return out
-
-
 class _PolyFn(torch.autograd.Function):
-    """σ(z) (and J = Σ_i σ'(z_i)² r_i when ``rn`` is given) for 2-D ``z`` ``[N, F]``."""
+    """σ(z), and J = Σ_i σ'(z_i)² rn_i when ``rn`` is given, for 2-D ``z`` ``[N, F]``."""
 
     @staticmethod
     def forward(ctx, z: Tensor, a: Tensor, rn: Tensor | None, bound: float, clamp: bool):
-        c, e, h, dp = _poly_forward_parts(z, a, bound, clamp)
-        dp2 = None
-        if rn is not None:
-            dp2 = dp * dp  # [N, F]
-            J = dp2 @ rn  # [N]
-        ctx.bound, ctx.clamp, ctx.track = bound, clamp, rn is not None
-        ctx.save_for_backward(z, a, rn, c if clamp else None, e, dp, dp2)
+        c, e, h, dp, J, B, v = _poly_parts(z, a, rn, bound, clamp)
+        ctx.bound, ctx.clamp = bound, clamp
+        ctx.save_for_backward(z, a, rn, c if clamp else None, e, dp, B, v)
         ctx.set_materialize_grads(False)
-        return (h, J) if rn is not None else h
+        return h if rn is None else (h, J)
 
     @staticmethod
     def backward(ctx, gh: Tensor | None, gJ: Tensor | None = None):
-        z, a, rn, c, e, dp, dp2 = ctx.saved_tensors
+        z, a, rn, c, e, dp, B, v = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: rebuild the intermediates from the inputs
-            c, e, _, dp = _poly_forward_parts(z, a, ctx.bound, ctx.clamp)
-            dp2 = dp * dp if ctx.track else None
-        elif not ctx.clamp:
+            c, e, _, dp, _, B, v = _poly_parts(z, a, rn, ctx.bound, ctx.clamp)
+        elif c is None:
             c = z
         d = a.shape[0] - 1
         need_z, need_a, need_rn = ctx.needs_input_grad[:3]
-        gz = s = g_rn = None
-        if gh is not None:
-            if need_z:
-                gz = gh * dp  # [N, F]
-            if e is not None and need_a:
-                s = gh * e  # [N, F]
-        if gJ is not None:
-            if need_z or need_a:
-                q = torch.outer(gJ, 2.0 * rn) * dp  # ∂(g_J·J)/∂σ'   [N, F]
-                if need_z:
-                    ddp = _second_derivative(a, c, e)
-                    if ddp is not None:
-                        gz = q * ddp if gz is None else torch.addcmul(gz, q, ddp)
-                if need_a:
-                    s = q if s is None else s + q
-            if need_rn:
-                g_rn = dp2.t() @ gJ  # [F]
-        if gz is None and need_z:
-            gz = torch.zeros_like(z)
-        g_a = None
+        gz = g_a = g_rn = None
+        if need_z:
+            t = gh  # g_h + g_J v
+            if gJ is not None and v is not None:
+                gjv = gJ.unsqueeze(-1)  # [N, 1]
+                t = gjv * v if t is None else torch.addcmul(t, gjv, v)
+            gz = torch.zeros_like(z) if t is None else t * dp  # [N, F]
         if need_a:
-            g_a = _coefficient_grad(gh, s, c, d)  # [D+1, F]
+            g_a = _value_coefficient_grad(gh, c, e, d) if gh is not None else torch.zeros_like(a)
+        if gJ is not None and (need_a or need_rn):
+            N, F = c.shape
+            R = (B.reshape(N, (d + 1) * F).t() @ gJ).view(d + 1, F)  # Bᵀ g_J   [D+1, F]
+            if need_rn:
+                g_rn = R[0]
+            if need_a:
+                k = torch.arange(1, d + 1, dtype=a.dtype, device=a.device).unsqueeze(1)  # [D, 1]
+                g_dreg = R[1:] * k * (2.0 * rn)  # [D, F]
+                g_a = torch.cat([g_a[:1], g_a[1:] + g_dreg])
         return gz, g_a, g_rn, None, None
 
 

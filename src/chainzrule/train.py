@@ -297,6 +297,10 @@ def _finite_or_none(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
+def _finite_parameters(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
 def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
     """Test metrics, input-sensitivity diagnostics and (optionally) robustness of a trained model."""
     kind = head_kind(cfg, splits.task)
@@ -314,7 +318,9 @@ def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
         "jacobian_fro": {"mean": float(norms.mean()) if finite else None,
                          "p99": float(np.percentile(norms, 99)) if finite else None},
         "tau_input": tau_input(norms) if finite and norms.mean() > 0 else None,
-        "lipschitz_bound": _finite_or_none(lipschitz_bound(model)) if hidden_layers(model) else None,
+        # non-finite weights (a diverged run) have no spectral norm: report None, do not crash
+        "lipschitz_bound": _finite_or_none(lipschitz_bound(model))
+        if hidden_layers(model) and _finite_parameters(model) else None,
     }
     if cfg.robustness:
         out["robustness"] = robustness_metrics(model, kind, cfg, splits)
