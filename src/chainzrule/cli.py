@@ -138,8 +138,10 @@ def data_list() -> None:
 @click.option("--robustness/--no-robustness", default=None, help="Also measure corruption (images) and FGSM/PGD accuracy.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json and the checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="PyTorch CPU threads. [default: all cores; 1 is faster for small models on a busy machine]")
 @click.pass_context
-def train(ctx: click.Context, config_file, robustness, out, quiet, **params) -> None:
+def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **params) -> None:
     """Train one model and write OUT/result.json and the checkpoint (model.safetensors + model.json).
 
     \b
@@ -151,6 +153,10 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, **params) -> 
     from .checkpoint import save_checkpoint, write_json
     from .train import load_splits, train as run_train
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     cfg = _train_config(ctx, config_file, params)
     if robustness is not None:
         cfg = cfg.replace(robustness=robustness)
