@@ -178,6 +178,23 @@ def num_parameters(
     return total
 
 
+def closest_width(count, target: int, limit: int = 1 << 20) -> int:
+    """The width ``w >= 1`` whose ``count(w)`` (increasing in ``w``) is closest to ``target``.
+
+    Doubling then bisection: O(log target) calls of ``count``.
+
+    >>> closest_width(lambda w: 10 * w, 95)
+    9
+    """
+    lo, hi = 1, 2
+    while count(hi) < target and hi < limit:
+        hi *= 2
+    while hi - lo > 1:  # invariant: count(lo) < target <= count(hi), or lo == 1
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return min((lo, hi), key=lambda w: abs(count(w) - target))
+
+
 def match_width(
     target_params: int,
     in_features: int,
@@ -202,13 +219,7 @@ def match_width(
     def count(w: int) -> int:
         return num_parameters(kind, in_features, [w] * depth, out_features, degree)
 
-    lo, hi = 1, 1
-    while count(hi) < target_params:
-        hi *= 2
-    while hi - lo > 1:  # count is increasing in w: bisect for the first w with count ≥ target
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if count(mid) < target_params else (lo, mid)
-    best = min((lo, hi), key=lambda w: abs(count(w) - target_params))
+    best = closest_width(count, target_params)
     err = abs(count(best) - target_params) / target_params
     if err > tolerance:
         raise ConfigError(

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig
 from ..data.splits import Splits
 from ..errors import ConfigError
-from ..models import count_parameters
+from ..models import closest_width, count_parameters
 from ..poly import PolynomialActivation
 from ..layers import hidden_layers
 from ..train import build_model, head_kind, load_data, load_splits, train
@@ -235,13 +235,7 @@ def _solve_width(cfg: TrainConfig, depth: int, target: int, in_features: int, nu
                  task: str) -> tuple[int, float]:
     """Width (bisection on the exact parameter count) closest to ``target`` at ``depth``, and its error."""
     count = lambda w: _params_of(cfg.replace(hidden=[w] * depth), in_features, num_classes, task)
-    lo, hi = 1, 2
-    while count(hi) < target and hi < 1 << 16:
-        hi *= 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
-    best = min((lo, hi), key=lambda w: abs(count(w) - target))
+    best = closest_width(count, target, limit=1 << 16)
     return best, abs(count(best) - target) / target
 
 
