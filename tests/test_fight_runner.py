@@ -86,20 +86,20 @@ def _fight_cmd(out):
     return [sys.executable, "-m", "chainzrule.cli", "fight", str(TINY), "--out", str(out), "--no-report"]
 
 
-@pytest.mark.parametrize("kill_seed", [1, 2])
+@pytest.mark.parametrize("kill_seed", [1, 2, 3])
 def test_resume_after_kill_gives_the_same_results(reference_fight, tmp_path, kill_seed):
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_fight_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # kill at a random point once runs have started landing
+    # kill at a random point: after a random number of finished runs, mid-way through the next
+    total = len(list((reference_fight / "runs").glob("*.json")))
+    kill_after = random.Random(kill_seed).randint(1, total - 3)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "runs").glob("*.json"))) < 2:
-        time.sleep(0.05)
-    time.sleep(random.Random(kill_seed).uniform(0.0, 1.5))
+    while time.time() < deadline and len(list((out / "runs").glob("*.json"))) < kill_after:
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(list((out / "runs").glob("*.json")))
-    total = len(list((reference_fight / "runs").glob("*.json")))
     assert done_before < total, "the kill came too late to test resuming"
     resumed = subprocess.run(_fight_cmd(out), env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
