@@ -104,3 +104,26 @@ class Dataset:
         return (f"Dataset(name={self.name!r}, task={self.task!r}, train={len(self.X_train)}, "
                 f"val={val}, test={len(self.X_test)}, in_features={self.in_features}, "
                 f"num_classes={self.num_classes})")
+
+
+def stratified_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Seeded split of ``range(len(y))`` into sorted ``(kept, held_out)`` indices, with
+    ``ceil(fraction * n)`` held out; stratified by ``y`` when every present class has at least 2
+    rows and both sides can hold every class (third value True), else a plain seeded split.
+
+    >>> kept, held, stratified = stratified_indices(np.array([0] * 8 + [1] * 2), 0.2, seed=0)
+    >>> len(kept), len(held), stratified
+    (8, 2, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y)
+    n = len(y)
+    n_held = int(np.ceil(fraction * n))
+    counts = np.bincount(y)
+    k = int(np.count_nonzero(counts))
+    stratified = bool(counts[counts > 0].min() >= 2 and n_held >= k and n - n_held >= k)
+    kept, held = train_test_split(np.arange(n), test_size=fraction, random_state=seed,
+                                  stratify=y if stratified else None)
+    return np.sort(kept), np.sort(held), stratified
+

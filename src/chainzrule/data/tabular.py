@@ -46,7 +46,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
 import shutil
 import subprocess
 import tempfile
@@ -56,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chainzrule.data.base import Dataset
+from chainzrule.data.base import Dataset, stratified_indices
 from chainzrule.data.cache import atomic_write_bytes, atomic_write_text, cache_dir
 from chainzrule.errors import ConfigError, DataError
 
@@ -161,23 +160,14 @@ def stratified_test_split(y: np.ndarray, test_fraction: float = 0.2,
     >>> len(tr), len(te), how
     (8, 2, 'stratified 80/20, seed 0')
     """
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
     pct = f"{round(100 * (1 - test_fraction))}/{round(100 * test_fraction)}"
-    counts = np.bincount(y)
-    n_test = math.ceil(test_fraction * len(y))
     if len(y) < 2:
         raise DataError(f"need at least 2 rows to make a train/test split, got {len(y)}")
-    if counts[counts > 0].min() >= 2 and n_test >= np.count_nonzero(counts) and \
-            len(y) - n_test >= np.count_nonzero(counts):
-        tr, te = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
-        how = f"stratified {pct}, seed {seed}"
-    else:
-        tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed)
-        how = (f"random {pct}, seed {seed} (not stratified: a class has fewer than 2 rows or "
-               f"the test split is smaller than the number of classes)")
-    return np.sort(tr), np.sort(te), how
+    tr, te, stratified = stratified_indices(y, test_fraction, seed)
+    how = (f"stratified {pct}, seed {seed}" if stratified else
+           f"random {pct}, seed {seed} (not stratified: a class has fewer than 2 rows or "
+           f"the test split is smaller than the number of classes)")
+    return tr, te, how
 
 
 def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
@@ -300,8 +290,8 @@ def _fmt(v: float) -> str:
 def rda_to_pima_csv(rda_path: str | Path) -> str:
     """Convert mlbench's ``PimaIndiansDiabetes.rda`` into the canonical CSV text (checked).
 
-    >>> text = rda_to_pima_csv("PimaIndiansDiabetes.rda")  # doctest: +SKIP
-    >>> text.splitlines()[0]  # doctest: +SKIP
+        text = rda_to_pima_csv("PimaIndiansDiabetes.rda")
+        text.splitlines()[0]
     'pregnant,glucose,pressure,triceps,insulin,mass,pedigree,age,diabetes'
     """
     import rdata
@@ -345,8 +335,8 @@ def fetch_pima(force: bool = False, timeout: float = 300.0) -> Path:
     Needs ``apt-get`` and ``dpkg-deb`` (Debian/Ubuntu); runs ``apt-get update`` once if the
     package lists are missing. Returns the cache folder.
 
-    >>> folder = fetch_pima()  # doctest: +SKIP
-    >>> (folder / "pima.csv").read_text().count("\\n")  # doctest: +SKIP
+        folder = fetch_pima()
+        (folder / "pima.csv").read_text().count("\\n")
     769
     """
     if not force and (hit := pima_cached()) is not None:
@@ -397,8 +387,8 @@ def load_pima(folder: str | Path | None = None, *, fetch: bool = True,
     ``folder`` may hold ``pima.csv`` (as written by :func:`fetch_pima`) or mlbench's
     ``PimaIndiansDiabetes.rda``; without it the cache is used (fetched if absent and ``fetch``).
 
-    >>> ds = load_pima()  # doctest: +SKIP
-    >>> ds.X_train.shape, ds.X_test.shape, ds.meta["classes"]  # doctest: +SKIP
+        ds = load_pima()
+        ds.X_train.shape, ds.X_test.shape, ds.meta["classes"]
     ((614, 8), (154, 8), ['neg', 'pos'])
     """
     if folder is not None:

@@ -288,10 +288,11 @@ def encode_sentences(texts: list[str], *, batch_size: int = 64, use_cache: bool 
 
     Results are cached in ``cache_dir()/embeddings/<key>.npy`` (see
     :func:`embedding_cache_key`), written atomically; a second call with the same sentences
-    reads the file instead of encoding. Needs ``pip install chainzrule[text]``.
+    reads the file instead of encoding. Needs ``pip install chainzrule[text]``. Example (loads the
+    encoder, not run as a doctest)::
 
-    >>> E = encode_sentences(["a fine film .", "dreadful ."])  # doctest: +SKIP
-    >>> E.shape  # doctest: +SKIP
+        E = encode_sentences(["a fine film .", "dreadful ."])
+        E.shape
     (2, 384)
     """
     if not encoder_available():
@@ -380,8 +381,10 @@ def load_sst5(data_dir: str | Path | None = None, *, featurizer: str = "auto",
               limit: int | None = None, progress: bool = True) -> Dataset:
     """Load SST-5 (train / official dev as validation / test) as an ordinal 5-class dataset.
 
-    >>> ds = load_sst5("../shared/data/sst5", featurizer="hashed", limit=50)  # doctest: +SKIP
-    >>> ds.X_train.shape, ds.X_val.shape, ds.task  # doctest: +SKIP
+    Example, from the repository root (not run as a doctest: the data lives beside the repo)::
+
+        ds = load_sst5("../shared/data/sst5", featurizer="hashed", limit=50)
+        ds.X_train.shape, ds.X_val.shape, ds.task
     ((50, 4096), (50, 4096), 'ordinal')
     """
     folder = find_sst5_dir(data_dir)
@@ -409,9 +412,10 @@ def load_yelp_full(data_dir: str | Path | None = None, *, featurizer: str = "aut
     ``limit`` keeps the first ``limit`` rows of each file. Encoding all 650k reviews with the
     encoder takes ~40 min on 2 cores; a limit of e.g. 20000 is the practical CPU setting.
 
-    >>> ds = load_yelp_full("yelp_review_full_csv", featurizer="hashed",
-    ...                     limit=1000)  # doctest: +SKIP
-    >>> ds.X_train.shape, ds.num_classes  # doctest: +SKIP
+    Example, with the data in a user folder (not run as a doctest)::
+
+        ds = load_yelp_full("yelp_review_full_csv", featurizer="hashed", limit=1000)
+        ds.X_train.shape, ds.num_classes
     ((1000, 4096), 5)
     """
     folder = find_yelp_dir(data_dir)

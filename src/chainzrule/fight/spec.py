@@ -5,8 +5,10 @@ fields or names, tuning spaces over fields that do not exist, claims on unknown 
 metrics. The ``[quick]`` table is merged in with ``--quick``; ``--dataset/--data-dir/--target``
 point any spec at another dataset.
 
->>> from pathlib import Path
->>> spec = load_spec(Path(__file__).parents[3] / "fights" / "pima.toml", quick=True)  # doctest: +SKIP
+>>> spec = parse_spec({"fight": {"dataset": "synthetic"}, "contender": [
+...     {"name": "relu", "model": "mlp"}, {"name": "cr", "model": "chainzrule"}]}, seeds=3)
+>>> [c.name for c in spec.contenders], spec.reference, spec.seeds
+(['relu', 'cr'], 'relu', 3)
 """
 
 from __future__ import annotations
