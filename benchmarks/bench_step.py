@@ -15,14 +15,18 @@ count unless ``--threads`` is given. Variants:
   cr_dreg       ChainzRuleMLP(track_jacobian=True), loss + λ·dreg_penalty
   relu_igp      ReLU + input-gradient penalty (double backprop), inline
   relu_jacreg   ReLU + Jacobian regularization, 1 random projection (Hoffman et al. 2019), inline
-  cr_dreg_compiled   (only with --compile) cr_dreg with torch.compile(model); compile time reported
+  cr_compiled, cr_dreg_compiled   (only with --compile) cr / cr_dreg with torch.compile(model);
+                the first step (compilation) is timed and reported
 
 Usage::
 
-    python benchmarks/bench_step.py                 # print the table (~1-3 min)
-    python benchmarks/bench_step.py --write         # ... and update BENCHMARKS.md
-    python benchmarks/bench_step.py --repeats 40 --variants relu,cr_dreg
-    python benchmarks/bench_step.py --profile       # matmul / elementwise / optimizer split
+    python benchmarks/bench_step.py                 # print the table (~30 s idle, ≤ 150 s of rounds)
+    python benchmarks/bench_step.py --write         # ... and update its block in BENCHMARKS.md
+    python benchmarks/bench_step.py --repeats 300 --max-seconds 0   # more rounds, no time cap
+    python benchmarks/bench_step.py --variants relu,cr_dreg --threads 1 --clock cpu
+    python benchmarks/bench_step.py --ablations     # each hot-path optimization switched off in turn
+    python benchmarks/bench_step.py --profile       # matmul / Adam / elementwise split (torch.profiler)
+    python benchmarks/bench_step.py --compile       # + torch.compile'd CR variants (opt-in path)
 
 This is a benchmark, not a test: it asserts nothing and is never collected by pytest.
 """
@@ -48,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_MD = ROOT / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench_step:begin -->", "<!-- bench_step:end -->"
 
+CLOCK = time.perf_counter  # wall time; --clock cpu switches to process CPU time
 BATCH, IN, HIDDEN, OUT = 256, 784, [1024, 1024], 10
 LAM = 3e-3  # DREG λ (guide §2's MNIST run); the value does not change the cost
 LAM_IGP = 1e-2
@@ -61,8 +66,82 @@ RATIOS = [
     ("cr_dreg", "relu", 1.50),
     ("relu_igp", "relu", None),
     ("relu_jacreg", "relu", None),
+    ("cr_compiled", "relu", None),
+    ("cr_dreg_compiled", "cr_compiled", None),
     ("cr_dreg_compiled", "relu", None),
     ("cr_dreg_compiled", "cr_dreg", None),
+]
+
+
+# ----------------------------------------------------------------------------- ablations
+#
+# Each idea of the hot path can be switched off by restoring the plain-op code it replaced, so
+# its gain is measured in the same process, interleaved like everything else (--ablations).
+
+
+def _unfused_row_norms_sq(self):
+    w = self.linear.weight
+    return (w * w).sum(dim=1)  # autograd: W*W temporary, three passes over W in the backward
+
+
+def _unfused_linear(self, x):
+    return self.linear(x), self.row_norms_sq()  # two autograd nodes, W.grad summed in a third pass
+
+
+def _patches(names: str):
+    """(object, attribute, replacement) triples that switch off the named optimizations."""
+    from chainzrule import activations, layers, poly
+
+    out = []
+    for name in filter(None, names.split("+")):
+        if name == "nopolyfn":  # σ, σ' by plain ops + autograd (the original eager code)
+            out.append((poly.PolynomialActivation, "_fused", lambda self, z: False))
+        elif name == "noreluopt":  # ReLU σ' as (z > 0).to(dtype), then squared
+            out.append((activations.ReLU, "value_and_jacobian_sq",
+                        activations.DerivativeActivation.value_and_jacobian_sq))
+        elif name == "norownorm":  # row norms by (W*W).sum(1) under autograd
+            out.append((layers.HiddenLayer, "row_norms_sq", _unfused_row_norms_sq))
+        elif name == "nolinfuse":  # nn.Linear and row norms as separate autograd nodes
+            out.append((layers.HiddenLayer, "_linear_and_row_norms_sq", _unfused_linear))
+        elif name == "noskip":  # always clamp, even when every |z| <= R
+            out.append((poly, "_any_outside", lambda z, bound: True))
+        elif name == "nobuffers":  # DREG buffer B built by torch.stack instead of out= writes
+            out.append((poly, "_BUFFERED", False))
+        else:
+            raise ValueError(f"unknown ablation {name!r}")
+    return out
+
+
+class _Patched:
+    def __init__(self, names: str):
+        self.patches = _patches(names)
+
+    def __enter__(self):
+        self.saved = [(o, a, o.__dict__[a] if isinstance(o, type) else getattr(o, a)) for o, a, _ in self.patches]
+        for o, a, v in self.patches:
+            setattr(o, a, v)
+
+    def __exit__(self, *exc):
+        for o, a, v in reversed(self.saved):
+            setattr(o, a, v)
+
+
+ORIGINAL = "nopolyfn+noreluopt+norownorm+nolinfuse"  # the code before this work (eager autograd)
+ABLATIONS = [  # (label, model kind, switched-off optimizations)
+    ("relu", "relu", ""),
+    ("relu_dreg original", "relu_dreg", ORIGINAL),
+    ("relu_dreg + sign mask, no square", "relu_dreg", "norownorm+nolinfuse"),
+    ("relu_dreg + row-norm Function", "relu_dreg", "nolinfuse"),
+    ("relu_dreg + fused linear (final)", "relu_dreg", ""),
+    ("cr original", "cr", ORIGINAL),
+    ("cr fused, always clamp", "cr", "noskip"),
+    ("cr fused (final)", "cr", ""),
+    ("cr_dreg original", "cr_dreg", ORIGINAL),
+    ("cr_dreg + fused poly Function", "cr_dreg", "norownorm+nolinfuse"),
+    ("cr_dreg + row-norm Function", "cr_dreg", "nolinfuse"),
+    ("cr_dreg + fused linear (final)", "cr_dreg", ""),
+    ("cr_dreg final, always clamp", "cr_dreg", "noskip"),
+    ("cr_dreg final, B by torch.stack", "cr_dreg", "nobuffers"),
 ]
 
 
@@ -76,17 +155,21 @@ def _model(kind: str) -> torch.nn.Module:
     return cz.MLP(IN, HIDDEN, OUT, activation="relu", track_jacobian=kind == "relu_dreg")
 
 
-def make_step(kind: str, x: torch.Tensor, y: torch.Tensor):
-    """A closure running one train step of ``kind`` and returning (t_forward, t_backward, t_opt)."""
+def make_step(kind: str, x: torch.Tensor, y: torch.Tensor, ablate: str = ""):
+    """A closure running one train step of ``kind`` and returning (t_forward, t_backward, t_opt).
+
+    ``ablate``: "+"-joined optimizations to switch off for this variant (see ``_patches``).
+    """
     model = _model(kind)
+    patched = _Patched(ablate)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     forward = model
-    if kind == "cr_dreg_compiled":
+    if kind.endswith("_compiled"):
         forward = torch.compile(model)
     B = x.shape[0]
 
     def loss_fn():
-        if kind in ("relu", "cr"):
+        if kind in ("relu", "cr", "cr_compiled"):
             return F.cross_entropy(forward(x), y)
         if kind in ("relu_dreg", "cr_dreg", "cr_dreg_compiled"):
             return F.cross_entropy(forward(x), y) + LAM * cz.dreg_penalty(model)
@@ -107,14 +190,15 @@ def make_step(kind: str, x: torch.Tensor, y: torch.Tensor):
         raise ValueError(f"unknown variant {kind!r}")
 
     def step():
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
+        with patched:
+            t0 = CLOCK()
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            t1 = CLOCK()
+            loss.backward()
+            t2 = CLOCK()
+            opt.step()
+            t3 = CLOCK()
         return t1 - t0, t2 - t1, t3 - t2
 
     step.model = model
@@ -124,6 +208,10 @@ def make_step(kind: str, x: torch.Tensor, y: torch.Tensor):
 # ----------------------------------------------------------------------------- measurement
 
 
+def _clock_name() -> str:
+    return "process CPU time" if CLOCK is time.process_time else "wall time"
+
+
 def _loadavg() -> str:
     try:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -131,15 +219,18 @@ def _loadavg() -> str:
         return "n/a"
 
 
-def measure(variants, repeats, warmup, max_seconds, x, y, compile_: bool):
+def measure(variants, repeats, warmup, max_seconds, x, y, specs=None):
+    """Interleaved rounds; ``specs`` maps a variant label to (model kind, ablations)."""
+    specs = specs or {}
     steps = {}
-    compile_s = None
+    compile_s = {}
     for kind in variants:
-        steps[kind] = make_step(kind, x, y)
+        model_kind, ablate = specs.get(kind, (kind, ""))
+        steps[kind] = make_step(model_kind, x, y, ablate)
         t = time.perf_counter()
         steps[kind]()  # first step (compiles, for the compiled variant)
-        if kind == "cr_dreg_compiled":
-            compile_s = time.perf_counter() - t
+        if kind.endswith("_compiled"):
+            compile_s[kind] = time.perf_counter() - t
         for _ in range(warmup):
             steps[kind]()
     times = {k: [] for k in variants}  # per round: (fwd, bwd, opt)
@@ -168,6 +259,7 @@ def summarize(times):
         rows.append(dict(
             variant=kind,
             step=statistics.median(total[kind]) * 1e3,
+            p10=_pct(total[kind], 0.1) * 1e3,
             fwd=statistics.median(t[0] for t in tt) * 1e3,
             bwd=statistics.median(t[1] for t in tt) * 1e3,
             opt=statistics.median(t[2] for t in tt) * 1e3,
@@ -177,7 +269,8 @@ def summarize(times):
         if num in total and den in total:
             r = [a / b for a, b in zip(total[num], total[den])]  # same round: paired
             ratios.append(dict(num=num, den=den, target=target, median=statistics.median(r),
-                               q25=_pct(r, 0.25), q75=_pct(r, 0.75)))
+                               q25=_pct(r, 0.25), q75=_pct(r, 0.75),
+                               floor=_pct(total[num], 0.1) / _pct(total[den], 0.1)))
     return rows, ratios
 
 
@@ -202,78 +295,159 @@ MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::mv", "aten::addmv", "aten::bmm",
               "aten::addmm_", "aten::addmv_", "aten::dot", "aten::vdot"}
 
 
-def profile(variants, x, y, steps_n=10):
+def profile(variants, x, y, rounds=10):
+    """Self CPU time per step split into matmul / Adam / everything else, profiled one step at a
+    time in interleaved rounds (like the timing)."""
     from torch.profiler import ProfilerActivity, profile as tprofile
 
-    out = []
-    for kind in variants:
-        step = make_step(kind, x, y)
+    steps = {kind: make_step(kind, x, y) for kind in variants}
+    for step in steps.values():
         for _ in range(5):
             step()
-        with tprofile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(steps_n):
-                step()
-        # walk the event tree: ops under Optimizer.step count as Adam, mat-muls as matmul
-        by_name: dict[str, float] = {}
-        optim = 0.0
-        for e in prof.events():
-            anc, in_opt = e.cpu_parent, e.name.startswith("Optimizer.step")
-            while anc is not None and not in_opt:
-                in_opt = anc.name.startswith("Optimizer.step")
-                anc = anc.cpu_parent
-            if in_opt:
-                optim += e.self_cpu_time_total
-            else:
-                by_name[e.name] = by_name.get(e.name, 0.0) + e.self_cpu_time_total
-        matmul = sum(v for k, v in by_name.items() if k in MATMUL_OPS)
-        total = optim + sum(by_name.values())
-        other = total - matmul - optim
-        out.append(dict(variant=kind, total=total / steps_n / 1e3, matmul=matmul / total,
-                        optim=optim / total, other=other / total))
-        top = sorted(((k, v) for k, v in by_name.items() if k not in MATMUL_OPS), key=lambda kv: -kv[1])[:6]
-        out[-1]["top"] = ", ".join(f"{k.replace('aten::', '')} {v / total:.0%}" for k, v in top)
+    by_name = {kind: {} for kind in variants}
+    optim = dict.fromkeys(variants, 0.0)
+    for _ in range(rounds):
+        for kind in variants:
+            with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+                steps[kind]()
+            for e in prof.events():  # ops under Optimizer.step count as Adam
+                anc, in_opt = e.cpu_parent, e.name.startswith("Optimizer.")
+                while anc is not None and not in_opt:
+                    in_opt = anc.name.startswith("Optimizer.")
+                    anc = anc.cpu_parent
+                if in_opt:
+                    optim[kind] += e.self_cpu_time_total
+                else:
+                    by_name[kind][e.name] = by_name[kind].get(e.name, 0.0) + e.self_cpu_time_total
+    out = []
+    for kind in variants:
+        names = by_name[kind]
+        matmul = sum(v for k, v in names.items() if k in MATMUL_OPS)
+        total = optim[kind] + sum(names.values())
+        top = sorted(((k, v) for k, v in names.items() if k not in MATMUL_OPS), key=lambda kv: -kv[1])[:5]
+        out.append(dict(
+            variant=kind, total=total / rounds / 1e3, matmul=matmul / rounds / 1e3,
+            optim=optim[kind] / rounds / 1e3, other=(total - matmul - optim[kind]) / rounds / 1e3,
+            top=", ".join(f"{k.replace('aten::', '')} {v / rounds / 1e3:.2f}" for k, v in top),
+        ))
     return out
+
+
+def render_profile(rows, meta, markers) -> str:
+    lines = [markers[0], "",
+             f"Command: `{meta['command']}`  ",
+             f"Date: {meta['date']}  ",
+             f"Machine: {meta['machine']}  ",
+             f"Rounds: {meta['rounds']} interleaved, one profiled step per variant per round; "
+             f"load average before / after: {meta['load_before']} / {meta['load_after']}  ",
+             "",
+             "| variant | profiled ms/step | matmul (mm, addmm, mv) | Adam step | elementwise + other "
+             "| elementwise + other, share | largest non-matmul ops (ms/step) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['total']:.2f} | {r['matmul']:.2f} | {r['optim']:.2f} | "
+                     f"{r['other']:.2f} | {r['other'] / r['total']:.0%} | {r['top']} |")
+    lines += ["", markers[1]]
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- report
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+    return (f"{_cpu_model()}, {os.cpu_count()} logical CPUs, "
             f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
             f"{torch.get_num_threads()} intra-op threads, Python {platform.python_version()}")
 
 
-def render(rows, ratios, meta) -> str:
-    lines = [BEGIN, ""]
+def _markers(args, kind: str = "") -> tuple[str, str]:
+    """Markers of the BENCHMARKS.md block this run writes: one block per mode and configuration."""
+    tags = [kind] if kind else []
+    if args.threads:
+        tags.append(f"threads={args.threads}")
+    if args.input_scale != 1.0:
+        tags.append(f"input-scale={args.input_scale:g}")
+    if args.compile:
+        tags.append("compile")
+    if args.clock != "wall":
+        tags.append(f"clock={args.clock}")
+    if not tags:
+        return BEGIN, END
+    tag = ",".join(tags)  # e.g. "ablations,threads=1"
+    return f"<!-- bench_step[{tag}]:begin -->", f"<!-- bench_step[{tag}]:end -->"
+
+
+def render(rows, ratios, meta, markers=(BEGIN, END)) -> str:
+    lines = [markers[0], ""]
     lines.append(f"Command: `{meta['command']}`  ")
     lines.append(f"Date: {meta['date']}  ")
     lines.append(f"Machine: {meta['machine']}  ")
-    lines.append(f"Rounds: {meta['rounds']} interleaved (warm-up {meta['warmup']} steps each); "
+    lines.append(f"Rounds: {meta['rounds']} interleaved (warm-up {meta['warmup']} steps each), {_clock_name()}; "
                  f"load average before / after: {meta['load_before']} / {meta['load_after']}  ")
     if meta.get("outside"):
         lines.append(f"CR pre-activations outside [-R, R] (layer 1, layer 2): {meta['outside']}  ")
-    if meta.get("compile_s") is not None:
-        lines.append(f"torch.compile: first step (compilation) took {meta['compile_s']:.1f} s  ")
-    lines += ["", "| ratio (median of per-round ratios) | median | IQR | target | met |",
-              "|---|---|---|---|---|"]
+    for kind, sec in (meta.get("compile_s") or {}).items():
+        lines.append(f"torch.compile: first step of {kind} (compilation) took {sec:.1f} s  ")
+    lines += ["", "| ratio | median of per-round ratios | IQR | ratio of 10th-percentile times | target | met (median) |",
+              "|---|---|---|---|---|---|"]
     for r in ratios:
         tgt = f"≤ {r['target']:.2f}" if r["target"] else "—"
         met = ("yes" if r["median"] <= r["target"] else "**no**") if r["target"] else "—"
-        lines.append(f"| {r['num']} / {r['den']} | {r['median']:.3f} | {r['q25']:.3f}–{r['q75']:.3f} | {tgt} | {met} |")
-    lines += ["", "| variant | step ms (median) | forward+loss | backward | Adam step |", "|---|---|---|---|---|"]
+        lines.append(f"| {r['num']} / {r['den']} | {r['median']:.3f} | {r['q25']:.3f}–{r['q75']:.3f} "
+                     f"| {r['floor']:.3f} | {tgt} | {met} |")
+    lines += ["", "| variant | step ms (median) | step ms (10th pct) | forward+loss | backward | Adam step |",
+              "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['step']:.2f} | {r['fwd']:.2f} | {r['bwd']:.2f} | {r['opt']:.2f} |")
-    lines += ["", END]
+        lines.append(f"| {r['variant']} | {r['step']:.2f} | {r['p10']:.2f} | {r['fwd']:.2f} | {r['bwd']:.2f} | {r['opt']:.2f} |")
+    lines += ["", markers[1]]
     return "\n".join(lines)
 
 
-def write_markdown(block: str) -> None:
-    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# Benchmarks\n\n" + BEGIN + "\n" + END + "\n"
-    if BEGIN not in text:
-        text = text.rstrip() + "\n\n" + BEGIN + "\n" + END + "\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+def write_markdown(block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the text between ``begin`` and ``end`` in BENCHMARKS.md (appending them if absent)."""
+    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# Benchmarks\n"
+    if begin not in text:
+        text = text.rstrip() + "\n\n" + begin + "\n" + end + "\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     BENCH_MD.write_text(pattern.sub(lambda _: block, text, count=1))
+
+
+def run_ablations(args, x, y) -> int:
+    specs = {label: (kind, ablate) for label, kind, ablate in ABLATIONS}
+    labels = [label for label, _, _ in ABLATIONS]
+    load_before = _loadavg()
+    times, rounds, _, _ = measure(labels, args.repeats, args.warmup, args.max_seconds, x, y, specs)
+    total = {k: [sum(t) for t in v] for k, v in times.items()}
+    markers = _markers(args, "ablations")
+    lines = [markers[0], "",
+             f"Command: `python benchmarks/bench_step.py {' '.join(args.argv)}`  ",
+             f"Date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
+             f"Machine: {machine()}  ",
+             f"Rounds: {rounds} interleaved, {_clock_name()}; load average before / after: {load_before} / {_loadavg()}  ",
+             "", "| variant | switched off | step ms (median) | / relu (median of per-round ratios) | IQR |",
+             "|---|---|---|---|---|"]
+    for label, kind, ablate in ABLATIONS:
+        r = [a / b for a, b in zip(total[label], total["relu"])]
+        lines.append(f"| {label} | {ablate.replace('+', ', ') or '—'} | {statistics.median(total[label]) * 1e3:.2f} "
+                     f"| {statistics.median(r):.3f} | {_pct(r, 0.25):.3f}–{_pct(r, 0.75):.3f} |")
+    lines += ["", markers[1]]
+    block = "\n".join(lines)
+    print(block)
+    if args.write:
+        write_markdown(block, *markers)
+        print(f"updated {BENCH_MD}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -286,16 +460,26 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="multiply the random inputs (pushes CR pre-activations outside [-R, R])")
-    ap.add_argument("--compile", action="store_true", help="add cr_dreg_compiled (torch.compile)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall time (default) or process CPU time (with --threads 1 it ignores the "
+                         "time other processes hold the core; with more threads it counts spinning)")
+    ap.add_argument("--compile", action="store_true",
+                    help="add cr_compiled and cr_dreg_compiled (torch.compile(model))")
     ap.add_argument("--profile", action="store_true", help="print the matmul / elementwise / Adam split")
+    ap.add_argument("--ablations", action="store_true",
+                    help="measure each optimization of the hot path switched off, one at a time")
     ap.add_argument("--write", action="store_true", help=f"update {BENCH_MD.name}")
     args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        global CLOCK
+        CLOCK = time.process_time
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if args.compile and "cr_dreg_compiled" not in variants:
-        variants.append("cr_dreg_compiled")
+    if args.compile:
+        variants += [v for v in ("cr_compiled", "cr_dreg_compiled") if v not in variants]
     if "relu" not in variants:
         variants.insert(0, "relu")
     torch.manual_seed(1234)
@@ -303,29 +487,38 @@ def main(argv=None) -> int:
     y = torch.randint(0, OUT, (BATCH,))
 
     if args.profile:
-        print(f"machine: {machine()}")
-        print("| variant | ms/step (profiled) | matmul | Adam | elementwise + other | largest others |")
-        print("|---|---|---|---|---|---|")
-        for r in profile(variants, x, y):
-            print(f"| {r['variant']} | {r['total']:.1f} | {r['matmul']:.0%} | {r['optim']:.0%} | "
-                  f"{r['other']:.0%} | {r['top']} |")
+        load_before = _loadavg()
+        rows = profile(variants, x, y, rounds=max(1, min(args.repeats, 20)))
+        meta = dict(command=" ".join(["python benchmarks/bench_step.py"] + args.argv),
+                    date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    machine=machine(), rounds=max(1, min(args.repeats, 20)),
+                    load_before=load_before, load_after=_loadavg())
+        markers = _markers(args, "profile")
+        block = render_profile(rows, meta, markers)
+        print(block)
+        if args.write:
+            write_markdown(block, *markers)
+            print(f"updated {BENCH_MD}")
         return 0
 
     load_before = _loadavg()
+    if args.ablations:
+        return run_ablations(args, x, y)
     times, rounds, compile_s, steps = measure(
-        variants, args.repeats, args.warmup, args.max_seconds, x, y, args.compile)
+        variants, args.repeats, args.warmup, args.max_seconds, x, y)
     rows, ratios = summarize(times)
     meta = dict(
-        command="python benchmarks/bench_step.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        command=" ".join(["python benchmarks/bench_step.py"] + args.argv),
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         machine=machine(), rounds=rounds, warmup=args.warmup, load_before=load_before,
         load_after=_loadavg(), compile_s=compile_s,
         outside=outside_fraction(steps["cr_dreg"], x) if "cr_dreg" in steps else "",
     )
-    block = render(rows, ratios, meta)
+    markers = _markers(args)
+    block = render(rows, ratios, meta, markers)
     print(block)
     if args.write:
-        write_markdown(block)
+        write_markdown(block, *markers)
         print(f"updated {BENCH_MD}")
     return 0
 

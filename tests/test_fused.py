@@ -30,10 +30,6 @@ def _reference(act, z, rn):
     return v, (d * d) @ rn
 
 
-def _fn_name(t):
-    return type(t.grad_fn).__name__ if t.grad_fn is not None else ""
-
-
 def _uses_fused(t, depth=3):
     """Whether the fused Function appears within ``depth`` nodes of ``t``'s autograd graph."""
     frontier = [t.grad_fn]
@@ -142,10 +138,11 @@ def test_buffered_no_grad_parts_equal_out_of_place_parts(degree, clamp):
     with torch.no_grad():
         fast = _poly_parts(z, a, rn, 3.0, clamp)
         c, e = fast[0], fast[1]
-        gfast = _value_coefficient_grad(gh, c, e, degree)
+        assert clamp == (e is not None) and (not clamp or bool((e != 0).any()))
+        gfast = _value_coefficient_grad(gh, c, e, degree, 3.0)
     with torch.enable_grad():
         slow = _poly_parts(z, a, rn, 3.0, clamp)
-        gslow = _value_coefficient_grad(gh, c, e, degree)
+        gslow = _value_coefficient_grad(gh, c, e, degree, 3.0)
     for x, y in zip(fast, slow):
         assert (x is None) == (y is None)
         if x is not None:
@@ -314,3 +311,28 @@ def test_pruning_is_seen_by_dreg():
     w = layer.linear.weight_orig * layer.linear.weight_mask
     mask = (torch.nn.functional.linear(x, w, layer.linear.bias) > 0).to(DT)
     torch.testing.assert_close(layer.jacobian_sq, mask @ (w * w).sum(1))
+
+
+def test_empty_batch():
+    layer = HiddenLayer(3, 4, make_activation("poly", 4), track_jacobian=True).double()
+    x = torch.randn(0, 3, dtype=DT, requires_grad=True)
+    y = layer(x)
+    assert y.shape == (0, 4) and layer.jacobian_sq.shape == (0,)
+    (y.sum() + layer.jacobian_sq.sum()).backward()
+    assert layer.activation.coefficients.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_boundary_points_follow_clamp_convention(dtype):
+    """At |z| = R exactly the fused σ'' (inside) matches autograd through clamp (inclusive)."""
+    act = PolynomialActivation(4, degree=3, dtype=dtype)
+    with torch.no_grad():
+        act.coefficients.add_(0.3 * torch.randn_like(act.coefficients))
+    z = torch.tensor([[3.0, -3.0, 3.5, 1.0], [-3.5, 3.0, 0.0, -3.0]], dtype=dtype, requires_grad=True)
+    rn = torch.rand(4, dtype=dtype)
+    _, J = act.value_and_jacobian_sq(z, rn)
+    _, Jr = _reference(act, z, rn)
+    (g,) = torch.autograd.grad(J.sum(), z)
+    (gr,) = torch.autograd.grad(Jr.sum(), z)
+    torch.testing.assert_close(g, gr)
+    assert (g[0, :2] != 0).all() and g[0, 2] == 0  # inside at the bound, flat outside

@@ -51,10 +51,10 @@ class _RowNormSq(torch.autograd.Function):
 
 
 class _LinearRowNormSq(torch.autograd.Function):
-    """``(x Wᵀ + b, Σ_j W_ij²)`` for 2-D ``x``, with the weight gradient written as one matmul
-    accumulating into the row-norm term: ``g_W = 2 g_r ⊙ W + g_zᵀ x`` (``addmm_``), instead of
-    two gradients that autograd then adds in a third pass over W. Plain torch ops throughout,
-    so the backward is differentiable again (double backward)."""
+    """``(x Wᵀ + b, Σ_j W_ij²)`` for 2-D ``x`` as one autograd node, so the weight gradient is
+    built once, ``g_W = g_zᵀ x + 2 g_r ⊙ W`` (a matmul, then one in-place pass that reads W),
+    instead of two [out, in] gradients that autograd then adds in a third pass. Plain torch ops
+    throughout, so the backward is differentiable again (double backward)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None):
@@ -75,10 +75,10 @@ class _LinearRowNormSq(torch.autograd.Function):
         if need_w:
             if grn is None:
                 gw = gz.t() @ x if gz is not None else torch.zeros_like(w)
-            else:
+            elif gz is None:
                 gw = w * (2.0 * grn).unsqueeze(-1)  # [out, in]
-                if gz is not None:
-                    gw = gw.addmm_(gz.t(), x)  # += g_zᵀ x, inside the matmul
+            else:  # g_zᵀ x, then += 2 g_r ⊙ W in place: W read once, no second [out, in] tensor
+                gw = (gz.t() @ x).addcmul_(w, (2.0 * grn).unsqueeze(-1))
         if gz is not None and need_b and ctx.has_bias:
             gb = gz.sum(0)  # [out]
         return gx, gw, gb
@@ -167,8 +167,8 @@ class HiddenLayer(nn.Module):
 
     def _linear_and_row_norms_sq(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(W x + b, ||W_i,:||²)``; one autograd node when ``self.linear`` is a plain nn.Linear
-        (no hooks, no autocast), so the DREG term of the weight gradient is added inside the
-        weight-gradient matmul instead of in a separate pass over W."""
+        (no hooks, no autocast, eager mode), so the DREG term of the weight gradient is added to
+        the matmul's result in place instead of as a second gradient autograd must sum."""
         lin = self.linear
         w = lin.weight  # [out, in] (a parametrized weight is computed here)
         plain = (

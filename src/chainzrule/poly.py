@@ -135,23 +135,32 @@ def horner(coefficients: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
 #
 # Because r is per feature and g_J per example, the DREG parts of the coefficient and row-norm
 # gradients are *one* mat-vec: the forward writes B = [p'², p', p' c, …, p' c^(D-1)] into one
-# ``[N, D+1, F]`` buffer, and the backward computes Bᵀ g_J (``[(D+1)·F]``): row 0 is g_r, row k
+# ``[D+1, N, F]`` buffer, and the backward computes g_Jᵀ B (``[D+1, F]``): row 0 is g_r, row k
 # is Σ_n g_J p' c^(k-1). The input gradient is g_z = p'(c) (g_h + g_J v), two elementwise ops.
-# The value part of the coefficient gradient, Σ_n g_h c^k (+ k g_h e c^(k-1) when clamped),
-# fills one buffer with the powers and reduces it with one sum.
+# The value part of the coefficient gradient is Σ_n g_h c^k (d products, d+1 batch sums); its
+# continuation part Σ_n k g_h e c^(k-1) needs only two more products, g_h e and g_h e c, since
+# c = ±R wherever e ≠ 0 (so c^(k-1) = R^(k-1) or R^(k-2) c).
 #
 # The backward uses only differentiable torch ops. When it runs with grad mode on
 # (``create_graph=True``: double backward, gradgradcheck, input-gradient penalties) it recomputes
 # the intermediates from the saved *inputs* with out-of-place ops, so the graph of the gradient
-# reaches z, a and r; otherwise it reuses the buffers the forward filled. When no element lies
+# reaches z, a and r; otherwise it reuses what the forward saved. When no element lies
 # outside [-R, R] (one min/max reduction) the clamp and continuation terms are skipped: then
-# c = z, e = 0 and every formula above reduces exactly. Under torch.func transforms and
-# forward-mode AD the module falls back to the plain ops of ``value_and_derivative``.
+# c = z, e = 0 and every formula above reduces exactly. Under torch.func transforms,
+# forward-mode AD and torch.compile the module uses the plain ops of ``value_and_derivative``
+# (same math, autograd-generated derivatives; the compiler fuses those itself).
 # --------------------------------------------------------------------------------------------
 
 
+_BUFFERED = True  # no-grad forward fills the DREG buffer B in place (False: torch.stack; ablations)
+
+
 def _fused_allowed(*tensors: Tensor) -> bool:
-    """True when the custom autograd.Functions may be used (no functorch / forward-AD wrapping)."""
+    """True when the custom autograd.Functions may be used: eager mode, no functorch transform or
+    forward-mode AD. Under torch.compile the plain ops are traced instead, which the compiler
+    fuses on its own (and the Functions' data-dependent shortcuts would break the graph)."""
+    if torch.compiler.is_compiling():
+        return False
     if torch._C._are_functorch_transforms_active():
         return False
     if getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0:
@@ -160,14 +169,39 @@ def _fused_allowed(*tensors: Tensor) -> bool:
 
 
 def _any_outside(z: Tensor, bound: float) -> bool:
-    """Whether some element of ``z`` lies outside [-bound, bound] (always True while compiling)."""
-    if torch.compiler.is_compiling():
-        return True
-    lo, hi = torch.aminmax(z)  # one reduction, two 0-d tensors
-    return bool(lo < -bound) or bool(hi > bound)
+    """Whether some element of ``z`` lies outside [-bound, bound] (one min/max reduction)."""
+    if z.numel() == 0:
+        return False
+    lo, hi = torch.aminmax(z)  # two 0-d tensors
+    return lo.item() < -bound or hi.item() > bound
 
 
-def _horner_rows(rows: list[Tensor], u: Tensor, out: Tensor | None = None) -> Tensor:
+_CONSTANTS: dict = {}
+
+
+def _constants(d: int, dtype, device, bound: float) -> tuple[Tensor, ...]:
+    """Cached ``[D, 1]`` / ``[D-1, 1]`` columns: k, 2k, 2k(k-1) (k = 2..d), and the weights of
+    Σ gh e and Σ gh e c in the continuation part of ∂/∂a_k (see ``_value_coefficient_grad``)."""
+    key = (d, dtype, device, bound)
+    if key not in _CONSTANTS:
+        with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
+            k = torch.arange(1, d + 1, dtype=dtype, device=device).unsqueeze(1)  # [D, 1]
+            scale = k * bound ** (2 * torch.div(k - 1, 2, rounding_mode="floor"))  # k R^(2⌊(k-1)/2⌋)
+            odd = (k % 2 == 1).to(dtype)  # k odd: weight of Σ gh e; k even: of Σ gh e c
+            _CONSTANTS[key] = (k, 2 * k, (2 * k * (k - 1))[1:], scale * odd, scale * (1 - odd))
+    return _CONSTANTS[key]
+
+
+def _next_up(bound: float, dtype) -> float:
+    """The smallest ``dtype`` number above ``bound``, so ``z < it`` ⟺ ``z ≤ bound`` in ``dtype``."""
+    key = ("next_up", bound, dtype)
+    if key not in _CONSTANTS:
+        b = torch.tensor(bound, dtype=dtype)
+        _CONSTANTS[key] = torch.nextafter(b, torch.tensor(math.inf, dtype=dtype)).item()
+    return _CONSTANTS[key]
+
+
+def _horner_rows(rows, u: Tensor, out: Tensor | None = None) -> Tensor:
     """Σ_k rows[k] u^k by Horner's rule; ``rows[k]`` is ``[F]``, ``u`` ``[N, F]`` → ``[N, F]``.
 
     With ``out`` (no-grad only) the last step writes into it.
@@ -187,78 +221,72 @@ def _poly_parts(z: Tensor, a: Tensor, rn: Tensor | None, bound: float, clamp: bo
 
     Returns ``(c, e, h, dp, J, B, v)``: c the clamped input (``z`` when not clamping), e = z - c
     (None when not clamping), h = σ(z), dp = σ'(z) = p'(c); with ``rn``: J = (dp²) @ rn ``[N]``,
-    B ``[N, D+1, F]`` = [dp², dp, dp c, …, dp c^(D-1)] and v = 2 rn p''(c) 1[|z| ≤ R] (``[N, F]``,
-    ``[F]`` for degree 2, None for degree 1); otherwise J = B = v = None.
+    B ``[D+1, N, F]`` = [dp², dp, dp c, …, dp c^(D-1)] and v = 2 rn p''(c) 1[|z| ≤ R] (``[N, F]``,
+    or ``[F]`` for degree 2 with nothing clamped; None for degree 1); otherwise J = B = v = None.
     In no-grad mode buffers are filled in place; with grad mode on only out-of-place ops are used.
     """
     d = a.shape[0] - 1
-    fast = not torch.is_grad_enabled()
+    fast = _BUFFERED and not torch.is_grad_enabled()
+    k, _, k2k1, _, _ = _constants(d, a.dtype, a.device, bound)
     if clamp:
         c = z.clamp(-bound, bound)  # [N, F]
-        e = z - c  # [N, F]
+        e = z - c  # [N, F], zero inside the interval
     else:
         c, e = z, None
-    k = torch.arange(1, d + 1, dtype=a.dtype, device=a.device).unsqueeze(1)  # [D, 1]
-    da = list((a[1:] * k).unbind(0))  # coefficients of p', D × [F]
-    p = _horner_rows(list(a.unbind(0)), c)  # [N, F]
+    p = _horner_rows(a.unbind(0), c)  # [N, F]
+    da = (a[1:] * k).unbind(0)  # coefficients of p', D × [F]
     J = B = v = None
     if rn is None:
         dp = _horner_rows(da, c)  # [N, F]
     else:
         N, F = c.shape
         if fast:
-            B = torch.empty(N, d + 1, F, dtype=c.dtype, device=c.device)  # [N, D+1, F]
-            dp = _horner_rows(da, c, out=B[:, 1])  # [N, F] (a strided view of B)
-            torch.mul(dp, dp, out=B[:, 0])
+            B = torch.empty(d + 1, N, F, dtype=c.dtype, device=c.device)  # [D+1, N, F]
+            dp = _horner_rows(da, c, out=B[1])  # [N, F] (a contiguous slice of B)
+            torch.mul(dp, dp, out=B[0])
             for j in range(2, d + 1):
-                torch.mul(B[:, j - 1], c, out=B[:, j])  # dp c^(j-1)
+                torch.mul(B[j - 1], c, out=B[j])  # dp c^(j-1)
         else:
             dp = _horner_rows(da, c)
             cols = [dp * dp, dp]
             for _ in range(2, d + 1):
                 cols.append(cols[-1] * c)
-            B = torch.stack(cols, dim=1)  # [N, D+1, F]
-        J = B[:, 0] @ rn  # [N, F] @ [F] → [N]
+            B = torch.stack(cols)  # [D+1, N, F]
+        J = B[0] @ rn  # [N, F] @ [F] → [N]
         if d >= 2:
-            k2 = torch.arange(2, d + 1, dtype=a.dtype, device=a.device).unsqueeze(1)  # [D-1, 1]
-            dda = a[2:] * (k2 * (k2 - 1)) * (2.0 * rn)  # coefficients of 2 r p'', [D-1, F]
-            v = _horner_rows(list(dda.unbind(0)), c) if d >= 3 else dda[0]  # [N, F] or [F]
-            if e is not None:
-                v = v * (e == 0)  # the continuation is linear: σ'' = 0 outside [-R, R]
-    h = p if e is None else torch.addcmul(p, dp, e)  # tangent continuation outside [-R, R]
+            dda = a[2:] * k2k1 * rn  # coefficients of 2 r p'', [D-1, F]
+            v = _horner_rows(dda.unbind(0), c) if d >= 3 else dda[0]  # [N, F] or [F]
+            if e is not None:  # σ'' = 0 outside [-R, R]: v·1[|z| ≤ R] in one op, no bool mask
+                r = _next_up(bound, z.dtype)  # hardtanh_backward's test is strict: -r < z < r
+                v = torch.ops.aten.hardtanh_backward(v.expand(N, F), z, -r, r)  # [N, F]
+    if e is None:
+        h = p
+    elif fast:
+        h = p.addcmul_(dp, e)  # tangent continuation outside [-R, R]
+    else:
+        h = torch.addcmul(p, dp, e)
     return c, e, h, dp, J, B, v
 
 
-def _value_coefficient_grad(gh: Tensor, c: Tensor, e: Tensor | None, d: int) -> Tensor:
-    """``Σ_n gh c^k + k gh e c^(k-1)`` for k = 0..d (the σ part of ∂/∂a), ``[D+1, F]``."""
-    rows = [gh.sum(0)]  # k = 0   [F]
-    if not torch.is_grad_enabled():  # fill one buffer with all the products, reduce once
-        N, F = c.shape
-        buf = torch.empty(d if e is None else 2 * d, N, F, dtype=c.dtype, device=c.device)
-        torch.mul(gh, c, out=buf[0])
-        for k in range(1, d):
-            torch.mul(buf[k - 1], c, out=buf[k])  # gh c^(k+1)
-        if e is not None:
-            torch.mul(gh, e, out=buf[d])
-            for k in range(1, d):
-                torch.mul(buf[d + k - 1], c, out=buf[d + k])  # gh e c^k
-        sums = buf.sum(1)  # [P, F]
-        rest = sums[:d]
-        if e is not None:
-            kk = torch.arange(1, d + 1, dtype=c.dtype, device=c.device).unsqueeze(1)  # [D, 1]
-            rest = torch.addcmul(rest, kk, sums[d:])
-        return torch.cat([rows[0].unsqueeze(0), rest])
-    t = gh
+def _value_coefficient_grad(gh: Tensor, c: Tensor, e: Tensor | None, d: int, bound: float) -> Tensor:
+    """``Σ_n gh c^k + k gh e c^(k-1)`` for k = 0..d (the σ part of ∂/∂a), ``[D+1, F]``.
+
+    Where e ≠ 0, c = ±R, so e c^(k-1) is R^(k-1) e (k odd) or R^(k-2) e c (k even): the whole
+    continuation part needs only Σ gh e and Σ gh e c, two extra products whatever the degree.
+    (Writing the products into one buffer and reducing it with one mat-vec was measured ~1.5%
+    slower per train step than these separate products and sums, so there is one code path.)
+    """
+    rows, t = [gh.sum(0)], gh
     for _ in range(d):
         t = t * c  # gh c^k   [N, F]
-        rows.append(t.sum(0))
-    if e is not None:
-        t = gh * e
-        for k in range(1, d + 1):
-            if k > 1:
-                t = t * c  # gh e c^(k-1)
-            rows[k] = rows[k] + k * t.sum(0)
-    return torch.stack(rows)  # [D+1, F]
+        rows.append(t.sum(0))  # [F]
+    out = torch.stack(rows)  # [D+1, F]
+    if e is not None:  # + k R^(k-1) Σ gh e (k odd), k R^(k-2) Σ gh e c (k even)
+        ge = gh * e  # [N, F]
+        _, _, _, w_e, w_ec = _constants(d, c.dtype, c.device, bound)
+        tail = out[1:] + w_e * ge.sum(0) + w_ec * (ge * c).sum(0)  # [D, F]
+        out = torch.cat([out[:1], tail])
+    return out
 
 
 class _PolyFn(torch.autograd.Function):
@@ -289,16 +317,18 @@ class _PolyFn(torch.autograd.Function):
                 t = gjv * v if t is None else torch.addcmul(t, gjv, v)
             gz = torch.zeros_like(z) if t is None else t * dp  # [N, F]
         if need_a:
-            g_a = _value_coefficient_grad(gh, c, e, d) if gh is not None else torch.zeros_like(a)
+            g_a = _value_coefficient_grad(gh, c, e, d, ctx.bound) if gh is not None else torch.zeros_like(a)
         if gJ is not None and (need_a or need_rn):
-            N, F = c.shape
-            R = (B.reshape(N, (d + 1) * F).t() @ gJ).view(d + 1, F)  # Bᵀ g_J   [D+1, F]
+            R = gJ @ B  # Σ_n g_J[n] B[k, n, :], one batched mat-vec   [D+1, F]
             if need_rn:
                 g_rn = R[0]
-            if need_a:
-                k = torch.arange(1, d + 1, dtype=a.dtype, device=a.device).unsqueeze(1)  # [D, 1]
-                g_dreg = R[1:] * k * (2.0 * rn)  # [D, F]
-                g_a = torch.cat([g_a[:1], g_a[1:] + g_dreg])
+            if need_a:  # + Σ_n g_J 2 r k p' c^(k-1)
+                _, k2, _, _, _ = _constants(d, a.dtype, a.device, ctx.bound)
+                g_dreg = R[1:] * k2 * rn  # [D, F]
+                if torch.is_grad_enabled():
+                    g_a = torch.cat([g_a[:1], g_a[1:] + g_dreg])
+                else:
+                    g_a[1:] += g_dreg  # g_a is a fresh tensor
         return gz, g_a, g_rn, None, None
 
 
