@@ -160,7 +160,7 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
     cfg = _train_config(ctx, config_file, params)
     if robustness is not None:
         cfg = cfg.replace(robustness=robustness)
-    splits = load_splits(cfg)  # all input is checked before anything is written to --out
+    splits = load_splits(cfg, progress=not quiet)  # all input is checked before anything is written to --out
     run = run_train(cfg, splits, progress=not quiet)
     result = {"config": cfg.to_dict(), "config_hash": cfg.hash(), **run.result,
               "dataset": {"name": cfg.dataset, "train": len(splits.X_train), "val": len(splits.X_val),

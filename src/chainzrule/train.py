@@ -65,17 +65,18 @@ def synthetic_dataset(n: int = 2000, d: int = 10, classes: int = 3, seed: int = 
                    y_test=y[cut:].astype(np.int64), num_classes=classes, meta={"standardize": True})
 
 
-def load_data(cfg: TrainConfig) -> Dataset:
+def load_data(cfg: TrainConfig, progress: bool = True) -> Dataset:
     """The dataset named by ``cfg.dataset`` (plus the built-in ``synthetic``)."""
     if cfg.dataset == "synthetic":
         return synthetic_dataset()
     return load_dataset(cfg.dataset, data_dir=cfg.data_dir, target=cfg.target,
-                        featurizer=cfg.featurizer, limit=cfg.limit)
+                        featurizer=cfg.featurizer, limit=cfg.limit, progress=progress)
 
 
-def load_splits(cfg: TrainConfig, dataset: Dataset | None = None) -> Splits:
+def load_splits(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True) -> Splits:
     """Train/validation/test tensors; the validation carve is seeded by ``cfg.seed``."""
-    return make_splits(dataset if dataset is not None else load_data(cfg), val_fraction=cfg.val_fraction, seed=cfg.seed)
+    ds = dataset if dataset is not None else load_data(cfg, progress)
+    return make_splits(ds, val_fraction=cfg.val_fraction, seed=cfg.seed)
 
 
 # --------------------------------------------------------------------------------------------

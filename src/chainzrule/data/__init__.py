@@ -62,7 +62,7 @@ def _canonical(name: str) -> str:
 
 def load_dataset(spec: str, data_dir: str | Path | None = None, target: str | None = None, *,
                  featurizer: str = "auto", limit: int | None = None,
-                 fetch: bool = True) -> Dataset:
+                 fetch: bool = True, progress: bool = True) -> Dataset:
     """Load the dataset named by ``spec`` (see the table in the module doc).
 
     - ``data_dir``: folder holding the source files (for mnist/pima/sst5/yelp-full it may also
@@ -135,8 +135,8 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, target: str | No
                 folder = data_dir / "pima"
         return load_pima(folder, fetch=fetch, limit=limit)
     if name == "sst5":
-        return load_sst5(data_dir, featurizer=featurizer, limit=limit)
-    return load_yelp_full(data_dir, featurizer=featurizer, limit=limit)
+        return load_sst5(data_dir, featurizer=featurizer, limit=limit, progress=progress)
+    return load_yelp_full(data_dir, featurizer=featurizer, limit=limit, progress=progress)
 
 
 def _no_featurizer(name: str, featurizer: str) -> None:

