@@ -265,7 +265,7 @@ def test_stored_activation_matches_the_module(range_control):
     """The activation plot evaluates stored coefficients exactly as PolynomialActivation does."""
     import torch
 
-    from chainzrule.fight.report import _poly_sigma
+    from chainzrule.fight.figures import _poly_sigma
     from chainzrule.poly import PolynomialActivation
 
     act = PolynomialActivation(5, degree=3, bound=2.0, range_control=range_control).double()

@@ -1,4 +1,4 @@
-"""Plots of single models (the Fair Fight's report plots live in ``fight/report.py``).
+"""Plots of single models (the Fair Fight's report plots live in ``fight/figures.py``).
 
 :func:`plot_activations` draws the learned activation of every hidden layer: for polynomial
 layers a sample of neurons' σ(z) (thin lines) with the working interval shaded, for standard

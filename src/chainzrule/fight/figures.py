@@ -1,0 +1,255 @@
+"""The Fair Fight report's plots: one function per figure, each taking a loaded
+:class:`~chainzrule.fight.analysis.Fight`, saving a PNG to ``path`` and returning whether there
+was anything to plot (False: nothing written).
+
+:func:`plot_accuracy_vs_params`, :func:`plot_accuracy_vs_tau`, :func:`plot_grad_norms`,
+:func:`plot_activations` and :func:`plot_lambda` are called by
+:func:`chainzrule.fight.report.write_report`; matplotlib and torch are imported inside them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analysis import Fight, _is_fraction, _num, _summ, _unit, accuracy_matched
+
+__all__ = [
+    "plot_accuracy_vs_params",
+    "plot_accuracy_vs_tau",
+    "plot_grad_norms",
+    "plot_activations",
+    "plot_lambda",
+]
+
+_LAMBDA_MARK = 10 ** -2.5  # the follow-up paper's fixed λ
+
+
+def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    from ..plots import save_figure
+
+    pm = fight.primary
+    pts = []
+    for name in fight.contenders():
+        rows = fight.phase("final", name)
+        params = [v for v in (_num(r.get("params")) for r in rows) if v is not None and v > 0]
+        s = _summ(fight.by_seed(rows, pm))
+        if params and s:
+            pts.append((fight.label(name), float(np.mean(params)), s))
+    am = accuracy_matched(fight)
+    widths = [w for w in am["widths"] if w["params"] and w["mean"] is not None]
+    if not pts and not widths:
+        return False
+    scale = 100.0 if _is_fraction(pm) else 1.0
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for label, p, s in pts:
+        ax.errorbar([p], [scale * s["mean"]], yerr=[0 if s["n"] < 2 else scale * s["std"]], fmt="o", capsize=3, label=label)
+    if widths:
+        ax.errorbar([w["params"] for w in widths], [scale * w["mean"] for w in widths],
+                    yerr=[0 if w["n"] < 2 or w["std"] is None else scale * w["std"] for w in widths],
+                    fmt="s--", color="0.3", capsize=3, label=f"{fight.label(am['contender'])} (width sweep)")
+        if am["threshold"] is not None:
+            ax.axhline(scale * am["threshold"], color="0.6", lw=0.8, ls=":", label="best baseline − margin")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"{pm}{_unit(pm)}")
+    ax.set_title("accuracy vs parameters (mean ± std over seeds)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+    return True
+
+
+def plot_accuracy_vs_tau(fight: Fight, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    from ..plots import save_figure
+
+    pm = fight.primary
+    scale = 100.0 if _is_fraction(pm) else 1.0
+    pts = []
+    for name in fight.contenders():
+        rows = fight.phase("final", name)
+        t, a = _summ(fight.by_seed(rows, "tau_input")), _summ(fight.by_seed(rows, pm))
+        if t and a:
+            pts.append((fight.label(name), t, a))
+    if not pts:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for label, t, a in pts:
+        ax.errorbar([t["mean"]], [scale * a["mean"]], xerr=[0 if t["n"] < 2 else t["std"]],
+                    yerr=[0 if a["n"] < 2 else scale * a["std"]], fmt="o", capsize=3, label=label)
+    ax.set_xlabel("tau_input = p99 / mean of ||J_f(x)||_F")
+    ax.set_ylabel(f"{pm}{_unit(pm)}")
+    ax.set_title("accuracy vs input-gradient tail ratio (mean ± std)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+    return True
+
+
+def _smooth(y: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(y) < window:
+        return y
+    k = np.ones(window) / window
+    return np.convolve(y, k, mode="valid")
+
+
+def plot_grad_norms(fight: Fight, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    from ..plots import save_figure
+
+    traces = []
+    for name in fight.contenders():
+        rec = fight.seed0_run(name)
+        g = np.asarray([_num(v) if _num(v) is not None else np.nan for v in (rec or {}).get("grad_norms") or []], dtype=float)
+        if g.size >= 2 and np.any(np.isfinite(g) & (g > 0)):
+            traces.append((fight.label(name), rec.get("seed"), g))
+    if not traces:
+        return False
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for i, (label, seed, g) in enumerate(traces):
+        color = f"C{i % 10}"
+        steps = np.arange(g.size)
+        ok = np.isfinite(g) & (g > 0)
+        ax.plot(steps[ok], g[ok], color=color, lw=0.5, alpha=0.25)
+        w = max(1, g.size // 100)
+        gs = np.where(ok, g, np.nan)
+        if w > 1 and ok.all():
+            ax.plot(steps[w - 1:], _smooth(gs, w), color=color, lw=1.2, label=f"{label} (seed {seed})")
+        else:
+            ax.plot(steps[ok], gs[ok], color=color, lw=1.2, label=f"{label} (seed {seed})")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("global parameter-gradient norm")
+    ax.set_title("gradient norm over training (light: raw; line: moving average)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+    return True
+
+
+def _poly_sigma(layer: dict[str, Any], z: np.ndarray, max_neurons: int) -> np.ndarray | None:
+    """σ(z) of a stored polynomial layer for a sample of neurons: ``[P, K]``, or None if malformed."""
+    import torch
+
+    from ..poly import horner
+
+    try:
+        coef = torch.tensor(layer["coefficients"], dtype=torch.float64)  # [D+1, F]
+        R = float(layer.get("bound", 3.0))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if coef.ndim != 2 or coef.shape[0] < 1 or not torch.isfinite(coef).all():
+        return None
+    F = coef.shape[1]
+    idx = torch.linspace(0, F - 1, min(F, max_neurons)).round().long().unique()
+    coef = coef[:, idx]  # [D+1, K]
+    zz = torch.as_tensor(z, dtype=torch.float64).unsqueeze(1).expand(-1, coef.shape[1])  # [P, K]
+    rc = layer.get("range_control", "linear")
+    if rc == "linear":
+        c = zz.clamp(-R, R)  # [P, K]
+        p, dp = horner(coef, c)
+        y = p + dp * (zz - c)  # tangent line outside [-R, R]
+    elif rc == "tanh":
+        y, _ = horner(coef, R * torch.tanh(zz / R))
+    else:
+        y, _ = horner(coef, zz)
+    return y.numpy()
+
+
+def plot_activations(fight: Fight, path: Path, max_neurons: int = 16) -> bool:
+    import matplotlib.pyplot as plt
+    import torch
+
+    from ..activations import make_activation
+    from ..plots import save_figure
+
+    polys = []
+    for name in fight.contenders():
+        rec = fight.seed0_run(name)
+        acts = (rec or {}).get("activations") or {}
+        layers = [(lname, lay) for lname, lay in acts.items() if isinstance(lay, dict) and lay.get("kind") == "poly"]
+        if layers:
+            polys.append((fight.label(name), rec.get("seed"), layers))
+    if not polys:
+        return False
+    ncols = max(len(layers) for _, _, layers in polys)
+    fig, axes = plt.subplots(len(polys) + 1, ncols, figsize=(4.0 * ncols, 3.0 * (len(polys) + 1)), squeeze=False,
+                             layout="constrained")
+    R_all = []
+    for r, (label, seed, layers) in enumerate(polys):
+        for c in range(ncols):
+            ax = axes[r][c]
+            if c >= len(layers):
+                ax.axis("off")
+                continue
+            lname, lay = layers[c]
+            R = float(lay.get("bound", 3.0))
+            R_all.append(R)
+            z = np.linspace(-2 * R, 2 * R, 401)
+            y = _poly_sigma(lay, z, max_neurons)
+            if y is None:
+                ax.text(0.5, 0.5, "malformed coefficients", ha="center", transform=ax.transAxes)
+            else:
+                ax.plot(z, y, lw=0.8, alpha=0.7)
+            ax.axvspan(-R, R, color="0.92", zorder=0)
+            ax.set_title(f"{label} (seed {seed}) {lname}: {lay.get('range_control', 'linear')}, "
+                         f"{0 if y is None else y.shape[1]} neurons", fontsize=8)
+            ax.set_xlabel("z")
+            ax.set_ylabel("σ(z)")
+            ax.grid(alpha=0.3)
+    R = max(R_all) if R_all else 3.0
+    z = torch.linspace(-2 * R, 2 * R, 401, dtype=torch.float64)
+    ax = axes[-1][0]
+    for name in ("relu", "gelu", "silu", "tanh"):
+        ax.plot(z.numpy(), make_activation(name)(z).numpy(), lw=1.2, label=name)
+    ax.axvspan(-R, R, color="0.92", zorder=0)
+    ax.set_title("standard activations (reference)", fontsize=8)
+    ax.set_xlabel("z")
+    ax.set_ylabel("σ(z)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    for c in range(1, ncols):
+        axes[-1][c].axis("off")
+    fig.suptitle("learned activations (shaded: working interval [−R, R])", fontsize=10)
+    save_figure(fig, path)
+    return True
+
+
+def plot_lambda(fight: Fight, table: list[dict[str, Any]], path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    from ..plots import save_figure
+
+    if not table:
+        return False
+    metrics = [m for m in (fight.primary, "jacobian_fro_mean") if any(d.get(m) for d in table)]
+    if not metrics:
+        return False
+    pos = [d for d in table if d["lambda"] > 0]
+    zero = [d for d in table if d["lambda"] == 0]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False, layout="constrained")
+    for ax, m in zip(axes[0], metrics):
+        scale = 100.0 if _is_fraction(m) else 1.0
+        pts = [(d["lambda"], d[m]) for d in pos if d.get(m)]
+        if pts:
+            ax.errorbar([p[0] for p in pts], [scale * p[1]["mean"] for p in pts],
+                        yerr=[0 if p[1]["n"] < 2 else scale * p[1]["std"] for p in pts], fmt="o-", capsize=3)
+            ax.set_xscale("log")
+        for d in zero:
+            if d.get(m):
+                ax.axhline(scale * d[m]["mean"], color="C3", ls="--", lw=1, label="λ = 0")
+        ax.axvline(_LAMBDA_MARK, color="0.5", ls=":", lw=1, label="λ = 10^-2.5")
+        ax.set_xlabel("λ (DREG)")
+        ax.set_ylabel(f"{m}{_unit(m)}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"λ sweep: {fight.label((fight.section('lambda_sweep') or {}).get('contender', ''))}", fontsize=10)
+    save_figure(fig, path)
+    return True
