@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import TrainConfig
+from .data.cache import atomic_write_text
 from .errors import DataError
 from .regularizers import make_regularizer
 from .train import build_model
@@ -69,16 +70,8 @@ def json_safe(obj):
 
 def write_json(path: str | Path, obj) -> Path:
     """Write ``obj`` as pretty, strict JSON (non-finite floats become ``null``), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False, default=_json_default)
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-
-    _atomic(path, write)
-    return path
+    return atomic_write_text(path, text + "\n")
 
 
 def _json_default(o):

@@ -27,7 +27,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
+from ..data.cache import atomic_write_text
 from ..data.splits import Splits
 from ..errors import ConfigError
 from ..models import closest_width, count_parameters
@@ -104,15 +104,7 @@ def _activations(model) -> dict:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, allow_nan=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, json.dumps(obj, allow_nan=True))  # run records keep NaN as NaN
 
 
 def execute(task: Task, runs_dir: Path) -> dict:
@@ -366,11 +358,7 @@ def write_results_csv(path: Path, rows: list[dict]) -> Path:
     w.writeheader()
     for row in rows:
         w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------------------------
