@@ -23,8 +23,8 @@ import click
 from click.core import ParameterSource
 
 from . import __version__
-from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, RANGE_CONTROLS, REGS,
-                     TrainConfig)
+from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS,
+                     REGS, TrainConfig)
 from .errors import ChainzRuleError, ConfigError, DataError
 
 EXIT_USAGE = 2
@@ -44,6 +44,7 @@ TRAIN_OPTIONS = [
     ("--poly-init", "poly_init", click.Choice(["gelu", "silu", "tanh", "identity"]), "Activation the polynomials start as. [default: gelu]"),
     ("--bound", "bound", float, "Working interval [-R, R] of the polynomials. [default: 3]"),
     ("--range-control", "range_control", click.Choice(RANGE_CONTROLS), "Polynomial outside [-R, R]: linear continuation, tanh squash, none. [default: linear]"),
+    ("--poly-basis", "poly_basis", click.Choice(POLY_BASES), "Basis the polynomial's coefficients are trained in: legendre (orthogonal in t = u/R), chebyshev, monomial (powers of t = u/R), power (powers of u, the v0.1 engine). [default: legendre]"),
     ("--head", "head", click.Choice(HEADS), "Output head; ordinal tasks: clm (ordered logit), coral, corn. [default: auto]"),
     ("--dreg", "dreg", float, "DREG strength λ. [default: 3e-3 for chainzrule, 0 otherwise]"),
     ("--dreg-schedule", "dreg_schedule", click.Choice(DREG_SCHEDULES), "λ schedule over training steps. [default: constant]"),
@@ -54,10 +55,12 @@ TRAIN_OPTIONS = [
     ("--jr-projections", "jr_projections", int, "Random projections of --reg jr. [default: 1]"),
     ("--optimizer", "optimizer", click.Choice(OPTIMIZERS), "[default: adam]"),
     ("--lr", "lr", float, "Peak learning rate. [default: 3e-3]"),
+    ("--coef-lr-scale", "coef_lr_scale", float, "Learning rate of the polynomial coefficients as a multiple of --lr. [default: 1]"),
     ("--lr-schedule", "lr_schedule", click.Choice(LR_SCHEDULES), "[default: onecycle]"),
     ("--epochs", "epochs", int, "[default: 10]"),
     ("--batch-size", "batch_size", int, "[default: 128]"),
     ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
+    ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),
     ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
     ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD with --robustness, comma separated. [default: 0.05,0.1]"),
 ]

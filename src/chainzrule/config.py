@@ -32,6 +32,8 @@ LR_SCHEDULES = ("onecycle", "cosine", "constant")
 DREG_SCHEDULES = ("constant", "warmup", "linear", "cosine")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 RANGE_CONTROLS = ("linear", "tanh", "none")
+POLY_BASES = ("legendre", "chebyshev", "monomial", "power")
+DEVICES_PREFIX = ("cpu", "cuda", "mps")
 FEATURIZERS_PREFIX = ("auto", "encoder", "hashed")
 
 #: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
@@ -57,6 +59,7 @@ class TrainConfig:
     poly_init: str = "gelu"
     bound: float = 3.0
     range_control: str = "linear"
+    poly_basis: str = "legendre"
     head: str = "auto"
     kan_grid: int = 5
     # regularization
@@ -70,10 +73,12 @@ class TrainConfig:
     # optimisation
     optimizer: str = "adam"
     lr: float = 3e-3
+    coef_lr_scale: float = 1.0
     lr_schedule: str = "onecycle"
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0
+    device: str = "cpu"
     # evaluation
     diag_examples: int = 1000
     robustness: bool = False
@@ -190,6 +195,9 @@ def _validate(c: TrainConfig) -> None:
     _choice("lr_schedule", c.lr_schedule, LR_SCHEDULES)
     _choice("dreg_schedule", c.dreg_schedule, DREG_SCHEDULES)
     _choice("range_control", c.range_control, RANGE_CONTROLS)
+    _choice("poly_basis", c.poly_basis, POLY_BASES)
+    if c.device.split(":")[0] not in DEVICES_PREFIX:
+        raise ConfigError(f"device {c.device!r} is not known: expected cpu, cuda, cuda:N or mps")
     if c.featurizer.split(":")[0] not in FEATURIZERS_PREFIX:
         raise ConfigError(f"featurizer {c.featurizer!r} is not known: expected auto, encoder, hashed or hashed:DIMS")
     if not c.hidden or any(w < 1 for w in c.hidden):
@@ -202,6 +210,8 @@ def _validate(c: TrainConfig) -> None:
             raise ConfigError(f"{name} must be >= 1, got {v}")
     if c.limit is not None and c.limit < 1:
         raise ConfigError(f"limit must be >= 1, got {c.limit}")
+    if not (math.isfinite(c.coef_lr_scale) and c.coef_lr_scale > 0):
+        raise ConfigError(f"coef_lr_scale must be a finite number > 0, got {c.coef_lr_scale}")
     finite_nonneg = dict(lr=c.lr, reg_strength=c.reg_strength, dreg_final=c.dreg_final, bound=c.bound,
                          dreg_warmup=c.dreg_warmup)
     if c.dreg is not None:
