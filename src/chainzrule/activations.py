@@ -138,10 +138,10 @@ def make_activation(name: str, num_features: int | None = None, **poly_kwargs) -
     """Build an activation by name: relu, gelu, silu, tanh, or poly (needs ``num_features``).
 
     ``poly_kwargs`` go to :class:`~chainzrule.poly.PolynomialActivation` (degree, init, bound,
-    range_control).
+    range_control, basis).
 
     >>> make_activation("poly", 8, degree=3)
-    PolynomialActivation(num_features=8, degree=3, init='gelu', bound=3.0, range_control='linear')
+    PolynomialActivation(num_features=8, degree=3, init='gelu', bound=3.0, range_control='linear', basis='legendre')
     """
     key = str(name).lower()
     if key in ("poly", "polynomial", "chainzrule"):

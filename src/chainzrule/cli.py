@@ -58,6 +58,7 @@ TRAIN_OPTIONS = [
     ("--coef-lr-scale", "coef_lr_scale", float, "Learning rate of the polynomial coefficients as a multiple of --lr. [default: 1]"),
     ("--lr-schedule", "lr_schedule", click.Choice(LR_SCHEDULES), "[default: onecycle]"),
     ("--epochs", "epochs", int, "[default: 10]"),
+    ("--patience", "patience", int, "Early stopping: stop after N epochs without a better validation accuracy and keep the best epoch (0: run every epoch, keep the last). [default: 0]"),
     ("--batch-size", "batch_size", int, "[default: 128]"),
     ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
     ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),

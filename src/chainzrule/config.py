@@ -76,6 +76,7 @@ class TrainConfig:
     coef_lr_scale: float = 1.0
     lr_schedule: str = "onecycle"
     epochs: int = 10
+    patience: int = 0
     batch_size: int = 128
     seed: int = 0
     device: str = "cpu"
@@ -208,6 +209,8 @@ def _validate(c: TrainConfig) -> None:
     for name, v in positive_ints.items():
         if v < 1:
             raise ConfigError(f"{name} must be >= 1, got {v}")
+    if c.patience < 0:
+        raise ConfigError(f"patience must be >= 0 (0: no early stopping), got {c.patience}")
     if c.limit is not None and c.limit < 1:
         raise ConfigError(f"limit must be >= 1, got {c.limit}")
     if not (math.isfinite(c.coef_lr_scale) and c.coef_lr_scale > 0):

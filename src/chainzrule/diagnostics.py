@@ -12,9 +12,9 @@ output (logits) with respect to its input, per example (:func:`jacobian_norms`):
   square root (so slightly biased low for the norm itself);
 - ``method="auto"``: exact when the output has at most 32 entries, else projection.
 
-The network is measured as deployed: in eval mode and with DREG's Jacobian tracking off. Both are
-restored afterwards, module by module, together with each hidden layer's last ``jacobian_sq``,
-so a diagnostic may sit in the middle of a training step. Gradients are taken with respect to
+The network is measured as deployed: in eval mode (restored afterwards, module by module), and
+outside any DREG collector the caller may have open, so a diagnostic may sit in the middle of a
+training step. Gradients are taken with respect to
 the input only: the parameters' ``.grad`` fields are never touched.
 
 **Gradient tail ratio** τ = p99 / mean, always named by its variant:
@@ -55,7 +55,8 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .layers import hidden_layers, jacobian_tracking
+from . import dreg
+from .layers import hidden_layers
 from .ordinal import CoralHead, CumulativeLinkHead
 
 METHODS = ("exact", "projection", "auto")
@@ -63,24 +64,17 @@ AUTO_EXACT_MAX_OUTPUTS = 32
 
 
 @contextmanager
-def _measuring(model: nn.Module, tracking: bool | None) -> Iterator[nn.Module]:
-    """Eval mode and Jacobian tracking ``tracking`` (``None``: untouched) for the block; then
-    restore every module's training flag, every hidden layer's tracking flag and its last
-    ``jacobian_sq``."""
+def _measuring(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the block, then every module's training flag restored; DREG collectors the
+    caller opened do not see the block's forwards."""
     modes = [(m, m.training) for m in model.modules()]
-    saved = [(layer, layer.jacobian_sq) for _, layer in hidden_layers(model)]
     try:
         model.eval()
-        if tracking is None:
+        with dreg.suspended():
             yield model
-        else:
-            with jacobian_tracking(model, tracking):
-                yield model
     finally:
         for m, was in modes:
             m.training = was
-        for layer, sq in saved:
-            layer.jacobian_sq = sq
 
 
 def _output_size(model: nn.Module, x: Tensor) -> int:
@@ -160,7 +154,7 @@ def jacobian_norms(
     if x.shape[0] == 0:
         return x.new_zeros(0)
     x = x.detach()
-    with _measuring(model, tracking=False):
+    with _measuring(model):
         if method == "auto":
             method = "exact" if _output_size(model, x) <= AUTO_EXACT_MAX_OUTPUTS else "projection"
         if method == "exact":
@@ -281,7 +275,7 @@ def lipschitz_bound(model: nn.Module) -> float:
     True
     """
     layers = hidden_layers(model)
-    with _measuring(model, tracking=None), torch.no_grad():
+    with _measuring(model), torch.no_grad():
         bound = _head_bound(model)
         for _, layer in layers:
             bound *= _max_slope(layer) * _spectral_norm(layer.linear.weight)
@@ -298,8 +292,8 @@ def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
     Keys: ``name``; ``jacobian_fro.mean`` and ``jacobian_fro.p99`` of the per-example layer
     Jacobian norm ``||S||_F = sqrt(jacobian_sq)``; ``spectral_norm`` ``||W||_2`` (effective
     weight); ``max_slope`` (certified ``max|σ'|``); ``observed_max_slope`` (``max|σ'(z)|`` seen
-    on ``x``, never above ``max_slope``). One forward in eval mode with tracking on; the
-    caller's modes, tracking flags and stored ``jacobian_sq`` are restored.
+    on ``x``, never above ``max_slope``). One forward in eval mode under a DREG collector; the
+    caller's modes are restored.
 
     >>> from chainzrule.models import ChainzRuleMLP
     >>> rows = layer_report(ChainzRuleMLP(4, [8, 8], 3), torch.randn(16, 4))
@@ -320,10 +314,12 @@ def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
     handles = [layer.register_forward_pre_hook(keep(name)) for name, layer in layers]
     rows = []
     try:
-        with _measuring(model, tracking=True), torch.no_grad():
+        with _measuring(model), torch.no_grad(), dreg.collect(model, always=True) as terms:
             model(x.detach())
+        per_example = terms.per_example()
+        with torch.no_grad():
             for name, layer in layers:
-                fro = layer.jacobian_sq.clamp_min(0).sqrt().reshape(-1)  # [N]
+                fro = per_example[name].clamp_min(0).sqrt()  # [N]
                 slope = layer.activation.derivative(layer.linear(inputs[name]))  # [..., out]
                 rows.append(
                     {

@@ -47,7 +47,6 @@ class FeedForward(nn.Module):
         hidden: int | Sequence[int],
         out_features: int,
         activation_factory,
-        track_jacobian: bool,
         head: nn.Module | None = None,
         bias: bool = True,
     ) -> None:
@@ -60,7 +59,7 @@ class FeedForward(nn.Module):
         self.out_features = out_features
         dims = [in_features] + widths
         self.hidden_layers = nn.ModuleList(
-            HiddenLayer(d_in, d_out, activation_factory(d_out), bias=bias, track_jacobian=track_jacobian)
+            HiddenLayer(d_in, d_out, activation_factory(d_out), bias=bias)
             for d_in, d_out in zip(dims[:-1], dims[1:])
         )
         self.head = head if head is not None else nn.Linear(widths[-1], out_features, bias=bias)
@@ -79,14 +78,26 @@ class FeedForward(nn.Module):
             x = layer(x)  # [..., width_l]
         return x
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))  # [..., out_features]
+    def forward(self, x: Tensor, return_jacobian: bool = False):
+        """Logits ``[..., out_features]``; with ``return_jacobian`` also every hidden layer's
+        per-example ``||S||_F²``, ``[..., layers]`` (what :func:`chainzrule.dreg_penalty` takes)."""
+        if not return_jacobian:
+            return self.head(self.features(x))
+        if x.shape[-1] != self.in_features:
+            raise ConfigError(
+                f"expected {self.in_features} input features in the last dimension, got shape {tuple(x.shape)}"
+            )
+        terms = []
+        for layer in self.hidden_layers:
+            x, jsq = layer(x, return_jacobian=True)  # [..., width_l], [...]
+            terms.append(jsq)
+        return self.head(x), torch.stack(terms, dim=-1)  # [..., out], [..., L]
 
 
 class MLP(FeedForward):
     """A standard MLP with a derivative-aware activation (relu, gelu, silu, tanh).
 
-    ``track_jacobian=True`` makes it DREG-ready (``dreg_penalty(model)`` after each forward).
+    DREG-ready as is: ``logits, jsq = net(x, return_jacobian=True)`` (see :mod:`chainzrule.dreg`).
 
     >>> net = MLP(10, [32, 32], 3, activation="silu")
     >>> net(torch.randn(5, 10)).shape
@@ -99,7 +110,6 @@ class MLP(FeedForward):
         hidden: int | Sequence[int],
         out_features: int,
         activation: str = "relu",
-        track_jacobian: bool = False,
         head: nn.Module | None = None,
         bias: bool = True,
     ) -> None:
@@ -107,8 +117,7 @@ class MLP(FeedForward):
             raise ConfigError("MLP takes a standard activation; use ChainzRuleMLP for polynomials")
         make_activation(activation)  # validate the name before building anything
         super().__init__(
-            in_features, hidden, out_features, lambda n: make_activation(activation),
-            track_jacobian, head, bias,
+            in_features, hidden, out_features, lambda n: make_activation(activation), head, bias,
         )
         self.activation_name = str(activation).lower()
 
@@ -116,9 +125,9 @@ class MLP(FeedForward):
 class ChainzRuleMLP(FeedForward):
     """ChainzRule network: hidden layers with learnable per-neuron polynomials (Polynomial Engine).
 
-    Args beyond :class:`MLP`: ``degree``, ``init``, ``bound``, ``range_control`` go to every
-    :class:`~chainzrule.poly.PolynomialActivation`. Jacobian tracking is on by default, since a
-    ChainzRule network is meant to be trained with DREG.
+    Args beyond :class:`MLP`: ``degree``, ``init``, ``bound``, ``range_control``, ``basis`` go to
+    every :class:`~chainzrule.poly.PolynomialActivation`. Train it with DREG through
+    ``net(x, return_jacobian=True)`` or :func:`chainzrule.dreg.collect`.
 
     >>> net = ChainzRuleMLP(10, 16, 2, degree=5, init="silu")
     >>> net.hidden_layers[0].activation.coefficients.shape
@@ -134,15 +143,14 @@ class ChainzRuleMLP(FeedForward):
         init: str = "gelu",
         bound: float = 3.0,
         range_control: str = "linear",
-        track_jacobian: bool = True,
+        basis: str = "legendre",
         head: nn.Module | None = None,
         bias: bool = True,
     ) -> None:
-        poly = dict(degree=degree, init=init, bound=bound, range_control=range_control)
+        poly = dict(degree=degree, init=init, bound=bound, range_control=range_control, basis=basis)
         make_activation("poly", 1, **poly)  # validate before building anything
         super().__init__(
-            in_features, hidden, out_features, lambda n: make_activation("poly", n, **poly),
-            track_jacobian, head, bias,
+            in_features, hidden, out_features, lambda n: make_activation("poly", n, **poly), head, bias,
         )
         self.poly_options = poly
 

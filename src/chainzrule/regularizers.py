@@ -61,9 +61,9 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .dreg import dreg_penalty
+from .dreg import collect
 from .errors import ConfigError
-from .layers import hidden_layers, set_jacobian_tracking
+from .layers import hidden_layers
 
 LossFn = Callable[[Tensor], Tensor]
 
@@ -128,24 +128,23 @@ class NoReg(Regularizer):
 class DREG(Regularizer):
     """DREG: ``Σ_l mean_x ||S^(l)(x)||_F²`` over hidden layers, analytic in the forward pass.
 
-    ``prepare`` turns on Jacobian tracking in every hidden layer; ``penalty`` is
-    :func:`chainzrule.dreg_penalty` of the last forward.
+    Behind this interface ``penalty`` runs its own forward of ``x`` under
+    :func:`chainzrule.dreg.collect` (the terms belong to that call, nothing is read from the
+    model). A training loop that wants DREG at no extra forward asks the training forward itself:
+    ``logits, jsq = model(x, return_jacobian=True)`` (what ``chainzrule train`` does).
 
     >>> from chainzrule.models import MLP
-    >>> reg = DREG()
-    >>> net = reg.prepare(MLP(4, [8], 3, activation="gelu"))
-    >>> logits = net(torch.randn(5, 4))
-    >>> bool(reg.penalty(net, None, logits, None) > 0)
+    >>> reg, net, x = DREG(), MLP(4, [8], 3, activation="gelu"), torch.randn(5, 4)
+    >>> bool(reg.penalty(net, x, net(x), None) > 0)
     True
     """
 
     name = "dreg"
 
-    def prepare(self, model):
-        return set_jacobian_tracking(model, True)
-
     def penalty(self, model, x, logits, loss_fn):
-        return dreg_penalty(model)
+        with collect(model) as terms:
+            model(x)
+        return terms.penalty()
 
 
 def _is_weight(name: str, tensor: Tensor) -> bool:

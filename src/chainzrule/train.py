@@ -36,11 +36,12 @@ from .data import load_dataset
 from .data.base import Dataset
 from .data.splits import Splits, make_splits
 from .diagnostics import jacobian_norms, lipschitz_bound, peak_gradient_volatility, tau_input, tau_train
-from .dreg import dreg_penalty, lambda_schedule
+from .dreg import collect, lambda_schedule
 from .errors import ConfigError
 from .kan import KAN
-from .layers import hidden_layers, set_jacobian_tracking
+from .layers import hidden_layers
 from .models import ChainzRuleMLP, MLP, count_parameters
+from .poly import parameter_groups
 from .ordinal import make_ordinal_head, ordinal_loss, ordinal_metrics, ordinal_predict
 from .regularizers import make_regularizer
 
@@ -100,11 +101,9 @@ def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str)
     head = None if kind == "linear" else make_ordinal_head(kind, width, num_classes)
     if cfg.model == "chainzrule":
         return ChainzRuleMLP(in_features, list(cfg.hidden), num_classes, degree=cfg.degree, init=cfg.poly_init,
-                             bound=cfg.bound, range_control=cfg.range_control,
-                             track_jacobian=cfg.dreg_lambda > 0, head=head)
+                             bound=cfg.bound, range_control=cfg.range_control, basis=cfg.poly_basis, head=head)
     if cfg.model == "mlp":
-        return MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation,
-                   track_jacobian=cfg.dreg_lambda > 0, head=head)
+        return MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation, head=head)
     if cfg.model == "kan":
         if cfg.dreg_lambda > 0:
             raise ConfigError("DREG needs a chainzrule or mlp model, got model 'kan' with dreg > 0")
@@ -125,16 +124,17 @@ def predict(kind: str, logits: Tensor) -> Tensor:
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, steps: int):
-    """Optimizer and per-step LR scheduler."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """Optimizer and per-step LR scheduler; polynomial coefficients get ``lr * coef_lr_scale``."""
+    groups = parameter_groups(model, cfg.lr, cfg.coef_lr_scale)
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr)
+        opt = torch.optim.Adam(groups)
     elif cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)  # decay is a regularizer choice
+        opt = torch.optim.AdamW(groups, weight_decay=0.0)  # decay is a regularizer choice
     else:
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True)
+        opt = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
     if cfg.lr_schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+        max_lr = [g["lr"] for g in opt.param_groups]
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps)
     elif cfg.lr_schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     else:
@@ -156,11 +156,16 @@ class RunResult:
     grad_norms: list[float] = field(default_factory=list)
 
 
+#: a run is "unstable" when its largest gradient norm exceeds this multiple of its median
+UNSTABLE_RATIO = 20.0
+
+
 def _grad_norm(params: list[Tensor]) -> Tensor:
+    """Global gradient norm (the one ``torch.nn.utils.clip_grad_norm_`` computes), 0-d, no sync."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    return torch.nn.utils.get_total_norm(grads)
 
 
 def _peak_memory_mb() -> float:
@@ -179,99 +184,146 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
 
     ``splits`` may be passed in to share loaded data between runs (the Fair Fight does).
     ``test=False`` never reads the test split (tuning runs): only validation metrics and the
-    training record are returned.
+    training record are returned. With ``cfg.patience > 0`` training stops after that many epochs
+    without a better validation accuracy and the best epoch's weights are restored (ties keep the
+    earlier epoch); with 0 every epoch runs and the last weights are kept.
     """
     splits = splits if splits is not None else load_splits(cfg)
     seed_everything(cfg.seed)
     if not cfg.is_neural:
         return _train_classical(cfg, splits, test)
-    kind = head_kind(cfg, splits.task)
+    device = torch.device(cfg.device)
     model = build_model(cfg, splits.in_features, splits.num_classes, splits.task)
     reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
-    model = reg.prepare(model)
-    lam_dreg = cfg.dreg_lambda
-    if lam_dreg > 0:
-        set_jacobian_tracking(model, True)
-    n = len(splits.X_train)
-    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-    total = steps_per_epoch * cfg.epochs
-    opt, sched = make_optimizer(cfg, model, total)
-    lam_of = lambda_schedule(cfg.dreg_schedule, lam_dreg, total, int(cfg.dreg_warmup * total), cfg.dreg_final)
-    params = [p for p in model.parameters() if p.requires_grad]
+    model = reg.prepare(model).to(device)
+    loop = _Loop(cfg, model, reg, splits, device, progress)
+    history = loop.run()
+    result = evaluate(model, cfg, splits) if test else {}
+    result.update(_train_record(cfg, model, loop, history))
+    return RunResult(model, result, loop.grad_norms)
 
-    grad_norms: list[Tensor] = []
-    history: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "val_accuracy": [], "dreg": []}
-    bar = tqdm(total=total, desc=f"{cfg.model} {cfg.dataset}", unit="step", disable=not progress,
-               leave=False, dynamic_ncols=True)
-    start = time.perf_counter()
-    step = 0
-    for epoch in range(cfg.epochs):
+
+class _Loop:
+    """The epochs of one run: batches in a seeded order, the objective, the optimizer step, the
+    gradient-norm trace (kept on the device until the end: no host sync per step), the per-epoch
+    validation accuracy and the best-epoch weights."""
+
+    def __init__(self, cfg, model, reg, splits, device, progress) -> None:
+        self.cfg, self.model, self.reg, self.splits, self.device = cfg, model, reg, splits, device
+        self.kind = head_kind(cfg, splits.task)
+        self.n = len(splits.X_train)
+        self.steps_per_epoch = max(1, math.ceil(self.n / cfg.batch_size))
+        total = self.steps_per_epoch * cfg.epochs
+        self.opt, self.sched = make_optimizer(cfg, model, total)
+        self.lam_of = lambda_schedule(cfg.dreg_schedule, cfg.dreg_lambda, total, int(cfg.dreg_warmup * total),
+                                      cfg.dreg_final)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.bar = tqdm(total=total, desc=f"{cfg.model} {cfg.dataset}", unit="step", disable=not progress,
+                        leave=False, dynamic_ncols=True)
+        self.step, self.train_seconds = 0, 0.0
+        self.grad_norms: list[float] = []
+        self.best_epoch, self.stopped_early = 0, False
+
+    def objective(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """``(objective, task loss, DREG penalty or None, logits)`` of one batch."""
+        cfg, model = self.cfg, self.model
+        if self.reg.needs_input_grad:
+            x = x.requires_grad_(True)
+        pen = None
+        if cfg.dreg_lambda > 0:
+            with collect(model) as terms:  # the terms of this forward, handed back here
+                logits = model(x)  # [B, out]
+            pen = terms.penalty()
+        else:
+            logits = model(x)
+        loss = task_loss(self.kind, logits, y)
+        obj = loss if pen is None else loss + self.lam_of(self.step) * pen
+        if cfg.reg != "none" and cfg.reg_strength > 0:
+            obj = obj + cfg.reg_strength * self.reg.penalty(model, x, logits, lambda lg: task_loss(self.kind, lg, y))
+        return obj, loss, pen, logits
+
+    def epoch(self, epoch: int) -> dict:
+        cfg, model, sp = self.cfg, self.model, self.splits
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen)  # [N], same for every contender with this seed
-        loss_sum = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.long)
-        dreg_sum = torch.zeros(())
-        for b in range(steps_per_epoch):
+        order = torch.randperm(self.n, generator=gen)  # [N], same for every contender with this seed
+        sums = torch.zeros(3, device=self.device)  # loss·B, correct, penalty
+        norms = []
+        start = time.perf_counter()
+        for b in range(self.steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = splits.X_train[idx], splits.y_train[idx]  # [B, D], [B]
-            if reg.needs_input_grad:
-                x = x.requires_grad_(True)
-            logits = model(x)  # [B, out]
-            loss = task_loss(kind, logits, y)
-            objective = loss
-            if lam_dreg > 0:
-                pen = dreg_penalty(model)
-                objective = objective + lam_of(step) * pen
-                dreg_sum += pen.detach()
-            if cfg.reg != "none" and cfg.reg_strength > 0:
-                objective = objective + cfg.reg_strength * reg.penalty(model, x, logits, lambda lg: task_loss(kind, lg, y))
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            grad_norms.append(_grad_norm(params))
-            opt.step()
-            sched.step()
-            step += 1
-            loss_sum += loss.detach() * len(y)
-            correct += (predict(kind, logits.detach()) == y).sum()
-            bar.update(1)
-            if b % 20 == 0 or b == steps_per_epoch - 1:
-                post = {"epoch": f"{epoch + 1}/{cfg.epochs}", "loss": f"{loss.item():.3f}",
-                        "acc": f"{correct.item() / min(n, (b + 1) * cfg.batch_size):.3f}"}
-                if lam_dreg > 0:
-                    post["dreg"] = f"{pen.item():.3g}"
-                bar.set_postfix(post)
-        val_acc = _accuracy(model, kind, splits.X_val, splits.y_val)
-        history["epoch"].append(epoch + 1)
-        history["train_loss"].append(loss_sum.item() / n)
-        history["train_accuracy"].append(correct.item() / n)
-        history["val_accuracy"].append(val_acc)
-        history["dreg"].append(dreg_sum.item() / steps_per_epoch if lam_dreg > 0 else None)
-        if not math.isfinite(history["train_loss"][-1]):
-            break  # diverged: stop and report what happened rather than burn the budget
-    bar.close()
-    train_seconds = time.perf_counter() - start
-    norms = [float(g) for g in torch.stack(grad_norms)] if grad_norms else []
-    result = evaluate(model, cfg, splits) if test else {}
-    result.update(_train_record(cfg, model, norms, steps_per_epoch, train_seconds, step, history))
-    return RunResult(model, result, norms)
+            x, y = sp.X_train[idx].to(self.device), sp.y_train[idx].to(self.device)  # [B, D], [B]
+            obj, loss, pen, logits = self.objective(x, y)
+            self.opt.zero_grad(set_to_none=True)
+            obj.backward()
+            norms.append(_grad_norm(self.params))
+            self.opt.step()
+            self.sched.step()
+            self.step += 1
+            sums += torch.stack([loss.detach() * len(y), (predict(self.kind, logits.detach()) == y).sum(),
+                                 pen.detach() if pen is not None else loss.new_zeros(())])
+            self.bar.update(1)
+            if b % 50 == 0 or b == self.steps_per_epoch - 1:
+                self.bar.set_postfix({"epoch": f"{epoch + 1}/{cfg.epochs}", "loss": f"{loss.item():.3f}"})
+        self.train_seconds += time.perf_counter() - start
+        self.grad_norms += torch.stack(norms).double().cpu().tolist()
+        loss_sum, correct, pen_sum = sums.tolist()
+        return {"train_loss": loss_sum / self.n, "train_accuracy": correct / self.n,
+                "dreg": pen_sum / self.steps_per_epoch if cfg.dreg_lambda > 0 else None}
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        history: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "val_accuracy": [], "dreg": []}
+        best_val, best_state, waited = -1.0, None, 0
+        for epoch in range(cfg.epochs):
+            row = self.epoch(epoch)
+            val_acc = _accuracy(self.model, self.kind, self.splits.X_val, self.splits.y_val)
+            for k, v in (("epoch", epoch + 1), ("val_accuracy", val_acc), *row.items()):
+                history[k].append(v)
+            if not math.isfinite(row["train_loss"]):
+                break  # diverged: stop and report what happened rather than burn the budget
+            if val_acc > best_val:
+                best_val, self.best_epoch, waited = val_acc, epoch + 1, 0
+                if cfg.patience > 0:
+                    best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                waited += 1
+                if cfg.patience > 0 and waited >= cfg.patience:
+                    self.stopped_early = True
+                    break
+        self.bar.close()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return history
 
 
-def _train_record(cfg, model, norms, steps_per_epoch, train_seconds, steps, history) -> dict:
-    finite = [g for g in norms if math.isfinite(g)]
-    last = norms[-steps_per_epoch:]
-    ok = len(finite) == len(norms) and len(norms) >= 2
+def _train_record(cfg, model, loop: _Loop, history) -> dict:
+    """The training half of a run's result: cost, gradient-trace statistics, stability flags."""
+    norms = loop.grad_norms
+    finite = bool(norms) and all(math.isfinite(g) for g in norms)
+    last = norms[-loop.steps_per_epoch:]
+    med = float(np.median(norms)) if finite else None
+    peak = max(norms) if finite else None
+    val = history["val_accuracy"]
+    selected = (loop.best_epoch if cfg.patience > 0 else len(val)) or None
     return {
         "params": count_parameters(model),
-        "tau_train": tau_train(last) if ok and len(last) >= 1 else None,
-        "pgv": peak_gradient_volatility(norms) if ok else None,
-        "train_seconds": train_seconds,
-        "step_ms": 1000.0 * train_seconds / max(steps, 1),
-        "steps": steps,
+        "tau_train": tau_train(last) if finite and last else None,
+        "pgv": peak_gradient_volatility(norms) if finite and len(norms) >= 2 else None,
+        "grad_norm_max": peak,
+        "grad_norm_median": med,
+        # unstable: a non-finite step, or a gradient spike above 20x the run's own median (issue 7's rule)
+        "unstable": (not finite) or (med is not None and med > 0 and peak > UNSTABLE_RATIO * med),
+        "diverged": not finite or not all(math.isfinite(v) for v in history["train_loss"]),
+        "train_seconds": loop.train_seconds,
+        "step_ms": 1000.0 * loop.train_seconds / max(loop.step, 1),  # optimizer steps only, no validation
+        "steps": loop.step,
         "peak_memory_mb": _peak_memory_mb(),
-        "diverged": not ok,
         "history": history,
-        "val": {"accuracy": history["val_accuracy"][-1] if history["val_accuracy"] else None},
+        "epochs_run": len(val),
+        "selected_epoch": selected,
+        "stopped_early": loop.stopped_early,
+        "val": {"accuracy": val[selected - 1] if selected else None},
     }
 
 
@@ -280,12 +332,19 @@ def _train_record(cfg, model, norms, steps_per_epoch, train_seconds, steps, hist
 # --------------------------------------------------------------------------------------------
 
 
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def _logits(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
+    """Logits of ``x`` in eval mode, computed on the model's device, returned on the CPU."""
     was = model.training
     model.eval()
+    dev = _device(model)
     try:
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([model(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)])
     finally:
         model.train(was)
 
@@ -311,7 +370,7 @@ def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
             "loss": task_loss(kind, logits, splits.y_test).item()}
     if splits.task == "ordinal":
         test.update(ordinal_metrics(splits.y_test.numpy(), pred.numpy(), splits.num_classes))
-    xd = splits.X_test[: cfg.diag_examples]
+    xd = splits.X_test[: cfg.diag_examples].to(_device(model))
     norms = jacobian_norms(model, xd, method="auto", seed=cfg.seed).detach().double().numpy()
     finite = np.isfinite(norms).all()
     out = {
@@ -332,7 +391,8 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     """Corruption accuracy (image data only) and FGSM/PGD accuracy at each ``cfg.adv_eps``."""
     from .robustness import adversarial_accuracy, corruption_accuracy
 
-    x, y = splits.X_test[: cfg.corruption_examples], splits.y_test[: cfg.corruption_examples]
+    dev = _device(model)
+    x, y = splits.X_test[: cfg.corruption_examples].to(dev), splits.y_test[: cfg.corruption_examples].to(dev)
     was = model.training
     model.eval()
     try:

@@ -138,7 +138,7 @@ def _poly_sigma(layer: dict[str, Any], z: np.ndarray, max_neurons: int) -> np.nd
     """σ(z) of a stored polynomial layer for a sample of neurons: ``[P, K]``, or None if malformed."""
     import torch
 
-    from ..poly import horner
+    from ..functional import poly_activation
 
     try:
         coef = torch.tensor(layer["coefficients"], dtype=torch.float64)  # [D+1, F]
@@ -151,16 +151,10 @@ def _poly_sigma(layer: dict[str, Any], z: np.ndarray, max_neurons: int) -> np.nd
     idx = torch.linspace(0, F - 1, min(F, max_neurons)).round().long().unique()
     coef = coef[:, idx]  # [D+1, K]
     zz = torch.as_tensor(z, dtype=torch.float64).unsqueeze(1).expand(-1, coef.shape[1])  # [P, K]
-    rc = layer.get("range_control", "linear")
-    if rc == "linear":
-        c = zz.clamp(-R, R)  # [P, K]
-        p, dp = horner(coef, c)
-        y = p + dp * (zz - c)  # tangent line outside [-R, R]
-    elif rc == "tanh":
-        y, _ = horner(coef, R * torch.tanh(zz / R))
-    else:
-        y, _ = horner(coef, zz)
-    return y.numpy()
+    try:  # the one σ of the library (power coefficients of u, as the run files store them)
+        return poly_activation(zz, coef, R, layer.get("range_control", "linear")).numpy()
+    except ValueError:
+        return None
 
 
 def plot_activations(fight: Fight, path: Path, max_neurons: int = 16) -> bool:

@@ -96,8 +96,11 @@ def _activations(model) -> dict:
     for name, layer in hidden_layers(model):
         act = layer.activation
         if isinstance(act, PolynomialActivation):
+            # "coefficients": of u^k (what the figures evaluate); "basis_coefficients": the trained θ
             out[name] = {"kind": "poly", "bound": act.bound, "range_control": act.range_control,
-                         "coefficients": act.coefficients.detach().double().tolist()}
+                         "basis": act.basis,
+                         "coefficients": act.power_coefficients().detach().double().tolist(),
+                         "basis_coefficients": act.coefficients.detach().double().tolist()}
         else:
             out[name] = {"kind": type(act).__name__.lower()}
     return out
