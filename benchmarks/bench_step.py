@@ -10,9 +10,9 @@ cross-entropy on random data (x ~ N(0, 1), uniform labels), float32, CPU, torch'
 count unless ``--threads`` is given. Variants:
 
   relu          chainzrule.MLP (ReLU), plain loss
-  relu_dreg     chainzrule.MLP(track_jacobian=True), loss + λ·dreg_penalty
-  cr            ChainzRuleMLP(track_jacobian=False), plain loss
-  cr_dreg       ChainzRuleMLP(track_jacobian=True), loss + λ·dreg_penalty
+  relu_dreg     chainzrule.MLP; logits, jsq = model(x, return_jacobian=True); loss + λ·dreg_penalty(jsq)
+  cr            ChainzRuleMLP (Legendre basis, linear range control), plain loss
+  cr_dreg       ChainzRuleMLP, return_jacobian=True, loss + λ·dreg_penalty(jsq)
   relu_igp      ReLU + input-gradient penalty (double backprop), inline
   relu_jacreg   ReLU + Jacobian regularization, 1 random projection (Hoffman et al. 2019), inline
   cr_compiled, cr_dreg_compiled   (only with --compile) cr / cr_dreg with torch.compile(model);
@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 import chainzrule as cz
+from chainzrule import functional as CF
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MD = ROOT / "BENCHMARKS.md"
@@ -60,10 +61,10 @@ LAM_JR = 1e-2
 ALL_VARIANTS = ["relu", "relu_dreg", "cr", "cr_dreg", "relu_igp", "relu_jacreg"]
 # (numerator, denominator, target or None)
 RATIOS = [
-    ("relu_dreg", "relu", 1.10),
+    ("relu_dreg", "relu", 1.07),
     ("cr", "relu", None),
-    ("cr_dreg", "cr", 1.10),
-    ("cr_dreg", "relu", 1.50),
+    ("cr_dreg", "cr", None),
+    ("cr_dreg", "relu", 1.25),
     ("relu_igp", "relu", None),
     ("relu_jacreg", "relu", None),
     ("cr_compiled", "relu", None),
@@ -79,34 +80,22 @@ RATIOS = [
 # its gain is measured in the same process, interleaved like everything else (--ablations).
 
 
-def _unfused_row_norms_sq(self):
-    w = self.linear.weight
-    return (w * w).sum(dim=1)  # autograd: W*W temporary, three passes over W in the backward
-
-
-def _unfused_linear(self, x):
-    return self.linear(x), self.row_norms_sq()  # two autograd nodes, W.grad summed in a third pass
+def _plain_poly_jacobian_sq(z, a, rn, bound, range_control="linear"):
+    h, slope = CF.poly_activation_and_slope(z, a, bound, range_control)
+    return h, CF.layer_jacobian_sq(slope, rn)
 
 
 def _patches(names: str):
     """(object, attribute, replacement) triples that switch off the named optimizations."""
-    from chainzrule import activations, layers, poly
+    from chainzrule import activations
 
     out = []
     for name in filter(None, names.split("+")):
-        if name == "nopolyfn":  # σ, σ' by plain ops + autograd (the original eager code)
-            out.append((poly.PolynomialActivation, "_fused", lambda self, z: False))
+        if name == "nopolyfn":  # σ, σ' and ‖S‖² by plain ops + autograd instead of the fused kernel
+            out.append((CF, "poly_activation_and_jacobian_sq", _plain_poly_jacobian_sq))
         elif name == "noreluopt":  # ReLU σ' as (z > 0).to(dtype), then squared
             out.append((activations.ReLU, "value_and_jacobian_sq",
                         activations.DerivativeActivation.value_and_jacobian_sq))
-        elif name == "norownorm":  # row norms by (W*W).sum(1) under autograd
-            out.append((layers.HiddenLayer, "row_norms_sq", _unfused_row_norms_sq))
-        elif name == "nolinfuse":  # nn.Linear and row norms as separate autograd nodes
-            out.append((layers.HiddenLayer, "_linear_and_row_norms_sq", _unfused_linear))
-        elif name == "noskip":  # always clamp, even when every |z| <= R
-            out.append((poly, "_any_outside", lambda z, bound: True))
-        elif name == "nobuffers":  # DREG buffer B built by torch.stack instead of out= writes
-            out.append((poly, "_BUFFERED", False))
         else:
             raise ValueError(f"unknown ablation {name!r}")
     return out
@@ -126,22 +115,13 @@ class _Patched:
             setattr(o, a, v)
 
 
-ORIGINAL = "nopolyfn+noreluopt+norownorm+nolinfuse"  # the code before this work (eager autograd)
 ABLATIONS = [  # (label, model kind, switched-off optimizations)
     ("relu", "relu", ""),
-    ("relu_dreg original", "relu_dreg", ORIGINAL),
-    ("relu_dreg + sign mask, no square", "relu_dreg", "norownorm+nolinfuse"),
-    ("relu_dreg + row-norm Function", "relu_dreg", "nolinfuse"),
-    ("relu_dreg + fused linear (final)", "relu_dreg", ""),
-    ("cr original", "cr", ORIGINAL),
-    ("cr fused, always clamp", "cr", "noskip"),
-    ("cr fused (final)", "cr", ""),
-    ("cr_dreg original", "cr_dreg", ORIGINAL),
-    ("cr_dreg + fused poly Function", "cr_dreg", "norownorm+nolinfuse"),
-    ("cr_dreg + row-norm Function", "cr_dreg", "nolinfuse"),
-    ("cr_dreg + fused linear (final)", "cr_dreg", ""),
-    ("cr_dreg final, always clamp", "cr_dreg", "noskip"),
-    ("cr_dreg final, B by torch.stack", "cr_dreg", "nobuffers"),
+    ("relu_dreg, σ' = (z > 0) squared", "relu_dreg", "noreluopt"),
+    ("relu_dreg (final: sign mask)", "relu_dreg", ""),
+    ("cr (no DREG)", "cr", ""),
+    ("cr_dreg, plain ops + autograd", "cr_dreg", "nopolyfn"),
+    ("cr_dreg (final: fused kernel)", "cr_dreg", ""),
 ]
 
 
@@ -151,8 +131,8 @@ ABLATIONS = [  # (label, model kind, switched-off optimizations)
 def _model(kind: str) -> torch.nn.Module:
     torch.manual_seed(0)  # every ReLU variant starts from the same weights, every CR one too
     if kind.startswith("cr"):
-        return cz.ChainzRuleMLP(IN, HIDDEN, OUT, track_jacobian="dreg" in kind)
-    return cz.MLP(IN, HIDDEN, OUT, activation="relu", track_jacobian=kind == "relu_dreg")
+        return cz.ChainzRuleMLP(IN, HIDDEN, OUT)
+    return cz.MLP(IN, HIDDEN, OUT, activation="relu")
 
 
 def make_step(kind: str, x: torch.Tensor, y: torch.Tensor, ablate: str = ""):
@@ -172,7 +152,8 @@ def make_step(kind: str, x: torch.Tensor, y: torch.Tensor, ablate: str = ""):
         if kind in ("relu", "cr", "cr_compiled"):
             return F.cross_entropy(forward(x), y)
         if kind in ("relu_dreg", "cr_dreg", "cr_dreg_compiled"):
-            return F.cross_entropy(forward(x), y) + LAM * cz.dreg_penalty(model)
+            logits, jsq = forward(x, return_jacobian=True)  # [B, OUT], [B, layers]
+            return F.cross_entropy(logits, y) + LAM * cz.dreg_penalty(jsq)
         xg = x.detach().clone().requires_grad_(True)  # [B, IN]
         logits = forward(xg)  # [B, OUT]
         loss = F.cross_entropy(logits, y)

@@ -36,7 +36,7 @@ from .errors import DataError
 from .regularizers import make_regularizer
 from .train import build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chainzrule 0.2 (coefficients in a basis, ``poly_basis`` in the config)
 WEIGHTS, META = "model.safetensors", "model.json"
 
 
@@ -95,6 +95,23 @@ def save_checkpoint(folder: str | Path, model: nn.Module, cfg: TrainConfig, *, i
     return folder
 
 
+def _upgrade_config(meta: dict) -> dict:
+    """The config of a checkpoint in today's terms.
+
+    Format 1 (chainzrule 0.1) stored polynomial coefficients of powers of u; 0.2 builds the same
+    network, exactly, with ``poly_basis = "power"`` (the coefficients load unchanged). Newer
+    formats than this code knows are refused.
+    """
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DataError(f"checkpoint format {version!r} is newer than this chainzrule reads "
+                        f"(expected <= {FORMAT_VERSION}): upgrade chainzrule")
+    config = dict(meta["config"])
+    if version == 1 and "poly_basis" not in config:
+        config["poly_basis"] = "power"
+    return config
+
+
 def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     """Rebuild the model saved in ``folder``: ``(model in eval mode, config, metadata)``."""
     folder = Path(folder)
@@ -105,7 +122,7 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
         raise DataError(f"{folder} is not a chainzrule checkpoint: expected {WEIGHTS} and {META}, missing {', '.join(missing)}")
     try:
         meta = json.loads((folder / META).read_text())
-        cfg = TrainConfig.from_dict(meta["config"])
+        cfg = TrainConfig.from_dict(_upgrade_config(meta))
         model = build_model(cfg, int(meta["in_features"]), int(meta["num_classes"]), meta["task"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{folder / META}: unreadable checkpoint metadata ({e})") from None

@@ -62,6 +62,7 @@ TRAIN_OPTIONS = [
     ("--batch-size", "batch_size", int, "[default: 128]"),
     ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
     ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),
+    ("--dtype", "dtype", click.Choice(["float32", "float64", "bfloat16"]), "Parameter and input dtype. [default: float32]"),
     ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
     ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD with --robustness, comma separated. [default: 0.05,0.1]"),
 ]

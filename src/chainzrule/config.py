@@ -34,6 +34,7 @@ ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 RANGE_CONTROLS = ("linear", "tanh", "none")
 POLY_BASES = ("legendre", "chebyshev", "monomial", "power")
 DEVICES_PREFIX = ("cpu", "cuda", "mps")
+DTYPES = ("float32", "float64", "bfloat16")
 FEATURIZERS_PREFIX = ("auto", "encoder", "hashed")
 
 #: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
@@ -80,6 +81,7 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     device: str = "cpu"
+    dtype: str = "float32"
     # evaluation
     diag_examples: int = 1000
     robustness: bool = False
@@ -197,6 +199,7 @@ def _validate(c: TrainConfig) -> None:
     _choice("dreg_schedule", c.dreg_schedule, DREG_SCHEDULES)
     _choice("range_control", c.range_control, RANGE_CONTROLS)
     _choice("poly_basis", c.poly_basis, POLY_BASES)
+    _choice("dtype", c.dtype, DTYPES)
     if c.device.split(":")[0] not in DEVICES_PREFIX:
         raise ConfigError(f"device {c.device!r} is not known: expected cpu, cuda, cuda:N or mps")
     if c.featurizer.split(":")[0] not in FEATURIZERS_PREFIX:

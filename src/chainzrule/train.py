@@ -195,7 +195,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
     device = torch.device(cfg.device)
     model = build_model(cfg, splits.in_features, splits.num_classes, splits.task)
     reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
-    model = reg.prepare(model).to(device)
+    model = reg.prepare(model).to(device=device, dtype=getattr(torch, cfg.dtype))
     loop = _Loop(cfg, model, reg, splits, device, progress)
     history = loop.run()
     result = evaluate(model, cfg, splits) if test else {}
@@ -252,7 +252,7 @@ class _Loop:
         start = time.perf_counter()
         for b in range(self.steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = sp.X_train[idx].to(self.device), sp.y_train[idx].to(self.device)  # [B, D], [B]
+            x, y = _to(self.model, sp.X_train[idx]), sp.y_train[idx].to(self.device)  # [B, D], [B]
             obj, loss, pen, logits = self.objective(x, y)
             self.opt.zero_grad(set_to_none=True)
             obj.backward()
@@ -337,6 +337,14 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def _to(model: nn.Module, x: Tensor) -> Tensor:
+    """``x`` on the model's device, floating inputs in the model's dtype."""
+    p = next(model.parameters(), None)
+    if p is None:
+        return x
+    return x.to(device=p.device, dtype=p.dtype if x.is_floating_point() else x.dtype)
+
+
 @torch.no_grad()
 def _logits(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
     """Logits of ``x`` in eval mode, computed on the model's device, returned on the CPU."""
@@ -344,7 +352,7 @@ def _logits(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
     model.eval()
     dev = _device(model)
     try:
-        return torch.cat([model(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)])
+        return torch.cat([model(_to(model, x[i:i + batch_size])).float().cpu() for i in range(0, len(x), batch_size)])
     finally:
         model.train(was)
 
@@ -370,7 +378,7 @@ def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
             "loss": task_loss(kind, logits, splits.y_test).item()}
     if splits.task == "ordinal":
         test.update(ordinal_metrics(splits.y_test.numpy(), pred.numpy(), splits.num_classes))
-    xd = splits.X_test[: cfg.diag_examples].to(_device(model))
+    xd = _to(model, splits.X_test[: cfg.diag_examples])
     norms = jacobian_norms(model, xd, method="auto", seed=cfg.seed).detach().double().numpy()
     finite = np.isfinite(norms).all()
     out = {
@@ -392,7 +400,7 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     from .robustness import adversarial_accuracy, corruption_accuracy
 
     dev = _device(model)
-    x, y = splits.X_test[: cfg.corruption_examples].to(dev), splits.y_test[: cfg.corruption_examples].to(dev)
+    x, y = _to(model, splits.X_test[: cfg.corruption_examples]), splits.y_test[: cfg.corruption_examples].to(dev)
     was = model.training
     model.eval()
     try:
