@@ -245,4 +245,4 @@ def test_mnist_stability_spec_is_valid():
     assert {c.name: c.seeds for c in full.contenders} == {"cr": 3, "relu": 3, "cr-power": 1}
     assert full.n_runs == 20 * 7
     quick = load_stability_spec(REPO / "fights" / "stability-mnist.toml", quick=True)
-    assert quick.n_runs <= 12 and quick.base["epochs"] == 1
+    assert quick.n_runs == 12 and quick.base["epochs"] <= 2

@@ -128,6 +128,19 @@ def _panel(ax, spec: StabilitySpec, grid: np.ndarray, cells: list[list[dict]], h
     ax.set_ylabel("learning rate", fontsize=8)
 
 
+def _label_bar(bar, norm, log: bool) -> None:
+    """Plain numbers on the colour bar (no 4×10⁰); on a log bar spanning under 1.5 decades the
+    minor ticks are labelled too, else only the decades."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:.3g}")
+    bar.ax.yaxis.set_major_formatter(plain)
+    if log:
+        narrow = math.log10(norm.vmax / norm.vmin) < 1.5
+        bar.ax.yaxis.set_minor_formatter(plain if narrow else FuncFormatter(lambda v, _: ""))
+    bar.ax.tick_params(which="both", labelsize=7)
+
+
 def _figure(spec: StabilitySpec, cells: dict, h: Heatmap):
     """The Figure of heatmap ``h``: one panel per contender, shared colour scale and bar."""
     import matplotlib
@@ -152,7 +165,7 @@ def _figure(spec: StabilitySpec, cells: dict, h: Heatmap):
     for ax in axes[len(names):]:
         ax.set_visible(False)
     bar = fig.colorbar(ScalarMappable(norm, cmap), ax=list(axes[:len(names)]), extend=extend, shrink=0.9)
-    bar.ax.tick_params(labelsize=7)
+    _label_bar(bar, norm, h.log)
     bar.set_label(h.unit, fontsize=8)
     fig.suptitle(f"{spec.name}: {h.title.format(ratio=spec.unstable_ratio)}", fontsize=10)
     return fig
