@@ -7,6 +7,7 @@
     chainzrule inspect CHECKPOINT         per-layer Jacobians, slope bounds, activation plot
     chainzrule fight  fights/mnist.toml --out DIR [--quick] [--jobs N]
     chainzrule report DIR                 statistics, claims table and plots of a fight
+    chainzrule stability SPEC --out DIR   learning-rate x DREG-λ stability map [--quick] [--jobs N]
 
 Bad input (a file, a flag, a config) prints one line on stderr and exits with status 2.
 """
@@ -308,6 +309,35 @@ def report(folder) -> None:
     from .fight.report import write_report
 
     click.echo(f"wrote {write_report(Path(folder))}")
+
+
+# ------------------------------------------------------------------------------------------ stability
+@cli.command()
+@click.argument("spec", type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Map folder (runs/, stability.csv, summary.csv, heatmap_*.png, report.md).")
+@click.option("--quick", is_flag=True, help="The spec's [quick] profile: a small grid for a smoke run.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs in parallel (processes).")
+def stability(spec, out, quick, jobs) -> None:
+    """Stability map: a learning-rate × DREG-λ grid over seeds per contender, as heatmaps.
+
+    Every run is stored atomically in OUT/runs/, so an interrupted map resumes where it stopped.
+    Ends with OUT/stability.csv, OUT/summary.csv, the heatmaps and OUT/report.md.
+
+    \b
+    Example:
+      chainzrule stability fights/stability-mnist.toml --out results/stability-mnist --jobs 2
+    """
+    from .fight.stability import run_stability
+    from .fight.stability_spec import load_stability_spec
+
+    try:  # handled here too, so that the command keeps its one-line error when invoked directly
+        s = load_stability_spec(spec, quick=quick)
+        s.command = " ".join(["chainzrule", "stability", spec, "--out", out] + (["--quick"] if quick else [])
+                             + ([f"--jobs {jobs}"] if jobs != 1 else []))
+        click.echo(f"wrote {run_stability(s, Path(out), jobs=jobs)}")
+    except ChainzRuleError as e:
+        _fail(str(e).replace("\n", " "))
 
 
 def main(argv: list[str] | None = None) -> None:

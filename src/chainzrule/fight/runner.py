@@ -139,13 +139,13 @@ def _execute_in_worker(task: Task, runs_dir: str) -> dict:
 class Executor:
     """Runs batches of tasks, in-process (``jobs=1``) or in a process pool, with one progress bar."""
 
-    def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True) -> None:
+    def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True, desc: str = "fight") -> None:
         self.runs_dir = runs_dir
         self.jobs = jobs
         threads = max(1, (os.cpu_count() or 1) // jobs)
         self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads,))
                      if jobs > 1 else None)
-        self.bar = tqdm(total=total, desc="fight", unit="run", disable=not progress, dynamic_ncols=True)
+        self.bar = tqdm(total=total, desc=desc, unit="run", disable=not progress, dynamic_ncols=True)
         self.done = 0
 
     def _finish(self, rec: dict) -> None:

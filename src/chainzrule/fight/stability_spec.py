@@ -1,0 +1,243 @@
+"""Stability-map specs: a TOML file → a validated :class:`StabilitySpec`.
+
+Layout (every table but ``[stability]`` optional)::
+
+    [stability]
+    name = "mnist"                 # default: the file's stem
+    description = "..."
+    dataset = "mnist"              # also data_dir, target: copied into [base]
+    lrs = [1e-3, 3e-3, 1e-2]       # learning rates (TrainConfig.lr), each > 0
+    lambdas = [0.0, 1e-3, 1e-2]    # DREG strengths (TrainConfig.dreg), each >= 0
+    seeds = 3                      # seeds 0..seeds-1 per cell (default 3)
+    unstable_ratio = 20.0          # a run is unstable if max G > ratio x median G (default 20)
+
+    [base]                         # any TrainConfig field except lr, dreg, seed (set by the grid)
+
+    [[contender]]                  # at least one; name, label, seeds + TrainConfig fields
+    name = "cr"
+    model = "chainzrule"
+    seeds = 1                      # optional per-contender seed count
+
+    [quick]                        # merged in with --quick
+    lrs = [...]; lambdas = [...]; seeds = 1; unstable_ratio = ...
+    base = { limit = 3000, epochs = 1 }
+    contenders = ["cr", "relu"]    # optional subset
+
+With ``--quick``, ``[quick].seeds`` replaces every contender's seed count. Everything is checked
+here, before any run starts: unknown keys, empty or negative grids, duplicate values, unknown
+contender fields, and every cell's :class:`~chainzrule.config.TrainConfig`. Errors are
+:class:`~chainzrule.errors.ConfigError` naming what was expected and what was given.
+
+>>> spec = parse_stability_spec({"stability": {"dataset": "synthetic", "lrs": [1e-2, 1e-3],
+...     "lambdas": [0.0], "seeds": 2}, "contender": [{"name": "relu", "model": "mlp", "seeds": 1}]})
+>>> spec.lrs, spec.lambdas, [(c.name, c.seeds) for c in spec.contenders], spec.n_runs
+([0.001, 0.01], [0.0], [('relu', 1)], 2)
+>>> spec.config(spec.contenders[0], lr=0.01, lam=0.0, seed=0).dreg
+0.0
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import NEURAL_MODELS, TrainConfig
+from ..errors import ConfigError
+
+__all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
+
+TOP_KEYS = {"stability", "base", "contender", "quick"}
+STABILITY_KEYS = {"name", "description", "dataset", "data_dir", "target", "lrs", "lambdas", "seeds", "unstable_ratio"}
+QUICK_KEYS = {"lrs", "lambdas", "seeds", "unstable_ratio", "base", "contenders"}
+#: TrainConfig fields that the grid sets for every run; a spec may not set them itself.
+GRID_FIELDS = {"lr", "dreg", "seed"}
+CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__) - GRID_FIELDS
+CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label", "seeds"}
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+DEFAULT_SEEDS = 3
+DEFAULT_UNSTABLE_RATIO = 20.0
+
+
+@dataclass(frozen=True)
+class StabilityContender:
+    """One entrant: name, label, TrainConfig overrides and its number of seeds."""
+
+    name: str
+    label: str
+    config: dict[str, Any]
+    seeds: int
+
+
+@dataclass
+class StabilitySpec:
+    """A validated stability map: the grid (``lrs`` × ``lambdas``), contenders and base config."""
+
+    name: str
+    description: str
+    dataset: str
+    lrs: list[float]
+    lambdas: list[float]
+    unstable_ratio: float
+    base: dict[str, Any]
+    contenders: list[StabilityContender]
+    quick: bool = False
+    source: str = ""
+    command: str = ""
+    created: str = field(default="")
+
+    def config(self, c: StabilityContender, lr: float, lam: float, seed: int) -> TrainConfig:
+        """The run config of one cell and seed: base, then contender, then the grid values."""
+        return TrainConfig.from_dict({**self.base, **c.config, "lr": lr, "dreg": lam, "seed": seed})
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.lrs) * len(self.lambdas) * sum(c.seeds for c in self.contenders)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
+    if not isinstance(got, dict):
+        raise ConfigError(f"{where}: expected a table, got {got!r}")
+    unknown = sorted(set(got) - allowed)
+    if unknown:
+        grid = sorted(set(unknown) & GRID_FIELDS)
+        hint = f" ({', '.join(grid)} set by the grid: use [stability] lrs/lambdas/seeds)" if grid else ""
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}{hint}: expected some of {', '.join(sorted(allowed))}")
+
+
+def _grid(where: str, values: Any, *, zero_ok: bool) -> list[float]:
+    """A sorted list of distinct finite numbers > 0 (``>= 0`` with ``zero_ok``)."""
+    bound = ">= 0" if zero_ok else "> 0"
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where} must be a non-empty list of numbers {bound}, got {values!r}")
+    for i, v in enumerate(values):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or v < 0 or (v == 0 and not zero_ok):
+            raise ConfigError(f"{where}[{i}] must be a finite number {bound}, got {v!r}")
+    floats = [float(v) for v in values]
+    if len(set(floats)) != len(floats):
+        raise ConfigError(f"{where} must hold distinct values, got {values!r}")
+    return sorted(floats)
+
+
+def _int(where: str, v: Any, lo: int = 1) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        raise ConfigError(f"{where} must be an integer >= {lo}, got {v!r}")
+    return v
+
+
+def _ratio(v: Any) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 1:
+        raise ConfigError(f"[stability] unstable_ratio must be a finite number > 1, got {v!r}")
+    return float(v)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _apply_quick(head: dict, base: dict, contenders: list[dict], q: dict) -> tuple[dict, dict, list[dict], int | None]:
+    """Merge the ``[quick]`` table: grid keys into ``head``, ``base`` deep-merged, contender subset."""
+    _check_keys("[quick]", q, QUICK_KEYS)
+    head = {**head, **{k: q[k] for k in ("lrs", "lambdas", "unstable_ratio") if k in q}}
+    base = _merge(base, q.get("base", {}))
+    if "contenders" in q:
+        names = [c.get("name") for c in contenders]
+        wanted = q["contenders"]
+        if not isinstance(wanted, list) or not wanted or any(n not in names for n in wanted):
+            raise ConfigError(f"[quick] contenders must be a non-empty list of contender names: expected some of "
+                              f"{', '.join(map(str, names))}, got {wanted!r}")
+        contenders = [c for c in contenders if c.get("name") in wanted]
+    seeds = _int("[quick] seeds", q["seeds"]) if "seeds" in q else None
+    return head, base, contenders, seeds
+
+
+def _contender(i: int, raw: Any, default_seeds: int, quick_seeds: int | None) -> StabilityContender:
+    c = dict(raw) if isinstance(raw, dict) else raw
+    name = c.get("name") if isinstance(c, dict) else None
+    where = f"contender {name or i + 1}"
+    _check_keys(where, c, CONTENDER_KEYS)
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
+    label = str(c.pop("label", name))
+    c.pop("name")
+    seeds = _int(f"{where}: seeds", c.pop("seeds", default_seeds))
+    return StabilityContender(name, label, c, quick_seeds or seeds)
+
+
+def _check_cells(spec: StabilitySpec) -> None:
+    """Every (contender, lr, λ) must give a valid TrainConfig of a neural model."""
+    for c in spec.contenders:
+        try:
+            for lr in spec.lrs:
+                for lam in spec.lambdas:
+                    cfg = spec.config(c, lr, lam, 0)
+        except ConfigError as e:
+            raise ConfigError(f"contender {c.name}: {e}") from None
+        if cfg.model not in NEURAL_MODELS:
+            raise ConfigError(f"contender {c.name}: model {cfg.model!r} has no gradient-norm trace: "
+                              f"expected one of {', '.join(NEURAL_MODELS)}")
+
+
+def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> StabilitySpec:
+    """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile."""
+    _check_keys("spec", raw, TOP_KEYS)
+    if "stability" not in raw:
+        raise ConfigError("spec has no [stability] table: expected one with lrs and lambdas")
+    head = dict(raw["stability"]) if isinstance(raw["stability"], dict) else raw["stability"]
+    _check_keys("[stability]", head, STABILITY_KEYS)
+    base = raw.get("base", {})
+    _check_keys("[base]", base, CONFIG_FIELDS)
+    base = dict(base)
+    contenders_raw = raw.get("contender", [])
+    if not isinstance(contenders_raw, list) or not contenders_raw:
+        raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
+    quick_seeds = None
+    if quick and "quick" in raw:
+        head, base, contenders_raw, quick_seeds = _apply_quick(head, base, list(contenders_raw), raw["quick"])
+        _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
+    elif "quick" in raw:
+        _check_keys("[quick]", raw["quick"], QUICK_KEYS)  # a typo there is caught without --quick too
+    for key in ("dataset", "data_dir", "target"):
+        if head.get(key) is not None:
+            base[key] = head[key]
+    seeds = _int("[stability] seeds", head.get("seeds", DEFAULT_SEEDS))
+    contenders = [_contender(i, c, seeds, quick_seeds) for i, c in enumerate(contenders_raw)]
+    names = [c.name for c in contenders]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"duplicate contender name(s) {', '.join(dup)}: expected every name once")
+    spec = StabilitySpec(
+        name=str(head.get("name", Path(source).stem or "stability")),
+        description=str(head.get("description", "")),
+        dataset=str(base.get("dataset", TrainConfig.dataset)),
+        lrs=_grid("[stability] lrs", head.get("lrs"), zero_ok=False),
+        lambdas=_grid("[stability] lambdas", head.get("lambdas"), zero_ok=True),
+        unstable_ratio=_ratio(head.get("unstable_ratio", DEFAULT_UNSTABLE_RATIO)),
+        base=base, contenders=contenders, quick=quick, source=source)
+    _check_cells(spec)
+    return spec
+
+
+def load_stability_spec(path: str | Path, *, quick: bool = False) -> StabilitySpec:
+    """Read and validate a stability spec TOML file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"stability spec {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"stability spec {path} is a folder, expected a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"stability spec {path} is not valid TOML: {e}") from None
+    return parse_stability_spec(raw, quick=quick, source=str(path))
