@@ -25,6 +25,6 @@ def test_ddp_collector_and_explicit_return_agree(tmp_path):
         torch.testing.assert_close(logits2, logits)
         for a, p in zip(collected, model.parameters()):
             torch.testing.assert_close(p.grad, a)
-        assert float(terms.penalty()) > 0
+        assert float(terms.penalty().detach()) > 0
     finally:
         dist.destroy_process_group()

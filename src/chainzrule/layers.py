@@ -89,8 +89,10 @@ class HiddenLayer(nn.Module):
 
     def forward_with_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(σ(W x + b), ||S||_F²)``: ``[..., out]``, ``[...]`` (records nothing anywhere)."""
-        z = self.linear(x)  # [..., out]
-        rn = CF.row_norms_sq(self.linear.weight)  # [out]
+        # W and b are read from ``self.linear`` (a parametrized weight is the one DREG sees) and
+        # applied in one node with the row norms; hooks on ``self.linear`` itself do not fire on
+        # this path (hooks on the HiddenLayer do).
+        z, rn = CF.linear_and_row_norms_sq(x, self.linear.weight, self.linear.bias)  # [..., out], [out]
         fused = getattr(self.activation, "value_and_jacobian_sq", None)
         if fused is not None:  # chainzrule activations: σ and Σ_i σ'² ||W_i||² in one pass
             return fused(z, rn)
