@@ -487,7 +487,7 @@ def _mean_var(d: np.ndarray, test_train_ratio: float) -> tuple[float, float, int
     mean = float(np.mean(d))
     if j < 2:
         return mean, float("nan"), 0
-    s2 = float(np.var(d, ddof=1))
+    s2 = 0.0 if np.all(d == d[0]) else float(np.var(d, ddof=1))  # exact 0, not rounding noise
     return mean, (1.0 / j + test_train_ratio) * s2, j - 1
 
 
