@@ -737,7 +737,8 @@ def test_params_at_accuracy_hand_computed():
     # unsorted input, non-monotone curve: the first crossing counts
     p, _ = params_at_accuracy([16000, 1000, 4000, 64000], [0.93, 0.90, 0.94, 0.95], 0.93)
     assert p == pytest.approx(1000 * 4 ** 0.75)
-    assert params_at_accuracy([1000, 4000], [0.95, 0.96], 0.92) == (pytest.approx(1000), "reached at the smallest width")
+    small = params_at_accuracy([1000, 4000], [0.95, 0.96], 0.92)
+    assert small == (pytest.approx(1000), "reached at the smallest width")
     p, note = params_at_accuracy([1000, 4000], [0.90, 0.91], 0.92)
     assert math.isnan(p) and note == "never reaches the target"
 

@@ -473,7 +473,8 @@ def _check_sizes(n_train: float | None, n_test: float | None) -> float:
     if n_train is None and n_test is None:
         return 0.0
     for name, v in (("n_train", n_train), ("n_test", n_test)):
-        if v is None or isinstance(v, bool) or not (isinstance(v, (int, float, np.number)) and math.isfinite(v) and v > 0):
+        number = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+        if not (number and math.isfinite(v) and v > 0):
             raise ConfigError(f"expected a positive finite {name} (or neither n_train nor n_test), got {v!r}")
     return float(n_test) / float(n_train)
 
@@ -839,6 +840,8 @@ def expected_max_curve(scores: Any, ks: Any = None, direction: str = "higher") -
     ``Var[max_k] = Σ_i w_i · (v_(i) − E[max_k])²``.
 
     ``k = 1`` gives the mean (and the population variance, ddof=0); large ``k`` tends to the max.
+    Budgets ``k > n`` extrapolate the empirical distribution (they can never exceed the best
+    observed score): plot ``k ≤ n``, as Dodge et al. do.
 
     Parameters
     ----------

@@ -86,9 +86,10 @@ def strict_end(claimed_range: Sequence[float], direction: str) -> float:
     """
     if direction not in ("higher", "lower"):
         raise ConfigError(f"expected direction in ['higher', 'lower'], got {direction!r}")
-    if len(claimed_range) != 2 or not all(math.isfinite(v) for v in claimed_range) or claimed_range[0] > claimed_range[1]:
-        raise ConfigError(f"expected a claimed range [low, high] with finite low <= high, got {list(claimed_range)!r}")
-    return float(claimed_range[1] if direction == "higher" else claimed_range[0])
+    rng = list(claimed_range)
+    if len(rng) != 2 or not all(math.isfinite(v) for v in rng) or rng[0] > rng[1]:
+        raise ConfigError(f"expected a claimed range [low, high] with finite low <= high, got {rng!r}")
+    return float(rng[1] if direction == "higher" else rng[0])
 
 
 def verdict_interval(lo: float, hi: float, claimed: float, direction: str = "higher", tolerance: float = 0.0) -> str:
@@ -140,7 +141,10 @@ def verdict_noninferiority(result: Mapping[str, Any], p_adjusted: float | None =
     p = _check_p(p_adjusted, result["p_value"])
     if p <= result["alpha"]:
         return "supported"
-    worse = result["ci_high"] < result["bound"] if result["direction"] == "higher" else result["ci_low"] > result["bound"]
+    if result["direction"] == "higher":
+        worse = result["ci_high"] < result["bound"]
+    else:
+        worse = result["ci_low"] > result["bound"]
     return "not supported" if worse else "inconclusive"
 
 
