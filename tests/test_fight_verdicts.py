@@ -220,3 +220,11 @@ def test_holm_family_of_mixed_claims():
     assert verdict_noninferiority(tests["weak_ni"], holm.adjusted["weak_ni"]) == "inconclusive"
     assert verdict_noninferiority(tests["edge_ni"], holm.adjusted["edge_ni"]) == "inconclusive"
     assert not math.isnan(holm.adjusted["weak_ni"])
+
+
+def test_param_ratio_claim_read_from_its_bootstrap_interval():
+    # "15.5x fewer parameters" against bootstrap intervals, censored bounds (0, inf) included
+    assert verdict_interval(16.0, 40.0, 15.5) == "supported"
+    assert verdict_interval(2.0, 6.0, 15.5) == "not supported"
+    assert verdict_interval(0.0, math.inf, 15.5) == "inconclusive"  # sweep too short to tell
+    assert verdict_interval(20.0, math.inf, 15.5) == "supported"
