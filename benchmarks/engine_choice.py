@@ -34,7 +34,7 @@ from chainzrule.train import train
 def interval_fit(init, degree, bound, basis="legendre", range_control="linear", **_):
     """chainzrule 0.1's init: least squares on value and slope over [-R, R] only, then θ = M⁻¹ a."""
     u = np.linspace(-bound, bound, 401)
-    v, s = CF._target(init, u)  # noqa: SLF001 - the target activation's value and slope
+    v, s = CF.target_activation(init, u)
     k = np.arange(degree + 1)
     V = u[:, None] ** k
     dV = np.zeros_like(V)

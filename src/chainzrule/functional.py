@@ -413,7 +413,7 @@ def poly_max_slope(a: Tensor, bound: float, range_control: str = "linear") -> Te
 # --------------------------------------------------------------------------------------------
 
 
-def _target(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def target_activation(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Value and derivative (float64) of the activation a polynomial starts as."""
     _choice("init", name, INITS)
     if name == "gelu":
@@ -454,7 +454,7 @@ def fit_coefficients(init: str, degree: int, bound: float, basis: str = "legendr
     _choice("range_control", range_control, RANGE_CONTROLS)
     spread = float(bound) if spread is None else float(spread)
     u = np.linspace(-4 * bound, 4 * bound, points)  # [P]
-    value, slope = _target(init, u)
+    value, slope = target_activation(init, u)
     m = basis_matrix(basis, degree, bound).numpy()  # [D+1, D+1]
     A, dA = _design(u, degree, bound, range_control)  # [P, D+1] each, in power coefficients
     A, dA = A @ m, dA @ m  # in θ
