@@ -165,11 +165,18 @@ def linear_and_row_norms_sq(x: Tensor, weight: Tensor, bias: Tensor | None) -> t
     gradient once, ``g_W = g_zᵀ x + 2 g_r ⊙ W``, instead of two ``[out, in]`` gradients that
     autograd then sums (measured in ``BENCHMARKS.md``); elsewhere the plain ops.
     """
-    if not _eager() or torch.is_autocast_enabled(x.device.type):
+    if not _eager() or _autocast(x):
         return torch.nn.functional.linear(x, weight, bias), row_norms_sq(weight)
     x2 = x.reshape(-1, x.shape[-1])  # [N, in]
     z, rn = _LinearRowNormSq.apply(x2, weight, bias)
     return z.view(*x.shape[:-1], z.shape[-1]), rn
+
+
+def _autocast(x: Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except RuntimeError:  # device types without autocast (meta): nothing to respect
+        return False
 
 
 class _LinearRowNormSq(torch.autograd.Function):
