@@ -17,17 +17,34 @@ Every run is keyed by a hash of its full config (:func:`run_key`) and stored ato
 ``runs/<key>.json``; a run whose file exists is never repeated, so a killed fight resumes where it
 stopped. Tuning replays deterministically from the stored trials. ``results.csv`` (one row per
 run of this spec) is rebuilt from the run files at the end.
+
+A run file that cannot be read back (empty, truncated, not a run record) is named in a warning,
+moved aside to ``runs/<key>.json.damaged`` and the run is done again. SIGTERM or SIGINT stop the
+fight: the worker processes of ``--jobs N`` are terminated (never left blocked on a pipe), runs
+in flight are lost, finished ones are kept, and :class:`Interrupted` (a ``KeyboardInterrupt``)
+reaches the caller; the command exits with 128 + the signal number.
+
+Peak memory is not in the fight's results: ``ru_maxrss`` is a process's lifetime high-water mark,
+so in a fight (many runs per process, in-process or in pool workers) every run would inherit
+the peaks of the runs before it. ``chainzrule train`` (one run per process) still reports it.
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import io
 import json
+import logging
 import math
 import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +56,52 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig
 from ..data.cache import atomic_write_text
 from ..data.splits import Splits
-from ..errors import ConfigError
-from ..models import closest_width, count_parameters
+from ..errors import ConfigError, DataError
+from ..models import closest_width
 from ..poly import PolynomialActivation
 from ..layers import hidden_layers
+from ..rundir import check_out_dir
+from ..sizing import check_fits, parameter_count
 from ..train import build_model, head_kind, load_data, load_splits, train
 from .spec import FightSpec
 
-TIMING_COLUMNS = ("train_seconds", "step_ms", "peak_memory_mb")
+#: Columns that differ between two executions of the same fight (peak memory: see the module doc).
+TIMING_COLUMNS = ("train_seconds", "step_ms")
+#: What a run file must hold to be reused on resume.
+RECORD_KEYS = ("key", "phase", "contender", "seed", "test", "config", "result")
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM/SIGINT received during a fight; ``signum`` is the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into :class:`Interrupted` in the main thread, so that every
+    ``finally`` (closing the worker pool, removing temporary files) runs. A second signal during
+    that cleanup is ignored. Outside the main thread this does nothing (Python delivers signals
+    to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 @dataclass(frozen=True)
@@ -108,25 +163,65 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def execute(task: Task, runs_dir: Path) -> dict:
-    """Run ``task`` unless ``runs_dir/<key>.json`` exists; return the stored record."""
+    """Run ``task`` unless ``runs_dir/<key>.json`` holds it; return the stored record."""
     path = runs_dir / f"{task.key}.json"
-    if path.exists():
-        return load_record(path)
+    stored = stored_record(path)
+    if stored is not None:
+        return stored
     run = train(task.config, _splits_for(task.config), progress=False, test=task.test)
+    result = {k: v for k, v in run.result.items() if k != "peak_memory_mb"}  # see the module doc
     record = {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
-              "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": run.result,
+              "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": result,
               "grad_norms": run.grad_norms, "activations": _activations(run.model)}
     _atomic_json(path, record)
     return record
 
 
 def load_record(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    """The run record in ``path``; DataError naming the file if it is not one."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"run file {path} is damaged (not JSON: {e})") from None
+    if not isinstance(rec, dict) or any(k not in rec for k in RECORD_KEYS):
+        raise DataError(f"run file {path} is damaged (expected a JSON object with {', '.join(RECORD_KEYS)})")
+    if rec["key"] != Path(path).stem:
+        raise DataError(f"run file {path} is damaged (it holds run {rec['key']!r})")
+    return rec
 
 
-def _worker_init(threads: int) -> None:
+def stored_record(path: Path) -> dict | None:
+    """The record in ``path``; None if there is none, or if it is damaged: then the file is moved
+    aside to ``<name>.damaged`` with a warning naming it, and the run will be done again."""
+    if not path.exists():
+        return None
+    try:
+        return load_record(path)
+    except DataError as e:
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        log.warning("chainzrule: warning: %s; moved to %s, the run is done again", e, aside)
+        return None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGTERM this worker when the fight process dies, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker_init(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by fork
+    _die_with_parent(parent)
 
 
 def _execute_in_worker(task: Task, runs_dir: str) -> dict:
@@ -140,7 +235,7 @@ class Executor:
         self.runs_dir = runs_dir
         self.jobs = jobs
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads,))
+        self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads, os.getpid()))
                      if jobs > 1 else None)
         self.bar = tqdm(total=total, desc="fight", unit="run", disable=not progress, dynamic_ncols=True)
         self.done = 0
@@ -154,9 +249,9 @@ class Executor:
         pending = {}
         todo = []
         for i, t in enumerate(tasks):  # finished runs come straight from disk
-            path = self.runs_dir / f"{t.key}.json"
-            if path.exists():
-                results[i] = load_record(path)
+            stored = stored_record(self.runs_dir / f"{t.key}.json")
+            if stored is not None:
+                results[i] = stored
                 self._finish(results[i])
             else:
                 todo.append((i, t))
@@ -181,10 +276,28 @@ class Executor:
         return [{**results[i], "phase": t.phase, "contender": t.contender, "trial": t.trial}
                 for i, t in enumerate(tasks)]
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool down; with ``abort`` (an error or a signal), terminate the workers now
+        instead of waiting for the runs in flight."""
         self.bar.close()
-        if self.pool is not None:
+        if self.pool is None:
+            return
+        if not abort:
             self.pool.shutdown(cancel_futures=True)
+            return
+        stop = getattr(self.pool, "terminate_workers", None)  # Python >= 3.14
+        # before 3.14 the pool has no public handle on its processes: its private map is the only one
+        procs = [] if stop else list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if stop:
+            stop()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join()
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,7 +306,7 @@ class Executor:
 
 
 def _params_of(cfg: TrainConfig, in_features: int, num_classes: int, task: str) -> int:
-    return count_parameters(build_model(cfg, in_features, num_classes, task))
+    return parameter_count(cfg, in_features, num_classes, task)  # counted on the meta device: no memory
 
 
 def match_widths(spec: FightSpec, in_features: int, num_classes: int, task: str) -> dict[str, dict]:
@@ -345,6 +458,8 @@ def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
             row[f"{m}_{eps:g}"] = _get(r, "robustness", f"{m}_{eps:g}")
     row.update({k: r.get(k) for k in TIMING_COLUMNS})
     row["diverged"] = r.get("diverged")
+    if r.get("failed"):  # a run that could not be done (e.g. a classical model on one class): why
+        row["failed"] = r["failed"]
     return row
 
 
@@ -366,17 +481,55 @@ def write_results_csv(path: Path, rows: list[dict]) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
-    """Run (or resume) ``spec`` into ``out``; returns the path of ``results.csv``."""
-    ref_cfg = spec.contender(spec.reference).train_config(spec.base)
-    data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
-    in_features, num_classes, task = data.in_features, data.num_classes, data.task
-    for c in spec.contenders:  # head/task compatibility, DREG on KAN, ... before any run
+def _check_before_runs(spec: FightSpec, in_features: int, num_classes: int, task: str) -> dict[str, dict]:
+    """Everything that needs the data's shape, before any run: head/task compatibility, DREG on
+    KAN, parameter matching, and that every network of every phase fits in memory."""
+    for c in spec.contenders:
         cfg = c.train_config(spec.base)
         if cfg.is_neural:
             head_kind(cfg, task)
             build_model(cfg.replace(hidden=[2] * len(cfg.hidden)), in_features, num_classes, task)
     configs = match_widths(spec, in_features, num_classes, task)
+    for name, conf in configs.items():
+        cfg = TrainConfig.from_dict({**spec.base, **conf})
+        check_fits(cfg, in_features, num_classes, task)
+        acc = spec.accuracy_matched
+        if acc and acc["contender"] == name:
+            for w in acc["widths"]:
+                check_fits(cfg.replace(hidden=[w] * len(cfg.hidden)), in_features, num_classes, task)
+    return configs
+
+
+def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
+    """Run (or resume) ``spec`` into ``out``; returns the path of ``results.csv``.
+
+    ``out`` is checked for writability first, then the data and every contender's network;
+    nothing is written before all of that passes. SIGTERM/SIGINT raise :class:`Interrupted`
+    after the workers are stopped (see the module doc)."""
+    out = check_out_dir(out)
+    with stop_on_signals():
+        ref_cfg = spec.contender(spec.reference).train_config(spec.base)
+        data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
+        in_features, num_classes, task = data.in_features, data.num_classes, data.task
+        configs = _check_before_runs(spec, in_features, num_classes, task)
+        runs_dir = _prepare_folder(spec, out, configs, in_features, num_classes, task)
+        n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
+        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)
+        ok = False
+        try:
+            tuning = tune(spec, configs, ex)
+            _atomic_json(out / "tuning.json", tuning)
+            records = ex.run(plan_after_tuning(spec, configs, tuning))
+            ok = True
+        finally:
+            ex.close(abort=not ok)
+    labels = {c.name: c.label for c in spec.contenders}
+    tune_records = [load_record(runs_dir / f"{t['key']}.json") for v in tuning.values() for t in v["trials"]]
+    rows = [record_row(r, labels) for r in tune_records + records]
+    return write_results_csv(out / "results.csv", rows)
+
+
+def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int, num_classes: int, task: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
@@ -384,16 +537,4 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) 
         stale.unlink(missing_ok=True)
     _atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs, "created": time.strftime("%Y-%m-%d"),
                                      "data": {"in_features": in_features, "num_classes": num_classes, "task": task}})
-    n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
-    ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)
-    try:
-        tuning = tune(spec, configs, ex)
-        _atomic_json(out / "tuning.json", tuning)
-        tasks = plan_after_tuning(spec, configs, tuning)
-        records = ex.run(tasks)
-    finally:
-        ex.close()
-    labels = {c.name: c.label for c in spec.contenders}
-    tune_records = [load_record(runs_dir / f"{t['key']}.json") for v in tuning.values() for t in v["trials"]]
-    rows = [record_row(r, labels) for r in tune_records + records]
-    return write_results_csv(out / "results.csv", rows)
+    return runs_dir
