@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tomllib
 from pathlib import Path
@@ -314,16 +315,18 @@ def main(argv: list[str] | None = None) -> None:
         rv = cli.main(args=argv, prog_name="chainzrule", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("chainzrule: interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and the fight's Interrupted) into Abort
+        signum = getattr(e.__cause__, "signum", signal.SIGINT)
+        click.echo(f"chainzrule: interrupted by {signal.Signals(signum).name} (finished runs are kept; "
+                   "run the same command to resume)", err=True)
+        sys.exit(128 + signum)
     except click.ClickException as e:
         _fail(e.format_message().replace("\n", " "))
     except ChainzRuleError as e:
         _fail(str(e).replace("\n", " "))
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGINT turned into one by the fight runner
+    except KeyboardInterrupt:
         click.echo("chainzrule: interrupted (finished runs are kept; run the same command to resume)", err=True)
-        sys.exit(128 + getattr(e, "signum", 2))
+        sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

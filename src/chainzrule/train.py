@@ -380,26 +380,50 @@ def _classical_model(cfg: TrainConfig):
 
 def _train_classical(cfg: TrainConfig, splits: Splits, test: bool = True) -> RunResult:
     """Fit a scikit-learn/XGBoost baseline. ``reg_strength`` is 1/C (logreg, svm) or λ (xgboost);
-    ``lr`` is XGBoost's learning rate. Gradient diagnostics do not apply and are reported as None."""
+    ``lr`` is XGBoost's learning rate. Gradient diagnostics do not apply and are reported as None.
+
+    The labels seen in training are mapped to 0..k-1 (XGBoost needs them contiguous) and the
+    predictions mapped back, so a training split that lacks a class still works (that class is
+    never predicted). With a single class, or when the fit itself fails, the run is not a crash:
+    its result says ``"failed": reason`` and holds no accuracies.
+    """
+    X, y = splits.X_train.numpy(), splits.y_train.numpy()
+    classes = np.unique(y)
+    if len(classes) < 2:
+        return _failed_classical(f"the training split holds only class {classes[0] if len(classes) else 'none'}: "
+                                 f"{cfg.model} needs at least 2 classes", test)
     est = _classical_model(cfg)
     start = time.perf_counter()
-    est.fit(splits.X_train.numpy(), splits.y_train.numpy())
+    try:
+        est.fit(X, np.searchsorted(classes, y))
+    except Exception as e:  # a baseline that cannot be fitted fails its run, never the fight
+        return _failed_classical(f"{cfg.model} could not be fitted: {type(e).__name__}: {e}", test)
     seconds = time.perf_counter() - start
+    predict = lambda x: classes[np.asarray(est.predict(x.numpy())).astype(np.int64)]
     metrics = None
     if test:
-        pred = est.predict(splits.X_test.numpy())
+        pred = predict(splits.X_test)
         metrics = {"accuracy": float((pred == splits.y_test.numpy()).mean())}
         if splits.task == "ordinal":
             metrics.update(ordinal_metrics(splits.y_test.numpy(), pred, splits.num_classes))
-    val_acc = float((est.predict(splits.X_val.numpy()) == splits.y_val.numpy()).mean())
-    result = {
-        "val": {"accuracy": val_acc}, "params": _classical_params(est),
-        "jacobian_fro": {"mean": None, "p99": None}, "tau_input": None, "tau_train": None, "pgv": None,
-        "lipschitz_bound": None, "train_seconds": seconds, "step_ms": None, "steps": 0,
-        "peak_memory_mb": _peak_memory_mb(), "diverged": False, "history": {},
-    }
+    val_acc = float((predict(splits.X_val) == splits.y_val.numpy()).mean())
+    result = {**_classical_result(), "val": {"accuracy": val_acc}, "params": _classical_params(est),
+              "train_seconds": seconds, "peak_memory_mb": _peak_memory_mb()}
     if metrics is not None:
         result["test"] = metrics
+    return RunResult(None, result, [])
+
+
+def _classical_result() -> dict:
+    return {"val": {"accuracy": None}, "params": None, "jacobian_fro": {"mean": None, "p99": None},
+            "tau_input": None, "tau_train": None, "pgv": None, "lipschitz_bound": None, "train_seconds": None,
+            "step_ms": None, "steps": 0, "peak_memory_mb": None, "diverged": False, "history": {}}
+
+
+def _failed_classical(reason: str, test: bool) -> RunResult:
+    result = {**_classical_result(), "failed": reason}
+    if test:
+        result["test"] = {"accuracy": None}
     return RunResult(None, result, [])
 
 
