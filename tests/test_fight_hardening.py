@@ -198,3 +198,17 @@ def test_bad_fight_out_is_refused_before_the_data_is_read(tmp_path, monkeypatch,
         out, message = Path("/proc/chainzrule-fight"), "cannot write in /proc"
     with pytest.raises(ConfigError, match=message):
         run_fight(parse_spec(small_spec()), out, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ honest measurements
+def test_a_single_step_run_is_not_reported_as_diverged():
+    cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=1, batch_size=4096)
+    r = train(cfg, progress=False).result
+    assert r["steps"] == 1 and r["diverged"] is False and r["pgv"] is None
+    assert r["tau_train"] is not None
+
+
+def test_a_run_with_nan_gradients_is_diverged():
+    cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=2, optimizer="sgd", lr=1e6)
+    r = train(cfg, progress=False).result
+    assert r["diverged"] is True and r["pgv"] is None

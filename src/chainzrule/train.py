@@ -164,7 +164,9 @@ def _grad_norm(params: list[Tensor]) -> Tensor:
 
 
 def _peak_memory_mb() -> float:
-    """Peak resident memory of this process (ru_maxrss; KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process over its whole lifetime (ru_maxrss; KiB on Linux,
+    bytes on macOS). It is a run's peak only when the process ran that one run (``chainzrule
+    train``); the fight runner drops it from its records for that reason."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
@@ -258,13 +260,14 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
 
 
 def _train_record(cfg, model, norms, steps_per_epoch, train_seconds, steps, history) -> dict:
-    finite = [g for g in norms if math.isfinite(g)]
+    # diverged = a non-finite gradient norm or epoch loss; a run too short for PGV (one step) is
+    # not a divergence, it just has no PGV
+    ok = all(math.isfinite(g) for g in norms) and all(math.isfinite(v) for v in history["train_loss"])
     last = norms[-steps_per_epoch:]
-    ok = len(finite) == len(norms) and len(norms) >= 2
     return {
         "params": count_parameters(model),
         "tau_train": tau_train(last) if ok and len(last) >= 1 else None,
-        "pgv": peak_gradient_volatility(norms) if ok else None,
+        "pgv": peak_gradient_volatility(norms) if ok and len(norms) >= 2 else None,
         "train_seconds": train_seconds,
         "step_ms": 1000.0 * train_seconds / max(steps, 1),
         "steps": steps,
