@@ -213,3 +213,25 @@ def test_report_on_a_binary_or_garbled_results_csv(capsys, tmp_path, content, wo
     (tmp_path / "results.csv").write_bytes(content)
     line = one_line_error(capsys, "report", tmp_path)
     assert words in line and "results.csv" in line
+
+
+@pytest.mark.parametrize("out", [".", "..", "sub/.."])
+def test_out_holding_the_working_folder_is_refused(capsys, tmp_path, monkeypatch, no_data, out):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.chdir(run_dir)
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, "--out", out)
+    assert "is the working folder or holds it" in line
+
+
+def test_a_format_1_checkpoint_still_evaluates_with_a_warning(capsys, tmp_path):
+    out = tmp_path / "run"
+    r = train_synthetic(capsys, out)
+    meta = json.loads((out / "model.json").read_text())
+    for key in ("data", "standardization"):
+        del meta[key]
+    meta["format_version"] = 1
+    (out / "model.json").write_text(json.dumps(meta))
+    code, stdout, err = run(capsys, "evaluate", out)
+    assert code == 0 and "predates saved standardization statistics" in err
+    assert json.loads(stdout)["test"]["accuracy"] == pytest.approx(r["test"]["accuracy"])

@@ -66,7 +66,11 @@ def check_out_dir(out: str | Path, replace_only: Iterable[str] | None = None) ->
     if replace_only is None:
         _probe(_nearest_existing(out.absolute()), out)
         return out
-    _probe(_nearest_existing(out.absolute().parent), out)
+    full, cwd = Path(os.path.abspath(out)), Path.cwd()
+    if full == cwd or full in cwd.parents:
+        raise ConfigError(f"--out {out} is the working folder or holds it: a run folder is replaced as a whole; "
+                          f"name a subfolder")
+    _probe(_nearest_existing(full.parent), out)
     if out.is_dir():
         allowed = set(replace_only)
         foreign = sorted(p.name for p in out.iterdir() if p.name not in allowed)
@@ -99,7 +103,7 @@ def commit_dir(tmp: Path, out: Path) -> Path:
 def staged_dir(out: str | Path) -> Iterator[Path]:
     """A temporary sibling folder of ``out``; renamed to ``out`` if the block succeeds, removed
     if it raises (``out`` is then untouched)."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." or "a/.." name a folder too: stage next to the real one
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
