@@ -5,7 +5,6 @@ evaluate and report. In-process (``main([...])``) on tiny synthetic data, so it 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -123,7 +123,7 @@ def test_damaged_run_file_is_named_set_aside_and_redone(small_fight, tmp_path, c
         (out / "runs" / f.name).write_bytes(f.read_bytes())
     victim = sorted((out / "runs").glob("*.json"))[0]
     victim.write_bytes(damage)
-    with caplog.at_level(logging.WARNING, logger="chainzrule.fight.runner"):
+    with caplog.at_level(logging.WARNING, logger="chainzrule.fight.executor"):
         run_fight(parse_spec(small_spec()), out, progress=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(victim) in warnings[0] and "damaged" in warnings[0], warnings
