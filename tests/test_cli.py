@@ -275,13 +275,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, cache, case):
 
 
 def test_bad_input_leaves_an_existing_out_folder_unchanged(tmp_path, cache):
-    out = tmp_path / "out"
+    out = tmp_path / "out"  # an older run's folder (a folder holding other files is refused as --out)
     out.mkdir()
-    (out / "notes.txt").write_text("mine")
+    (out / "result.json").write_text("older run")
     p = chainzrule("train", "--dataset", "mnist", "--data-dir", bad_mnist(tmp_path / "m", "truncated"), *TINY,
                    "--out", out, cache=cache)
     assert_one_line_error(p, "truncated")
-    assert sorted(f.name for f in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert sorted(f.name for f in out.iterdir()) == ["result.json"] and (out / "result.json").read_text() == "older run"
 
 
 def test_evaluate_a_folder_that_is_not_a_checkpoint(tmp_path, cache):

@@ -7,11 +7,12 @@ import tomllib
 
 import pytest
 
+from chainzrule.errors import ConfigError
 from chainzrule.fight.spec import load_spec, parse_spec
 
 from conftest import REPO
 
-FIGHTS = sorted((REPO / "fights").glob("*.toml"))
+FIGHTS = [p for p in sorted((REPO / "fights").glob("*.toml")) if not p.stem.startswith("stability")]  # stability maps: test_stability.py
 TINY = REPO / "tests" / "fixtures" / "tiny_fight.toml"
 
 
@@ -59,7 +60,7 @@ def test_dataset_override_reaches_every_contender():
     (lambda r: r["lambda_sweep"].update(contender="nobody"), "[lambda_sweep] contender 'nobody' is not a contender"),
     (lambda r: r.update(quick={"contenders": ["relu", "ghost"]}), "unknown contender(s) ghost"),
     (lambda r: r["contender"].append(copy.deepcopy(r["contender"][0])), "duplicate contender name(s): relu"),
-    (lambda r: r["fight"].update(seeds=0), "seeds must be an integer >= 1, got 0"),
+    (lambda r: r["fight"].update(seeds=0), "seeds must be an integer in 1..4294967296, got 0"),
 ])
 def test_bad_specs_are_refused_with_a_clear_message(mutate, message):
     raw = _tiny()
@@ -89,3 +90,102 @@ def test_missing_and_malformed_spec_files(tmp_path):
     bad.write_text("[fight\nname=")
     with pytest.raises(ValueError, match="not valid TOML"):
         load_spec(bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 8 probe: every spec error is found before any run, with one clear line and exit 2
+# ------------------------------------------------------------------------------------------------
+def _contender(raw, name):
+    return next(c for c in raw["contender"] if c["name"] == name)
+
+
+SPEC_PROBES = [
+    (lambda r: r["lambda_sweep"].update(contender="kan"),
+     "[lambda_sweep] contender 'kan' is a 'kan' model: a λ sweep needs a model with DREG"),
+    (lambda r: r["lambda_sweep"].update(contender="logreg"), "[lambda_sweep] contender 'logreg' is a 'logreg' model"),
+    (lambda r: _contender(r, "kan").update(tune={"dreg": [1e-4, 1e-2, "log"]}),
+     "contender kan: cannot tune 'dreg' on model 'kan': it acts only on chainzrule, mlp"),
+    (lambda r: _contender(r, "kan").update(dreg=1e-3), "contender kan: dreg = 0.001 needs a model with DREG"),
+    (lambda r: _contender(r, "logreg").update(dreg=1e-3), "contender logreg: dreg = 0.001 needs a model with DREG"),
+    (lambda r: _contender(r, "logreg").update(tune={"lr": [1e-3, 1e-1, "log"]}), "cannot tune 'lr' on model 'logreg'"),
+    (lambda r: _contender(r, "relu").update(tune={"bound": [1.0, 4.0, "linear"]}), "cannot tune 'bound' on model 'mlp'"),
+    (lambda r: r["accuracy_matched"].update(contender="logreg"), "only networks have a width to sweep"),
+    (lambda r: r["accuracy_matched"].update(seeds="three"), "[accuracy_matched] seeds must be an integer"),
+    (lambda r: r["lambda_sweep"].update(seeds=0), "[lambda_sweep] seeds must be an integer"),
+    (lambda r: r["lambda_sweep"].update(values=[0.0, 1e300]), "[lambda_sweep] values must be a list of numbers in [0, 1e+30]"),
+    # bad tuning ranges
+    (lambda r: _contender(r, "relu").update(tune={"lr": [0.0, 1e-2, "linear"]}),
+     "contender relu: tune.lr value 0.0: lr, bound and coef_lr_scale must be > 0"),
+    (lambda r: _contender(r, "relu").update(tune={"lr": [1e-3, 1e300, "log"]}), "tune.lr value 1e+300: lr must be at most 1e+30"),
+    (lambda r: _contender(r, "relu").update(tune={"lr": [1e-3, float("inf"), "log"]}), "with finite numbers low < high"),
+    (lambda r: _contender(r, "relu").update(tune={"lr": [False, True, "linear"]}), "with finite numbers low < high"),
+    (lambda r: _contender(r, "relu").update(tune={"lr": {"choices": ["fast"]}}), "tune.lr value 'fast': config key 'lr'"),
+    (lambda r: _contender(r, "relu").update(tune=3), "contender relu: tune must be a table, got int 3"),
+    # claims naming contenders the spec does not define
+    (lambda r: r["claim"][0].update(contender="ghost"),
+     "claim a: contender 'ghost' is not a contender of this spec: expected one of relu, cr-dreg, kan, logreg"),
+    (lambda r: r["claim"][0].update(kind="compare", baseline="nobody"), "claim a: baseline 'nobody' is not a contender"),
+    (lambda r: r["claim"][0].update(not_tested=""), "not_tested must be the reason"),
+    # wrong TOML types
+    (lambda r: r.update(fight=3), "[fight] must be a table, got int 3"),
+    (lambda r: r.update(contender="relu"), "contender must be an array of tables ([[contender]] sections), got 'relu'"),
+    (lambda r: r.update(base=[1]), "[base] must be a table, got list"),
+    (lambda r: r.update(claim="x"), "claim must be an array of tables"),
+    (lambda r: r.update(lambda_sweep=[0.1]), "[lambda_sweep] must be a table"),
+    (lambda r: r.update(quick={"contenders": "relu"}), "[quick] contenders must be a list of contender names"),
+    (lambda r: r.update(quick={"base": 3}), "[quick] base must be a table"),
+    (lambda r: r["fight"].update(param_match="no"), "[fight] param_match must be true or false, got 'no'"),
+    (lambda r: r["fight"].update(tune_seed=2**32), "[fight] tune_seed must be an integer in 0..4294967295"),
+    (lambda r: r["fight"].update(seeds=True), "[fight] seeds must be an integer"),
+    (lambda r: r["base"].update(seed=-1), "seed must be an integer in [0, 2**32)"),
+]
+
+
+@pytest.mark.parametrize("mutate, message", SPEC_PROBES, ids=[m for _, m in SPEC_PROBES])
+def test_spec_probe_is_refused_before_any_run(mutate, message):
+    raw = _tiny()
+    mutate(raw)
+    with pytest.raises(ConfigError) as err:
+        parse_spec(raw, quick="quick" in raw)
+    assert message in str(err.value)
+
+
+def test_claim_on_a_contender_dropped_by_quick_or_marked_untestable_is_accepted():
+    raw = _tiny()
+    raw["quick"] = {"contenders": ["relu", "cr-dreg"]}
+    raw["claim"][0]["contender"] = "kan"
+    spec = parse_spec(raw, quick=True)  # claim "a" names kan, dropped by the profile
+    assert [c["tested"] for c in spec.claims] == [False]
+    raw = _tiny()
+    raw["claim"][0].update(contender="bert", not_tested="BERT is not reachable offline")
+    claim = parse_spec(raw).claims[0]
+    assert (claim["tested"], claim["note"]) == (False, "BERT is not reachable offline")
+
+
+def _spec_file(tmp_path, text):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('contender = "cr-dreg"\nvalues', 'contender = "kan"\nvalues'), "a λ sweep needs a model with DREG"),
+    (lambda t: t.replace('hidden = [2]', 'hidden = [2]\ntune = { dreg = [1e-4, 1e-2, "log"] }'), "cannot tune 'dreg' on model 'kan'"),
+    (lambda t: 'fight = 3\n[[contender]]\nname = "relu"\nmodel = "mlp"\n', "[fight] must be a table, got int 3"),
+    (lambda t: 'contender = "relu"\n[fight]\ndataset = "synthetic"\n', "contender must be an array of tables"),
+    (lambda t: t.replace('tune = { reg_strength = [1e-3, 10.0, "log"] }', 'tune = { reg_strength = [10.0, 1e-3, "log"] }'),
+     "low < high"),
+    (lambda t: t.replace('contender = "cr-dreg"\nmetric', 'contender = "ghost"\nmetric'), "'ghost' is not a contender"),
+])
+def test_cli_refuses_spec_probe_with_exit_2_and_writes_nothing(tmp_path, capsys, edit, message):
+    from chainzrule.cli import main
+
+    spec = _spec_file(tmp_path, edit(TINY.read_text()))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        main(["fight", str(spec), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("chainzrule: error: ") and message in lines[0], err
+    assert not out.exists(), "nothing may be written before the spec is accepted"

@@ -4,8 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from chainzrule.errors import DataError
 from chainzrule.robustness import (
     CORRUPTIONS,
+    NoInputGradient,
     SEVERITY_PARAMS,
     adversarial_accuracy,
     corrupt,
@@ -304,3 +306,55 @@ def test_attack_errors(linear_problem):
     with pytest.raises(ValueError, match="differentiable"):
         fgsm(no_grad_loss, x, y, 0.1)
     assert math.isfinite(adversarial_accuracy(loss, predict, x, y, 0.1))
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 8: attacks that cannot attack say so; the input range is explicit
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+@pytest.mark.parametrize("how", ["disconnected", "zero-gradient"])
+def test_loss_independent_of_the_input_raises_instead_of_reporting_clean_accuracy(linear_problem, method, how):
+    model, x, y = linear_problem
+    const = torch.zeros(1, x.shape[1])
+    if how == "disconnected":  # autograd has no path from x to the loss
+        loss = lambda xb, yb: F.cross_entropy(model(const.expand_as(xb)), yb)
+        words = "does not depend on the input"
+    else:  # a path, but a gradient of exactly zero everywhere
+        loss = lambda xb, yb: F.cross_entropy(model(xb * 0.0), yb)
+        words = "exactly zero for all 100 examples"
+    predict = lambda xb: model(xb).argmax(-1)
+    with pytest.raises(NoInputGradient, match=words):
+        adversarial_accuracy(loss, predict, x, y, 0.1, method=method, steps=2, batch_size=100)
+    assert issubclass(NoInputGradient, ValueError)
+
+
+def test_eps_zero_needs_no_gradient(linear_problem):
+    model, x, y = linear_problem
+    loss = lambda xb, yb: F.cross_entropy(model(xb * 0.0), yb)
+    predict = lambda xb: model(xb).argmax(-1)
+    clean = (predict(x) == y).float().mean().item()
+    assert adversarial_accuracy(loss, predict, x, y, 0.0) == pytest.approx(clean)
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+def test_inputs_outside_the_range_are_refused_not_clamped(linear_problem, method):
+    model, x, y = linear_problem
+    loss, predict = loss_and_predict(model)
+    standardized = (x - x.mean(0)) / x.std(0)  # tabular-style features, far outside (0, 1)
+    with pytest.raises(DataError, match=r"outside input_range \(0, 1\): pass the valid range"):
+        adversarial_accuracy(loss, predict, standardized, y, 0.1, method=method, steps=2)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_unbounded_attack_with_input_range_none(linear_problem, norm):
+    model, x, y = linear_problem
+    loss, predict = loss_and_predict(model)
+    z = (x - 0.5) * 10  # outside any unit box
+    for x_adv in (fgsm(loss, z, y, 0.5, input_range=None, norm=norm),
+                  pgd(loss, z, y, 0.5, steps=3, input_range=None, norm=norm)):
+        delta = x_adv - z
+        size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+        assert size.max() <= 0.5 + 1e-5 and size.max() > 0.25
+    assert 0.0 <= adversarial_accuracy(loss, predict, z, y, 0.5, input_range=None) <= 1.0

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from chainzrule.cli import cli
 from chainzrule.errors import ConfigError
-from chainzrule.fight import runner as runner_mod
+from chainzrule.fight import executor as runner_mod  # where runs are trained (train imported there)
 from chainzrule.fight.stability import gradient_stability, plan_runs, run_row, run_stability, summarize
 from chainzrule.fight.stability_figures import plot_heatmaps
 from chainzrule.fight.stability_spec import load_stability_spec, parse_stability_spec

@@ -98,11 +98,13 @@ def test_absurd_learning_rate_is_reported_as_diverged_not_raised(kw):
     r = run(lr=1e6, epochs=epochs, **kw)
     res = r.result
     assert res["diverged"] is True
-    assert res["pgv"] is None and res["tau_train"] is None  # undefined on a non-finite trace
     assert res["lipschitz_bound"] is None or math.isfinite(res["lipschitz_bound"])
-    assert not all(math.isfinite(g) for g in r.grad_norms)
     if kw["model"] == "mlp":  # NaN loss: the loop stops instead of burning the budget
+        assert not all(math.isfinite(g) for g in r.grad_norms)
+        assert res["pgv"] is None and res["tau_train"] is None  # undefined on a non-finite trace
         assert res["steps"] < epochs * math.ceil(360 / 64)
+    else:  # the bounded polynomial keeps every number finite: diverged by its loss (> 10 ln C)
+        assert res["history"]["train_loss"][-1] > 10 * math.log(3)
 
 
 # ------------------------------------------------------------------------------- regularizers
@@ -179,7 +181,7 @@ def test_ordinal_dataset_trains_every_head(head):
     t = r.result["test"]
     assert set(t) >= {"accuracy", "mae", "off_by_one", "qwk"}
     assert t["accuracy"] > 0.4  # chance is 0.2
-    assert t["off_by_one"] >= t["accuracy"] and t["off_by_one"] > 0.85
+    assert t["off_by_one"] >= t["accuracy"] and t["off_by_one"] > 0.8  # chance: about 0.52
     assert 1.0 - t["accuracy"] - 1e-9 <= t["mae"] < 0.8  # every miss costs >= 1
     assert 0.7 < t["qwk"] <= 1.0
     assert r.result["lipschitz_bound"] is not None and r.result["diverged"] is False

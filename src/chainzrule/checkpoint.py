@@ -5,6 +5,13 @@ A checkpoint is a folder with ``model.safetensors`` (the state dict) and ``model
 Both files are written atomically (temporary file, then rename), so an interrupted save never
 leaves a half-written checkpoint.
 
+``model.json`` (format 2) also carries what is needed to feed the model as in training:
+``data`` — the dataset with absolute paths (``csv:/abs/file.csv``, ``data_dir``), so that the
+checkpoint evaluates from any working directory — and ``standardization`` — the per-feature
+``mean``/``std`` fitted on the training rows (``null`` when the features were not
+standardised). :func:`checkpoint_splits` applies those statistics rather than refitting them on
+whatever data it is given. Format-1 checkpoints (without them) still load.
+
 >>> import tempfile, torch
 >>> from chainzrule.config import TrainConfig
 >>> from chainzrule.train import build_model
@@ -23,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,9 +42,10 @@ from .config import TrainConfig
 from .data.cache import atomic_write_text
 from .errors import DataError
 from .regularizers import make_regularizer
+from .sizing import check_fits
 from .train import build_model
 
-FORMAT_VERSION = 2  # 2: chainzrule 0.2 (coefficients in a basis, ``poly_basis`` in the config)
+FORMAT_VERSION = 2  # 2: chainzrule 0.2 (coefficients in a basis, ``poly_basis``, data reference, standardization)
 WEIGHTS, META = "model.safetensors", "model.json"
 
 
@@ -82,15 +91,41 @@ def _json_default(o):
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
+def data_reference(cfg: TrainConfig) -> dict:
+    """``cfg``'s data with absolute paths, resolved as :func:`~chainzrule.data.load_dataset` does.
+
+    >>> data_reference(TrainConfig(dataset="csv:t.csv", target="y"))["dataset"] == "csv:" + os.path.abspath("t.csv")
+    True
+    """
+    data_dir = Path(cfg.data_dir).expanduser().absolute() if cfg.data_dir else None
+    dataset = cfg.dataset
+    if dataset[:4].lower() == "csv:":
+        path = Path(dataset[4:].strip()).expanduser()
+        if data_dir is not None and not path.is_absolute() and (data_dir / path).exists():
+            path = data_dir / path
+        dataset = f"csv:{path.absolute()}"
+    return {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "target": cfg.target}
+
+
 def save_checkpoint(folder: str | Path, model: nn.Module, cfg: TrainConfig, *, in_features: int,
-                    num_classes: int, task: str, extra: dict | None = None) -> Path:
-    """Save ``model`` and how to rebuild it into ``folder``; returns the folder."""
+                    num_classes: int, task: str, standardization: tuple | None = None,
+                    extra: dict | None = None) -> Path:
+    """Save ``model`` and how to rebuild and feed it into ``folder``; returns the folder.
+
+    ``standardization`` is the ``(mean, std)`` the training features were standardised with
+    (``Splits.meta["feature_mean"]``/``["feature_std"]``), or None if they were not.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     _atomic(folder / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    stats = None
+    if standardization is not None:
+        mean, std = standardization
+        stats = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     meta = {"format_version": FORMAT_VERSION, "config": cfg.to_dict(), "in_features": in_features,
-            "num_classes": num_classes, "task": task, **(extra or {})}
+            "num_classes": num_classes, "task": task, "data": data_reference(cfg), "standardization": stats,
+            **(extra or {})}
     write_json(folder / META, meta)
     return folder
 
@@ -112,6 +147,14 @@ def _upgrade_config(meta: dict) -> dict:
     return config
 
 
+def require_finite(model: nn.Module, where: str | Path) -> None:
+    """DataError if any weight of ``model`` is NaN or infinite (a diverged run's checkpoint)."""
+    bad = [name for name, p in model.named_parameters() if not bool(p.isfinite().all())]
+    if bad:
+        raise DataError(f"{where}: the weights hold NaN/inf (the training run diverged) in {', '.join(bad[:3])}"
+                        f"{', ...' if len(bad) > 3 else ''}: refusing to report metrics of a broken model")
+
+
 def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     """Rebuild the model saved in ``folder``: ``(model in eval mode, config, metadata)``."""
     folder = Path(folder)
@@ -123,9 +166,11 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     try:
         meta = json.loads((folder / META).read_text())
         cfg = TrainConfig.from_dict(_upgrade_config(meta))
-        model = build_model(cfg, int(meta["in_features"]), int(meta["num_classes"]), meta["task"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        shape = int(meta["in_features"]), int(meta["num_classes"]), meta["task"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
         raise DataError(f"{folder / META}: unreadable checkpoint metadata ({e})") from None
+    check_fits(cfg, *shape)  # a model.json asking for 10^14 parameters is refused, not allocated
+    model = build_model(cfg, *shape)
     if cfg.reg == "sn":
         model = make_regularizer("sn").prepare(model)
     try:
@@ -138,3 +183,37 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
         raise DataError(f"{folder / WEIGHTS}: weights do not match the model in {META}: {str(e).splitlines()[0]}") from None
     model.eval()
     return model, cfg, meta
+
+
+def checkpoint_data(cfg: TrainConfig, meta: dict, dataset: str | None = None, data_dir: str | None = None,
+                    target: str | None = None) -> TrainConfig:
+    """``cfg`` pointed at the data to evaluate on: the checkpoint's own (absolute paths, so any
+    working directory works) unless ``dataset`` names another one; ``data_dir``/``target``
+    override either."""
+    ref = dict(meta.get("data") or {})
+    if dataset is not None:
+        ref = {"dataset": dataset, "data_dir": None, "target": None}
+    ref.update({k: v for k, v in (("data_dir", data_dir), ("target", target)) if v is not None})
+    return cfg.replace(**ref) if ref else cfg
+
+
+def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
+    """The splits of ``cfg``'s data (same seed and validation carve as in training), standardised
+    with the statistics saved in the checkpoint, never refitted on the data at hand. A format-1
+    checkpoint has none: they are refitted on the training rows, with a warning."""
+    from .data.splits import make_splits
+    from .train import load_data
+
+    if "standardization" not in meta:
+        print("chainzrule: warning: this checkpoint predates saved standardization statistics; "
+              "refitting them on the training rows of the given data", file=sys.stderr)
+        how = "fit"
+    elif meta["standardization"] is None:
+        how = "none"
+    else:
+        try:
+            how = (meta["standardization"]["mean"], meta["standardization"]["std"])
+        except (KeyError, TypeError):
+            raise DataError(f"checkpoint standardization must hold mean and std lists, got "
+                            f"{meta['standardization']!r}") from None
+    return make_splits(load_data(cfg, progress), val_fraction=cfg.val_fraction, seed=cfg.seed, standardization=how)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tomllib
 from pathlib import Path
@@ -26,7 +27,7 @@ from click.core import ParameterSource
 from . import __version__
 from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS,
                      REGS, TrainConfig)
-from .errors import ChainzRuleError, ConfigError, DataError
+from .errors import ChainzRuleError, ConfigError
 
 EXIT_USAGE = 2
 
@@ -157,6 +158,8 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
       chainzrule train --dataset csv:data.csv --target label --model chainzrule --hidden 64 --out runs/csv
     """
     from .checkpoint import save_checkpoint, write_json
+    from .rundir import RUN_FILES, check_out_dir, staged_dir
+    from .sizing import check_fits
     from .train import load_splits, train as run_train
 
     if threads:
@@ -166,18 +169,21 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
     cfg = _train_config(ctx, config_file, params)
     if robustness is not None:
         cfg = cfg.replace(robustness=robustness)
+    out_dir = check_out_dir(out, replace_only=RUN_FILES)  # before any data is read or step taken
     splits = load_splits(cfg, progress=not quiet)  # all input is checked before anything is written to --out
+    check_fits(cfg, splits.in_features, splits.num_classes, splits.task)
     run = run_train(cfg, splits, progress=not quiet)
     result = {"config": cfg.to_dict(), "config_hash": cfg.hash(), **run.result,
               "dataset": {"name": cfg.dataset, "train": len(splits.X_train), "val": len(splits.X_val),
                           "test": len(splits.X_test), "in_features": splits.in_features,
                           "num_classes": splits.num_classes, "task": splits.task}}
-    out_dir = Path(out)
-    if run.model is not None:
-        save_checkpoint(out_dir, run.model, cfg, in_features=splits.in_features, num_classes=splits.num_classes,
-                        task=splits.task)
-    write_json(out_dir / "grad_norms.json", run.grad_norms)
-    write_json(out_dir / "result.json", result)
+    stats = splits.meta.get("feature_mean"), splits.meta.get("feature_std")
+    with staged_dir(out_dir) as tmp:  # the run's files appear together or not at all
+        if run.model is not None:
+            save_checkpoint(tmp, run.model, cfg, in_features=splits.in_features, num_classes=splits.num_classes,
+                            task=splits.task, standardization=stats if stats[0] is not None else None)
+        write_json(tmp / "grad_norms.json", run.grad_norms)
+        write_json(tmp / "result.json", result)
     _print_summary(result)
     click.echo(f"wrote {out_dir / 'result.json'}")
 
@@ -200,11 +206,6 @@ def _print_summary(r: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------ evaluate / inspect
-def _checkpoint_data(cfg: TrainConfig, dataset, data_dir, target):
-    changes = {k: v for k, v in (("dataset", dataset), ("data_dir", data_dir), ("target", target)) if v is not None}
-    return cfg.replace(**changes) if changes else cfg
-
-
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--dataset", default=None, help="Evaluate on another dataset (same feature count). [default: the training one]")
@@ -214,12 +215,13 @@ def _checkpoint_data(cfg: TrainConfig, dataset, data_dir, target):
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the metrics to this JSON file.")
 def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
     """Re-measure a saved model on its test split: metrics, Jacobian norms, tau_input, Lipschitz bound."""
-    from .checkpoint import json_safe, load_checkpoint, write_json
-    from .train import evaluate as run_evaluate, load_splits
+    from .checkpoint import checkpoint_data, checkpoint_splits, json_safe, load_checkpoint, require_finite, write_json
+    from .train import evaluate as run_evaluate
 
     model, cfg, meta = load_checkpoint(checkpoint)
-    cfg = _checkpoint_data(cfg, dataset, data_dir, target).replace(robustness=robustness)
-    splits = load_splits(cfg)
+    require_finite(model, checkpoint)
+    cfg = checkpoint_data(cfg, meta, dataset, data_dir, target).replace(robustness=robustness)
+    splits = checkpoint_splits(cfg, meta)
     if splits.in_features != meta["in_features"]:
         raise ConfigError(f"dataset {cfg.dataset} has {splits.in_features} features, the model expects {meta['in_features']}")
     if splits.num_classes != meta["num_classes"]:
@@ -247,14 +249,12 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
       hidden_layers.0[3]: Piecewise((-0.25 + 0*(x + 3), x < -3), (0.498 + 0.5*x + 0.0833*x**2, x <= 3), ...)
     (paste into sympy.sympify to manipulate it).
     """
-    from .checkpoint import load_checkpoint
+    from .checkpoint import checkpoint_data, checkpoint_splits, load_checkpoint, require_finite
     from .diagnostics import layer_report, lipschitz_bound
     from .plots import plot_activations
-    from .train import load_splits
 
     model, cfg, meta = load_checkpoint(checkpoint)
-    if not all(bool(p.isfinite().all()) for p in model.parameters()):
-        raise DataError(f"{checkpoint}: the weights hold NaN/inf (the training run diverged); nothing to inspect")
+    require_finite(model, checkpoint)
     if show_formulas:
         from .export import formulas
 
@@ -264,8 +264,8 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
         for r in rows:
             click.echo(f"{r['layer']}[{r['neuron']}]: {r['formula']}")
         return
-    cfg = _checkpoint_data(cfg, dataset, data_dir, target)
-    splits = load_splits(cfg)
+    cfg = checkpoint_data(cfg, meta, dataset, data_dir, target)
+    splits = checkpoint_splits(cfg, meta)
     x = splits.X_test[: cfg.diag_examples]
     click.echo(f"model: {cfg.model}  hidden: {list(cfg.hidden)}  params: {sum(p.numel() for p in model.parameters())}")
     rows = layer_report(model, x)
@@ -386,9 +386,11 @@ def main(argv: list[str] | None = None) -> None:
         rv = cli.main(args=argv, prog_name="chainzrule", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("chainzrule: interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and the fight's Interrupted) into Abort
+        signum = getattr(e.__cause__, "signum", signal.SIGINT)
+        click.echo(f"chainzrule: interrupted by {signal.Signals(signum).name} (finished runs are kept; "
+                   "run the same command to resume)", err=True)
+        sys.exit(128 + signum)
     except click.ClickException as e:
         _fail(e.format_message().replace("\n", " "))
     except ChainzRuleError as e:

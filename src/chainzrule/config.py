@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from typing import Any
 
 from .errors import ConfigError
@@ -39,6 +40,14 @@ FEATURIZERS_PREFIX = ("auto", "encoder", "hashed")
 
 #: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
 DEFAULT_CHAINZRULE_DREG = 3e-3
+#: Seeds are in [0, 2**32): numpy and scikit-learn refuse anything else.
+SEED_LIMIT = 2**32
+#: Largest integer setting (widths, epochs, batch size, ...): any more is no run, only an overflow.
+INT_LIMIT = 2**31 - 1
+#: Largest float setting (lr, λ, bound, strengths, eps). float32 ends at 3.4e38, and training
+#: multiplies these (Adam divides lr by a bias correction >= 0.1, λ scales a penalty), so 1e30
+#: leaves room; every such value up to it was checked to train or diverge cleanly.
+FLOAT_LIMIT = 1e30
 
 
 @dataclass(frozen=True)
@@ -136,8 +145,65 @@ class TrainConfig:
         return cls(**clean)
 
 
+def _to_int(value: Any) -> int:
+    """``value`` as an exact int: ints, integral floats and integral strings ("12", "1e3", "3.0").
+
+    Never through ``float``: an int or a string above 2**53 keeps every digit. Bools, fractions
+    and non-finite values raise TypeError.
+
+    >>> _to_int("9007199254740993"), _to_int(4.0), _to_int("1e3")
+    (9007199254740993, 4, 1000)
+    """
+    if isinstance(value, bool):
+        raise TypeError("a bool is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise TypeError("not integral")
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            d = Decimal(value.strip())  # InvalidOperation (an ArithmeticError) if not a number
+            if not d.is_finite() or d.adjusted() > 30 or d != d.to_integral_value():
+                raise TypeError("not integral") from None
+            return int(d)
+    raise TypeError(f"cannot read {type(value).__name__} as an integer")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError("not a number")
+    return float(value)  # OverflowError for ints beyond float range: caught by _coerce
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+    raise TypeError("not a bool")
+
+
+def _items(value: Any) -> list:
+    if isinstance(value, str):
+        return [v for v in value.replace(" ", "").split(",") if v]
+    if isinstance(value, (int, float)):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError("not a list")
+    return list(value)
+
+
 def _coerce(name: str, typ: Any, value: Any) -> Any:
-    """Convert TOML/JSON/CLI values to the field's type; refuse what cannot be converted."""
+    """Convert TOML/JSON/CLI values to the field's type exactly; refuse what cannot be converted."""
     t = str(typ)
     try:
         if value is None:
@@ -145,39 +211,20 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
                 return None
             raise TypeError
         if t.startswith("tuple[int"):
-            if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
-            items = [value] if isinstance(value, (int, float)) else list(value)
-            out = tuple(int(v) for v in items)
-            if any(float(v) != int(float(v)) for v in items):
-                raise TypeError
-            return out
+            return tuple(_to_int(v) for v in _items(value))
         if t.startswith("tuple[float"):
-            if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
-            items = [value] if isinstance(value, (int, float)) else list(value)
-            return tuple(float(v) for v in items)
+            return tuple(_to_float(v) for v in _items(value))
         if t.startswith("int"):
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise TypeError
-            return int(float(value))
+            return _to_int(value)
         if t.startswith("float"):
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
+            return _to_float(value)
         if t.startswith("bool"):
-            if isinstance(value, str):
-                if value.lower() in ("true", "1", "yes"):
-                    return True
-                if value.lower() in ("false", "0", "no"):
-                    return False
-                raise TypeError
-            return bool(value)
+            return _to_bool(value)
         if t.startswith("str"):
             if not isinstance(value, str):
                 raise TypeError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
         pass
     else:
         return value
@@ -204,32 +251,46 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(f"device {c.device!r} is not known: expected cpu, cuda, cuda:N or mps")
     if c.featurizer.split(":")[0] not in FEATURIZERS_PREFIX:
         raise ConfigError(f"featurizer {c.featurizer!r} is not known: expected auto, encoder, hashed or hashed:DIMS")
-    if not c.hidden or any(w < 1 for w in c.hidden):
-        raise ConfigError(f"hidden must be a list of positive widths, got {list(c.hidden)}")
+    _validate_ints(c)
+    _validate_floats(c)
+
+
+def _validate_ints(c: TrainConfig) -> None:
+    if not c.hidden or any(not 1 <= w <= INT_LIMIT for w in c.hidden):
+        raise ConfigError(f"hidden must be a list of widths in 1..{INT_LIMIT}, got {list(c.hidden)}")
+    if not 0 <= c.seed < SEED_LIMIT:
+        raise ConfigError(f"seed must be an integer in [0, 2**32) = 0..{SEED_LIMIT - 1}, got {c.seed}")
     positive_ints = dict(degree=c.degree, epochs=c.epochs, batch_size=c.batch_size, kan_grid=c.kan_grid,
                          jr_projections=c.jr_projections, diag_examples=c.diag_examples, pgd_steps=c.pgd_steps,
                          corruption_examples=c.corruption_examples)
+    if c.limit is not None:
+        positive_ints["limit"] = c.limit
     for name, v in positive_ints.items():
-        if v < 1:
-            raise ConfigError(f"{name} must be >= 1, got {v}")
-    if c.patience < 0:
-        raise ConfigError(f"patience must be >= 0 (0: no early stopping), got {c.patience}")
-    if c.limit is not None and c.limit < 1:
-        raise ConfigError(f"limit must be >= 1, got {c.limit}")
-    if not (math.isfinite(c.coef_lr_scale) and c.coef_lr_scale > 0):
-        raise ConfigError(f"coef_lr_scale must be a finite number > 0, got {c.coef_lr_scale}")
+        if not 1 <= v <= INT_LIMIT:
+            raise ConfigError(f"{name} must be an integer in 1..{INT_LIMIT}, got {v}")
+    if not 0 <= c.patience <= INT_LIMIT:
+        raise ConfigError(f"patience must be an integer in 0..{INT_LIMIT} (0: no early stopping), got {c.patience}")
+
+
+def _validate_floats(c: TrainConfig) -> None:
+    """Finite, in range, and at most :data:`FLOAT_LIMIT` in size: values finite in float64 but
+    beyond float32 (1e308) would train to NaN or overflow inside the optimizer."""
     finite_nonneg = dict(lr=c.lr, reg_strength=c.reg_strength, dreg_final=c.dreg_final, bound=c.bound,
-                         dreg_warmup=c.dreg_warmup)
+                         dreg_warmup=c.dreg_warmup, coef_lr_scale=c.coef_lr_scale)
     if c.dreg is not None:
         finite_nonneg["dreg"] = c.dreg
+    for i, e in enumerate(c.adv_eps):
+        finite_nonneg[f"adv_eps[{i}]"] = e
     for name, v in finite_nonneg.items():
         if not math.isfinite(v) or v < 0:
             raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
-    if c.lr <= 0 or c.bound <= 0:
-        raise ConfigError(f"lr and bound must be > 0, got lr={c.lr}, bound={c.bound}")
+        if v > FLOAT_LIMIT:
+            raise ConfigError(f"{name} must be at most {FLOAT_LIMIT:g} (larger values overflow float32 "
+                              f"arithmetic in training), got {v:g}")
+    if c.lr <= 0 or c.bound <= 0 or c.coef_lr_scale <= 0:
+        raise ConfigError(f"lr, bound and coef_lr_scale must be > 0, got lr={c.lr}, bound={c.bound}, "
+                          f"coef_lr_scale={c.coef_lr_scale}")
     if not 0.0 <= c.dreg_warmup < 1.0:
         raise ConfigError(f"dreg_warmup is a fraction of training in [0, 1), got {c.dreg_warmup}")
     if not 0.0 < c.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {c.val_fraction}")
-    if any(e < 0 or not math.isfinite(e) for e in c.adv_eps):
-        raise ConfigError(f"adv_eps must be finite numbers >= 0, got {list(c.adv_eps)}")

@@ -51,6 +51,14 @@ Attacks
 (for ``(0, 1)`` pixels, ``8/255`` is the usual CIFAR L-infinity budget). :func:`adversarial_accuracy`
 is the single entry point with a method switch.
 
+``input_range`` bounds the adversarial examples. Its default ``(0, 1)`` is for images; data that
+lies outside it is refused rather than silently clamped into it (a clamp far beyond ``eps``
+would be no attack at all), so non-image data must state its range, or ``None`` for an
+unbounded attack (only the ``eps`` ball). When the loss does not depend on the input — no
+autograd path from ``x``, or an input gradient that is exactly zero for every example of a
+batch — the attacks raise :class:`NoInputGradient`: an attack that cannot move any example would
+otherwise report the clean accuracy as adversarial accuracy.
+
 >>> import torch
 >>> x = torch.rand(4, 1 * 8 * 8)
 >>> corrupt(x, "rotate", 3, (1, 8, 8)).shape
@@ -65,9 +73,10 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from chainzrule.errors import ConfigError, DataError
+from chainzrule.errors import ChainzRuleError, ConfigError, DataError
 
 __all__ = [
+    "NoInputGradient",
     "CORRUPTIONS",
     "SEVERITY_PARAMS",
     "corrupt",
@@ -76,6 +85,11 @@ __all__ = [
     "pgd",
     "adversarial_accuracy",
 ]
+
+class NoInputGradient(ChainzRuleError):
+    """The attacked loss does not depend on the input: no example can be moved, so no
+    adversarial accuracy can be measured (the clean accuracy would be reported in its place)."""
+
 
 #: Parameter of each corruption at severities 1..5 (see the module docstring for units).
 SEVERITY_PARAMS: dict[str, tuple[float, ...]] = {
@@ -399,8 +413,31 @@ def _input_grad(model_loss, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tenso
             )
         (grad,) = torch.autograd.grad(loss.reshape(()), x_adv, allow_unused=True)
     if grad is None:
-        return torch.zeros_like(x_adv)
+        raise NoInputGradient("the attacked loss does not depend on the input (autograd finds no path from x "
+                              "to the loss): no adversarial example can be made")
     return grad.detach()
+
+
+def _require_moving_gradient(grad: torch.Tensor) -> None:
+    if not bool(grad.any()):
+        raise NoInputGradient(f"the input gradient of the attacked loss is exactly zero for all {grad.shape[0]} "
+                              "examples of the batch: the attack cannot move them, and their clean accuracy "
+                              "is no adversarial accuracy")
+
+
+def _attack_range(input_range: Sequence[float] | None, x: torch.Tensor) -> tuple[float, float]:
+    """(lo, hi) of the attack box, (-inf, inf) for ``None``; DataError if ``x`` lies outside it."""
+    if input_range is None:
+        return -math.inf, math.inf
+    lo, hi = _check_range(input_range)
+    if x.numel():
+        tol = 1e-6 * (hi - lo)
+        x_lo, x_hi = float(x.min()), float(x.max())
+        if x_lo < lo - tol or x_hi > hi + tol:
+            raise DataError(f"x lies in [{x_lo:.4g}, {x_hi:.4g}], outside input_range ({lo:g}, {hi:g}): pass the "
+                            "valid range of your inputs as input_range, or input_range=None for an unbounded "
+                            "attack (the default (0, 1) is for images with pixels in [0, 1])")
+    return lo, hi
 
 
 def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
@@ -426,7 +463,7 @@ def fgsm(
     x: torch.Tensor,
     y: torch.Tensor,
     eps: float,
-    input_range: Sequence[float] = (0.0, 1.0),
+    input_range: Sequence[float] | None = (0.0, 1.0),
     norm: str = "linf",
 ) -> torch.Tensor:
     """Fast gradient sign method: one step of size ``eps`` up the loss, clamped to range.
@@ -443,11 +480,12 @@ def fgsm(
     (True, True)
     """
     _check_attack(eps, norm)
-    lo, hi = _check_range(input_range)
     x = _batched(torch.as_tensor(x)).detach()
+    lo, hi = _attack_range(input_range, x)
     if eps == 0:
         return x.clone()
     grad = _input_grad(model_loss, x, y)  # [N, ...]
+    _require_moving_gradient(grad)
     if norm == "linf":
         step = eps * grad.sign()
     else:
@@ -466,8 +504,10 @@ def _pgd(model_loss, x, y, eps, steps, step_size, lo, hi, norm, random_start, g)
             r = _rand((x.shape[0],), x, g).view(-1, *([1] * (x.dim() - 1)))  # [N, 1, ...]
             delta = d / _per_example_norm(d).clamp_min(1e-12) * eps * r
     x_adv = (x + delta).clamp(lo, hi)
-    for _ in range(steps):
+    for step in range(steps):
         grad = _input_grad(model_loss, x_adv, y)  # [N, ...]
+        if step == 0 and eps > 0:
+            _require_moving_gradient(grad)
         if norm == "linf":
             x_adv = x_adv + step_size * grad.sign()
             delta = (x_adv - x).clamp(-eps, eps)  # project onto the L-inf ball
@@ -487,7 +527,7 @@ def pgd(
     eps: float,
     steps: int = 10,
     step_size: float | None = None,
-    input_range: Sequence[float] = (0.0, 1.0),
+    input_range: Sequence[float] | None = (0.0, 1.0),
     norm: str = "linf",
     random_start: bool = True,
     seed: int = 0,
@@ -512,13 +552,13 @@ def pgd(
     True
     """
     _check_attack(eps, norm)
-    lo, hi = _check_range(input_range)
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ConfigError(f"expected steps >= 1, got {steps!r}")
     step_size = 2.5 * eps / steps if step_size is None else float(step_size)
     if step_size < 0:
         raise ConfigError(f"expected step_size >= 0, got {step_size!r}")
     x = _batched(torch.as_tensor(x))
+    lo, hi = _attack_range(input_range, x)
     g = torch.Generator().manual_seed(int(seed))
     return _pgd(model_loss, x, y, float(eps), int(steps), step_size, lo, hi, norm, random_start, g)
 
@@ -532,7 +572,7 @@ def adversarial_accuracy(
     method: str = "fgsm",
     steps: int = 10,
     step_size: float | None = None,
-    input_range: Sequence[float] = (0.0, 1.0),
+    input_range: Sequence[float] | None = (0.0, 1.0),
     batch_size: int = 512,
     seed: int = 0,
     norm: str = "linf",
@@ -542,7 +582,8 @@ def adversarial_accuracy(
     ``model_loss(x, y)`` is the scalar loss the attack ascends; ``predict(x)`` returns class
     indices ``[B]`` and runs under ``torch.no_grad()``. Attacks run in batches of
     ``batch_size``; for PGD the random start of batch ``i`` uses seed ``seed + i``.
-    ``eps = 0`` gives the clean accuracy.
+    ``eps = 0`` gives the clean accuracy. ``input_range`` is the box of valid inputs (``None``:
+    unbounded); :class:`NoInputGradient` if the loss does not depend on the input.
 
     >>> import torch
     >>> torch.manual_seed(0) and None

@@ -169,7 +169,9 @@ def _grad_norm(params: list[Tensor]) -> Tensor:
 
 
 def _peak_memory_mb() -> float:
-    """Peak resident memory of this process (ru_maxrss; KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process over its whole lifetime (ru_maxrss; KiB on Linux,
+    bytes on macOS). It is a run's peak only when the process ran that one run (``chainzrule
+    train``); the fight runner drops it from its records for that reason."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
@@ -333,6 +335,20 @@ class _Loop:
         return history
 
 
+#: a run whose last-epoch training loss exceeds this multiple of ln(classes) — the loss of a uniform
+#: guess — has diverged even when every number stayed finite (a huge learning rate on a bounded
+#: activation: weights ~1e16, loss ~1e18, nothing overflows)
+DIVERGED_LOSS_FACTOR = 10.0
+
+
+def _diverged(finite: bool, history: dict, num_classes: int) -> bool:
+    """Non-finite gradients or losses, or a last-epoch loss far worse than a uniform guess."""
+    losses = history["train_loss"]
+    if not finite or not all(math.isfinite(v) for v in losses):
+        return True
+    return bool(losses) and losses[-1] > DIVERGED_LOSS_FACTOR * math.log(max(num_classes, 2))
+
+
 def _train_record(cfg, model, loop: _Loop, history) -> dict:
     """The training half of a run's result: cost, gradient-trace statistics, stability flags."""
     norms = loop.grad_norms
@@ -350,7 +366,7 @@ def _train_record(cfg, model, loop: _Loop, history) -> dict:
         "grad_norm_median": med,
         # unstable: a non-finite step, or a gradient spike above 20x the run's own median (issue 7's rule)
         "unstable": (not finite) or (med is not None and med > 0 and peak > UNSTABLE_RATIO * med),
-        "diverged": not finite or not all(math.isfinite(v) for v in history["train_loss"]),
+        "diverged": _diverged(finite, history, loop.splits.num_classes),
         "train_seconds": loop.train_seconds,
         "step_ms": 1000.0 * loop.train_seconds / max(loop.step, 1),  # optimizer steps only, no validation
         "steps": loop.step,
@@ -432,8 +448,13 @@ def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
 
 
 def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Splits) -> dict:
-    """Corruption accuracy (image data only) and FGSM/PGD accuracy at each ``cfg.adv_eps``."""
-    from .robustness import adversarial_accuracy, corruption_accuracy
+    """Corruption accuracy (image data only) and FGSM/PGD accuracy at each ``cfg.adv_eps``.
+
+    The attacks stay inside the data's declared input range (pixels: [0, 1]); data without one
+    (tabular, text features) are attacked in the ε-ball only, and the record says "unbounded".
+    An attack that finds no input gradient records None and the reason instead of an accuracy.
+    """
+    from .robustness import NoInputGradient, adversarial_accuracy, corruption_accuracy
 
     dev = _device(model)
     x, y = _to(model, splits.X_test[: cfg.corruption_examples]), splits.y_test[: cfg.corruption_examples].to(dev)
@@ -442,20 +463,25 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     try:
         pred = lambda xb: predict(kind, model(xb))
         loss = lambda xb, yb: task_loss(kind, model(xb), yb)
-        lo, hi = splits.meta.get("input_range", (float(x.min()), float(x.max())))
+        rng = splits.meta.get("input_range")  # None: unbounded (only the ε-ball)
         out: dict = {}
         shape = splits.meta.get("image_shape")
         if shape is not None:
-            c = corruption_accuracy(pred, x, y, shape, seed=cfg.seed, input_range=(lo, hi))
+            c = corruption_accuracy(pred, x, y, shape, seed=cfg.seed, **({} if rng is None else {"input_range": rng}))
             out["corruption_accuracy"] = c["mean"]
             out["corruptions"] = c
+        failed = {}
         for eps in cfg.adv_eps:
             for method in ("fgsm", "pgd"):
-                out[f"{method}_{eps:g}"] = adversarial_accuracy(loss, pred, x, y, eps, method=method,
-                                                                steps=cfg.pgd_steps, input_range=(lo, hi),
-                                                                seed=cfg.seed)
+                try:
+                    out[f"{method}_{eps:g}"] = adversarial_accuracy(loss, pred, x, y, eps, method=method,
+                                                                    steps=cfg.pgd_steps, input_range=rng,
+                                                                    seed=cfg.seed)
+                except NoInputGradient as e:
+                    out[f"{method}_{eps:g}"], failed[f"{method}_{eps:g}"] = None, str(e)
         out["attack"] = {"norm": "linf", "pgd_steps": cfg.pgd_steps, "step_size": "2.5*eps/steps",
-                         "examples": len(x), "input_range": [lo, hi]}
+                         "examples": len(x), "input_range": list(rng) if rng is not None else "unbounded",
+                         **({"failed": failed} if failed else {})}
         return out
     finally:
         model.train(was)
@@ -484,26 +510,50 @@ def _classical_model(cfg: TrainConfig):
 
 def _train_classical(cfg: TrainConfig, splits: Splits, test: bool = True) -> RunResult:
     """Fit a scikit-learn/XGBoost baseline. ``reg_strength`` is 1/C (logreg, svm) or λ (xgboost);
-    ``lr`` is XGBoost's learning rate. Gradient diagnostics do not apply and are reported as None."""
+    ``lr`` is XGBoost's learning rate. Gradient diagnostics do not apply and are reported as None.
+
+    The labels seen in training are mapped to 0..k-1 (XGBoost needs them contiguous) and the
+    predictions mapped back, so a training split that lacks a class still works (that class is
+    never predicted). With a single class, or when the fit itself fails, the run is not a crash:
+    its result says ``"failed": reason`` and holds no accuracies.
+    """
+    X, y = splits.X_train.numpy(), splits.y_train.numpy()
+    classes = np.unique(y)
+    if len(classes) < 2:
+        return _failed_classical(f"the training split holds only class {classes[0] if len(classes) else 'none'}: "
+                                 f"{cfg.model} needs at least 2 classes", test)
     est = _classical_model(cfg)
     start = time.perf_counter()
-    est.fit(splits.X_train.numpy(), splits.y_train.numpy())
+    try:
+        est.fit(X, np.searchsorted(classes, y))
+    except Exception as e:  # a baseline that cannot be fitted fails its run, never the fight
+        return _failed_classical(f"{cfg.model} could not be fitted: {type(e).__name__}: {e}", test)
     seconds = time.perf_counter() - start
+    predict = lambda x: classes[np.asarray(est.predict(x.numpy())).astype(np.int64)]
     metrics = None
     if test:
-        pred = est.predict(splits.X_test.numpy())
+        pred = predict(splits.X_test)
         metrics = {"accuracy": float((pred == splits.y_test.numpy()).mean())}
         if splits.task == "ordinal":
             metrics.update(ordinal_metrics(splits.y_test.numpy(), pred, splits.num_classes))
-    val_acc = float((est.predict(splits.X_val.numpy()) == splits.y_val.numpy()).mean())
-    result = {
-        "val": {"accuracy": val_acc}, "params": _classical_params(est),
-        "jacobian_fro": {"mean": None, "p99": None}, "tau_input": None, "tau_train": None, "pgv": None,
-        "lipschitz_bound": None, "train_seconds": seconds, "step_ms": None, "steps": 0,
-        "peak_memory_mb": _peak_memory_mb(), "diverged": False, "history": {},
-    }
+    val_acc = float((predict(splits.X_val) == splits.y_val.numpy()).mean())
+    result = {**_classical_result(), "val": {"accuracy": val_acc}, "params": _classical_params(est),
+              "train_seconds": seconds, "peak_memory_mb": _peak_memory_mb()}
     if metrics is not None:
         result["test"] = metrics
+    return RunResult(None, result, [])
+
+
+def _classical_result() -> dict:
+    return {"val": {"accuracy": None}, "params": None, "jacobian_fro": {"mean": None, "p99": None},
+            "tau_input": None, "tau_train": None, "pgv": None, "lipschitz_bound": None, "train_seconds": None,
+            "step_ms": None, "steps": 0, "peak_memory_mb": None, "diverged": False, "history": {}}
+
+
+def _failed_classical(reason: str, test: bool) -> RunResult:
+    result = {**_classical_result(), "failed": reason}
+    if test:
+        result["test"] = {"accuracy": None}
     return RunResult(None, result, [])
 
 

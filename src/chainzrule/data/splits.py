@@ -96,11 +96,39 @@ def _carve(y: np.ndarray, val_fraction: float, seed: int, name: str):
     return tr, va, how
 
 
-def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0) -> Splits:
+def _statistics(X_tr: np.ndarray, meta: dict, standardization, name: str):
+    """(mean, std) to standardise with, or None (see :func:`make_splits`)."""
+    dtype = X_tr.dtype if X_tr.dtype in (np.float32, np.float64) else np.float32
+    if isinstance(standardization, str):
+        if standardization not in ("fit", "none"):
+            raise ConfigError(f"standardization must be 'fit', 'none' or (mean, std), got {standardization!r}")
+        if standardization == "none" or not meta.get("standardize", True):
+            return None
+        mean = X_tr.mean(axis=0, dtype=np.float64)
+        std = X_tr.std(axis=0, dtype=np.float64)
+        std[std == 0] = 1.0
+        return mean.astype(dtype), std.astype(dtype)
+    mean, std = (np.asarray(v, dtype=dtype) for v in standardization)
+    d = X_tr.shape[1]
+    if mean.shape != (d,) or std.shape != (d,):
+        raise DataError(f"{name}: saved standardization has {mean.shape}/{std.shape} values, expected ({d},) "
+                        f"for {d} features")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise DataError(f"{name}: saved standardization holds non-finite values or a std <= 0")
+    return mean, std
+
+
+def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
+                standardization: str | tuple[np.ndarray, np.ndarray] = "fit") -> Splits:
     """Build train / val / test tensors from ``ds`` (see the module doc).
 
     ``val_fraction`` must be in (0, 1); it is ignored when ``ds`` has an official validation
     split. The same ``seed`` always gives the same carve.
+
+    ``standardization``: ``"fit"`` (default) fits mean/std on the train rows when
+    ``meta["standardize"]`` says so; ``(mean, std)`` applies saved statistics instead (a
+    checkpoint's, so that a model sees its inputs as in training, whatever data it is evaluated
+    on); ``"none"`` keeps the features as they are.
 
     >>> import numpy as np
     >>> from chainzrule.data.base import Dataset
@@ -124,14 +152,13 @@ def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0) -> Splits
         X_tr, y_tr, X_va, y_va = ds.X_train[tr], ds.y_train[tr], ds.X_train[va], ds.y_train[va]
         meta.update(val_source="carved", val_split=how, val_fraction=float(val_fraction))
     X_te = ds.X_test
-    if meta.get("standardize", True):
-        mean = X_tr.mean(axis=0, dtype=np.float64)
-        std = X_tr.std(axis=0, dtype=np.float64)
-        std[std == 0] = 1.0
-        dtype = X_tr.dtype if X_tr.dtype in (np.float32, np.float64) else np.float32
-        mean, std = mean.astype(dtype), std.astype(dtype)
+    stats = _statistics(X_tr, meta, standardization, ds.name)
+    if stats is not None:
+        mean, std = stats
         X_tr, X_va, X_te = ((X - mean) / std for X in (X_tr, X_va, X_te))
-        meta.update(feature_mean=mean, feature_std=std)
+        meta.update(feature_mean=mean, feature_std=std, standardize=True)
+    elif standardization == "none":
+        meta.update(standardize=False)
     return Splits(
         X_train=_features(X_tr), y_train=_labels(y_tr),
         X_val=_features(X_va), y_val=_labels(y_va),

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .stats import (
     holm_bonferroni,
     one_sample_tests,
@@ -196,6 +196,27 @@ def _truthy(cell: Any) -> bool:
     return str(cell).strip().lower() in ("true", "1", "yes")
 
 
+def _read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a results.csv; DataError for a file that is not one (binary, garbled)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = [dict(r) for r in reader]
+            columns = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path} is not a readable results.csv (expected UTF-8 CSV text: {e})") from None
+    except OSError as e:
+        raise DataError(f"{path} cannot be read: {e.strerror or e}") from None
+    for need in ("phase", "contender", "seed"):
+        if need not in columns:
+            raise ConfigError(f"{path}: expected a {need!r} column, got {', '.join(map(repr, columns[:8])) or 'no header'}")
+    bad = [i + 2 for i, r in enumerate(rows) if None in r or any(v is None for v in r.values())]
+    if bad:
+        raise DataError(f"{path}: line(s) {', '.join(map(str, bad[:5]))} do not have the header's "
+                        f"{len(columns)} fields: the file is truncated or garbled")
+    return columns, rows
+
+
 def load_fight(folder: str | Path) -> Fight:
     """Load a fight folder; ConfigError if it lacks results.csv or spec.json."""
     folder = Path(folder)
@@ -208,13 +229,7 @@ def load_fight(folder: str | Path) -> Fight:
         raise ConfigError(f"{folder / 'spec.json'} is not valid JSON: {e}") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"{folder / 'spec.json'}: expected a JSON object, got {type(spec).__name__}")
-    with open(folder / "results.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        rows = [dict(r) for r in reader]
-        columns = list(reader.fieldnames or [])
-    for need in ("phase", "contender", "seed"):
-        if need not in columns:
-            raise ConfigError(f"{folder / 'results.csv'}: expected a {need!r} column, got {', '.join(columns) or 'no header'}")
+    columns, rows = _read_results(folder / "results.csv")
     runs, bad = [], 0
     for p in sorted((folder / "runs").glob("*.json")) if (folder / "runs").is_dir() else []:
         try:

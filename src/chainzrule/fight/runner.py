@@ -17,186 +17,42 @@ Every run is keyed by a hash of its full config (:func:`run_key`) and stored ato
 ``runs/<key>.json``; a run whose file exists is never repeated, so a killed fight resumes where it
 stopped. Tuning replays deterministically from the stored trials. ``results.csv`` (one row per
 run of this spec) is rebuilt from the run files at the end.
+
+Executing runs (damaged run files, signals, worker processes, why no peak memory is recorded)
+is :mod:`chainzrule.fight.executor`. SIGTERM or SIGINT stop the fight and its workers;
+:class:`Interrupted` (a ``KeyboardInterrupt``) reaches the caller and the command exits with
+128 + the signal number.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import math
-import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from tqdm.auto import tqdm
-
 from ..config import TrainConfig
 from ..data.cache import atomic_write_text
-from ..data.splits import Splits
 from ..errors import ConfigError
-from ..models import closest_width, count_parameters
-from ..poly import PolynomialActivation
-from ..layers import hidden_layers
-from ..train import build_model, head_kind, load_data, load_splits, train
+from ..models import closest_width
+from ..rundir import check_out_dir
+from ..sizing import check_fits, parameter_count
+from ..train import build_model, head_kind, load_data
+from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, run_key,  # noqa: F401
+                       stop_on_signals, stored_record)
 from .spec import FightSpec
 
-TIMING_COLUMNS = ("train_seconds", "step_ms", "peak_memory_mb")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One run to execute: its config, whether it may read the test split, and its labels."""
-
-    phase: str
-    contender: str
-    config: TrainConfig
-    test: bool
-    seed: int
-    trial: int | None = None
-
-    @property
-    def key(self) -> str:
-        return run_key(self.config, self.test)
-
-
-def run_key(cfg: TrainConfig, test: bool) -> str:
-    """20 hex digits of sha256 over the full run config (and whether it reads the test split)."""
-    blob = json.dumps({"config": cfg.to_dict(), "test": test}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-# --------------------------------------------------------------------------------------------
-# executing one run (in this process or a worker)
-# --------------------------------------------------------------------------------------------
-
-_DATA_CACHE: dict[tuple, Any] = {}
-
-
-def _splits_for(cfg: TrainConfig) -> Splits:
-    data_key = (cfg.dataset, cfg.data_dir, cfg.target, cfg.featurizer, cfg.limit)
-    if data_key not in _DATA_CACHE:
-        _DATA_CACHE.clear()  # one dataset per fight: keep memory flat
-        _DATA_CACHE[data_key] = load_data(cfg)
-    split_key = data_key + (cfg.seed, cfg.val_fraction)
-    if split_key not in _DATA_CACHE:
-        _DATA_CACHE[split_key] = load_splits(cfg, _DATA_CACHE[data_key])
-    return _DATA_CACHE[split_key]
-
-
-def _activations(model) -> dict:
-    out = {}
-    if model is None:
-        return out
-    for name, layer in hidden_layers(model):
-        act = layer.activation
-        if isinstance(act, PolynomialActivation):
-            # "coefficients": of u^k (what the figures evaluate); "basis_coefficients": the trained θ
-            out[name] = {"kind": "poly", "bound": act.bound, "range_control": act.range_control,
-                         "basis": act.basis,
-                         "coefficients": act.power_coefficients().detach().double().tolist(),
-                         "basis_coefficients": act.coefficients.detach().double().tolist()}
-        else:
-            out[name] = {"kind": type(act).__name__.lower()}
-    return out
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, allow_nan=True))  # run records keep NaN as NaN
-
-
-def execute(task: Task, runs_dir: Path) -> dict:
-    """Run ``task`` unless ``runs_dir/<key>.json`` exists; return the stored record."""
-    path = runs_dir / f"{task.key}.json"
-    if path.exists():
-        return load_record(path)
-    run = train(task.config, _splits_for(task.config), progress=False, test=task.test)
-    record = {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
-              "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": run.result,
-              "grad_norms": run.grad_norms, "activations": _activations(run.model)}
-    _atomic_json(path, record)
-    return record
-
-
-def load_record(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def _worker_init(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _execute_in_worker(task: Task, runs_dir: str) -> dict:
-    return execute(task, Path(runs_dir))
-
-
-class Executor:
-    """Runs batches of tasks, in-process (``jobs=1``) or in a process pool, with one progress bar."""
-
-    def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True, desc: str = "fight") -> None:
-        self.runs_dir = runs_dir
-        self.jobs = jobs
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads,))
-                     if jobs > 1 else None)
-        self.bar = tqdm(total=total, desc=desc, unit="run", disable=not progress, dynamic_ncols=True)
-        self.done = 0
-
-    def _finish(self, rec: dict) -> None:
-        self.done += 1
-        self.bar.update(1)
-
-    def run(self, tasks: list[Task]) -> list[dict]:
-        results: dict[int, dict] = {}
-        pending = {}
-        todo = []
-        for i, t in enumerate(tasks):  # finished runs come straight from disk
-            path = self.runs_dir / f"{t.key}.json"
-            if path.exists():
-                results[i] = load_record(path)
-                self._finish(results[i])
-            else:
-                todo.append((i, t))
-        left = len(todo)
-        if self.pool is None:
-            for i, t in todo:
-                self.bar.set_postfix_str(f"running {t.phase}:{t.contender} seed {t.seed} | left {left}")
-                results[i] = execute(t, self.runs_dir)
-                left -= 1
-                self._finish(results[i])
-        else:
-            for i, t in todo:
-                pending[self.pool.submit(_execute_in_worker, t, str(self.runs_dir))] = i
-            while pending:
-                self.bar.set_postfix_str(f"running {min(len(pending), self.jobs)} | left {len(pending)}")
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = pending.pop(fut)
-                    results[i] = fut.result()
-                    self._finish(results[i])
-        # a run shared by two phases (e.g. the λ sweep hitting the tuned λ) is labelled per task
-        return [{**results[i], "phase": t.phase, "contender": t.contender, "trial": t.trial}
-                for i, t in enumerate(tasks)]
-
-    def close(self) -> None:
-        self.bar.close()
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-
-
+#: Columns that differ between two executions of the same fight (peak memory: see the module doc).
+TIMING_COLUMNS = ("train_seconds", "step_ms")
 # --------------------------------------------------------------------------------------------
 # planning
 # --------------------------------------------------------------------------------------------
 
 
 def _params_of(cfg: TrainConfig, in_features: int, num_classes: int, task: str) -> int:
-    return count_parameters(build_model(cfg, in_features, num_classes, task))
+    return parameter_count(cfg, in_features, num_classes, task)  # counted on the meta device: no memory
 
 
 def match_widths(spec: FightSpec, in_features: int, num_classes: int, task: str) -> dict[str, dict]:
@@ -348,6 +204,8 @@ def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
             row[f"{m}_{eps:g}"] = _get(r, "robustness", f"{m}_{eps:g}")
     row.update({k: r.get(k) for k in TIMING_COLUMNS})
     row["diverged"] = r.get("diverged")
+    if r.get("failed"):  # a run that could not be done (e.g. a classical model on one class): why
+        row["failed"] = r["failed"]
     return row
 
 
@@ -369,34 +227,60 @@ def write_results_csv(path: Path, rows: list[dict]) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
-    """Run (or resume) ``spec`` into ``out``; returns the path of ``results.csv``."""
-    ref_cfg = spec.contender(spec.reference).train_config(spec.base)
-    data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
-    in_features, num_classes, task = data.in_features, data.num_classes, data.task
-    for c in spec.contenders:  # head/task compatibility, DREG on KAN, ... before any run
+def _check_before_runs(spec: FightSpec, in_features: int, num_classes: int, task: str) -> dict[str, dict]:
+    """Everything that needs the data's shape, before any run: head/task compatibility, DREG on
+    KAN, parameter matching, and that every network of every phase fits in memory."""
+    for c in spec.contenders:
         cfg = c.train_config(spec.base)
         if cfg.is_neural:
             head_kind(cfg, task)
             build_model(cfg.replace(hidden=[2] * len(cfg.hidden)), in_features, num_classes, task)
     configs = match_widths(spec, in_features, num_classes, task)
+    for name, conf in configs.items():
+        cfg = TrainConfig.from_dict({**spec.base, **conf})
+        check_fits(cfg, in_features, num_classes, task)
+        acc = spec.accuracy_matched
+        if acc and acc["contender"] == name:
+            for w in acc["widths"]:
+                check_fits(cfg.replace(hidden=[w] * len(cfg.hidden)), in_features, num_classes, task)
+    return configs
+
+
+def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
+    """Run (or resume) ``spec`` into ``out``; returns the path of ``results.csv``.
+
+    ``out`` is checked for writability first, then the data and every contender's network;
+    nothing is written before all of that passes. SIGTERM/SIGINT raise :class:`Interrupted`
+    after the workers are stopped (see the module doc)."""
+    out = check_out_dir(out)
+    with stop_on_signals():
+        ref_cfg = spec.contender(spec.reference).train_config(spec.base)
+        data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
+        in_features, num_classes, task = data.in_features, data.num_classes, data.task
+        configs = _check_before_runs(spec, in_features, num_classes, task)
+        runs_dir = _prepare_folder(spec, out, configs, in_features, num_classes, task)
+        n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
+        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)
+        ok = False
+        try:
+            tuning = tune(spec, configs, ex)
+            atomic_json(out / "tuning.json", tuning)
+            records = ex.run(plan_after_tuning(spec, configs, tuning))
+            ok = True
+        finally:
+            ex.close(abort=not ok)
+    labels = {c.name: c.label for c in spec.contenders}
+    tune_records = [load_record(runs_dir / f"{t['key']}.json") for v in tuning.values() for t in v["trials"]]
+    rows = [record_row(r, labels) for r in tune_records + records]
+    return write_results_csv(out / "results.csv", rows)
+
+
+def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int, num_classes: int, task: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     for stale in runs_dir.glob(".*.tmp"):  # left by a run killed mid-write; never a finished run
         stale.unlink(missing_ok=True)
-    _atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs, "created": time.strftime("%Y-%m-%d"),
+    atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs, "created": time.strftime("%Y-%m-%d"),
                                      "data": {"in_features": in_features, "num_classes": num_classes, "task": task}})
-    n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
-    ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)
-    try:
-        tuning = tune(spec, configs, ex)
-        _atomic_json(out / "tuning.json", tuning)
-        tasks = plan_after_tuning(spec, configs, tuning)
-        records = ex.run(tasks)
-    finally:
-        ex.close()
-    labels = {c.name: c.label for c in spec.contenders}
-    tune_records = [load_record(runs_dir / f"{t['key']}.json") for v in tuning.values() for t in v["trials"]]
-    rows = [record_row(r, labels) for r in tune_records + records]
-    return write_results_csv(out / "results.csv", rows)
+    return runs_dir

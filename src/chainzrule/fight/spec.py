@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from ..config import FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig
 from ..errors import ConfigError
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
@@ -29,14 +29,16 @@ FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
 CLAIM_KINDS = ("level", "compare", "reduction", "param_ratio")
-CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_range", "direction", "baseline", "note"}
+CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_range", "direction", "baseline", "note",
+              "not_tested"}
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
 #: results.csv metric columns a claim may name (fgsm_/pgd_ columns are added per eps).
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean",
                   "jacobian_fro_p99", "tau_input", "tau_train", "pgv", "lipschitz_bound", "corruption_accuracy",
                   "params", "train_seconds", "step_ms", "peak_memory_mb")
-TUNABLE = {"lr", "reg_strength", "dreg", "dreg_final", "bound"}
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+#: Models whose hidden layers DREG can regularize (KAN layers have no σ'(z)·W Jacobian).
+DREG_MODELS = ("chainzrule", "mlp")
 
 
 @dataclass
@@ -106,45 +108,120 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def _check_space(where: str, name: str, space: Any) -> None:
+#: Tunable fields and the models they act on (tuning anything else would spend trials on a no-op).
+TUNABLE = {"lr": ("chainzrule", "mlp", "kan", "xgboost"), "reg_strength": MODELS,
+           "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": ("chainzrule",)}
+
+
+def _table(raw: dict, key: str, where: str) -> dict:
+    """``raw[key]`` as a TOML table (``{}`` if absent); ConfigError if it is anything else."""
+    v = raw.get(key, {})
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where} must be a table, got {type(v).__name__} {v!r}")
+    return dict(v)
+
+
+def _tables(raw: dict, key: str, where: str) -> list[dict]:
+    """``raw[key]`` as an array of tables (``[[key]]``); ConfigError if it is anything else."""
+    v = raw.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
+        raise ConfigError(f"{where} must be an array of tables ([[{key}]] sections), got {v!r}")
+    return [dict(t) for t in v]
+
+
+def _check_space(where: str, name: str, space: Any, model: str) -> list:
+    """Validate one search space; returns the values to check as configs (both ends, or the choices)."""
     if name not in TUNABLE:
         raise ConfigError(f"{where}: cannot tune {name!r}: expected one of {', '.join(sorted(TUNABLE))}")
+    if model not in TUNABLE[name]:
+        raise ConfigError(f"{where}: cannot tune {name!r} on model {model!r}: it acts only on "
+                          f"{', '.join(TUNABLE[name])}")
     if isinstance(space, dict):
         if set(space) != {"choices"} or not isinstance(space["choices"], list) or not space["choices"]:
             raise ConfigError(f"{where}: tune.{name} must be [low, high, \"log\"|\"linear\"] or {{choices = [...]}}, got {space!r}")
-        return
-    ok = (isinstance(space, list) and len(space) == 3 and all(isinstance(v, (int, float)) for v in space[:2])
+        return list(space["choices"])
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = (isinstance(space, list) and len(space) == 3 and all(number(v) for v in space[:2])
           and space[2] in ("log", "linear") and space[0] < space[1] and (space[2] == "linear" or space[0] > 0))
     if not ok:
-        raise ConfigError(f"{where}: tune.{name} must be [low, high, \"log\"|\"linear\"] with low < high, got {space!r}")
+        raise ConfigError(f"{where}: tune.{name} must be [low, high, \"log\"|\"linear\"] with finite numbers "
+                          f"low < high (low > 0 for log), got {space!r}")
+    return list(space[:2])
+
+
+def _parse_contender(i: int, c: dict, base: dict) -> Contender:
+    name = c.pop("name", None)
+    where = f"contender {name if isinstance(name, str) else i + 1}"
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(f"{where}: name must match [a-z0-9-]+, got {name!r}")
+    label = c.pop("label", name)
+    tune = _table(c, "tune", f"{where}: tune")
+    c.pop("tune", None)
+    _check_keys(where, c, CONFIG_FIELDS)
+    try:
+        cfg = TrainConfig.from_dict({**base, **c})
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if cfg.dreg is not None and cfg.dreg > 0 and cfg.model not in DREG_MODELS:
+        raise ConfigError(f"{where}: dreg = {cfg.dreg:g} needs a model with DREG ({', '.join(DREG_MODELS)}), "
+                          f"got model {cfg.model!r}")
+    for pname, space in tune.items():
+        for v in _check_space(where, pname, space, cfg.model):
+            try:  # every value the sampler can draw must make a valid run
+                TrainConfig.from_dict({**base, **c, pname: v})
+            except ConfigError as e:
+                raise ConfigError(f"{where}: tune.{pname} value {v!r}: {e}") from None
+    return Contender(name, str(label), c, tune)
+
+
+def _apply_quick(fight: dict, base: dict, contenders_raw: list[dict], acc, sweep, q: dict):
+    fight.update({k: v for k, v in q.items() if k in FIGHT_KEYS})
+    base = _merge(base, _table(q, "base", "[quick] base"))
+    if "contenders" in q:
+        names = {c.get("name") for c in contenders_raw}
+        keep = q["contenders"]
+        if not isinstance(keep, list) or not all(isinstance(n, str) for n in keep):
+            raise ConfigError(f"[quick] contenders must be a list of contender names, got {keep!r}")
+        missing = [n for n in keep if n not in names]
+        if missing:
+            raise ConfigError(f"[quick] contenders: unknown contender(s) {', '.join(missing)}: expected some of {', '.join(sorted(map(str, names)))}")
+        contenders_raw = [c for c in contenders_raw if c.get("name") in keep]
+    if "accuracy_matched" in q:
+        acc = _merge(acc or {}, _table(q, "accuracy_matched", "[quick] accuracy_matched")) if q["accuracy_matched"] else None
+    if "lambda_sweep" in q:
+        sweep = _merge(sweep or {}, _table(q, "lambda_sweep", "[quick] lambda_sweep")) if q["lambda_sweep"] else None
+    return base, contenders_raw, acc, sweep
+
+
+def _fight_int(fight: dict, key: str, default: int, lo: int = 1, hi: int = SEED_LIMIT) -> int:
+    v = fight.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ConfigError(f"[fight] {key} must be an integer in {lo}..{hi}, got {v!r}")
+    return v
 
 
 def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None = None, data_dir: str | None = None,
                target: str | None = None, seeds: int | None = None, source: str = "") -> FightSpec:
-    """Validate a spec dict (as read from TOML) and resolve the quick profile and overrides."""
+    """Validate a spec dict (as read from TOML) and resolve the quick profile and overrides.
+
+    Everything a run could trip over later is refused here, before anything is written: wrong
+    TOML types, tuning spaces that leave the valid range or act on nothing, DREG (a λ, a λ range,
+    a λ sweep) on a model without it, width sweeps of a classical model, claims naming a
+    contender the spec does not define.
+    """
     _check_keys("spec", raw, TOP_KEYS)
-    fight = dict(raw.get("fight", {}))
+    fight = _table(raw, "fight", "[fight]")
     _check_keys("[fight]", fight, FIGHT_KEYS)
-    base = dict(raw.get("base", {}))
-    contenders_raw = list(raw.get("contender", []))
-    acc = raw.get("accuracy_matched")
-    sweep = raw.get("lambda_sweep")
-    claims = [dict(c) for c in raw.get("claim", [])]
-    q = dict(raw.get("quick", {}))
+    base = _table(raw, "base", "[base]")
+    contenders_raw = _tables(raw, "contender", "contender")
+    defined = [c.get("name") for c in contenders_raw]
+    acc = _table(raw, "accuracy_matched", "[accuracy_matched]") or None
+    sweep = _table(raw, "lambda_sweep", "[lambda_sweep]") or None
+    claims = _tables(raw, "claim", "claim")
+    q = _table(raw, "quick", "[quick]")
     _check_keys("[quick]", q, QUICK_KEYS)
     if quick:
-        fight.update({k: v for k, v in q.items() if k in FIGHT_KEYS})
-        base = _merge(base, q.get("base", {}))
-        if "contenders" in q:
-            names = {c.get("name") for c in contenders_raw}
-            missing = [n for n in q["contenders"] if n not in names]
-            if missing:
-                raise ConfigError(f"[quick] contenders: unknown contender(s) {', '.join(missing)}: expected some of {', '.join(sorted(map(str, names)))}")
-            contenders_raw = [c for c in contenders_raw if c.get("name") in q["contenders"]]
-        if "accuracy_matched" in q:
-            acc = _merge(acc or {}, q["accuracy_matched"]) if q["accuracy_matched"] else None
-        if "lambda_sweep" in q:
-            sweep = _merge(sweep or {}, q["lambda_sweep"]) if q["lambda_sweep"] else None
+        base, contenders_raw, acc, sweep = _apply_quick(fight, base, contenders_raw, acc, sweep, q)
     for key, val in (("dataset", dataset), ("data_dir", data_dir), ("target", target)):
         if val is not None:
             fight[key] = val
@@ -154,24 +231,7 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
         if fight.get(key) is not None:
             base[key] = fight[key]
     _check_keys("[base]", base, CONFIG_FIELDS)
-
-    contenders = []
-    for i, c in enumerate(contenders_raw):
-        c = dict(c)
-        name = c.pop("name", None)
-        where = f"contender {name or i + 1}"
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise ConfigError(f"{where}: name must match [a-z0-9-]+, got {name!r}")
-        label = c.pop("label", name)
-        tune = c.pop("tune", {})
-        _check_keys(where, c, CONFIG_FIELDS)
-        for pname, space in tune.items():
-            _check_space(where, pname, space)
-        try:
-            TrainConfig.from_dict({**base, **c})
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
-        contenders.append(Contender(name, str(label), c, dict(tune)))
+    contenders = [_parse_contender(i, c, base) for i, c in enumerate(contenders_raw)]
     names = [c.name for c in contenders]
     if not contenders:
         raise ConfigError("spec has no [[contender]]: expected at least two")
@@ -181,77 +241,100 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     reference = fight.get("reference", names[0])
     if reference not in names:
         raise ConfigError(f"[fight] reference {reference!r} is not a contender: expected one of {', '.join(names)}")
-
-    def _int(key, default, lo=1):
-        v = fight.get(key, default)
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            raise ConfigError(f"[fight] {key} must be an integer >= {lo}, got {v!r}")
-        return v
-
+    param_match = fight.get("param_match", True)
+    if not isinstance(param_match, bool):
+        raise ConfigError(f"[fight] param_match must be true or false, got {param_match!r}")
+    models = {c.name: c.train_config(base).model for c in contenders}
     spec = FightSpec(
         name=str(fight.get("name", Path(source).stem or "fight")),
         description=str(fight.get("description", "")),
         dataset=str(base.get("dataset", TrainConfig.dataset)),
         reference=reference,
-        seeds=_int("seeds", 5),
-        trials=_int("trials", 8, lo=0),
-        tune_epochs=_int("tune_epochs", int(base.get("epochs", TrainConfig.epochs))),
-        tune_seed=_int("tune_seed", 0, lo=0),
-        param_match=bool(fight.get("param_match", True)),
+        seeds=_fight_int(fight, "seeds", 5),
+        trials=_fight_int(fight, "trials", 8, lo=0, hi=INT_LIMIT),
+        tune_epochs=_fight_int(fight, "tune_epochs", int(base.get("epochs", TrainConfig.epochs)), hi=INT_LIMIT),
+        tune_seed=_fight_int(fight, "tune_seed", 0, lo=0, hi=SEED_LIMIT - 1),
+        param_match=param_match,
         primary_metric=str(fight.get("primary_metric", "accuracy")),
         base=base,
         contenders=contenders,
-        accuracy_matched=_check_accuracy_matched(acc, names),
-        lambda_sweep=_check_sweep(sweep, names),
+        accuracy_matched=_check_accuracy_matched(acc, models),
+        lambda_sweep=_check_sweep(sweep, models),
         claims=[],
         quick=quick,
         source=source,
     )
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
-    spec.claims = [_check_claim(c, i, spec) for i, c in enumerate(claims)]
+    spec.claims = [_check_claim(c, i, spec, defined) for i, c in enumerate(claims)]
     return spec
 
 
-def _check_accuracy_matched(acc: dict | None, names: list[str]) -> dict | None:
+def _section_seeds(where: str, section: dict) -> int | None:
+    seeds = section.get("seeds")
+    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= SEED_LIMIT):
+        raise ConfigError(f"{where} seeds must be an integer in 1..{SEED_LIMIT}, got {seeds!r}")
+    return seeds
+
+
+def _section_contender(where: str, section: dict, models: dict[str, str], allowed: tuple[str, ...], why: str) -> str:
+    name = section.get("contender")
+    if name not in models:
+        raise ConfigError(f"{where} contender {name!r} is not a contender: expected one of {', '.join(models)}")
+    if models[name] not in allowed:
+        raise ConfigError(f"{where} contender {name!r} is a {models[name]!r} model: {why} "
+                          f"(expected one of {', '.join(allowed)})")
+    return name
+
+
+def _check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | None:
     if not acc:
         return None
     _check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds"})
-    if acc.get("contender") not in names:
-        raise ConfigError(f"[accuracy_matched] contender {acc.get('contender')!r} is not a contender: expected one of {', '.join(names)}")
+    name = _section_contender("[accuracy_matched]", acc, models, NEURAL_MODELS, "only networks have a width to sweep")
     widths = acc.get("widths")
-    if not isinstance(widths, list) or not widths or any(not isinstance(w, int) or w < 1 for w in widths):
+    if not isinstance(widths, list) or not widths or any(not isinstance(w, int) or isinstance(w, bool)
+                                                         or not 1 <= w <= INT_LIMIT for w in widths):
         raise ConfigError(f"[accuracy_matched] widths must be a list of positive integers, got {widths!r}")
     margin = acc.get("margin", 0.005)
-    if not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < 1:
         raise ConfigError(f"[accuracy_matched] margin must be in [0, 1), got {margin!r}")
-    return {"contender": acc["contender"], "widths": sorted(widths), "margin": float(margin), "seeds": acc.get("seeds")}
+    return {"contender": name, "widths": sorted(widths), "margin": float(margin),
+            "seeds": _section_seeds("[accuracy_matched]", acc)}
 
 
-def _check_sweep(sweep: dict | None, names: list[str]) -> dict | None:
+def _check_sweep(sweep: dict | None, models: dict[str, str]) -> dict | None:
     if not sweep:
         return None
     _check_keys("[lambda_sweep]", sweep, {"contender", "values", "seeds"})
-    if sweep.get("contender") not in names:
-        raise ConfigError(f"[lambda_sweep] contender {sweep.get('contender')!r} is not a contender: expected one of {', '.join(names)}")
+    name = _section_contender("[lambda_sweep]", sweep, models, DREG_MODELS, "a λ sweep needs a model with DREG")
     vals = sweep.get("values")
-    if not isinstance(vals, list) or not vals or any(not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v) for v in vals):
-        raise ConfigError(f"[lambda_sweep] values must be a list of numbers >= 0, got {vals!r}")
-    return {"contender": sweep["contender"], "values": [float(v) for v in vals], "seeds": sweep.get("seeds")}
+    if not isinstance(vals, list) or not vals or any(not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0
+                                                     or not math.isfinite(v) or v > FLOAT_LIMIT for v in vals):
+        raise ConfigError(f"[lambda_sweep] values must be a list of numbers in [0, {FLOAT_LIMIT:g}], got {vals!r}")
+    return {"contender": name, "values": [float(v) for v in vals], "seeds": _section_seeds("[lambda_sweep]", sweep)}
 
 
-def _check_claim(c: dict, i: int, spec: FightSpec) -> dict:
+def _check_claim(c: dict, i: int, spec: FightSpec, defined: list[str]) -> dict:
     where = f"claim {c.get('id', i + 1)}"
     _check_keys(where, c, CLAIM_KEYS)
     kind = c.get("kind")
     if kind not in CLAIM_KINDS:
         raise ConfigError(f"{where}: unknown kind {kind!r}: expected one of {', '.join(CLAIM_KINDS)}")
     known = {x.name for x in spec.contenders}
-    # claims may name contenders that the quick profile dropped: they are reported as "not tested"
     if not isinstance(c.get("contender"), str):
         raise ConfigError(f"{where}: needs a contender, got {c.get('contender')!r}")
+    # a claim may name a contender the quick profile dropped ("not tested"), never one the spec
+    # lacks, unless it says why it cannot be tested here (not_tested = "reason")
+    untestable = c.get("not_tested")
+    if untestable is not None and (not isinstance(untestable, str) or not untestable.strip()):
+        raise ConfigError(f"{where}: not_tested must be the reason the claim cannot be tested, got {untestable!r}")
+    for role in ("contender", "baseline"):
+        if untestable is None and c.get(role) is not None and c.get(role) not in defined:
+            raise ConfigError(f"{where}: {role} {c.get(role)!r} is not a contender of this spec: expected one of "
+                              f"{', '.join(map(str, defined))}")
     metric = c.get("metric", "test_accuracy")
-    if kind != "param_ratio" and metric not in spec.metric_columns() and not re.match(r"^(fgsm|pgd)_[0-9.e-]+$", metric):
+    if kind != "param_ratio" and metric not in spec.metric_columns() and not re.match(r"^(fgsm|pgd)_[0-9.e-]+$", str(metric)):
         raise ConfigError(f"{where}: unknown metric {metric!r}: expected one of {', '.join(spec.metric_columns())}")
     direction = c.get("direction", "higher")
     if direction not in ("higher", "lower"):
@@ -263,7 +346,8 @@ def _check_claim(c: dict, i: int, spec: FightSpec) -> dict:
     out = {"id": str(c.get("id", f"claim-{i + 1}")), "text": str(c.get("text", "")), "kind": kind,
            "contender": c["contender"], "metric": metric, "direction": direction,
            "baseline": c.get("baseline"), "claimed": c.get("claimed"), "claimed_range": c.get("claimed_range"),
-           "note": c.get("note", ""), "tested": c["contender"] in known and (c.get("baseline") in known or c.get("baseline") is None)}
+           "note": c.get("note") or untestable or "",
+           "tested": untestable is None and c["contender"] in known and c.get("baseline") in known | {None}}
     return out
 
 

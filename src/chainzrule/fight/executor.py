@@ -1,0 +1,281 @@
+"""Executing the runs of a fight: one run per config hash, resumable, stoppable.
+
+:func:`execute` runs one :class:`Task` unless ``runs/<key>.json`` already holds it; an
+:class:`Executor` runs batches of tasks in-process or in a process pool. A run file that cannot
+be read back (empty, truncated, not a run record) is named in a warning, moved aside to
+``runs/<key>.json.damaged`` and the run is done again.
+
+Stopping: :func:`stop_on_signals` turns SIGTERM/SIGINT into :class:`Interrupted` (a
+``KeyboardInterrupt``), and ``Executor.close(abort=True)`` terminates the pool's workers, so a
+stopped fight never leaves workers behind blocked on a pipe; on Linux the workers also ask the
+kernel to SIGTERM them if the fight process dies by SIGKILL. Runs in flight are lost, finished
+ones are kept.
+
+Peak memory is not stored in the run records: ``ru_maxrss`` is a process's lifetime high-water
+mark, so in a fight (many runs per process, in-process or in pool workers) every run would
+inherit the peaks of the runs before it. ``chainzrule train`` (one run per process) reports it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..data.cache import atomic_write_text
+from ..data.splits import Splits
+from ..errors import DataError
+from ..layers import hidden_layers
+from ..poly import PolynomialActivation
+from ..train import load_data, load_splits, train
+
+#: What a run file must hold to be reused on resume.
+RECORD_KEYS = ("key", "phase", "contender", "seed", "test", "config", "result")
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM/SIGINT received during a fight; ``signum`` is the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into :class:`Interrupted` in the main thread, so that every
+    ``finally`` (closing the worker pool, removing temporary files) runs. A second signal during
+    that cleanup is ignored. Outside the main thread this does nothing (Python delivers signals
+    to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run to execute: its config, whether it may read the test split, and its labels."""
+
+    phase: str
+    contender: str
+    config: TrainConfig
+    test: bool
+    seed: int
+    trial: int | None = None
+
+    @property
+    def key(self) -> str:
+        return run_key(self.config, self.test)
+
+
+def run_key(cfg: TrainConfig, test: bool) -> str:
+    """20 hex digits of sha256 over the full run config (and whether it reads the test split)."""
+    blob = json.dumps({"config": cfg.to_dict(), "test": test}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------------------------
+# executing one run (in this process or a worker)
+# --------------------------------------------------------------------------------------------
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def _splits_for(cfg: TrainConfig) -> Splits:
+    data_key = (cfg.dataset, cfg.data_dir, cfg.target, cfg.featurizer, cfg.limit)
+    if data_key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one dataset per fight: keep memory flat
+        _DATA_CACHE[data_key] = load_data(cfg)
+    split_key = data_key + (cfg.seed, cfg.val_fraction)
+    if split_key not in _DATA_CACHE:
+        _DATA_CACHE[split_key] = load_splits(cfg, _DATA_CACHE[data_key])
+    return _DATA_CACHE[split_key]
+
+
+def _activations(model) -> dict:
+    out = {}
+    if model is None:
+        return out
+    for name, layer in hidden_layers(model):
+        act = layer.activation
+        if isinstance(act, PolynomialActivation):
+            # "coefficients": of u^k (what the figures evaluate); "basis_coefficients": the trained θ
+            out[name] = {"kind": "poly", "bound": act.bound, "range_control": act.range_control,
+                         "basis": act.basis,
+                         "coefficients": act.power_coefficients().detach().double().tolist(),
+                         "basis_coefficients": act.coefficients.detach().double().tolist()}
+        else:
+            out[name] = {"kind": type(act).__name__.lower()}
+    return out
+
+
+def atomic_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically (NaN kept as NaN: run records are read back by us)."""
+    atomic_write_text(path, json.dumps(obj, allow_nan=True))  # run records keep NaN as NaN
+
+
+def execute(task: Task, runs_dir: Path) -> dict:
+    """Run ``task`` unless ``runs_dir/<key>.json`` holds it; return the stored record."""
+    path = runs_dir / f"{task.key}.json"
+    stored = stored_record(path)
+    if stored is not None:
+        return stored
+    run = train(task.config, _splits_for(task.config), progress=False, test=task.test)
+    result = {k: v for k, v in run.result.items() if k != "peak_memory_mb"}  # see the module doc
+    record = {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
+              "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": result,
+              "grad_norms": run.grad_norms, "activations": _activations(run.model)}
+    atomic_json(path, record)
+    return record
+
+
+def load_record(path: Path) -> dict:
+    """The run record in ``path``; DataError naming the file if it is not one."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"run file {path} is damaged (not JSON: {e})") from None
+    if not isinstance(rec, dict) or any(k not in rec for k in RECORD_KEYS):
+        raise DataError(f"run file {path} is damaged (expected a JSON object with {', '.join(RECORD_KEYS)})")
+    if rec["key"] != Path(path).stem:
+        raise DataError(f"run file {path} is damaged (it holds run {rec['key']!r})")
+    return rec
+
+
+def stored_record(path: Path) -> dict | None:
+    """The record in ``path``; None if there is none, or if it is damaged: then the file is moved
+    aside to ``<name>.damaged`` with a warning naming it, and the run will be done again."""
+    if not path.exists():
+        return None
+    try:
+        return load_record(path)
+    except DataError as e:
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        log.warning("chainzrule: warning: %s; moved to %s, the run is done again", e, aside)
+        return None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGTERM this worker when the fight process dies, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker_init(threads: int, parent: int) -> None:
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by fork
+    _die_with_parent(parent)
+
+
+def _execute_in_worker(task: Task, runs_dir: str) -> dict:
+    return execute(task, Path(runs_dir))
+
+
+class Executor:
+    """Runs batches of tasks, in-process (``jobs=1``) or in a process pool, with one progress bar."""
+
+    def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True, desc: str = "fight") -> None:
+        self.runs_dir = runs_dir
+        self.jobs = jobs
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads, os.getpid()))
+                     if jobs > 1 else None)
+        self.bar = tqdm(total=total, desc=desc, unit="run", disable=not progress, dynamic_ncols=True)
+        self.done = 0
+
+    def _finish(self, rec: dict) -> None:
+        self.done += 1
+        self.bar.update(1)
+
+    def run(self, tasks: list[Task]) -> list[dict]:
+        results: dict[int, dict] = {}
+        pending = {}
+        todo = []
+        for i, t in enumerate(tasks):  # finished runs come straight from disk
+            stored = stored_record(self.runs_dir / f"{t.key}.json")
+            if stored is not None:
+                results[i] = stored
+                self._finish(results[i])
+            else:
+                todo.append((i, t))
+        left = len(todo)
+        if self.pool is None:
+            for i, t in todo:
+                self.bar.set_postfix_str(f"running {t.phase}:{t.contender} seed {t.seed} | left {left}")
+                results[i] = execute(t, self.runs_dir)
+                left -= 1
+                self._finish(results[i])
+        else:
+            for i, t in todo:
+                pending[self.pool.submit(_execute_in_worker, t, str(self.runs_dir))] = i
+            while pending:
+                self.bar.set_postfix_str(f"running {min(len(pending), self.jobs)} | left {len(pending)}")
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = pending.pop(fut)
+                    results[i] = fut.result()
+                    self._finish(results[i])
+        # a run shared by two phases (e.g. the λ sweep hitting the tuned λ) is labelled per task
+        return [{**results[i], "phase": t.phase, "contender": t.contender, "trial": t.trial}
+                for i, t in enumerate(tasks)]
+
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool down; with ``abort`` (an error or a signal), terminate the workers now
+        instead of waiting for the runs in flight."""
+        self.bar.close()
+        if self.pool is None:
+            return
+        if not abort:
+            self.pool.shutdown(cancel_futures=True)
+            return
+        stop = getattr(self.pool, "terminate_workers", None)  # Python >= 3.14
+        # before 3.14 the pool has no public handle on its processes: its private map is the only one
+        procs = [] if stop else list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if stop:
+            stop()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join()

@@ -1,0 +1,236 @@
+"""The command line against the hostile probe of issue 8: bad values, bad --out, run folders as a
+set, checkpoints that carry their data reference and standardization, broken inputs to
+evaluate and report. In-process (``main([...])``) on tiny synthetic data, so it stays fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from chainzrule.cli import main
+
+TINY = ["--hidden", "8", "--epochs", "1", "--quiet"]
+RUN = ["grad_norms.json", "model.json", "model.safetensors", "result.json"]
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``chainzrule ARGS``."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def one_line_error(capsys, *args) -> str:
+    code, _, err = run(capsys, *args)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("chainzrule: error: "), (code, err)
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def train_synthetic(capsys, out: Path, *extra) -> dict:
+    code, _, err = run(capsys, "train", "--dataset", "synthetic", *TINY, *extra, "--out", out)
+    assert code == 0, err
+    return json.loads((out / "result.json").read_text())
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Fail the test if the data is read: the checks under test must come first."""
+    import chainzrule.train as train_mod
+
+    monkeypatch.setattr(train_mod, "load_splits", lambda *a, **k: pytest.fail("data read before the check"))
+
+
+# ------------------------------------------------------------------------------------------ values
+@pytest.mark.parametrize("flags, words", [
+    (["--lr", "1e300"], "lr must be at most 1e+30"),
+    (["--bound", "1e300"], "bound must be at most 1e+30"),
+    (["--reg-strength", "1e308"], "reg_strength must be at most 1e+30"),
+    (["--dreg", "3.4e38"], "dreg must be at most 1e+30"),
+    (["--seed", "4294967296"], "seed must be an integer in [0, 2**32)"),
+    (["--seed", "-1"], "seed must be an integer in [0, 2**32)"),
+])
+def test_out_of_range_values_are_one_line_exit_2(capsys, tmp_path, no_data, flags, words):
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, *flags, "--out", tmp_path / "o")
+    assert words in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_network_too_large_is_refused_before_allocation(capsys, tmp_path):
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", "--model", "mlp", "--hidden", "10000000,10000000",
+                          "--epochs", "1", "--quiet", "--out", tmp_path / "o")
+    # 10*1e7 + 1e7 + 1e7*1e7 + 1e7 + 1e7*3 + 3 (synthetic: 10 features, 3 classes)
+    assert "has 100,000,150,000,003 parameters and needs about" in line and "GB of memory" in line
+    assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------------------------ --out
+def test_out_under_a_regular_file_is_refused_before_the_data(capsys, tmp_path, no_data):
+    (tmp_path / "file").write_text("x")
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, "--out", tmp_path / "file" / "run")
+    assert "which is a file, not a folder" in line
+
+
+def test_unwritable_out_is_refused_before_the_data(capsys, no_data):
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, "--out", "/proc/chainzrule-run")
+    assert "cannot write in /proc" in line
+
+
+def test_out_holding_foreign_files_is_refused_and_untouched(capsys, tmp_path, no_data):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, "--out", out)
+    assert "holds files that are not from a chainzrule run (notes.txt)" in line
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_an_older_run_is_replaced_as_a_set(capsys, tmp_path):
+    out = tmp_path / "run"
+    train_synthetic(capsys, out, "--seed", "1")
+    (out / "activations.png").write_bytes(b"old plot")  # from inspect of the older run
+    r = train_synthetic(capsys, out, "--seed", "2")
+    assert r["config"]["seed"] == 2
+    assert sorted(p.name for p in out.iterdir()) == RUN  # the old run's plot went with it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left behind
+
+
+def test_a_late_failure_leaves_the_older_run_complete(capsys, tmp_path, monkeypatch):
+    import chainzrule.checkpoint as ckpt
+
+    out = tmp_path / "run"
+    train_synthetic(capsys, out, "--seed", "1")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = ckpt.write_json
+
+    def disk_full(path, obj):
+        if Path(path).name == "result.json":
+            raise OSError(28, "No space left on device")
+        return real(path, obj)
+
+    monkeypatch.setattr(ckpt, "write_json", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        main(["train", "--dataset", "synthetic", *TINY, "--seed", "2", "--out", str(out)])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # not new weights beside an old result
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_failed_first_run_leaves_no_folder(capsys, tmp_path, monkeypatch):
+    import chainzrule.checkpoint as ckpt
+
+    monkeypatch.setattr(ckpt, "write_json", lambda path, obj: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError):
+        main(["train", "--dataset", "synthetic", *TINY, "--out", str(tmp_path / "run")])
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+def test_evaluate_refuses_nan_weights(capsys, tmp_path):
+    out = tmp_path / "run"
+    train_synthetic(capsys, out)
+    state = load_file(str(out / "model.safetensors"))
+    name = next(iter(state))
+    state[name] = torch.full_like(state[name], float("nan"))
+    save_file(state, str(out / "model.safetensors"))
+    line = one_line_error(capsys, "evaluate", out)
+    assert "the weights hold NaN/inf" in line and name in line and "accuracy" not in line
+
+
+def test_evaluate_refuses_a_model_json_too_large_to_build(capsys, tmp_path):
+    out = tmp_path / "run"
+    train_synthetic(capsys, out)
+    meta = json.loads((out / "model.json").read_text())
+    meta["config"]["hidden"] = [10_000_000, 10_000_000]
+    (out / "model.json").write_text(json.dumps(meta))
+    assert "parameters and needs about" in one_line_error(capsys, "evaluate", out)
+
+
+def _csv(path: Path, n: int = 120, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(size=(n, 3)) * [1.0, 10.0, 100.0] + [0.0, 50.0, -20.0] + y[:, None] * 2.0
+    path.write_text("a,b,c,y\n" + "".join(f"{r[0]:.6f},{r[1]:.6f},{r[2]:.6f},{t}\n" for r, t in zip(X, y)))
+    return path
+
+
+def test_checkpoint_evaluates_from_another_directory(capsys, tmp_path, monkeypatch):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    _csv(work / "t.csv")
+    monkeypatch.chdir(work)
+    r = train_synthetic_csv(capsys, Path("run"))
+    meta = json.loads((work / "run" / "model.json").read_text())
+    assert meta["data"]["dataset"] == f"csv:{work / 't.csv'}" and meta["config"]["dataset"] == "csv:t.csv"
+    monkeypatch.chdir(elsewhere)
+    code, out, err = run(capsys, "evaluate", work / "run")
+    assert code == 0, err
+    assert json.loads(out)["test"]["accuracy"] == pytest.approx(r["test"]["accuracy"])
+
+
+def train_synthetic_csv(capsys, out: Path) -> dict:
+    code, _, err = run(capsys, "train", "--dataset", "csv:t.csv", "--target", "y", "--model", "mlp", *TINY, "--out", out)
+    assert code == 0, err
+    return json.loads((out / "result.json").read_text())
+
+
+def test_checkpoint_carries_the_training_standardization_and_evaluate_applies_it(capsys, tmp_path, monkeypatch):
+    from chainzrule.checkpoint import checkpoint_splits, load_checkpoint
+    from chainzrule.data import load_dataset
+    from chainzrule.data.splits import make_splits
+
+    _csv(tmp_path / "t.csv")
+    monkeypatch.chdir(tmp_path)
+    train_synthetic_csv(capsys, Path("run"))
+    _, cfg, meta = load_checkpoint("run")
+    fitted = make_splits(load_dataset("csv:t.csv", target="y"), val_fraction=cfg.val_fraction, seed=cfg.seed)
+    assert meta["standardization"]["mean"] == [float(v) for v in fitted.meta["feature_mean"]]
+    assert meta["standardization"]["std"] == [float(v) for v in fitted.meta["feature_std"]]
+    # the saved statistics are applied, not refitted: with mean 0 / std 1 saved, features stay raw
+    raw = make_splits(load_dataset("csv:t.csv", target="y"), val_fraction=cfg.val_fraction, seed=cfg.seed,
+                      standardization="none")
+    meta["standardization"] = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    got = checkpoint_splits(cfg.replace(**meta["data"]), meta, progress=False)
+    assert torch.equal(got.X_test, raw.X_test) and not torch.equal(got.X_test, fitted.X_test)
+
+
+# ------------------------------------------------------------------------------------------ report
+@pytest.mark.parametrize("content, words", [
+    (bytes(range(256)) * 4, "is not a readable results.csv"),
+    (b"key,phase,contender,seed\nk1,final,relu,0\nk2,final\n", "line(s) 3 do not have the header's 4 fields"),
+    (b"\x00\x01\x02garbage\n", "expected a 'phase' column"),
+])
+def test_report_on_a_binary_or_garbled_results_csv(capsys, tmp_path, content, words):
+    (tmp_path / "spec.json").write_text(json.dumps({"name": "x", "contenders": []}))
+    (tmp_path / "results.csv").write_bytes(content)
+    line = one_line_error(capsys, "report", tmp_path)
+    assert words in line and "results.csv" in line
+
+
+@pytest.mark.parametrize("out", [".", "..", "sub/.."])
+def test_out_holding_the_working_folder_is_refused(capsys, tmp_path, monkeypatch, no_data, out):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.chdir(run_dir)
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, "--out", out)
+    assert "is the working folder or holds it" in line
+
+
+def test_a_format_1_checkpoint_still_evaluates_with_a_warning(capsys, tmp_path):
+    out = tmp_path / "run"
+    r = train_synthetic(capsys, out)
+    meta = json.loads((out / "model.json").read_text())
+    for key in ("data", "standardization"):
+        del meta[key]
+    meta["format_version"] = 1
+    (out / "model.json").write_text(json.dumps(meta))
+    code, stdout, err = run(capsys, "evaluate", out)
+    assert code == 0 and "predates saved standardization statistics" in err
+    assert json.loads(stdout)["test"]["accuracy"] == pytest.approx(r["test"]["accuracy"])

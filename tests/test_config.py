@@ -1,0 +1,83 @@
+"""TrainConfig validation: values kept exact, refused when out of range (probe findings of issue 8)."""
+
+import re
+
+import pytest
+
+from chainzrule.config import FLOAT_LIMIT, SEED_LIMIT, TrainConfig
+from chainzrule.errors import ConfigError
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig.from_dict({"dataset": "synthetic", **kw})
+
+
+@pytest.mark.parametrize("given, expected", [
+    (2**53 + 1, 2**53 + 1),  # an int above 2**53 is not rounded through float
+    ("9007199254740993", 9007199254740993),
+    (" 12 ", 12), ("1e3", 1000), ("3.0", 3), (4.0, 4),
+])
+def test_integers_are_kept_exact(given, expected):
+    from chainzrule.config import _coerce
+
+    got = _coerce("limit", "int | None", given)
+    assert got == expected and type(got) is int
+    if expected <= 2**31 - 1:
+        assert cfg(limit=given).limit == expected
+
+
+@pytest.mark.parametrize("given", [2.5, "2.5", True, False, "ten", "nan", "inf", float("inf"), [3], "1e40"])
+def test_non_integers_are_refused(given):
+    with pytest.raises(ConfigError, match=r"config key 'epochs': expected int, got"):
+        cfg(epochs=given)
+
+
+def test_hidden_widths_exact_and_refused_when_fractional():
+    assert cfg(hidden="8, 4").hidden == (8, 4)
+    assert cfg(hidden=[8.0]).hidden == (8,)
+    with pytest.raises(ConfigError, match="config key 'hidden'"):
+        cfg(hidden=[8.5])
+    with pytest.raises(ConfigError, match="config key 'hidden'"):
+        cfg(hidden=[True])
+
+
+@pytest.mark.parametrize("seed", [-1, SEED_LIMIT, 2**64, "4294967296"])
+def test_seeds_outside_uint32_are_refused(seed):
+    with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 2\*\*32\) = 0..4294967295, got"):
+        cfg(seed=seed)
+
+
+def test_seed_range_ends_are_accepted():
+    assert cfg(seed=0).seed == 0 and cfg(seed=SEED_LIMIT - 1).seed == SEED_LIMIT - 1
+
+
+@pytest.mark.parametrize("field", ["lr", "reg_strength", "bound", "dreg", "dreg_final", "coef_lr_scale"])
+@pytest.mark.parametrize("value", [1e308, 3.4e38, 1e31])
+def test_float32_overflowing_values_are_refused_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=rf"^{field} must be at most 1e\+30 .*got {re.escape(format(value, 'g'))}$"):
+        cfg(**{field: value})
+
+
+def test_float_limit_itself_is_accepted_and_eps_too_large_refused():
+    assert cfg(lr=FLOAT_LIMIT).lr == FLOAT_LIMIT
+    with pytest.raises(ConfigError, match=r"adv_eps\[1\] must be at most"):
+        cfg(adv_eps=[0.1, 1e300])
+    with pytest.raises(ConfigError, match="config key 'lr'"):
+        cfg(lr=10**400)  # an int too large for a float: a clean error, not OverflowError
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 2**31), ("batch_size", 2**40), ("hidden", [2**31])])
+def test_integer_settings_beyond_int32_are_refused(field, value):
+    with pytest.raises(ConfigError, match=r"in 1..2147483647"):
+        cfg(**{field: value})
+
+
+@pytest.mark.parametrize("value, expected", [(True, True), ("no", False), (1, True), (0, False)])
+def test_bools(value, expected):
+    assert cfg(robustness=value).robustness is expected
+
+
+@pytest.mark.parametrize("value", [3, "maybe", 0.5])
+def test_bools_refused(value):
+    with pytest.raises(ConfigError, match="config key 'robustness': expected bool"):
+        cfg(robustness=value)

@@ -1,0 +1,214 @@
+"""The fight under hostile conditions (issue 8): signals, damaged run files, classical models on
+a split that lacks a class, networks that cannot fit, a bad --out, honest measurement columns."""
+
+import csv
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from chainzrule.config import TrainConfig
+from chainzrule.data.splits import Splits
+from chainzrule.errors import ConfigError
+from chainzrule.fight.runner import TIMING_COLUMNS, record_row, run_fight
+from chainzrule.fight.spec import parse_spec
+from chainzrule.train import train
+
+from conftest import REPO
+
+TINY = REPO / "tests" / "fixtures" / "tiny_fight.toml"
+
+
+def small_spec(**fight):
+    """The tiny fight cut to 6 runs: relu, cr-dreg, logreg; one trial, one seed."""
+    raw = tomllib.loads(TINY.read_text())
+    raw["fight"].update(seeds=1, trials=1, **fight)
+    del raw["accuracy_matched"], raw["lambda_sweep"]
+    raw["contender"] = [c for c in raw["contender"] if c["name"] != "kan"]
+    return raw
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+
+# ------------------------------------------------------------------------------------------------ signals
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(ppid, state) of a live process, None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    return int(fields[1]), fields[0]
+
+
+def _descendants(root: int) -> set[int]:
+    procs = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and (st := _stat(int(d.name))) is not None:
+            procs[int(d.name)] = st[0]
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in procs.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 128 + 2)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_signal_to_fight_jobs_2_stops_its_workers(tmp_path, signum, code):
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "chainzrule", "fight", str(TINY), "--out", str(out), "--jobs", "2",
+                             "--no-report"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        workers: set[int] = set()
+        while time.time() < deadline and len(workers) < 2:  # the pool is up: runs are being executed
+            time.sleep(0.1)
+            workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "the fight never started its workers"
+        time.sleep(1.0)  # well inside the first runs
+        workers |= _descendants(proc.pid)
+        proc.send_signal(signum)
+        t0 = time.time()
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert time.time() - t0 < 10, "the fight took too long to stop"
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and f"interrupted by {signal.Signals(signum).name}" in err, err
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)], "worker processes outlived the fight"
+    assert not list((out / "runs").glob(".*.tmp")) if (out / "runs").exists() else True
+
+
+# ------------------------------------------------------------------------------------------------ damaged run files
+@pytest.fixture(scope="module")
+def small_fight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fight") / "small"
+    run_fight(parse_spec(small_spec()), out, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"key": "trunc', b"[1, 2, 3]", b"\xff\xfe\x00garbage"],
+                         ids=["empty", "truncated", "not-a-record", "binary"])
+def test_damaged_run_file_is_named_set_aside_and_redone(small_fight, tmp_path, caplog, damage):
+    out = tmp_path / "copy"
+    (out / "runs").mkdir(parents=True)
+    for f in (small_fight / "runs").glob("*.json"):
+        (out / "runs" / f.name).write_bytes(f.read_bytes())
+    victim = sorted((out / "runs").glob("*.json"))[0]
+    victim.write_bytes(damage)
+    with caplog.at_level(logging.WARNING, logger="chainzrule.fight.executor"):
+        run_fight(parse_spec(small_spec()), out, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(victim) in warnings[0] and "damaged" in warnings[0], warnings
+    aside = victim.with_name(victim.name + ".damaged")
+    assert aside.read_bytes() == damage
+    assert json.loads(victim.read_text())["key"] == victim.stem  # redone
+    assert _without_timing(_rows(out / "results.csv")) == _without_timing(_rows(small_fight / "results.csv"))
+
+
+def test_fight_results_have_no_process_lifetime_peak_memory(small_fight):
+    rows = _rows(small_fight / "results.csv")
+    assert "peak_memory_mb" not in rows[0] and "peak_memory_mb" not in TIMING_COLUMNS
+    for f in (small_fight / "runs").glob("*.json"):
+        assert "peak_memory_mb" not in json.loads(f.read_text())["result"]
+
+
+# ------------------------------------------------------------------------------------------------ classical baselines
+def _splits(y_train, y_test, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.eye(classes, 4) * 4
+    X_tr = torch.tensor(centers[y_train] + rng.normal(0, 0.3, (len(y_train), 4)), dtype=torch.float32)
+    X_te = torch.tensor(centers[y_test] + rng.normal(0, 0.3, (len(y_test), 4)), dtype=torch.float32)
+    y_tr, y_te = torch.tensor(y_train), torch.tensor(y_test)
+    return Splits(X_tr, y_tr, X_tr[:10], y_tr[:10], X_te, y_te, num_classes=classes, task="classification")
+
+
+@pytest.mark.parametrize("model", ["logreg", "svm", "xgboost"])
+def test_classical_baseline_on_a_split_lacking_a_class_works(model):
+    y_train = np.array([0, 2] * 30)  # class 1 never seen in training
+    y_test = np.array([0, 2, 1] * 10)
+    run = train(TrainConfig(dataset="synthetic", model=model, lr=0.3, seed=0), _splits(y_train, y_test), progress=False)
+    r = run.result
+    assert "failed" not in r
+    assert r["test"]["accuracy"] == pytest.approx(2 / 3)  # every 0 and 2 right (labels mapped back), every 1 wrong
+    assert r["val"]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("model", ["logreg", "svm", "xgboost"])
+def test_classical_baseline_on_one_class_fails_the_run_with_a_reason(model):
+    splits = _splits(np.zeros(40, dtype=np.int64), np.array([0, 1, 2] * 5))
+    cfg = TrainConfig(dataset="synthetic", model=model)
+    run = train(cfg, splits, progress=False)
+    r = run.result
+    assert r["failed"] == f"the training split holds only class 0: {model} needs at least 2 classes"
+    assert r["val"]["accuracy"] is None and r["test"]["accuracy"] is None and r["diverged"] is False
+    record = {"key": "k", "phase": "final", "contender": model, "seed": 0, "trial": None, "test": True,
+              "config": cfg.to_dict(), "result": r}
+    row = record_row(record, {})
+    assert row["failed"] == r["failed"] and row["test_accuracy"] is None
+
+
+# ------------------------------------------------------------------------------------------------ before any run
+def test_network_too_large_for_memory_is_refused_before_anything_is_written(tmp_path):
+    raw = small_spec()
+    raw["base"]["hidden"] = [10_000_000, 10_000_000]
+    raw["fight"]["param_match"] = False
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"has [0-9,]+ parameters and needs about .* GB to train .* this machine has"):
+        run_fight(parse_spec(raw), out, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "read-only"])
+def test_bad_fight_out_is_refused_before_the_data_is_read(tmp_path, monkeypatch, where):
+    import chainzrule.fight.runner as runner
+
+    monkeypatch.setattr(runner, "load_data", lambda cfg: pytest.fail("data read before --out was checked"))
+    if where == "under-a-file":
+        (tmp_path / "f").write_text("x")
+        out, message = tmp_path / "f" / "fight", "which is a file, not a folder"
+    else:
+        out, message = Path("/proc/chainzrule-fight"), "cannot write in /proc"
+    with pytest.raises(ConfigError, match=message):
+        run_fight(parse_spec(small_spec()), out, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ honest measurements
+def test_a_single_step_run_is_not_reported_as_diverged():
+    cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=1, batch_size=4096)
+    r = train(cfg, progress=False).result
+    assert r["steps"] == 1 and r["diverged"] is False and r["pgv"] is None
+    assert r["tau_train"] is not None
+
+
+def test_a_run_with_nan_gradients_is_diverged():
+    cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=2, optimizer="sgd", lr=1e6)
+    r = train(cfg, progress=False).result
+    assert r["diverged"] is True and r["pgv"] is None
