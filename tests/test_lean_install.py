@@ -135,3 +135,25 @@ def test_console_with_the_extra_runs_the_cli():
                        capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(Path(chainzrule.__file__).parents[1])})
     assert p.returncode == 0 and "fight" in p.stdout, p.stderr
+
+
+def test_importing_the_package_changes_no_process_state():
+    """No environment variables, umask or matplotlib backend set by importing any module (the
+    harness included), nor by drawing a plot."""
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import os, pkgutil, sys, tempfile
+        env, mask = dict(os.environ), os.umask(0o027)
+        import chainzrule
+        for m in pkgutil.walk_packages(chainzrule.__path__, "chainzrule."):
+            if m.name != "chainzrule.__main__":
+                __import__(m.name)
+        from chainzrule.models import ChainzRuleMLP
+        from chainzrule.plots import plot_activations
+        plot_activations(ChainzRuleMLP(3, [4], 2), os.path.join(tempfile.mkdtemp(), "a.png"))
+        assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items())
+        assert os.umask(mask) == 0o027
+        assert "matplotlib.pyplot" not in sys.modules
+        print("ok")
+        """)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(chainzrule.__file__).parents[1])})
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
