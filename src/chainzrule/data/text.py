@@ -403,21 +403,9 @@ def load_sst5(data_dir: str | Path | None = None, *, featurizer: str = "auto",
     ((50, 4096), (50, 4096), 'ordinal')
     """
     folder = find_sst5_dir(data_dir)
-    parse_featurizer(featurizer)  # fail on a bad featurizer before reading anything
-    parts = {}
-    meta: dict = {}
-    for split, fname in zip(("train", "val", "test"), SST5_FILES):
-        texts, y = read_sst5_file(folder / fname, limit)
-        X, meta = featurize(texts, featurizer, desc=f"sst5 {split}", progress=progress)
-        parts[split] = (X, y)
-    return Dataset(
-        name="sst5", task="ordinal",
-        X_train=parts["train"][0], y_train=parts["train"][1],
-        X_val=parts["val"][0], y_val=parts["val"][1],
-        X_test=parts["test"][0], y_test=parts["test"][1], num_classes=5,
-        meta={**meta, "source": str(folder), "classes": SST5_CLASSES,
-              "val_split": "official dev.txt", "limit": limit},
-    )
+    return _featurized_dataset("sst5", folder, dict(zip(("train", "val", "test"), SST5_FILES)),
+                               read_sst5_file, featurizer, limit, progress,
+                               {"classes": SST5_CLASSES, "val_split": "official dev.txt"})
 
 
 def load_yelp_full(data_dir: str | Path | None = None, *, featurizer: str = "auto",
@@ -434,18 +422,21 @@ def load_yelp_full(data_dir: str | Path | None = None, *, featurizer: str = "aut
     ((1000, 4096), 5)
     """
     folder = find_yelp_dir(data_dir)
-    parse_featurizer(featurizer)
-    parts = {}
-    meta: dict = {}
-    for split, fname in zip(("train", "test"), YELP_FILES):
-        texts, y = read_yelp_csv(folder / fname, limit)
-        X, meta = featurize(texts, featurizer, desc=f"yelp-full {split}", progress=progress)
-        parts[split] = (X, y)
-    return Dataset(
-        name="yelp-full", task="ordinal",
-        X_train=parts["train"][0], y_train=parts["train"][1],
-        X_test=parts["test"][0], y_test=parts["test"][1], num_classes=5,
-        meta={**meta, "source": str(folder), "classes": YELP_CLASSES,
-              "limit": limit, "limit_rule": "first `limit` rows of each file"},
-    )
+    return _featurized_dataset("yelp-full", folder, dict(zip(("train", "test"), YELP_FILES)), read_yelp_csv,
+                               featurizer, limit, progress,
+                               {"classes": YELP_CLASSES, "limit_rule": "first `limit` rows of each file"})
+
+
+def _featurized_dataset(name: str, folder: Path, files: dict[str, str], reader, featurizer: str,
+                        limit: int | None, progress: bool, meta: dict) -> Dataset:
+    """Read each split's file with ``reader``, featurize it, and build the 5-class ordinal Dataset."""
+    parse_featurizer(featurizer)  # fail on a bad featurizer before reading anything
+    arrays: dict = {}
+    feat_meta: dict = {}
+    for split, fname in files.items():
+        texts, y = reader(folder / fname, limit)
+        arrays[f"X_{split}"], feat_meta = featurize(texts, featurizer, desc=f"{name} {split}", progress=progress)
+        arrays[f"y_{split}"] = y
+    return Dataset(name=name, task="ordinal", num_classes=5, **arrays,
+                   meta={**feat_meta, "source": str(folder), "limit": limit, **meta})
 

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.cache import atomic_write_text
+from . import analysis as _analysis
 from .analysis import (
     MAIN_METRICS,
     Fight,
@@ -83,17 +84,8 @@ from .figures import (
     plot_lambda,
 )
 
-__all__ = [
-    "Fight",
-    "load_fight",
-    "summary_table",
-    "paired_comparisons",
-    "accuracy_matched",
-    "lambda_table",
-    "claim_rows",
-    "write_report",
-    "MAIN_METRICS",
-]
+# The analysis API is re-exported for existing callers.
+__all__ = [name for name in _analysis.__all__ if name != "EXTRA_METRICS"] + ["write_report"]
 
 _PLOTS = "plots"
 
