@@ -59,6 +59,45 @@ def test_atomic_write_failure_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_every_output_gets_one_mode(tmp_path, umask):
+    """Cache files, checkpoint weights and metadata, plots and report files all come from the one
+    writer: mode 0644 filtered by the umask (model.safetensors used to be 0600), no temp left."""
+    import os
+
+    from chainzrule.checkpoint import save_checkpoint
+    from chainzrule.config import TrainConfig
+    from chainzrule.fight.report import write_report
+    from chainzrule.models import ChainzRuleMLP
+    from chainzrule.plots import plot_activations
+    from chainzrule.train import build_model
+
+    old = os.umask(umask)
+    try:
+        files = [atomic_write_bytes(tmp_path / "a.bin", b"x"), atomic_save_npy(tmp_path / "e.npy", np.ones(2))]
+        cfg = TrainConfig(dataset="synthetic", hidden=(4,))
+        ckpt = save_checkpoint(tmp_path / "ckpt", build_model(cfg, 3, 2, "classification"), cfg, in_features=3,
+                               num_classes=2, task="classification")
+        files += [ckpt / "model.safetensors", ckpt / "model.json"]
+        assert plot_activations(ChainzRuleMLP(3, [4], 2), tmp_path / "act.png")
+        files.append(tmp_path / "act.png")
+        fight = tmp_path / "fight"
+        fight.mkdir()
+        (fight / "spec.json").write_text('{"name": "t", "contenders": {}, "claims": []}')
+        (fight / "results.csv").write_text("phase,contender,seed\n")
+        files += [write_report(fight), fight / "summary.csv"]
+        folder = tmp_path / ".tmp-dir"
+        folder.mkdir(mode=0o700)
+        moved = atomic_replace_dir(folder, tmp_path / "dir")
+    finally:
+        os.umask(old)
+    for f in files:
+        assert oct(f.stat().st_mode & 0o777) == oct(0o644 & ~umask), f
+    assert oct(moved.stat().st_mode & 0o777) == oct(0o755 & ~umask)
+    leftovers = [p for p in tmp_path.rglob(".*.tmp")]
+    assert not leftovers
+
+
 # ------------------------------------------------------------------ load_dataset dispatch
 
 @pytest.mark.parametrize("spec", ["cifar10", "MNISTT", "yelp-polarity", "csv"])

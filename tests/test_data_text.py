@@ -263,3 +263,28 @@ def test_real_encoder_and_cache(monkeypatch, tmp_path):
     assert ds.X_train.shape == (4, 384) and ds.X_val.shape == (4, 384)
     np.testing.assert_allclose(ds.X_train, E[:4], atol=1e-5)
     assert ds.meta["featurizer"] == f"encoder:{TX.ENCODER_NAME}" and ds.meta["standardize"]
+
+
+def test_hashed_features_are_log_counts_of_hashed_unigrams_and_bigrams():
+    """Oracle: lower-cased TOKEN_PATTERN tokens, grams = tokens + space-joined bigrams, bucket =
+    |MurmurHash3_32(gram)| mod dims, value = log1p(count), row L2-normalised."""
+    import re
+
+    from sklearn.utils import murmurhash3_32
+
+    texts = ["A good, good film!", "It's not bad ... it's GOOD", "", "x"]
+    dims = 64
+    X = hashed_features(texts, dims)
+    for row, text in zip(X, texts):
+        toks = re.findall(TX.TOKEN_PATTERN, text.lower())
+        grams = toks + [f"{a} {b}" for a, b in zip(toks, toks[1:])]
+        expect = np.zeros(dims)
+        for g in grams:
+            expect[abs(murmurhash3_32(g, positive=False)) % dims] += 1
+        expect = np.log1p(expect)
+        if expect.any():
+            expect /= np.linalg.norm(expect)
+        np.testing.assert_allclose(row, expect, rtol=1e-6, atol=1e-7)
+    assert hashed_features([], 8).shape == (0, 8)
+    with pytest.raises(ConfigError, match="list of texts"):
+        hashed_features("one string", 8)

@@ -1,5 +1,5 @@
 """``python -m chainzrule`` runs the ``chainzrule`` command."""
 
-from chainzrule.cli import main
+from chainzrule.console import main
 
 main()

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -39,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import TrainConfig
-from .data.cache import atomic_write_text
+from .data.cache import atomic_write, atomic_write_text
 from .errors import DataError
 from .regularizers import make_regularizer
 from .sizing import check_fits
@@ -50,14 +48,7 @@ WEIGHTS, META = "model.safetensors", "model.json"
 
 
 def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, write)  # the one writer: temp file, fsync, rename; mode 0644 under the umask
 
 
 def json_safe(obj):

@@ -18,25 +18,31 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
+from .activations import STANDARD_ACTIVATIONS
+from .data.text import FEATURIZERS
+from .dreg import SCHEDULES as DREG_SCHEDULES
 from .errors import ConfigError
+from .ordinal import ORDINAL_KINDS
+from .poly import BASES, RANGE_CONTROLS
+from .regularizers import REGULARIZERS
 
+# Choices defined where the thing lives (imported above); these are the training loop's own.
 MODELS = ("chainzrule", "mlp", "kan", "logreg", "svm", "xgboost")
 NEURAL_MODELS = ("chainzrule", "mlp", "kan")
-REGS = ("none", "wd", "igp", "jr", "sn")
-HEADS = ("auto", "linear", "clm", "coral", "corn")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
-DREG_SCHEDULES = ("constant", "warmup", "linear", "cosine")
-ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
-RANGE_CONTROLS = ("linear", "tanh", "none")
-POLY_BASES = ("legendre", "chebyshev", "monomial", "power")
 DEVICES_PREFIX = ("cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
-FEATURIZERS_PREFIX = ("auto", "encoder", "hashed")
+# Derived from the library's registries.
+ACTIVATIONS = tuple(STANDARD_ACTIVATIONS)
+REGS = tuple(name for name in REGULARIZERS if name != "dreg")  # DREG has its own fields (dreg, dreg_schedule)
+HEADS = ("auto", "linear", *ORDINAL_KINDS)
+FEATURIZERS_PREFIX = FEATURIZERS
+POLY_BASES = BASES  # chainzrule.functional
 
 #: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
 DEFAULT_CHAINZRULE_DREG = 3e-3
@@ -126,8 +132,7 @@ class TrainConfig:
 
     def hash(self) -> str:
         """16 hex digits of the sha256 of the canonical JSON of the whole config."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return content_hash(self.to_dict(), 16)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})
@@ -200,6 +205,19 @@ def _items(value: Any) -> list:
     if not isinstance(value, (list, tuple)):
         raise TypeError("not a list")
     return list(value)
+
+
+def content_hash(obj: Any, digits: int = 16) -> str:
+    """The first ``digits`` hex digits of the sha256 of ``obj``'s canonical JSON (sorted keys, no
+    spaces): the one content key for configs and runs.
+
+    >>> content_hash({"b": 1, "a": [1.5, None]}, 12) == content_hash({"a": [1.5, None], "b": 1}, 12)
+    True
+    >>> content_hash({}, 8)
+    '44136fa3'
+    """
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:digits]
 
 
 def _coerce(name: str, typ: Any, value: Any) -> Any:

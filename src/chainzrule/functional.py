@@ -72,10 +72,15 @@ def basis_matrix(basis: str, degree: int, bound: float, dtype=torch.float64, dev
             [ 0.0000,  1.0000,  0.0000],
             [ 0.0000,  0.0000,  1.5000]], dtype=torch.float64)
     """
+    return torch.tensor(_basis_matrix_np(basis, degree, bound), dtype=dtype, device=device)
+
+
+def _basis_matrix_np(basis: str, degree: int, bound: float) -> np.ndarray:
+    """:func:`basis_matrix` in numpy (float64), for the init fit (works under a meta-device context)."""
     _choice("basis", basis, BASES)
     n = degree + 1
     if basis == "power":
-        return torch.eye(n, dtype=dtype, device=device)
+        return np.eye(n)
     cols = []
     for j in range(n):
         unit = np.eye(n)[j]
@@ -87,8 +92,7 @@ def basis_matrix(basis: str, degree: int, bound: float, dtype=torch.float64, dev
             col = unit
         cols.append(np.pad(col, (0, n - len(col))))
     t_to_u = float(bound) ** -np.arange(n)  # coefficient of t^k is bound^k times that of u^k
-    m = np.stack(cols, axis=1) * t_to_u[:, None]  # [D+1, D+1]
-    return torch.from_numpy(m).to(dtype=dtype, device=device)
+    return np.stack(cols, axis=1) * t_to_u[:, None]  # [D+1, D+1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,7 +466,7 @@ def fit_coefficients(init: str, degree: int, bound: float, basis: str = "legendr
     spread = float(bound) if spread is None else float(spread)
     u = np.linspace(-4 * bound, 4 * bound, points)  # [P]
     value, slope = target_activation(init, u)
-    m = basis_matrix(basis, degree, bound).numpy()  # [D+1, D+1]
+    m = _basis_matrix_np(basis, degree, bound)  # [D+1, D+1]
     A, dA = _design(u, degree, bound, range_control)  # [P, D+1] each, in power coefficients
     A, dA = A @ m, dA @ m  # in θ
     sw = np.exp(-0.25 * (u / spread) ** 2)  # sqrt of the Gaussian weight
@@ -470,9 +474,9 @@ def fit_coefficients(init: str, degree: int, bound: float, basis: str = "legendr
     rhs = np.concatenate([value * sw, slope * sw])  # [2P]
     if range_control == "linear" and degree >= 3:  # degree 2 cannot bend: tanh would become 0
         ends, _ = _design(np.array([-bound, bound]), degree, bound, range_control, slopes_only=True)
-        return torch.from_numpy(_constrained_lstsq(lhs, rhs, ends @ m, np.array(ASYMPTOTIC_SLOPES[init])))
+        return torch.tensor(_constrained_lstsq(lhs, rhs, ends @ m, np.array(ASYMPTOTIC_SLOPES[init])), device="cpu")
     theta, *_ = np.linalg.lstsq(lhs, rhs, rcond=None)
-    return torch.from_numpy(theta)
+    return torch.tensor(theta, device="cpu")
 
 
 def _design(u: np.ndarray, degree: int, bound: float, range_control: str, slopes_only: bool = False):

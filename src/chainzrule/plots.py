@@ -2,7 +2,13 @@
 
 :func:`plot_activations` draws the learned activation of every hidden layer: for polynomial
 layers a sample of neurons' σ(z) (thin lines) with the working interval shaded, for standard
-activations the one curve. Files are written atomically.
+activations the one curve.
+
+Figures are made with :class:`matplotlib.figure.Figure` and rendered by the Agg canvas directly:
+no pyplot, so importing or calling this module never changes matplotlib's global backend or
+keeps figures alive in pyplot's registry. :func:`new_figure` and :func:`save_figure` are what
+``fight/figures.py`` uses too; files go through the one atomic writer
+(:func:`chainzrule.data.cache.atomic_write`).
 
 >>> import tempfile, os
 >>> from chainzrule.models import ChainzRuleMLP
@@ -13,34 +19,28 @@ True
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from .data.cache import atomic_write
+from .layers import hidden_layers
 
-from .layers import hidden_layers  # noqa: E402
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], layout: str | None = None,
+               squeeze: bool = True):
+    """``(figure, axes)`` like ``pyplot.subplots``, but a free-standing Agg figure (no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Save ``fig`` as PNG atomically and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Save ``fig`` as PNG to ``path`` with the one atomic writer."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 @torch.no_grad()
@@ -49,7 +49,7 @@ def plot_activations(model, path: str | Path, max_neurons: int = 24) -> bool:
     layers = hidden_layers(model)
     if not layers:
         return False
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.4), squeeze=False)
+    fig, axes = new_figure(1, len(layers), figsize=(4.2 * len(layers), 3.4), squeeze=False)
     for ax, (name, layer) in zip(axes[0], layers):
         act = layer.activation
         F = layer.out_features

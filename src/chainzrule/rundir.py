@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .data.cache import default_mode
+from .data.cache import dir_mode
 from .errors import ConfigError
 
 __all__ = ["RUN_FILES", "check_out_dir", "staged_dir", "commit_dir"]
@@ -83,7 +83,7 @@ def check_out_dir(out: str | Path, replace_only: Iterable[str] | None = None) ->
 
 def commit_dir(tmp: Path, out: Path) -> Path:
     """Move the complete folder ``tmp`` to ``out`` (a sibling), replacing an older ``out``."""
-    os.chmod(tmp, default_mode(is_dir=True))
+    os.chmod(tmp, dir_mode())
     old = None
     if os.path.lexists(out):
         old = Path(f"{tmp}.old")

@@ -402,7 +402,6 @@ def _logits(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
     """Logits of ``x`` in eval mode, computed on the model's device, returned on the CPU."""
     was = model.training
     model.eval()
-    dev = _device(model)
     try:
         return torch.cat([model(_to(model, x[i:i + batch_size])).float().cpu() for i in range(0, len(x), batch_size)])
     finally:

@@ -3,9 +3,10 @@
 The cache folder is ``$CHAINZRULE_CACHE``, else ``$XDG_CACHE_HOME/chainzrule``, else
 ``~/.cache/chainzrule``. Nothing is ever written into site-packages or the repository.
 
-Every file the data layer writes goes through a temporary file in the same folder followed by
-:func:`os.replace`, so a crash or a parallel run never leaves a half-written file under its
-final name.
+Every file chainzrule writes (here, and checkpoints, run records, reports and plots) goes through
+:func:`atomic_write`: a temporary file in the same folder, ``fsync``, then :func:`os.replace`, so
+a crash or a parallel run never leaves a half-written file under its final name, and every
+output gets the same mode (:data:`FILE_MODE` under the umask).
 
 >>> import os, tempfile
 >>> old = os.environ.get("CHAINZRULE_CACHE")
@@ -23,14 +24,21 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_dir", "atomic_write_bytes", "atomic_write_text", "atomic_save_npy",
-           "atomic_replace_dir", "default_mode"]
+__all__ = ["cache_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_save_npy",
+           "atomic_replace_dir", "dir_mode", "FILE_MODE", "DIR_MODE"]
+
+#: Mode of every file chainzrule writes, before the umask (0644 & ~umask: 0644 under umask 022).
+FILE_MODE = 0o644
+#: Mode of every folder moved into place by :func:`atomic_replace_dir`, before the umask.
+DIR_MODE = 0o755
 
 
 def cache_dir() -> Path:
@@ -56,30 +64,55 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "chainzrule"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Create ``path`` atomically: ``write(tmp)`` fills a temporary file in the same folder, which
+    is then flushed to disk (``fsync``) and renamed over ``path`` (:func:`os.replace`).
 
-    Parent folders are created. Returns the final path.
+    This is the one writer for every file chainzrule produces (cache, checkpoints, run records,
+    reports, plots), so they all get the same guarantees: a reader sees the old file or the
+    complete new one, never a torn one; after a crash only a hidden ``.NAME.*.tmp`` can remain;
+    and the mode is :data:`FILE_MODE` as filtered by the umask (0644 under the usual umask 022),
+    like a file made by ``open(path, "w")`` but not group-writable.
+
+    ``write`` gets the temporary path (a :class:`~pathlib.Path` that already exists, empty, with
+    the final mode) so that writers which only take a file name (``safetensors.torch.save_file``,
+    ``Figure.savefig``) can use it. Parent folders are created. Returns ``path``.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> p = atomic_write(d / "sub" / "x.txt", lambda tmp: tmp.write_text("hello"))
+    >>> p.read_text(), oct(p.stat().st_mode & 0o777) == oct(FILE_MODE & ~_umask())
+    ('hello', True)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, mode = _create_temp(path)
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if os.stat(tmp).st_mode & 0o7777 != mode:  # the writer made the file anew
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        _silent_unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` with :func:`atomic_write`. Returns the final path.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
     >>> atomic_write_bytes(d / "a" / "b.txt", b"hi").read_bytes()
     b'hi'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        _silent_unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
@@ -107,18 +140,6 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def default_mode(is_dir: bool = False) -> int:
-    """Permission bits a plain ``open``/``mkdir`` would give under the current umask
-    (temporary files start as 0600 / folders as 0700).
-
-    >>> 0 < default_mode() <= 0o666 and 0 < default_mode(True) <= 0o777
-    True
-    """
-    mask = os.umask(0)
-    os.umask(mask)
-    return (0o777 if is_dir else 0o666) & ~mask
-
-
 def atomic_replace_dir(tmp_dir: str | Path, target: str | Path) -> Path:
     """Move a fully written folder ``tmp_dir`` to ``target`` in one rename.
 
@@ -133,7 +154,7 @@ def atomic_replace_dir(tmp_dir: str | Path, target: str | Path) -> Path:
     'x'
     """
     tmp_dir, target = Path(tmp_dir), Path(target)
-    os.chmod(tmp_dir, default_mode(is_dir=True))
+    os.chmod(tmp_dir, DIR_MODE & ~_umask())
     if target.exists():
         shutil.rmtree(target, ignore_errors=True)
     try:
@@ -144,6 +165,58 @@ def atomic_replace_dir(tmp_dir: str | Path, target: str | Path) -> Path:
         else:
             raise
     return target
+
+
+def dir_mode() -> int:
+    """The mode chainzrule gives a folder it moves into place: :data:`DIR_MODE` under the umask."""
+    return DIR_MODE & ~_umask()
+
+
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """A new empty ``.NAME.<random>.tmp`` beside ``path`` and its mode (the kernel applied the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, flags, FILE_MODE)
+        except FileExistsError:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode & 0o7777
+        finally:
+            os.close(fd)
+        return tmp, mode
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` can only set it, which would
+    race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with tempfile.TemporaryDirectory() as d:  # no /proc: let the kernel apply it to a probe file
+        probe = os.path.join(d, "probe")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o777))
+        return 0o777 & ~os.stat(probe).st_mode
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _silent_unlink(path: str | Path) -> None:

