@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from chainzrule import ChainzRuleMLP, HiddenLayer, dreg, dreg_penalty, make_activation
+
 REPO = Path(__file__).resolve().parents[1]
 
 DT = torch.float64
