@@ -148,5 +148,11 @@ def _check_activation(activation: nn.Module, out_channels: int) -> None:
 
 
 def conv_hidden_layers(model: nn.Module) -> list[tuple[str, ConvHiddenLayer]]:
-    """All :class:`ConvHiddenLayer` submodules of ``model`` (itself included), in registration order."""
+    """All :class:`ConvHiddenLayer` submodules of ``model`` (itself included), in registration order.
+
+    >>> from chainzrule.activations import ReLU
+    >>> net = nn.Sequential(ConvHiddenLayer(1, 4, 3, ReLU()), nn.Flatten())
+    >>> [name for name, _ in conv_hidden_layers(net)]
+    ['0']
+    """
     return [(name, m) for name, m in model.named_modules() if isinstance(m, ConvHiddenLayer)]

@@ -163,7 +163,12 @@ class PolynomialActivation(nn.Module):
         return z.reshape(n, a.shape[1]), a, axis
 
     def group_power_coefficients(self) -> Tensor:
-        """Coefficients of u^k of each coefficient set, ``[D+1, G]`` (differentiable)."""
+        """Coefficients of u^k of each coefficient set, ``[D+1, G]`` (differentiable).
+
+        >>> act = PolynomialActivation(6, degree=2, groups=3)
+        >>> act.group_power_coefficients().shape, act.power_coefficients().shape
+        (torch.Size([3, 3]), torch.Size([3, 6]))
+        """
         return self.basis_matrix @ self.coefficients  # [D+1, D+1] @ [D+1, G]
 
     def power_coefficients(self) -> Tensor:
