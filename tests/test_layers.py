@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from chainzrule import HiddenLayer, dreg, make_activation
+from chainzrule import HiddenLayer, dreg, functional as CF, make_activation
 from chainzrule.poly import BASES, RANGE_CONTROLS
 
 DT = torch.float64
@@ -117,18 +117,66 @@ def test_spectral_norm_parametrization_is_seen_by_dreg():
     torch.testing.assert_close(analytic, _reference_jacobian_sq(layer, x), rtol=1e-6, atol=1e-12)
 
 
-def test_pruning_is_seen_by_dreg():
+def _graph_nodes(t):
+    """Names of every autograd node behind ``t``."""
+    seen, stack, names = set(), [t.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        stack.extend(nxt for nxt, _ in fn.next_functions)
+    return names
+
+
+def _layer_grads(layer, x, kernels=()):
+    h, jsq = layer(x, return_jacobian=True)
+    nodes = _graph_nodes(jsq)
+    assert all(any(k in n for n in nodes) == expected for k, expected in kernels), nodes
+    loss = (h * torch.linspace(-1, 1, h.shape[-1], dtype=h.dtype)).sum() + 0.7 * jsq.sum()
+    return [loss.detach()] + [g.clone() for g in torch.autograd.grad(loss, [x] + list(layer.parameters()))]
+
+
+def _plain_poly_jacobian_sq(z, a, rn, bound, range_control="linear"):
+    h, slope = CF.poly_activation_and_slope(z, a, bound, range_control)
+    return h, CF.layer_jacobian_sq(slope, rn)
+
+
+@pytest.mark.parametrize("name, opts", [("relu", {}), ("gelu", {}), ("poly", dict(degree=3)),
+                                        ("poly", dict(degree=5, range_control="none", basis="power"))])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_kernels_and_plain_ops_give_the_same_layer_values_and_gradients(name, opts, bias, monkeypatch):
+    """The hand-written kernels (linear + row norms, polynomial σ + ||S||²) against plain ops + autograd."""
+    layer = _layer(name, opts, 4, 5, bias=bias)
+    x = 2 * torch.randn(6, 4, dtype=DT, requires_grad=True)
+    fused = _layer_grads(layer, x, [("_LinearRowNormSq", True), ("_PolyJacobianSq", name == "poly")])
+    monkeypatch.setattr(CF, "linear_and_row_norms_sq",
+                        lambda x, w, b: (torch.nn.functional.linear(x, w, b), CF.row_norms_sq(w)))
+    monkeypatch.setattr(CF, "poly_activation_and_jacobian_sq", _plain_poly_jacobian_sq)
+    plain = _layer_grads(layer, x, [("_LinearRowNormSq", False), ("_PolyJacobianSq", False)])
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["relu", "poly"])
+def test_pruning_is_seen_by_dreg(name):
+    """Pruning recomputes ``linear.weight`` in a forward pre-hook of ``layer.linear``: the DREG
+    path must run it too, or it computes σ(W_stale x) and a stale ||W||² (silently wrong)."""
     from torch.nn.utils import prune
 
-    layer = _layer("relu", {}, 4, 5)
+    layer = _layer(name, dict(degree=3) if name == "poly" else {}, 4, 5)
     prune.l1_unstructured(layer.linear, "weight", amount=0.5)
-    with torch.no_grad():  # the pre-hook recomputes `weight` at every forward; a stale one differs
+    with torch.no_grad():  # what an optimizer step does to the pruned weight's `weight_orig`
         layer.linear.weight_orig.mul_(2.0)
     x = torch.randn(3, 4, dtype=DT)
-    _, jsq = layer(x, return_jacobian=True)
+    h, jsq = layer(x, return_jacobian=True)  # before any plain forward has run the hook
     w = layer.linear.weight_orig * layer.linear.weight_mask
-    mask = (torch.nn.functional.linear(x, w, layer.linear.bias) > 0).to(DT)
-    torch.testing.assert_close(jsq, mask @ (w * w).sum(1))
+    z = torch.nn.functional.linear(x, w, layer.linear.bias)
+    value, slope = layer.activation.value_and_derivative(z)
+    torch.testing.assert_close(h, value, msg=lambda m: f"σ(W x + b) with a stale weight: {m}")
+    torch.testing.assert_close(jsq, (slope * slope) @ (w * w).sum(1))
+    torch.testing.assert_close(h, layer(x))
 
 
 @pytest.mark.parametrize("name", ["relu", "gelu", "silu", "tanh", "poly"])
