@@ -160,6 +160,13 @@ def render(times, meta) -> str:
              "per-channel cubic `PolynomialActivation(C, dim=1)`; `relu_igp`: input-gradient penalty by double "
              "backprop. Rounds interleaved in one process, ratios taken within a round (median, IQR) and as the "
              "ratio of the 10th-percentile step times.", "",
+             "Reading: DREG's own cost on a conv layer is one batch-1 convolution for the row norms (≈0.1–0.4 ms "
+             "forward + backward for these layers) and one elementwise pass with a mat-vec over the activations "
+             "(`relu_dreg / relu`). The polynomial's cost is a couple of dozen elementwise passes over the "
+             "activations in forward and backward (Horner, coefficient gradients; torch.profiler: `mul`, "
+             "`addcmul`, `sum` lead), memory-bound — and a CNN's activations are large for its FLOPs (conv 1 "
+             "does 9 multiply-adds per output), so `cr / relu` is far above its value on the MLP of "
+             "`bench_step.py`.", "",
              f"Command: `{meta['command']}`  ", f"Date: {meta['date']}  ", f"Machine: {meta['machine']}  ",
              f"Rounds: {meta['rounds']} interleaved (warm-up {meta['warmup']} steps each), {meta['clock']}; "
              f"load average before / after: {meta['load_before']} / {meta['load_after']}  ",
