@@ -258,12 +258,17 @@ def test_parameter_groups_and_coefficient_parameters():
     basis=st.sampled_from(BASES),
     init=st.sampled_from(INITS),
     scale=st.floats(0.1, 20.0),
+    dim=st.sampled_from([None, -1]),
 )
-def test_property_shapes_and_derivative(batch, F_, degree, rc, basis, init, scale):
-    act = PolynomialActivation(F_, degree=degree, range_control=rc, basis=basis, init=init, dtype=DT)
+def test_property_shapes_and_derivative(batch, F_, degree, rc, basis, init, scale, dim):
+    act = PolynomialActivation(F_, degree=degree, range_control=rc, basis=basis, init=init, dim=dim, dtype=DT)
     with torch.no_grad():
         act.coefficients.add_(0.3 * torch.randn_like(act.coefficients))
     z = scale * torch.randn(*batch, F_, dtype=DT, requires_grad=True)
+    if dim is None and z.dim() > 2:  # the layout rule: more than 2 dims need an explicit dim
+        with pytest.raises(ValueError, match="feature axis is ambiguous"):
+            act.value_and_derivative(z)
+        return
     v, d = act.value_and_derivative(z)
     assert v.shape == z.shape == d.shape
     (g,) = torch.autograd.grad(v.sum(), z)

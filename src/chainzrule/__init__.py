@@ -17,6 +17,7 @@ from . import functional
 from .dreg import DregTerms, LambdaSchedule, collect, dreg_penalty, lambda_schedule
 from .errors import ChainzRuleError, ConfigError, DataError
 from .layers import HiddenLayer, hidden_layers
+from .conv import ConvHiddenLayer
 from .models import ChainzRuleMLP, MLP, count_parameters, match_width, num_parameters
 from .poly import PolynomialActivation, coefficient_parameters, parameter_groups
 from .regularizers import Regularizer, make_regularizer
@@ -24,7 +25,8 @@ from .regularizers import Regularizer, make_regularizer
 __version__ = "0.2.0"
 
 __all__ = [
-    "ChainzRuleError", "ChainzRuleMLP", "ConfigError", "DataError", "DregTerms", "GELU", "HiddenLayer",
+    "ChainzRuleError", "ChainzRuleMLP", "ConfigError", "ConvHiddenLayer", "DataError", "DregTerms", "GELU",
+    "HiddenLayer",
     "LambdaSchedule", "MLP", "PolynomialActivation", "ReLU", "SiLU", "Tanh", "coefficient_parameters", "collect",
     "count_parameters", "dreg_penalty", "functional", "hidden_layers", "lambda_schedule",
     "make_activation", "match_width", "num_parameters", "parameter_groups",

@@ -320,7 +320,7 @@ def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
         with torch.no_grad():
             for name, layer in layers:
                 fro = per_example[name].clamp_min(0).sqrt()  # [N]
-                slope = layer.activation.derivative(layer.linear(inputs[name]))  # [..., out]
+                slope = layer.derivative(inputs[name])  # [..., out]
                 rows.append(
                     {
                         "name": name,

@@ -25,6 +25,17 @@ use the explicit return there).
 Only hidden layers count; the linear output head is not penalized (guide §2).
 λ can follow a schedule (:func:`lambda_schedule`).
 
+**Tokens and padding.** A :class:`~chainzrule.layers.HiddenLayer` on ``[B, T, D]`` gives one term
+per token, ``[B, T]``. With padded sequences the mean must run over the real tokens only, not over
+``B·T``: pass the mask (``True`` or nonzero = a real token, the shape of the per-token terms) to
+``terms.penalty(mask=mask)``, ``dreg_penalty(jsq, mask=mask)`` or :func:`masked_mean`. Padding
+positions are excluded by selection, so whatever they hold never reaches the penalty nor its
+gradient::
+
+    with chainzrule.dreg.collect(model) as terms:
+        logits = model(tokens, padding_mask)
+    loss = task_loss(logits, y) + lam * terms.penalty(mask=~padding_mask)
+
 >>> import torch
 >>> from chainzrule.models import ChainzRuleMLP
 >>> net = ChainzRuleMLP(6, [8, 8], 3)
@@ -83,18 +94,39 @@ class DregTerms:
             out.setdefault(name, []).append(jsq.reshape(-1))
         return {name: torch.cat(parts) for name, parts in out.items()}
 
-    def per_layer(self) -> dict[str, Tensor]:
-        """``{layer name: mean over the recorded examples of ||S||_F²}`` (0-d tensors)."""
+    def per_layer(self, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """``{layer name: mean over the recorded examples of ||S||_F²}`` (0-d tensors).
+
+        With ``mask`` (the shape of every recorded term, e.g. ``[B, T]``): the mean over the
+        positions where it is true (see :func:`masked_mean`), over every recorded forward.
+        """
         if not self.records:
             raise ConfigError("no layer Jacobian was recorded: expected a forward of the model inside the "
                               "collect() block with grad enabled (or collect(model, always=True)), got none; "
                               "compiled/exported models and DataParallel replicas do not report to a "
                               "collector: use model(x, return_jacobian=True) there")
-        return {name: v.mean() for name, v in self.per_example().items()}
+        if mask is None:
+            return {name: v.mean() for name, v in self.per_example().items()}
+        sums: dict[str, list[Tensor]] = {}
+        for name, jsq in self.records:
+            m = _mask(mask, jsq, f"the terms of layer {name!r}")
+            sums.setdefault(name, []).append(torch.where(m, jsq, torch.zeros_like(jsq)).sum())
+        count = _mask(mask, self.records[0][1], "").sum().clamp_min(1)
+        return {name: torch.stack(parts).sum() / (count * len(parts)) for name, parts in sums.items()}
 
-    def penalty(self) -> Tensor:
-        """``Σ_l mean_x ||S^(l)(x)||_F²`` (0-d)."""
-        return torch.stack(list(self.per_layer().values())).sum()
+    def penalty(self, mask: Tensor | None = None) -> Tensor:
+        """``Σ_l mean_x ||S^(l)(x)||_F²`` (0-d); ``mask`` as in :meth:`per_layer`.
+
+        >>> from chainzrule import ChainzRuleMLP
+        >>> net = ChainzRuleMLP(4, [8], 2)
+        >>> x, real = torch.randn(2, 3, 4), torch.tensor([[True, True, False], [True, False, False]])
+        >>> with collect(net) as terms:
+        ...     _ = net(x)                                  # per-token terms [2, 3]
+        >>> jsq = terms.per_example()["hidden_layers.0"].view(2, 3)
+        >>> bool(torch.isclose(terms.penalty(mask=real), jsq[real].mean()))
+        True
+        """
+        return torch.stack(list(self.per_layer(mask).values())).sum()
 
 
 @contextmanager
@@ -134,14 +166,48 @@ def record(layer: nn.Module, jsq: Tensor) -> None:
             c.record(layer, jsq)
 
 
-def dreg_penalty(terms) -> Tensor:
+def _mask(mask: Tensor, values: Tensor, what: str) -> Tensor:
+    """``mask`` as a bool tensor on ``values``' device, or a ConfigError naming both shapes."""
+    if not isinstance(mask, Tensor) or mask.dtype.is_floating_point or mask.is_complex():
+        raise ConfigError(f"expected a bool or integer mask tensor (True / nonzero = real token), got "
+                          f"{type(mask).__name__}{' of dtype ' + str(mask.dtype) if isinstance(mask, Tensor) else ''}")
+    if tuple(mask.shape) != tuple(values.shape):
+        raise ConfigError(f"expected a mask of shape {tuple(values.shape)} ({what or 'the terms'}), "
+                          f"got {tuple(mask.shape)}")
+    return (mask if mask.dtype == torch.bool else mask != 0).to(values.device)
+
+
+def masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean of ``values`` over the positions where ``mask`` is true (0-d).
+
+    ``values`` e.g. per-token terms ``[B, T]``; ``mask`` bool or integer, same shape (``True`` /
+    nonzero: a real token; ``None``: every position). Masked-out positions are dropped by
+    ``torch.where``, not multiplied by 0, so what they hold never reaches the result nor its
+    gradient. With no true position the mean is 0 (no host sync to check it).
+
+    >>> masked_mean(torch.tensor([[1.0, 3.0, 1e6]]), torch.tensor([[1, 1, 0]]))
+    tensor(2.)
+    """
+    if mask is None:
+        return values.mean()
+    m = _mask(mask, values, "the values")
+    total = torch.where(m, values, torch.zeros_like(values)).sum()
+    return total / m.sum().clamp_min(1)
+
+
+def dreg_penalty(terms, mask: Tensor | None = None) -> Tensor:
     """``Σ_l mean_batch ||S^(l)||_F²`` (0-d) from ``jsq`` ``[..., L]`` or a :class:`DregTerms`.
+
+    ``mask`` (``[...]``, the terms' shape without the layer axis; bool or integer): the mean runs
+    over the true positions only — the real tokens of padded sequences (see :func:`masked_mean`).
 
     >>> dreg_penalty(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))   # layer means 2 and 3
     tensor(5.)
+    >>> dreg_penalty(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), mask=torch.tensor([True, False]))
+    tensor(3.)
     """
     if isinstance(terms, DregTerms):
-        return terms.penalty()
+        return terms.penalty(mask)
     if isinstance(terms, nn.Module):
         raise ConfigError("dreg_penalty takes the terms a forward returned, got a model: use "
                           "`logits, jsq = model(x, return_jacobian=True); dreg_penalty(jsq)` or "
@@ -149,6 +215,10 @@ def dreg_penalty(terms) -> Tensor:
     if not isinstance(terms, Tensor) or terms.dim() < 1:
         raise ConfigError(f"expected per-example terms [..., layers], got {type(terms).__name__}"
                           f"{tuple(terms.shape) if isinstance(terms, Tensor) else ''}")
+    if mask is not None:
+        m = _mask(mask, terms[..., 0], "the terms without their layer axis").unsqueeze(-1)  # [..., 1]
+        total = torch.where(m, terms, torch.zeros_like(terms)).reshape(-1, terms.shape[-1]).sum(0)  # [L]
+        return (total / m.sum().clamp_min(1)).sum()
     return terms.reshape(-1, terms.shape[-1]).mean(0).sum()
 
 

@@ -59,10 +59,13 @@ class HiddenLayer(nn.Module):
     Args:
         in_features, out_features: sizes of ``W`` (``[out, in]``).
         activation: an elementwise module with ``value_and_derivative(z)`` (see
-            :mod:`chainzrule.activations`); per-feature activations must have ``out_features``.
+            :mod:`chainzrule.activations`); per-feature activations must have ``out_features``,
+            and a feature axis that is the last one (``dim`` unset or -1).
         bias: whether the linear map has a bias.
 
     Shapes: ``[..., in_features]`` → ``[..., out_features]``; the Jacobian term: ``[...]``.
+    The activation always receives ``[N, out_features]`` (the leading dims flattened; a view), so
+    a polynomial built without ``dim`` works on token inputs ``[B, T, in]`` too.
     """
 
     def __init__(self, in_features: int, out_features: int, activation: nn.Module, bias: bool = True,
@@ -76,6 +79,10 @@ class HiddenLayer(nn.Module):
         n = getattr(activation, "num_features", None)
         if n is not None and n != out_features:
             raise ConfigError(f"activation has {n} features, expected out_features={out_features}")
+        dim = getattr(activation, "dim", None)
+        if n is not None and dim not in (None, -1):
+            raise ConfigError("a HiddenLayer's pre-activations are [..., out_features] (features last): expected "
+                              f"an activation with dim=None or dim=-1, got dim={dim!r}")
         self.linear = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.activation = activation
 
@@ -93,7 +100,8 @@ class HiddenLayer(nn.Module):
             raise ConfigError(f"expected {self.linear.in_features} input features in the last dimension, "
                               f"got shape {tuple(x.shape)}")
         if not (return_jacobian or dreg.wanted(self)):
-            return self.activation(self.linear(x))
+            z = self.linear(x)  # [..., out]
+            return self.activation(_rows(z)).reshape(z.shape)
         h, jsq = self.forward_with_jacobian(x)
         dreg.record(self, jsq)
         return (h, jsq) if return_jacobian else h
@@ -106,23 +114,35 @@ class HiddenLayer(nn.Module):
             z, rn = self.linear(x), CF.row_norms_sq(self.linear.weight)
         fused = getattr(self.activation, "value_and_jacobian_sq", None)
         if fused is not None:  # chainzrule activations: σ and Σ_i σ'² ||W_i||² in one pass
-            return fused(z, rn)
-        h, slope = self.activation.value_and_derivative(z)  # [..., out] each
-        return h, CF.layer_jacobian_sq(slope, rn)
+            h, jsq = fused(_rows(z), rn)  # [N, out], [N]
+        else:
+            h, slope = self.activation.value_and_derivative(_rows(z))  # [N, out] each
+            jsq = CF.layer_jacobian_sq(slope, rn)
+        return h.reshape(z.shape), jsq.reshape(z.shape[:-1])
 
     def row_norms_sq(self) -> Tensor:
         """``||W_i,:||²`` for every output unit, ``[out]``."""
         return CF.row_norms_sq(self.linear.weight)
 
+    def derivative(self, x: Tensor) -> Tensor:
+        """σ'(W x + b), ``[..., out]`` (for inspection)."""
+        z = self.linear(x)  # [..., out]
+        return self.activation.derivative(_rows(z)).reshape(z.shape)
+
     def jacobian(self, x: Tensor) -> Tensor:
         """The layer Jacobian ``S = diag(σ'(z)) W`` per example, ``[..., out, in]`` (for inspection)."""
-        slope = self.activation.derivative(self.linear(x))  # [..., out]
+        slope = self.derivative(x)  # [..., out]
         return slope.unsqueeze(-1) * self.linear.weight  # [..., out, 1] * [out, in]
 
     @torch.no_grad()
     def max_slope(self) -> Tensor:
         """Certified bound on |σ'| per unit (``[out]``) or for all units (0-d)."""
         return self.activation.max_slope()
+
+
+def _rows(z: Tensor) -> Tensor:
+    """``[..., F]`` as ``[N, F]`` (a view for a contiguous ``z``): what the activation sees."""
+    return z if z.dim() == 2 else z.reshape(-1, z.shape[-1])
 
 
 def hidden_layers(model: nn.Module) -> list[tuple[str, HiddenLayer]]:

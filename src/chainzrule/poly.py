@@ -14,6 +14,28 @@ non-persistent buffer, so ``.to()``, ``.double()``, deepcopy and DataParallel mo
 Initial coefficients make σ look like a named activation (gelu, silu, tanh, identity) on the whole
 line, continuation included (:func:`chainzrule.functional.fit_coefficients`).
 
+**Feature axis and shared coefficients.** ``dim`` names the feature (channel) axis: ``dim=-1`` for
+features last (``[N, F]``, ``[B, T, F]``), ``dim=1`` for channels first (``[N, C, L]``,
+``[N, C, H, W]``). ``groups=G`` shares coefficients between features: G sets, the features split
+into G contiguous groups (``groups=1``: one polynomial for the whole layer, as in PAU).
+
+*The layout rule.* A tensor's shape does not say which axis holds the channels: ``[N, C, H, W]``
+with ``W == C`` looks exactly like features last. So a polynomial built without ``dim`` (the
+default, ``dim=None``) accepts only ``[F]`` and ``[N, F]``, where the feature axis is the last one
+beyond doubt, and refuses any input with more than 2 dimensions — whatever its sizes — asking for
+``dim``. The refusal depends only on the rank, never on whether two sizes happen to coincide, so
+a network cannot fail on one batch and pass on the next. :class:`~chainzrule.layers.HiddenLayer`
+feeds its activation ``[N, F]`` (its output is features last by construction), and
+:class:`~chainzrule.conv.ConvHiddenLayer` requires ``dim=1``.
+
+>>> act = PolynomialActivation(8, dim=1, groups=2)           # 2 coefficient sets, channels first
+>>> act.coefficients.shape, act(torch.randn(2, 8, 5, 5)).shape
+(torch.Size([4, 2]), torch.Size([2, 8, 5, 5]))
+>>> PolynomialActivation(5)(torch.randn(2, 5, 5, 5))         # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+chainzrule.errors.ConfigError: PolynomialActivation(num_features=5) got an input of shape (2, 5, 5, 5): ...
+
 >>> import torch
 >>> act = PolynomialActivation(4, degree=3, init="gelu")
 >>> z = torch.linspace(-5, 5, 8).unsqueeze(1).expand(8, 4)    # [8, 4]
@@ -42,17 +64,23 @@ class PolynomialActivation(nn.Module):
     """Learnable per-feature polynomial activation with range control (see module docstring).
 
     Args:
-        num_features: size of the feature dimension of the input (the last one).
+        num_features: size of the feature (channel) dimension of the input.
         degree: polynomial degree, ≥ 1 (default 3, the papers' cubic).
         init: activation σ starts as: gelu, silu, tanh or identity.
         bound: half-width R of the working interval [-R, R].
         range_control: "linear" (default), "tanh" or "none".
         basis: basis of the trained coefficients: "legendre" (default), "chebyshev", "monomial"
             (powers of u/R) or "power" (powers of u, the v0.1 engine; for ablations).
+        dim: the feature axis: ``None`` (default: inputs ``[F]`` or ``[N, F]`` only — see the
+            layout rule in the module docstring), ``-1`` (features last, any rank) or ``1``
+            (channels first, ``[N, C, *spatial]``); any other int names that axis.
+        groups: ``None`` (default): one polynomial per feature; ``G``: G polynomials, feature i
+            uses set ``i // (num_features // G)`` (``num_features % G == 0``); ``1``: one shared.
 
-    Shapes: input ``[..., num_features]`` → output ``[..., num_features]``.
-    Parameter: ``coefficients`` ``[degree + 1, num_features]``, row k = coefficient of the k-th
-    basis function. :meth:`power_coefficients` gives the coefficients of u^k.
+    Shapes: input with ``num_features`` entries along ``dim`` → output of the same shape.
+    Parameter: ``coefficients`` ``[degree + 1, G]`` (G = ``num_features`` unless ``groups``),
+    row k = coefficient of the k-th basis function. :meth:`power_coefficients` gives the
+    coefficients of u^k for every feature, ``[degree + 1, num_features]``.
 
     >>> act = PolynomialActivation(3, degree=2, init="identity")
     >>> act(torch.tensor([[1.0, -2.0, 10.0]])).detach()
@@ -60,10 +88,17 @@ class PolynomialActivation(nn.Module):
     """
 
     def __init__(self, num_features: int, degree: int = 3, init: str = "gelu", bound: float = 3.0,
-                 range_control: str = "linear", basis: str = "legendre", device=None, dtype=None) -> None:
+                 range_control: str = "linear", basis: str = "legendre", dim: int | None = None,
+                 groups: int | None = None, device=None, dtype=None) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
             raise ConfigError(f"num_features must be a positive integer, got {num_features!r}")
+        if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool)):
+            raise ConfigError(f"dim must be None or an integer axis, got {dim!r}")
+        if groups is not None and (not isinstance(groups, int) or isinstance(groups, bool) or groups < 1
+                                   or num_features % groups):
+            raise ConfigError(f"groups must be None or a positive divisor of num_features={num_features}, "
+                              f"got {groups!r}")
         if not isinstance(degree, int) or isinstance(degree, bool) or degree < 1:
             raise ConfigError(f"degree must be an integer >= 1, got {degree!r}")
         if not (isinstance(bound, (int, float)) and math.isfinite(bound) and 0 < bound < 1e6):
@@ -78,8 +113,11 @@ class PolynomialActivation(nn.Module):
         self.bound = float(bound)
         self.range_control = range_control
         self.basis = basis
+        self.dim = dim
+        self.groups = groups
+        n_sets = num_features if groups is None else groups
         factory = {"device": device, "dtype": dtype}
-        self.coefficients = nn.Parameter(torch.empty(degree + 1, num_features, **factory))  # θ [D+1, F]
+        self.coefficients = nn.Parameter(torch.empty(degree + 1, n_sets, **factory))  # θ [D+1, G]
         m = CF.basis_matrix(basis, degree, self.bound).to(dtype=self.coefficients.dtype, device=device)
         self.register_buffer("basis_matrix", m, persistent=False)  # a = M θ   [D+1, D+1]
         self.reset_parameters()
@@ -91,42 +129,92 @@ class PolynomialActivation(nn.Module):
             self.coefficients.copy_(theta.to(self.coefficients).unsqueeze(1).expand_as(self.coefficients))
 
     def extra_repr(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in (("dim", self.dim), ("groups", self.groups)) if v is not None)
         return (f"num_features={self.num_features}, degree={self.degree}, init={self.init!r}, "
-                f"bound={self.bound}, range_control={self.range_control!r}, basis={self.basis!r}")
+                f"bound={self.bound}, range_control={self.range_control!r}, basis={self.basis!r}{extra}")
 
-    def _check(self, z: Tensor) -> None:
-        if z.dim() == 0 or z.shape[-1] != self.num_features:
-            raise ConfigError(f"expected input with {self.num_features} features in the last dimension, "
-                              f"got shape {tuple(z.shape)}")
+    def _axis(self, z: Tensor) -> int:
+        """The feature axis of ``z`` (non-negative), or a ConfigError naming expected and given."""
+        shape, F = tuple(z.shape), self.num_features
+        if self.dim is None and z.dim() > 2:
+            raise ConfigError(
+                f"PolynomialActivation(num_features={F}) got an input of shape {shape}: with more than 2 "
+                "dimensions the feature axis is ambiguous (features last as in [B, T, F], or channels first "
+                "as in [N, C, H, W]); build it with dim=-1 (features last) or dim=1 (channels first)")
+        dim = -1 if self.dim is None else self.dim
+        axis = dim + z.dim() if dim < 0 else dim
+        where = "the last dimension" if dim == -1 else f"dimension {dim}"
+        if not 0 <= axis < z.dim() or z.shape[axis] != F:
+            raise ConfigError(f"expected input with {F} features in {where}, got shape {shape}")
+        return axis
+
+    def _flat(self, z: Tensor, a: Tensor) -> tuple[Tensor, Tensor, int]:
+        """``z`` as ``[N, F·S]`` (a view when contiguous) and ``a`` expanded to match, and the axis.
+
+        The feature axis and everything after it (``S`` = product of the trailing sizes) become
+        one row, so the fused kernels run on channels-first inputs without moving any data: the
+        coefficients of feature f are repeated S times (autograd sums their gradient back).
+        """
+        axis = self._axis(z)
+        n = math.prod(z.shape[:axis])
+        trailing = math.prod(z.shape[axis + 1:])
+        if trailing != 1:
+            a = a.unsqueeze(-1).expand(*a.shape, trailing).reshape(a.shape[0], -1)  # [D+1, F·S]
+        return z.reshape(n, a.shape[1]), a, axis
+
+    def group_power_coefficients(self) -> Tensor:
+        """Coefficients of u^k of each coefficient set, ``[D+1, G]`` (differentiable).
+
+        >>> act = PolynomialActivation(6, degree=2, groups=3)
+        >>> act.group_power_coefficients().shape, act.power_coefficients().shape
+        (torch.Size([3, 3]), torch.Size([3, 6]))
+        """
+        return self.basis_matrix @ self.coefficients  # [D+1, D+1] @ [D+1, G]
 
     def power_coefficients(self) -> Tensor:
-        """Coefficients of u^k, ``[D+1, F]`` (differentiable in ``coefficients``)."""
-        return self.basis_matrix @ self.coefficients  # [D+1, D+1] @ [D+1, F]
+        """Coefficients of u^k for every feature, ``[D+1, F]`` (differentiable in ``coefficients``)."""
+        a = self.group_power_coefficients()  # [D+1, G]
+        if a.shape[1] == self.num_features:
+            return a
+        return a.repeat_interleave(self.num_features // a.shape[1], dim=1)  # contiguous groups
 
     def forward(self, z: Tensor) -> Tensor:
-        """σ(z), ``[..., F]`` → ``[..., F]``."""
-        self._check(z)
-        return CF.poly_activation(z, self.power_coefficients(), self.bound, self.range_control)
+        """σ(z), same shape as ``z`` (``num_features`` entries along ``dim``)."""
+        z2, a, _ = self._flat(z, self.power_coefficients())
+        return CF.poly_activation(z2, a, self.bound, self.range_control).view(z.shape)
 
     def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """``(σ(z), σ'(z))``, both ``[..., F]``; σ' is exact for the range control."""
-        self._check(z)
-        return CF.poly_activation_and_slope(z, self.power_coefficients(), self.bound, self.range_control)
+        """``(σ(z), σ'(z))``, both shaped like ``z``; σ' is exact for the range control."""
+        z2, a, _ = self._flat(z, self.power_coefficients())
+        h, slope = CF.poly_activation_and_slope(z2, a, self.bound, self.range_control)
+        return h.view(z.shape), slope.view(z.shape)
 
     def value_and_jacobian_sq(self, z: Tensor, row_norms_sq: Tensor) -> tuple[Tensor, Tensor]:
-        """``(σ(z), Σ_i σ'(z_i)² r_i)``: ``[..., F]``, ``[F]`` → ``[..., F]``, ``[...]`` (fused)."""
-        self._check(z)
-        return CF.poly_activation_and_jacobian_sq(z, self.power_coefficients(), row_norms_sq, self.bound,
-                                                  self.range_control)
+        """``(σ(z), Σ σ'(z)² r)`` with ``r`` shaped like ``z`` from the feature axis on (fused).
+
+        Features last: ``[..., F]``, ``r`` ``[F]`` → ``[..., F]``, ``[...]``. Channels first (conv):
+        ``[N, C, *S]``, ``r`` ``[C, *S]`` → ``[N, C, *S]``, ``[N]`` (sum over channels and positions).
+        """
+        z2, a, axis = self._flat(z, self.power_coefficients())
+        if tuple(row_norms_sq.shape) != tuple(z.shape[axis:]):
+            raise ConfigError(f"expected row norms of shape {tuple(z.shape[axis:])} for an input of shape "
+                              f"{tuple(z.shape)}, got {tuple(row_norms_sq.shape)}")
+        h, jsq = CF.poly_activation_and_jacobian_sq(z2, a, row_norms_sq.reshape(-1), self.bound,
+                                                    self.range_control)
+        return h.view(z.shape), jsq.view(z.shape[:axis])
 
     def derivative(self, z: Tensor) -> Tensor:
-        """σ'(z), the exact elementwise derivative of :meth:`forward`, ``[..., F]``."""
+        """σ'(z), the exact elementwise derivative of :meth:`forward`, shaped like ``z``."""
         return self.value_and_derivative(z)[1]
 
     @torch.no_grad()
     def max_slope(self) -> Tensor:
-        """Certified ``max_z |σ'(z)|`` per feature, ``[F]`` (``inf`` for ``range_control="none"``)."""
-        return CF.poly_max_slope(self.power_coefficients(), self.bound, self.range_control)
+        """Certified ``max_z |σ'(z)|`` per feature, ``[F]`` (``inf`` for ``range_control="none"``).
+
+        Computed once per coefficient set, then repeated over the features of its group.
+        """
+        per_set = CF.poly_max_slope(self.group_power_coefficients(), self.bound, self.range_control)  # [G]
+        return per_set.repeat_interleave(self.num_features // per_set.shape[0])
 
 
 def coefficient_parameters(model: nn.Module) -> list[nn.Parameter]:

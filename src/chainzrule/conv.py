@@ -1,0 +1,158 @@
+"""The convolutional hidden layer: ``nn.Conv1d/2d`` + a derivative-aware activation, with exact DREG.
+
+A conv layer computes ``h = σ(z)``, ``z = C x + b``, where ``C`` is the convolution written as a
+matrix (``[C_out·P', C_in·P]`` for ``P`` input and ``P'`` output positions). Its Jacobian is
+``S = diag(σ'(z)) C``, so per example
+
+    ||S||_F² = Σ_{c,p} σ'(z_{c,p})² · ||row_{c,p}(C)||²
+
+exactly as for a dense layer (guide §2). The squared row norms depend on the weight and on the
+geometry only — padding, stride, dilation and groups, border effects included — and come from one
+convolution of a ones map with ``W²`` (:func:`chainzrule.functional.conv_row_norms_sq`; the other
+padding modes are handled exactly too). So DREG on a conv layer costs one tiny batch-1 convolution
+and one elementwise pass, no double backward and no random projection. The tests hold the term
+against ``torch.func.jacrev`` of the layer for every stride/padding/dilation/groups combination.
+
+The layer mirrors :class:`~chainzrule.layers.HiddenLayer`: ``layer(x)`` computes exactly
+``σ(conv(x))``; ``layer(x, return_jacobian=True)`` also returns ``||S||_F²`` ``[N]``; inside
+``chainzrule.dreg.collect(model)`` it records the term for the collector. The convolution is a
+genuine ``nn.Conv1d/2d`` (``layer.conv``), called as a module, so its hooks, parametrizations and
+``state_dict`` keys behave as usual.
+
+>>> import torch
+>>> from chainzrule.poly import PolynomialActivation
+>>> layer = ConvHiddenLayer(3, 8, 3, PolynomialActivation(8, dim=1), padding=1)
+>>> h, jsq = layer(torch.randn(4, 3, 10, 10), return_jacobian=True)
+>>> h.shape, jsq.shape
+(torch.Size([4, 8, 10, 10]), torch.Size([4]))
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from . import dreg
+from . import functional as CF
+from .errors import ConfigError
+from .poly import PolynomialActivation
+
+
+class ConvHiddenLayer(nn.Module):
+    """``σ(conv(x))`` that can also return its per-example ``||S||_F²`` (see module docstring).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+        padding_mode: as for ``nn.Conv1d`` / ``nn.Conv2d`` (``padding_mode`` any of zeros,
+            reflect, replicate, circular: the row norms are exact for each).
+        activation: an elementwise module with ``value_and_derivative(z)`` — a standard one from
+            :mod:`chainzrule.activations` (any shape), or a per-channel
+            :class:`~chainzrule.poly.PolynomialActivation` built with ``num_features=out_channels``
+            and ``dim=1`` (``groups`` of the polynomial: shared coefficients, as usual).
+        spatial_dims: 1 (``nn.Conv1d``, inputs ``[N, C, L]``) or 2 (``nn.Conv2d``, ``[N, C, H, W]``).
+
+    Shapes: ``[N, in_channels, *spatial]`` → ``[N, out_channels, *out_spatial]``; the Jacobian
+    term ``[N]``. Unbatched inputs are refused (add the batch dimension).
+
+    >>> from chainzrule.activations import ReLU
+    >>> layer = ConvHiddenLayer(2, 4, 3, ReLU(), stride=2, spatial_dims=1)
+    >>> layer(torch.randn(5, 2, 9)).shape
+    torch.Size([5, 4, 4])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, activation: nn.Module, stride=1,
+                 padding=0, dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 spatial_dims: int = 2, device=None, dtype=None) -> None:
+        super().__init__()
+        if spatial_dims not in (1, 2):
+            raise ConfigError(f"spatial_dims must be 1 (Conv1d) or 2 (Conv2d), got {spatial_dims!r}")
+        _check_activation(activation, out_channels)
+        cls = nn.Conv1d if spatial_dims == 1 else nn.Conv2d
+        self.conv = cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                        groups=groups, bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+        self.activation = activation
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.conv.weight.dim() - 2
+
+    @property
+    def in_channels(self) -> int:
+        return self.conv.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
+
+    def _check(self, x: Tensor) -> None:
+        n = self.spatial_dims
+        if x.dim() != n + 2 or x.shape[1] != self.conv.in_channels:
+            want = "[N, C, L]" if n == 1 else "[N, C, H, W]"
+            raise ConfigError(f"expected input {want} with C={self.conv.in_channels} (batched), "
+                              f"got shape {tuple(x.shape)}")
+
+    def forward(self, x: Tensor, return_jacobian: bool = False):
+        """``σ(conv(x))`` ``[N, C_out, *S']``; with ``return_jacobian`` also ``||S||_F²`` ``[N]``."""
+        self._check(x)
+        if not (return_jacobian or dreg.wanted(self)):
+            return self.activation(self.conv(x))
+        h, jsq = self.forward_with_jacobian(x)
+        dreg.record(self, jsq)
+        return (h, jsq) if return_jacobian else h
+
+    def forward_with_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(σ(conv(x)), ||S||_F²)``: ``[N, C_out, *S']``, ``[N]`` (records nothing anywhere)."""
+        self._check(x)
+        z = self.conv(x)  # [N, C_out, *S']
+        rn = self.row_norms_sq(x.shape[2:])  # [C_out, *S']
+        act = self.activation
+        if isinstance(act, PolynomialActivation):  # per-channel: fused σ and Σ σ'² r, no data moved
+            return act.value_and_jacobian_sq(z, rn)
+        fused = getattr(act, "value_and_jacobian_sq", None)
+        if fused is not None and getattr(act, "num_features", None) is None:
+            # an elementwise activation does not care about the layout: flatten to [N, C·S']
+            h, jsq = fused(z.flatten(1), rn.reshape(-1))
+            return h.view(z.shape), jsq
+        h, slope = act.value_and_derivative(z)  # [N, C_out, *S'] each
+        return h, CF.conv_layer_jacobian_sq(slope, rn)
+
+    def row_norms_sq(self, input_shape) -> Tensor:
+        """``||row_{c,p}(C)||²`` for an input of spatial shape ``input_shape``, ``[C_out, *S']``."""
+        c = self.conv
+        return CF.conv_row_norms_sq(c.weight, tuple(input_shape), c.stride, c.padding, c.dilation, c.groups,
+                                    c.padding_mode)
+
+    def derivative(self, x: Tensor) -> Tensor:
+        """σ'(conv(x)), ``[N, C_out, *S']`` (for inspection)."""
+        self._check(x)
+        return self.activation.derivative(self.conv(x))
+
+    @torch.no_grad()
+    def max_slope(self) -> Tensor:
+        """Certified bound on |σ'| per channel (``[C_out]``) or for all channels (0-d)."""
+        return self.activation.max_slope()
+
+
+def _check_activation(activation: nn.Module, out_channels: int) -> None:
+    if not callable(getattr(activation, "value_and_derivative", None)):
+        raise ConfigError("activation must provide value_and_derivative(z) (see chainzrule.activations), "
+                          f"got {type(activation).__name__}")
+    n = getattr(activation, "num_features", None)
+    if n is None:
+        return
+    if n != out_channels:
+        raise ConfigError(f"activation has {n} features, expected out_channels={out_channels}")
+    if getattr(activation, "dim", None) != 1:
+        raise ConfigError("a per-channel activation of a conv layer acts on the channel axis of "
+                          f"[N, C, *spatial]: expected dim=1, got dim={getattr(activation, 'dim', None)!r}")
+
+
+def conv_hidden_layers(model: nn.Module) -> list[tuple[str, ConvHiddenLayer]]:
+    """All :class:`ConvHiddenLayer` submodules of ``model`` (itself included), in registration order.
+
+    >>> from chainzrule.activations import ReLU
+    >>> net = nn.Sequential(ConvHiddenLayer(1, 4, 3, ReLU()), nn.Flatten())
+    >>> [name for name, _ in conv_hidden_layers(net)]
+    ['0']
+    """
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, ConvHiddenLayer)]
