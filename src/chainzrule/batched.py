@@ -56,6 +56,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
@@ -63,7 +64,12 @@ from tqdm.auto import tqdm
 from .config import TrainConfig
 from .data.splits import Splits
 from .dreg import collect, lambda_schedule
+from .activations import GELU, ReLU, SiLU, Tanh
 from .errors import ConfigError
+from . import functional as CF
+from .layers import HiddenLayer
+from .models import FeedForward
+from .poly import PolynomialActivation
 from .regularizers import make_regularizer
 from .train import (RunResult, build_model, evaluate, head_kind, load_data, load_splits, make_optimizer, predict,
                     seed_everything, task_loss)
@@ -78,6 +84,9 @@ BATCHABLE_REGS = ("none", "wd")
 PER_MEMBER_FIELDS = ("seed", "lr", "coef_lr_scale", "dreg", "dreg_schedule", "dreg_final", "dreg_warmup",
                      "reg_strength", "patience", "diag_examples", "robustness", "adv_eps", "pgd_steps",
                      "corruption_examples")
+ENGINES = ("auto", "grouped", "vmap")
+#: activations without state: the same module applies to every member
+_STATELESS = (ReLU, GELU, SiLU, Tanh)
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,13 +150,15 @@ def eligible_groups(tasks: Sequence, max_size: int | None = None) -> list[list]:
 
 
 def train_batched(cfgs: Sequence[TrainConfig], splits_per_cfg: Sequence[Splits] | None = None,
-                  progress: bool = False, test: bool = True) -> list[RunResult]:
+                  progress: bool = False, test: bool = True, engine: str = "auto") -> list[RunResult]:
     """Train every config of ``cfgs`` (one batch: all :func:`batchable`, all with the same
     :func:`batch_key`) and return one :class:`~chainzrule.train.RunResult` per config, in order,
     each what ``train(cfg, splits, test=test)`` returns (timing fields aside: see module doc).
 
     ``splits_per_cfg`` gives each run its data (the validation carve depends on the seed); by
-    default they are loaded (the dataset once). Members whose splits differ in size (a carve
+    default they are loaded (the dataset once). ``engine``: "grouped" (the stacked forward written
+    out with batched matmuls; chainzrule/mlp models), "vmap" (``torch.func.vmap`` of
+    ``functional_call``: any model whose ops vmap) or "auto" (grouped where it applies). Members whose splits differ in size (a carve
     that rounds differently) are trained in separate sub-batches.
     """
     cfgs = list(cfgs)
@@ -177,7 +188,7 @@ def train_batched(cfgs: Sequence[TrainConfig], splits_per_cfg: Sequence[Splits] 
         parts.setdefault(shape, []).append(i)
     out: list[RunResult | None] = [None] * len(cfgs)
     for idx in parts.values():
-        runs = _Batch([cfgs[i] for i in idx], [splits_per_cfg[i] for i in idx], progress).run(test)
+        runs = _Batch([cfgs[i] for i in idx], [splits_per_cfg[i] for i in idx], progress, engine).run(test)
         for i, r in zip(idx, runs):
             out[i] = r
     return out  # type: ignore[return-value]
@@ -205,6 +216,90 @@ class _Objective(nn.Module):
         if self.reg_on:
             obj = obj + strength * self.reg.penalty(self.net, x, logits, lambda lg: task_loss(self.kind, lg, y))
         return obj, loss, (pen if pen is not None else loss.new_zeros(())), logits
+
+
+class _Grouped:
+    """The same objective as :class:`_Objective`, for all members at once with grouped matmuls.
+
+    For the models ``chainzrule`` builds (:class:`~chainzrule.models.FeedForward`: hidden layers of
+    ``nn.Linear`` + a polynomial or standard activation, ``nn.Linear`` head) the stacked forward is
+    written out: ``baddbmm`` per layer, the activation broadcast over ``[M, B, F]`` with each
+    member's own coefficients, each member's own ``||S||_F²`` terms and loss. Same arithmetic as
+    the model's own forward, without ``vmap``'s per-op wrapping (which costs more than the
+    arithmetic of a Pima-sized network). :meth:`supports` says whether a model has that form;
+    anything else goes through ``vmap``.
+    """
+
+    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool) -> None:
+        self.kind, self.dreg_on, self.reg_on = kind, dreg_on, reg_on
+        self.layers = []
+        for i, layer in enumerate(net.hidden_layers):
+            act = layer.activation
+            pre = f"hidden_layers.{i}"
+            if isinstance(act, PolynomialActivation):
+                self.layers.append((pre, act, act.basis_matrix.detach(), act.bound, act.range_control))
+            else:
+                self.layers.append((pre, act, None, None, None))
+        self.weights = [n for n, p in net.named_parameters() if "weight" in n.rsplit(".", 1)[-1] and p.dim() >= 2]
+
+    @staticmethod
+    def supports(net: nn.Module) -> bool:
+        layers = getattr(net, "hidden_layers", None)
+        if not isinstance(net, FeedForward) or layers is None or type(net.head) is not nn.Linear:
+            return False
+        for layer in layers:
+            if not isinstance(layer, HiddenLayer) or type(layer.linear) is not nn.Linear:
+                return False
+            if not (isinstance(layer.activation, PolynomialActivation) or type(layer.activation) in _STATELESS):
+                return False
+        return True
+
+    @staticmethod
+    def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """``x W^T + b`` per member: ``[M, B, in]``, ``[M, out, in]``, ``[M, out]`` → ``[M, B, out]``."""
+        if bias is None:
+            return torch.bmm(x, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    def logits(self, P: dict[str, Tensor], x: Tensor, dreg: bool) -> tuple[Tensor, list[Tensor]]:
+        """Logits ``[M, B, C]`` and (with ``dreg``) every hidden layer's ``||S||_F²`` ``[M, B]``."""
+        terms = []
+        for pre, act, basis, bound, rc in self.layers:
+            w = P[f"{pre}.linear.weight"]  # [M, out, in]
+            z = self._linear(x, w, P.get(f"{pre}.linear.bias"))  # [M, B, out]
+            if basis is not None:
+                a = torch.matmul(basis, P[f"{pre}.activation.coefficients"])  # [M, D+1, F] power coefficients
+                a = a.transpose(0, 1).unsqueeze(2)  # [D+1, M, 1, F]: a[k] broadcasts over [M, B, F]
+                if dreg:
+                    x, slope = CF.poly_activation_and_slope(z, a, bound, rc)
+                else:
+                    x = CF.poly_activation(z, a, bound, rc)
+            elif dreg:
+                x, slope = act.value_and_derivative(z)
+            else:
+                x = act(z)
+            if dreg:
+                rn = (w * w).sum(dim=2)  # [M, out]: ||W_i,:||²
+                terms.append(torch.matmul(slope * slope, rn.unsqueeze(-1)).squeeze(-1))  # [M, B]
+        return self._linear(x, P["head.weight"], P.get("head.bias")), terms
+
+    def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor):
+        """``(objective, task loss, DREG penalty, logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``."""
+        logits, terms = self.logits(P, x, self.dreg_on)
+        m, b = y.shape
+        loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
+        if self.dreg_on:
+            pen = torch.stack([t.mean(dim=1) for t in terms], dim=1).sum(dim=1)  # [M]: Σ_l mean_x ||S_l||²
+            obj = loss + lam * pen
+        else:
+            pen = loss.new_zeros(m)
+            obj = loss
+        if self.reg_on:  # weight decay: Σ ||W||_F² over weight matrices, in module order
+            total = loss.new_zeros(m)
+            for n in self.weights:
+                total = total + (P[n] * P[n]).sum(dim=(1, 2))
+            obj = obj + strength * total
+        return obj, loss, pen, logits
 
 
 class _MemberRecord:
@@ -244,7 +339,7 @@ def _replay_schedule(cfg: TrainConfig, model: nn.Module, total: int) -> tuple[li
 class _Batch:
     """M same-shaped runs as one stacked model (see the module doc)."""
 
-    def __init__(self, cfgs: list[TrainConfig], splits: list[Splits], progress: bool) -> None:
+    def __init__(self, cfgs: list[TrainConfig], splits: list[Splits], progress: bool, engine: str = "auto") -> None:
         self.cfgs, self.splits = cfgs, splits
         c0, sp0 = cfgs[0], splits[0]
         self.M = len(cfgs)
@@ -321,8 +416,19 @@ class _Batch:
             state = {**params, **buffers}
             return functional_call(self.objective.net, state, (x,))
 
-        self._step = vmap(member)
-        self._logits = vmap(logits)
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown batching engine {engine!r}: expected one of {', '.join(ENGINES)}")
+        if engine != "vmap" and _Grouped.supports(base):
+            grouped = _Grouped(base, self.kind, self.dreg_on, self.reg_on)
+            self.engine = "grouped"
+            self._step = lambda params, buffers, x, y, lam, strength: grouped(params, x, y, lam, strength)
+            self._logits = lambda params, buffers, x: grouped.logits(params, x, False)[0]
+        elif engine == "grouped":
+            raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
+        else:
+            self.engine = "vmap"
+            self._step = vmap(member)
+            self._logits = vmap(logits)
 
         # optimizer state, stacked like the parameters
         self.state: dict[str, dict[str, Tensor]] = {n: {} for n in names}

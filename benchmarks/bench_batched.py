@@ -1,0 +1,120 @@
+"""Runs per minute: M seeds of one config trained one after the other vs as one stacked batch.
+
+The Pima quick profile (``fights/pima.toml``: its ``[base]`` merged with ``[quick]``: 8-32-32-2,
+20 epochs, batch 32, Adam + OneCycle, robustness evaluation on) for each contender named by
+``--contenders`` (default: cr-dreg, the reference; ChainzRule + DREG λ=0.003). For each contender,
+in one process, one right after the other:
+
+  unbatched   ``chainzrule.train.train(cfg_s)`` for s = 0..M-1, sequentially (what a fight with
+              ``--jobs 1`` does)
+  batched     ``chainzrule.batched.train_batched([cfg_0 .. cfg_{M-1}])``
+
+Both sides include everything a fight run does: split carve, model build, training, per-epoch
+validation, test evaluation (diagnostics + FGSM/PGD). A warm-up run of each side (2 epochs)
+comes first, so one-time costs (imports, kernel selection) are not counted. Both sides run with
+the same torch thread count (``--threads``, default 1: what ``--jobs 2`` gives each worker on
+this 2-core machine). Results are checked to agree (test accuracy to 1e-6) before timing counts.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_batched.py                         # Pima, cr-dreg, M=10
+    PYTHONPATH=src python benchmarks/bench_batched.py --contenders relu,relu-dreg,cr,cr-dreg
+    PYTHONPATH=src python benchmarks/bench_batched.py --dataset synthetic-pima  # 768x8, 2 classes, no download
+
+``--dataset pima`` fetches the data from Debian (``apt-get download r-cran-mlbench``) on first
+use; if that fails the script says so and uses ``synthetic-pima`` (Gaussian blobs, 768 x 8,
+2 classes, Pima's 80/20 split) instead. This is a benchmark, not a test: pytest never collects it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_pima():
+    from chainzrule.data.base import Dataset
+    from chainzrule.train import synthetic_dataset
+
+    ds = synthetic_dataset(n=960, d=8, classes=2)  # 768 train / 192 test; Pima: 614 / 154
+    return Dataset(name="synthetic-pima", task="classification", X_train=ds.X_train[:614], y_train=ds.y_train[:614],
+                   X_test=ds.X_test[:154], y_test=ds.y_test[:154], num_classes=2, meta={"standardize": True})
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--spec", default=str(ROOT / "fights" / "pima.toml"))
+    ap.add_argument("--dataset", default="pima", help="pima (fetched) or synthetic-pima")
+    ap.add_argument("--contenders", default="cr-dreg")
+    ap.add_argument("--members", type=int, default=10, help="M: seeds per batch")
+    ap.add_argument("--epochs", type=int, default=None, help="override the quick profile's epochs")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    from chainzrule.batched import train_batched
+    from chainzrule.data.splits import make_splits
+    from chainzrule.fight.spec import load_spec
+    from chainzrule.train import load_data, train
+
+    torch.set_num_threads(args.threads)
+    spec = load_spec(args.spec, quick=True)
+    base = dict(spec.base)
+    if args.epochs:
+        base["epochs"] = args.epochs
+    data, note = None, ""
+    if args.dataset == "pima":
+        try:
+            data = load_data(spec.contender(spec.reference).train_config(base), progress=False)
+        except Exception as e:  # no network / no apt: say so and fall back
+            note = f"pima could not be loaded ({type(e).__name__}: {e}); used synthetic-pima (768x8, 2 classes)"
+    if data is None:
+        data = synthetic_pima()
+        base["dataset"] = "synthetic"  # a name TrainConfig accepts; the data passed in is synthetic-pima
+
+    rows = []
+    for name in [c.strip() for c in args.contenders.split(",") if c.strip()]:
+        cfgs = [spec.contender(name).train_config(base, seed=s) for s in range(args.members)]
+
+        def unbatched(cfgs):
+            return [train(c, make_splits(data, c.val_fraction, c.seed), progress=False) for c in cfgs]
+
+        def batched(cfgs):
+            return train_batched(cfgs, [make_splits(data, c.val_fraction, c.seed) for c in cfgs])
+
+        warm = [c.replace(epochs=2) for c in cfgs[:2]]
+        unbatched(warm), batched(warm)
+        t0 = time.perf_counter()
+        ref = unbatched(cfgs)
+        t1 = time.perf_counter()
+        got = batched(cfgs)
+        t2 = time.perf_counter()
+        agree = max(abs(r.result["test"]["accuracy"] - g.result["test"]["accuracy"]) for r, g in zip(ref, got))
+        rpm_u, rpm_b = 60 * len(cfgs) / (t1 - t0), 60 * len(cfgs) / (t2 - t1)
+        rows.append((name, cfgs[0].model, len(cfgs), t1 - t0, t2 - t1, rpm_u, rpm_b, rpm_b / rpm_u, agree))
+
+    cmd = "PYTHONPATH=src python benchmarks/bench_batched.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"`{cmd.strip()}`\n")
+    print(f"{spec.name} quick profile, dataset {data.name} ({len(data.X_train)} train rows before the "
+          f"validation carve), {base.get('epochs')} epochs, batch {base.get('batch_size')}, hidden "
+          f"{base.get('hidden')}, robustness {base.get('robustness')}; torch {torch.__version__}, "
+          f"{args.threads} thread(s), {platform.processor() or platform.machine()}\n")
+    if note:
+        print(f"note: {note}\n")
+    print("| contender | model | runs | unbatched s | batched s | runs/min unbatched | runs/min batched | speed-up "
+          "| max test-acc diff |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, model, m, tu, tb, ru, rb, sp, ag in rows:
+        print(f"| {name} | {model} | {m} | {tu:.2f} | {tb:.2f} | {ru:.1f} | {rb:.1f} | {sp:.2f}x | {ag:.1e} |")
+    return 0 if all(r[-1] <= 1e-6 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
