@@ -378,7 +378,11 @@ class _Batch:
             by_name = dict(model.named_parameters())
             self.group_of = [group_of[id(by_name[n])] for n in names]
             d = opt.defaults
-            self.eps, self.betas_default = d.get("eps"), d.get("betas")
+            if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD) or any(
+                    g.get(k) for g in opt.param_groups for k in ("weight_decay", "amsgrad", "maximize")):
+                raise ConfigError(f"cannot batch optimizer {type(opt).__name__} with weight_decay/amsgrad/maximize: "
+                                  "the batched update implements make_optimizer's Adam, AdamW and SGD only")
+            self.eps = d.get("eps")
             self.nesterov, self.dampening = d.get("nesterov"), d.get("dampening")
             if shared is None:
                 shared = others
@@ -408,14 +412,6 @@ class _Batch:
         self.params = {n: params[n] for n in names}  # [M, ...] leaves
         self.buffers = buffers
 
-        def member(params, buffers, x, y, lam, strength):
-            state = {**{f"net.{k}": v for k, v in params.items()}, **{f"net.{k}": v for k, v in buffers.items()}}
-            return functional_call(self.objective, state, (x, y, lam, strength))
-
-        def logits(params, buffers, x):
-            state = {**params, **buffers}
-            return functional_call(self.objective.net, state, (x,))
-
         if engine not in ENGINES:
             raise ConfigError(f"unknown batching engine {engine!r}: expected one of {', '.join(ENGINES)}")
         if engine != "vmap" and _Grouped.supports(base):
@@ -427,6 +423,15 @@ class _Batch:
             raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
         else:
             self.engine = "vmap"
+            objective = self.objective
+
+            def member(params, buffers, x, y, lam, strength):  # one member: its weights swapped in
+                state = {**{f"net.{k}": v for k, v in params.items()}, **{f"net.{k}": v for k, v in buffers.items()}}
+                return functional_call(objective, state, (x, y, lam, strength))
+
+            def logits(params, buffers, x):
+                return functional_call(objective.net, {**params, **buffers}, (x,))
+
             self._step = vmap(member)
             self._logits = vmap(logits)
 
@@ -446,55 +451,60 @@ class _Batch:
 
     # --- the optimizer, over the stacked tensors --------------------------------------------
 
-    def _member_scalar(self, values: Tensor, like: Tensor) -> Tensor:
-        """``[M']`` per-member values as ``[M', 1, ...]`` for ``like`` ``[M', ...]``."""
-        return values.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
-
     @torch.no_grad()
     def _update(self, t: int) -> None:
-        """One optimizer step at global step ``t`` with torch.optim's single-tensor arithmetic."""
+        """One optimizer step at global step ``t`` with torch.optim's single-tensor arithmetic.
+
+        Every member shares the step count and the scheduler's β₁ / momentum (same schedule kind
+        and length); only the learning rate may differ. Equal learning rates take the Python-float
+        path of ``torch.optim`` verbatim; per-member ones a ``[M', 1, ...]`` tensor with the same
+        operations in the same order (``addcdiv``'s ``self + value * t1 / t2``)."""
         self.opt_steps += 1
-        lr_t = self.lr_table[t][:, self.active]  # [G, M']
         others = self.sched_others[t]
+        adam = self.opt_kind in ("adam", "adamw")
+        if adam:
+            beta1, beta2 = others["betas"]
+            step = float(self.opt_steps)
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2 = 1 - beta2 ** step
+            bias_correction2_sqrt = bias_correction2 ** 0.5
+        else:
+            momentum = others["momentum"]
+        per_member = None
+        if not self.uniform_lr:  # [G, M'] learning rates (float64, as Python floats are) → step sizes
+            lr_t = self.lr_table[t][:, self.active]
+            per_member = -(lr_t / bias_correction1) if adam else -lr_t
+            per_member = per_member.to(device=self.device, dtype=self.dtype)
         for i, name in enumerate(self.names):
             p, g, st = self.params[name], self.params[name].grad, self.state[name]
             if g is None:
                 continue
             grp = self.group_of[i]
-            if self.uniform_lr:
-                lr: float | Tensor = self.lr_python[self.active[0]][t][grp]
-            else:
-                lr = lr_t[grp]
-            if self.opt_kind in ("adam", "adamw"):
-                beta1, beta2 = others["betas"]
+            lr = self.lr_python[self.active[0]][t][grp]
+            neg = None if per_member is None else per_member[grp].view(-1, *([1] * (p.dim() - 1)))  # [M', 1, ...]
+            if adam:
                 if not st:
                     st["exp_avg"] = torch.zeros_like(p)
                     st["exp_avg_sq"] = torch.zeros_like(p)
                 exp_avg, exp_avg_sq = st["exp_avg"], st["exp_avg_sq"]
                 exp_avg.lerp_(g, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                step = float(self.opt_steps)
-                bias_correction1 = 1 - beta1 ** step
-                bias_correction2 = 1 - beta2 ** step
-                bias_correction2_sqrt = bias_correction2 ** 0.5
                 denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-                if isinstance(lr, float):
+                if neg is None:
                     p.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
-                else:  # addcdiv computes self + value * t1 / t2, in that order
-                    neg_step = self._member_scalar(-(lr / bias_correction1), p)
-                    p.add_(exp_avg.mul(neg_step).div_(denom))
+                else:
+                    p.add_(exp_avg.mul(neg).div_(denom))
             else:  # SGD, Nesterov momentum, no dampening, no weight decay (make_optimizer's)
-                momentum = others["momentum"]
                 buf = st.get("momentum_buffer")
                 if buf is None:
                     buf = st["momentum_buffer"] = torch.clone(g).detach()
                 else:
                     buf.mul_(momentum).add_(g, alpha=1 - self.dampening)
                 d = g.add(buf, alpha=momentum) if self.nesterov else buf
-                if isinstance(lr, float):
+                if neg is None:
                     p.add_(d, alpha=-lr)
                 else:
-                    p.add_(d * self._member_scalar(-lr, p))
+                    p.add_(d * neg)
 
     # --- the loop ---------------------------------------------------------------------------
 
