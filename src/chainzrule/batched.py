@@ -320,11 +320,15 @@ class _MemberRecord:
         self.final_state: dict[str, Tensor] | None = None
 
 
-def _replay_schedule(cfg: TrainConfig, model: nn.Module, total: int) -> tuple[list[list[float]], list[dict], Any]:
+def _replay_schedule(cfg: TrainConfig, model: nn.Module, total: int):
     """The learning rate of every parameter group at every step (and the other hyperparameters
     the scheduler moves: Adam's β₁, SGD's momentum) from the member's real optimizer + scheduler,
-    stepped exactly as the training loop steps them (read before each optimizer step)."""
+    stepped exactly as the training loop steps them (read before each optimizer step).
+
+    Returns ``(lrs [T][G], others [T], optimizer, {parameter name: group index})``."""
     opt, sched = make_optimizer(cfg, model, total)
+    index = {id(p): g for g, group in enumerate(opt.param_groups) for p in group["params"]}
+    group_of = {name: index[id(p)] for name, p in model.named_parameters()}
     lrs, others = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": nothing to step here
@@ -333,7 +337,7 @@ def _replay_schedule(cfg: TrainConfig, model: nn.Module, total: int) -> tuple[li
             g0 = opt.param_groups[0]
             others.append({"betas": tuple(g0.get("betas", ())), "momentum": g0.get("momentum")})
             sched.step()
-    return lrs, others, opt
+    return lrs, others, opt, group_of
 
 
 class _Batch:
@@ -371,12 +375,13 @@ class _Batch:
         if not all(p.requires_grad for p in self.models[0].parameters()):  # pragma: no cover
             raise ConfigError("cannot batch a model with frozen parameters")
         self.opt_kind = c0.optimizer
-        lr_tables, shared = [], None
+        lr_tables, shared, replayed = [], None, {}
         for cfg, model in zip(cfgs, self.models):
-            lrs, others, opt = _replay_schedule(cfg, model, self.total)
-            group_of = {id(p): g for g, group in enumerate(opt.param_groups) for p in group["params"]}
-            by_name = dict(model.named_parameters())
-            self.group_of = [group_of[id(by_name[n])] for n in names]
+            key = (cfg.lr, cfg.coef_lr_scale)  # everything else of the schedule is shared by the batch
+            if key not in replayed:
+                replayed[key] = _replay_schedule(cfg, model, self.total)
+            lrs, others, opt, group_of = replayed[key]
+            self.group_of = [group_of[n] for n in names]
             d = opt.defaults
             if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD) or any(
                     g.get(k) for g in opt.param_groups for k in ("weight_decay", "amsgrad", "maximize")):
