@@ -94,6 +94,17 @@ def test_adamw_constant_tanh_range_control_no_dreg():
                         lr_schedule="constant", seed=s) for s in (0, 1)], test=False)
 
 
+def test_input_gradient_regularizers_equal_unbatched():
+    """igp and jr (double backward; jr's projections from each member's own seeded generator)."""
+    _check([TrainConfig(**BASE, model="mlp", activation="gelu", reg="igp", reg_strength=r, seed=s)
+            for s, r in ((0, 0.1), (1, 1.0))], test=False)
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, reg="jr", reg_strength=r, jr_projections=2, seed=s)
+            for s, r in ((0, 0.1), (1, 1.0))], test=False)
+    with pytest.raises(ConfigError, match="vmap engine"):
+        train_batched([TrainConfig(**BASE, model="mlp", reg="igp", reg_strength=0.1, seed=s) for s in (0, 1)],
+                      [make_splits(DATA, 0.1, s) for s in (0, 1)], engine="vmap")
+
+
 def test_early_stopping_and_divergence_per_member():
     """Members stop at different epochs (patience, a diverging lr) and leave the stack; the rest
     go on; each restores its own best epoch."""
@@ -105,8 +116,7 @@ def test_early_stopping_and_divergence_per_member():
 
 
 def test_refuses_what_it_cannot_batch():
-    for cfg in (TrainConfig(**BASE, model="kan"), TrainConfig(**BASE, model="mlp", reg="igp"),
-                TrainConfig(**BASE, model="mlp", reg="jr"), TrainConfig(**BASE, model="mlp", reg="sn"),
+    for cfg in (TrainConfig(**BASE, model="kan"), TrainConfig(**BASE, model="mlp", reg="sn"),
                 TrainConfig(**BASE, model="logreg")):
         assert batchable(cfg) is not None
         with pytest.raises(ConfigError, match="cannot batch"):
@@ -123,7 +133,7 @@ def _task(phase="final", test=True, **cfg):
 def test_eligible_groups():
     seeds = [_task(seed=s) for s in range(3)]
     lrs = [_task(seed=0, lr=lr) for lr in (1e-3, 1e-2)]
-    other = [_task(hidden=(4,)), _task(model="kan"), _task(reg="igp"), _task(model="svm"), _task(test=False, seed=5)]
+    other = [_task(hidden=(4,)), _task(model="kan"), _task(reg="sn"), _task(model="svm"), _task(test=False, seed=5)]
     dreg = [_task(dreg=0.01, seed=s) for s in range(2)]
     dup = _task(phase="lambda", seed=1)  # the same run as seeds[1], asked by another phase
     groups = eligible_groups(seeds + lrs + other + dreg + [dup])

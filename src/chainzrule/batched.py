@@ -78,7 +78,7 @@ from .train import _train_record  # TODO(public): train_record(cfg, model, loop,
 #: models whose forward is written with plain, vmap-able torch ops
 BATCHABLE_MODELS = ("chainzrule", "mlp")
 #: regularizers whose penalty is a function of the weights (or of nothing)
-BATCHABLE_REGS = ("none", "wd")
+BATCHABLE_REGS = ("none", "wd", "igp", "jr")
 #: config fields that may differ between the members of one batch (everything else must be equal):
 #: per-member scalars of the update, of the objective, of early stopping, and of evaluation
 PER_MEMBER_FIELDS = ("seed", "lr", "coef_lr_scale", "dreg", "dreg_schedule", "dreg_final", "dreg_warmup",
@@ -230,8 +230,11 @@ class _Grouped:
     anything else goes through ``vmap``.
     """
 
-    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool) -> None:
+    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool, regs: list) -> None:
         self.kind, self.dreg_on, self.reg_on = kind, dreg_on, reg_on
+        self.regs = regs  # every member's own regularizer (jr: its own seeded generator)
+        self.reg_name = regs[0].name
+        self.needs_input_grad = regs[0].needs_input_grad
         self.layers = []
         for i, layer in enumerate(net.hidden_layers):
             act = layer.activation
@@ -283,8 +286,12 @@ class _Grouped:
                 terms.append(torch.matmul(slope * slope, rn.unsqueeze(-1)).squeeze(-1))  # [M, B]
         return self._linear(x, P["head.weight"], P.get("head.bias")), terms
 
-    def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor):
-        """``(objective, task loss, DREG penalty, logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``."""
+    def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor,
+                 members: list[int]):
+        """``(objective, task loss, DREG penalty, logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``
+        for the members ``members`` (their indices in the batch, one per slot of the stack)."""
+        if self.needs_input_grad:
+            x = x.requires_grad_(True)
         logits, terms = self.logits(P, x, self.dreg_on)
         m, b = y.shape
         loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
@@ -294,12 +301,36 @@ class _Grouped:
         else:
             pen = loss.new_zeros(m)
             obj = loss
-        if self.reg_on:  # weight decay: Σ ||W||_F² over weight matrices, in module order
+        if self.reg_on:
+            obj = obj + strength * self._penalty(P, x, logits, loss, members)
+        return obj, loss, pen, logits
+
+    def _penalty(self, P: dict[str, Tensor], x: Tensor, logits: Tensor, loss: Tensor, members: list[int]) -> Tensor:
+        """Every member's un-scaled regularizer term ``[M]`` (what ``reg.penalty`` gives one run).
+
+        Members never interact, so one ``autograd.grad`` of the sum over members gives every
+        member its own input gradient (igp, jr)."""
+        m, b = logits.shape[:2]
+        if self.reg_name == "wd":  # Σ ||W||_F² over weight matrices, in module order
             total = loss.new_zeros(m)
             for n in self.weights:
                 total = total + (P[n] * P[n]).sum(dim=(1, 2))
-            obj = obj + strength * total
-        return obj, loss, pen, logits
+            return total
+        if self.reg_name == "igp":  # mean_x ||∇_x L(f(x), y)||², L the per-example loss
+            (g,) = torch.autograd.grad((loss * b).sum(), x, create_graph=True)  # [M, B, D]
+            return g.reshape(m, b, -1).pow(2).sum(dim=2).mean(dim=1)
+        if self.reg_name == "jr":  # C / n_proj · mean_x Σ_v ||vᵀ J||², v from each member's own generator
+            out = logits.reshape(m, b, -1)  # [M, B, C]
+            c = out.shape[2]
+            n_proj = self.regs[members[0]].n_proj
+            total = loss.new_zeros(m)
+            for _ in range(n_proj):
+                # TODO(public): JacobianProjections.directions(n, c, like) in regularizers.py
+                v = torch.stack([self.regs[i]._directions(b, c, out) for i in members])  # [M, B, C]
+                (vj,) = torch.autograd.grad(out, x, grad_outputs=v, create_graph=True)  # [M, B, D]
+                total = total + vj.reshape(m, b, -1).pow(2).sum(dim=(1, 2))
+            return total * (c / (n_proj * b))
+        raise ConfigError(f"reg {self.reg_name!r} is not batched")  # pragma: no cover (batchable refuses it)
 
 
 class _MemberRecord:
@@ -363,7 +394,7 @@ class _Batch:
         for cfg, sp in zip(cfgs, splits):
             seed_everything(cfg.seed)
             model = build_model(cfg, sp.in_features, sp.num_classes, sp.task)
-            reg = make_regularizer(cfg.reg)
+            reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
             model = reg.prepare(model).to(device=self.device, dtype=self.dtype)
             self.models.append(model)
             regs.append(reg)
@@ -420,12 +451,15 @@ class _Batch:
         if engine not in ENGINES:
             raise ConfigError(f"unknown batching engine {engine!r}: expected one of {', '.join(ENGINES)}")
         if engine != "vmap" and _Grouped.supports(base):
-            grouped = _Grouped(base, self.kind, self.dreg_on, self.reg_on)
+            grouped = _Grouped(base, self.kind, self.dreg_on, self.reg_on, regs)
             self.engine = "grouped"
-            self._step = lambda params, buffers, x, y, lam, strength: grouped(params, x, y, lam, strength)
+            self._step = lambda params, buffers, x, y, lam, strength: grouped(params, x, y, lam, strength, self.active)
             self._logits = lambda params, buffers, x: grouped.logits(params, x, False)[0]
         elif engine == "grouped":
             raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
+        elif regs[0].needs_input_grad:
+            raise ConfigError(f"cannot batch reg {c0.reg!r} with the vmap engine (autograd.grad inside vmap): "
+                              "use the grouped engine")
         else:
             self.engine = "vmap"
             objective = self.objective
