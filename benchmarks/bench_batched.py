@@ -2,13 +2,16 @@
 
 The Pima quick profile (``fights/pima.toml``: its ``[base]`` merged with ``[quick]``: 8-32-32-2,
 20 epochs, batch 32, Adam + OneCycle, robustness evaluation on) for each contender named by
-``--contenders`` (default: cr-dreg, the reference; ChainzRule + DREG λ=0.003). For each contender,
+``--contenders`` (default: cr-dreg, the reference; ChainzRule + DREG λ=0.003; any contender of
+the spec, including those the quick profile drops, e.g. relu-igp, relu-jr). For each contender,
 in one process, one right after the other:
 
   unbatched   ``chainzrule.train.train(cfg_s)`` for s = 0..M-1, sequentially (what a fight with
               ``--jobs 1`` does)
   batched     ``chainzrule.batched.train_batched([cfg_0 .. cfg_{M-1}])``
 
+Hyperparameters that the fight would tune and the contender does not fix are set to the middle
+of their tuning range (geometric for log ranges: lr 3e-3, igp strength 0.1, ...).
 Both sides include everything a fight run does: split carve, model build, training, per-epoch
 validation, test evaluation (diagnostics + FGSM/PGD). A warm-up run of each side (2 epochs)
 comes first, so one-time costs (imports, kernel selection) are not counted. ``--repeats`` rounds
@@ -51,6 +54,18 @@ def synthetic_pima():
                    X_test=ds.X_test[:154], y_test=ds.y_test[:154], num_classes=2, meta={"standardize": True})
 
 
+def tuned_midpoint(contender) -> dict:
+    """A stand-in for the tuned values: the middle (geometric for log ranges) of every tuned
+    range the contender's config leaves open (so reg_strength is not 0 for igp/jr/wd)."""
+    out = {}
+    for name, space in contender.tune.items():
+        if name in contender.config or isinstance(space, dict):
+            continue
+        lo, hi, scale = space
+        out[name] = float(np.sqrt(lo * hi)) if scale == "log" else (lo + hi) / 2
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--spec", default=str(ROOT / "fights" / "pima.toml"))
@@ -69,6 +84,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     spec = load_spec(args.spec, quick=True)
+    full = load_spec(args.spec)  # contenders the quick profile drops (igp, jr, ...) can be measured too
     base = dict(spec.base)
     if args.epochs:
         base["epochs"] = args.epochs
@@ -84,7 +100,8 @@ def main(argv=None) -> int:
 
     rows = []
     for name in [c.strip() for c in args.contenders.split(",") if c.strip()]:
-        cfgs = [spec.contender(name).train_config(base, seed=s) for s in range(args.members)]
+        contender = full.contender(name)
+        cfgs = [contender.train_config(base, seed=s, **tuned_midpoint(contender)) for s in range(args.members)]
 
         def unbatched(cfgs):
             return [train(c, make_splits(data, c.val_fraction, c.seed), progress=False) for c in cfgs]

@@ -164,3 +164,17 @@ def test_execute_group_stores_the_record_runner_execute_stores(tmp_path):
     (batched_dir / f"{tasks[0].key}.json").write_text(json.dumps({**recs[0], "marker": 1}))
     again = execute_group(tasks, batched_dir)
     assert again[0]["marker"] == 1 and again[1] == json.loads(json.dumps(recs[1]))
+
+
+def test_execute_group_falls_back_for_ordinal_tasks(tmp_path, monkeypatch):
+    """An ordinal dataset (CLM head) is known only once the data is loaded: run by run then."""
+    import dataclasses
+
+    from chainzrule.fight import runner
+
+    real = runner._splits_for
+    monkeypatch.setattr(runner, "_splits_for", lambda cfg: dataclasses.replace(real(cfg), task="ordinal"))
+    tasks = [_task(epochs=1, batch_size=256, hidden=(4,), seed=s) for s in (0, 1)]
+    recs = execute_group(tasks, tmp_path)
+    assert [r["key"] for r in recs] == [t.key for t in tasks]
+    assert all((tmp_path / f"{t.key}.json").exists() for t in tasks)

@@ -3,17 +3,17 @@
 A Fair Fight trains many tiny models (a Pima network has ~1,700 parameters), so a step of one run
 is Python and dispatch overhead, not arithmetic. Runs that differ only in their seed — and in
 per-run scalar hyperparameters (learning rate, coefficient-lr scale, DREG λ and its schedule,
-weight-decay strength, patience, evaluation options) — have identical shapes, so their parameters
-can be stacked along a new leading "member" dimension ``[M, ...]`` and trained by one
-``torch.func.vmap`` of ``torch.func.functional_call`` over that stack:
+regularizer strength, patience, evaluation options: :data:`PER_MEMBER_FIELDS`) — have identical
+shapes, so their parameters can be stacked along a new leading "member" dimension ``[M, ...]``
+(``torch.func.stack_module_state``) and trained as one model:
 
 - every member is built exactly as :func:`chainzrule.train.train` builds it (seeded by its own
-  ``cfg.seed``), then the members are stacked (``torch.func.stack_module_state``);
+  ``cfg.seed``), then the members are stacked;
 - every member draws its own batch order (``torch.Generator().manual_seed(seed * 100_003 + epoch)``)
   from its own validation carve: inputs are ``[M, B, D]``;
 - the objective is computed per member (its task loss, its own DREG term times its own λ(step),
-  its own weight-decay term); the sum over members is backpropagated once, which gives every
-  member exactly its own gradient (members never interact);
+  its own regularizer term times its own strength); the sum over members is backpropagated once,
+  which gives every member exactly its own gradient (members never interact);
 - the optimizer is Adam / AdamW / SGD (Nesterov) written over the stacked tensors with the
   *same arithmetic* as ``torch.optim``'s single-tensor implementation, with a per-member learning
   rate (a ``[M, 1, ...]`` step size) taken from each member's own scheduler (OneCycle / cosine /
@@ -25,16 +25,31 @@ can be stacked along a new leading "member" dimension ``[M, ...]`` and trained b
   :func:`chainzrule.train.evaluate` with the global RNG in the state it would have had in
   :func:`~chainzrule.train.train`, and its record is built by the same code as there.
 
-So per run the result is the one :func:`~chainzrule.train.train` gives (float64: equal to 1e-9,
-tested), except the timing fields: ``train_seconds`` is the member's share of the batch's wall
-time (each epoch's time divided among the members still training), ``step_ms`` follows from it.
+Two engines compute the stacked forward:
 
-What can be batched (:func:`batchable`): chainzrule and mlp models with a linear (classification)
-head, ``reg`` none or wd, any optimizer and schedule. Not batched (trained one by one as before):
-KAN (its B-spline basis is not written for vmap), input-gradient penalty and Jacobian
-regularization (they call ``torch.autograd.grad`` inside the forward, which ``vmap`` does not
-support), spectral norm (a parametrization with power-iteration buffers updated in place),
-ordinal heads (their label checks are data-dependent) and the classical baselines.
+- ``"grouped"`` (default where it applies): the forward of a :class:`~chainzrule.models.FeedForward`
+  (``nn.Linear`` hidden layers with a polynomial or ReLU/GELU/SiLU/tanh activation, ``nn.Linear``
+  head) written out with batched matmuls (``baddbmm``), the activation broadcast with each
+  member's own coefficients. ``torch.func.vmap`` wraps every op of a tiny network in more Python
+  than the op itself costs (measured: ~3x slower than this on Pima); this is the fast path.
+  Input-gradient regularizers (igp, jr) work here: one ``autograd.grad`` of the sum over members
+  is every member's own input gradient; jr draws each member's projections from its own
+  seeded generator, in the order the unbatched run draws them.
+- ``"vmap"``: ``torch.func.vmap`` of ``torch.func.functional_call`` of the model and objective
+  (the fused polynomial kernel has a generated vmap rule): any model whose ops vmap; not igp/jr
+  (``autograd.grad`` inside ``vmap`` is not supported).
+
+So per run the result is the one :func:`~chainzrule.train.train` gives (float64: equal to 1e-9,
+tested for both engines), except the timing fields: ``train_seconds`` is the member's share of
+the batch's wall time (each epoch's time divided among the members still training), ``step_ms``
+follows from it; ``peak_memory_mb`` is the process's, as always.
+
+What can be batched (:func:`batchable`): chainzrule and mlp models with a linear
+(classification) head; reg none, wd, igp or jr; any optimizer and schedule. Not batched (trained
+one by one as before): KAN (B-spline layers: not in the grouped engine, not verified under
+vmap), spectral norm (a parametrization whose power-iteration vectors are updated in place at
+every forward), ordinal heads (their label checks are data-dependent) and the classical
+baselines.
 
 >>> from chainzrule.config import TrainConfig
 >>> cfgs = [TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=1, batch_size=256,
@@ -156,10 +171,10 @@ def train_batched(cfgs: Sequence[TrainConfig], splits_per_cfg: Sequence[Splits] 
     each what ``train(cfg, splits, test=test)`` returns (timing fields aside: see module doc).
 
     ``splits_per_cfg`` gives each run its data (the validation carve depends on the seed); by
-    default they are loaded (the dataset once). ``engine``: "grouped" (the stacked forward written
-    out with batched matmuls; chainzrule/mlp models), "vmap" (``torch.func.vmap`` of
-    ``functional_call``: any model whose ops vmap) or "auto" (grouped where it applies). Members whose splits differ in size (a carve
-    that rounds differently) are trained in separate sub-batches.
+    default they are loaded (the dataset once). Members whose splits differ in size (a carve that
+    rounds differently) are trained in separate sub-batches. ``engine``: "grouped" (the stacked
+    forward written out with batched matmuls; chainzrule/mlp models), "vmap"
+    (``torch.func.vmap`` of ``functional_call``; not igp/jr) or "auto" (grouped where it applies).
     """
     cfgs = list(cfgs)
     if not cfgs:
@@ -711,12 +726,16 @@ def execute_group(tasks: Sequence, runs_dir: Path) -> list[dict]:
             records[t.key] = runner.load_record(path)
         elif t.key not in {u.key for u in todo}:
             todo.append(t)
-    if len(todo) == 1 or any(batchable(t.config) is not None for t in todo) or \
-            len({batch_key(t.config, t.test) for t in todo}) > 1:
+    splits = []
+    if len(todo) > 1 and all(batchable(t.config) is None for t in todo) and \
+            len({batch_key(t.config, t.test) for t in todo}) == 1:
+        splits = [runner._splits_for(t.config) for t in todo]  # TODO(public): runner.splits_for
+        if any(head_kind(t.config, sp.task) != "linear" for t, sp in zip(todo, splits)):
+            splits = []  # an ordinal task: its heads are not batched
+    if not splits:
         for t in todo:
             records[t.key] = runner.execute(t, runs_dir)
-    elif todo:
-        splits = [runner._splits_for(t.config) for t in todo]  # TODO(public): runner.splits_for
+    else:
         runs = train_batched([t.config for t in todo], splits, progress=False, test=todo[0].test)
         for t, run in zip(todo, runs):
             record = {"key": t.key, "phase": t.phase, "contender": t.contender, "seed": t.seed,
