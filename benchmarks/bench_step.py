@@ -27,6 +27,7 @@ Usage::
     python benchmarks/bench_step.py --ablations     # each hot-path optimization switched off in turn
     python benchmarks/bench_step.py --profile       # matmul / Adam / elementwise split (torch.profiler)
     python benchmarks/bench_step.py --compile       # + torch.compile'd CR variants (opt-in path)
+    python benchmarks/bench_step.py --scaling --threads 1 --clock cpu --repeats 30 --max-seconds 40 --write
 
 This is a benchmark, not a test: it asserts nothing and is never collected by pytest.
 """
@@ -85,14 +86,25 @@ def _plain_poly_jacobian_sq(z, a, rn, bound, range_control="linear"):
     return h, CF.layer_jacobian_sq(slope, rn)
 
 
+def _plain_poly(z, a, bound, range_control="linear"):
+    return CF.poly_activation_and_slope(z, a, bound, range_control)[0]
+
+
+def _plain_linear(x, weight, bias):
+    return F.linear(x, weight, bias), CF.row_norms_sq(weight)
+
+
 def _patches(names: str):
     """(object, attribute, replacement) triples that switch off the named optimizations."""
     from chainzrule import activations
 
     out = []
     for name in filter(None, names.split("+")):
-        if name == "nopolyfn":  # σ, σ' and ‖S‖² by plain ops + autograd instead of the fused kernel
+        if name == "nopolyfn":  # σ, σ' and ‖S‖² by plain ops + autograd instead of the fused kernels
             out.append((CF, "poly_activation_and_jacobian_sq", _plain_poly_jacobian_sq))
+            out.append((CF, "poly_activation", _plain_poly))
+        elif name == "nolinfuse":  # nn.Linear and the row norms as two autograd nodes (W.grad summed)
+            out.append((CF, "linear_and_row_norms_sq", _plain_linear))
         elif name == "noreluopt":  # ReLU σ' as (z > 0).to(dtype), then squared
             out.append((activations.ReLU, "value_and_jacobian_sq",
                         activations.DerivativeActivation.value_and_jacobian_sq))
@@ -117,11 +129,14 @@ class _Patched:
 
 ABLATIONS = [  # (label, model kind, switched-off optimizations)
     ("relu", "relu", ""),
-    ("relu_dreg, σ' = (z > 0) squared", "relu_dreg", "noreluopt"),
-    ("relu_dreg (final: sign mask)", "relu_dreg", ""),
-    ("cr (no DREG)", "cr", ""),
-    ("cr_dreg, plain ops + autograd", "cr_dreg", "nopolyfn"),
-    ("cr_dreg (final: fused kernel)", "cr_dreg", ""),
+    ("relu_dreg, plain ops", "relu_dreg", "noreluopt+nolinfuse"),
+    ("relu_dreg + sign mask", "relu_dreg", "nolinfuse"),
+    ("relu_dreg + fused linear (final)", "relu_dreg", ""),
+    ("cr, plain ops + autograd", "cr", "nopolyfn"),
+    ("cr (final: fused kernel)", "cr", ""),
+    ("cr_dreg, plain ops + autograd", "cr_dreg", "nopolyfn+nolinfuse"),
+    ("cr_dreg + fused poly kernel", "cr_dreg", "nolinfuse"),
+    ("cr_dreg + fused linear (final)", "cr_dreg", ""),
 ]
 
 
@@ -431,6 +446,48 @@ def run_ablations(args, x, y) -> int:
     return 0
 
 
+SCALING_WIDTHS = (256, 1024, 4096)
+SCALING_BATCHES = (64, 256, 1024)
+SCALING_VARIANTS = ["relu", "relu_dreg", "cr", "cr_dreg", "relu_igp"]
+
+
+def run_scaling(args) -> int:
+    """Ratios over hidden widths × batch sizes (784-w-w-10): how DREG's O(batch·width) extra work
+    compares with a step whose matmuls are O(batch·width²), and with a double-backward penalty."""
+    global HIDDEN, BATCH
+    markers = _markers(args, "scaling")
+    load_before = _loadavg()
+    lines = [markers[0], "",
+             f"Command: `python benchmarks/bench_step.py {' '.join(args.argv)}`  ",
+             f"Date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}  ",
+             f"Machine: {machine()}  ",
+             f"Per cell: up to {args.repeats} interleaved rounds or {args.max_seconds:g} s, {_clock_name()}; "
+             "median of per-round ratios  ", "",
+             "| width | batch | relu step ms | relu_dreg / relu | cr / relu | cr_dreg / relu | cr_dreg / cr "
+             "| relu_igp / relu | rounds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for width in SCALING_WIDTHS:
+        for batch in SCALING_BATCHES:
+            HIDDEN, BATCH = [width, width], batch
+            torch.manual_seed(1234)
+            x, y = torch.randn(batch, IN), torch.randint(0, OUT, (batch,))
+            times, rounds, _, _ = measure(SCALING_VARIANTS, args.repeats, 2, args.max_seconds, x, y)
+            total = {k: [sum(t) for t in v] for k, v in times.items()}
+            ratio = lambda a, b: statistics.median(p / q for p, q in zip(total[a], total[b]))  # noqa: E731
+            lines.append(f"| {width} | {batch} | {statistics.median(total['relu']) * 1e3:.2f} "
+                         f"| {ratio('relu_dreg', 'relu'):.3f} | {ratio('cr', 'relu'):.3f} "
+                         f"| {ratio('cr_dreg', 'relu'):.3f} | {ratio('cr_dreg', 'cr'):.3f} "
+                         f"| {ratio('relu_igp', 'relu'):.3f} | {rounds} |")
+            print(lines[-1], flush=True)
+    lines += ["", f"Load average before / after: {load_before} / {_loadavg()}", "", markers[1]]
+    block = "\n".join(lines)
+    print(block)
+    if args.write:
+        write_markdown(block, *markers)
+        print(f"updated {BENCH_MD}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=150, help="interleaved rounds (default 150)")
@@ -449,6 +506,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="print the matmul / elementwise / Adam split")
     ap.add_argument("--ablations", action="store_true",
                     help="measure each optimization of the hot path switched off, one at a time")
+    ap.add_argument("--scaling", action="store_true",
+                    help=f"ratios over widths {SCALING_WIDTHS} x batches {SCALING_BATCHES} (use --max-seconds per cell)")
     ap.add_argument("--write", action="store_true", help=f"update {BENCH_MD.name}")
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -483,6 +542,8 @@ def main(argv=None) -> int:
         return 0
 
     load_before = _loadavg()
+    if args.scaling:
+        return run_scaling(args)
     if args.ablations:
         return run_ablations(args, x, y)
     times, rounds, compile_s, steps = measure(

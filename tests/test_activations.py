@@ -48,3 +48,29 @@ def test_options_to_standard_activation_refused():
 def test_poly_needs_width():
     with pytest.raises(ValueError, match="num_features"):
         make_activation("poly")
+
+
+@pytest.mark.parametrize("name", list(STANDARD_ACTIVATIONS))
+def test_value_and_jacobian_sq_matches_jacrev(name):
+    """Σ_i σ'(z_i)² r_i per example against the diagonal of torch.func's per-example Jacobian."""
+    act = make_activation(name)
+    z = 3 * torch.randn(6, 5, dtype=torch.float64)
+    rn = torch.rand(5, dtype=torch.float64)
+    h, J = act.value_and_jacobian_sq(z, rn)
+    jac = torch.func.vmap(torch.func.jacrev(act))(z)  # [6, 5, 5], diagonal
+    torch.testing.assert_close(jac, torch.diag_embed(torch.diagonal(jac, dim1=-2, dim2=-1)))
+    torch.testing.assert_close(h, act(z), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(J, (torch.diagonal(jac, dim1=-2, dim2=-1) ** 2) @ rn, rtol=1e-12, atol=1e-12)
+    h1, J1 = act.value_and_jacobian_sq(z[0], rn)  # unbatched
+    assert h1.shape == (5,) and J1.shape == ()
+    torch.testing.assert_close(J1, J[0])
+
+
+@pytest.mark.parametrize("name", list(STANDARD_ACTIVATIONS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_huge_inputs_finite(name, dtype):
+    act = make_activation(name)
+    z = torch.tensor([[1e4, -1e4, 3e3, -7.5]], dtype=dtype, requires_grad=True)
+    h, J = act.value_and_jacobian_sq(z, torch.ones(4, dtype=dtype))
+    (h.sum() + J.sum()).backward()
+    assert torch.isfinite(h).all() and torch.isfinite(J).all() and torch.isfinite(z.grad).all()

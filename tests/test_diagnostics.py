@@ -115,25 +115,27 @@ def test_jacobian_norms_leaves_parameter_grads_alone():
 
 @pytest.mark.parametrize("train", [True, False])
 def test_caller_state_restored(train):
-    net = _net("cr")  # tracking on by default
+    from chainzrule.dreg import collect, dreg_penalty
+
+    net = _net("cr")
     net.train(train)
     net.hidden_layers[1].activation.train(not train)  # a mixed state survives too
-    net.hidden_layers[1].track_jacobian = False
     modes = {name: m.training for name, m in net.named_modules()}
     x = _x()
-    net(x)
-    kept = net.hidden_layers[0].jacobian_sq
-    for fn in (
-        lambda: jacobian_norms(net, x),
-        lambda: jacobian_norms(net, x, method="projection"),
-        lambda: lipschitz_bound(net),
-        lambda: layer_report(net, x),
-        lambda: sensitivity_summary(net, x),
-    ):
-        fn()
-        assert {name: m.training for name, m in net.named_modules()} == modes
-        assert [layer.track_jacobian for layer in net.hidden_layers] == [True, False]
-        assert net.hidden_layers[0].jacobian_sq is kept
+    with collect(net) as terms:  # a training step's collector stays the caller's own
+        net(x)
+        for fn in (
+            lambda: jacobian_norms(net, x),
+            lambda: jacobian_norms(net, x, method="projection"),
+            lambda: lipschitz_bound(net),
+            lambda: layer_report(net, x),
+            lambda: sensitivity_summary(net, x),
+        ):
+            fn()
+            assert {name: m.training for name, m in net.named_modules()} == modes
+    assert len(terms.records) == 2  # the diagnostics' forwards were not recorded
+    torch.testing.assert_close(terms.penalty(), dreg_penalty(net(x, return_jacobian=True)[1]))
+    assert all(not isinstance(v, torch.Tensor) for m in net.modules() for v in vars(m).values())
 
 
 def test_eval_semantics_with_dropout():

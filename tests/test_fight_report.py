@@ -272,7 +272,7 @@ def test_stored_activation_matches_the_module(range_control):
     with torch.no_grad():
         act.coefficients.add_(0.1 * torch.randn_like(act.coefficients))
     layer = {"kind": "poly", "bound": act.bound, "range_control": act.range_control,
-             "coefficients": act.coefficients.detach().tolist()}  # as the runner stores it
+             "coefficients": act.power_coefficients().detach().tolist()}  # as the runner stores it
     z = np.linspace(-4.0, 4.0, 81)
     ours = _poly_sigma(layer, z, max_neurons=5)  # [P, 5]
     with torch.no_grad():

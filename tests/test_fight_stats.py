@@ -384,3 +384,434 @@ def test_ratio_reduction_errors():
         ratio_reduction([1.0, 2.0], [1.0, 0.0])
     with pytest.raises(ValueError, match="equal length"):
         ratio_reduction([1.0, 2.0], [1.0])
+
+
+# ==============================================================================================
+# v2 protocol building blocks
+# ==============================================================================================
+
+from itertools import product  # noqa: E402
+
+from chainzrule.fight.stats import (  # noqa: E402
+    compare_failure_rates,
+    corrected_resampled_ttest,
+    edge_of_range,
+    expected_max_curve,
+    failure_rate,
+    noninferiority_test,
+    param_ratio_bootstrap,
+    params_at_accuracy,
+    range_position,
+    tost,
+    tost_paired,
+)
+
+# ----------------------------------------------------------------------------------------------
+# corrected resampled t-test (Nadeau & Bengio 2003)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_corrected_ttest_hand_computation():
+    # one 5-fold CV: J = 5 splits, 400 train / 100 test examples each
+    d = [0.02, 0.01, 0.03, 0.00, 0.04]
+    # mean = 0.10 / 5 = 0.02
+    # deviations 0, -0.01, 0.01, -0.02, 0.02 -> sum of squares 0.0010 -> s^2 = 0.0010 / 4 = 0.00025
+    # corrected variance of the mean = (1/5 + 100/400) * 0.00025 = 0.45 * 0.00025 = 0.0001125
+    # t = 0.02 / sqrt(0.0001125) = 0.02 / 0.0106066 = 1.885618, df = 4
+    # df = 4 in closed form: p = 1 - sin(th) (1 + cos(th)^2 / 2), sin(th) = t / sqrt(t^2 + 4)
+    t = 0.02 / math.sqrt(0.0001125)
+    p = 1 - t / math.sqrt(t**2 + 4) * (1 + 2 / (t**2 + 4))
+    half = 2.7764451051977987 * math.sqrt(0.0001125)  # t_{0.975, 4} from tables
+    r = corrected_resampled_ttest(d, n_train=400, n_test=100)
+    assert r["mean_diff"] == pytest.approx(0.02)
+    assert r["variance"] == pytest.approx(0.0001125)
+    assert r["statistic"] == pytest.approx(1.885618083, rel=1e-9) == pytest.approx(t)
+    assert r["df"] == 4 and r["n"] == 5
+    assert r["p_value"] == pytest.approx(0.1324189, rel=1e-6) == pytest.approx(p)
+    assert (r["ci_low"], r["ci_high"]) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
+    assert list(r) == ["mean_diff", "statistic", "p_value", "variance", "df", "ci_low", "ci_high", "n"]
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_corrected_ttest_is_plain_paired_t_when_test_share_vanishes(alternative):
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.8, 0.02, 10), rng.normal(0.79, 0.02, 10)
+    r = corrected_resampled_ttest(a - b, n_train=1e15, n_test=1, alternative=alternative)
+    ref = st_scipy.ttest_rel(a, b, alternative=alternative)
+    assert r["statistic"] == pytest.approx(ref.statistic, rel=1e-9)
+    assert r["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+    ci = st_scipy.ttest_rel(a, b).confidence_interval(0.95)
+    assert (r["ci_low"], r["ci_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_corrected_ttest_widens_and_sides_add_up():
+    d = [0.5, 1.5, 1.0, 2.0, 0.0, 1.0, 1.5, 0.5, 1.0, 1.0]  # 2 x 5-fold
+    plain = paired_tests(d, [0.0] * 10)
+    r = corrected_resampled_ttest(d, n_train=80, n_test=20)
+    assert r["p_value"] > plain["t_p"] and abs(r["statistic"]) < abs(plain["t_stat"])
+    g = corrected_resampled_ttest(d, 80, 20, alternative="greater")["p_value"]
+    le = corrected_resampled_ttest(d, 80, 20, alternative="less")["p_value"]
+    assert g + le == pytest.approx(1.0) and r["p_value"] == pytest.approx(2 * min(g, le))
+
+
+def test_corrected_ttest_null_shifts():
+    x = [0.84, 0.86, 0.85, 0.83, 0.87]
+    r = corrected_resampled_ttest(x, 600, 150, null=0.8571)
+    s = corrected_resampled_ttest([v - 0.8571 for v in x], 600, 150)
+    assert r["statistic"] == pytest.approx(s["statistic"]) and r["p_value"] == pytest.approx(s["p_value"])
+    assert r["ci_low"] == pytest.approx(s["ci_low"] + 0.8571)  # the interval stays on x's scale
+
+
+def test_corrected_ttest_degenerate():
+    one = corrected_resampled_ttest([0.3], 80, 20)
+    assert one["mean_diff"] == 0.3 and math.isnan(one["p_value"]) and math.isnan(one["ci_low"])
+    zero = corrected_resampled_ttest([0.0, 0.0, 0.0], 80, 20)
+    assert (zero["statistic"], zero["p_value"], zero["ci_low"]) == (0.0, 1.0, 0.0)
+    const = corrected_resampled_ttest([0.1, 0.1, 0.1], 80, 20)
+    assert const["statistic"] == math.inf and const["p_value"] == 0.0
+
+
+def test_corrected_ttest_errors():
+    with pytest.raises(ValueError, match="positive finite n_train"):
+        corrected_resampled_ttest([1.0, 2.0], 0, 20)
+    with pytest.raises(ValueError, match="n_test"):
+        corrected_resampled_ttest([1.0, 2.0], 80, None)
+    with pytest.raises(ValueError, match="alternative"):
+        corrected_resampled_ttest([1.0, 2.0], 80, 20, alternative="bigger")
+    with pytest.raises(ValueError, match="finite values in diffs"):
+        corrected_resampled_ttest([1.0, float("nan")], 80, 20)
+    with pytest.raises(ValueError, match="confidence"):
+        corrected_resampled_ttest([1.0, 2.0], 80, 20, confidence=95)
+
+
+# ----------------------------------------------------------------------------------------------
+# non-inferiority
+# ----------------------------------------------------------------------------------------------
+
+_CENTRED = np.array([-0.002, 0.001, 0.0, 0.002, -0.001])  # mean 0, sd 0.00158
+
+
+def test_noninferiority_matches_scipy_one_sided_t():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0.97, 0.003, 8), rng.normal(0.971, 0.003, 8)
+    r = noninferiority_test(a, b, margin=0.005)
+    ref = st_scipy.ttest_1samp(a - b, -0.005, alternative="greater")
+    assert r["statistic"] == pytest.approx(ref.statistic) and r["p_value"] == pytest.approx(ref.pvalue)
+    ci = st_scipy.ttest_1samp(a - b, 0.0).confidence_interval(0.90)  # 1 - 2 alpha
+    assert (r["ci_low"], r["ci_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    # margin 0 is the one-sided paired superiority test
+    r0 = noninferiority_test(a, b, margin=0.0)
+    assert r0["p_value"] == pytest.approx(st_scipy.ttest_rel(a, b, alternative="greater").pvalue)
+
+
+def test_noninferiority_constructed_cases():
+    b = np.full(5, 0.970)
+    # A equal to B up to noise, margin 0.5 points: non-inferior (p tiny, CI above -0.005)
+    same = noninferiority_test(b + _CENTRED, b, margin=0.005)
+    assert same["p_value"] < 0.01 and same["ci_low"] > -0.005 and same["bound"] == -0.005
+    # A 2 points worse: the whole interval below -0.005, p ~ 1
+    worse = noninferiority_test(b - 0.02 + _CENTRED, b, margin=0.005)
+    assert worse["p_value"] > 0.999 and worse["ci_high"] < -0.005
+    # A 0.5 points worse on average: the interval contains the bound
+    edge = noninferiority_test(b - 0.005 + _CENTRED, b, margin=0.005)
+    assert edge["ci_low"] < -0.005 < edge["ci_high"] and edge["p_value"] == pytest.approx(0.5)
+
+
+def test_noninferiority_lower_is_better():
+    b = np.full(5, 10.0)  # e.g. ||J||_F, lower is better, margin 0.5
+    r = noninferiority_test(b + 0.2 + _CENTRED * 100, b, margin=0.5, direction="lower")
+    assert r["bound"] == 0.5 and r["p_value"] < 0.05 and r["ci_high"] < 0.5
+    flipped = noninferiority_test(-(b + 0.2 + _CENTRED * 100), -b, margin=0.5)
+    assert r["p_value"] == pytest.approx(flipped["p_value"])
+
+
+def test_noninferiority_corrected_variance_for_cv():
+    # 2 x 5-fold CV of Pima-sized data (614 train, 154 test): the plain test is overconfident
+    d = np.array([0.01, -0.02, 0.0, 0.015, -0.01, 0.005, -0.015, 0.01, 0.0, -0.005])
+    a, b = 0.75 + d, np.full(10, 0.75)
+    plain = noninferiority_test(a, b, margin=0.01)
+    cv = noninferiority_test(a, b, margin=0.01, n_train=614, n_test=154)
+    assert plain["p_value"] < 0.05 < cv["p_value"] and cv["corrected"] and not plain["corrected"]
+    ref = corrected_resampled_ttest(d, 614, 154, null=-0.01, alternative="greater")
+    assert cv["p_value"] == pytest.approx(ref["p_value"]) and cv["variance"] == pytest.approx(ref["variance"])
+
+
+def test_noninferiority_errors():
+    with pytest.raises(ValueError, match="margin >= 0"):
+        noninferiority_test([1.0, 2.0], [1.0, 2.0], margin=-0.1)
+    with pytest.raises(ValueError, match="direction"):
+        noninferiority_test([1.0, 2.0], [1.0, 2.0], margin=0.1, direction="up")
+    with pytest.raises(ValueError, match="n_test"):
+        noninferiority_test([1.0, 2.0], [1.0, 2.0], margin=0.1, n_train=80)
+    with pytest.raises(ValueError, match="equal length"):
+        noninferiority_test([1.0, 2.0], [1.0], margin=0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        noninferiority_test([1.0, 2.0], [1.0, 2.0], margin=0.1, alpha=0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# TOST equivalence
+# ----------------------------------------------------------------------------------------------
+
+
+def test_tost_matches_two_scipy_one_sided_tests():
+    x = np.array([1.012, 1.016, 1.014, 1.019, 1.013, 1.015])
+    r = tost(x, 1.01, 1.02)
+    p_low = st_scipy.ttest_1samp(x, 1.01, alternative="greater").pvalue
+    p_high = st_scipy.ttest_1samp(x, 1.02, alternative="less").pvalue
+    assert r["p_low"] == pytest.approx(p_low) and r["p_high"] == pytest.approx(p_high)
+    assert r["p_value"] == pytest.approx(max(p_low, p_high))
+    ci = st_scipy.ttest_1samp(x, 0.0).confidence_interval(0.90)
+    assert (r["ci_low"], r["ci_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+@pytest.mark.parametrize(
+    "centre, inside, outside",
+    [(1.015, True, False),   # clearly inside [1.01, 1.02]
+     (1.020, False, False),  # straddles the upper end
+     (1.080, False, True)],  # ReLU-like tau: outside
+)
+def test_tost_constructed_cases(centre, inside, outside):
+    x = centre + _CENTRED
+    r = tost(x, 1.01, 1.02)
+    assert (r["p_value"] <= 0.05) == inside
+    assert (r["ci_high"] < 1.01 or r["ci_low"] > 1.02) == outside
+
+
+def test_tost_p_agrees_with_interval_inside():
+    for shift in np.linspace(1.005, 1.025, 41):
+        r = tost(shift + _CENTRED, 1.01, 1.02)
+        inside = r["ci_low"] >= 1.01 and r["ci_high"] <= 1.02
+        assert (r["p_value"] <= 0.05) == inside
+
+
+def test_tost_paired_and_corrected():
+    a, b = [0.91, 0.92, 0.93, 0.92], [0.91, 0.915, 0.925, 0.925]
+    r = tost_paired(a, b, -0.01, 0.01)
+    assert r["p_value"] == pytest.approx(tost(np.subtract(a, b), -0.01, 0.01)["p_value"])
+    cv = tost_paired(a, b, -0.01, 0.01, n_train=80, n_test=20)
+    assert cv["corrected"] and cv["p_value"] > r["p_value"]
+
+
+def test_tost_errors_and_degenerate():
+    with pytest.raises(ValueError, match="low < high"):
+        tost([1.0, 2.0], 2.0, 1.0)
+    with pytest.raises(ValueError, match="low < high"):
+        tost([1.0, 2.0], 1.0, float("inf"))
+    assert math.isnan(tost([1.015], 1.01, 1.02)["p_value"])
+    assert tost([1.015, 1.015], 1.01, 1.02)["p_value"] == 0.0  # zero spread, inside
+
+
+# ----------------------------------------------------------------------------------------------
+# failure rates
+# ----------------------------------------------------------------------------------------------
+
+
+def test_failure_rate_clopper_pearson_known_values():
+    r = failure_rate(1, 5)
+    assert r["rate"] == 0.2 and r["method"] == "clopper-pearson"
+    # lower = 1 - 0.975^(1/5) (Beta(1, 5) quantile), upper = Beta(2, 4) 0.975 quantile
+    assert r["ci_low"] == pytest.approx(1 - 0.975 ** (1 / 5)) == pytest.approx(0.00505, abs=1e-5)
+    assert r["ci_high"] == pytest.approx(0.7164, abs=1e-4)
+    assert failure_rate(0, 10)["ci_low"] == 0.0
+    assert failure_rate(0, 10)["ci_high"] == pytest.approx(1 - 0.025 ** (1 / 10))
+    assert failure_rate(10, 10)["ci_low"] == pytest.approx(0.025 ** (1 / 10))
+    assert failure_rate(10, 10)["ci_high"] == 1.0
+
+
+def test_failure_rate_wilson_by_hand():
+    k, n, z = 1, 5, 1.959963984540054
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    r = failure_rate(k, n, method="wilson")
+    assert (r["ci_low"], r["ci_high"]) == (pytest.approx(centre - half), pytest.approx(centre + half))
+    assert r["ci_high"] - r["ci_low"] < failure_rate(k, n)["ci_high"] - failure_rate(k, n)["ci_low"]
+
+
+def test_failure_rate_errors():
+    for bad in [(6, 5), (-1, 5), (0, 0), (1.0, 5), (True, 5)]:
+        with pytest.raises(ValueError, match="expected integer counts"):
+            failure_rate(*bad)
+    with pytest.raises(ValueError, match="method"):
+        failure_rate(1, 5, method="wald")
+    assert failure_rate(np.int64(2), np.int64(10))["rate"] == 0.2
+
+
+def test_compare_failure_rates_fisher():
+    r = compare_failure_rates(0, 10, 5, 10)
+    assert r["p_value"] == pytest.approx(2 * 252 / 15504)  # C(10,5)/C(20,5), both tails
+    assert (r["rate_a"], r["rate_b"], r["difference"]) == (0.0, 0.5, -0.5)
+    assert compare_failure_rates(1, 5, 0, 5)["p_value"] == 1.0
+    one = compare_failure_rates(5, 10, 0, 10, alternative="greater")
+    assert one["p_value"] == pytest.approx(252 / 15504)
+    with pytest.raises(ValueError, match="failed_b"):
+        compare_failure_rates(1, 5, 6, 5)
+
+
+# ----------------------------------------------------------------------------------------------
+# expected best validation score vs budget (Dodge et al. 2019)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_expected_max_exact_enumeration():
+    scores = [0.70, 0.82, 0.82, 0.91]  # a tie included
+    for k in (1, 2, 3):
+        maxima = np.array([max(t) for t in product(scores, repeat=k)])  # all 4^k draws, equally likely
+        c = expected_max_curve(scores, ks=[k])
+        assert c["mean"][0] == pytest.approx(maxima.mean(), abs=1e-12)
+        assert c["variance"][0] == pytest.approx(maxima.var(), abs=1e-12)
+
+
+def test_expected_max_monte_carlo():
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(0.6, 0.9, 7)
+    draws = rng.choice(scores, size=(200_000, 5), replace=True).max(axis=1)
+    c = expected_max_curve(scores, ks=[5])
+    assert c["mean"][0] == pytest.approx(draws.mean(), abs=1e-3)
+    assert c["std"][0] == pytest.approx(draws.std(), abs=1e-3)
+
+
+def test_expected_max_limits_and_direction():
+    scores = [0.3, 0.9, 0.5, 0.7]
+    c = expected_max_curve(scores)
+    assert c["k"] == [1, 2, 3, 4]
+    assert c["mean"][0] == pytest.approx(0.6) and c["variance"][0] == pytest.approx(np.var(scores))
+    assert np.all(np.diff(c["mean"]) > 0)  # more budget, better expected best
+    big = expected_max_curve(scores, ks=[2000])
+    assert big["mean"][0] == pytest.approx(0.9) and big["std"][0] == pytest.approx(0.0, abs=1e-6)
+    low = expected_max_curve(scores, ks=[1, 3], direction="lower")
+    neg = expected_max_curve([-s for s in scores], ks=[1, 3])
+    assert low["mean"] == pytest.approx([-m for m in neg["mean"]])
+    assert low["variance"] == pytest.approx(neg["variance"])
+
+
+def test_expected_max_errors():
+    for ks in ([0], [1.5], [], [[1, 2]]):
+        with pytest.raises(ValueError, match="integer budgets"):
+            expected_max_curve([0.1, 0.2], ks=ks)
+    with pytest.raises(ValueError, match="at least one"):
+        expected_max_curve([])
+
+
+# ----------------------------------------------------------------------------------------------
+# edge of range
+# ----------------------------------------------------------------------------------------------
+
+
+def test_edge_of_range_log_and_linear():
+    # the v1 MNIST learning rates: 0.0081-0.0091 under a 0.01 ceiling of a [1e-4, 1e-2] log range
+    assert edge_of_range(0.0081, 1e-4, 1e-2, log=True) and edge_of_range(0.0091, 1e-4, 1e-2, log=True)
+    assert not edge_of_range(1e-3, 1e-4, 1e-2, log=True)
+    assert edge_of_range(1.5e-4, 1e-4, 1e-2, log=True)  # the lower end counts too
+    assert range_position(0.0081, 1e-4, 1e-2, log=True) == pytest.approx((math.log10(0.0081) + 4) / 2)
+    assert not edge_of_range(0.0081, 1e-4, 1e-2)  # linear: 0.81 of the range
+    assert edge_of_range(0.95, 0.0, 1.0) and edge_of_range(0.1, 0.0, 1.0)  # bounds included
+    assert not edge_of_range(0.11, 0.0, 1.0) and edge_of_range(0.2, 0.0, 1.0, share=0.25)
+    assert range_position(5, 0, 10) == 0.5  # integer ranges work
+
+
+def test_edge_of_range_errors():
+    with pytest.raises(ValueError, match="inside its range"):
+        edge_of_range(0.02, 1e-4, 1e-2, log=True)
+    with pytest.raises(ValueError, match="low > 0"):
+        edge_of_range(0.5, 0.0, 1.0, log=True)
+    with pytest.raises(ValueError, match="low < high"):
+        edge_of_range(0.5, 1.0, 0.0)
+    with pytest.raises(ValueError, match="share"):
+        edge_of_range(0.5, 0.0, 1.0, share=0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# parameter ratio at equal accuracy
+# ----------------------------------------------------------------------------------------------
+
+
+def _acc(params):  # accuracy linear in log10 params: 0.80 at 1e3, 0.90 at 1e5
+    return 0.80 + 0.05 * np.log10(np.asarray(params, dtype=float) / 1e3)
+
+
+def test_params_at_accuracy_hand_computed():
+    p, note = params_at_accuracy([1000, 4000, 16000], [0.90, 0.94, 0.96], 0.92)
+    assert p == pytest.approx(2000) and note == ""  # half way on the log axis
+    # unsorted input, non-monotone curve: the first crossing counts
+    p, _ = params_at_accuracy([16000, 1000, 4000, 64000], [0.93, 0.90, 0.94, 0.95], 0.93)
+    assert p == pytest.approx(1000 * 4 ** 0.75)
+    small = params_at_accuracy([1000, 4000], [0.95, 0.96], 0.92)
+    assert small == (pytest.approx(1000), "reached at the smallest width")
+    p, note = params_at_accuracy([1000, 4000], [0.90, 0.91], 0.92)
+    assert math.isnan(p) and note == "never reaches the target"
+
+
+def test_param_ratio_known_shift_of_four():
+    rng = np.random.default_rng(4)
+    base_p = np.array([1e3, 3e3, 1e4, 3e4, 1e5])
+    cr_p = np.array([300.0, 1e3, 2e3, 5e3, 2e4])  # a different grid: CR(p) = base(4 p)
+    noise = lambda: (e := rng.normal(0, 0.004, 6)) - e.mean()  # noqa: E731  seeds, mean exactly 0
+    base_acc = [_acc(p) + noise() for p in base_p]
+    cr_acc = [_acc(4 * p) + noise() for p in cr_p]
+    r = param_ratio_bootstrap(base_p, base_acc, cr_p, cr_acc, target=0.87, n_boot=500, rng=0)
+    # 0.87 = 0.80 + 0.05 log10(p / 1e3): baseline at 10^4.4, ChainzRule at 10^4.4 / 4
+    assert r["params_base"] == pytest.approx(10**4.4) and r["params_cr"] == pytest.approx(10**4.4 / 4)
+    assert r["ratio"] == pytest.approx(4.0) and r["reason"] == ""
+    assert r["ci_low"] < 4.0 < r["ci_high"] and r["ci_high"] / r["ci_low"] < 2
+    again = param_ratio_bootstrap(base_p, base_acc, cr_p, cr_acc, target=0.87, n_boot=500,
+                                  rng=np.random.default_rng(0))
+    assert again == r  # a seed and the same Generator give the same interval
+
+
+def test_param_ratio_target_from_best_baseline():
+    base_p, cr_p = np.array([1e3, 1e4, 1e5]), np.array([250.0, 2.5e3, 2.5e4])
+    base_acc = [_acc(p) + np.array([-0.002, 0.002]) for p in base_p]
+    cr_acc = [_acc(4 * p) + np.array([-0.002, 0.002]) for p in cr_p]
+    r = param_ratio_bootstrap(base_p, base_acc, cr_p, cr_acc, margin=0.01, n_boot=200)
+    assert r["target"] == pytest.approx(0.89)  # best baseline mean 0.90 minus 1 point
+    assert r["ratio"] == pytest.approx(4.0)
+
+
+def test_param_ratio_never_reaches_and_censoring():
+    base_p, cr_p = [1e3, 1e4, 1e5], [1e3, 1e4]
+    base = [[0.80, 0.80], [0.85, 0.85], [0.90, 0.90]]
+    never = param_ratio_bootstrap(base_p, base, cr_p, [[0.70, 0.71], [0.75, 0.76]], target=0.85, n_boot=100)
+    assert math.isnan(never["ratio"]) and math.isnan(never["ci_low"])
+    assert never["reason"] == "never reaches the target: ChainzRule" and never["note_cr"] == "never reaches the target"
+    # ChainzRule reaches 0.85 on average at its largest width, but not in many resamples:
+    # those count as ratio 0, so the lower bound says "maybe never"
+    edge = param_ratio_bootstrap(base_p, base, cr_p, [[0.70, 0.71], [0.80, 0.90]], target=0.85, n_boot=400)
+    assert edge["ratio"] == pytest.approx(1.0) and edge["ci_low"] == 0.0
+    assert 0.1 < edge["frac_never"]["chainzrule"] < 0.5 and edge["frac_never"]["baseline"] == 0.0
+    small = param_ratio_bootstrap(base_p, base, cr_p, [[0.90, 0.90], [0.95, 0.95]], target=0.85, n_boot=10)
+    assert small["note_cr"] == "reached at the smallest width" and small["ratio"] == pytest.approx(10**1.0)
+
+
+def test_param_ratio_errors():
+    ok_p, ok_a = [1e3, 1e4], [[0.8], [0.9]]
+    with pytest.raises(ValueError, match="one array of seed accuracies per width"):
+        param_ratio_bootstrap(ok_p, [[0.8]], ok_p, ok_a, target=0.85)
+    with pytest.raises(ValueError, match="distinct positive parameter counts"):
+        param_ratio_bootstrap([1e3, 1e3], ok_a, ok_p, ok_a, target=0.85)
+    with pytest.raises(ValueError, match="n_boot"):
+        param_ratio_bootstrap(ok_p, ok_a, ok_p, ok_a, target=0.85, n_boot=0)
+    with pytest.raises(ValueError, match="finite values"):
+        param_ratio_bootstrap(ok_p, [[0.8], [float("nan")]], ok_p, ok_a, target=0.85)
+
+
+# ----------------------------------------------------------------------------------------------
+# the new p-values in a Holm family
+# ----------------------------------------------------------------------------------------------
+
+
+def test_new_tests_feed_holm():
+    b = np.full(5, 0.970)
+    family = {
+        "ni_cr": noninferiority_test(b + _CENTRED, b, margin=0.005)["p_value"],
+        "ni_kan": noninferiority_test(b - 0.004 + _CENTRED, b, margin=0.005)["p_value"],
+        "tost_tau": tost(1.015 + _CENTRED, 1.01, 1.02)["p_value"],
+        "cv": corrected_resampled_ttest([0.01, 0.02, 0.0, 0.015, 0.01], 614, 154)["p_value"],
+        "one_seed": tost([1.015], 1.01, 1.02)["p_value"],  # nan: counts in m, never rejected
+    }
+    holm = holm_bonferroni(family)
+    assert list(holm.adjusted) == list(family)
+    assert holm.reject["ni_cr"] and holm.reject["tost_tau"] and not holm.reject["one_seed"]
+    assert math.isnan(holm.adjusted["one_seed"])
+    assert holm.adjusted["ni_cr"] == pytest.approx(min(1.0, 5 * family["ni_cr"]))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from chainzrule import ChainzRuleMLP, MLP, count_parameters, match_width, num_parameters
+from chainzrule import ChainzRuleMLP, HiddenLayer, MLP, count_parameters, match_width, num_parameters
 
 
 @pytest.mark.parametrize("hidden", [7, [5], [16, 9], [3, 4, 5]])
@@ -47,9 +47,30 @@ def test_forward_shapes_and_tensor_output():
         assert net.features(x).shape == (3, 2, 8)
 
 
-def test_defaults_for_tracking():
-    assert all(l.track_jacobian for l in ChainzRuleMLP(4, [3], 2).hidden_layers)
-    assert not any(l.track_jacobian for l in MLP(4, [3], 2).hidden_layers)
+@pytest.mark.parametrize("make", [lambda: ChainzRuleMLP(6, [8, 7], 5), lambda: MLP(6, [8, 7], 5, activation="gelu")],
+                         ids=["cr", "mlp"])
+def test_plain_forward_computes_no_jacobian_and_explicit_return_shapes(make, monkeypatch):
+    net = make()
+    x = torch.randn(3, 2, 6)
+    calls = []
+    original = HiddenLayer.forward_with_jacobian
+    monkeypatch.setattr(HiddenLayer, "forward_with_jacobian", lambda self, x: calls.append(self) or original(self, x))
+    logits = net(x)  # DREG is opt-in for every model: no Jacobian unless asked
+    assert isinstance(logits, torch.Tensor) and calls == []
+    out, jsq = net(x, return_jacobian=True)
+    assert len(calls) == 2 and out.shape == (3, 2, 5) and jsq.shape == (3, 2, 2)
+    torch.testing.assert_close(out, logits)
+    assert (jsq > 0).all()
+    with pytest.raises(ValueError, match=r"expected 6 input features.*got shape \(2, 7\)"):
+        net(torch.randn(2, 7), return_jacobian=True)
+
+
+def test_basis_option_reaches_every_activation():
+    net = ChainzRuleMLP(4, [5, 6], 2, degree=4, basis="chebyshev", range_control="tanh", bound=2.0)
+    assert net.poly_options == dict(degree=4, init="gelu", bound=2.0, range_control="tanh", basis="chebyshev")
+    for layer in net.hidden_layers:
+        act = layer.activation
+        assert (act.basis, act.degree, act.range_control, act.bound) == ("chebyshev", 4, "tanh", 2.0)
 
 
 def test_custom_head_is_used():
@@ -65,6 +86,8 @@ def test_custom_head_is_used():
         (lambda: MLP(4, [8], 2, activation="poly"), "use ChainzRuleMLP"),
         (lambda: ChainzRuleMLP(4, [8], 2, degree=0), "degree must be an integer >= 1, got 0"),
         (lambda: ChainzRuleMLP(4, [8], 2, init="relu6"), "unknown init 'relu6'"),
+        (lambda: ChainzRuleMLP(4, [8], 2, basis="hermite"), "unknown basis 'hermite': expected one of legendre"),
+        (lambda: ChainzRuleMLP(4, [8], 2, range_control="clip"), "unknown range_control 'clip'"),
         (lambda: MLP(4, [], 2), "hidden must be"),
         (lambda: MLP(4, [8, 0], 2), "hidden must be"),
         (lambda: MLP(0, [8], 2), "in_features must be a positive integer, got 0"),

@@ -90,11 +90,11 @@ def test_dreg_equals_dreg_penalty(kind):
     net = _mlp(kind, seed=1)
     reg = DREG()
     assert reg.prepare(net) is net
-    assert all(layer.track_jacobian for layer in net.hidden_layers)
     x, y = _data()
     xx, logits, loss_fn = _step_inputs(reg, net, x, y)
     p = reg.penalty(net, xx, logits, loss_fn)
-    assert torch.equal(p, dreg_penalty(net))
+    _, jsq = net(x, return_jacobian=True)
+    assert torch.equal(p, dreg_penalty(jsq))
     # and dreg_penalty is Σ_l mean ||S_l||_F² with S_l the layer Jacobian
     h, expect = x, 0.0
     with torch.no_grad():
@@ -102,6 +102,8 @@ def test_dreg_equals_dreg_penalty(kind):
             expect += float(layer.jacobian(h).pow(2).sum(dim=(-2, -1)).mean())
             h = layer(h)
     assert math.isclose(float(p.detach()), expect, rel_tol=1e-10)
+    p.backward()  # the penalty is differentiable in the weights
+    assert all(layer.linear.weight.grad is not None for layer in net.hidden_layers)
 
 
 def test_weight_decay_hand_sum():

@@ -237,8 +237,16 @@ def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
 @click.option("--target", default=None, help="Label column for csv:PATH.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="PNG of the learned activation shapes. [default: CHECKPOINT/activations.png]")
-def inspect(checkpoint, dataset, data_dir, target, plot_path) -> None:
-    """Per-layer Jacobian norms and slope bounds, the Lipschitz bound, and a plot of the activations."""
+@click.option("--formulas", "show_formulas", is_flag=True,
+              help="Print every learned polynomial as a formula of its pre-activation x (sympy-compatible) and stop.")
+def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> None:
+    """Per-layer Jacobian norms and slope bounds, the Lipschitz bound, and a plot of the activations.
+
+    \b
+    With --formulas: one line per polynomial neuron, `LAYER[i]: FORMULA`, e.g.
+      hidden_layers.0[3]: Piecewise((-0.25 + 0*(x + 3), x < -3), (0.498 + 0.5*x + 0.0833*x**2, x <= 3), ...)
+    (paste into sympy.sympify to manipulate it).
+    """
     from .checkpoint import load_checkpoint
     from .diagnostics import layer_report, lipschitz_bound
     from .plots import plot_activations
@@ -247,6 +255,15 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path) -> None:
     model, cfg, meta = load_checkpoint(checkpoint)
     if not all(bool(p.isfinite().all()) for p in model.parameters()):
         raise DataError(f"{checkpoint}: the weights hold NaN/inf (the training run diverged); nothing to inspect")
+    if show_formulas:
+        from .export import formulas
+
+        rows = formulas(model)
+        if not rows:
+            raise ConfigError(f"{checkpoint}: model {cfg.model!r} has no polynomial activations, so no formulas")
+        for r in rows:
+            click.echo(f"{r['layer']}[{r['neuron']}]: {r['formula']}")
+        return
     cfg = _checkpoint_data(cfg, dataset, data_dir, target)
     splits = load_splits(cfg)
     x = splits.X_test[: cfg.diag_examples]
@@ -264,6 +281,28 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path) -> None:
     target_png = Path(plot_path) if plot_path else folder / "activations.png"
     if plot_activations(model, target_png):
         click.echo(f"wrote {target_png}")
+
+
+@cli.command("export")
+@click.argument("run", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx", "pt2"]), required=True,
+              help="onnx: RUN/model.onnx (dynamo exporter, checked with onnxruntime); pt2: RUN/model.pt2 (torch.export).")
+def export_cmd(run, fmt) -> None:
+    """Export a trained run (a folder written by `chainzrule train --out RUN`) for deployment.
+
+    The exported graph is the eager model exactly, range control included; the batch dimension is
+    dynamic. ONNX needs the extra: pip install 'chainzrule[onnx]'.
+
+    \b
+    Examples:
+      chainzrule export runs/cr --format onnx
+      chainzrule export runs/cr --format pt2
+    """
+    from .export import export_run
+
+    path, err = export_run(run, fmt)
+    check = f" (onnxruntime vs torch, inputs inside and outside [-R, R]: max |diff| {err:.2g})" if err is not None else ""
+    click.echo(f"wrote {path}{check}")
 
 
 # ------------------------------------------------------------------------------------------ fight / report

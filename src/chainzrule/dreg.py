@@ -87,7 +87,9 @@ class DregTerms:
         """``{layer name: mean over the recorded examples of ||S||_F²}`` (0-d tensors)."""
         if not self.records:
             raise ConfigError("no layer Jacobian was recorded: expected a forward of the model inside the "
-                              "collect() block with grad enabled (or collect(model, always=True)), got none")
+                              "collect() block with grad enabled (or collect(model, always=True)), got none; "
+                              "compiled/exported models and DataParallel replicas do not report to a "
+                              "collector: use model(x, return_jacobian=True) there")
         return {name: v.mean() for name, v in self.per_example().items()}
 
     def penalty(self) -> Tensor:

@@ -133,14 +133,85 @@ def poly_activation_and_slope(z: Tensor, a: Tensor, bound: float, range_control:
     return horner(a, z)
 
 
+def _eager() -> bool:
+    """Whether the hand-written kernels may run: not inside torch.compile / torch.export (which
+    trace the plain ops and fuse them themselves) nor torch.jit.trace."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
 def poly_activation(z: Tensor, a: Tensor, bound: float, range_control: str = "linear") -> Tensor:
-    """σ(z), ``[..., F]`` → ``[..., F]`` (see :func:`poly_activation_and_slope`)."""
-    return poly_activation_and_slope(z, a, bound, range_control)[0]
+    """σ(z), ``[..., F]`` → ``[..., F]`` (see :func:`poly_activation_and_slope`).
+
+    "linear" and "none" run a fused kernel in eager mode (one Horner sweep forward, a
+    hand-written backward); the same numbers as the plain ops.
+    """
+    if range_control == "tanh" or not _eager():
+        return poly_activation_and_slope(z, a, bound, range_control)[0]
+    _choice("range_control", range_control, RANGE_CONTROLS)
+    z2 = z.reshape(-1, z.shape[-1])  # [N, F]
+    h, _ = _PolyActivation.apply(z2, a, float(bound), range_control == "linear")
+    return h.view(z.shape)
 
 
 def row_norms_sq(weight: Tensor) -> Tensor:
     """``||W_i,:||²`` for every row of a ``[out, in]`` weight, ``[out]``."""
     return (weight * weight).sum(dim=1)  # [out]
+
+
+def linear_and_row_norms_sq(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(x Wᵀ + b, ||W_i,:||²)``: ``[..., in]`` → ``[..., out]``, ``[out]``.
+
+    In eager mode (and without autocast) one autograd node whose backward builds the weight
+    gradient once, ``g_W = g_zᵀ x + 2 g_r ⊙ W``, instead of two ``[out, in]`` gradients that
+    autograd then sums (measured in ``BENCHMARKS.md``); elsewhere the plain ops.
+    """
+    if not _eager() or _autocast(x):
+        return torch.nn.functional.linear(x, weight, bias), row_norms_sq(weight)
+    x2 = x.reshape(-1, x.shape[-1])  # [N, in]
+    z, rn = _LinearRowNormSq.apply(x2, weight, bias)
+    return z.view(*x.shape[:-1], z.shape[-1]), rn
+
+
+def _autocast(x: Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except RuntimeError:  # device types without autocast (meta): nothing to respect
+        return False
+
+
+class _LinearRowNormSq(torch.autograd.Function):
+    """``(x Wᵀ + b, Σ_j W_ij²)`` for 2-D ``x``; out-of-place differentiable backward (vmap-safe)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, w: Tensor, b: Tensor | None):
+        z = x @ w.t() if b is None else torch.addmm(b, x, w.t())  # [N, out]
+        return z, torch.linalg.vector_norm(w, dim=-1).square()  # [N, out], [out]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, w, b = inputs
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, gz: Tensor | None, grn: Tensor | None):
+        x, w = ctx.saved_tensors
+        gx = gw = gb = None
+        if gz is not None and ctx.needs_input_grad[0]:
+            gx = gz @ w  # [N, in]
+        if ctx.needs_input_grad[1]:
+            if gz is None:
+                gw = w * (2.0 * grn).unsqueeze(-1) if grn is not None else torch.zeros_like(w)
+            elif grn is None:
+                gw = gz.t() @ x  # [out, in]
+            else:
+                gw = torch.addcmul(gz.t() @ x, w, (2.0 * grn).unsqueeze(-1))  # one [out, in] result
+        if gz is not None and ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = gz.sum(0)  # [out]
+        return gx, gw, gb
 
 
 def layer_jacobian_sq(slope: Tensor, rn: Tensor) -> Tensor:
@@ -161,7 +232,7 @@ def poly_activation_and_jacobian_sq(z: Tensor, a: Tensor, rn: Tensor, bound: flo
     ``torch.export`` / ``torch.jit.trace`` the plain ops are traced instead (the compiler fuses
     them on its own). Both give the same numbers (tested to float64 precision).
     """
-    if range_control == "tanh" or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if range_control == "tanh" or not _eager():
         h, slope = poly_activation_and_slope(z, a, bound, range_control)
         return h, layer_jacobian_sq(slope, rn)
     _choice("range_control", range_control, RANGE_CONTROLS)
@@ -203,6 +274,40 @@ def _slope(a: Tensor, c: Tensor) -> Tensor:
     for k in range(da.shape[0] - 2, -1, -1):
         dp = torch.addcmul(da[k], dp, c)
     return dp
+
+
+class _PolyActivation(torch.autograd.Function):
+    """σ(z) for 2-D ``z`` ``[N, F]`` (returns σ' too, non-differentiable): the no-DREG forward."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z: Tensor, a: Tensor, bound: float, clamp: bool):
+        c = z.clamp(-bound, bound) if clamp else z  # [N, F]
+        p, dp = horner(a, c)
+        return (torch.addcmul(p, dp, z - c) if clamp else p), dp  # [N, F], [N, F]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        z, a, bound, clamp = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(z, a, output[1])
+        ctx.bound, ctx.clamp = bound, clamp
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, gh: Tensor | None, _g_slope=None):
+        z, a, dp = ctx.saved_tensors
+        if gh is None:
+            return None, None, None, None
+        c = z.clamp(-ctx.bound, ctx.bound) if ctx.clamp else z  # [N, F]
+        if torch.is_grad_enabled():  # create_graph: rebuild p'(c) so the graph reaches z and a
+            dp = _slope(a, c)
+        gz = gh * dp if ctx.needs_input_grad[0] else None
+        ga = None
+        if ctx.needs_input_grad[1]:
+            ga = _coefficient_grad(gh, None, c, z - c if ctx.clamp else None, None, a.shape[0] - 1)
+        return gz, ga, None, None
 
 
 class _PolyJacobianSq(torch.autograd.Function):
@@ -315,7 +420,7 @@ def poly_max_slope(a: Tensor, bound: float, range_control: str = "linear") -> Te
 # --------------------------------------------------------------------------------------------
 
 
-def _target(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def target_activation(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Value and derivative (float64) of the activation a polynomial starts as."""
     _choice("init", name, INITS)
     if name == "gelu":
@@ -353,9 +458,10 @@ def fit_coefficients(init: str, degree: int, bound: float, basis: str = "legendr
     >>> [round(float(v), 6) + 0.0 for v in th]     # identity = t·R in the basis of t = u/R
     [0.0, 3.0, 0.0, 0.0]
     """
+    _choice("range_control", range_control, RANGE_CONTROLS)
     spread = float(bound) if spread is None else float(spread)
     u = np.linspace(-4 * bound, 4 * bound, points)  # [P]
-    value, slope = _target(init, u)
+    value, slope = target_activation(init, u)
     m = basis_matrix(basis, degree, bound).numpy()  # [D+1, D+1]
     A, dA = _design(u, degree, bound, range_control)  # [P, D+1] each, in power coefficients
     A, dA = A @ m, dA @ m  # in θ

@@ -42,6 +42,17 @@ def _positive_int(name: str, v) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
+def _hookless_linear(lin: nn.Module) -> bool:
+    """Whether calling ``lin`` is exactly ``F.linear(x, lin.weight, lin.bias)``: a plain nn.Linear
+    with no forward (pre-)hooks of its own or global ones (pruning recomputes the weight in a
+    pre-hook). torch has no public query for registered hooks, so their dicts are read; a
+    parametrized weight (spectral norm) needs no hook and keeps the fused path."""
+    from torch.nn.modules import module as _m
+
+    return (type(lin) is nn.Linear and not (lin._forward_hooks or lin._forward_pre_hooks)
+            and not (_m._global_forward_hooks or _m._global_forward_pre_hooks))
+
+
 class HiddenLayer(nn.Module):
     """``σ(W x + b)`` that can also return its per-example ``||S||_F²``.
 
@@ -89,8 +100,10 @@ class HiddenLayer(nn.Module):
 
     def forward_with_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(σ(W x + b), ||S||_F²)``: ``[..., out]``, ``[...]`` (records nothing anywhere)."""
-        z = self.linear(x)  # [..., out]
-        rn = CF.row_norms_sq(self.linear.weight)  # [out]
+        if _hookless_linear(self.linear):  # W x + b and ||W_i||² in one node (weight gradient built once)
+            z, rn = CF.linear_and_row_norms_sq(x, self.linear.weight, self.linear.bias)  # [..., out], [out]
+        else:  # pruning, user hooks: the module's own call, so they run
+            z, rn = self.linear(x), CF.row_norms_sq(self.linear.weight)
         fused = getattr(self.activation, "value_and_jacobian_sq", None)
         if fused is not None:  # chainzrule activations: σ and Σ_i σ'² ||W_i||² in one pass
             return fused(z, rn)

@@ -196,20 +196,39 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
     model = build_model(cfg, splits.in_features, splits.num_classes, splits.task)
     reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
     model = reg.prepare(model).to(device=device, dtype=getattr(torch, cfg.dtype))
-    loop = _Loop(cfg, model, reg, splits, device, progress)
+    loop = _Loop(cfg, model, reg, splits, device, progress and world_rank()[1] == 0)
     history = loop.run()
     result = evaluate(model, cfg, splits) if test else {}
     result.update(_train_record(cfg, model, loop, history))
     return RunResult(model, result, loop.grad_norms)
 
 
+def world_rank() -> tuple[int, int]:
+    """``(world size, rank)`` of the initialized process group (``torchrun``), else ``(1, 0)``."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
 class _Loop:
     """The epochs of one run: batches in a seeded order, the objective, the optimizer step, the
     gradient-norm trace (kept on the device until the end: no host sync per step), the per-epoch
-    validation accuracy and the best-epoch weights."""
+    validation accuracy and the best-epoch weights.
+
+    Under ``torchrun`` (an initialized process group) the model is wrapped in
+    DistributedDataParallel and every global batch — the same seeded order as a single process —
+    is split across ranks; each rank's objective is scaled by its share so that DDP's gradient
+    average is exactly the gradient of the global-batch objective (task loss, DREG terms and the
+    per-example penalties are batch means; constant penalties such as weight decay have scale
+    mean 1). The epoch's loss and accuracy sums are all-reduced once per epoch."""
 
     def __init__(self, cfg, model, reg, splits, device, progress) -> None:
         self.cfg, self.model, self.reg, self.splits, self.device = cfg, model, reg, splits, device
+        self.world, self.rank = world_rank()
+        self.net = model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(model)
         self.kind = head_kind(cfg, splits.task)
         self.n = len(splits.X_train)
         self.steps_per_epoch = max(1, math.ceil(self.n / cfg.batch_size))
@@ -230,12 +249,13 @@ class _Loop:
         if self.reg.needs_input_grad:
             x = x.requires_grad_(True)
         pen = None
+        net = self.net  # the model, or its DDP wrapper under torchrun
         if cfg.dreg_lambda > 0:
-            with collect(model) as terms:  # the terms of this forward, handed back here
-                logits = model(x)  # [B, out]
+            with collect(net) as terms:  # the terms of this forward, handed back here
+                logits = net(x)  # [B, out]
             pen = terms.penalty()
         else:
-            logits = model(x)
+            logits = net(x)
         loss = task_loss(self.kind, logits, y)
         obj = loss if pen is None else loss + self.lam_of(self.step) * pen
         if cfg.reg != "none" and cfg.reg_strength > 0:
@@ -251,25 +271,41 @@ class _Loop:
         norms = []
         start = time.perf_counter()
         for b in range(self.steps_per_epoch):
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            idx, share = self.shard(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
             x, y = _to(self.model, sp.X_train[idx]), sp.y_train[idx].to(self.device)  # [B, D], [B]
             obj, loss, pen, logits = self.objective(x, y)
             self.opt.zero_grad(set_to_none=True)
-            obj.backward()
+            (obj if share is None else obj * share).backward()
             norms.append(_grad_norm(self.params))
             self.opt.step()
             self.sched.step()
             self.step += 1
-            sums += torch.stack([loss.detach() * len(y), (predict(self.kind, logits.detach()) == y).sum(),
+            count = len(y) if share != 0.0 else 0
+            sums += torch.stack([loss.detach() * count, (predict(self.kind, logits.detach()) == y).sum() * (count > 0),
                                  pen.detach() if pen is not None else loss.new_zeros(())])
             self.bar.update(1)
             if b % 50 == 0 or b == self.steps_per_epoch - 1:
                 self.bar.set_postfix({"epoch": f"{epoch + 1}/{cfg.epochs}", "loss": f"{loss.item():.3f}"})
         self.train_seconds += time.perf_counter() - start
         self.grad_norms += torch.stack(norms).double().cpu().tolist()
+        if self.world > 1:
+            torch.distributed.all_reduce(sums)  # loss and correct: sums over ranks; penalty: / world
+            sums[2] /= self.world
         loss_sum, correct, pen_sum = sums.tolist()
         return {"train_loss": loss_sum / self.n, "train_accuracy": correct / self.n,
                 "dreg": pen_sum / self.steps_per_epoch if cfg.dreg_lambda > 0 else None}
+
+    def shard(self, idx: Tensor) -> tuple[Tensor, float | None]:
+        """This rank's part of a global batch and its objective scale (None: single process).
+
+        A rank whose part is empty (a last batch smaller than the world) runs one example with
+        scale 0, so every rank takes part in DDP's gradient all-reduce."""
+        if self.world == 1:
+            return idx, None
+        local = idx[self.rank::self.world]
+        if len(local) == 0:
+            return idx[:1], 0.0
+        return local, len(local) * self.world / len(idx)
 
     def run(self) -> dict:
         cfg = self.cfg

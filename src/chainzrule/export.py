@@ -1,0 +1,146 @@
+"""Deployment: a trained run as ONNX or a ``torch.export`` program, and the learned polynomials as
+formulas.
+
+- :func:`export_model` writes ``model.onnx`` (dynamo exporter; checked with onnxruntime on inputs
+  inside and outside the working interval when it is installed) or ``model.pt2``
+  (``torch.export.save``). The polynomial kernels trace as plain ops, so the exported graph
+  is exactly the eager model (range control included) — no custom operator.
+- :func:`formulas` turns every polynomial neuron into a formula of its pre-activation ``x``:
+  text that ``sympy.sympify`` reads (``Piecewise`` for the linear continuation outside
+  ``[-R, R]``), with the power coefficients of ``x``.
+
+>>> import torch
+>>> from chainzrule.poly import PolynomialActivation
+>>> act = PolynomialActivation(1, degree=1, init="identity", bound=2.0)
+>>> neuron_formula(act, 0, digits=3)
+'Piecewise((-2 + 1*(x + 2), x < -2), (0 + 1*x, x <= 2), (2 + 1*(x - 2), True))'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, DataError
+from .poly import PolynomialActivation
+
+FORMATS = ("onnx", "pt2")
+
+
+def _num(v: float, digits: int) -> str:
+    return f"{0.0 if abs(v) < 1e-12 else v:.{digits}g}"  # float noise of the basis change prints as 0
+
+
+def _poly_text(coef: list[float], var: str, digits: int) -> str:
+    """``a0 + a1*var + a2*var**2 ...`` (power coefficients, low → high)."""
+    terms = [_num(coef[0], digits)]
+    for k, c in enumerate(coef[1:], start=1):
+        power = var if k == 1 else f"{var}**{k}"
+        terms.append(f"{_num(c, digits)}*{power}")
+    return " + ".join(terms).replace("+ -", "- ")
+
+
+def neuron_formula(act: PolynomialActivation, index: int, digits: int = 6) -> str:
+    """σ of neuron ``index`` of ``act`` as a formula of ``x`` (sympy-compatible text)."""
+    a = act.power_coefficients().detach().double()[:, index].tolist()  # coefficients of u^k
+    R = act.bound
+    if act.range_control == "none":
+        return _poly_text(a, "x", digits)
+    if act.range_control == "tanh":
+        return _poly_text(a, f"({_num(R, digits)}*tanh(x/{_num(R, digits)}))", digits)
+    value = lambda u: sum(c * u**k for k, c in enumerate(a))  # noqa: E731
+    slope = lambda u: sum(k * c * u ** (k - 1) for k, c in enumerate(a) if k)  # noqa: E731
+    r = _num(R, digits)
+    left = f"{_num(value(-R), digits)} + {_num(slope(-R), digits)}*(x + {r})"
+    right = f"{_num(value(R), digits)} + {_num(slope(R), digits)}*(x - {r})"
+    inside = _poly_text(a, "x", digits)
+    return f"Piecewise(({left}, x < -{r}), ({inside}, x <= {r}), ({right}, True))".replace("+ -", "- ")
+
+
+def formulas(model: nn.Module, digits: int = 6) -> list[dict]:
+    """One entry per polynomial neuron: ``{"layer", "neuron", "formula"}`` (in module order)."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, PolynomialActivation):
+            out += [{"layer": name, "neuron": i, "formula": neuron_formula(m, i, digits)}
+                    for i in range(m.num_features)]
+    return out
+
+
+def _atomic_path(path: Path, write) -> Path:
+    """Write through ``write(tmp_path)`` into a temporary file next to ``path``, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def probe_inputs(in_features: int, scale: float = 10.0, n: int = 64, seed: int = 0) -> torch.Tensor:
+    """Inputs ``[n, in_features]`` spread well beyond any working interval (the check of exports)."""
+    gen = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(n, in_features, generator=gen)
+
+
+def check_onnx(path: Path, model: nn.Module, x: torch.Tensor) -> float:
+    """Largest |onnxruntime − torch| on ``x`` (needs ``pip install 'chainzrule[onnx]'``)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("checking an ONNX export needs onnxruntime: pip install 'chainzrule[onnx]'") from None
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    got = sess.run(None, {name: x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    return float(abs(got - want).max())
+
+
+def export_model(model: nn.Module, in_features: int, path: str | Path, fmt: str) -> Path:
+    """Write ``model`` (eval mode, float32, batch dimension dynamic) to ``path`` as ``fmt``."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    path = Path(path)
+    model = model.eval().float()
+    x = probe_inputs(in_features, n=4)
+    batch = torch.export.Dim("batch", min=1)
+    if fmt == "pt2":
+        program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+        return _atomic_path(path, lambda tmp: torch.export.save(program, tmp))
+    try:
+        import onnxscript  # noqa: F401 - the dynamo exporter needs it
+    except ImportError:
+        raise ConfigError("ONNX export needs onnx and onnxscript: pip install 'chainzrule[onnx]'") from None
+    program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
+    return _atomic_path(path, lambda tmp: program.save(tmp))
+
+
+def export_run(run: str | Path, fmt: str) -> tuple[Path, float | None]:
+    """Export the checkpoint in run folder ``run`` to ``run/model.<fmt>``; for ONNX also the largest
+    error against torch on inputs inside and far outside the working interval (None for pt2)."""
+    from .checkpoint import load_checkpoint
+
+    folder = Path(run)
+    if not folder.is_dir():
+        raise DataError(f"{run} is not a run folder: expected a directory written by `chainzrule train --out`")
+    model, _, meta = load_checkpoint(folder)
+    if not all(bool(p.isfinite().all()) for p in model.parameters()):
+        raise DataError(f"{run}: the weights hold NaN/inf (the training run diverged); nothing to export")
+    in_features = int(meta["in_features"])
+    path = export_model(model, in_features, folder / f"model.{fmt}", fmt)
+    if fmt != "onnx":
+        return path, None
+    err = check_onnx(path, model, torch.cat([probe_inputs(in_features, 0.1), probe_inputs(in_features, 10.0)]))
+    if not math.isfinite(err) or err > 1e-4:
+        raise DataError(f"{path}: onnxruntime differs from torch by {err:.3g} (expected <= 1e-4)")
+    return path, err

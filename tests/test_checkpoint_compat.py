@@ -1,0 +1,65 @@
+"""Checkpoints across engine versions: a chainzrule 0.1 checkpoint (format 1, coefficients of
+powers of u, no ``poly_basis`` in its config) loads as the same network; an unknown newer format
+is refused with a clear message."""
+
+import json
+
+import pytest
+import torch
+
+from chainzrule.checkpoint import META, load_checkpoint, save_checkpoint
+from chainzrule.config import TrainConfig
+from chainzrule.errors import DataError
+from chainzrule.functional import poly_activation
+from chainzrule.train import build_model
+
+
+def _v1_checkpoint(folder, cfg):
+    """Write what chainzrule 0.1 wrote: power coefficients, format_version 1, no new config keys."""
+    torch.manual_seed(3)
+    net = build_model(cfg.replace(poly_basis="power"), 5, 3, "classification")
+    with torch.no_grad():
+        for layer in net.hidden_layers:
+            layer.activation.coefficients.normal_()  # arbitrary power coefficients a_k of u^k
+    save_checkpoint(folder, net, cfg, in_features=5, num_classes=3, task="classification")
+    meta = json.loads((folder / META).read_text())
+    meta["format_version"] = 1
+    for key in ("poly_basis", "coef_lr_scale", "device", "dtype", "patience"):
+        meta["config"].pop(key)
+    (folder / META).write_text(json.dumps(meta))
+    return net
+
+
+def test_v1_checkpoint_loads_as_the_same_network(tmp_path):
+    cfg = TrainConfig(dataset="synthetic", hidden=(8, 8))
+    old = _v1_checkpoint(tmp_path, cfg)
+    net, cfg2, meta = load_checkpoint(tmp_path)
+    assert cfg2.poly_basis == "power" and meta["format_version"] == 1
+    x = 4 * torch.randn(20, 5)  # inside and outside [-R, R]
+    torch.testing.assert_close(net(x), old(x), rtol=0, atol=0)
+    # and the power coefficients are read as coefficients of u^k
+    act = net.hidden_layers[0].activation
+    z = torch.linspace(-5, 5, 11).unsqueeze(1).expand(11, 8)
+    ref = poly_activation(z, act.coefficients.detach(), 3.0, "linear")
+    torch.testing.assert_close(act(z).detach(), ref)
+
+
+def test_newer_checkpoint_format_is_refused(tmp_path):
+    cfg = TrainConfig(dataset="synthetic", hidden=(4,))
+    save_checkpoint(tmp_path, build_model(cfg, 5, 3, "classification"), cfg, in_features=5, num_classes=3,
+                    task="classification")
+    meta = json.loads((tmp_path / META).read_text())
+    meta["format_version"] = 99
+    (tmp_path / META).write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="format 99 is newer"):
+        load_checkpoint(tmp_path)
+
+
+def test_current_checkpoint_round_trip_keeps_the_basis(tmp_path):
+    cfg = TrainConfig(dataset="synthetic", hidden=(6,), poly_basis="chebyshev")
+    net = build_model(cfg, 5, 3, "classification")
+    save_checkpoint(tmp_path, net, cfg, in_features=5, num_classes=3, task="classification")
+    net2, cfg2, _ = load_checkpoint(tmp_path)
+    x = torch.randn(7, 5)
+    assert cfg2.poly_basis == "chebyshev"
+    torch.testing.assert_close(net2(x), net(x), rtol=0, atol=0)

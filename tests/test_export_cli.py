@@ -1,0 +1,92 @@
+"""Deployment from the command line: ``chainzrule export RUN --format onnx|pt2`` and
+``chainzrule inspect RUN --formulas`` on a run that ``chainzrule train`` wrote, as a user runs them.
+
+The ONNX file is checked with onnxruntime against torch on inputs inside and far outside the
+working interval; the pt2 program with ``torch.export.load``; the formulas with sympy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import sympy
+import torch
+
+from chainzrule.checkpoint import load_checkpoint
+from chainzrule.export import probe_inputs
+
+
+def chainzrule(*args, cache: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINZRULE_")}
+    env.update(CHAINZRULE_CACHE=str(cache), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "chainzrule.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module", params=["chainzrule", "mlp"])
+def run(request, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp(f"run-{request.param}")
+    res = chainzrule("train", "--dataset", "synthetic", "--model", request.param, "--hidden", "8,8", "--epochs", "1",
+                     "--quiet", "--out", out / "run", cache=out)
+    assert res.returncode == 0, res.stderr
+    return out / "run"
+
+
+def test_onnx_export_matches_torch_inside_and_outside_the_interval(run):
+    res = chainzrule("export", run, "--format", "onnx", cache=run.parent)
+    assert res.returncode == 0, res.stderr
+    assert "max |diff|" in res.stdout and (run / "model.onnx").is_file()
+    model, _, meta = load_checkpoint(run)
+    sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    for scale in (0.1, 10.0, 1000.0):  # well inside, outside, far outside [-R, R]
+        x = probe_inputs(meta["in_features"], scale=scale, n=33)  # a batch size never seen at export
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        with torch.no_grad():
+            want = model(x).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+def test_pt2_export_round_trips(run):
+    res = chainzrule("export", run, "--format", "pt2", cache=run.parent)
+    assert res.returncode == 0, res.stderr
+    program = torch.export.load(str(run / "model.pt2"))
+    model, _, meta = load_checkpoint(run)
+    x = probe_inputs(meta["in_features"], scale=10.0, n=7)
+    torch.testing.assert_close(program.module()(x), model(x))
+
+
+def test_formulas_are_the_activations(run):
+    model, cfg, _ = load_checkpoint(run)
+    res = chainzrule("inspect", run, "--formulas", cache=run.parent)
+    if cfg.model != "chainzrule":
+        assert res.returncode == 2 and "no polynomial activations" in res.stderr
+        return
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 16  # two layers of 8 neurons
+    name, formula = lines[11].split(": ", 1)
+    assert name == "hidden_layers.1.activation[3]"
+    expr, x = sympy.sympify(formula), sympy.Symbol("x")
+    act = model.hidden_layers[1].activation
+    for v in (-40.0, -3.5, -1.0, 0.0, 2.2, 3.0, 9.0):
+        with torch.no_grad():
+            want = float(act(torch.full((1, 8), v, dtype=torch.float64).float())[0, 3])
+        assert abs(float(expr.subs(x, v)) - want) <= 1e-4 * max(1.0, abs(want))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "NOPE", "--format", "onnx"], "not a run folder"),
+    (["export", "EMPTY", "--format", "pt2"], "not a chainzrule checkpoint"),
+    (["export", "EMPTY", "--format", "tflite"], "Invalid value"),
+])
+def test_export_refuses_what_is_not_a_run(tmp_path, args, message):
+    (tmp_path / "EMPTY").mkdir()
+    res = chainzrule(*[str(tmp_path / a) if a in ("NOPE", "EMPTY") else a for a in args], cache=tmp_path)
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
