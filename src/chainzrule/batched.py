@@ -29,8 +29,9 @@ Two engines compute the stacked forward:
 
 - ``"grouped"`` (default where it applies): the forward of a :class:`~chainzrule.models.FeedForward`
   (``nn.Linear`` hidden layers with a polynomial or ReLU/GELU/SiLU/tanh activation, ``nn.Linear``
-  head) written out with batched matmuls (``baddbmm``), the activation broadcast with each
-  member's own coefficients. ``torch.func.vmap`` wraps every op of a tiny network in more Python
+  head) written out with batched matmuls (``baddbmm``); a polynomial activation runs as
+  :mod:`chainzrule.functional`'s per-feature kernel on the members folded into the feature
+  axis (``[B, M·F]``, each feature with its own member's coefficients). ``torch.func.vmap`` wraps every op of a tiny network in more Python
   than the op itself costs (measured: ~3x slower than this on Pima); this is the fast path.
   Input-gradient regularizers (igp, jr) work here: one ``autograd.grad`` of the sum over members
   is every member's own input gradient; jr draws each member's projections from its own
@@ -286,12 +287,18 @@ class _Grouped:
             w = P[f"{pre}.linear.weight"]  # [M, out, in]
             z = self._linear(x, w, P.get(f"{pre}.linear.bias"))  # [M, B, out]
             if basis is not None:
+                # members folded into the feature axis, [B, M·F]: the polynomial acts per feature, so
+                # chainzrule.functional's own kernels see one wide layer with per-feature coefficients
+                m, b, f = z.shape
                 a = torch.matmul(basis, P[f"{pre}.activation.coefficients"])  # [M, D+1, F] power coefficients
-                a = a.transpose(0, 1).unsqueeze(2)  # [D+1, M, 1, F]: a[k] broadcasts over [M, B, F]
+                af = a.transpose(0, 1).reshape(a.shape[1], m * f)  # [D+1, M·F]
+                zf = z.transpose(0, 1).reshape(b, m * f)  # [B, M·F]
                 if dreg:
-                    x, slope = CF.poly_activation_and_slope(z, a, bound, rc)
+                    hf, sf = CF.poly_activation_and_slope(zf, af, bound, rc)
+                    slope = sf.view(b, m, f).transpose(0, 1)  # [M, B, F]
                 else:
-                    x = CF.poly_activation(z, a, bound, rc)
+                    hf = CF.poly_activation(zf, af, bound, rc)
+                x = hf.view(b, m, f).transpose(0, 1)  # [M, B, F]
             elif dreg:
                 x, slope = act.value_and_derivative(z)
             else:
