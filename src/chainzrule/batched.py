@@ -31,8 +31,9 @@ Two engines compute the stacked forward:
   (``nn.Linear`` hidden layers with a polynomial or ReLU/GELU/SiLU/tanh activation, ``nn.Linear``
   head) written out with batched matmuls (``baddbmm``); a polynomial activation runs as
   :mod:`chainzrule.functional`'s per-feature kernel on the members folded into the feature
-  axis (``[B, M·F]``, each feature with its own member's coefficients). ``torch.func.vmap`` wraps every op of a tiny network in more Python
-  than the op itself costs (measured: ~3x slower than this on Pima); this is the fast path.
+  axis (``[B, M·F]``, each feature with its own member's coefficients). ``torch.func.vmap``
+  wraps every op of a tiny network in more Python than the op itself costs (measured: ~3x
+  slower than this on Pima); this is the fast path.
   Input-gradient regularizers (igp, jr) work here: one ``autograd.grad`` of the sum over members
   is every member's own input gradient; jr draws each member's projections from its own
   seeded generator, in the order the unbatched run draws them.
@@ -77,12 +78,12 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from . import functional as CF
+from .activations import GELU, ReLU, SiLU, Tanh
 from .config import TrainConfig
 from .data.splits import Splits
 from .dreg import collect, lambda_schedule
-from .activations import GELU, ReLU, SiLU, Tanh
 from .errors import ConfigError
-from . import functional as CF
 from .layers import HiddenLayer
 from .models import FeedForward
 from .poly import PolynomialActivation
@@ -239,8 +240,8 @@ class _Grouped:
 
     For the models ``chainzrule`` builds (:class:`~chainzrule.models.FeedForward`: hidden layers of
     ``nn.Linear`` + a polynomial or standard activation, ``nn.Linear`` head) the stacked forward is
-    written out: ``baddbmm`` per layer, the activation broadcast over ``[M, B, F]`` with each
-    member's own coefficients, each member's own ``||S||_F²`` terms and loss. Same arithmetic as
+    written out: ``baddbmm`` per layer, the activation with each member's own coefficients, each
+    member's own ``||S||_F²`` terms and loss. Same arithmetic as
     the model's own forward, without ``vmap``'s per-op wrapping (which costs more than the
     arithmetic of a Pima-sized network). :meth:`supports` says whether a model has that form;
     anything else goes through ``vmap``.
@@ -416,7 +417,8 @@ class _Batch:
         for cfg, sp in zip(cfgs, splits):
             seed_everything(cfg.seed)
             model = build_model(cfg, sp.in_features, sp.num_classes, sp.task)
-            reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
+            jr = {"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}
+            reg = make_regularizer(cfg.reg, **jr)  # as train() makes it (jr: its own seeded generator)
             model = reg.prepare(model).to(device=self.device, dtype=self.dtype)
             self.models.append(model)
             regs.append(reg)
