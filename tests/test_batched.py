@@ -1,0 +1,180 @@
+"""Batched training: every member of a stacked batch equals the run trained alone (float64, 1e-9)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from chainzrule.batched import batch_key, batchable, eligible_groups, execute_group, train_batched
+from chainzrule.config import TrainConfig
+from chainzrule.data.splits import make_splits
+from chainzrule.errors import ConfigError
+from chainzrule.fight.runner import TIMING_COLUMNS, Task, execute
+from chainzrule.train import synthetic_dataset, train
+
+DATA = synthetic_dataset(n=300, d=6, classes=3)  # 240 train (192 after the carve), 60 test
+BASE = dict(dataset="synthetic", hidden=(8, 8), epochs=3, batch_size=64, dtype="float64", diag_examples=20)
+TOL = 1e-9
+
+
+def _flat(d, pre=""):
+    if isinstance(d, dict):
+        return {k: v for key, val in d.items() for k, v in _flat(val, f"{pre}.{key}").items()}
+    if isinstance(d, (list, tuple)):
+        return {k: v for i, val in enumerate(d) for k, v in _flat(val, f"{pre}[{i}]").items()}
+    return {pre: d}
+
+
+def _close(a, b) -> bool:
+    if a == b:
+        return True
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return abs(a - b) <= TOL * max(1.0, abs(a))  # relative only for huge values (diverged runs)
+    return a == b
+
+
+def assert_same_run(ref, got):
+    """Weights, every result field (timing aside) and the gradient-norm trace agree to 1e-9."""
+    sa, sb = ref.model.state_dict(), got.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype == torch.float64
+        torch.testing.assert_close(sb[k], sa[k], rtol=0, atol=TOL, equal_nan=True, msg=k)
+    fa, fb = _flat(ref.result), _flat(got.result)
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        if k.split(".")[1] in TIMING_COLUMNS:
+            continue
+        assert _close(fa[k], fb[k]), (k, fa[k], fb[k])
+    assert len(ref.grad_norms) == len(got.grad_norms)
+    assert all(_close(a, b) for a, b in zip(ref.grad_norms, got.grad_norms))
+
+
+def _check(cfgs, engine="auto", test=True):
+    splits = [make_splits(DATA, c.val_fraction, c.seed) for c in cfgs]
+    ref = [train(c, sp, progress=False, test=test) for c, sp in zip(cfgs, splits)]
+    got = train_batched(cfgs, splits, test=test, engine=engine)
+    for r, g in zip(ref, got):
+        assert_same_run(r, g)
+    return got
+
+
+def test_chainzrule_dreg_seeds_equal_unbatched():
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, seed=s, robustness=True, adv_eps=(0.1,), pgd_steps=2,
+                        corruption_examples=20) for s in (0, 1, 2)])
+
+
+def test_mlp_seeds_equal_unbatched():
+    _check([TrainConfig(**BASE, model="mlp", activation="gelu", seed=s) for s in (0, 1, 2)])
+
+
+def test_per_member_hyperparameters_equal_unbatched():
+    """Different lr, coefficient-lr scale, λ and λ schedule per member in one batch."""
+    members = [(0, 1e-3, 1.0, 0.01, "constant"), (1, 3e-3, 0.3, 0.03, "cosine"), (2, 1e-2, 2.0, 0.001, "warmup")]
+    _check([TrainConfig(**BASE, model="chainzrule", seed=s, lr=lr, coef_lr_scale=cs, dreg=d, dreg_schedule=sch,
+                        dreg_final=1e-4, dreg_warmup=0.2) for s, lr, cs, d, sch in members])
+
+
+def test_vmap_engine_equal_unbatched():
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, seed=s, lr=lr) for s, lr in ((0, 1e-3), (1, 1e-2))],
+           engine="vmap", test=False)
+
+
+def test_sgd_cosine_weight_decay_relu_dreg():
+    _check([TrainConfig(**BASE, model="mlp", activation="relu", dreg=0.01, reg="wd", reg_strength=r, optimizer="sgd",
+                        lr_schedule="cosine", lr=lr, seed=s) for s, r, lr in ((0, 1e-3, 0.01), (1, 1e-2, 0.03))],
+           test=False)
+
+
+def test_adamw_constant_tanh_range_control_no_dreg():
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.0, range_control="tanh", optimizer="adamw",
+                        lr_schedule="constant", seed=s) for s in (0, 1)], test=False)
+
+
+def test_input_gradient_regularizers_equal_unbatched():
+    """igp and jr (double backward; jr's projections from each member's own seeded generator)."""
+    _check([TrainConfig(**BASE, model="mlp", activation="gelu", reg="igp", reg_strength=r, seed=s)
+            for s, r in ((0, 0.1), (1, 1.0))], test=False)
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, reg="jr", reg_strength=r, jr_projections=2, seed=s)
+            for s, r in ((0, 0.1), (1, 1.0))], test=False)
+    with pytest.raises(ConfigError, match="vmap engine"):
+        train_batched([TrainConfig(**BASE, model="mlp", reg="igp", reg_strength=0.1, seed=s) for s in (0, 1)],
+                      [make_splits(DATA, 0.1, s) for s in (0, 1)], engine="vmap")
+
+
+def test_early_stopping_and_divergence_per_member():
+    """Members stop at different epochs (patience, a diverging lr) and leave the stack; the rest
+    go on; each restores its own best epoch."""
+    cfg = dict(BASE, epochs=5, model="chainzrule", dreg=0.01, range_control="none", degree=5)
+    got = _check([TrainConfig(**cfg, seed=0, lr=1e4, patience=0), TrainConfig(**cfg, seed=1, lr=1e-3, patience=1),
+                  TrainConfig(**cfg, seed=2, lr=3e-3, patience=0)], test=False)
+    runs = [g.result["epochs_run"] for g in got]
+    assert runs[0] < 5 and got[0].result["diverged"] and runs[2] == 5
+
+
+def test_refuses_what_it_cannot_batch():
+    for cfg in (TrainConfig(**BASE, model="kan"), TrainConfig(**BASE, model="mlp", reg="sn"),
+                TrainConfig(**BASE, model="logreg")):
+        assert batchable(cfg) is not None
+        with pytest.raises(ConfigError, match="cannot batch"):
+            train_batched([cfg, cfg.replace(seed=1)])
+    with pytest.raises(ConfigError, match="differ in more than"):
+        train_batched([TrainConfig(**BASE, model="mlp"), TrainConfig(**{**BASE, "hidden": (4,)}, model="mlp")])
+
+
+def _task(phase="final", test=True, **cfg):
+    c = TrainConfig(**{**BASE, "model": "mlp", **cfg})
+    return Task(phase, c.model, c, test, c.seed)
+
+
+def test_eligible_groups():
+    seeds = [_task(seed=s) for s in range(3)]
+    lrs = [_task(seed=0, lr=lr) for lr in (1e-3, 1e-2)]
+    other = [_task(hidden=(4,)), _task(model="kan"), _task(reg="sn"), _task(model="svm"), _task(test=False, seed=5)]
+    dreg = [_task(dreg=0.01, seed=s) for s in range(2)]
+    dup = _task(phase="lambda", seed=1)  # the same run as seeds[1], asked by another phase
+    groups = eligible_groups(seeds + lrs + other + dreg + [dup])
+    assert groups[0] == seeds + lrs  # seed and lr differ only: one batch
+    assert [len(g) for g in groups[1:]] == [1, 1, 1, 1, 1, 2, 1]
+    assert groups[-2] == dreg and groups[-1] == [dup]  # DREG on vs off: separate batches
+    assert sorted(t.key for g in groups for t in g) == sorted(t.key for t in seeds + lrs + other + dreg + [dup])
+    assert [len(g) for g in eligible_groups(seeds + lrs, max_size=2)] == [2, 2, 1]
+    assert batch_key(seeds[0].config) == batch_key(lrs[1].config) != batch_key(dreg[0].config)
+
+
+def test_execute_group_stores_the_record_runner_execute_stores(tmp_path):
+    base = dict(epochs=1, batch_size=256, hidden=(4,), dtype="float64", dataset="synthetic")
+    tasks = [_task(**base, seed=s) for s in (0, 1)] + [_task(**base, seed=0, lr=1e-2)]
+    batched_dir, single_dir = tmp_path / "b", tmp_path / "s"
+    batched_dir.mkdir(), single_dir.mkdir()
+    recs = execute_group(tasks, batched_dir)
+    refs = [execute(t, single_dir) for t in tasks]
+    for t, rec, ref in zip(tasks, recs, refs):
+        stored = json.loads((batched_dir / f"{t.key}.json").read_text())
+        assert stored == json.loads(json.dumps(rec))
+        assert rec.keys() == ref.keys() and rec["key"] == t.key
+        fa, fb = _flat(ref), _flat(rec)
+        assert fa.keys() == fb.keys()
+        timing = {f".result.{c}" for c in TIMING_COLUMNS}
+        assert all(_close(fa[k], fb[k]) for k in fa if k not in timing), t
+    # resume: existing files are read back, not rerun
+    (batched_dir / f"{tasks[0].key}.json").write_text(json.dumps({**recs[0], "marker": 1}))
+    again = execute_group(tasks, batched_dir)
+    assert again[0]["marker"] == 1 and again[1] == json.loads(json.dumps(recs[1]))
+
+
+def test_execute_group_falls_back_for_ordinal_tasks(tmp_path, monkeypatch):
+    """An ordinal dataset (CLM head) is known only once the data is loaded: run by run then."""
+    import dataclasses
+
+    from chainzrule.fight import runner
+
+    real = runner._splits_for
+    monkeypatch.setattr(runner, "_splits_for", lambda cfg: dataclasses.replace(real(cfg), task="ordinal"))
+    tasks = [_task(epochs=1, batch_size=256, hidden=(4,), seed=s) for s in (0, 1)]
+    recs = execute_group(tasks, tmp_path)
+    assert [r["key"] for r in recs] == [t.key for t in tasks]
+    assert all((tmp_path / f"{t.key}.json").exists() for t in tasks)
