@@ -10,7 +10,12 @@ from chainzrule.batched import batch_key, batchable, eligible_groups, execute_gr
 from chainzrule.config import TrainConfig
 from chainzrule.data.splits import make_splits
 from chainzrule.errors import ConfigError
-from chainzrule.fight.runner import TIMING_COLUMNS, Task, execute
+from chainzrule.fight.runner import Task, execute
+from chainzrule.fight.runner import TIMING_COLUMNS as FIGHT_TIMING
+
+# timing differs between any two executions; peak_memory_mb is the process's lifetime peak (train()
+# reports it, fight records drop it)
+TIMING_COLUMNS = (*FIGHT_TIMING, "peak_memory_mb")
 from chainzrule.train import synthetic_dataset, train
 
 DATA = synthetic_dataset(n=300, d=6, classes=3)  # 240 train (192 after the carve), 60 test
@@ -170,10 +175,10 @@ def test_execute_group_falls_back_for_ordinal_tasks(tmp_path, monkeypatch):
     """An ordinal dataset (CLM head) is known only once the data is loaded: run by run then."""
     import dataclasses
 
-    from chainzrule.fight import runner
+    from chainzrule.fight import executor
 
-    real = runner._splits_for
-    monkeypatch.setattr(runner, "_splits_for", lambda cfg: dataclasses.replace(real(cfg), task="ordinal"))
+    real = executor.splits_for
+    monkeypatch.setattr(executor, "splits_for", lambda cfg: dataclasses.replace(real(cfg), task="ordinal"))
     tasks = [_task(epochs=1, batch_size=256, hidden=(4,), seed=s) for s in (0, 1)]
     recs = execute_group(tasks, tmp_path)
     assert [r["key"] for r in recs] == [t.key for t in tasks]

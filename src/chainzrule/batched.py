@@ -90,7 +90,7 @@ from .poly import PolynomialActivation
 from .regularizers import make_regularizer
 from .train import (RunResult, build_model, evaluate, head_kind, load_data, load_splits, make_optimizer, predict,
                     seed_everything, task_loss)
-from .train import _train_record  # TODO(public): train_record(cfg, model, loop, history) in train.py
+from .train import train_record
 
 #: models whose forward is written with plain, vmap-able torch ops
 BATCHABLE_MODELS = ("chainzrule", "mlp")
@@ -357,10 +357,11 @@ class _Grouped:
 
 
 class _MemberRecord:
-    """The per-run counters :func:`~chainzrule.train._train_record` reads from a training loop."""
+    """The per-run counters :func:`~chainzrule.train.train_record` reads from a training loop."""
 
-    def __init__(self, steps_per_epoch: int) -> None:
+    def __init__(self, steps_per_epoch: int, num_classes: int) -> None:
         self.steps_per_epoch = steps_per_epoch
+        self.num_classes = num_classes
         self.grad_norms: list[float] = []
         self.train_seconds = 0.0
         self.step = 0
@@ -423,7 +424,7 @@ class _Batch:
             self.models.append(model)
             regs.append(reg)
             self.rng_states.append(_rng_state(self.device))
-        self.records = [_MemberRecord(self.steps_per_epoch) for _ in cfgs]
+        self.records = [_MemberRecord(self.steps_per_epoch, sp.num_classes) for sp in splits]
 
         # per-step hyperparameters of every member, from its own optimizer + scheduler
         names = [name for name, p in self.models[0].named_parameters()]
@@ -696,7 +697,7 @@ class _Batch:
                     p.copy_(rec.final_state[name])
         _set_rng_state(self.rng_states[m], self.device)
         result = evaluate(model, cfg, sp) if test else {}
-        result.update(_train_record(cfg, model, rec, rec.history))
+        result.update(train_record(cfg, model, rec, rec.history))
         return RunResult(model, result, rec.grad_norms)
 
 
@@ -724,7 +725,7 @@ def execute_group(tasks: Sequence, runs_dir: Path) -> list[dict]:
     exactly as ``runner.execute`` does (same record, same atomic write); runs whose file exists
     are read, not repeated. Returns the records in the order of ``tasks``. A group of one, or of
     runs that cannot be batched, is executed run by run by ``runner.execute``."""
-    from .fight import runner  # the runner imports this module: import it when called
+    from .fight import executor  # the runner imports this module: import it when called
 
     runs_dir = Path(runs_dir)
     records: dict[str, dict] = {}
@@ -732,25 +733,22 @@ def execute_group(tasks: Sequence, runs_dir: Path) -> list[dict]:
     for t in tasks:
         path = runs_dir / f"{t.key}.json"
         if path.exists():
-            records[t.key] = runner.load_record(path)
+            records[t.key] = executor.load_record(path)
         elif t.key not in {u.key for u in todo}:
             todo.append(t)
     splits = []
     if len(todo) > 1 and all(batchable(t.config) is None for t in todo) and \
             len({batch_key(t.config, t.test) for t in todo}) == 1:
-        splits = [runner._splits_for(t.config) for t in todo]  # TODO(public): runner.splits_for
+        splits = [executor.splits_for(t.config) for t in todo]
         if any(head_kind(t.config, sp.task) != "linear" for t, sp in zip(todo, splits)):
             splits = []  # an ordinal task: its heads are not batched
     if not splits:
         for t in todo:
-            records[t.key] = runner.execute(t, runs_dir)
+            records[t.key] = executor.execute(t, runs_dir)
     else:
         runs = train_batched([t.config for t in todo], splits, progress=False, test=todo[0].test)
         for t, run in zip(todo, runs):
-            record = {"key": t.key, "phase": t.phase, "contender": t.contender, "seed": t.seed,
-                      "trial": t.trial, "test": t.test, "config": t.config.to_dict(), "result": run.result,
-                      "grad_norms": run.grad_norms,
-                      "activations": runner._activations(run.model)}  # TODO(public): runner.activations
-            runner._atomic_json(runs_dir / f"{t.key}.json", record)  # TODO(public): runner.atomic_json
+            record = executor.make_record(t, run)
+            executor.atomic_json(runs_dir / f"{t.key}.json", record)
             records[t.key] = record
     return [records[t.key] for t in tasks]

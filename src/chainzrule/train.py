@@ -201,7 +201,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
     loop = _Loop(cfg, model, reg, splits, device, progress and world_rank()[1] == 0)
     history = loop.run()
     result = evaluate(model, cfg, splits) if test else {}
-    result.update(_train_record(cfg, model, loop, history))
+    result.update(train_record(cfg, model, loop, history))
     return RunResult(model, result, loop.grad_norms)
 
 
@@ -232,6 +232,7 @@ class _Loop:
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(model)
         self.kind = head_kind(cfg, splits.task)
+        self.num_classes = splits.num_classes
         self.n = len(splits.X_train)
         self.steps_per_epoch = max(1, math.ceil(self.n / cfg.batch_size))
         total = self.steps_per_epoch * cfg.epochs
@@ -349,8 +350,12 @@ def _diverged(finite: bool, history: dict, num_classes: int) -> bool:
     return bool(losses) and losses[-1] > DIVERGED_LOSS_FACTOR * math.log(max(num_classes, 2))
 
 
-def _train_record(cfg, model, loop: _Loop, history) -> dict:
-    """The training half of a run's result: cost, gradient-trace statistics, stability flags."""
+def train_record(cfg, model, loop, history) -> dict:
+    """The training half of a run's result: cost, gradient-trace statistics, stability flags.
+
+    ``loop`` provides ``grad_norms``, ``steps_per_epoch``, ``num_classes``, ``best_epoch``,
+    ``stopped_early``, ``train_seconds`` and ``step`` (the training loop, or batched training's
+    per-member record)."""
     norms = loop.grad_norms
     finite = bool(norms) and all(math.isfinite(g) for g in norms)
     last = norms[-loop.steps_per_epoch:]
@@ -366,7 +371,7 @@ def _train_record(cfg, model, loop: _Loop, history) -> dict:
         "grad_norm_median": med,
         # unstable: a non-finite step, or a gradient spike above 20x the run's own median (issue 7's rule)
         "unstable": (not finite) or (med is not None and med > 0 and peak > UNSTABLE_RATIO * med),
-        "diverged": _diverged(finite, history, loop.splits.num_classes),
+        "diverged": _diverged(finite, history, loop.num_classes),
         "train_seconds": loop.train_seconds,
         "step_ms": 1000.0 * loop.train_seconds / max(loop.step, 1),  # optimizer steps only, no validation
         "steps": loop.step,

@@ -108,7 +108,8 @@ def run_key(cfg: TrainConfig, test: bool) -> str:
 _DATA_CACHE: dict[tuple, Any] = {}
 
 
-def _splits_for(cfg: TrainConfig) -> Splits:
+def splits_for(cfg: TrainConfig) -> Splits:
+    """The data of ``cfg``, cached per process (one dataset per fight; one split per seed)."""
     data_key = (cfg.dataset, cfg.data_dir, cfg.target, cfg.featurizer, cfg.limit)
     if data_key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one dataset per fight: keep memory flat
@@ -141,17 +142,22 @@ def atomic_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, allow_nan=True))  # run records keep NaN as NaN
 
 
+def make_record(task: Task, run) -> dict:
+    """The run record of ``task`` trained as ``run`` (a :class:`~chainzrule.train.RunResult`)."""
+    result = {k: v for k, v in run.result.items() if k != "peak_memory_mb"}  # see the module doc
+    return {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
+            "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": result,
+            "grad_norms": run.grad_norms, "activations": _activations(run.model)}
+
+
 def execute(task: Task, runs_dir: Path) -> dict:
     """Run ``task`` unless ``runs_dir/<key>.json`` holds it; return the stored record."""
     path = runs_dir / f"{task.key}.json"
     stored = stored_record(path)
     if stored is not None:
         return stored
-    run = train(task.config, _splits_for(task.config), progress=False, test=task.test)
-    result = {k: v for k, v in run.result.items() if k != "peak_memory_mb"}  # see the module doc
-    record = {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
-              "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": result,
-              "grad_norms": run.grad_norms, "activations": _activations(run.model)}
+    run = train(task.config, splits_for(task.config), progress=False, test=task.test)
+    record = make_record(task, run)
     atomic_json(path, record)
     return record
 
