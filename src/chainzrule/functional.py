@@ -41,6 +41,7 @@ backward for "linear" and "none" (measured in ``BENCHMARKS.md``).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -112,10 +113,12 @@ def horner(a: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
     """
     degree = a.shape[0] - 1
     p = a[degree].expand_as(u)  # [..., F]
-    dp = torch.zeros_like(u)
+    dp = None
     for k in range(degree - 1, -1, -1):
-        dp = torch.addcmul(p, dp, u)  # dp ← dp·u + p
+        dp = p if dp is None else torch.addcmul(p, dp, u)  # dp ← dp·u + p   (first step: a_D)
         p = torch.addcmul(a[k], p, u)  # p ← p·u + a_k
+    if degree == 1:  # p' = a_1: keep u in the graph (a zero-gradient edge), as every degree has
+        dp = torch.addcmul(dp, torch.zeros_like(u), u)
     return p, dp
 
 
@@ -211,8 +214,8 @@ class _LinearRowNormSq(torch.autograd.Function):
                 gw = w * (2.0 * grn).unsqueeze(-1) if grn is not None else torch.zeros_like(w)
             elif grn is None:
                 gw = gz.t() @ x  # [out, in]
-            else:
-                gw = torch.addcmul(gz.t() @ x, w, (2.0 * grn).unsqueeze(-1))  # one [out, in] result
+            else:  # 2 g_r ⊙ W + g_zᵀ x in one GEMM (beta = 1): one [out, in] result, vmap-safe
+                gw = torch.addmm(w * (2.0 * grn).unsqueeze(-1), gz.t(), x)
         if gz is not None and ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gz.sum(0)  # [out]
         return gx, gw, gb
@@ -392,6 +395,28 @@ def _derivative_rows(a: Tensor) -> Tensor:
     return a[1:] * k
 
 
+def _second_derivative_times(a: Tensor, scale: Tensor, c: Tensor) -> Tensor:
+    """``scale · p''(c)`` by Horner over the pre-scaled coefficients of p'' (``[D-1, F]``, tiny),
+    so the scale costs no pass over ``[N, F]``; ``[F]`` when p'' is constant (degree 2)."""
+    k = torch.arange(2, a.shape[0], dtype=a.dtype, device=a.device).unsqueeze(1)  # [D-1, 1]
+    dda = a[2:] * (k * (k - 1)) * scale  # [D-1, F]
+    v = dda[-1]
+    for j in range(dda.shape[0] - 2, -1, -1):
+        v = torch.addcmul(dda[j], v, c)
+    return v
+
+
+@functools.lru_cache(maxsize=16)
+def _inclusive_bounds(bound: float, dtype: torch.dtype) -> tuple[float, float]:
+    """``(-b, b)`` one ulp wider than ``bound`` in ``dtype``: hardtanh_backward's test is strict
+    (-b < z < b) and the clamp's derivative at |z| = R is 1 (as autograd's), so the mask is ≤."""
+    try:
+        b = torch.nextafter(torch.tensor(bound, dtype=dtype), torch.tensor(math.inf, dtype=dtype)).item()
+    except RuntimeError:  # a dtype without nextafter (bfloat16): the float64 neighbour
+        b = math.nextafter(bound, math.inf)
+    return -b, b
+
+
 def _slope(a: Tensor, c: Tensor) -> Tensor:
     """p'(c) by Horner, ``[N, F]``."""
     da = _derivative_rows(a)  # [D, F]
@@ -469,10 +494,11 @@ class _PolyJacobianSq(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             t = torch.zeros_like(z) if gh is None else gh
             if w is not None and d >= 2:
-                pp = _slope(_derivative_rows(a), c)  # p''(c)   [N, F]
-                if clamp:
-                    pp = pp * (e == 0)  # σ'' = 0 outside the interval
-                t = t + 2.0 * gj.unsqueeze(-1) * pp * rn
+                v = _second_derivative_times(a, 2.0 * rn, c)  # 2 r p''(c)   [N, F] (or [F] for d = 2)
+                if clamp:  # σ'' = 0 outside [-R, R]: keep v where |z| <= R, in one pass
+                    lo, hi = _inclusive_bounds(R, z.dtype)
+                    v = torch.ops.aten.hardtanh_backward(v.expand_as(z), z, lo, hi)
+                t = torch.addcmul(t, gj.unsqueeze(-1), v)
             gz = t * dp
         if ctx.needs_input_grad[1]:
             ga = _coefficient_grad(gh, w, c, e, rn, d)
