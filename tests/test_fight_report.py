@@ -253,7 +253,12 @@ def test_dropped_contender_and_empty_sections(tmp_path):
     report = write_report(folder).read_text()
     v = _verdicts(report)
     assert v["ratio-ok"] == "not tested" and v["kan-dropped"] == "not tested"
-    assert v["acc-met"] == "supported"
+    # a quick run's judged rows are previews, never a bold verdict, and point to the full results
+    assert "acc-met" not in v and "beats-relu" not in v
+    assert "| acc-met |" in report and "| preview (quick profile) |" in report
+    assert "results/synthetic/report.md" in report
+    rows = {r["id"]: r for r in claim_rows(folder)}
+    assert rows["acc-met"]["verdict"] == "preview (quick profile)" and rows["acc-met"]["preview_of"] == "supported"
     assert "λ sweep" in report and "Not run" in report
     assert not (folder / "plots" / "grad_norms.png").exists()
     fight = load_fight(folder)
