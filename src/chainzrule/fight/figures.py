@@ -107,7 +107,7 @@ def _family(fight: Fight, name: str) -> str:
     model = cfg.get("model") or (rows[0].get("model") if rows else "") or "?"
     if model == "mlp":
         act = cfg.get("activation") or (rows[0].get("activation") if rows else "") or "relu"
-        return f"MLP {act}"
+        return "MLP " + {"relu": "ReLU", "gelu": "GELU", "silu": "SiLU"}.get(str(act), str(act))
     return {"chainzrule": "ChainzRule"}.get(model, model)
 
 
@@ -161,7 +161,7 @@ def plot_grad_norms(fight: Fight, path: Path, ncols: int = 3) -> bool:
     n = len(traces)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = new_figure(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False, layout="constrained")
+    fig, axes = new_figure(nrows, ncols, figsize=(4.6 * ncols, 4.2 * nrows), squeeze=False, layout="constrained")
     _share(axes, x=False)
     for k, (fam, items) in enumerate(traces.items()):
         ax = axes[k // ncols][k % ncols]
@@ -175,14 +175,13 @@ def plot_grad_norms(fight: Fight, path: Path, ncols: int = 3) -> bool:
         ax.set_yscale("log")
         ax.set_title(fam, fontsize=9)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6, loc="upper right")
-        if k // ncols == nrows - 1 or k + ncols >= n:
-            ax.set_xlabel("training step")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
         if k % ncols == 0:
             ax.set_ylabel("gradient norm")
     for k in range(n, nrows * ncols):
         axes[k // ncols][k % ncols].axis("off")
-    fig.suptitle("global parameter-gradient norm, seed-0 final runs (light: raw; line: moving average)", fontsize=10)
+    fig.suptitle("global parameter-gradient norm vs training step, seed-0 final runs, one panel per family "
+                 "(light: raw; line: moving average; dashed: the reference)", fontsize=10)
     save_figure(fig, path)
     return True
 
