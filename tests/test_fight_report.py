@@ -488,3 +488,37 @@ def test_tuning_edges_listed(tmp_path):
     assert "1 of 3 tuned optima lie in the outer 10%" in report
     assert "| `relu` | lr | 0.0095 |" in report and "high end" in report
     assert (folder / "plots" / "expected_max_val.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_size_view_from_validation_width_sweeps(tmp_path):
+    """Both families' width sweeps on validation: the ratio comes from val curves, with a CI."""
+    from chainzrule.fight.analysis import size_view
+
+    folder = build_fight(tmp_path / "f")
+    sweeps = {"relu": {"32": (4_000, [0.90, 0.91]), "64": (16_000, [0.94, 0.95]), "128": (64_000, [0.96, 0.97])},
+              "cr-dreg": {"8": (1_000, [0.90, 0.91]), "16": (4_000, [0.94, 0.95]), "32": (16_000, [0.96, 0.97]),
+                          "64": (64_000, [0.98, 0.98])}}
+
+    def drop_widths(r):
+        return [] if r["phase"] == "width" else r
+
+    _rewrite(folder, row_update=drop_widths)
+    with open(folder / "results.csv", "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        for name, ws in sweeps.items():
+            for hidden, (params, vals) in ws.items():
+                for s, v in enumerate(vals):
+                    w.writerow(_row(key=f"w{name}{hidden}{s}", phase="width", contender=name, seed=s, hidden=hidden,
+                                    params=params, val_accuracy=v, test_accuracy=v - 0.01))
+    claims = [{"id": "ratio", "kind": "param_ratio", "contender": "cr-dreg", "claimed": 15.5},
+              {"id": "ratio-low", "kind": "param_ratio", "contender": "cr-dreg", "claimed": 1.0}]
+    _rewrite(folder, claims=claims)
+    sv = size_view(load_fight(folder))
+    assert sv["baseline"] == "relu" and sv["val"]["ratio"] == pytest.approx(4.0)
+    assert sv["val"]["target"] == pytest.approx(0.965 - 0.005)
+    assert sv["test"]["ratio"] == pytest.approx(4.0)
+    rows = {r["id"]: r for r in claim_rows(folder)}
+    assert rows["ratio"]["verdict"] == "not supported" and rows["ratio-low"]["verdict"] == "supported"
+    assert "validation accuracy" in rows["ratio"]["note"]
+    report = write_report(folder).read_text()
+    assert "### Accuracy-matched from validation width sweeps" in report and "**4.00×**" in report

@@ -33,6 +33,7 @@ from .stats import (
     expected_max_curve,
     failure_rate,
     noninferiority_test,
+    param_ratio_bootstrap,
     summarize,
     verdict_compare,
     verdict_level,
@@ -57,6 +58,7 @@ __all__ = [
     "attribution_table",
     "tuning_edges",
     "expected_max_curves",
+    "size_view",
     "PREVIEW",
     "MAIN_METRICS",
     "EXTRA_METRICS",
@@ -769,6 +771,9 @@ def _claim_reduction(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any])
 
 def _claim_param_ratio(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
     fight, name, base = ctx.fight, row["contender"], row["baseline"]
+    sv = size_view(fight)
+    if sv["val"] is not None and sv["contender"] == name and base in (None, sv["baseline"]):
+        return _claim_param_ratio_val(row, claim, sv, fight)
     miss = _missing_reason(fight, name, fight.primary)
     if miss is None and base:
         miss = _missing_reason(fight, base, fight.primary, "baseline")
@@ -786,11 +791,30 @@ def _claim_param_ratio(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any
         row["verdict"] = "inconclusive"
         return _fail(row, am["reason"])
     m = am["match"]
+    _fail(row, "legacy view: the best baseline and the matching width are picked on test accuracy (no validation "
+               "width sweeps of a baseline family in these results)")
     row["ours"], row["ours_value"] = f"{am['ratio']:.2f}×", am["ratio"]
     row["verdict"] = "supported" if am["ratio"] >= claimed else "not supported"
     _fail(row, f"{name} at hidden {m['hidden']} ({m['params']:,.0f} params, {_fmtu(fight.primary, m['mean'])}) vs "
                f"{am['baseline']['label']} ({am['baseline']['params']:,.0f} params, "
                f"{_fmtu(fight.primary, am['baseline']['mean'])}), margin {_fmt_margin(fight.primary, am['margin'])}")
+
+
+def _claim_param_ratio_val(row: dict[str, Any], claim: dict[str, Any], sv: dict[str, Any], fight: Fight) -> None:
+    """A param_ratio claim from :func:`size_view`: supported iff the bootstrap interval lies at or
+    above the claimed ratio, not supported iff below, inconclusive otherwise (or without one)."""
+    claimed, r = _num(claim.get("claimed")), sv["val"]
+    if claimed is None:
+        return _fail(row, "the claim has no numeric claimed ratio")
+    if r["reason"] and math.isnan(r["ratio"]):
+        row["verdict"] = "inconclusive"
+        return _fail(row, f"validation width sweeps: {r['reason']}")
+    row["ours"], row["ours_value"] = f"{r['ratio']:.2f}× [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", r["ratio"]
+    row["verdict"] = verdict_interval(r["ci_low"], r["ci_high"], claimed, "higher")
+    notes = [n for n in (r["note_base"], r["note_cr"]) if n]
+    _fail(row, f"{sv['contender']} vs {sv['baseline']} width sweeps on validation accuracy, target "
+               f"{_fmtu('val_accuracy', r['target'])} (best baseline width − {_fmt_margin('val_accuracy', sv['margin'])}), "
+               f"seed bootstrap ({r['n_boot']})" + (f"; {'; '.join(notes)}" if notes else ""))
 
 
 #: One handler per claim kind; each fills its row (verdict, ours, p) or notes why it cannot.
@@ -1028,4 +1052,78 @@ def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
                   if v is not None]
         if scores:
             out[name] = expected_max_curve(scores)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# size view without test leakage: width sweeps of both families, ratio at equal accuracy
+# ----------------------------------------------------------------------------------------------
+
+
+def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list[list[float]], list[str]]:
+    """A contender's "width" rows: params per width, per-seed ``metric`` per width, hidden labels
+    (widths without a parameter count or any value are left out)."""
+    groups: dict[str, list[dict[str, str]]] = {}
+    for r in fight.phase("width", contender):
+        groups.setdefault(r.get("hidden") or "?", []).append(r)
+    params, accs, hidden = [], [], []
+    for h, rs in groups.items():
+        p = [v for v in (_num(r.get("params")) for r in rs) if v]
+        vals = list(fight.by_seed(rs, metric).values())
+        if p and vals:
+            params.append(float(np.mean(p)))
+            accs.append(vals)
+            hidden.append(h)
+    return params, accs, hidden
+
+
+def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) -> dict[str, Any]:
+    """The accuracy-matched view from validation-tuned width sweeps of both families.
+
+    Reads "width" rows (``contender, hidden, params, seed, val_accuracy, test_accuracy``; every
+    width tuned on validation by the runner) of the ``[accuracy_matched]`` contender and of the
+    baseline family (every other contender with width rows; with several, the one whose best
+    width has the highest mean *validation* accuracy). The target is the best baseline width's
+    validation mean minus the section's ``margin``, and the ratio ``params_base / params_cr``
+    where the two validation curves reach it, with a seed-bootstrap interval
+    (:func:`~.stats.param_ratio_bootstrap`, the best-width choice redone in every resample):
+    no width and no baseline is chosen on the test set. The same ratio on the test curves, at
+    the test mean of that validation-chosen baseline width minus the margin, is given for
+    reference (``test``).
+
+    Returns ``{"contender", "baseline", "margin", "val": bootstrap dict | None, "test": ... |
+    None, "sweeps": {name: {"params", "val", "test", "hidden"}}, "reason"}``.
+    """
+    acc = fight.section("accuracy_matched") or {}
+    cr = acc.get("contender")
+    margin = float(acc.get("margin", 0.005))
+    out: dict[str, Any] = {"contender": cr, "baseline": None, "margin": margin, "val": None, "test": None,
+                           "sweeps": {}, "reason": ""}
+    if "val_accuracy" not in fight.columns or not fight.phase("width"):
+        out["reason"] = "no width rows with val_accuracy in results.csv"
+        return out
+    names = list(dict.fromkeys(r.get("contender") for r in fight.phase("width")))
+    cr = cr or names[0]
+    out["contender"] = cr
+    for n in names:
+        p, v, h = _sweep(fight, n, "val_accuracy")
+        pt, t, _ = _sweep(fight, n, fight.primary)
+        if len(p) >= 2:
+            out["sweeps"][n] = {"params": p, "val": v, "hidden": h, "test": t if pt == p else None}
+    bases = [n for n in out["sweeps"] if n != cr]
+    if cr not in out["sweeps"] or not bases:
+        out["reason"] = (f"width sweeps (≥ 2 widths with val_accuracy) of {cr!r} and of a baseline family are "
+                         f"needed; have {sorted(out['sweeps']) or 'none'}")
+        return out
+    base = max(bases, key=lambda n: max(np.mean(v) for v in out["sweeps"][n]["val"]))
+    out["baseline"] = base
+    sb, sc = out["sweeps"][base], out["sweeps"][cr]
+    try:
+        out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin, n_boot=n_boot)
+        if sb["test"] is not None and sc["test"] is not None:
+            j = int(np.argmax([np.mean(v) for v in sb["val"]]))
+            out["test"] = param_ratio_bootstrap(sb["params"], sb["test"], sc["params"], sc["test"],
+                                                target=float(np.mean(sb["test"][j])) - margin, n_boot=n_boot)
+    except (ValueError, DataError) as e:
+        out["reason"] = str(e)
     return out

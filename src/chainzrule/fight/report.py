@@ -80,6 +80,7 @@ from .analysis import (
     claim_rows,
     expected_max_curves,
     failure_text,
+    size_view,
     tuning_edges,
     lambda_table,
     load_fight,
@@ -275,8 +276,9 @@ def _size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str],
             rel, ok = f"{100 * x:+.1f}%", "yes" if abs(x) <= 0.05 else "no"
         rows.append([d["label"], d["model"] or "—", d["hidden"] or "—", _fmt("params", d["params"]), rel, ok])
     L.append(_md_table(["contender", "model", "hidden", "params", "Δ vs reference", "within ±5%"], rows))
+    L += _size_view_section(fight)
     am = accuracy_matched(fight)
-    L += ["", "### Accuracy-matched", ""]
+    L += ["", "### Accuracy-matched (legacy: chosen on test)", ""]
     if not am["widths"]:
         L.append(f"Not run ({am['reason'] or 'no [accuracy_matched] section'}).")
         return L, am
@@ -306,6 +308,39 @@ def _size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str],
         else:
             L.append(f"No width is within the margin: {am['reason']}; no parameter ratio.")
     return L, am
+
+
+def _size_view_section(fight: Fight) -> list[str]:
+    sv = size_view(fight)
+    L = ["", "### Accuracy-matched from validation width sweeps", ""]
+    if sv["val"] is None:
+        L.append(f"Not available: {sv['reason']}. (The legacy view below picks the best baseline and the matching "
+                 "width on the test set; it is kept for comparison with earlier results, not as evidence.)")
+        return L
+    r = sv["val"]
+    L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (the baseline family whose best width has the "
+             "highest mean validation accuracy), every width tuned on validation. Target: the best baseline width's "
+             f"mean validation accuracy − {_fmt_margin('val_accuracy', sv['margin'])}; each family's mean curve is read "
+             "where it first reaches it (linear in log params); 95% percentile interval from resampling seeds within "
+             f"each width ({r['n_boot']} resamples, the best-width choice redone in each). No choice reads the test set.")
+    L.append("")
+    rows = []
+    for name, lab in ((sv["baseline"], "baseline"), (sv["contender"], "ChainzRule")):
+        for view in ("val", "test"):
+            t = sv[view]
+            if t is None:
+                continue
+            key = "params_base" if lab == "baseline" else "params_cr"
+            note = t["note_base"] if lab == "baseline" else t["note_cr"]
+            rows.append([view, f"`{name}`", _fmt("val_accuracy", t["target"]), _fmt("params", t[key]), note or ""])
+    L.append(_md_table(["curves", "family", "target (%)", "params at target", "note"], rows))
+    L.append("")
+    for view, what in (("val", "validation"), ("test", "test (target: that baseline width's test mean − margin)")):
+        t = sv[view]
+        if t is not None:
+            ci = "—" if t["reason"] else f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]"
+            L.append(f"- Parameter ratio on {what}: **{t['ratio']:.2f}×** {ci}" + (f" ({t['reason']})" if t["reason"] else ""))
+    return L
 
 
 def _lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
