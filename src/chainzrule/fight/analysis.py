@@ -363,7 +363,9 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
     """The main table as data: one dict per contender with final runs.
 
     Keys: ``contender, label, model, activation, hidden, runs, diverged, params`` (mean over its
-    final runs), then for every metric column present (:data:`MAIN_METRICS`, fgsm_/pgd_ columns,
+    final runs), ``failures, failures_unknown, failure_rate, failure_ci_low, failure_ci_high``
+    (runs diverged or unstable, 95% Clopper–Pearson; rate None when some run's ``unstable`` is
+    not recorded, see :func:`failure_text`), then for every metric column present (:data:`MAIN_METRICS`, fgsm_/pgd_ columns,
     val_accuracy, jacobian_fro_p99, peak_memory_mb) ``<metric>_mean``, ``<metric>_std``,
     ``<metric>_ci_low``, ``<metric>_ci_high`` (95% t-interval over seeds) and ``<metric>_n``;
     ``None`` where the metric has no value (not applicable). Values are in results.csv units

@@ -221,7 +221,7 @@ def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     L = ["", "## Main table (final runs)", "",
          f"Mean ± std over seeds; {fight.primary} also with its 95% t-interval [lo, hi]. "
          "Accuracies in %. Empty columns (not applicable) are omitted.", ""]
-    L[-2] += (" failures: runs diverged or unstable, k/n with the 95% Clopper–Pearson interval of the rate "
+    L[-2] += (" Failures: runs diverged or unstable, k/n with the 95% Clopper–Pearson interval of the rate "
               "(\"unstable not recorded\": results without an `unstable` column, so the rate is unknown).")
     header = (["contender", "hidden", "params", "runs (diverged)", "failures [95% CI]"]
               + [f"{m}{_unit(m)}" for m in metrics])
