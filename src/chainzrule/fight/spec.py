@@ -28,9 +28,11 @@ FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference
               "tune_seed", "param_match", "primary_metric"}
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
-CLAIM_KINDS = ("level", "compare", "reduction", "param_ratio")
+CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
 CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_range", "direction", "baseline", "note",
-              "not_tested"}
+              "not_tested", "margin", "tolerance", "rule", "not_comparable"}
+#: How a claimed_range is judged: by equivalence (TOST, the default) or at its strict end.
+CLAIM_RULES = ("equivalence", "strict-end")
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
 #: results.csv metric columns a claim may name (fgsm_/pgd_ columns are added per eps).
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean",
@@ -339,15 +341,48 @@ def _check_claim(c: dict, i: int, spec: FightSpec, defined: list[str]) -> dict:
     direction = c.get("direction", "higher")
     if direction not in ("higher", "lower"):
         raise ConfigError(f"{where}: direction must be 'higher' or 'lower', got {direction!r}")
-    if kind in ("compare", "reduction") and not isinstance(c.get("baseline"), str):
+    if kind in ("compare", "noninferior", "reduction") and not isinstance(c.get("baseline"), str):
         raise ConfigError(f"{where}: kind {kind!r} needs a baseline contender")
     if kind in ("level", "reduction", "param_ratio") and "claimed" not in c and "claimed_range" not in c:
         raise ConfigError(f"{where}: kind {kind!r} needs claimed (or claimed_range)")
+    extra = _check_claim_rules(where, c, kind)
     out = {"id": str(c.get("id", f"claim-{i + 1}")), "text": str(c.get("text", "")), "kind": kind,
            "contender": c["contender"], "metric": metric, "direction": direction,
            "baseline": c.get("baseline"), "claimed": c.get("claimed"), "claimed_range": c.get("claimed_range"),
-           "note": c.get("note") or untestable or "",
+           **extra, "note": c.get("note") or untestable or "",
            "tested": untestable is None and c["contender"] in known and c.get("baseline") in known | {None}}
+    return out
+
+
+def _check_claim_rules(where: str, c: dict, kind: str) -> dict:
+    """The verdict-rule keys of a claim: ``margin`` (non-inferiority δ, metric units, no default:
+    required by kind "noninferior", and on a "compare" claim it makes it one), ``tolerance`` (≥ 0,
+    level/reduction/range claims), ``rule`` (how a claimed_range is judged) and ``not_comparable``
+    (the reason no statistic can judge the claim here)."""
+    out: dict[str, Any] = {}
+    for key in ("margin", "tolerance"):
+        v = c.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0):
+            raise ConfigError(f"{where}: {key} must be a finite number >= 0 (metric units), got {v!r}")
+        if v is not None:
+            out[key] = float(v)
+    if kind == "noninferior" and "margin" not in out:
+        raise ConfigError(f"{where}: kind 'noninferior' needs a margin (metric units, e.g. 0.005 = 0.5 points); "
+                          "there is no default")
+    if "margin" in out and kind not in ("compare", "noninferior"):
+        raise ConfigError(f"{where}: margin applies to compare/noninferior claims, not {kind!r}")
+    rule = c.get("rule")
+    if rule is not None:
+        if rule not in CLAIM_RULES:
+            raise ConfigError(f"{where}: rule must be one of {', '.join(CLAIM_RULES)}, got {rule!r}")
+        if c.get("claimed_range") is None:
+            raise ConfigError(f"{where}: rule applies to a claimed_range, and the claim has none")
+        out["rule"] = rule
+    nc = c.get("not_comparable")
+    if nc is not None:
+        if not isinstance(nc, str) or not nc.strip():
+            raise ConfigError(f"{where}: not_comparable must be the reason the claim is not comparable, got {nc!r}")
+        out["not_comparable"] = nc.strip()
     return out
 
 
