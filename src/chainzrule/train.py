@@ -75,9 +75,44 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> Dataset:
 
 
 def load_splits(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True) -> Splits:
-    """Train/validation/test tensors; the validation carve is seeded by ``cfg.seed``."""
+    """Train/validation/test tensors; the validation carve is seeded by ``cfg.seed``. With
+    ``cfg.cv_folds`` the train/test split is fold ``cv_fold`` of repeat ``cv_repeat``
+    (:func:`cv_dataset`) and validation is carved from the training folds."""
     ds = dataset if dataset is not None else load_data(cfg, progress)
+    if cfg.cv_folds:
+        ds = cv_dataset(ds, cfg.cv_folds, cfg.cv_fold, cfg.cv_repeat)
     return make_splits(ds, val_fraction=cfg.val_fraction, seed=cfg.seed)
+
+
+def cv_fold_indices(y: np.ndarray, folds: int, fold: int, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` row indices of fold ``fold`` of repeat ``repeat`` of a repeated stratified
+    k-fold over labels ``y`` (scikit-learn's StratifiedKFold, shuffled with ``random_state=repeat``):
+    the test folds of one repeat are disjoint, stratified and cover every row."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    counts = np.bincount(y)
+    if len(y) < folds or counts[counts > 0].min() < folds:
+        raise ConfigError(f"cv_folds = {folds}: a class has fewer than {folds} rows, so the folds cannot be stratified")
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=repeat).split(np.zeros(len(y)), y)
+    for i, (tr, te) in enumerate(splits):
+        if i == fold:
+            return np.sort(tr), np.sort(te)
+    raise ConfigError(f"cv_fold {fold} is not in 0..{folds - 1}")
+
+
+def cv_dataset(ds: Dataset, folds: int, fold: int, repeat: int) -> Dataset:
+    """``ds`` with its train and test rows pooled and re-split into fold ``fold`` of repeat ``repeat``."""
+    from dataclasses import replace
+
+    if ds.X_val is not None:
+        raise ConfigError(f"{ds.name} has an official validation split: resampling (cv_folds) is for datasets "
+                          "with a train/test split only")
+    X = np.concatenate([ds.X_train, ds.X_test])
+    y = np.concatenate([ds.y_train, ds.y_test])
+    tr, te = cv_fold_indices(y, folds, fold, repeat)
+    meta = {**ds.meta, "cv": {"folds": folds, "fold": fold, "repeat": repeat}}
+    return replace(ds, X_train=X[tr], y_train=y[tr], X_test=X[te], y_test=y[te], meta=meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,17 +135,42 @@ def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str)
     width = cfg.hidden[-1]
     head = None if kind == "linear" else make_ordinal_head(kind, width, num_classes)
     if cfg.model == "chainzrule":
-        return ChainzRuleMLP(in_features, list(cfg.hidden), num_classes, degree=cfg.degree, init=cfg.poly_init,
-                             bound=cfg.bound, range_control=cfg.range_control, basis=cfg.poly_basis, head=head)
+        return _apply_logit_scale(cfg, ChainzRuleMLP(
+            in_features, list(cfg.hidden), num_classes, degree=cfg.degree, init=cfg.poly_init, bound=cfg.bound,
+            range_control=cfg.range_control, basis=cfg.poly_basis, head=head))
     if cfg.model == "mlp":
-        return MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation, head=head)
+        return _apply_logit_scale(cfg, MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation,
+                                           head=head))
     if cfg.model == "kan":
         if cfg.dreg_lambda > 0:
             raise ConfigError("DREG needs a chainzrule or mlp model, got model 'kan' with dreg > 0")
         if head is None:
-            return KAN(in_features, list(cfg.hidden), num_classes, grid_size=cfg.kan_grid)
-        return nn.Sequential(KAN(in_features, list(cfg.hidden[:-1]), width, grid_size=cfg.kan_grid), head)
+            kan = KAN(in_features, list(cfg.hidden), num_classes, grid_size=cfg.kan_grid)
+            return _apply_logit_scale(cfg, _kan_input_norm(cfg, kan, in_features))
+        kan = _kan_input_norm(cfg, KAN(in_features, list(cfg.hidden[:-1]), width, grid_size=cfg.kan_grid), in_features)
+        return nn.Sequential(kan, head)
     raise ConfigError(f"model {cfg.model!r} is not a neural network")
+
+
+def _kan_input_norm(cfg: TrainConfig, model: nn.Module, in_features: int) -> nn.Module:
+    """``cfg.input_norm = "layernorm"``: a LayerNorm over the features before the KAN."""
+    return nn.Sequential(nn.LayerNorm(in_features), model) if cfg.input_norm == "layernorm" else model
+
+
+def _apply_logit_scale(cfg: TrainConfig, model: nn.Module) -> nn.Module:
+    """``cfg.logit_scale`` τ ≠ 1: the head's input is multiplied by τ (a forward pre-hook on
+    ``model.head``), i.e. the logits of a linear head are τ·Wh + b: the temperature that lets a
+    Lipschitz-constrained (spectrally normalized) network reach confident logits. A model
+    without a ``head`` attribute (a KAN) has its output multiplied by τ."""
+    tau = float(cfg.logit_scale)
+    if tau == 1.0:
+        return model
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        head.register_forward_pre_hook(lambda m, args: (args[0] * tau, *args[1:]))
+    else:
+        model.register_forward_hook(lambda m, args, out: out * tau)
+    return model
 
 
 def task_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:
@@ -123,13 +183,44 @@ def predict(kind: str, logits: Tensor) -> Tensor:
     return logits.argmax(dim=-1) if kind == "linear" else ordinal_predict(logits, kind)
 
 
+def decoupled_decay(cfg: TrainConfig) -> bool:
+    """Weight decay through AdamW's decoupled ``weight_decay`` (``reg="wd"`` with ``optimizer="adamw"``)
+    instead of an L2 penalty in the loss."""
+    return cfg.reg == "wd" and cfg.optimizer == "adamw"
+
+
+def make_run_regularizer(cfg: TrainConfig):
+    """The regularizer of ``cfg`` as :func:`train` uses it (decoupled decay: a zero penalty)."""
+    if decoupled_decay(cfg):
+        return make_regularizer("wd", via_optimizer=True)
+    return make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
+
+
+def _decay_groups(cfg: TrainConfig, model: nn.Module, groups: list[dict]) -> list[dict]:
+    """Split ``groups`` so that only the weight matrices (``WeightDecay.decay_parameters``) get
+    ``weight_decay = reg_strength``; biases, polynomial coefficients, cutpoints and norms get 0."""
+    from .regularizers import WeightDecay
+
+    decay = {id(p) for p in WeightDecay(via_optimizer=True).decay_parameters(model)}
+    out = []
+    for g in groups:
+        for wd, params in ((cfg.reg_strength, [p for p in g["params"] if id(p) in decay]),
+                           (0.0, [p for p in g["params"] if id(p) not in decay])):
+            if params:
+                out.append({**g, "params": params, "weight_decay": wd})
+    return out
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module, steps: int):
-    """Optimizer and per-step LR scheduler; polynomial coefficients get ``lr * coef_lr_scale``."""
+    """Optimizer and per-step LR scheduler; polynomial coefficients get ``lr * coef_lr_scale``.
+    With :func:`decoupled_decay`, AdamW decays the weight matrices only (``reg_strength``)."""
     groups = parameter_groups(model, cfg.lr, cfg.coef_lr_scale)
+    if decoupled_decay(cfg):
+        groups = _decay_groups(cfg, model, groups)
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(groups)
     elif cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, weight_decay=0.0)  # decay is a regularizer choice
+        opt = torch.optim.AdamW(groups, weight_decay=0.0)  # decay: reg="wd" (decoupled_decay), per group
     else:
         opt = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
     if cfg.lr_schedule == "onecycle":
@@ -196,7 +287,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
         return _train_classical(cfg, splits, test)
     device = torch.device(cfg.device)
     model = build_model(cfg, splits.in_features, splits.num_classes, splits.task)
-    reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
+    reg = make_run_regularizer(cfg)
     model = reg.prepare(model).to(device=device, dtype=getattr(torch, cfg.dtype))
     loop = _Loop(cfg, model, reg, splits, device, progress and world_rank()[1] == 0)
     history = loop.run()
@@ -434,7 +525,7 @@ def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
             "loss": task_loss(kind, logits, splits.y_test).item()}
     if splits.task == "ordinal":
         test.update(ordinal_metrics(splits.y_test.numpy(), pred.numpy(), splits.num_classes))
-    xd = _to(model, splits.X_test[: cfg.diag_examples])
+    xd = _to(model, splits.X_test[eval_subset(splits.y_test, cfg.diag_examples, cfg.seed)])
     norms = jacobian_norms(model, xd, method="auto", seed=cfg.seed).detach().double().numpy()
     finite = np.isfinite(norms).all()
     out = {
@@ -451,6 +542,23 @@ def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
     return out
 
 
+def eval_subset(y: Tensor, n: int, seed: int) -> Tensor:
+    """Indices (sorted) of a seeded, stratified random subset of ``n`` of the test labels ``y``
+    (all of them when ``n >= len(y)``; plain seeded when a class is too rare to stratify) — not
+    the first ``n``, which on MNIST are an easier half of the test set."""
+    m = len(y)
+    if n >= m:
+        return torch.arange(m)
+    from sklearn.model_selection import train_test_split
+
+    labels = y.numpy()
+    counts = np.bincount(labels)
+    k = int(np.count_nonzero(counts))
+    strat = labels if counts[counts > 0].min() >= 2 and k <= n <= m - k else None
+    keep, _ = train_test_split(np.arange(m), train_size=n, random_state=seed % 2**32, stratify=strat)
+    return torch.from_numpy(np.sort(keep))
+
+
 def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Splits) -> dict:
     """Corruption accuracy (image data only) and FGSM/PGD accuracy at each ``cfg.adv_eps``.
 
@@ -461,7 +569,8 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     from .robustness import NoInputGradient, adversarial_accuracy, corruption_accuracy
 
     dev = _device(model)
-    x, y = _to(model, splits.X_test[: cfg.corruption_examples]), splits.y_test[: cfg.corruption_examples].to(dev)
+    idx = eval_subset(splits.y_test, cfg.corruption_examples, cfg.seed)
+    x, y = _to(model, splits.X_test[idx]), splits.y_test[idx].to(dev)
     was = model.training
     model.eval()
     try:
@@ -484,7 +593,8 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
                 except NoInputGradient as e:
                     out[f"{method}_{eps:g}"], failed[f"{method}_{eps:g}"] = None, str(e)
         out["attack"] = {"norm": "linf", "pgd_steps": cfg.pgd_steps, "step_size": "2.5*eps/steps",
-                         "examples": len(x), "input_range": list(rng) if rng is not None else "unbounded",
+                         "examples": len(x), "subset": "stratified random, seed = run seed",
+                         "input_range": list(rng) if rng is not None else "unbounded",
                          **({"failed": failed} if failed else {})}
         return out
     finally:
@@ -497,6 +607,11 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
 
 
 def _classical_model(cfg: TrainConfig):
+    """The estimator of ``cfg`` on its real knobs: logreg C = 1/reg_strength; SVM C = 1/reg_strength
+    and γ = ``svm_gamma`` (None: scikit-learn's "scale"); XGBoost ``xgb_trees`` (an upper bound
+    when ``xgb_early_stopping`` > 0: boosting stops after that many rounds without a better
+    validation log-loss and the best round is used), ``xgb_depth``, ``xgb_min_child_weight``,
+    ``xgb_subsample``, eta = lr, reg_lambda = reg_strength."""
     strength = max(cfg.reg_strength, 1e-6)
     if cfg.model == "logreg":
         from sklearn.linear_model import LogisticRegression
@@ -505,11 +620,26 @@ def _classical_model(cfg: TrainConfig):
     if cfg.model == "svm":
         from sklearn.svm import SVC
 
-        return SVC(C=1.0 / strength, kernel="rbf", gamma="scale", random_state=cfg.seed)
+        gamma = "scale" if cfg.svm_gamma is None else cfg.svm_gamma
+        return SVC(C=1.0 / strength, kernel="rbf", gamma=gamma, random_state=cfg.seed)
     from xgboost import XGBClassifier
 
-    return XGBClassifier(n_estimators=200, max_depth=4, learning_rate=min(cfg.lr, 1.0), reg_lambda=cfg.reg_strength,
-                         random_state=cfg.seed, n_jobs=1, tree_method="hist", verbosity=0)
+    stop = {"early_stopping_rounds": cfg.xgb_early_stopping} if cfg.xgb_early_stopping else {}
+    return XGBClassifier(n_estimators=cfg.xgb_trees, max_depth=cfg.xgb_depth, learning_rate=min(cfg.lr, 1.0),
+                         min_child_weight=cfg.xgb_min_child_weight, subsample=cfg.xgb_subsample,
+                         reg_lambda=cfg.reg_strength, random_state=cfg.seed, n_jobs=1, tree_method="hist",
+                         verbosity=0, **stop)
+
+
+def _classical_fit(cfg: TrainConfig, est, X, y, classes, splits: Splits) -> None:
+    """Fit ``est`` on training rows; XGBoost with early stopping watches the validation split
+    (its rows whose class was seen in training), never the test split."""
+    if cfg.model == "xgboost" and cfg.xgb_early_stopping:
+        yv = splits.y_val.numpy()
+        seen = np.isin(yv, classes)
+        est.fit(X, y, eval_set=[(splits.X_val.numpy()[seen], np.searchsorted(classes, yv[seen]))], verbose=False)
+    else:
+        est.fit(X, y)
 
 
 def _train_classical(cfg: TrainConfig, splits: Splits, test: bool = True) -> RunResult:
@@ -529,7 +659,7 @@ def _train_classical(cfg: TrainConfig, splits: Splits, test: bool = True) -> Run
     est = _classical_model(cfg)
     start = time.perf_counter()
     try:
-        est.fit(X, np.searchsorted(classes, y))
+        _classical_fit(cfg, est, X, np.searchsorted(classes, y), classes, splits)
     except Exception as e:  # a baseline that cannot be fitted fails its run, never the fight
         return _failed_classical(f"{cfg.model} could not be fitted: {type(e).__name__}: {e}", test)
     seconds = time.perf_counter() - start

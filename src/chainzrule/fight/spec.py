@@ -25,7 +25,10 @@ from ..config import FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, 
 from ..errors import ConfigError
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
-              "tune_seed", "param_match", "primary_metric"}
+              "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric"}
+PRUNERS = ("median", "hyperband", "none")
+#: early-stopping patience of every neural run of a fight unless [fight] or [base] says otherwise
+DEFAULT_PATIENCE = 3
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
 CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
@@ -74,6 +77,10 @@ class FightSpec:
     lambda_sweep: dict[str, Any] | None
     claims: list[dict[str, Any]]
     quick: bool = False
+    tune_seeds: int = 2
+    pruner: str = "median"
+    patience: int = DEFAULT_PATIENCE
+    resampling: dict[str, int] | None = None
     source: str = ""
     command: str = ""
 
@@ -112,7 +119,9 @@ def _merge(a: dict, b: dict) -> dict:
 
 #: Tunable fields and the models they act on (tuning anything else would spend trials on a no-op).
 TUNABLE = {"lr": ("chainzrule", "mlp", "kan", "xgboost"), "reg_strength": MODELS,
-           "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": ("chainzrule",)}
+           "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": ("chainzrule",),
+           "logit_scale": NEURAL_MODELS, "svm_gamma": ("svm",), "xgb_trees": ("xgboost",),
+           "xgb_depth": ("xgboost",), "xgb_min_child_weight": ("xgboost",), "xgb_subsample": ("xgboost",)}
 
 
 def _table(raw: dict, key: str, where: str) -> dict:
@@ -144,10 +153,12 @@ def _check_space(where: str, name: str, space: Any, model: str) -> list:
         return list(space["choices"])
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     ok = (isinstance(space, list) and len(space) == 3 and all(number(v) for v in space[:2])
-          and space[2] in ("log", "linear") and space[0] < space[1] and (space[2] == "linear" or space[0] > 0))
+          and space[2] in ("log", "linear", "int", "int-log") and space[0] < space[1]
+          and (space[2] in ("linear", "int") or space[0] > 0)
+          and (not space[2].startswith("int") or all(isinstance(v, int) for v in space[:2])))
     if not ok:
-        raise ConfigError(f"{where}: tune.{name} must be [low, high, \"log\"|\"linear\"] with finite numbers "
-                          f"low < high (low > 0 for log), got {space!r}")
+        raise ConfigError(f"{where}: tune.{name} must be [low, high, \"log\"|\"linear\"|\"int\"|\"int-log\"] "
+                          f"with finite numbers low < high (low > 0 for log, integers for int), got {space!r}")
     return list(space[:2])
 
 
@@ -232,7 +243,10 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     for key in ("dataset", "data_dir", "target"):
         if fight.get(key) is not None:
             base[key] = fight[key]
+    patience = _fight_int(fight, "patience", DEFAULT_PATIENCE, lo=0, hi=INT_LIMIT)
+    base.setdefault("patience", patience)  # early stopping on by default; [base] or a contender may say otherwise
     _check_keys("[base]", base, CONFIG_FIELDS)
+    resampling = _check_resampling(fight.get("resampling"))
     contenders = [_parse_contender(i, c, base) for i, c in enumerate(contenders_raw)]
     names = [c.name for c in contenders]
     if not contenders:
@@ -264,12 +278,34 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
         lambda_sweep=_check_sweep(sweep, models),
         claims=[],
         quick=quick,
+        tune_seeds=_fight_int(fight, "tune_seeds", 2, hi=1000),
+        pruner=str(fight.get("pruner", "median")),
+        patience=int(base["patience"]),
+        resampling=resampling,
         source=source,
     )
+    if spec.pruner not in PRUNERS:
+        raise ConfigError(f"[fight] pruner must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
+    if spec.tune_seed + spec.tune_seeds > SEED_LIMIT:
+        raise ConfigError(f"[fight] tune_seed + tune_seeds must be at most {SEED_LIMIT}")
+    if resampling and any(k in base for k in ("cv_folds", "cv_fold", "cv_repeat")):
+        raise ConfigError("[base] cv_folds/cv_fold/cv_repeat are set by [fight] resampling: give the folds there")
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
     spec.claims = [_check_claim(c, i, spec, defined) for i, c in enumerate(claims)]
     return spec
+
+
+def _check_resampling(r: Any) -> dict[str, int] | None:
+    """``[fight] resampling = { folds = 5, repeats = 5 }``: repeated stratified k-fold (None: the
+    dataset's own train/test split)."""
+    if r is None:
+        return None
+    if not isinstance(r, dict):
+        raise ConfigError(f"[fight] resampling must be a table {{ folds = K, repeats = R }}, got {r!r}")
+    _check_keys("[fight] resampling", r, {"folds", "repeats"})
+    out = {"folds": _fight_int(r, "folds", 5, lo=2, hi=1000), "repeats": _fight_int(r, "repeats", 1, hi=1000)}
+    return out
 
 
 def _section_seeds(where: str, section: dict) -> int | None:
