@@ -102,8 +102,9 @@ def _score(rec: dict) -> float:
     return float(v) if v is not None and math.isfinite(v) else 0.0
 
 
-def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor) -> dict[str, dict]:
-    """Equal-budget Optuna tuning; returns per contender the best params, score and trials."""
+def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor, mirror=None) -> dict[str, dict]:
+    """Equal-budget Optuna tuning; returns per contender the best params, score and trials.
+    ``mirror`` (a :class:`~chainzrule.fight.study_store.StudyMirror`) also stores every trial."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -128,6 +129,8 @@ def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor) -> dict[str, d
         for (name, trial, params), rec in zip(asked, ex.run(batch)):
             score = _score(rec)
             studies[name].tell(trial, score)
+            if mirror is not None:
+                mirror.tell(name, t, trial, score, rec["key"])
             out[name]["trials"].append({"trial": trial.number, "params": params, "val_accuracy": score, "key": rec["key"]})
     for name, study in studies.items():
         best = max(out[name]["trials"], key=lambda r: r["val_accuracy"])  # first on ties
@@ -246,24 +249,40 @@ def _check_before_runs(spec: FightSpec, in_features: int, num_classes: int, task
     return configs
 
 
-def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
+def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, batch: bool | None = None,
+              executor: str | None = None, ray_address: str | None = None, storage: str | None = None) -> Path:
     """Run (or resume) ``spec`` into ``out``; returns the path of ``results.csv``.
 
-    ``out`` is checked for writability first, then the data and every contender's network;
-    nothing is written before all of that passes. SIGTERM/SIGINT raise :class:`Interrupted`
-    after the workers are stopped (see the module doc)."""
+    ``out`` is checked for writability first, then the executor (``local`` or ``ray`` at
+    ``ray_address``: connected here), the Optuna ``storage`` URL, the data and every
+    contender's network; nothing is written before all of that passes. ``batch``, ``executor``,
+    ``ray_address`` and ``storage`` default to the spec's ``[fight]`` values (batch on, local
+    pool, no storage). SIGTERM/SIGINT raise :class:`Interrupted` after the workers are stopped
+    (see the module doc)."""
+    from .ray_executor import make_pool
+    from .study_store import StudyMirror, open_storage
+
+    ex_opts = getattr(spec, "execution", None) or {}
+    batch = ex_opts.get("batch", True) if batch is None else batch
     out = check_out_dir(out)
+    store = open_storage(storage or ex_opts.get("storage"))  # a bad URL: one line, before any run
+    pool = make_pool(executor or ex_opts.get("executor", "local"), ray_address or ex_opts.get("ray_address"))
     with stop_on_signals():
-        ref_cfg = spec.contender(spec.reference).train_config(spec.base)
-        data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
-        in_features, num_classes, task = data.in_features, data.num_classes, data.task
-        configs = _check_before_runs(spec, in_features, num_classes, task)
+        try:
+            ref_cfg = spec.contender(spec.reference).train_config(spec.base)
+            data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
+            in_features, num_classes, task = data.in_features, data.num_classes, data.task
+            configs = _check_before_runs(spec, in_features, num_classes, task)
+        except BaseException:
+            if pool is not None:
+                pool.shutdown()
+            raise
         runs_dir = _prepare_folder(spec, out, configs, in_features, num_classes, task)
         n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
-        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)
+        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress, batch=batch, pool=pool)
         ok = False
         try:
-            tuning = tune(spec, configs, ex)
+            tuning = tune(spec, configs, ex, StudyMirror(store, spec) if store is not None else None)
             atomic_json(out / "tuning.json", tuning)
             records = ex.run(plan_after_tuning(spec, configs, tuning))
             ok = True
