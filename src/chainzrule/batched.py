@@ -89,8 +89,7 @@ from .models import FeedForward
 from .poly import PolynomialActivation
 from .regularizers import make_regularizer
 from .train import (RunResult, build_model, evaluate, head_kind, load_data, load_splits, make_optimizer, predict,
-                    seed_everything, task_loss)
-from .train import train_record
+                    seed_everything, task_loss, train_record)
 
 #: models whose forward is written with plain, vmap-able torch ops
 BATCHABLE_MODELS = ("chainzrule", "mlp")
@@ -614,7 +613,7 @@ class _Batch:
 
     @torch.no_grad()
     def _val_accuracy(self) -> list[float]:
-        """Every active member's validation accuracy, computed as ``train``'s ``_accuracy``."""
+        """Every active member's validation accuracy, computed as :func:`chainzrule.train.accuracy`."""
         was = self.objective.training
         self.objective.eval()
         try:
