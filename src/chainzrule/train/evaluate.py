@@ -33,7 +33,8 @@ def eval_logits(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
     was = model.training
     model.eval()
     try:
-        return torch.cat([model(to_model(model, x[i:i + batch_size])).float().cpu() for i in range(0, len(x), batch_size)])
+        chunks = range(0, len(x), batch_size)
+        return torch.cat([model(to_model(model, x[i:i + batch_size])).float().cpu() for i in chunks])
     finally:
         model.train(was)
 
