@@ -253,7 +253,12 @@ def test_dropped_contender_and_empty_sections(tmp_path):
     report = write_report(folder).read_text()
     v = _verdicts(report)
     assert v["ratio-ok"] == "not tested" and v["kan-dropped"] == "not tested"
-    assert v["acc-met"] == "supported"
+    # a quick run's judged rows are previews, never a bold verdict, and point to the full results
+    assert "acc-met" not in v and "beats-relu" not in v
+    assert "| acc-met |" in report and "| preview (quick profile) |" in report
+    assert "results/synthetic/report.md" in report
+    rows = {r["id"]: r for r in claim_rows(folder)}
+    assert rows["acc-met"]["verdict"] == "preview (quick profile)" and rows["acc-met"]["preview_of"] == "supported"
     assert "λ sweep" in report and "Not run" in report
     assert not (folder / "plots" / "grad_norms.png").exists()
     fight = load_fight(folder)
@@ -278,3 +283,242 @@ def test_stored_activation_matches_the_module(range_control):
     with torch.no_grad():
         ref = act(torch.tensor(z).unsqueeze(1).expand(-1, 5).contiguous()).numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fair Fight v2 verdicts, failure rates, attribution, tuning edges (constructed results)
+# ----------------------------------------------------------------------------------------------
+
+V2_CLAIMS = [
+    # non-inferiority, margin 0.5 points: cr-dreg is better than cr → supported
+    {"id": "ni-yes", "kind": "noninferior", "contender": "cr-dreg", "baseline": "cr", "metric": "test_accuracy",
+     "margin": 0.005},
+    # relu is 1.6 points below cr-dreg on every seed → interval entirely below −0.5 → not supported
+    {"id": "ni-no", "kind": "compare", "contender": "relu", "baseline": "cr-dreg", "metric": "test_accuracy",
+     "margin": 0.005},
+    # relu − cr = −1.0 points on average, the margin is 1.0 → the interval straddles the bound
+    {"id": "ni-maybe", "kind": "noninferior", "contender": "relu", "baseline": "cr", "metric": "test_accuracy",
+     "margin": 0.01},
+    # τ of cr-dreg: mean 1.20, sd 0.016 → inside [1.15, 1.25] by TOST; not at or below the strict end 1.15
+    {"id": "range-tost", "kind": "level", "contender": "cr-dreg", "metric": "tau_input",
+     "claimed_range": [1.15, 1.25], "direction": "lower"},
+    {"id": "range-strict", "kind": "level", "contender": "cr-dreg", "metric": "tau_input",
+     "claimed_range": [1.15, 1.25], "direction": "lower", "rule": "strict-end"},
+    # mean 97.6% against 98%: not supported; within a tolerance of 1 point: supported
+    {"id": "tol-none", "kind": "level", "contender": "cr-dreg", "metric": "test_accuracy", "claimed": 0.98},
+    {"id": "tol-1pt", "kind": "level", "contender": "cr-dreg", "metric": "test_accuracy", "claimed": 0.98,
+     "tolerance": 0.01},
+    {"id": "tau-undefined", "kind": "level", "contender": "cr-dreg", "metric": "tau_input",
+     "claimed_range": [1.01, 1.02], "direction": "lower", "not_comparable": "the papers never define tau"},
+]
+
+
+def _rewrite(folder, claims=None, spec_update=None, row_update=None, extra_columns=()):
+    spec = json.loads((folder / "spec.json").read_text())
+    if claims is not None:
+        spec["claims"] = claims
+    spec.update(spec_update or {})
+    (folder / "spec.json").write_text(json.dumps(spec))
+    with open(folder / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        r = {**r, **{c: "" for c in extra_columns}}
+        new = row_update(r) if row_update else r
+        out.extend(new if isinstance(new, list) else [new])
+    with open(folder / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS + list(extra_columns), lineterminator="\n")
+        w.writeheader()
+        w.writerows(out)
+    return folder
+
+
+def test_v2_verdict_kinds(tmp_path):
+    folder = _rewrite(build_fight(tmp_path / "f"), claims=V2_CLAIMS)
+    rows = {r["id"]: r for r in claim_rows(folder)}
+    assert {k: r["verdict"] for k, r in rows.items()} == {
+        "ni-yes": "supported", "ni-no": "not supported", "ni-maybe": "inconclusive",
+        "range-tost": "supported", "range-strict": "not supported",
+        "tol-none": "not supported", "tol-1pt": "supported", "tau-undefined": "not comparable",
+    }
+    # the non-inferiority p is the one-sided test's, Holm over the accuracy family of three
+    from chainzrule.fight.stats import holm_bonferroni, noninferiority_test
+
+    ps = [noninferiority_test(ACC[a], ACC[b], m)["p_value"]
+          for a, b, m in (("cr-dreg", "cr", 0.005), ("relu", "cr-dreg", 0.005), ("relu", "cr", 0.01))]
+    assert rows["ni-yes"]["p_value"] == pytest.approx(holm_bonferroni(ps).adjusted[0])
+    assert "Holm over 3" in rows["ni-yes"]["p_note"] and "non-inferiority" in rows["ni-yes"]["p_note"]
+    assert rows["ni-no"]["claimed"].startswith("≥ cr-dreg − 0.50 points")
+    assert "TOST" in rows["range-tost"]["p_note"] and "strict end 1.150" in rows["range-strict"]["p_note"]
+    nc = rows["tau-undefined"]
+    assert nc["p_value"] is None and nc["ours_value"] == pytest.approx(np.mean(TAU["cr-dreg"]))
+    assert "the papers never define tau" in nc["note"]
+    report = write_report(folder).read_text()
+    assert _verdicts(report)["tau-undefined"] == "not comparable"
+
+
+def test_v2_spec_claim_keys():
+    from chainzrule.fight.spec import parse_spec
+
+    def spec(**claim):
+        return {"fight": {"name": "x", "dataset": "pima", "reference": "a"},
+                "contender": [{"name": "a", "model": "chainzrule"}, {"name": "b", "model": "mlp"}],
+                "claim": [{"id": "c", "contender": "a", **claim}]}
+
+    c = parse_spec(spec(kind="noninferior", baseline="b", margin=0.005)).claims[0]
+    assert c["kind"] == "noninferior" and c["margin"] == 0.005
+    c = parse_spec(spec(kind="level", claimed_range=[1.0, 1.1], rule="strict-end", tolerance=0.01,
+                        not_comparable="undefined")).claims[0]
+    assert (c["rule"], c["tolerance"], c["not_comparable"]) == ("strict-end", 0.01, "undefined")
+    with pytest.raises(ConfigError, match="needs a margin"):
+        parse_spec(spec(kind="noninferior", baseline="b"))
+    with pytest.raises(ConfigError, match="rule must be one of"):
+        parse_spec(spec(kind="level", claimed_range=[1.0, 1.1], rule="lenient"))
+    with pytest.raises(ConfigError, match="margin must be a finite number"):
+        parse_spec(spec(kind="compare", baseline="b", margin=-1))
+
+
+def test_repeated_cv_uses_the_corrected_t(tmp_path):
+    """With repeat/fold/n_train/n_test columns, pairs are splits and p is Nadeau–Bengio's."""
+    from chainzrule.fight.stats import corrected_resampled_ttest
+
+    def split(r):
+        if r["phase"] != "final":
+            return r
+        out = []
+        for fold in range(2):
+            acc = float(r["test_accuracy"]) + (0.002 * fold if r["contender"] == "cr-dreg" else 0.0)
+            out.append({**r, "repeat": r["seed"], "fold": str(fold), "n_train": "600", "n_test": "150",
+                        "test_accuracy": repr(acc)})
+        return out
+
+    claims = [{"id": "beats", "kind": "compare", "contender": "cr-dreg", "baseline": "relu", "metric": "test_accuracy"}]
+    folder = _rewrite(build_fight(tmp_path / "f"), claims=claims, row_update=split,
+                      extra_columns=("repeat", "fold", "n_train", "n_test"))
+    row = claim_rows(folder)[0]
+    d = [a + 0.002 * fold - b for a, b in zip(ACC["cr-dreg"], ACC["relu"]) for fold in range(2)]
+    ref = corrected_resampled_ttest(d, 600, 150)
+    assert row["p_value"] == pytest.approx(ref["p_value"])
+    assert row["p_note"] == "corrected resampled t" and "10 paired splits" in row["note"]
+    assert row["verdict"] == "supported"
+
+
+def test_quick_profile_rows_are_previews(tmp_path):
+    folder = _rewrite(build_fight(tmp_path / "f"), claims=V2_CLAIMS, spec_update={"quick": True})
+    rows = {r["id"]: r for r in claim_rows(folder)}
+    assert rows["ni-no"]["verdict"] == "preview (quick profile)" and rows["ni-no"]["preview_of"] == "not supported"
+    assert rows["tau-undefined"]["verdict"] == "not comparable"
+    report = write_report(folder).read_text()
+    assert "**supported**" not in report and "**not supported**" not in report and "**inconclusive**" not in report
+    assert "**Preview only.**" in report and "(results/synthetic/report.md)" in report
+
+
+def test_failure_rate_column(tmp_path):
+    from chainzrule.fight.analysis import failure_text
+
+    # no unstable column: unknown, never 0
+    table = {d["contender"]: d for d in summary_table(build_fight(tmp_path / "a"))}
+    assert table["relu"]["failure_rate"] is None and failure_text(table["relu"]) == "unknown (unstable not recorded)"
+
+    def flag(r):
+        if r["phase"] == "final":
+            r["unstable"] = "True" if (r["contender"] == "relu" and r["seed"] == "0") else "False"
+        return r
+
+    folder = _rewrite(build_fight(tmp_path / "b"), row_update=flag, extra_columns=("unstable",))
+    table = {d["contender"]: d for d in summary_table(folder)}
+    assert (table["relu"]["failures"], table["relu"]["failure_rate"]) == (1, 0.2)
+    assert failure_text(table["relu"]) == "1/5 [1%, 72%]"  # Clopper–Pearson [0.005, 0.716]
+    assert failure_text(table["cr"]) == "0/5 [0%, 52%]"
+    report = write_report(folder).read_text()
+    assert "failures [95% CI]" in report and "1/5 [1%, 72%]" in report
+
+
+def test_attribution_table(tmp_path):
+    from chainzrule.fight.analysis import attribution_table
+
+    # the base fixture: relu (mlp) and two ChainzRule contenders at the default λ → cells missing
+    at = attribution_table(load_fight(build_fight(tmp_path / "a")))
+    assert at["comparisons"] == [] and "lacks the cells" in at["reason"] and "GELU (no DREG)" in at["reason"]
+    assert "No attribution comparisons" in write_report(tmp_path / "a").read_text()
+    # a full grid: relabel configs so that the six cells exist (values reuse the fixture's numbers)
+    folder = build_fight(tmp_path / "b")
+    configs = {"relu": {"model": "mlp", "activation": "relu"}, "cr": {"model": "chainzrule", "dreg": 0.0},
+               "cr-dreg": {"model": "chainzrule", "dreg": 0.003}}
+    acc = {"relu-dreg": [0.961, 0.963, 0.960, 0.962, 0.961], "gelu": [0.965] * 5,
+           "gelu-dreg": [0.966, 0.966, 0.965, 0.967, 0.966]}
+    spec = json.loads((folder / "spec.json").read_text())
+    spec["configs"] = {**configs, "relu-dreg": {"model": "mlp", "activation": "relu", "dreg": 0.003},
+                       "gelu": {"model": "mlp", "activation": "gelu"},
+                       "gelu-dreg": {"model": "mlp", "activation": "gelu", "dreg": 0.003}}
+    spec["contenders"] += [{"name": n, "label": n} for n in acc]
+    (folder / "spec.json").write_text(json.dumps(spec))
+    with open(folder / "results.csv", "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        for n, vals in acc.items():
+            for s, v in zip(SEEDS, vals):
+                w.writerow(_row(key=f"x{n}{s}", phase="final", contender=n, seed=s, model="mlp", test_accuracy=v))
+    at = attribution_table(load_fight(folder))
+    comps = {c["what"]: c for c in at["comparisons"]}
+    assert len(comps) == 7 and at["missing"] == [] and at["lambda_note"] == ""
+    c = comps["DREG vs no DREG (ChainzRule)"]
+    assert (c["a"], c["b"]) == ("cr-dreg", "cr")
+    assert c["mean_diff"] == pytest.approx(np.mean(np.subtract(ACC["cr-dreg"], ACC["cr"])))
+    assert c["ci_low"] < c["mean_diff"] < c["ci_high"] and c["holm_p"] >= c["p"]
+    assert comps["ChainzRule vs GELU (no DREG)"]["b"] == "gelu"
+    report = write_report(folder).read_text()
+    assert "## Attribution: activation × DREG" in report and "`cr-dreg` − `relu-dreg`" in report
+
+
+def test_tuning_edges_listed(tmp_path):
+    from chainzrule.fight.analysis import expected_max_curves, tuning_edges
+
+    folder = build_fight(tmp_path / "f")
+    tuning = json.loads((folder / "tuning.json").read_text())
+    tuning["relu"]["best_params"] = {"lr": 0.0095}  # 0.99 of [1e-4, 1e-2] in log space
+    tuning["cr"]["trials"] = [{"val_accuracy": v} for v in (0.9, 0.7, 0.8)] + [{"val_accuracy": None}]
+    (folder / "tuning.json").write_text(json.dumps(tuning))
+    fight = load_fight(folder)
+    edges = {e["contender"]: e for e in tuning_edges(fight)}
+    assert edges["relu"]["edge"] is True and edges["relu"]["position"] == pytest.approx(0.9889, abs=1e-4)
+    assert edges["cr"]["edge"] is False  # 0.003: 0.76 of the log range
+    curves = expected_max_curves(fight)
+    assert curves["cr"]["k"] == [1, 2, 3] and curves["cr"]["mean"][1] == pytest.approx(7.6 / 9)
+    report = write_report(folder).read_text()
+    assert "1 of 3 tuned optima lie in the outer 10%" in report
+    assert "| `relu` | lr | 0.0095 |" in report and "high end" in report
+    assert (folder / "plots" / "expected_max_val.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_size_view_from_validation_width_sweeps(tmp_path):
+    """Both families' width sweeps on validation: the ratio comes from val curves, with a CI."""
+    from chainzrule.fight.analysis import size_view
+
+    folder = build_fight(tmp_path / "f")
+    sweeps = {"relu": {"32": (4_000, [0.90, 0.91]), "64": (16_000, [0.94, 0.95]), "128": (64_000, [0.96, 0.97])},
+              "cr-dreg": {"8": (1_000, [0.90, 0.91]), "16": (4_000, [0.94, 0.95]), "32": (16_000, [0.96, 0.97]),
+                          "64": (64_000, [0.98, 0.98])}}
+
+    def drop_widths(r):
+        return [] if r["phase"] == "width" else r
+
+    _rewrite(folder, row_update=drop_widths)
+    with open(folder / "results.csv", "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        for name, ws in sweeps.items():
+            for hidden, (params, vals) in ws.items():
+                for s, v in enumerate(vals):
+                    w.writerow(_row(key=f"w{name}{hidden}{s}", phase="width", contender=name, seed=s, hidden=hidden,
+                                    params=params, val_accuracy=v, test_accuracy=v - 0.01))
+    claims = [{"id": "ratio", "kind": "param_ratio", "contender": "cr-dreg", "claimed": 15.5},
+              {"id": "ratio-low", "kind": "param_ratio", "contender": "cr-dreg", "claimed": 1.0}]
+    _rewrite(folder, claims=claims)
+    sv = size_view(load_fight(folder))
+    assert sv["baseline"] == "relu" and sv["val"]["ratio"] == pytest.approx(4.0)
+    assert sv["val"]["target"] == pytest.approx(0.965 - 0.005)
+    assert sv["test"]["ratio"] == pytest.approx(4.0)
+    rows = {r["id"]: r for r in claim_rows(folder)}
+    assert rows["ratio"]["verdict"] == "not supported" and rows["ratio-low"]["verdict"] == "supported"
+    assert "validation accuracy" in rows["ratio"]["note"]
+    report = write_report(folder).read_text()
+    assert "### Accuracy-matched from validation width sweeps" in report and "**4.00×**" in report

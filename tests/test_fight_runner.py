@@ -40,8 +40,12 @@ def test_phases_and_budgets(reference_fight):
     spec = json.loads((reference_fight / "spec.json").read_text())
     tune = [r for r in rows if r["phase"] == "tune"]
     tuned = [c["name"] for c in spec["contenders"] if c["tune"]]
-    for name in tuned:  # equal tuning budget
-        assert sum(r["contender"] == name for r in tune) == spec["trials"]
+    for name in tuned:  # equal tuning budget: trials per contender; a completed trial runs every tune seed
+        trials = {r["trial"] for r in tune if r["contender"] == name}
+        assert len(trials) == spec["trials"]
+        for t in trials:
+            rows_t = [r for r in tune if r["contender"] == name and r["trial"] == t]
+            assert len(rows_t) == (spec["tune_seeds"] if rows_t[0]["trial_state"] == "complete" else 1)
     assert all(r["test_accuracy"] == "" for r in tune), "tuning runs must never read the test split"
     final = [r for r in rows if r["phase"] == "final"]
     assert len(final) == spec["seeds"] * len(spec["contenders"])

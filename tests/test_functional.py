@@ -50,7 +50,7 @@ def _reference(z, a, rn, rc):
     return h, CF.layer_jacobian_sq(slope, rn)
 
 
-def _uses_fused(t, depth=4, kernel="_PolyJacobianSq"):
+def _uses_fused(t, depth=4, kernel="PolyJacobianSqFn"):
     """Whether the fused Function ``kernel`` appears within ``depth`` nodes of ``t``'s autograd graph."""
     frontier = [t.grad_fn]
     for _ in range(depth):
@@ -322,7 +322,7 @@ def test_fused_value_kernel_equals_reference_and_passes_gradgradcheck(rc, degree
     a = _coeffs(3, degree).requires_grad_(True)
     z = _inputs(where, (5, 3), rc).requires_grad_(True)
     h = CF.poly_activation(z, a, R, rc)
-    assert _uses_fused(h, kernel="_PolyActivation")
+    assert _uses_fused(h, kernel="PolyActivationFn")
     hr = CF.poly_activation_and_slope(z, a, R, rc)[0]
     torch.testing.assert_close(h, hr, rtol=1e-12, atol=1e-12)
     gh = torch.randn_like(h)
@@ -361,7 +361,7 @@ def test_fused_linear_and_row_norms_equal_plain_ops_and_pass_gradgradcheck(bias,
         return {"both": (z, rn), "z": z, "rn": rn}[used]
 
     z, rn = CF.linear_and_row_norms_sq(x, w, b)
-    assert _uses_fused(z, kernel="_LinearRowNormSq")
+    assert _uses_fused(z, kernel="LinearRowNormSqFn")
     torch.testing.assert_close(z, F.linear(x, w, b), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(rn, CF.row_norms_sq(w), rtol=1e-12, atol=1e-12)
     gz, gr = torch.randn_like(z), torch.randn_like(rn)
@@ -396,7 +396,7 @@ def test_fused_linear_shapes_vmap_and_autocast():
     torch.testing.assert_close(gw, torch.ones(5, 4, 1, dtype=DT) * x[0].unsqueeze(1) + 2 * w)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: the plain ops, cast by autocast
         za, ra = CF.linear_and_row_norms_sq(x.float(), w.float(), b.float())
-    assert za.dtype == torch.bfloat16 and not _uses_fused(za, kernel="_LinearRowNormSq")
+    assert za.dtype == torch.bfloat16 and not _uses_fused(za, kernel="LinearRowNormSqFn")
     torch.testing.assert_close(za.float(), z.float(), rtol=2e-2, atol=5e-2)
 
 

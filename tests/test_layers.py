@@ -150,11 +150,11 @@ def test_fused_kernels_and_plain_ops_give_the_same_layer_values_and_gradients(na
     """The hand-written kernels (linear + row norms, polynomial σ + ||S||²) against plain ops + autograd."""
     layer = _layer(name, opts, 4, 5, bias=bias)
     x = 2 * torch.randn(6, 4, dtype=DT, requires_grad=True)
-    fused = _layer_grads(layer, x, [("_LinearRowNormSq", True), ("_PolyJacobianSq", name == "poly")])
+    fused = _layer_grads(layer, x, [("LinearRowNormSqFn", True), ("PolyJacobianSqFn", name == "poly")])
     monkeypatch.setattr(CF, "linear_and_row_norms_sq",
                         lambda x, w, b: (torch.nn.functional.linear(x, w, b), CF.row_norms_sq(w)))
     monkeypatch.setattr(CF, "poly_activation_and_jacobian_sq", _plain_poly_jacobian_sq)
-    plain = _layer_grads(layer, x, [("_LinearRowNormSq", False), ("_PolyJacobianSq", False)])
+    plain = _layer_grads(layer, x, [("LinearRowNormSqFn", False), ("PolyJacobianSqFn", False)])
     for a, b in zip(fused, plain):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 

@@ -15,6 +15,7 @@ Bad input (a file, a flag, a config) prints one line on stderr and exits with st
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import signal
 import sys
@@ -143,6 +144,10 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
       chainzrule train --dataset mnist --model chainzrule --out runs/cr
       chainzrule train --dataset mnist --model mlp --activation relu --out runs/relu
       chainzrule train --dataset csv:data.csv --target label --model chainzrule --hidden 64 --out runs/csv
+      torchrun --nproc-per-node 2 -m chainzrule train --dataset mnist --out runs/cr-ddp
+
+    Under torchrun every process trains its share of each global batch (DistributedDataParallel,
+    gloo on CPU, NCCL on CUDA); rank 0 writes OUT.
     """
     from .checkpoint import save_checkpoint, write_json
     from .rundir import RUN_FILES, check_out_dir, staged_dir
@@ -159,7 +164,10 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
     out_dir = check_out_dir(out, replace_only=RUN_FILES)  # before any data is read or step taken
     splits = load_splits(cfg, progress=not quiet)  # all input is checked before anything is written to --out
     check_fits(cfg, splits.in_features, splits.num_classes, splits.task)
-    run = run_train(cfg, splits, progress=not quiet)
+    with _distributed(cfg) as rank:
+        run = run_train(cfg, splits, progress=not quiet and rank == 0)
+    if rank != 0:
+        return  # one copy of the checkpoint and the result: rank 0's
     result = {"config": cfg.to_dict(), "config_hash": cfg.hash(), **run.result,
               "dataset": {"name": cfg.dataset, "train": len(splits.X_train), "val": len(splits.X_val),
                           "test": len(splits.X_test), "in_features": splits.in_features,
@@ -173,6 +181,31 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
         write_json(tmp / "result.json", result)
     _print_summary(result)
     click.echo(f"wrote {out_dir / 'result.json'}")
+
+
+@contextmanager
+def _distributed(cfg: TrainConfig):
+    """The process group of a ``torchrun`` launch (WORLD_SIZE > 1), yielding this process's rank;
+    a plain launch yields 0 and starts nothing."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        yield 0
+        return
+    import torch.distributed as dist
+
+    if cfg.batch_size < world:
+        raise ConfigError(f"batch_size {cfg.batch_size} is smaller than the {world} processes of this launch: "
+                          f"expected batch_size >= {world}")
+    backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+    dist.init_process_group(backend)
+    try:
+        if cfg.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
 
 
 def _print_summary(r: dict) -> None:

@@ -43,6 +43,9 @@ DTYPES = ("float32", "float64", "bfloat16")
 ACTIVATIONS = tuple(STANDARD_ACTIVATIONS)
 REGS = tuple(name for name in REGULARIZERS if name != "dreg")  # DREG has its own fields (dreg, dreg_schedule)
 HEADS = ("auto", "linear", *ORDINAL_KINDS)
+#: what a KAN sees first: raw inputs, or a LayerNorm over the features (MNIST pixels in [0, 1]
+#: are not on the splines' [-1, 1] grid; a per-example LayerNorm puts them there)
+INPUT_NORMS = ("none", "layernorm")
 FEATURIZERS_PREFIX = FEATURIZERS
 POLY_BASES = BASES  # chainzrule.functional
 
@@ -80,6 +83,8 @@ class TrainConfig:
     poly_basis: str = "legendre"
     head: str = "auto"
     kan_grid: int = 5
+    input_norm: str = "none"
+    logit_scale: float = 1.0
     # regularization
     dreg: float | None = None
     dreg_schedule: str = "constant"
@@ -88,6 +93,17 @@ class TrainConfig:
     reg: str = "none"
     reg_strength: float = 0.0
     jr_projections: int = 1
+    # classical baselines (svm: C = 1/reg_strength; xgboost: reg_lambda = reg_strength, eta = lr)
+    svm_gamma: float | None = None
+    xgb_trees: int = 200
+    xgb_depth: int = 4
+    xgb_min_child_weight: float = 1.0
+    xgb_subsample: float = 1.0
+    xgb_early_stopping: int = 0
+    # resampling: repeated stratified k-fold over train+test (0 folds: the dataset's own split)
+    cv_folds: int = 0
+    cv_fold: int = 0
+    cv_repeat: int = 0
     # optimisation
     optimizer: str = "adam"
     lr: float = 3e-3
@@ -267,6 +283,9 @@ def _validate(c: TrainConfig) -> None:
     _choice("range_control", c.range_control, RANGE_CONTROLS)
     _choice("poly_basis", c.poly_basis, POLY_BASES)
     _choice("dtype", c.dtype, DTYPES)
+    _choice("input_norm", c.input_norm, INPUT_NORMS)
+    if c.input_norm != "none" and c.model != "kan":
+        raise ConfigError(f"input_norm {c.input_norm!r} acts on KAN models only, got model {c.model!r}")
     if c.device.split(":")[0] not in DEVICES_PREFIX:
         raise ConfigError(f"device {c.device!r} is not known: expected cpu, cuda, cuda:N or mps")
     if c.featurizer.split(":")[0] not in FEATURIZERS_PREFIX:
@@ -288,6 +307,14 @@ def _validate_ints(c: TrainConfig) -> None:
     for name, v in positive_ints.items():
         if not 1 <= v <= INT_LIMIT:
             raise ConfigError(f"{name} must be an integer in 1..{INT_LIMIT}, got {v}")
+    if not 1 <= c.xgb_trees <= INT_LIMIT or not 1 <= c.xgb_depth <= 64 or not 0 <= c.xgb_early_stopping <= INT_LIMIT:
+        raise ConfigError(f"xgb_trees must be in 1..{INT_LIMIT}, xgb_depth in 1..64, xgb_early_stopping in "
+                          f"0..{INT_LIMIT} (0: off), got {c.xgb_trees}, {c.xgb_depth}, {c.xgb_early_stopping}")
+    if c.cv_folds == 1 or not 0 <= c.cv_folds <= 1000:
+        raise ConfigError(f"cv_folds must be 0 (the dataset's own split) or in 2..1000, got {c.cv_folds}")
+    if not (0 <= c.cv_fold < max(c.cv_folds, 1)) or not 0 <= c.cv_repeat < SEED_LIMIT:
+        raise ConfigError(f"cv_fold must be in 0..cv_folds-1 and cv_repeat in [0, 2**32), got cv_fold={c.cv_fold} "
+                          f"(cv_folds={c.cv_folds}), cv_repeat={c.cv_repeat}")
     if not 0 <= c.patience <= INT_LIMIT:
         raise ConfigError(f"patience must be an integer in 0..{INT_LIMIT} (0: no early stopping), got {c.patience}")
 
@@ -296,7 +323,10 @@ def _validate_floats(c: TrainConfig) -> None:
     """Finite, in range, and at most :data:`FLOAT_LIMIT` in size: values finite in float64 but
     beyond float32 (1e308) would train to NaN or overflow inside the optimizer."""
     finite_nonneg = dict(lr=c.lr, reg_strength=c.reg_strength, dreg_final=c.dreg_final, bound=c.bound,
-                         dreg_warmup=c.dreg_warmup, coef_lr_scale=c.coef_lr_scale)
+                         dreg_warmup=c.dreg_warmup, coef_lr_scale=c.coef_lr_scale, logit_scale=c.logit_scale,
+                         xgb_min_child_weight=c.xgb_min_child_weight, xgb_subsample=c.xgb_subsample)
+    if c.svm_gamma is not None:
+        finite_nonneg["svm_gamma"] = c.svm_gamma
     if c.dreg is not None:
         finite_nonneg["dreg"] = c.dreg
     for i, e in enumerate(c.adv_eps):
@@ -310,6 +340,9 @@ def _validate_floats(c: TrainConfig) -> None:
     if c.lr <= 0 or c.bound <= 0 or c.coef_lr_scale <= 0:
         raise ConfigError(f"lr, bound and coef_lr_scale must be > 0, got lr={c.lr}, bound={c.bound}, "
                           f"coef_lr_scale={c.coef_lr_scale}")
+    if c.logit_scale <= 0 or (c.svm_gamma is not None and c.svm_gamma <= 0) or not 0 < c.xgb_subsample <= 1:
+        raise ConfigError(f"logit_scale and svm_gamma must be > 0 and xgb_subsample in (0, 1], got "
+                          f"logit_scale={c.logit_scale}, svm_gamma={c.svm_gamma}, xgb_subsample={c.xgb_subsample}")
     if not 0.0 <= c.dreg_warmup < 1.0:
         raise ConfigError(f"dreg_warmup is a fraction of training in [0, 1), got {c.dreg_warmup}")
     if not 0.0 < c.val_fraction < 1.0:

@@ -32,6 +32,10 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"reg {cfg.reg!r} is not batched (only {', '.join(BATCHABLE_REGS)})"
     if cfg.head not in ("auto", "linear"):
         return f"head {cfg.head!r} is not batched (only the linear head)"
+    if cfg.reg == "wd" and cfg.optimizer == "adamw":
+        return "decoupled weight decay (reg 'wd' under AdamW) is not batched"
+    if cfg.logit_scale != 1.0:
+        return "a logit scale is not batched"
     return None
 
 

@@ -25,10 +25,25 @@ from .stats import (
     holm_bonferroni,
     one_sample_tests,
     paired_tests,
+    range_position,
     ratio_reduction,
+    VERDICTS,
+    corrected_resampled_ttest,
+    edge_of_range,
+    expected_max_curve,
+    failure_rate,
+    noninferiority_test,
+    param_ratio_bootstrap,
     summarize,
     verdict_compare,
     verdict_level,
+)
+from .verdicts import (
+    NOT_COMPARABLE,
+    verdict_interval,
+    verdict_noninferiority,
+    verdict_range,
+    verdict_superiority,
 )
 
 __all__ = [
@@ -39,6 +54,12 @@ __all__ = [
     "accuracy_matched",
     "lambda_table",
     "claim_rows",
+    "failure_text",
+    "attribution_table",
+    "tuning_edges",
+    "expected_max_curves",
+    "size_view",
+    "PREVIEW",
     "MAIN_METRICS",
     "EXTRA_METRICS",
 ]
@@ -54,6 +75,8 @@ EXTRA_METRICS: tuple[str, ...] = ("val_accuracy", "jacobian_fro_p99", "peak_memo
 #: Columns shown as percentages (they hold fractions in results.csv).
 _FRACTION_METRICS = {"test_accuracy", "val_accuracy", "test_off_by_one", "corruption_accuracy"}
 _ADV_RE = re.compile(r"^(fgsm|pgd)_([0-9.eE+-]+)$")
+#: Columns that, with n_train/n_test, mark results.csv rows as splits of repeated CV.
+_SPLIT_COLS = ("repeat", "fold")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,6 +179,32 @@ class Fight:
             if v is not None and s is not None:
                 acc.setdefault(int(s), []).append(v)
         return {s: float(np.mean(v)) for s, v in sorted(acc.items())}
+
+    @property
+    def resampled(self) -> bool:
+        """True when results.csv has repeated-CV columns (``repeat``/``fold`` and ``n_train``/``n_test``)."""
+        return (any(c in self.columns for c in _SPLIT_COLS)
+                and all(c in self.columns for c in ("n_train", "n_test")))
+
+    def by_split(self, rows: list[dict[str, str]], metric: str) -> dict[tuple, float]:
+        """(seed, repeat, fold) → value of ``metric``; per seed (as :meth:`by_seed`) without CV columns."""
+        if not self.resampled:
+            return {(s,): v for s, v in self.by_seed(rows, metric).items()}
+        acc: dict[tuple, list[float]] = {}
+        for r in rows:
+            v = _num(r.get(metric))
+            if v is not None:
+                key = tuple(_num(r.get(c)) for c in ("seed",) + _SPLIT_COLS)
+                acc.setdefault(key, []).append(v)
+        return {k: float(np.mean(v)) for k, v in sorted(acc.items(), key=lambda kv: [(x is None, x or 0) for x in kv[0]])}
+
+    def split_sizes(self, rows: list[dict[str, str]]) -> tuple[float, float] | None:
+        """Mean ``(n_train, n_test)`` of repeated-CV rows, or None (plain seeds: no correction)."""
+        if not self.resampled:
+            return None
+        tr = [v for v in (_num(r.get("n_train")) for r in rows) if v]
+        te = [v for v in (_num(r.get("n_test")) for r in rows) if v]
+        return (float(np.mean(tr)), float(np.mean(te))) if tr and te else None
 
     def values(self, phase: str, contender: str, metric: str) -> dict[int, float]:
         return self.by_seed(self.phase(phase, contender), metric)
@@ -314,7 +363,9 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
     """The main table as data: one dict per contender with final runs.
 
     Keys: ``contender, label, model, activation, hidden, runs, diverged, params`` (mean over its
-    final runs), then for every metric column present (:data:`MAIN_METRICS`, fgsm_/pgd_ columns,
+    final runs), ``failures, failures_unknown, failure_rate, failure_ci_low, failure_ci_high``
+    (runs diverged or unstable, 95% Clopper–Pearson; rate None when some run's ``unstable`` is
+    not recorded, see :func:`failure_text`), then for every metric column present (:data:`MAIN_METRICS`, fgsm_/pgd_ columns,
     val_accuracy, jacobian_fro_p99, peak_memory_mb) ``<metric>_mean``, ``<metric>_std``,
     ``<metric>_ci_low``, ``<metric>_ci_high`` (95% t-interval over seeds) and ``<metric>_n``;
     ``None`` where the metric has no value (not applicable). Values are in results.csv units
@@ -339,6 +390,7 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
             "runs": len(rows),
             "diverged": sum(_truthy(r.get("diverged")) for r in rows),
             "params": float(np.mean(params)) if params else None,
+            **_failures(fight, rows),
         }
         for m in metrics:
             s = _summ(fight.by_seed(rows, m))
@@ -347,6 +399,37 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
                 d[f"{m}_{k}"] = None if isinstance(v, float) and math.isnan(v) else v
         out.append(d)
     return out
+
+
+def _failures(fight: Fight, rows: list[dict[str, str]]) -> dict[str, Any]:
+    """Failed runs (``diverged`` or ``unstable``) of one contender with a Clopper–Pearson interval.
+
+    A run counts as failed when either flag is true; a run with neither flag true and an empty
+    or absent ``unstable`` cell is *unknown* (results written before the column existed), never
+    counted as a success: then ``failure_rate`` is None and ``failures_unknown`` says how many.
+    """
+    failed = unknown = 0
+    for r in rows:
+        if _truthy(r.get("diverged")) or _truthy(r.get("unstable")):
+            failed += 1
+        elif "unstable" not in fight.columns or not str(r.get("unstable") or "").strip():
+            unknown += 1
+    out: dict[str, Any] = {"failures": failed, "failures_unknown": unknown, "failure_rate": None,
+                           "failure_ci_low": None, "failure_ci_high": None}
+    if rows and not unknown:
+        fr = failure_rate(failed, len(rows))
+        out.update(failure_rate=fr["rate"], failure_ci_low=fr["ci_low"], failure_ci_high=fr["ci_high"])
+    return out
+
+
+def failure_text(d: dict[str, Any]) -> str:
+    """A summary row's failures as ``"k/n [lo, hi]"`` (95% Clopper–Pearson, in %), or why unknown."""
+    if d.get("failure_rate") is None:
+        if d.get("failures_unknown"):
+            low = f"≥ {d['failures']}/{d['runs']}" if d.get("failures") else "unknown"
+            return f"{low} (unstable not recorded)"
+        return "—"
+    return f"{d['failures']}/{d['runs']} [{100 * d['failure_ci_low']:.0f}%, {100 * d['failure_ci_high']:.0f}%]"
 
 
 def paired_comparisons(fight: Fight, metric: str) -> list[dict[str, Any]]:
@@ -489,6 +572,9 @@ def _claimed_text(claim: dict[str, Any], metric: str) -> str:
     if kind == "reduction":
         c = claim.get("claimed")
         return f"{sym} {100 * float(c):.1f}% reduction" if c is not None else "—"
+    if kind in ("compare", "noninferior") and claim.get("margin") is not None:
+        m = float(claim["margin"])
+        return f"{'≥' if direction == 'higher' else '≤'} {claim.get('baseline')} {'−' if direction == 'higher' else '+'} {_fmt_margin(metric, m)}"
     if kind == "compare":
         return f"{'higher' if direction == 'higher' else 'lower'} {metric} than {claim.get('baseline')}"
     rng = claim.get("claimed_range")
@@ -526,137 +612,520 @@ def _missing_reason(fight: Fight, name: str | None, metric: str, role: str = "co
     return None
 
 
+@dataclass
+class _ClaimCtx:
+    """What the claim handlers share: the fight, α, and the paired claims awaiting their Holm family."""
+
+    fight: Fight
+    alpha: float
+    # (row, unadjusted p, verdict from the adjusted p, p_note) — one Holm family per metric
+    pending: list[tuple[dict[str, Any], float, Any, str]] = field(default_factory=list)
+
+
+def _fail(row: dict[str, Any], reason: str) -> None:
+    row["note"] = reason + (f"; {row['note']}" if row["note"] else "")
+
+
+def _tolerance(claim: dict[str, Any]) -> float:
+    return float(_num(claim.get("tolerance")) or 0.0)
+
+
+def _claim_values(ctx: _ClaimCtx, name: str, metric: str) -> tuple[list[float], tuple[float, float] | None]:
+    """Per-split values of ``name`` (per seed without resampling) and the split sizes or None."""
+    rows = ctx.fight.phase("final", name)
+    vals = ctx.fight.by_split(rows, metric)
+    return list(vals.values()), ctx.fight.split_sizes(rows)
+
+
+def _claim_pairs(ctx: _ClaimCtx, row: dict[str, Any], name: str, base: str, metric: str):
+    """Paired values ``(a, b, sizes)`` of contender and baseline (None after noting why not)."""
+    f = ctx.fight
+    va, vb = f.by_split(f.phase("final", name), metric), f.by_split(f.phase("final", base), metric)
+    keys = [k for k in va if k in vb]
+    if not keys:
+        _fail(row, f"no seeds where both {name!r} and {base!r} have {metric}")
+        return None
+    sizes = f.split_sizes(f.phase("final", name) + f.phase("final", base))
+    return [va[k] for k in keys], [vb[k] for k in keys], sizes
+
+
+def _pairing_text(n: int, sizes: tuple[float, float] | None) -> str:
+    return f"{n} paired splits (repeated CV)" if sizes else f"paired over {n} seeds"
+
+
+def _interval_summary(values: list[float], sizes: tuple[float, float] | None, alpha: float,
+                      confidence: float | None = None) -> dict[str, Any]:
+    """``summarize``-like dict; with split sizes the interval is Nadeau–Bengio's corrected one."""
+    conf = 1.0 - alpha if confidence is None else confidence
+    if sizes is None:
+        return summarize(values, confidence=conf)
+    r = corrected_resampled_ttest(values, sizes[0], sizes[1], confidence=conf)
+    return {"mean": r["mean_diff"], "n": r["n"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+
+
+def _claim_level(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
+    metric, direction = row["metric"], claim.get("direction", "higher")
+    x, sizes = _claim_values(ctx, row["contender"], metric)
+    n_tr, n_te = sizes if sizes else (None, None)
+    s = _interval_summary(x, sizes, ctx.alpha)
+    row["ours"], row["ours_value"] = _ours_text(metric, s), s["mean"]
+    rng = claim.get("claimed_range")
+    if rng:
+        rule = claim.get("rule") or "equivalence"
+        r = verdict_range(x, rng, direction, rule=rule, alpha=ctx.alpha, tolerance=_tolerance(claim),
+                          n_train=n_tr, n_test=n_te)
+        row["verdict"], p = r["verdict"], r["p_value"]
+        if rule == "equivalence":
+            lo, hi = r["bounds"]
+            row["p_note"] = f"TOST on [{_fmt(metric, lo)}, {_fmt(metric, hi)}]"
+        else:
+            row["p_note"] = f"t vs strict end {_fmt(metric, r['target'])}"
+    elif _num(claim.get("claimed")) is not None:
+        target = float(claim["claimed"])
+        if sizes:
+            r = corrected_resampled_ttest(x, n_tr, n_te, null=target, confidence=1.0 - ctx.alpha)
+            row["verdict"] = verdict_interval(r["ci_low"], r["ci_high"], target, direction, _tolerance(claim))
+            p = r["p_value"]
+        else:
+            row["verdict"] = verdict_level(target, x, direction, alpha=ctx.alpha, tolerance=_tolerance(claim))
+            p = one_sample_tests(x, target)["t_p"]
+        row["p_note"] = ("corrected t" if sizes else "t") + f" vs {_fmt(metric, target)}"
+        if _is_fraction(metric) and abs(target) > 1:
+            _fail(row, "claimed value > 1 on a fraction metric: check units")
+    else:
+        _fail(row, "the claim has no claimed value")
+        return
+    row["p_value"], row["p"] = p, _fmt_p(p)
+    if _tolerance(claim):
+        _fail(row, f"tolerance {_fmt_margin(metric, _tolerance(claim))}")
+    _fail(row, f"n={s['n']}" + (" splits, Nadeau–Bengio corrected" if sizes else ""))
+
+
+def _claim_compare(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
+    if claim.get("margin") is not None:
+        return _claim_noninferior(ctx, claim, row)
+    metric, direction = row["metric"], claim.get("direction", "higher")
+    pair = _claim_pairs(ctx, row, row["contender"], row["baseline"], metric)
+    if pair is None:
+        return
+    a, b, sizes = pair
+    diffs = [x - y for x, y in zip(a, b)]
+    d = _interval_summary(diffs, sizes, ctx.alpha)
+    row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True), d["mean"]
+    if sizes:
+        r = corrected_resampled_ttest(diffs, sizes[0], sizes[1], confidence=1.0 - ctx.alpha)
+        ctx.pending.append((row, r["p_value"], lambda p: verdict_superiority(r, p, direction, ctx.alpha),
+                            "corrected resampled t"))
+    else:
+        ctx.pending.append((row, paired_tests(a, b)["t_p"], lambda p: verdict_compare(a, b, p, direction, alpha=ctx.alpha),
+                            "paired t"))
+    _fail(row, f"{row['contender']} − {row['baseline']}, {_pairing_text(len(a), sizes)}")
+
+
+def _claim_noninferior(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
+    metric, direction = row["metric"], claim.get("direction", "higher")
+    margin = _num(claim.get("margin"))
+    if margin is None:
+        _fail(row, "a non-inferiority claim needs a margin (spec key `margin`, no default)")
+        return
+    pair = _claim_pairs(ctx, row, row["contender"], row["baseline"], metric)
+    if pair is None:
+        return
+    a, b, sizes = pair
+    r = noninferiority_test(a, b, margin, direction=direction, alpha=ctx.alpha,
+                            n_train=sizes[0] if sizes else None, n_test=sizes[1] if sizes else None)
+    d = {"mean": r["mean_diff"], "n": r["n"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+    row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True), r["mean_diff"]
+    row["claimed"] = (f"{'≥' if direction == 'higher' else '≤'} {row['baseline']} "
+                      f"{'−' if direction == 'higher' else '+'} {_fmt_margin(metric, margin)}")
+    ctx.pending.append((row, r["p_value"], lambda p: verdict_noninferiority(r, p),
+                        f"one-sided non-inferiority {'corrected ' if sizes else ''}t, δ = {_fmt_margin(metric, margin)}"))
+    _fail(row, f"{row['contender']} − {row['baseline']}, {_pairing_text(len(a), sizes)}; "
+               f"interval at {100 * (1 - 2 * ctx.alpha):.0f}% (the one-sided test's), bound {_fmt(metric, r['bound'], diff=True)}")
+
+
+def _claim_reduction(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
+    metric, direction, base = row["metric"], claim.get("direction", "higher"), row["baseline"]
+    claimed = _num(claim.get("claimed"))
+    if claimed is None:
+        _fail(row, "the claim has no numeric claimed reduction")
+        return
+    pair = _claim_pairs(ctx, row, row["contender"], base, metric)
+    if pair is None:
+        return
+    a, b, sizes = pair
+    if any(v == 0 for v in b):
+        _fail(row, f"{metric} of {base!r} is 0 on some seed: reduction undefined")
+        return
+    r = ratio_reduction(a, b)
+    s = _interval_summary(r["per_seed"], sizes, ctx.alpha) if sizes else r["summary"]
+    row["ours"], row["ours_value"] = _ours_text(metric, s, percent=True), r["mean"]
+    if sizes:
+        t = corrected_resampled_ttest(r["per_seed"], sizes[0], sizes[1], null=claimed, confidence=1.0 - ctx.alpha)
+        row["verdict"], p = verdict_interval(t["ci_low"], t["ci_high"], claimed, direction, _tolerance(claim)), t["p_value"]
+    else:
+        row["verdict"] = verdict_level(claimed, r["per_seed"], direction, alpha=ctx.alpha, tolerance=_tolerance(claim))
+        p = one_sample_tests(r["per_seed"], claimed)["t_p"]
+    row["p_value"], row["p"] = p, _fmt_p(p)
+    row["p_note"] = f"{'corrected ' if sizes else ''}t vs {100 * claimed:.1f}%"
+    _fail(row, f"1 − {row['contender']}/{base} per {'split' if sizes else 'seed'}, {len(a)} {'splits' if sizes else 'seeds'}")
+
+
+def _claim_param_ratio(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
+    fight, name, base = ctx.fight, row["contender"], row["baseline"]
+    sv = size_view(fight)
+    if sv["val"] is not None and sv["contender"] == name and base in (None, sv["baseline"]):
+        return _claim_param_ratio_val(row, claim, sv, fight)
+    miss = _missing_reason(fight, name, fight.primary)
+    if miss is None and base:
+        miss = _missing_reason(fight, base, fight.primary, "baseline")
+    if miss:
+        return _fail(row, miss)
+    am = accuracy_matched(fight, baseline=base)
+    if am["contender"] not in (None, name):
+        return _fail(row, f"the accuracy-matched sweep is of {am['contender']!r}, not {name!r}")
+    if not am["widths"]:
+        return _fail(row, am["reason"] or "no width runs")
+    claimed = _num(claim.get("claimed"))
+    if claimed is None:
+        return _fail(row, "the claim has no numeric claimed ratio")
+    if am["ratio"] is None:
+        row["verdict"] = "inconclusive"
+        return _fail(row, am["reason"])
+    m = am["match"]
+    _fail(row, "legacy view: the best baseline and the matching width are picked on test accuracy (no validation "
+               "width sweeps of a baseline family in these results)")
+    row["ours"], row["ours_value"] = f"{am['ratio']:.2f}×", am["ratio"]
+    row["verdict"] = "supported" if am["ratio"] >= claimed else "not supported"
+    _fail(row, f"{name} at hidden {m['hidden']} ({m['params']:,.0f} params, {_fmtu(fight.primary, m['mean'])}) vs "
+               f"{am['baseline']['label']} ({am['baseline']['params']:,.0f} params, "
+               f"{_fmtu(fight.primary, am['baseline']['mean'])}), margin {_fmt_margin(fight.primary, am['margin'])}")
+
+
+def _claim_param_ratio_val(row: dict[str, Any], claim: dict[str, Any], sv: dict[str, Any], fight: Fight) -> None:
+    """A param_ratio claim from :func:`size_view`: supported iff the bootstrap interval lies at or
+    above the claimed ratio, not supported iff below, inconclusive otherwise (or without one)."""
+    claimed, r = _num(claim.get("claimed")), sv["val"]
+    if claimed is None:
+        return _fail(row, "the claim has no numeric claimed ratio")
+    if r["reason"] and math.isnan(r["ratio"]):
+        row["verdict"] = "inconclusive"
+        return _fail(row, f"validation width sweeps: {r['reason']}")
+    row["ours"], row["ours_value"] = f"{r['ratio']:.2f}× [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", r["ratio"]
+    row["verdict"] = verdict_interval(r["ci_low"], r["ci_high"], claimed, "higher")
+    notes = [n for n in (r["note_base"], r["note_cr"]) if n]
+    _fail(row, f"{sv['contender']} vs {sv['baseline']} width sweeps on validation accuracy, target "
+               f"{_fmtu('val_accuracy', r['target'])} (best baseline width − {_fmt_margin('val_accuracy', sv['margin'])}), "
+               f"seed bootstrap ({r['n_boot']})" + (f"; {'; '.join(notes)}" if notes else ""))
+
+
+#: One handler per claim kind; each fills its row (verdict, ours, p) or notes why it cannot.
+_CLAIM_HANDLERS = {
+    "level": _claim_level,
+    "compare": _claim_compare,
+    "noninferior": _claim_noninferior,
+    "reduction": _claim_reduction,
+    "param_ratio": _claim_param_ratio,
+}
+#: The verdict shown for every judged row of a quick-profile run (never read as evidence).
+PREVIEW = "preview (quick profile)"
+
+
+def _claim_row(claim: dict[str, Any], metric: str) -> dict[str, Any]:
+    return {
+        "id": str(claim.get("id", "")), "text": str(claim.get("text", "")), "kind": claim.get("kind"),
+        "contender": claim.get("contender"), "baseline": claim.get("baseline"), "metric": metric,
+        "claimed": _claimed_text(claim, metric), "ours": "—", "ours_value": None,
+        "verdict": "not tested", "p_value": None, "p": "—", "p_note": "", "note": str(claim.get("note") or ""),
+        "not_comparable": str(claim.get("not_comparable") or ""), "preview_of": None,
+    }
+
+
+def _judge_families(ctx: _ClaimCtx) -> None:
+    """Paired claims (compare, noninferior) of one metric form one Holm–Bonferroni family."""
+    by_metric: dict[str, list[int]] = {}
+    for i, (row, *_rest) in enumerate(ctx.pending):
+        by_metric.setdefault(row["metric"], []).append(i)
+    for idx in by_metric.values():
+        holm = holm_bonferroni([ctx.pending[i][1] for i in idx], alpha=ctx.alpha)
+        for j, i in enumerate(idx):
+            row, _p, judge, note = ctx.pending[i]
+            p_adj = holm.adjusted[j]
+            row["verdict"] = judge(p_adj)
+            row["p_value"], row["p"] = p_adj, _fmt_p(p_adj)
+            row["p_note"] = note + (f", Holm over {len(idx)}" if len(idx) > 1 else "")
+
+
 def claim_rows(folder: str | Path | Fight) -> list[dict[str, Any]]:
     """One row per spec claim: ``id, text, kind, contender, baseline, metric, claimed, ours,
     verdict, p, p_note, note`` (``claimed``/``ours``/``p`` as display strings, ``p_value`` the
-    number or None, ``ours_value`` the point estimate or None).
+    number or None, ``ours_value`` the point estimate or None), ``not_comparable`` (the reason,
+    "" if comparable) and ``preview_of`` (the statistic's verdict on a quick-profile run).
 
-    ``verdict`` is one of supported / not supported / inconclusive (from the stats module's
-    verdict functions) or "not tested" (with the reason in ``note``).
+    ``verdict`` is one of supported / not supported / inconclusive (:mod:`.verdicts`, :mod:`.stats`),
+    "not comparable" (the spec's ``not_comparable`` reason, our value still shown), "not tested"
+    (the reason in ``note``), or :data:`PREVIEW` for every judged row of a quick-profile run.
+
+    Per kind: ``level`` — the interval against the claimed value, a ``claimed_range`` by TOST
+    (``rule = "equivalence"``, the default) or at its strict end (``rule = "strict-end"``);
+    ``compare`` — paired superiority (a ``margin`` makes it ``noninferior``); ``noninferior`` —
+    one-sided paired test against ``−margin``; ``reduction`` — per-seed ``1 − A/B`` against the
+    claimed share; ``param_ratio`` — the accuracy-matched ratio. ``tolerance`` widens level,
+    range and reduction claims. With ``repeat``/``fold`` and ``n_train``/``n_test`` columns
+    (repeated CV) every test uses the Nadeau–Bengio corrected variance.
     """
     fight = _as_fight(folder)
-    alpha = fight.alpha
+    ctx = _ClaimCtx(fight, fight.alpha)
     rows: list[dict[str, Any]] = []
-    compare_pending: list[tuple[dict[str, Any], list[float], list[float], float, str]] = []
     for claim in fight.claims:
         kind = claim.get("kind")
         metric = claim.get("metric") or fight.primary
-        if metric == "accuracy":
-            metric = fight.primary
-        direction = claim.get("direction", "higher")
-        name, base = claim.get("contender"), claim.get("baseline")
-        row: dict[str, Any] = {
-            "id": str(claim.get("id", "")), "text": str(claim.get("text", "")), "kind": kind,
-            "contender": name, "baseline": base, "metric": metric,
-            "claimed": _claimed_text(claim, metric), "ours": "—", "ours_value": None,
-            "verdict": "not tested", "p_value": None, "p": "—", "p_note": "", "note": str(claim.get("note") or ""),
-        }
+        metric = fight.primary if metric == "accuracy" else metric
+        row = _claim_row(claim, metric)
         rows.append(row)
-
-        def fail(reason: str) -> None:
-            row["note"] = reason + (f"; {row['note']}" if row["note"] else "")
-
-        if kind == "param_ratio":
-            miss = _missing_reason(fight, name, fight.primary)
-            if miss is None and base:
-                miss = _missing_reason(fight, base, fight.primary, "baseline")
+        handler = _CLAIM_HANDLERS.get(kind)
+        if handler is None:
+            _fail(row, f"unknown claim kind {kind!r}")
+            continue
+        if kind != "param_ratio":
+            miss = _missing_reason(fight, row["contender"], metric)
+            if miss is None and kind in ("compare", "noninferior", "reduction"):
+                miss = _missing_reason(fight, row["baseline"], metric, "baseline")
             if miss:
-                fail(miss)
+                _fail(row, miss)
+                if row["not_comparable"]:
+                    row["verdict"] = NOT_COMPARABLE
+                    _fail(row, row["not_comparable"])
                 continue
-            am = accuracy_matched(fight, baseline=base)
-            if am["contender"] not in (None, name):
-                fail(f"the accuracy-matched sweep is of {am['contender']!r}, not {name!r}")
-                continue
-            if not am["widths"]:
-                fail(am["reason"] or "no width runs")
-                continue
-            claimed = _num(claim.get("claimed"))
-            if claimed is None:
-                fail("the claim has no numeric claimed ratio")
-                continue
-            if am["ratio"] is None:
-                row["verdict"] = "inconclusive"
-                fail(am["reason"])
-                continue
-            m = am["match"]
-            row["ours"] = f"{am['ratio']:.2f}×"
-            row["ours_value"] = am["ratio"]
-            row["verdict"] = "supported" if am["ratio"] >= claimed else "not supported"
-            fail(f"{name} at hidden {m['hidden']} ({m['params']:,.0f} params, {_fmtu(fight.primary, m['mean'])}) vs "
-                 f"{am['baseline']['label']} ({am['baseline']['params']:,.0f} params, "
-                 f"{_fmtu(fight.primary, am['baseline']['mean'])}), margin {_fmt_margin(fight.primary, am['margin'])}")
-            continue
-
-        miss = _missing_reason(fight, name, metric)
-        if miss is None and kind in ("compare", "reduction"):
-            miss = _missing_reason(fight, base, metric, "baseline")
-        if miss:
-            fail(miss)
-            continue
-        vals = fight.values("final", name, metric)
-
-        if kind == "level":
-            rng = claim.get("claimed_range")
-            if rng:
-                lo, hi = float(rng[0]), float(rng[1])
-                target = lo if direction == "higher" else hi
-            elif _num(claim.get("claimed")) is not None:
-                target = float(claim["claimed"])
-            else:
-                fail("the claim has no claimed value")
-                continue
-            x = list(vals.values())
-            s = summarize(x)
-            row["ours"], row["ours_value"] = _ours_text(metric, s), s["mean"]
-            row["verdict"] = verdict_level(target, x, direction, alpha=alpha, tolerance=float(claim.get("tolerance", 0.0)))
-            p = one_sample_tests(x, target)["t_p"]
-            row["p_value"], row["p"] = p, _fmt_p(p)
-            row["p_note"] = f"t vs {_fmt(metric, target)}"
-            if _is_fraction(metric) and abs(target) > 1:
-                fail("claimed value > 1 on a fraction metric: check units")
-            fail(f"n={s['n']}")
-        elif kind in ("compare", "reduction"):
-            bvals = fight.values("final", base, metric)
-            seeds = sorted(set(vals) & set(bvals))
-            if not seeds:
-                fail(f"no seeds where both {name!r} and {base!r} have {metric}")
-                continue
-            a, b = [vals[s] for s in seeds], [bvals[s] for s in seeds]
-            if kind == "compare":
-                d = summarize([x - y for x, y in zip(a, b)])
-                row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True), d["mean"]
-                p = paired_tests(a, b)["t_p"]
-                compare_pending.append((row, a, b, p, direction))
-                fail(f"{name} − {base}, paired over {len(seeds)} seeds")
-            else:
-                claimed = _num(claim.get("claimed"))
-                if claimed is None:
-                    fail("the claim has no numeric claimed reduction")
-                    continue
-                if any(v == 0 for v in b):
-                    fail(f"{metric} of {base!r} is 0 on some seed: reduction undefined")
-                    continue
-                r = ratio_reduction(a, b)
-                row["ours"], row["ours_value"] = _ours_text(metric, r["summary"], percent=True), r["mean"]
-                row["verdict"] = verdict_level(claimed, r["per_seed"], direction, alpha=alpha,
-                                               tolerance=float(claim.get("tolerance", 0.0)))
-                p = one_sample_tests(r["per_seed"], claimed)["t_p"]
-                row["p_value"], row["p"] = p, _fmt_p(p)
-                row["p_note"] = f"t vs {100 * claimed:.1f}%"
-                fail(f"1 − {name}/{base} per seed, {len(seeds)} seeds")
-        else:
-            fail(f"unknown claim kind {kind!r}")
-
-    # compare claims on one metric form one Holm family
-    by_metric: dict[str, list[int]] = {}
-    for i, (row, *_rest) in enumerate(compare_pending):
-        by_metric.setdefault(row["metric"], []).append(i)
-    for metric, idx in by_metric.items():
-        holm = holm_bonferroni([compare_pending[i][3] for i in idx], alpha=alpha)
-        for j, i in enumerate(idx):
-            row, a, b, _p, direction = compare_pending[i]
-            p_adj = holm.adjusted[j]
-            row["verdict"] = verdict_compare(a, b, p_adj, direction, alpha=alpha)
-            row["p_value"], row["p"] = p_adj, _fmt_p(p_adj)
-            row["p_note"] = f"paired t, Holm over {len(idx)}" if len(idx) > 1 else "paired t"
+        handler(ctx, claim, row)
+        if row["not_comparable"]:  # our value stays; no statistic decides
+            ctx.pending = [pnd for pnd in ctx.pending if pnd[0] is not row]
+            row.update(verdict=NOT_COMPARABLE, p_value=None, p="—", p_note="")
+            _fail(row, row["not_comparable"])
+    _judge_families(ctx)
+    if fight.get("quick"):
+        for row in rows:
+            if row["verdict"] in VERDICTS:
+                row["preview_of"], row["verdict"] = row["verdict"], PREVIEW
     return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# attribution: activation family × (no DREG, DREG)
+# ----------------------------------------------------------------------------------------------
+
+#: The attribution grid's activation families and DREG settings, in display order.
+ATTRIBUTION_FAMILIES = ("ReLU", "GELU", "ChainzRule")
+ATTRIBUTION_DREG = ("no DREG", "DREG")
+
+
+def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
+    """``(family, dreg setting, λ)`` of a contender from its config, or None if it is no cell.
+
+    A cell is a plain contender: mlp with relu/gelu or chainzrule, no other regularizer, no DREG
+    schedule; "no DREG" needs λ = 0 (a ChainzRule contender without an explicit ``dreg`` has the
+    library default λ, so it is a DREG cell).
+    """
+    cfg = fight.config_of(name)
+    model = cfg.get("model")
+    if model == "chainzrule":
+        family = "ChainzRule"
+    elif model == "mlp" and str(cfg.get("activation", "relu")).lower() in ("relu", "gelu"):
+        family = str(cfg.get("activation", "relu")).upper().replace("RELU", "ReLU")
+    else:
+        return None
+    if str(cfg.get("reg") or "none").lower() != "none" or cfg.get("dreg_schedule") not in (None, "", "none", "constant"):
+        return None
+    lam = _num(cfg.get("dreg"))
+    if lam is None and model == "chainzrule":
+        from ..config import DEFAULT_CHAINZRULE_DREG
+
+        lam = float(DEFAULT_CHAINZRULE_DREG)
+    lam = lam or 0.0
+    return family, ("DREG" if lam > 0 else "no DREG"), lam
+
+
+def attribution_table(fight: Fight) -> dict[str, Any]:
+    """The (ReLU, GELU, ChainzRule) × (no DREG, DREG) attribution on the primary metric, paired.
+
+    Cells are contenders identified by their configs (:func:`_attribution_cell`; the first with
+    final runs, in spec order, when several fit). Comparisons, each ``a − b`` paired by seed (by
+    split under repeated CV, with the corrected variance), Holm over the family: the polynomial
+    against ReLU and GELU at each matched DREG setting, and DREG against none within each
+    activation.
+
+    Returns ``{"cells": {(family, setting): {"contender", "label", "lambda", "summary"}},
+    "comparisons": [{"what", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "p", "holm_p"}],
+    "missing": [(family, setting)], "lambda_note", "reason"}``; ``reason`` is non-empty (and
+    there are no comparisons) when the spec lacks the cells to make any.
+    """
+    metric = fight.primary
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for name in fight.contenders():
+        cell = _attribution_cell(fight, name)
+        if cell is None or cell[:2] in cells or not fight.values("final", name, metric):
+            continue
+        cells[cell[:2]] = {"contender": name, "label": fight.label(name), "lambda": cell[2],
+                           "summary": _summ(fight.by_seed(fight.phase("final", name), metric))}
+    missing = [(f, d) for f in ATTRIBUTION_FAMILIES for d in ATTRIBUTION_DREG if (f, d) not in cells]
+    pairs = []
+    for setting in ATTRIBUTION_DREG:
+        for other in ("ReLU", "GELU"):
+            pairs.append((f"ChainzRule vs {other} ({setting})", ("ChainzRule", setting), (other, setting)))
+    for fam in ATTRIBUTION_FAMILIES:
+        pairs.append((f"DREG vs no DREG ({fam})", (fam, "DREG"), (fam, "no DREG")))
+    comps, pvals = [], {}
+    for what, ca, cb in pairs:
+        if ca not in cells or cb not in cells:
+            continue
+        a_rows, b_rows = fight.phase("final", cells[ca]["contender"]), fight.phase("final", cells[cb]["contender"])
+        va, vb = fight.by_split(a_rows, metric), fight.by_split(b_rows, metric)
+        keys = [k for k in va if k in vb]
+        if len(keys) < 2:
+            continue
+        d = [va[k] - vb[k] for k in keys]
+        sizes = fight.split_sizes(a_rows + b_rows)
+        if sizes:
+            r = corrected_resampled_ttest(d, sizes[0], sizes[1], confidence=1.0 - fight.alpha)
+            p, lo, hi = r["p_value"], r["ci_low"], r["ci_high"]
+        else:
+            s = summarize(d, confidence=1.0 - fight.alpha)
+            p, lo, hi = paired_tests([va[k] for k in keys], [vb[k] for k in keys])["t_p"], s["ci_low"], s["ci_high"]
+        comps.append({"what": what, "a": cells[ca]["contender"], "b": cells[cb]["contender"], "n": len(keys),
+                      "mean_diff": float(np.mean(d)), "ci_low": lo, "ci_high": hi, "p": p, "holm_p": None,
+                      "corrected": bool(sizes)})
+        pvals[what] = p
+    if pvals:
+        holm = holm_bonferroni(pvals, alpha=fight.alpha)
+        for c in comps:
+            c["holm_p"] = holm.adjusted[c["what"]]
+    lams = sorted({round(c["lambda"], 12) for (f, d), c in cells.items() if d == "DREG"})
+    lambda_note = "" if len(lams) <= 1 else ("DREG cells use different λ (" + ", ".join(
+        f"{f} {c['lambda']:g}" for (f, d), c in cells.items() if d == "DREG") + "): not matched")
+    reason = "" if comps else ("the spec lacks the cells: " + ", ".join(f"{f} ({d})" for f, d in missing)
+                               if missing else "fewer than 2 paired seeds in every comparison")
+    return {"cells": cells, "comparisons": comps, "missing": missing, "lambda_note": lambda_note, "reason": reason}
+
+
+# ----------------------------------------------------------------------------------------------
+# tuning: optima on the edge of their range, expected best validation vs trials
+# ----------------------------------------------------------------------------------------------
+
+
+def _numeric_space(space: Any) -> tuple[float, float, bool] | None:
+    """``(low, high, log)`` of a ``[low, high, "log"|"linear"]`` tune entry; None for choices."""
+    if isinstance(space, (list, tuple)) and len(space) in (2, 3):
+        lo, hi = _num(space[0]), _num(space[1])
+        log = len(space) == 3 and str(space[2]).lower() == "log"
+        if lo is not None and hi is not None and lo < hi and (not log or lo > 0):
+            return lo, hi, log
+    return None
+
+
+def tuning_edges(fight: Fight, share: float = 0.1) -> list[dict[str, Any]]:
+    """Every tuned optimum (``tuning.json`` best_params) against its search space (spec.json
+    contenders' ``tune``): ``{"contender", "param", "value", "low", "high", "log", "position",
+    "edge"}`` per numeric hyperparameter; ``edge`` from :func:`~.stats.edge_of_range` (outer
+    ``share`` of the range, in log space for log ranges). Choices and values outside their range
+    (a widened range not recorded in the spec) get ``position`` None and ``edge`` None."""
+    out = []
+    tuning = fight.tuning or {}
+    for c in fight.spec_contenders:
+        best = (tuning.get(c["name"]) or {}).get("best_params") or {}
+        for param, space in (c.get("tune") or {}).items():
+            rng, v = _numeric_space(space), _num(best.get(param))
+            if rng is None or v is None:
+                continue
+            lo, hi, log = rng
+            inside = lo <= v <= hi
+            out.append({"contender": c["name"], "param": param, "value": v, "low": lo, "high": hi, "log": log,
+                        "position": range_position(v, lo, hi, log) if inside else None,
+                        "edge": edge_of_range(v, lo, hi, log, share) if inside else None})
+    return out
+
+
+def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
+    """Contender → :func:`~.stats.expected_max_curve` of its tuning trials' validation scores
+    (``k = 1 … n`` completed trials; pruned or failed trials without a finite score are left out)."""
+    out = {}
+    for name, tn in (fight.tuning or {}).items():
+        trials = (tn or {}).get("trials") if isinstance(tn, dict) else None
+        scores = [v for v in (_num((t or {}).get("val_accuracy")) for t in trials or [] if isinstance(t, dict))
+                  if v is not None]
+        if scores:
+            out[name] = expected_max_curve(scores)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# size view without test leakage: width sweeps of both families, ratio at equal accuracy
+# ----------------------------------------------------------------------------------------------
+
+
+def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list[list[float]], list[str]]:
+    """A contender's "width" rows: params per width, per-seed ``metric`` per width, hidden labels
+    (widths without a parameter count or any value are left out)."""
+    groups: dict[str, list[dict[str, str]]] = {}
+    for r in fight.phase("width", contender):
+        groups.setdefault(r.get("hidden") or "?", []).append(r)
+    params, accs, hidden = [], [], []
+    for h, rs in groups.items():
+        p = [v for v in (_num(r.get("params")) for r in rs) if v]
+        vals = list(fight.by_seed(rs, metric).values())
+        if p and vals:
+            params.append(float(np.mean(p)))
+            accs.append(vals)
+            hidden.append(h)
+    return params, accs, hidden
+
+
+def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) -> dict[str, Any]:
+    """The accuracy-matched view from validation-tuned width sweeps of both families.
+
+    Reads "width" rows (``contender, hidden, params, seed, val_accuracy, test_accuracy``; every
+    width tuned on validation by the runner) of the ``[accuracy_matched]`` contender and of the
+    baseline family (every other contender with width rows; with several, the one whose best
+    width has the highest mean *validation* accuracy). The target is the best baseline width's
+    validation mean minus the section's ``margin``, and the ratio ``params_base / params_cr``
+    where the two validation curves reach it, with a seed-bootstrap interval
+    (:func:`~.stats.param_ratio_bootstrap`, the best-width choice redone in every resample):
+    no width and no baseline is chosen on the test set. The same ratio on the test curves, at
+    the test mean of that validation-chosen baseline width minus the margin, is given for
+    reference (``test``).
+
+    Returns ``{"contender", "baseline", "margin", "val": bootstrap dict | None, "test": ... |
+    None, "sweeps": {name: {"params", "val", "test", "hidden"}}, "reason"}``.
+    """
+    acc = fight.section("accuracy_matched") or {}
+    cr = acc.get("contender")
+    margin = float(acc.get("margin", 0.005))
+    out: dict[str, Any] = {"contender": cr, "baseline": None, "margin": margin, "val": None, "test": None,
+                           "sweeps": {}, "reason": ""}
+    if "val_accuracy" not in fight.columns or not fight.phase("width"):
+        out["reason"] = "no width rows with val_accuracy in results.csv"
+        return out
+    names = list(dict.fromkeys(r.get("contender") for r in fight.phase("width")))
+    cr = cr or names[0]
+    out["contender"] = cr
+    for n in names:
+        p, v, h = _sweep(fight, n, "val_accuracy")
+        pt, t, _ = _sweep(fight, n, fight.primary)
+        if len(p) >= 2:
+            out["sweeps"][n] = {"params": p, "val": v, "hidden": h, "test": t if pt == p else None}
+    bases = [n for n in out["sweeps"] if n != cr]
+    if cr not in out["sweeps"] or not bases:
+        out["reason"] = (f"width sweeps (≥ 2 widths with val_accuracy) of {cr!r} and of a baseline family are "
+                         f"needed; have {sorted(out['sweeps']) or 'none'}")
+        return out
+    base = max(bases, key=lambda n: max(np.mean(v) for v in out["sweeps"][n]["val"]))
+    out["baseline"] = base
+    sb, sc = out["sweeps"][base], out["sweeps"][cr]
+    try:
+        out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin, n_boot=n_boot)
+        if sb["test"] is not None and sc["test"] is not None:
+            j = int(np.argmax([np.mean(v) for v in sb["val"]]))
+            out["test"] = param_ratio_bootstrap(sb["params"], sb["test"], sc["params"], sc["test"],
+                                                target=float(np.mean(sb["test"][j])) - margin, n_boot=n_boot)
+    except (ValueError, DataError) as e:
+        out["reason"] = str(e)
+    return out

@@ -106,6 +106,8 @@ def run_key(cfg: TrainConfig, test: bool) -> str:
 # --------------------------------------------------------------------------------------------
 
 _DATA_CACHE: dict[tuple, Any] = {}
+#: splits kept per process (each a full copy of the data: 10 seeds of MNIST would be ~2 GB)
+_MAX_SPLITS = 4
 
 
 def splits_for(cfg: TrainConfig) -> Splits:
@@ -114,8 +116,11 @@ def splits_for(cfg: TrainConfig) -> Splits:
     if data_key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one dataset per fight: keep memory flat
         _DATA_CACHE[data_key] = load_data(cfg)
-    split_key = data_key + (cfg.seed, cfg.val_fraction)
+    split_key = data_key + (cfg.seed, cfg.val_fraction, cfg.cv_folds, cfg.cv_fold, cfg.cv_repeat)
     if split_key not in _DATA_CACHE:
+        splits_held = [k for k in _DATA_CACHE if k != data_key]
+        for old in splits_held[:max(0, len(splits_held) - _MAX_SPLITS + 1)]:  # oldest first: memory stays flat
+            del _DATA_CACHE[old]
         _DATA_CACHE[split_key] = load_splits(cfg, _DATA_CACHE[data_key])
     return _DATA_CACHE[split_key]
 
@@ -142,12 +147,16 @@ def atomic_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, allow_nan=True))  # run records keep NaN as NaN
 
 
-def make_record(task: Task, run) -> dict:
-    """The run record of ``task`` trained as ``run`` (a :class:`~chainzrule.train.RunResult`)."""
+def make_record(task: Task, run, splits: Splits | None = None) -> dict:
+    """The run record of ``task`` trained as ``run`` (a :class:`~chainzrule.train.RunResult`);
+    with ``splits``, ``"data"`` holds the row counts (n_train, n_val, n_test) of its split."""
     result = {k: v for k, v in run.result.items() if k != "peak_memory_mb"}  # see the module doc
-    return {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
-            "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": result,
-            "grad_norms": run.grad_norms, "activations": _activations(run.model)}
+    rec = {"key": task.key, "phase": task.phase, "contender": task.contender, "seed": task.seed,
+           "trial": task.trial, "test": task.test, "config": task.config.to_dict(), "result": result,
+           "grad_norms": run.grad_norms, "activations": _activations(run.model)}
+    if splits is not None:  # sizes only (the Nadeau-Bengio correction needs them): no test content
+        rec["data"] = {"n_train": len(splits.y_train), "n_val": len(splits.y_val), "n_test": len(splits.y_test)}
+    return rec
 
 
 def execute(task: Task, runs_dir: Path) -> dict:
@@ -156,8 +165,9 @@ def execute(task: Task, runs_dir: Path) -> dict:
     stored = stored_record(path)
     if stored is not None:
         return stored
-    run = train(task.config, splits_for(task.config), progress=False, test=task.test)
-    record = make_record(task, run)
+    splits = splits_for(task.config)
+    run = train(task.config, splits, progress=False, test=task.test)
+    record = make_record(task, run, splits)
     atomic_json(path, record)
     return record
 

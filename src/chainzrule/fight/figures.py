@@ -10,6 +10,7 @@ was anything to plot (False: nothing written).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "plot_grad_norms",
     "plot_activations",
     "plot_lambda",
+    "plot_expected_max",
 ]
 
 _LAMBDA_MARK = 10 ** -2.5  # the follow-up paper's fixed λ
@@ -98,36 +100,122 @@ def _smooth(y: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(y, k, mode="valid")
 
 
-def plot_grad_norms(fight: Fight, path: Path) -> bool:
+def _family(fight: Fight, name: str) -> str:
+    """The panel a contender's trace goes to: the activation for MLPs, else the model kind."""
+    cfg = fight.config_of(name)
+    rows = fight.phase("final", name)
+    model = cfg.get("model") or (rows[0].get("model") if rows else "") or "?"
+    if model == "mlp":
+        act = cfg.get("activation") or (rows[0].get("activation") if rows else "") or "relu"
+        return "MLP " + {"relu": "ReLU", "gelu": "GELU", "silu": "SiLU"}.get(str(act), str(act))
+    return {"chainzrule": "ChainzRule"}.get(model, model)
+
+
+def _trace(fight: Fight, name: str) -> tuple[int | None, np.ndarray] | None:
+    rec = fight.seed0_run(name)
+    g = np.asarray([_num(v) if _num(v) is not None else np.nan for v in (rec or {}).get("grad_norms") or []], dtype=float)
+    if g.size >= 2 and np.any(np.isfinite(g) & (g > 0)):
+        return rec.get("seed"), g
+    return None
+
+
+def _plot_trace(ax: Any, g: np.ndarray, color: str, label: str, lw: float = 1.2, ls: str = "-", raw: bool = True) -> None:
+    steps = np.arange(g.size)
+    ok = np.isfinite(g) & (g > 0)
+    if raw:
+        ax.plot(steps[ok], g[ok], color=color, lw=0.4, alpha=0.2)
+    w = max(1, g.size // 100)
+    if w > 1 and ok.all():
+        ax.plot(steps[w - 1:], _smooth(g, w), color=color, lw=lw, ls=ls, label=label)
+    else:
+        ax.plot(steps[ok], g[ok], color=color, lw=lw, ls=ls, label=label)
+
+
+def _share(axes: Any, x: bool = True, y: bool = True) -> None:
+    """Share the x and/or y axis of every panel with the first (comparable small multiples)."""
+    first = axes[0][0]
+    for row in axes:
+        for ax in row:
+            if ax is not first:
+                if x:
+                    ax.sharex(first)
+                if y:
+                    ax.sharey(first)
+
+
+def plot_grad_norms(fight: Fight, path: Path, ncols: int = 3) -> bool:
+    """Gradient-norm traces of the seed-0 final runs as small multiples, one panel per family
+    (MLP activation or model kind), the reference's moving average dashed black in every panel;
+    shared log y axis so that panels compare."""
     from ..plots import new_figure, save_figure
 
-
-    traces = []
+    traces: dict[str, list[tuple[str, int | None, np.ndarray]]] = {}
     for name in fight.contenders():
-        rec = fight.seed0_run(name)
-        g = np.asarray([_num(v) if _num(v) is not None else np.nan for v in (rec or {}).get("grad_norms") or []], dtype=float)
-        if g.size >= 2 and np.any(np.isfinite(g) & (g > 0)):
-            traces.append((fight.label(name), rec.get("seed"), g))
+        t = _trace(fight, name)
+        if t is not None:
+            traces.setdefault(_family(fight, name), []).append((name, *t))
     if not traces:
         return False
-    fig, ax = new_figure(figsize=(7.2, 4.4))
-    for i, (label, seed, g) in enumerate(traces):
-        color = f"C{i % 10}"
-        steps = np.arange(g.size)
-        ok = np.isfinite(g) & (g > 0)
-        ax.plot(steps[ok], g[ok], color=color, lw=0.5, alpha=0.25)
-        w = max(1, g.size // 100)
-        gs = np.where(ok, g, np.nan)
-        if w > 1 and ok.all():
-            ax.plot(steps[w - 1:], _smooth(gs, w), color=color, lw=1.2, label=f"{label} (seed {seed})")
-        else:
-            ax.plot(steps[ok], gs[ok], color=color, lw=1.2, label=f"{label} (seed {seed})")
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("global parameter-gradient norm")
-    ax.set_title("gradient norm over training (light: raw; line: moving average)", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    ref = fight.reference
+    ref_trace = _trace(fight, ref) if ref else None
+    n = len(traces)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = new_figure(nrows, ncols, figsize=(4.6 * ncols, 4.2 * nrows), squeeze=False, layout="constrained")
+    _share(axes, x=False)
+    for k, (fam, items) in enumerate(traces.items()):
+        ax = axes[k // ncols][k % ncols]
+        for i, (name, seed, g) in enumerate(items):
+            if name == ref:
+                continue
+            _plot_trace(ax, g, f"C{i % 10}", textwrap.shorten(fight.label(name), width=40, placeholder="…"))
+        if ref_trace is not None:
+            _plot_trace(ax, ref_trace[1], "k", f"reference: {textwrap.shorten(fight.label(ref), width=32, placeholder='…')}",
+                        lw=1.0, ls="--", raw=False)
+        ax.set_yscale("log")
+        ax.set_title(fam, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
+        if k % ncols == 0:
+            ax.set_ylabel("gradient norm")
+    for k in range(n, nrows * ncols):
+        axes[k // ncols][k % ncols].axis("off")
+    fig.suptitle("global parameter-gradient norm vs training step, seed-0 final runs, one panel per family "
+                 "(light: raw; line: moving average; dashed: the reference)", fontsize=10)
+    save_figure(fig, path)
+    return True
+
+
+def plot_expected_max(fight: Fight, curves: dict[str, dict[str, list]], path: Path, ncols: int = 4) -> bool:
+    """Expected best validation score vs number of tuning trials (Dodge et al. 2019), one small
+    panel per contender (mean ± std of the expected maximum), shared axes."""
+    from ..plots import new_figure, save_figure
+
+    if not curves:
+        return False
+    names = [n for n in [c["name"] for c in fight.spec_contenders] if n in curves]
+    names += [n for n in curves if n not in names]
+    n = len(names)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = new_figure(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows), squeeze=False, layout="constrained")
+    _share(axes)
+    for k, name in enumerate(names):
+        ax = axes[k // ncols][k % ncols]
+        c = curves[name]
+        k_, m, sd = np.asarray(c["k"]), 100 * np.asarray(c["mean"]), 100 * np.asarray(c["std"])
+        ax.plot(k_, m, color="C0", lw=1.2)
+        ax.fill_between(k_, m - sd, m + sd, color="C0", alpha=0.2, lw=0)
+        ax.set_title(textwrap.shorten(fight.label(name), width=30, placeholder="…"), fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if k % ncols == 0:
+            ax.set_ylabel("val acc (%)", fontsize=8)
+        if k + ncols >= n:
+            ax.set_xlabel("trials", fontsize=8)
+    for k in range(n, nrows * ncols):
+        axes[k // ncols][k % ncols].axis("off")
+    fig.suptitle("expected best validation accuracy vs tuning trials (± std; Dodge et al. 2019)", fontsize=10)
     save_figure(fig, path)
     return True
 
@@ -190,7 +278,11 @@ def plot_activations(fight: Fight, path: Path, max_neurons: int = 16) -> bool:
             else:
                 ax.plot(z, y, lw=0.8, alpha=0.7)
             ax.axvspan(-R, R, color="0.92", zorder=0)
-            ax.set_title(f"{label} (seed {seed}) {lname}: {lay.get('range_control', 'linear')}, "
+            # two short lines (wrapped label, then layer details): long labels no longer run into
+            # the neighbouring panel's title
+            head = textwrap.shorten(label, width=48, placeholder="…")
+            ax.set_title(f"{head}\n{lname.split('.')[-2] if '.' in lname else lname} {lname.split('.')[-1]} · "
+                         f"seed {seed} · {lay.get('range_control', 'linear')} · "
                          f"{0 if y is None else y.shape[1]} neurons", fontsize=8)
             ax.set_xlabel("z")
             ax.set_ylabel("σ(z)")

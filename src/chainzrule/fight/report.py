@@ -26,12 +26,17 @@ builds the markdown and writes the files (it re-exports the analysis API for exi
 
 Choices made here (the papers and the guide are silent):
 
-- A level claim with ``claimed_range = [lo, hi]`` is judged against the *least favourable* end of
-  the range (``lo`` for direction "higher", ``hi`` for "lower"): reaching the range counts as
-  reproducing it.
-- Compare claims on the same metric form one Holm–Bonferroni family (their p is the adjusted
-  paired-t p); level and reduction claims report the raw two-sided t p against the claimed value
-  (the verdict is the 95% interval's position, equivalent to that test).
+- A level claim with ``claimed_range = [lo, hi]`` is judged by equivalence (TOST on the range,
+  ``rule = "equivalence"``, the default) or at its *strict* end (``rule = "strict-end"``: ``hi``
+  for direction "higher", ``lo`` for "lower"); ``tolerance`` (spec key) widens it.
+- "At least as good" claims are non-inferiority tests with the spec's ``margin`` (no default);
+  compare (superiority) and non-inferiority claims on the same metric form one Holm–Bonferroni
+  family (their p is the adjusted p); level and reduction claims report the raw t p against the
+  claimed value (the verdict is the 95% interval's position, equivalent to that test).
+- A claim with ``not_comparable = "reason"`` shows our value but no verdict statistic.
+- Repeated CV (``repeat``/``fold``, ``n_train``/``n_test`` columns): pairs are splits and every
+  test uses the Nadeau–Bengio corrected variance.
+- A quick-profile run (``spec.json`` ``quick``) labels every verdict "preview (quick profile)".
 - Accuracy-matched: baselines are the final contenders whose ``model`` differs from the
   accuracy-matched contender's (all other contenders if every one shares it); the best baseline is
   the one with the highest mean primary metric among those with a parameter count. A
@@ -69,17 +74,25 @@ from .analysis import (
     _is_fraction,
     _num,
     _unit,
+    PREVIEW,
     accuracy_matched,
+    attribution_table,
     claim_rows,
+    expected_max_curves,
+    failure_text,
+    size_view,
+    tuning_edges,
     lambda_table,
     load_fight,
     paired_comparisons,
     summary_table,
 )
+from .verdicts import NOT_COMPARABLE
 from .figures import (
     plot_accuracy_vs_params,
     plot_accuracy_vs_tau,
     plot_activations,
+    plot_expected_max,
     plot_grad_norms,
     plot_lambda,
 )
@@ -142,6 +155,11 @@ def _protocol_value(fight: Fight, key: str) -> Any:
     return TrainConfig.__dataclass_fields__[key].default if key in TrainConfig.__dataclass_fields__ else None
 
 
+def _full_results(fight: Fight) -> str:
+    """Where the committed full results of this fight live (relative to the repository root)."""
+    return f"[`results/{fight.get('name', fight.folder.name)}/report.md`](results/{fight.get('name', fight.folder.name)}/report.md)"
+
+
 def _header(fight: Fight) -> list[str]:
     name = fight.get("name", fight.folder.name)
     dataset = fight.get("dataset") or fight.base.get("dataset") or "?"
@@ -166,7 +184,8 @@ def _header(fight: Fight) -> list[str]:
         f"- **Primary metric**: `{fight.primary}`; α = {fight.alpha} for every test and interval (95% CIs)",
     ]
     if fight.get("quick"):
-        L.append("- **Profile**: quick (reduced seeds/trials/epochs/contenders: numbers are a smoke test, not evidence)")
+        L.append("- **Profile**: quick (reduced seeds/trials/epochs/contenders: numbers are a smoke test, not evidence; "
+                 f"every verdict is a preview — the evidence is the committed full run, {_full_results(fight)})")
     if fight.get("command"):
         L.append(f"- **Command**: `{fight.get('command')}`")
     if fight.get("source"):
@@ -202,10 +221,13 @@ def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     L = ["", "## Main table (final runs)", "",
          f"Mean ± std over seeds; {fight.primary} also with its 95% t-interval [lo, hi]. "
          "Accuracies in %. Empty columns (not applicable) are omitted.", ""]
-    header = ["contender", "hidden", "params", "runs (diverged)"] + [f"{m}{_unit(m)}" for m in metrics]
+    L[-2] += (" Failures: runs diverged or unstable, k/n with the 95% Clopper–Pearson interval of the rate "
+              "(\"unstable not recorded\": results without an `unstable` column, so the rate is unknown).")
+    header = (["contender", "hidden", "params", "runs (diverged)", "failures [95% CI]"]
+              + [f"{m}{_unit(m)}" for m in metrics])
     rows = []
     for d in table:
-        r = [d["label"], d["hidden"] or "—", _fmt("params", d["params"]), f"{d['runs']} ({d['diverged']})"]
+        r = [d["label"], d["hidden"] or "—", _fmt("params", d["params"]), f"{d['runs']} ({d['diverged']})", failure_text(d)]
         for m in metrics:
             s = None if d.get(f"{m}_n") in (None, 0) else {k: d[f"{m}_{k}"] for k in ("mean", "std", "ci_low", "ci_high", "n")}
             if s is not None:
@@ -254,8 +276,9 @@ def _size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str],
             rel, ok = f"{100 * x:+.1f}%", "yes" if abs(x) <= 0.05 else "no"
         rows.append([d["label"], d["model"] or "—", d["hidden"] or "—", _fmt("params", d["params"]), rel, ok])
     L.append(_md_table(["contender", "model", "hidden", "params", "Δ vs reference", "within ±5%"], rows))
+    L += _size_view_section(fight)
     am = accuracy_matched(fight)
-    L += ["", "### Accuracy-matched", ""]
+    L += ["", "### Accuracy-matched (legacy: chosen on test)", ""]
     if not am["widths"]:
         L.append(f"Not run ({am['reason'] or 'no [accuracy_matched] section'}).")
         return L, am
@@ -287,6 +310,39 @@ def _size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str],
     return L, am
 
 
+def _size_view_section(fight: Fight) -> list[str]:
+    sv = size_view(fight)
+    L = ["", "### Accuracy-matched from validation width sweeps", ""]
+    if sv["val"] is None:
+        L.append(f"Not available: {sv['reason']}. (The legacy view below picks the best baseline and the matching "
+                 "width on the test set; it is kept for comparison with earlier results, not as evidence.)")
+        return L
+    r = sv["val"]
+    L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (the baseline family whose best width has the "
+             "highest mean validation accuracy), every width tuned on validation. Target: the best baseline width's "
+             f"mean validation accuracy − {_fmt_margin('val_accuracy', sv['margin'])}; each family's mean curve is read "
+             "where it first reaches it (linear in log params); 95% percentile interval from resampling seeds within "
+             f"each width ({r['n_boot']} resamples, the best-width choice redone in each). No choice reads the test set.")
+    L.append("")
+    rows = []
+    for name, lab in ((sv["baseline"], "baseline"), (sv["contender"], "ChainzRule")):
+        for view in ("val", "test"):
+            t = sv[view]
+            if t is None:
+                continue
+            key = "params_base" if lab == "baseline" else "params_cr"
+            note = t["note_base"] if lab == "baseline" else t["note_cr"]
+            rows.append([view, f"`{name}`", _fmt("val_accuracy", t["target"]), _fmt("params", t[key]), note or ""])
+    L.append(_md_table(["curves", "family", "target (%)", "params at target", "note"], rows))
+    L.append("")
+    for view, what in (("val", "validation"), ("test", "test (target: that baseline width's test mean − margin)")):
+        t = sv[view]
+        if t is not None:
+            ci = "—" if t["reason"] else f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]"
+            L.append(f"- Parameter ratio on {what}: **{t['ratio']:.2f}×** {ci}" + (f" ({t['reason']})" if t["reason"] else ""))
+    return L
+
+
 def _lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     L = ["", "## λ sweep", ""]
     if not table:
@@ -304,18 +360,86 @@ def _lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     return L
 
 
-def _claims_section(claims: list[dict[str, Any]]) -> list[str]:
+def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
     L = ["", "## Claims", "",
-         "Verdicts from `chainzrule.fight.stats`: level/reduction — the 95% interval of ours against the claimed "
-         "value (a claimed range is judged at its least favourable end); compare — paired by seed, Holm-adjusted "
-         "paired-t p over the compare claims of the same metric; param_ratio — the accuracy-matched ratio "
-         "(no CI: supported if ≥ claimed). \"not tested\": the fight has no data for it.", ""]
+         "Verdicts from `chainzrule.fight.verdicts` / `stats`: level/reduction — the 95% interval of ours against the "
+         "claimed value (± the claim's `tolerance`); a claimed range by equivalence (TOST, 90% interval inside the "
+         "range) or at its strict end (`rule`); compare — paired superiority, non-inferiority where the claim has "
+         "a `margin` (\"at least as good\": supported when the one-sided test rejects \"worse by the margin or "
+         "more\"); paired claims of one metric share a Holm family; param_ratio — the accuracy-matched ratio "
+         "(no CI: supported if ≥ claimed). \"not comparable\": the papers' quantity is undefined or their setting "
+         "differs (reason in the note; our value is shown, no verdict). \"not tested\": the fight has no data for it.",
+         ""]
+    if fight.resampled:
+        L[-2] += " Results are repeated-CV splits: every interval and test uses the Nadeau–Bengio corrected variance."
+    if fight.get("quick"):
+        L += [f"**Preview only.** This is a quick-profile run (fewer seeds, trials and epochs): no row below is "
+              f"evidence for or against a claim, so every verdict reads \"{PREVIEW}\". The verdicts are those "
+              f"of the committed full run: {_full_results(fight)}.", ""]
     if not claims:
         L.append("The spec lists no claims.")
         return L
-    rows = [[c["id"], c["text"], c["claimed"], c["ours"], f"**{c['verdict']}**",
+
+    def verdict(c: dict[str, Any]) -> str:
+        return c["verdict"] if c["verdict"] == PREVIEW else f"**{c['verdict']}**"
+
+    rows = [[c["id"], c["text"], c["claimed"], c["ours"], verdict(c),
              c["p"] + (f" ({c['p_note']})" if c["p_note"] and c["p"] != "—" else ""), c["note"]] for c in claims]
     L.append(_md_table(["id", "claim", "claimed", "ours (95% CI)", "verdict", "p", "note"], rows))
+    return L
+
+
+def _attribution_section(fight: Fight) -> list[str]:
+    pm = fight.primary
+    at = attribution_table(fight)
+    L = ["", "## Attribution: activation × DREG", "",
+         "What the polynomial adds and what DREG adds, separately: contenders identified by their configs "
+         "(mlp ReLU/GELU or ChainzRule, no other regularizer; \"DREG\" = constant λ > 0). Each row is a − b "
+         f"on {pm}, paired by seed{' (split, corrected variance)' if fight.resampled else ''}, mean "
+         f"[{100 * (1 - fight.alpha):.0f}% CI], two-sided paired t and Holm over the rows.", ""]
+    if at["cells"]:
+        grid = []
+        for fam in ("ReLU", "GELU", "ChainzRule"):
+            r = [fam]
+            for setting in ("no DREG", "DREG"):
+                c = at["cells"].get((fam, setting))
+                r.append("—" if c is None else f"`{c['contender']}`" + (f" (λ={c['lambda']:g})" if c["lambda"] else "")
+                         + (f": {_fmt_summary(pm, c['summary'])}" if c["summary"] else ""))
+            grid.append(r)
+        L += [_md_table(["activation", "no DREG", "DREG"], grid), ""]
+    if at["reason"]:
+        L.append(f"No attribution comparisons: {at['reason']}.")
+        return L
+    if at["missing"]:
+        L += ["Missing cells (their comparisons are omitted): "
+              + ", ".join(f"{f} ({d})" for f, d in at["missing"]) + ".", ""]
+    if at["lambda_note"]:
+        L += [f"Note: {at['lambda_note']}.", ""]
+    pts = " points" if _is_fraction(pm) else ""
+    rows = [[c["what"], f"`{c['a']}` − `{c['b']}`", str(c["n"]),
+             f"{_fmt(pm, c['mean_diff'], diff=True)}{pts} [{_fmt(pm, c['ci_low'], diff=True)}, {_fmt(pm, c['ci_high'], diff=True)}]",
+             _fmt_p(c["p"]), _fmt_p(c["holm_p"])] for c in at["comparisons"]]
+    L.append(_md_table(["effect", "a − b", "n", f"mean diff{_unit(pm)} [CI]", "p", "Holm p"], rows))
+    return L
+
+
+def _tuning_section(fight: Fight) -> list[str]:
+    L = ["", "## Tuning", ""]
+    edges = tuning_edges(fight)
+    if not edges:
+        L.append("No tuned numeric hyperparameters (no tuning.json or no `tune` ranges in spec.json).")
+        return L
+    on_edge = [e for e in edges if e["edge"]]
+    outside = [e for e in edges if e["edge"] is None]
+    L.append(f"{len(on_edge)} of {len(edges)} tuned optima lie in the outer 10% of their search range (log scale for "
+             "log ranges); each such range should be widened and the contender retuned (GUIDE §4 rule 2).")
+    if on_edge or outside:
+        rows = [[f"`{e['contender']}`", e["param"], f"{e['value']:.4g}",
+                 f"[{e['low']:g}, {e['high']:g}]{' log' if e['log'] else ''}",
+                 "outside the range" if e["position"] is None else f"{e['position']:.2f}",
+                 "low end" if e["position"] is not None and e["position"] <= 0.5 else "high end"]
+                for e in on_edge + outside]
+        L += ["", _md_table(["contender", "hyperparameter", "optimum", "range", "position (0–1)", "edge"], rows)]
     return L
 
 
@@ -328,7 +452,8 @@ def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, 
         for c in claims:
             groups.setdefault(c["verdict"], []).append(c["id"])
         counts = ", ".join(f"{len(groups[v])} {v} ({', '.join(groups[v])})"
-                           for v in ("supported", "not supported", "inconclusive", "not tested") if v in groups)
+                           for v in ("supported", "not supported", "inconclusive", NOT_COMPARABLE, PREVIEW,
+                                     "not tested") if v in groups)
         parts.append(f"Of {len(claims)} claims: {counts}.")
         for c in claims:
             if c["verdict"] in ("supported", "not supported"):
@@ -352,7 +477,8 @@ def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, 
     elif am.get("widths"):
         parts.append("No width of the accuracy-matched sweep reached the best baseline within the margin.")
     if fight.get("quick"):
-        parts.append("This was a quick-profile run: treat every verdict as provisional.")
+        parts.append("This was a quick-profile run: its numbers are previews, not evidence; the verdicts are those of "
+                     f"the committed full run, {_full_results(fight)}.")
     L.append(" ".join(parts) if parts else "No final runs: nothing to report.")
     return L
 
@@ -385,7 +511,9 @@ def write_report(folder: str | Path) -> Path:
     size, am = _size_section(fight, table)
     L += size
     L += _lambda_section(fight, lam)
-    L += _claims_section(claims)
+    L += _attribution_section(fight)
+    L += _tuning_section(fight)
+    L += _claims_section(fight, claims)
 
     plots_dir = folder / _PLOTS
     made = []
@@ -395,6 +523,8 @@ def write_report(folder: str | Path) -> Path:
         ("grad_norms.png", "Gradient-norm traces (seed-0 final runs)", lambda p: plot_grad_norms(fight, p)),
         ("activations.png", "Learned activation shapes (seed-0 final runs)", lambda p: plot_activations(fight, p)),
         ("lambda_sweep.png", "λ sweep", lambda p: plot_lambda(fight, lam, p)),
+        ("expected_max_val.png", "Expected best validation accuracy vs tuning trials (Dodge et al. 2019)",
+         lambda p: plot_expected_max(fight, expected_max_curves(fight), p)),
     ):
         if fn(plots_dir / fname):
             made.append((fname, title))

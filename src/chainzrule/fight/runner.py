@@ -30,10 +30,11 @@ import csv
 import io
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from ..config import TrainConfig, content_hash
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError
 from ..models import closest_width
@@ -94,6 +95,8 @@ def _suggest(trial, name: str, space: Any) -> Any:
     if isinstance(space, dict):
         return trial.suggest_categorical(name, space["choices"])
     lo, hi, scale = space
+    if scale.startswith("int"):
+        return trial.suggest_int(name, int(lo), int(hi), log=scale == "int-log")
     return trial.suggest_float(name, float(lo), float(hi), log=scale == "log")
 
 
@@ -102,37 +105,153 @@ def _score(rec: dict) -> float:
     return float(v) if v is not None and math.isfinite(v) else 0.0
 
 
-def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor) -> dict[str, dict]:
-    """Equal-budget Optuna tuning; returns per contender the best params, score and trials."""
+@dataclass(frozen=True)
+class Cell:
+    """One train/test split of a fight: the dataset's own (``repeat``/``fold`` None) or fold
+    ``fold`` of repeat ``repeat`` of ``[fight] resampling``. Tuning, finals, width and λ runs are
+    done per cell; tuning reads only the cell's training folds (validation carved from them)."""
+
+    repeat: int | None = None
+    fold: int | None = None
+    folds: int = 0
+
+    @property
+    def name(self) -> str:
+        return "" if self.fold is None else f"r{self.repeat}f{self.fold}"
+
+    def config(self) -> dict[str, int]:
+        return {} if self.fold is None else {"cv_folds": self.folds, "cv_fold": self.fold, "cv_repeat": self.repeat}
+
+
+def cells(spec: FightSpec) -> list[Cell]:
+    r = spec.resampling
+    if not r:
+        return [Cell()]
+    return [Cell(rep, f, r["folds"]) for rep in range(r["repeats"]) for f in range(r["folds"])]
+
+
+def sampler_seed(spec: FightSpec, contender: str, cell: Cell = Cell()) -> int:
+    """The TPE sampler seed of one contender's study: derived from ``tune_seed``, the contender's
+    name and the cell, so every contender explores its space independently, and the same on every
+    machine and every resume."""
+    return int(content_hash({"tune_seed": spec.tune_seed, "contender": contender, "cell": cell.name}, 8), 16)
+
+
+def _pruner(spec: FightSpec, epochs: int):
     import optuna
 
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, spec.trials // 5), n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def val_curve(rec: dict, epochs: int) -> list[float]:
+    """Best-so-far validation accuracy after each epoch of a run (what its checkpoint would score
+    if stopped there), padded with its final value to ``epochs`` when it stopped early; [] for a
+    run without epochs (classical models)."""
+    hist = (rec["result"].get("history") or {}).get("val_accuracy") or []
+    out, best = [], 0.0
+    for v in hist:
+        best = max(best, float(v) if v is not None and math.isfinite(v) else 0.0)
+        out.append(best)
+    return out + [best] * (epochs - len(out)) if out else []
+
+
+def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell: Cell | None = None) -> dict[str, dict]:
+    """Equal-budget Optuna tuning of every contender in every cell (:func:`tune_cells`); with one
+    cell, the per-contender result of that cell."""
+    out = tune_cells(spec, configs, ex, [cell or Cell()])
+    return {name: v[(cell or Cell()).name] for name, v in out.items()}
+
+
+def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_list: list[Cell]) -> dict[str, dict]:
+    """Tuning v2 (guide §4.2): per contender and cell, ``spec.trials`` Optuna trials (TPE, sampler
+    seed :func:`sampler_seed`) at the full epoch budget (``tune_epochs``, default the final
+    epochs) with early stopping, each scored on ``tune_seeds`` seeds (trial value = mean
+    best-validation accuracy). A trial first runs its first seed; that run's per-epoch
+    best-so-far validation curve is reported to the pruner (median or Hyperband), and a pruned
+    trial skips its other seeds (state "pruned", no value). A completed trial's value is the mean
+    of its own runs and never changes afterwards: pruning decides only whether later trials run
+    their remaining seeds. Runs are atomic and hash-keyed, so tuning replays deterministically on
+    resume. Returns ``{contender: {cell name: {best_params, best_val_accuracy, trials, space,
+    sampler_seed}}}``."""
+    import optuna
+    from optuna.trial import TrialState
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out: dict[str, dict] = {}
+    epochs = spec.tune_epochs
+    out: dict[str, dict] = {c.name: {} for c in spec.contenders}
     studies = {}
-    for c in spec.contenders:
-        if c.tune and spec.trials > 0:
-            sampler = optuna.samplers.TPESampler(seed=spec.tune_seed, n_startup_trials=max(1, spec.trials // 2))
-            studies[c.name] = optuna.create_study(direction="maximize", sampler=sampler)
-        out[c.name] = {"best_params": {}, "best_val_accuracy": None, "trials": []}
-    base = {**spec.base, "epochs": spec.tune_epochs, "seed": spec.tune_seed, "robustness": False}
-    for t in range(spec.trials if studies else 0):
-        batch, asked = [], []
+    for cell in cell_list:
         for c in spec.contenders:
-            if c.name not in studies:
-                continue
-            trial = studies[c.name].ask()
-            params = {name: _suggest(trial, name, space) for name, space in c.tune.items()}
-            cfg = TrainConfig.from_dict({**base, **configs[c.name], **params})
-            batch.append(Task("tune", c.name, cfg, test=False, seed=spec.tune_seed, trial=t))
-            asked.append((c.name, trial, params))
-        for (name, trial, params), rec in zip(asked, ex.run(batch)):
-            score = _score(rec)
-            studies[name].tell(trial, score)
-            out[name]["trials"].append({"trial": trial.number, "params": params, "val_accuracy": score, "key": rec["key"]})
-    for name, study in studies.items():
-        best = max(out[name]["trials"], key=lambda r: r["val_accuracy"])  # first on ties
-        out[name]["best_params"] = best["params"]
-        out[name]["best_val_accuracy"] = best["val_accuracy"]
+            seed = sampler_seed(spec, c.name, cell)
+            out[c.name][cell.name] = {"best_params": {}, "best_val_accuracy": None, "trials": [], "space": c.tune,
+                                      "sampler_seed": seed if c.tune else None}
+            if c.tune and spec.trials > 0:
+                sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, spec.trials // 3)))
+                studies[(cell, c.name)] = optuna.create_study(
+                    direction="maximize", sampler=sampler, pruner=_pruner(spec, epochs),
+                    study_name=f"{c.name}{'-' + cell.name if cell.name else ''}")  # Hyperband hashes the name
+    seeds = [spec.tune_seed + i for i in range(spec.tune_seeds)]
+    base = {**spec.base, "epochs": epochs, "robustness": False}
+    for t in range(spec.trials if studies else 0):
+        asked = []
+        for (cell, name), study in studies.items():
+            trial = study.ask()
+            params = {p: _suggest(trial, p, space) for p, space in spec.contender(name).tune.items()}
+            cfgs = [TrainConfig.from_dict({**base, **configs[name], **cell.config(), **params, "seed": s})
+                    for s in seeds]
+            asked.append((cell, name, trial, params, cfgs))
+        first = ex.run([Task("tune", name, cfgs[0], False, seeds[0], t) for _, name, _, _, cfgs in asked])
+        pruned = []
+        for (cell, name, trial, _, _), rec in zip(asked, first):
+            stop = False
+            for step, v in enumerate(val_curve(rec, epochs)):
+                trial.report(v, step)
+                if trial.should_prune():
+                    stop = True
+                    break
+            pruned.append(stop)
+        rest = ex.run([Task("tune", name, cfg, False, s, t) for (_, name, _, _, cfgs), p in zip(asked, pruned)
+                       if not p for cfg, s in zip(cfgs[1:], seeds[1:])])
+        rest_iter = iter(rest)
+        for (cell, name, trial, params, cfgs), rec, p in zip(asked, first, pruned):
+            recs = [rec] if p else [rec] + [next(rest_iter) for _ in cfgs[1:]]
+            study = studies[(cell, name)]
+            value = None if p else sum(_score(r) for r in recs) / len(recs)
+            if p:
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, value)
+            out[name][cell.name]["trials"].append({
+                "trial": trial.number, "params": params, "state": "pruned" if p else "complete", "value": value,
+                "val_accuracy": value, "seed_values": [_score(r) for r in recs], "seeds": seeds[:len(recs)],
+                "curve": val_curve(rec, epochs), "keys": [r["key"] for r in recs], "key": rec["key"]})
+    for (cell, name) in studies:
+        res = out[name][cell.name]
+        done = [r for r in res["trials"] if r["state"] == "complete"] or res["trials"]
+        best = max(done, key=lambda r: r["value"] if r["value"] is not None else r["seed_values"][0])  # first on ties
+        res["best_params"] = best["params"]
+        res["best_val_accuracy"] = best["value"]
+    return out
+
+
+def tuning_json(spec: FightSpec, tuned: dict[str, dict]) -> dict:
+    """``tuning.json``: per contender its search space, protocol and, per cell, every trial (params,
+    value, state, seeds, per-epoch curve). With one cell (no resampling) the cell's fields are
+    also at the contender's top level (best_params, best_val_accuracy, trials)."""
+    out = {}
+    for name, by_cell in tuned.items():
+        c = spec.contender(name)
+        entry = {"space": c.tune, "pruner": spec.pruner, "tune_seeds": spec.tune_seeds, "trials_budget": spec.trials,
+                 "tune_epochs": spec.tune_epochs, "patience": spec.patience}
+        if list(by_cell) == [""]:
+            entry.update(by_cell[""])
+        else:
+            entry.update({"best_params": {}, "best_val_accuracy": None, "trials": [], "cells": by_cell})
+        out[name] = entry
     return out
 
 
@@ -140,27 +259,33 @@ def final_config(spec: FightSpec, configs: dict[str, dict], tuning: dict[str, di
     return TrainConfig.from_dict({**spec.base, **configs[name], **tuning[name]["best_params"], **changes})
 
 
-def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[str, dict]) -> list[Task]:
-    """Final, width and λ-sweep tasks, given the tuned parameters."""
-    tasks = [Task("final", c.name, final_config(spec, configs, tuning, c.name, seed=s), True, s)
+def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[str, dict],
+                      cell: Cell | None = None) -> list[Task]:
+    """Final, width and λ-sweep tasks of one cell, given that cell's tuned parameters."""
+    cv = (cell or Cell()).config()
+    tasks = [Task("final", c.name, final_config(spec, configs, tuning, c.name, seed=s, **cv), True, s)
              for s in range(spec.seeds) for c in spec.contenders]
     acc = spec.accuracy_matched
     if acc and acc["contender"] in configs:
         depth = len(final_config(spec, configs, tuning, acc["contender"]).hidden)
         for s in range(acc.get("seeds") or spec.seeds):
             for w in acc["widths"]:
-                cfg = final_config(spec, configs, tuning, acc["contender"], seed=s, hidden=[w] * depth)
+                cfg = final_config(spec, configs, tuning, acc["contender"], seed=s, hidden=[w] * depth, **cv)
                 tasks.append(Task("width", acc["contender"], cfg, True, s))
     sweep = spec.lambda_sweep
     if sweep and sweep["contender"] in configs:
         for s in range(sweep.get("seeds") or spec.seeds):
             for lam in sweep["values"]:
-                cfg = final_config(spec, configs, tuning, sweep["contender"], seed=s, dreg=lam)
+                cfg = final_config(spec, configs, tuning, sweep["contender"], seed=s, dreg=lam, **cv)
                 tasks.append(Task("lambda", sweep["contender"], cfg, True, s))
     return tasks
 
 
 def _count_after_tuning(spec: FightSpec) -> int:
+    return len(cells(spec)) * _count_after_tuning_per_cell(spec)
+
+
+def _count_after_tuning_per_cell(spec: FightSpec) -> int:
     n = spec.seeds * len(spec.contenders)
     if spec.accuracy_matched:
         n += (spec.accuracy_matched.get("seeds") or spec.seeds) * len(spec.accuracy_matched["widths"])
@@ -188,6 +313,11 @@ def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
     row = {
         "key": rec["key"], "phase": rec["phase"], "contender": rec["contender"],
         "label": labels.get(rec["contender"], rec["contender"]), "seed": rec["seed"], "trial": rec.get("trial"),
+        "trial_state": rec.get("trial_state"),
+        "repeat": c.get("cv_repeat") if c.get("cv_folds") else None,
+        "fold": c.get("cv_fold") if c.get("cv_folds") else None,
+        "n_train": _get(rec, "data", "n_train"), "n_val": _get(rec, "data", "n_val"),
+        "n_test": _get(rec, "data", "n_test"),
         "model": c["model"], "activation": c["activation"] if c["model"] == "mlp" else None,
         "hidden": "-".join(str(w) for w in c["hidden"]), "reg": c["reg"], "reg_strength": c["reg_strength"],
         "dreg": TrainConfig.from_dict(c).dreg_lambda, "lr": c["lr"], "epochs": c["epochs"],
@@ -204,6 +334,10 @@ def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
             row[f"{m}_{eps:g}"] = _get(r, "robustness", f"{m}_{eps:g}")
     row.update({k: r.get(k) for k in TIMING_COLUMNS})
     row["diverged"] = r.get("diverged")
+    row["unstable"] = r.get("unstable")
+    row["selected_epoch"] = r.get("selected_epoch")
+    row["epochs_run"] = r.get("epochs_run")
+    row["patience"] = c.get("patience")
     if r.get("failed"):  # a run that could not be done (e.g. a classical model on one class): why
         row["failed"] = r["failed"]
     return row
@@ -259,18 +393,23 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) 
         in_features, num_classes, task = data.in_features, data.num_classes, data.task
         configs = _check_before_runs(spec, in_features, num_classes, task)
         runs_dir = _prepare_folder(spec, out, configs, in_features, num_classes, task)
-        n_tune = spec.trials * sum(1 for c in spec.contenders if c.tune)
-        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)
+        cell_list = cells(spec)
+        n_tune = spec.trials * spec.tune_seeds * sum(1 for c in spec.contenders if c.tune) * len(cell_list)
+        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)  # pruned trials run fewer
         ok = False
         try:
-            tuning = tune(spec, configs, ex)
-            atomic_json(out / "tuning.json", tuning)
-            records = ex.run(plan_after_tuning(spec, configs, tuning))
+            tuned = tune_cells(spec, configs, ex, cell_list)
+            atomic_json(out / "tuning.json", tuning_json(spec, tuned))
+            tasks = [t for cell in cell_list
+                     for t in plan_after_tuning(spec, configs, {n: v[cell.name] for n, v in tuned.items()}, cell)]
+            records = ex.run(tasks)
             ok = True
         finally:
             ex.close(abort=not ok)
     labels = {c.name: c.label for c in spec.contenders}
-    tune_records = [load_record(runs_dir / f"{t['key']}.json") for v in tuning.values() for t in v["trials"]]
+    tune_records = [{**load_record(runs_dir / f"{k}.json"), "phase": "tune", "contender": name,
+                     "trial": t["trial"], "trial_state": t["state"]}
+                    for name, by_cell in tuned.items() for v in by_cell.values() for t in v["trials"] for k in t["keys"]]
     rows = [record_row(r, labels) for r in tune_records + records]
     return write_results_csv(out / "results.csv", rows)
 

@@ -25,12 +25,17 @@ from ..config import FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, 
 from ..errors import ConfigError
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
-              "tune_seed", "param_match", "primary_metric"}
+              "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric"}
+PRUNERS = ("median", "hyperband", "none")
+#: early-stopping patience of every neural run of a fight unless [fight] or [base] says otherwise
+DEFAULT_PATIENCE = 3
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
-CLAIM_KINDS = ("level", "compare", "reduction", "param_ratio")
+CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
 CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_range", "direction", "baseline", "note",
-              "not_tested"}
+              "not_tested", "margin", "tolerance", "rule", "not_comparable"}
+#: How a claimed_range is judged: by equivalence (TOST, the default) or at its strict end.
+CLAIM_RULES = ("equivalence", "strict-end")
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
 #: results.csv metric columns a claim may name (fgsm_/pgd_ columns are added per eps).
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean",
@@ -72,6 +77,10 @@ class FightSpec:
     lambda_sweep: dict[str, Any] | None
     claims: list[dict[str, Any]]
     quick: bool = False
+    tune_seeds: int = 2
+    pruner: str = "median"
+    patience: int = DEFAULT_PATIENCE
+    resampling: dict[str, int] | None = None
     source: str = ""
     command: str = ""
 
@@ -110,7 +119,9 @@ def _merge(a: dict, b: dict) -> dict:
 
 #: Tunable fields and the models they act on (tuning anything else would spend trials on a no-op).
 TUNABLE = {"lr": ("chainzrule", "mlp", "kan", "xgboost"), "reg_strength": MODELS,
-           "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": ("chainzrule",)}
+           "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": ("chainzrule",),
+           "logit_scale": NEURAL_MODELS, "svm_gamma": ("svm",), "xgb_trees": ("xgboost",),
+           "xgb_depth": ("xgboost",), "xgb_min_child_weight": ("xgboost",), "xgb_subsample": ("xgboost",)}
 
 
 def _table(raw: dict, key: str, where: str) -> dict:
@@ -142,10 +153,12 @@ def _check_space(where: str, name: str, space: Any, model: str) -> list:
         return list(space["choices"])
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     ok = (isinstance(space, list) and len(space) == 3 and all(number(v) for v in space[:2])
-          and space[2] in ("log", "linear") and space[0] < space[1] and (space[2] == "linear" or space[0] > 0))
+          and space[2] in ("log", "linear", "int", "int-log") and space[0] < space[1]
+          and (space[2] in ("linear", "int") or space[0] > 0)
+          and (not space[2].startswith("int") or all(isinstance(v, int) for v in space[:2])))
     if not ok:
-        raise ConfigError(f"{where}: tune.{name} must be [low, high, \"log\"|\"linear\"] with finite numbers "
-                          f"low < high (low > 0 for log), got {space!r}")
+        raise ConfigError(f"{where}: tune.{name} must be [low, high, \"log\"|\"linear\"|\"int\"|\"int-log\"] "
+                          f"with finite numbers low < high (low > 0 for log, integers for int), got {space!r}")
     return list(space[:2])
 
 
@@ -230,7 +243,10 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     for key in ("dataset", "data_dir", "target"):
         if fight.get(key) is not None:
             base[key] = fight[key]
+    patience = _fight_int(fight, "patience", DEFAULT_PATIENCE, lo=0, hi=INT_LIMIT)
+    base.setdefault("patience", patience)  # early stopping on by default; [base] or a contender may say otherwise
     _check_keys("[base]", base, CONFIG_FIELDS)
+    resampling = _check_resampling(fight.get("resampling"))
     contenders = [_parse_contender(i, c, base) for i, c in enumerate(contenders_raw)]
     names = [c.name for c in contenders]
     if not contenders:
@@ -262,12 +278,34 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
         lambda_sweep=_check_sweep(sweep, models),
         claims=[],
         quick=quick,
+        tune_seeds=_fight_int(fight, "tune_seeds", 2, hi=1000),
+        pruner=str(fight.get("pruner", "median")),
+        patience=int(base["patience"]),
+        resampling=resampling,
         source=source,
     )
+    if spec.pruner not in PRUNERS:
+        raise ConfigError(f"[fight] pruner must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
+    if spec.tune_seed + spec.tune_seeds > SEED_LIMIT:
+        raise ConfigError(f"[fight] tune_seed + tune_seeds must be at most {SEED_LIMIT}")
+    if resampling and any(k in base for k in ("cv_folds", "cv_fold", "cv_repeat")):
+        raise ConfigError("[base] cv_folds/cv_fold/cv_repeat are set by [fight] resampling: give the folds there")
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
     spec.claims = [_check_claim(c, i, spec, defined) for i, c in enumerate(claims)]
     return spec
+
+
+def _check_resampling(r: Any) -> dict[str, int] | None:
+    """``[fight] resampling = { folds = 5, repeats = 5 }``: repeated stratified k-fold (None: the
+    dataset's own train/test split)."""
+    if r is None:
+        return None
+    if not isinstance(r, dict):
+        raise ConfigError(f"[fight] resampling must be a table {{ folds = K, repeats = R }}, got {r!r}")
+    _check_keys("[fight] resampling", r, {"folds", "repeats"})
+    out = {"folds": _fight_int(r, "folds", 5, lo=2, hi=1000), "repeats": _fight_int(r, "repeats", 1, hi=1000)}
+    return out
 
 
 def _section_seeds(where: str, section: dict) -> int | None:
@@ -339,15 +377,48 @@ def _check_claim(c: dict, i: int, spec: FightSpec, defined: list[str]) -> dict:
     direction = c.get("direction", "higher")
     if direction not in ("higher", "lower"):
         raise ConfigError(f"{where}: direction must be 'higher' or 'lower', got {direction!r}")
-    if kind in ("compare", "reduction") and not isinstance(c.get("baseline"), str):
+    if kind in ("compare", "noninferior", "reduction") and not isinstance(c.get("baseline"), str):
         raise ConfigError(f"{where}: kind {kind!r} needs a baseline contender")
     if kind in ("level", "reduction", "param_ratio") and "claimed" not in c and "claimed_range" not in c:
         raise ConfigError(f"{where}: kind {kind!r} needs claimed (or claimed_range)")
+    extra = _check_claim_rules(where, c, kind)
     out = {"id": str(c.get("id", f"claim-{i + 1}")), "text": str(c.get("text", "")), "kind": kind,
            "contender": c["contender"], "metric": metric, "direction": direction,
            "baseline": c.get("baseline"), "claimed": c.get("claimed"), "claimed_range": c.get("claimed_range"),
-           "note": c.get("note") or untestable or "",
+           **extra, "note": c.get("note") or untestable or "",
            "tested": untestable is None and c["contender"] in known and c.get("baseline") in known | {None}}
+    return out
+
+
+def _check_claim_rules(where: str, c: dict, kind: str) -> dict:
+    """The verdict-rule keys of a claim: ``margin`` (non-inferiority δ, metric units, no default:
+    required by kind "noninferior", and on a "compare" claim it makes it one), ``tolerance`` (≥ 0,
+    level/reduction/range claims), ``rule`` (how a claimed_range is judged) and ``not_comparable``
+    (the reason no statistic can judge the claim here)."""
+    out: dict[str, Any] = {}
+    for key in ("margin", "tolerance"):
+        v = c.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0):
+            raise ConfigError(f"{where}: {key} must be a finite number >= 0 (metric units), got {v!r}")
+        if v is not None:
+            out[key] = float(v)
+    if kind == "noninferior" and "margin" not in out:
+        raise ConfigError(f"{where}: kind 'noninferior' needs a margin (metric units, e.g. 0.005 = 0.5 points); "
+                          "there is no default")
+    if "margin" in out and kind not in ("compare", "noninferior"):
+        raise ConfigError(f"{where}: margin applies to compare/noninferior claims, not {kind!r}")
+    rule = c.get("rule")
+    if rule is not None:
+        if rule not in CLAIM_RULES:
+            raise ConfigError(f"{where}: rule must be one of {', '.join(CLAIM_RULES)}, got {rule!r}")
+        if c.get("claimed_range") is None:
+            raise ConfigError(f"{where}: rule applies to a claimed_range, and the claim has none")
+        out["rule"] = rule
+    nc = c.get("not_comparable")
+    if nc is not None:
+        if not isinstance(nc, str) or not nc.strip():
+            raise ConfigError(f"{where}: not_comparable must be the reason the claim is not comparable, got {nc!r}")
+        out["not_comparable"] = nc.strip()
     return out
 
 

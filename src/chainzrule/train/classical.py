@@ -15,8 +15,11 @@ __all__ = ["train_classical", "classical_estimator"]
 
 
 def classical_estimator(cfg: TrainConfig):
-    """The unfitted estimator of ``cfg.model`` ("logreg", "svm", else XGBoost), seeded by
-    ``cfg.seed``."""
+    """The estimator of ``cfg`` on its real knobs: logreg C = 1/reg_strength; SVM C = 1/reg_strength
+    and γ = ``svm_gamma`` (None: scikit-learn's "scale"); XGBoost ``xgb_trees`` (an upper bound
+    when ``xgb_early_stopping`` > 0: boosting stops after that many rounds without a better
+    validation log-loss and the best round is used), ``xgb_depth``, ``xgb_min_child_weight``,
+    ``xgb_subsample``, eta = lr, reg_lambda = reg_strength."""
     strength = max(cfg.reg_strength, 1e-6)
     if cfg.model == "logreg":
         from sklearn.linear_model import LogisticRegression
@@ -25,11 +28,26 @@ def classical_estimator(cfg: TrainConfig):
     if cfg.model == "svm":
         from sklearn.svm import SVC
 
-        return SVC(C=1.0 / strength, kernel="rbf", gamma="scale", random_state=cfg.seed)
+        gamma = "scale" if cfg.svm_gamma is None else cfg.svm_gamma
+        return SVC(C=1.0 / strength, kernel="rbf", gamma=gamma, random_state=cfg.seed)
     from xgboost import XGBClassifier
 
-    return XGBClassifier(n_estimators=200, max_depth=4, learning_rate=min(cfg.lr, 1.0), reg_lambda=cfg.reg_strength,
-                         random_state=cfg.seed, n_jobs=1, tree_method="hist", verbosity=0)
+    stop = {"early_stopping_rounds": cfg.xgb_early_stopping} if cfg.xgb_early_stopping else {}
+    return XGBClassifier(n_estimators=cfg.xgb_trees, max_depth=cfg.xgb_depth, learning_rate=min(cfg.lr, 1.0),
+                         min_child_weight=cfg.xgb_min_child_weight, subsample=cfg.xgb_subsample,
+                         reg_lambda=cfg.reg_strength, random_state=cfg.seed, n_jobs=1, tree_method="hist",
+                         verbosity=0, **stop)
+
+
+def _fit(cfg: TrainConfig, est, X, y, classes, splits: Splits) -> None:
+    """Fit ``est`` on training rows; XGBoost with early stopping watches the validation split
+    (its rows whose class was seen in training), never the test split."""
+    if cfg.model == "xgboost" and cfg.xgb_early_stopping:
+        yv = splits.y_val.numpy()
+        seen = np.isin(yv, classes)
+        est.fit(X, y, eval_set=[(splits.X_val.numpy()[seen], np.searchsorted(classes, yv[seen]))], verbose=False)
+    else:
+        est.fit(X, y)
 
 
 def train_classical(cfg: TrainConfig, splits: Splits, test: bool = True) -> RunResult:
@@ -49,7 +67,7 @@ def train_classical(cfg: TrainConfig, splits: Splits, test: bool = True) -> RunR
     est = classical_estimator(cfg)
     start = time.perf_counter()
     try:
-        est.fit(X, np.searchsorted(classes, y))
+        _fit(cfg, est, X, np.searchsorted(classes, y), classes, splits)
     except Exception as e:  # a baseline that cannot be fitted fails its run, never the fight
         return _failed(f"{cfg.model} could not be fitted: {type(e).__name__}: {e}", test)
     seconds = time.perf_counter() - start

@@ -15,7 +15,7 @@ from ..layers import hidden_layers
 from ..ordinal import ordinal_metrics
 from .factory import head_kind, predict, task_loss
 
-__all__ = ["to_model", "eval_logits", "accuracy", "evaluate", "robustness_metrics"]
+__all__ = ["to_model", "eval_logits", "accuracy", "evaluate", "eval_subset", "robustness_metrics"]
 
 
 def to_model(model: nn.Module, x: Tensor) -> Tensor:
@@ -80,7 +80,7 @@ def _test_metrics(model: nn.Module, kind: str, splits: Splits) -> dict:
 def _sensitivity(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
     """Input-Jacobian norms and tau_input on the first ``cfg.diag_examples`` test inputs, and the
     Lipschitz bound (None for non-finite weights: a diverged run has no spectral norm)."""
-    xd = to_model(model, splits.X_test[: cfg.diag_examples])
+    xd = to_model(model, splits.X_test[eval_subset(splits.y_test, cfg.diag_examples, cfg.seed)])
     norms = jacobian_norms(model, xd, method="auto", seed=cfg.seed).detach().double().numpy()
     finite = np.isfinite(norms).all()
     return {
@@ -90,6 +90,23 @@ def _sensitivity(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
         "lipschitz_bound": _finite_or_none(lipschitz_bound(model))
         if hidden_layers(model) and _finite_parameters(model) else None,
     }
+
+
+def eval_subset(y: Tensor, n: int, seed: int) -> Tensor:
+    """Indices (sorted) of a seeded, stratified random subset of ``n`` of the test labels ``y``
+    (all of them when ``n >= len(y)``; plain seeded when a class is too rare to stratify) — not
+    the first ``n``, which on MNIST are an easier half of the test set."""
+    m = len(y)
+    if n >= m:
+        return torch.arange(m)
+    from sklearn.model_selection import train_test_split
+
+    labels = y.numpy()
+    counts = np.bincount(labels)
+    k = int(np.count_nonzero(counts))
+    strat = labels if counts[counts > 0].min() >= 2 and k <= n <= m - k else None
+    keep, _ = train_test_split(np.arange(m), train_size=n, random_state=seed % 2**32, stratify=strat)
+    return torch.from_numpy(np.sort(keep))
 
 
 def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Splits) -> dict:
@@ -102,7 +119,8 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     from ..robustness import NoInputGradient, adversarial_accuracy, corruption_accuracy
 
     dev = _device(model)
-    x, y = to_model(model, splits.X_test[: cfg.corruption_examples]), splits.y_test[: cfg.corruption_examples].to(dev)
+    idx = eval_subset(splits.y_test, cfg.corruption_examples, cfg.seed)
+    x, y = to_model(model, splits.X_test[idx]), splits.y_test[idx].to(dev)
     was = model.training
     model.eval()
     try:
@@ -125,7 +143,8 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
                 except NoInputGradient as e:
                     out[f"{method}_{eps:g}"], failed[f"{method}_{eps:g}"] = None, str(e)
         out["attack"] = {"norm": "linf", "pgd_steps": cfg.pgd_steps, "step_size": "2.5*eps/steps",
-                         "examples": len(x), "input_range": list(rng) if rng is not None else "unbounded",
+                         "examples": len(x), "subset": "stratified random, seed = run seed",
+                         "input_range": list(rng) if rng is not None else "unbounded",
                          **({"failed": failed} if failed else {})}
         return out
     finally:

@@ -15,11 +15,10 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig
 from ..data.splits import Splits
 from ..dreg import collect, lambda_schedule
-from ..regularizers import make_regularizer
 from .data import load_splits
 from .classical import train_classical
 from .evaluate import accuracy, evaluate, to_model
-from .factory import build_model, head_kind, make_optimizer, predict, task_loss
+from .factory import build_model, head_kind, make_optimizer, make_run_regularizer, predict, task_loss
 from .record import RunResult, train_record
 
 __all__ = ["train", "TrainingLoop", "seed_everything", "world_rank", "grad_norm"]
@@ -62,7 +61,7 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
         return train_classical(cfg, splits, test)
     device = torch.device(cfg.device)
     model = build_model(cfg, splits.in_features, splits.num_classes, splits.task)
-    reg = make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
+    reg = make_run_regularizer(cfg)
     model = reg.prepare(model).to(device=device, dtype=getattr(torch, cfg.dtype))
     loop = TrainingLoop(cfg, model, reg, splits, device, progress and world_rank()[1] == 0)
     history = loop.run()

@@ -1,0 +1,135 @@
+"""σ, σ' and the layer term ‖S‖_F² of a polynomial activation, and the linear map's row norms
+(plain-op references and the fused kernels' entry points; see :mod:`chainzrule.functional`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .basis import RANGE_CONTROLS, horner, require_choice
+from .kernels import LinearRowNormSqFn, PolyActivationFn, PolyJacobianSqFn
+
+
+def poly_activation_and_slope(z: Tensor, a: Tensor, bound: float, range_control: str = "linear") -> tuple[Tensor, Tensor]:
+    """``(σ(z), σ'(z))`` with plain torch ops, both ``[..., F]``; ``a`` power coefficients ``[D+1, F]``.
+
+    Differentiable to any order, traceable by torch.func, torch.compile, torch.export and
+    ``torch.jit.trace`` (no data-dependent branch).
+    """
+    if range_control == "linear":
+        c = z.clamp(-bound, bound)  # [..., F]
+        p, dp = horner(a, c)
+        return torch.addcmul(p, dp, z - c), dp  # tangent continuation outside [-R, R]
+    if range_control == "tanh":
+        s = torch.tanh(z / bound)  # [..., F]
+        p, dp = horner(a, s * bound)
+        return p, dp * (1.0 - s * s)
+    require_choice("range_control", range_control, RANGE_CONTROLS)
+    return horner(a, z)
+
+
+def _eager() -> bool:
+    """Whether the hand-written kernels may run: not inside torch.compile / torch.export (which
+    trace the plain ops and fuse them themselves) nor torch.jit.trace."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
+def poly_activation(z: Tensor, a: Tensor, bound: float, range_control: str = "linear") -> Tensor:
+    """σ(z), ``[..., F]`` → ``[..., F]`` (see :func:`poly_activation_and_slope`).
+
+    "linear" and "none" run a fused kernel in eager mode (one Horner sweep forward, a
+    hand-written backward); the same numbers as the plain ops.
+    """
+    if range_control == "tanh" or not _eager():
+        return poly_activation_and_slope(z, a, bound, range_control)[0]
+    require_choice("range_control", range_control, RANGE_CONTROLS)
+    z2 = z.reshape(-1, z.shape[-1])  # [N, F]
+    h, _ = PolyActivationFn.apply(z2, a, float(bound), range_control == "linear")
+    return h.view(z.shape)
+
+
+def row_norms_sq(weight: Tensor) -> Tensor:
+    """``||W_i,:||²`` for every row of a ``[out, in]`` weight, ``[out]``."""
+    return (weight * weight).sum(dim=1)  # [out]
+
+
+def linear_and_row_norms_sq(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(x Wᵀ + b, ||W_i,:||²)``: ``[..., in]`` → ``[..., out]``, ``[out]``.
+
+    In eager mode (and without autocast) one autograd node whose backward builds the weight
+    gradient once, ``g_W = g_zᵀ x + 2 g_r ⊙ W``, instead of two ``[out, in]`` gradients that
+    autograd then sums (measured in ``BENCHMARKS.md``); elsewhere the plain ops.
+    """
+    if not _eager() or _autocast(x):
+        return torch.nn.functional.linear(x, weight, bias), row_norms_sq(weight)
+    x2 = x.reshape(-1, x.shape[-1])  # [N, in]
+    z, rn = LinearRowNormSqFn.apply(x2, weight, bias)
+    return z.view(*x.shape[:-1], z.shape[-1]), rn
+
+
+def _autocast(x: Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except RuntimeError:  # device types without autocast (meta): nothing to respect
+        return False
+
+
+def layer_jacobian_sq(slope: Tensor, rn: Tensor) -> Tensor:
+    """Per-example ``||S||_F² = Σ_i σ'(z_i)² r_i``: slope ``[..., out]``, ``r`` ``[out]`` → ``[...]``.
+
+    >>> layer_jacobian_sq(torch.tensor([[1.0, 0.5]]), torch.tensor([2.0, 4.0]))
+    tensor([3.])
+    """
+    return (slope * slope) @ rn  # [..., out] @ [out] → [...]
+
+
+def poly_activation_and_jacobian_sq(z: Tensor, a: Tensor, rn: Tensor, bound: float,
+                                    range_control: str = "linear") -> tuple[Tensor, Tensor]:
+    """``(σ(z), Σ_i σ'(z_i)² rn_i)``: ``[..., F]``, ``[D+1, F]``, ``[F]`` → ``[..., F]``, ``[...]``.
+
+    "linear" and "none" run a fused kernel (one Horner sweep, hand-written backward that is
+    itself differentiable, works under ``torch.func`` transforms); inside ``torch.compile`` /
+    ``torch.export`` / ``torch.jit.trace`` the plain ops are traced instead (the compiler fuses
+    them on its own). Both give the same numbers (tested to float64 precision).
+    """
+    if range_control == "tanh" or not _eager():
+        h, slope = poly_activation_and_slope(z, a, bound, range_control)
+        return h, layer_jacobian_sq(slope, rn)
+    require_choice("range_control", range_control, RANGE_CONTROLS)
+    z2 = z.reshape(-1, z.shape[-1])  # [N, F]
+    h, jsq, _ = PolyJacobianSqFn.apply(z2, a, rn, float(bound), range_control == "linear")
+    return h.view(z.shape), jsq.view(z.shape[:-1])
+
+
+# --------------------------------------------------------------------------------------------
+# certified slope bound
+# --------------------------------------------------------------------------------------------
+
+
+def poly_max_slope(a: Tensor, bound: float, range_control: str = "linear") -> Tensor:
+    """Certified ``max_z |σ'(z)|`` per feature, ``[F]`` (``inf`` for ``"none"`` with degree > 1).
+
+    For "linear" and "tanh" it is ``max |p'(u)|`` over ``[-R, R]``, exact from the endpoints and
+    the real roots of p'' inside the interval (the extrema of p').
+
+    >>> poly_max_slope(torch.tensor([[0.0], [1.0], [0.5]]), 2.0)   # p = u + u²/2: p' = 1 + u
+    tensor([3.])
+    """
+    require_choice("range_control", range_control, RANGE_CONTROLS)
+    coef = a.detach().double().cpu().numpy()  # [D+1, F]
+    d, F = coef.shape[0] - 1, coef.shape[1]
+    if range_control == "none" and d > 1:
+        return torch.full((F,), math.inf, dtype=a.dtype)
+    dcoef = coef[1:] * np.arange(1, d + 1)[:, None]  # p', [D, F], low → high
+    out = np.empty(F)
+    for i in range(F):
+        cand = [-bound, bound]
+        if d >= 3:
+            for r in np.roots((dcoef[1:, i] * np.arange(1, d))[::-1]):  # roots of p''
+                if abs(r.imag) < 1e-12 and -bound <= r.real <= bound:
+                    cand.append(r.real)
+        out[i] = np.abs(np.polynomial.polynomial.polyval(np.asarray(cand), dcoef[:, i])).max()
+    return torch.from_numpy(out).to(a.dtype)
