@@ -335,8 +335,17 @@ def export_cmd(run, fmt) -> None:
 @click.option("--data-dir", default=None, help="Folder with the dataset's files.")
 @click.option("--target", default=None, help="Label column for csv:PATH.")
 @click.option("--seeds", default=None, type=click.IntRange(1, 100), help="Number of final seeds (overrides the spec).")
+@click.option("--batch/--no-batch", "batch", default=None,
+              help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. [default: on, or the spec's batch]")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where runs execute: this machine's process pool, or a Ray cluster (extra chainzrule[ray]). [default: local]")
+@click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
+              help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), local (a private one), or HOST:PORT. [default: auto]")
+@click.option("--storage", default=None, metavar="URL",
+              help="Also keep the Optuna studies in this database (sqlite:///PATH, postgresql://...), e.g. for optuna-dashboard.")
 @click.option("--no-report", is_flag=True, help="Skip writing report.md at the end.")
-def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, no_report) -> None:
+def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, executor, ray_address, storage,
+          no_report) -> None:
     """Run a Fair Fight: tune every contender with the same budget, then final runs over seeds.
 
     Every run is keyed by the hash of its full config and written atomically to OUT/runs/, so a
@@ -352,8 +361,10 @@ def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, no_report) -
     s = load_spec(spec, quick=quick, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)
     s.command = " ".join(["chainzrule", "fight", spec, "--out", out] + (["--quick"] if quick else [])
                          + [f"--{k.replace('_', '-')} {v}" for k, v in (("jobs", jobs), ("dataset", dataset),
-                            ("data_dir", data_dir), ("target", target), ("seeds", seeds)) if v not in (None, 1)])
-    run_fight(s, Path(out), jobs=jobs)
+                            ("data_dir", data_dir), ("target", target), ("seeds", seeds), ("executor", executor),
+                            ("ray_address", ray_address), ("storage", storage)) if v not in (None, 1)]
+                         + ([] if batch is None else ["--batch" if batch else "--no-batch"]))
+    run_fight(s, Path(out), jobs=jobs, batch=batch, executor=executor, ray_address=ray_address, storage=storage)
     if not no_report:
         from .fight.report import write_report
 
@@ -377,7 +388,13 @@ def report(folder) -> None:
               help="Map folder (runs/, stability.csv, summary.csv, heatmap_*.png, report.md).")
 @click.option("--quick", is_flag=True, help="The spec's [quick] profile: a small grid for a smoke run.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs in parallel (processes).")
-def stability(spec, out, quick, jobs) -> None:
+@click.option("--batch/--no-batch", "batch", default=None,
+              help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. [default: on, or the spec's batch]")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where runs execute: this machine's process pool, or a Ray cluster (extra chainzrule[ray]). [default: local]")
+@click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
+              help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), local (a private one), or HOST:PORT. [default: auto]")
+def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
     """Stability map: a learning-rate × DREG-λ grid over seeds per contender, as heatmaps.
 
     Every run is stored atomically in OUT/runs/, so an interrupted map resumes where it stopped.
@@ -393,8 +410,11 @@ def stability(spec, out, quick, jobs) -> None:
     try:  # handled here too, so that the command keeps its one-line error when invoked directly
         s = load_stability_spec(spec, quick=quick)
         s.command = " ".join(["chainzrule", "stability", spec, "--out", out] + (["--quick"] if quick else [])
-                             + ([f"--jobs {jobs}"] if jobs != 1 else []))
-        click.echo(f"wrote {run_stability(s, Path(out), jobs=jobs)}")
+                             + ([f"--jobs {jobs}"] if jobs != 1 else [])
+                             + ([] if batch is None else ["--batch" if batch else "--no-batch"])
+                             + ([f"--executor {executor}"] if executor else [])
+                             + ([f"--ray-address {ray_address}"] if ray_address else []))
+        click.echo(f"wrote {run_stability(s, Path(out), jobs=jobs, batch=batch is not False, executor=executor or 'local', ray_address=ray_address)}")
     except ChainzRuleError as e:
         _fail(str(e).replace("\n", " "))
 

@@ -88,8 +88,8 @@ def execute_group(tasks: Sequence, runs_dir: Path) -> list[dict]:
             records[t.key] = executor.execute(t, runs_dir)
     else:
         runs = train_batched([t.config for t in todo], splits, progress=False, test=todo[0].test)
-        for t, run in zip(todo, runs):
-            record = executor.make_record(t, run)
+        for t, run, sp in zip(todo, runs, splits):
+            record = executor.make_record(t, run, sp)
             executor.atomic_json(runs_dir / f"{t.key}.json", record)
             records[t.key] = record
     return [records[t.key] for t in tasks]

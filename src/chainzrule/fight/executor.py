@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -223,15 +224,39 @@ def _execute_in_worker(task: Task, runs_dir: str) -> dict:
     return execute(task, Path(runs_dir))
 
 
-class Executor:
-    """Runs batches of tasks, in-process (``jobs=1``) or in a process pool, with one progress bar."""
+def execute_group_in_worker(tasks: list[Task], runs_dir: str) -> list[dict]:
+    """One pool (or Ray) job: the tasks of one batch group, trained as one stacked model where
+    they can be (:func:`chainzrule.batched.execute_group`), each stored as ``runs/<key>.json``."""
+    from ..batched import execute_group
 
-    def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True, desc: str = "fight") -> None:
+    return execute_group(tasks, Path(runs_dir))
+
+
+class Executor:
+    """Runs batches of tasks, in-process (``jobs=1``), in a process pool (``jobs>1``) or on a
+    given ``pool`` (an object with ``submit(fn, *args) -> concurrent.futures.Future``,
+    ``shutdown(wait, cancel_futures)`` and ``slots``, e.g. the Ray pool of
+    :mod:`chainzrule.fight.ray_executor`), with one progress bar.
+
+    With ``batch`` (the default) the pending tasks of each call are grouped by
+    :func:`chainzrule.batched.eligible_groups` (at most ``ceil(pending / slots)`` runs per group
+    when there are several slots, so that every worker gets work) and each group is one job:
+    same-shaped runs are trained as one stacked model, every run's record is the one it gets
+    alone (timing fields aside) and is stored in its own run file."""
+
+    def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True, desc: str = "fight",
+                 batch: bool = True, pool: Any = None) -> None:
         self.runs_dir = runs_dir
         self.jobs = jobs
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads, os.getpid()))
-                     if jobs > 1 else None)
+        self.batch = batch
+        if pool is not None:
+            self.pool = pool
+            self.slots = max(1, int(getattr(pool, "slots", jobs)))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads, os.getpid()))
+                         if jobs > 1 else None)
+            self.slots = jobs
         self.bar = tqdm(total=total, desc=desc, unit="run", disable=not progress, dynamic_ncols=True)
         self.done = 0
 
@@ -239,9 +264,16 @@ class Executor:
         self.done += 1
         self.bar.update(1)
 
+    def groups(self, todo: list[Task]) -> list[list[Task]]:
+        """The jobs for the pending ``todo``: batch groups, or one task per job without batching."""
+        if not self.batch:
+            return [[t] for t in todo]
+        from ..batched import eligible_groups
+
+        return eligible_groups(todo, max_size=math.ceil(len(todo) / self.slots) if self.slots > 1 else None)
+
     def run(self, tasks: list[Task]) -> list[dict]:
         results: dict[int, dict] = {}
-        pending = {}
         todo = []
         for i, t in enumerate(tasks):  # finished runs come straight from disk
             stored = stored_record(self.runs_dir / f"{t.key}.json")
@@ -250,23 +282,40 @@ class Executor:
                 self._finish(results[i])
             else:
                 todo.append((i, t))
+        index: dict[int, list[int]] = {}  # id(task) -> its indices in `tasks`
+        for i, t in todo:
+            index.setdefault(id(t), []).append(i)
+        groups = self.groups([t for _, t in todo])
         left = len(todo)
-        if self.pool is None:
-            for i, t in todo:
-                self.bar.set_postfix_str(f"running {t.phase}:{t.contender} seed {t.seed} | left {left}")
-                results[i] = execute(t, self.runs_dir)
+
+        def place(group: list[Task], recs: list[dict]) -> None:
+            nonlocal left
+            for t, rec in zip(group, recs):
+                i = index[id(t)].pop(0)
+                results[i] = rec
                 left -= 1
-                self._finish(results[i])
+                self._finish(rec)
+
+        if self.pool is None:
+            for g in groups:
+                t = g[0]
+                self.bar.set_postfix_str(f"running {t.phase}:{t.contender} seed {t.seed}"
+                                         f"{f' (+{len(g) - 1} batched)' if len(g) > 1 else ''} | left {left}")
+                place(g, [execute(t, self.runs_dir)] if not self.batch else
+                      execute_group_in_worker(g, str(self.runs_dir)))
         else:
-            for i, t in todo:
-                pending[self.pool.submit(_execute_in_worker, t, str(self.runs_dir))] = i
+            pending = {}
+            for g in groups:
+                fut = (self.pool.submit(_execute_in_worker, g[0], str(self.runs_dir)) if not self.batch else
+                       self.pool.submit(execute_group_in_worker, g, str(self.runs_dir)))
+                pending[fut] = g
             while pending:
-                self.bar.set_postfix_str(f"running {min(len(pending), self.jobs)} | left {len(pending)}")
+                self.bar.set_postfix_str(f"running {min(len(pending), self.slots)} | left {left}")
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    i = pending.pop(fut)
-                    results[i] = fut.result()
-                    self._finish(results[i])
+                    g = pending.pop(fut)
+                    rec = fut.result()
+                    place(g, rec if self.batch else [rec])
         # a run shared by two phases (e.g. the λ sweep hitting the tuned λ) is labelled per task
         return [{**results[i], "phase": t.phase, "contender": t.contender, "trial": t.trial}
                 for i, t in enumerate(tasks)]
@@ -277,8 +326,8 @@ class Executor:
         self.bar.close()
         if self.pool is None:
             return
-        if not abort:
-            self.pool.shutdown(cancel_futures=True)
+        if not abort or not isinstance(self.pool, ProcessPoolExecutor):
+            self.pool.shutdown(wait=not abort, cancel_futures=True)
             return
         stop = getattr(self.pool, "terminate_workers", None)  # Python >= 3.14
         # before 3.14 the pool has no public handle on its processes: its private map is the only one

@@ -166,7 +166,8 @@ def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell: Cell | N
     return {name: v[(cell or Cell()).name] for name, v in out.items()}
 
 
-def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_list: list[Cell]) -> dict[str, dict]:
+def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_list: list[Cell],
+               mirror=None) -> dict[str, dict]:
     """Tuning v2 (guide §4.2): per contender and cell, ``spec.trials`` Optuna trials (TPE, sampler
     seed :func:`sampler_seed`) at the full epoch budget (``tune_epochs``, default the final
     epochs) with early stopping, each scored on ``tune_seeds`` seeds (trial value = mean
@@ -225,6 +226,8 @@ def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_lis
                 study.tell(trial, state=TrialState.PRUNED)
             else:
                 study.tell(trial, value)
+                if mirror is not None:  # --storage: every completed trial also lands in the stored study
+                    mirror.tell(name + (f"-{cell.name}" if cell.name else ""), trial.number, trial, value, rec["key"])
             out[name][cell.name]["trials"].append({
                 "trial": trial.number, "params": params, "state": "pruned" if p else "complete", "value": value,
                 "val_accuracy": value, "seed_values": [_score(r) for r in recs], "seeds": seeds[:len(recs)],
@@ -380,25 +383,42 @@ def _check_before_runs(spec: FightSpec, in_features: int, num_classes: int, task
     return configs
 
 
-def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
+def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, batch: bool | None = None,
+              executor: str | None = None, ray_address: str | None = None, storage: str | None = None) -> Path:
     """Run (or resume) ``spec`` into ``out``; returns the path of ``results.csv``.
 
-    ``out`` is checked for writability first, then the data and every contender's network;
-    nothing is written before all of that passes. SIGTERM/SIGINT raise :class:`Interrupted`
-    after the workers are stopped (see the module doc)."""
+    ``out`` is checked for writability first, then the executor (``local`` or ``ray`` at
+    ``ray_address``: connected here), the Optuna ``storage`` URL, the data and every
+    contender's network; nothing is written before all of that passes. ``batch``, ``executor``,
+    ``ray_address`` and ``storage`` default to the spec's ``[fight]`` values (batch on, local
+    pool, no storage). SIGTERM/SIGINT raise :class:`Interrupted` after the workers are stopped
+    (see the module doc)."""
+    from .ray_executor import make_pool
+    from .study_store import StudyMirror, open_storage
+
+    ex_opts = getattr(spec, "execution", None) or {}
+    batch = ex_opts.get("batch", True) if batch is None else batch
     out = check_out_dir(out)
+    store = open_storage(storage or ex_opts.get("storage"))  # a bad URL: one line, before any run
+    pool = make_pool(executor or ex_opts.get("executor", "local"), ray_address or ex_opts.get("ray_address"))
     with stop_on_signals():
-        ref_cfg = spec.contender(spec.reference).train_config(spec.base)
-        data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
-        in_features, num_classes, task = data.in_features, data.num_classes, data.task
-        configs = _check_before_runs(spec, in_features, num_classes, task)
+        try:
+            ref_cfg = spec.contender(spec.reference).train_config(spec.base)
+            data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
+            in_features, num_classes, task = data.in_features, data.num_classes, data.task
+            configs = _check_before_runs(spec, in_features, num_classes, task)
+        except BaseException:
+            if pool is not None:
+                pool.shutdown()
+            raise
         runs_dir = _prepare_folder(spec, out, configs, in_features, num_classes, task)
         cell_list = cells(spec)
         n_tune = spec.trials * spec.tune_seeds * sum(1 for c in spec.contenders if c.tune) * len(cell_list)
-        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress)  # pruned trials run fewer
+        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress,  # pruned trials run fewer
+                      batch=batch, pool=pool)
         ok = False
         try:
-            tuned = tune_cells(spec, configs, ex, cell_list)
+            tuned = tune_cells(spec, configs, ex, cell_list, StudyMirror(store, spec) if store is not None else None)
             atomic_json(out / "tuning.json", tuning_json(spec, tuned))
             tasks = [t for cell in cell_list
                      for t in plan_after_tuning(spec, configs, {n: v[cell.name] for n, v in tuned.items()}, cell)]

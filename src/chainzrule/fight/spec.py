@@ -25,10 +25,13 @@ from ..config import FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, 
 from ..errors import ConfigError
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
-              "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric"}
+              "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric",
+              "executor", "ray_address", "storage", "batch"}
 PRUNERS = ("median", "hyperband", "none")
 #: early-stopping patience of every neural run of a fight unless [fight] or [base] says otherwise
 DEFAULT_PATIENCE = 3
+#: [fight] keys that choose how the runs are executed, not what is run (flags override them)
+EXECUTION_KEYS = ("executor", "ray_address", "storage", "batch")
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
 CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
@@ -83,6 +86,8 @@ class FightSpec:
     resampling: dict[str, int] | None = None
     source: str = ""
     command: str = ""
+    #: how to execute (never changes a result): executor, ray_address, storage, batch
+    execution: dict[str, Any] = field(default_factory=dict)
 
     def contender(self, name: str) -> Contender:
         for c in self.contenders:
@@ -293,6 +298,7 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
     spec.claims = [_check_claim(c, i, spec, defined) for i, c in enumerate(claims)]
+    spec.execution = _check_execution(fight)
     return spec
 
 
@@ -305,6 +311,23 @@ def _check_resampling(r: Any) -> dict[str, int] | None:
         raise ConfigError(f"[fight] resampling must be a table {{ folds = K, repeats = R }}, got {r!r}")
     _check_keys("[fight] resampling", r, {"folds", "repeats"})
     out = {"folds": _fight_int(r, "folds", 5, lo=2, hi=1000), "repeats": _fight_int(r, "repeats", 1, hi=1000)}
+    return out
+
+
+def _check_execution(fight: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in EXECUTION_KEYS:
+        if key not in fight:
+            continue
+        v = fight[key]
+        if key == "batch":
+            if not isinstance(v, bool):
+                raise ConfigError(f"[fight] batch must be true or false, got {v!r}")
+        elif not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"[fight] {key} must be a string, got {v!r}")
+        elif key == "executor" and v not in ("local", "ray"):
+            raise ConfigError(f"[fight] executor {v!r}: expected one of local, ray")
+        out[key] = v
     return out
 
 

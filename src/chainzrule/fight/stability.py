@@ -158,19 +158,31 @@ def _preflight(spec: StabilitySpec) -> dict[str, Any]:
     return {"in_features": data.in_features, "num_classes": data.num_classes, "task": data.task}
 
 
-def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool = True) -> Path:
-    """Run (or resume) the map ``spec`` into ``out``; returns the path of ``report.md``."""
-    data = _preflight(spec)
+def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool = True, batch: bool = True,
+                  executor: str = "local", ray_address: str | None = None) -> Path:
+    """Run (or resume) the map ``spec`` into ``out``; returns the path of ``report.md``. ``batch``:
+    same-shaped runs trained as one stacked model; ``executor``: the local pool or Ray."""
+    from .ray_executor import make_pool
+
+    pool = make_pool(executor, ray_address)  # an unreachable cluster: one line, before any run
+    try:
+        data = _preflight(spec)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown()
+        raise
     runs_dir = Path(out) / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     for stale in runs_dir.glob(".*.tmp"):  # left by a run killed mid-write; never a finished run
         stale.unlink(missing_ok=True)
     tasks = plan_runs(spec)
-    ex = Executor(runs_dir, jobs, len(tasks), progress, desc=PHASE)
+    ex = Executor(runs_dir, jobs, len(tasks), progress, desc=PHASE, batch=batch, pool=pool)
+    ok = False
     try:
         records = ex.run(tasks)
+        ok = True
     finally:
-        ex.close()
+        ex.close(abort=not ok)
     labels = {c.name: c.label for c in spec.contenders}
     rows = [run_row(r, labels[r["contender"]], spec.unstable_ratio) for r in records]
     rows.sort(key=lambda r: ([c.name for c in spec.contenders].index(r["contender"]), r["lr"], r["lambda"], r["seed"]))

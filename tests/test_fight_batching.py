@@ -1,0 +1,36 @@
+"""Batched execution of a fight (the default) against ``--no-batch`` on the tiny fixture: the
+same runs, the same files, the same results.csv except the weight-derived float32 diagnostics,
+which agree to float rounding (the stacked engine's batched matmuls round differently)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from chainzrule.fight.runner import TIMING_COLUMNS, run_fight
+from chainzrule.fight.spec import load_spec
+
+from conftest import REPO
+
+TINY = REPO / "tests" / "fixtures" / "tiny_fight.toml"
+FLOAT32_DIAGNOSTICS = ("jacobian_fro_mean", "jacobian_fro_p99", "tau_input", "tau_train", "pgv", "lipschitz_bound")
+
+
+def _rows(path):
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in csv.DictReader(f)]
+
+
+def test_batched_fight_equals_unbatched(tmp_path):
+    plain = _rows(run_fight(load_spec(TINY), tmp_path / "plain", progress=False, batch=False))
+    batched = _rows(run_fight(load_spec(TINY), tmp_path / "batched", jobs=2, progress=False, batch=True))
+    assert [r["key"] for r in batched] == [r["key"] for r in plain]
+    assert sorted(p.name for p in (tmp_path / "batched" / "runs").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "plain" / "runs").iterdir())
+    for a, b in zip(plain, batched):
+        assert a.keys() == b.keys()
+        for k in a:
+            if k in FLOAT32_DIAGNOSTICS and a[k] and b[k]:
+                assert math.isclose(float(a[k]), float(b[k]), rel_tol=1e-5), (a["key"], k, a[k], b[k])
+            else:
+                assert a[k] == b[k], (a["key"], k, a[k], b[k])
