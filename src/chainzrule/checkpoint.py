@@ -42,7 +42,7 @@ from .data.cache import atomic_write, atomic_write_text
 from .errors import DataError
 from .regularizers import make_regularizer
 from .sizing import check_fits
-from .train import build_model
+from .train.factory import build_model
 
 FORMAT_VERSION = 2  # 2: chainzrule 0.2 (coefficients in a basis, ``poly_basis``, data reference, standardization)
 WEIGHTS, META = "model.safetensors", "model.json"
@@ -194,7 +194,7 @@ def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
     with the statistics saved in the checkpoint, never refitted on the data at hand. A format-1
     checkpoint has none: they are refitted on the training rows, with a warning."""
     from .data.splits import make_splits
-    from .train import load_data
+    from .train.data import load_data
 
     if "standardization" not in meta:
         print("chainzrule: warning: this checkpoint predates saved standardization statistics; "

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 import os
 import signal
 import sys
-import tomllib
 from pathlib import Path
 
 import click
@@ -27,7 +26,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS,
-                     REGS, TrainConfig)
+                     REGS, TrainConfig, read_toml)
 from .errors import ChainzRuleError, ConfigError
 
 EXIT_USAGE = 2
@@ -76,21 +75,9 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _read_toml(path: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
-
-
 def _train_config(ctx: click.Context, config_file: str | None, params: dict) -> TrainConfig:
     """Config file values, overridden by the flags given explicitly on the command line."""
-    values = {k.replace("-", "_"): v for k, v in (_read_toml(config_file) if config_file else {}).items()}
+    values = {k.replace("-", "_"): v for k, v in (read_toml(config_file, "config file") if config_file else {}).items()}
     for _, field, _, _ in TRAIN_OPTIONS:
         if ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:
             values[field] = params[field]

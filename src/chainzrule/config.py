@@ -18,8 +18,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import tomllib
 from dataclasses import dataclass, fields
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from .activations import STANDARD_ACTIVATIONS
@@ -345,3 +347,19 @@ def _validate_floats(c: TrainConfig) -> None:
         raise ConfigError(f"dreg_warmup is a fraction of training in [0, 1), got {c.dreg_warmup}")
     if not 0.0 < c.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {c.val_fraction}")
+
+
+def read_toml(path: str | Path, what: str) -> dict:
+    """The table of the TOML file ``path``; a missing, unreadable or invalid file is a
+    :class:`~chainzrule.errors.ConfigError` that names it as ``what`` ("config file", "fight spec").
+    """
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder, expected a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{what} {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {path} cannot be read: {e.strerror}") from None

@@ -282,8 +282,10 @@ class JacobianProjections(Regularizer):
         self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
 
-    def _directions(self, n: int, c: int, like: Tensor) -> Tensor:
-        """``[n, c]`` rows uniform on the unit sphere."""
+    def directions(self, n: int, c: int, like: Tensor) -> Tensor:
+        """``[n, c]`` projection directions, rows uniform on the unit sphere, on ``like``'s device
+        and dtype; drawn from this regularizer's own seeded generator when it has a seed (so a
+        batched run draws the same directions as its single run)."""
         if self._generator is None:
             v = torch.randn(n, c, device=like.device, dtype=like.dtype)
         else:
@@ -298,7 +300,7 @@ class JacobianProjections(Regularizer):
         c = out.shape[1]
         total = _zero(logits)
         for _ in range(self.n_proj):
-            v = self._directions(n, c, out)  # [N, C]
+            v = self.directions(n, c, out)  # [N, C]
             (vj,) = torch.autograd.grad(out, x, grad_outputs=v, create_graph=True)  # [N, ...]
             total = total + vj.reshape(n, -1).pow(2).sum()
         return total * (c / (self.n_proj * n))

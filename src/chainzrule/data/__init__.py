@@ -97,13 +97,8 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, target: str | No
     spec = spec.strip()
 
     if spec[:4].lower() == "csv:":
-        raw = spec[4:].strip()
-        if not raw:
-            raise ConfigError("csv:PATH needs a file path after 'csv:', got nothing")
+        path = _csv_path(spec, data_dir)
         _no_featurizer(spec, featurizer)
-        path = Path(raw).expanduser()
-        if data_dir is not None and not path.is_absolute() and (data_dir / path).exists():
-            path = data_dir / path
         return load_csv(path, target=target, name=f"csv:{path}", limit=limit)
 
     name = _canonical(spec)
@@ -114,29 +109,49 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, target: str | No
         _no_featurizer(name, featurizer)
 
     if name == "mnist":
-        if data_dir is not None:
-            return load_mnist(_mnist_folder(data_dir), limit=limit)
-        folder = mnist_cached()
-        if folder is None:
-            if not fetch:
-                raise DataError(f"MNIST is not in the cache ({cache_dir() / 'mnist'}) and "
-                                f"fetch=False; fetch it (fetch_dataset('mnist')) or pass "
-                                f"data_dir")
-            folder = fetch_mnist()
-        return load_mnist(folder, limit=limit)
+        return load_mnist(_mnist_source(data_dir, fetch), limit=limit)
     if name == "pima":
-        folder = None
-        if data_dir is not None:
-            if not data_dir.is_dir():
-                raise DataError(f"Pima folder does not exist: {data_dir}")
-            folder = data_dir
-            if not any((data_dir / f).is_file() for f in ("pima.csv", "PimaIndiansDiabetes.rda")) \
-                    and (data_dir / "pima").is_dir():
-                folder = data_dir / "pima"
-        return load_pima(folder, fetch=fetch, limit=limit)
+        return load_pima(_pima_folder(data_dir), fetch=fetch, limit=limit)
     if name == "sst5":
         return load_sst5(data_dir, featurizer=featurizer, limit=limit, progress=progress)
     return load_yelp_full(data_dir, featurizer=featurizer, limit=limit, progress=progress)
+
+
+def _csv_path(spec: str, data_dir: Path | None) -> Path:
+    """The file of ``csv:PATH``; a relative PATH is looked up under ``data_dir`` first."""
+    raw = spec[4:].strip()
+    if not raw:
+        raise ConfigError("csv:PATH needs a file path after 'csv:', got nothing")
+    path = Path(raw).expanduser()
+    if data_dir is not None and not path.is_absolute() and (data_dir / path).exists():
+        path = data_dir / path
+    return path
+
+
+def _mnist_source(data_dir: Path | None, fetch: bool) -> Path:
+    """MNIST's folder: under ``data_dir``, else the cache (fetched when absent and ``fetch``)."""
+    if data_dir is not None:
+        return _mnist_folder(data_dir)
+    folder = mnist_cached()
+    if folder is None:
+        if not fetch:
+            raise DataError(f"MNIST is not in the cache ({cache_dir() / 'mnist'}) and "
+                            f"fetch=False; fetch it (fetch_dataset('mnist')) or pass "
+                            f"data_dir")
+        folder = fetch_mnist()
+    return folder
+
+
+def _pima_folder(data_dir: Path | None) -> Path | None:
+    """Pima's folder: ``data_dir`` or its ``pima`` subfolder; None: the cache."""
+    if data_dir is None:
+        return None
+    if not data_dir.is_dir():
+        raise DataError(f"Pima folder does not exist: {data_dir}")
+    if not any((data_dir / f).is_file() for f in ("pima.csv", "PimaIndiansDiabetes.rda")) \
+            and (data_dir / "pima").is_dir():
+        return data_dir / "pima"
+    return data_dir
 
 
 def _no_featurizer(name: str, featurizer: str) -> None:

@@ -101,21 +101,8 @@ def read_table(path: str | Path, limit: int | None = None) -> tuple[list[str], l
     (['a', 'b'], [['1', '2'], ['3', '4']], [2, 4])
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"CSV file not found: {path}")
-    if path.is_dir():
-        raise DataError(f"expected a CSV file, got a folder: {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: expected UTF-8 text, got undecodable bytes at offset "
-                        f"{e.start}") from None
-    if not text.strip():
-        raise DataError(f"{path} is empty: expected a header row and at least one data row")
-    first = text.lstrip("\r\n").split("\n", 1)[0]
-    counts = {d: first.count(d) for d in (",", ";", "\t")}
-    delim = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
     header: list[str] | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -125,15 +112,7 @@ def read_table(path: str | Path, limit: int | None = None) -> tuple[list[str], l
                 continue
             row = [c.strip() for c in row]
             if header is None:
-                header = row
-                empty = [i + 1 for i, c in enumerate(header) if not c]
-                if empty:
-                    raise DataError(f"{path}:{reader.line_num}: header has an empty column name "
-                                    f"at position {empty[0]}; expected a name for every column")
-                dup = [c for c, n in Counter(header).items() if n > 1]
-                if dup:
-                    raise DataError(f"{path}:{reader.line_num}: duplicate column names in header:"
-                                    f" {', '.join(dup)}")
+                header = _checked_header(f"{path}:{reader.line_num}", row)
                 continue
             if len(row) != len(header):
                 raise DataError(f"{path}:{reader.line_num}: expected {len(header)} fields (as in "
@@ -148,6 +127,42 @@ def read_table(path: str | Path, limit: int | None = None) -> tuple[list[str], l
     if not rows:
         raise DataError(f"{path} has a header but no data rows: expected at least one data row")
     return header, rows, lines
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, BOM dropped); a missing, folder, undecodable or blank file is refused."""
+    if not path.exists():
+        raise DataError(f"CSV file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"expected a CSV file, got a folder: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: expected UTF-8 text, got undecodable bytes at offset "
+                        f"{e.start}") from None
+    if not text.strip():
+        raise DataError(f"{path} is empty: expected a header row and at least one data row")
+    return text
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The most frequent of ``,``, ``;`` and tab in the first non-blank line (``,`` when none)."""
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def _checked_header(where: str, header: list[str]) -> list[str]:
+    """``header`` if every name is non-empty and unique, else a DataError at ``where`` (file:line)."""
+    empty = [i + 1 for i, c in enumerate(header) if not c]
+    if empty:
+        raise DataError(f"{where}: header has an empty column name "
+                        f"at position {empty[0]}; expected a name for every column")
+    dup = [c for c, n in Counter(header).items() if n > 1]
+    if dup:
+        raise DataError(f"{where}: duplicate column names in header:"
+                        f" {', '.join(dup)}")
+    return header
 
 
 def stratified_test_split(y: np.ndarray, test_fraction: float = 0.2,
@@ -184,6 +199,36 @@ def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
     """
     path = Path(path)
     header, rows, lines = read_table(path, limit=limit)
+    _check_columns(path, header, target)
+    t = header.index(target)
+    cols = list(zip(*rows))  # column-major view of the cells
+    _refuse_missing(path, header, cols, target)
+    y, distinct = _encode_labels(path, cols[t], target)
+    train_idx, test_idx, how = stratified_test_split(y, test_fraction, seed)
+    is_train = np.zeros(len(y), dtype=bool)
+    is_train[train_idx] = True
+    blocks, names, kinds, unseen = [], [], {}, {}
+    for j, (h, col) in enumerate(zip(header, cols)):
+        if j == t:
+            continue
+        block, block_names, kinds[h], n_unseen = _feature_block(path, lines, h, col, is_train)
+        blocks.append(block)
+        names.extend(block_names)
+        if n_unseen:
+            unseen[h] = n_unseen
+    X = np.concatenate(blocks, axis=1).astype(np.float32)
+    return Dataset(
+        name=name or f"csv:{path}", task="classification",
+        X_train=X[train_idx], y_train=y[train_idx], X_test=X[test_idx], y_test=y[test_idx],
+        num_classes=len(distinct), feature_names=names,
+        meta={"source": str(path), "target": target, "classes": distinct, "column_kinds": kinds,
+              "unseen_categories": unseen, "test_split": how, "standardize": True,
+              "missing_values": {}},
+    )
+
+
+def _check_columns(path: Path, header: list[str], target: str | None) -> None:
+    """Refuse a missing or unknown target column, or a table with no feature column."""
     if target is None:
         raise ConfigError(f"csv:{path} needs a target column (target=COLUMN); available "
                           f"columns: {', '.join(header)}")
@@ -193,10 +238,10 @@ def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
     if len(header) < 2:
         raise DataError(f"{path}: expected at least one feature column besides target "
                         f"{target!r}, got only the target")
-    t = header.index(target)
-    cols = list(zip(*rows))  # column-major view of the cells
 
-    # ---- missing cells: report, never fill
+
+def _refuse_missing(path: Path, header: list[str], cols: list, target: str) -> None:
+    """Missing cells are reported, never filled: in the target, or per feature column."""
     missing = {h: sum(_is_missing(c) for c in col) for h, col in zip(header, cols)}
     if missing[target]:
         raise DataError(f"{path}: target column {target!r} has {missing[target]} missing "
@@ -207,8 +252,9 @@ def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
         raise DataError(f"{path}: missing values in feature column(s) {listed}; expected every "
                         f"feature cell filled (drop or impute those rows first)")
 
-    # ---- target -> 0..K-1
-    labels = cols[t]
+
+def _encode_labels(path: Path, labels, target: str) -> tuple[np.ndarray, list]:
+    """Target cells → 0..K-1 (classes sorted numerically when all are numbers), and the classes."""
     distinct = sorted(set(labels))
     if all(_to_float(v) is not None for v in distinct):
         distinct.sort(key=lambda v: float(v))
@@ -216,56 +262,39 @@ def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
         raise DataError(f"{path}: target column {target!r} has a single class {distinct[0]!r}; "
                         f"expected at least 2 classes")
     class_index = {v: i for i, v in enumerate(distinct)}
-    y = np.array([class_index[v] for v in labels], dtype=np.int64)
-    train_idx, test_idx, how = stratified_test_split(y, test_fraction, seed)
-    is_train = np.zeros(len(y), dtype=bool)
-    is_train[train_idx] = True
+    return np.array([class_index[v] for v in labels], dtype=np.int64), distinct
 
-    # ---- features
-    blocks, names, kinds, unseen = [], [], {}, {}
-    for j, (h, col) in enumerate(zip(header, cols)):
-        if j == t:
-            continue
-        values = [_to_float(c) for c in col]
-        n_num = sum(v is not None for v in values)
-        if n_num == len(col):
-            arr = np.array(values, dtype=np.float64)
-            nonfinite = np.flatnonzero(~np.isfinite(arr))
-            if nonfinite.size:
-                r = int(nonfinite[0])
-                raise DataError(f"{path}:{lines[r]}: column {h!r} has non-finite value "
-                                f"{col[r]!r}; expected finite numbers")
-            blocks.append(arr[:, None])
-            names.append(h)
-            kinds[h] = "numeric"
-        elif 2 * n_num > len(col):
-            r = next(i for i, v in enumerate(values) if v is None)
-            raise DataError(f"{path}:{lines[r]}: column {h!r} is numeric but has non-numeric value "
-                            f"{col[r]!r} ({len(col) - n_num} such row(s)); expected a number")
+
+def _feature_block(path: Path, lines: list, h: str, col,
+                   is_train: np.ndarray) -> tuple[np.ndarray, list[str], str, int]:
+    """Column ``h`` as features: ``(block [N, k], feature names, kind, unseen-category rows)``.
+
+    All cells numeric: one finite float column. Mostly numeric: refused (a stray text cell).
+    Otherwise categorical: one-hot over the categories seen in training rows."""
+    values = [_to_float(c) for c in col]
+    n_num = sum(v is not None for v in values)
+    if n_num == len(col):
+        arr = np.array(values, dtype=np.float64)
+        nonfinite = np.flatnonzero(~np.isfinite(arr))
+        if nonfinite.size:
+            r = int(nonfinite[0])
+            raise DataError(f"{path}:{lines[r]}: column {h!r} has non-finite value "
+                            f"{col[r]!r}; expected finite numbers")
+        return arr[:, None], [h], "numeric", 0
+    if 2 * n_num > len(col):
+        r = next(i for i, v in enumerate(values) if v is None)
+        raise DataError(f"{path}:{lines[r]}: column {h!r} is numeric but has non-numeric value "
+                        f"{col[r]!r} ({len(col) - n_num} such row(s)); expected a number")
+    cats = sorted({c for c, tr in zip(col, is_train) if tr})
+    pos = {c: i for i, c in enumerate(cats)}
+    onehot = np.zeros((len(col), len(cats)), dtype=np.float64)
+    n_unseen = 0
+    for r, c in enumerate(col):
+        if c in pos:
+            onehot[r, pos[c]] = 1.0
         else:
-            cats = sorted({c for c, tr in zip(col, is_train) if tr})
-            pos = {c: i for i, c in enumerate(cats)}
-            onehot = np.zeros((len(col), len(cats)), dtype=np.float64)
-            n_unseen = 0
-            for r, c in enumerate(col):
-                if c in pos:
-                    onehot[r, pos[c]] = 1.0
-                else:
-                    n_unseen += 1
-            if n_unseen:
-                unseen[h] = n_unseen
-            blocks.append(onehot)
-            names.extend(f"{h}={c}" for c in cats)
-            kinds[h] = "categorical"
-    X = np.concatenate(blocks, axis=1).astype(np.float32)
-    return Dataset(
-        name=name or f"csv:{path}", task="classification",
-        X_train=X[train_idx], y_train=y[train_idx], X_test=X[test_idx], y_test=y[test_idx],
-        num_classes=len(distinct), feature_names=names,
-        meta={"source": str(path), "target": target, "classes": distinct, "column_kinds": kinds,
-              "unseen_categories": unseen, "test_split": how, "standardize": True,
-              "missing_values": {}},
-    )
+            n_unseen += 1
+    return onehot, [f"{h}={c}" for c in cats], "categorical", n_unseen
 
 
 # --------------------------------------------------------------------------------------------

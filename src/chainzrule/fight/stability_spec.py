@@ -41,12 +41,11 @@ from __future__ import annotations
 import copy
 import math
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import NEURAL_MODELS, TrainConfig
+from ..config import NEURAL_MODELS, TrainConfig, read_toml
 from ..errors import ConfigError
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
@@ -231,13 +230,5 @@ def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: st
 
 def load_stability_spec(path: str | Path, *, quick: bool = False) -> StabilitySpec:
     """Read and validate a stability spec TOML file."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"stability spec {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"stability spec {path} is a folder, expected a TOML file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"stability spec {path} is not valid TOML: {e}") from None
+    raw = read_toml(path, "stability spec")
     return parse_stability_spec(raw, quick=quick, source=str(path))

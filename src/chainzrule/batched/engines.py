@@ -1,0 +1,166 @@
+"""The two ways of computing every member's objective at once: :class:`MemberObjective` under
+``torch.func.vmap``, and :class:`GroupedEngine` (the stacked forward written with grouped matmuls)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import functional as CF
+from ..activations import GELU, ReLU, SiLU, Tanh
+from ..dreg import collect
+from ..errors import ConfigError
+from ..layers import HiddenLayer
+from ..models import FeedForward
+from ..poly import PolynomialActivation
+from ..train import task_loss
+
+__all__ = ["MemberObjective", "GroupedEngine"]
+
+#: activations without state: the same module applies to every member
+_STATELESS = (ReLU, GELU, SiLU, Tanh)
+
+
+class MemberObjective(nn.Module):
+    """One member's objective, what ``train``'s loop computes for a batch: called through
+    ``functional_call`` (the member's weights swapped in) under ``vmap``."""
+
+    def __init__(self, net: nn.Module, reg, kind: str, dreg_on: bool, reg_on: bool) -> None:
+        super().__init__()
+        self.net, self.reg, self.kind, self.dreg_on, self.reg_on = net, reg, kind, dreg_on, reg_on
+
+    def forward(self, x: Tensor, y: Tensor, lam: Tensor, strength: Tensor):
+        """``(objective, task loss, DREG penalty (0 when off), logits)`` of one member's batch."""
+        pen = None
+        if self.dreg_on:
+            with collect(self.net) as terms:
+                logits = self.net(x)  # [B, out]
+            pen = terms.penalty()
+        else:
+            logits = self.net(x)
+        loss = task_loss(self.kind, logits, y)
+        obj = loss if pen is None else loss + lam * pen
+        if self.reg_on:
+            obj = obj + strength * self.reg.penalty(self.net, x, logits, lambda lg: task_loss(self.kind, lg, y))
+        return obj, loss, (pen if pen is not None else loss.new_zeros(())), logits
+
+
+class GroupedEngine:
+    """The same objective as :class:`MemberObjective`, for all members at once with grouped matmuls.
+
+    For the models ``chainzrule`` builds (:class:`~chainzrule.models.FeedForward`: hidden layers of
+    ``nn.Linear`` + a polynomial or standard activation, ``nn.Linear`` head) the stacked forward is
+    written out: ``baddbmm`` per layer, the activation with each member's own coefficients, each
+    member's own ``||S||_F²`` terms and loss. Same arithmetic as
+    the model's own forward, without ``vmap``'s per-op wrapping (which costs more than the
+    arithmetic of a Pima-sized network). :meth:`supports` says whether a model has that form;
+    anything else goes through ``vmap``.
+    """
+
+    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool, regs: list) -> None:
+        self.kind, self.dreg_on, self.reg_on = kind, dreg_on, reg_on
+        self.regs = regs  # every member's own regularizer (jr: its own seeded generator)
+        self.reg_name = regs[0].name
+        self.needs_input_grad = regs[0].needs_input_grad
+        self.layers = []
+        for i, layer in enumerate(net.hidden_layers):
+            act = layer.activation
+            pre = f"hidden_layers.{i}"
+            if isinstance(act, PolynomialActivation):
+                self.layers.append((pre, act, act.basis_matrix.detach(), act.bound, act.range_control))
+            else:
+                self.layers.append((pre, act, None, None, None))
+        self.weights = [n for n, p in net.named_parameters() if "weight" in n.rsplit(".", 1)[-1] and p.dim() >= 2]
+
+    @staticmethod
+    def supports(net: nn.Module) -> bool:
+        layers = getattr(net, "hidden_layers", None)
+        if not isinstance(net, FeedForward) or layers is None or type(net.head) is not nn.Linear:
+            return False
+        for layer in layers:
+            if not isinstance(layer, HiddenLayer) or type(layer.linear) is not nn.Linear:
+                return False
+            if not (isinstance(layer.activation, PolynomialActivation) or type(layer.activation) in _STATELESS):
+                return False
+        return True
+
+    @staticmethod
+    def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """``x W^T + b`` per member: ``[M, B, in]``, ``[M, out, in]``, ``[M, out]`` → ``[M, B, out]``."""
+        if bias is None:
+            return torch.bmm(x, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    def logits(self, P: dict[str, Tensor], x: Tensor, dreg: bool) -> tuple[Tensor, list[Tensor]]:
+        """Logits ``[M, B, C]`` and (with ``dreg``) every hidden layer's ``||S||_F²`` ``[M, B]``."""
+        terms = []
+        for pre, act, basis, bound, rc in self.layers:
+            w = P[f"{pre}.linear.weight"]  # [M, out, in]
+            z = self._linear(x, w, P.get(f"{pre}.linear.bias"))  # [M, B, out]
+            if basis is not None:
+                # members folded into the feature axis, [B, M·F]: the polynomial acts per feature, so
+                # chainzrule.functional's own kernels see one wide layer with per-feature coefficients
+                m, b, f = z.shape
+                a = torch.matmul(basis, P[f"{pre}.activation.coefficients"])  # [M, D+1, F] power coefficients
+                af = a.transpose(0, 1).reshape(a.shape[1], m * f)  # [D+1, M·F]
+                zf = z.transpose(0, 1).reshape(b, m * f)  # [B, M·F]
+                if dreg:
+                    hf, sf = CF.poly_activation_and_slope(zf, af, bound, rc)
+                    slope = sf.view(b, m, f).transpose(0, 1)  # [M, B, F]
+                else:
+                    hf = CF.poly_activation(zf, af, bound, rc)
+                x = hf.view(b, m, f).transpose(0, 1)  # [M, B, F]
+            elif dreg:
+                x, slope = act.value_and_derivative(z)
+            else:
+                x = act(z)
+            if dreg:
+                rn = (w * w).sum(dim=2)  # [M, out]: ||W_i,:||²
+                terms.append(torch.matmul(slope * slope, rn.unsqueeze(-1)).squeeze(-1))  # [M, B]
+        return self._linear(x, P["head.weight"], P.get("head.bias")), terms
+
+    def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor,
+                 members: list[int]):
+        """``(objective, task loss, DREG penalty, logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``
+        for the members ``members`` (their indices in the batch, one per slot of the stack)."""
+        if self.needs_input_grad:
+            x = x.requires_grad_(True)
+        logits, terms = self.logits(P, x, self.dreg_on)
+        m, b = y.shape
+        loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
+        if self.dreg_on:
+            pen = torch.stack([t.mean(dim=1) for t in terms], dim=1).sum(dim=1)  # [M]: Σ_l mean_x ||S_l||²
+            obj = loss + lam * pen
+        else:
+            pen = loss.new_zeros(m)
+            obj = loss
+        if self.reg_on:
+            obj = obj + strength * self._penalty(P, x, logits, loss, members)
+        return obj, loss, pen, logits
+
+    def _penalty(self, P: dict[str, Tensor], x: Tensor, logits: Tensor, loss: Tensor, members: list[int]) -> Tensor:
+        """Every member's un-scaled regularizer term ``[M]`` (what ``reg.penalty`` gives one run).
+
+        Members never interact, so one ``autograd.grad`` of the sum over members gives every
+        member its own input gradient (igp, jr)."""
+        m, b = logits.shape[:2]
+        if self.reg_name == "wd":  # Σ ||W||_F² over weight matrices, in module order
+            total = loss.new_zeros(m)
+            for n in self.weights:
+                total = total + (P[n] * P[n]).sum(dim=(1, 2))
+            return total
+        if self.reg_name == "igp":  # mean_x ||∇_x L(f(x), y)||², L the per-example loss
+            (g,) = torch.autograd.grad((loss * b).sum(), x, create_graph=True)  # [M, B, D]
+            return g.reshape(m, b, -1).pow(2).sum(dim=2).mean(dim=1)
+        if self.reg_name == "jr":  # C / n_proj · mean_x Σ_v ||vᵀ J||², v from each member's own generator
+            out = logits.reshape(m, b, -1)  # [M, B, C]
+            c = out.shape[2]
+            n_proj = self.regs[members[0]].n_proj
+            total = loss.new_zeros(m)
+            for _ in range(n_proj):
+                v = torch.stack([self.regs[i].directions(b, c, out) for i in members])  # [M, B, C]
+                (vj,) = torch.autograd.grad(out, x, grad_outputs=v, create_graph=True)  # [M, B, D]
+                total = total + vj.reshape(m, b, -1).pow(2).sum(dim=(1, 2))
+            return total * (c / (n_proj * b))
+        raise ConfigError(f"reg {self.reg_name!r} is not batched")  # pragma: no cover (batchable refuses it)

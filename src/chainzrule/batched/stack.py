@@ -1,0 +1,405 @@
+"""M same-shaped runs trained as one stacked model: :class:`StackedRuns`, the per-member
+:class:`MemberRecord`, and the schedule replay that gives every member its own per-step
+hyperparameters."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..data.splits import Splits
+from ..dreg import lambda_schedule
+from ..errors import ConfigError
+from ..regularizers import make_regularizer
+from ..train import RunResult, build_model, evaluate, head_kind, make_optimizer, predict, seed_everything, train_record
+from .engines import GroupedEngine, MemberObjective
+from .grouping import ENGINES
+
+__all__ = ["StackedRuns", "MemberRecord", "replay_schedule"]
+
+
+class MemberRecord:
+    """The per-run counters :func:`~chainzrule.train.train_record` reads from a training loop."""
+
+    def __init__(self, steps_per_epoch: int, num_classes: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
+        self.num_classes = num_classes
+        self.grad_norms: list[float] = []
+        self.train_seconds = 0.0
+        self.step = 0
+        self.best_epoch = 0
+        self.stopped_early = False
+        self.history: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "val_accuracy": [],
+                                         "dreg": []}
+        self.best_val = -1.0
+        self.best_state: dict[str, Tensor] | None = None
+        self.waited = 0
+        self.final_state: dict[str, Tensor] | None = None
+
+
+def replay_schedule(cfg: TrainConfig, model: nn.Module, total: int):
+    """The learning rate of every parameter group at every step (and the other hyperparameters
+    the scheduler moves: Adam's β₁, SGD's momentum) from the member's real optimizer + scheduler,
+    stepped exactly as the training loop steps them (read before each optimizer step).
+
+    Returns ``(lrs [T][G], others [T], optimizer, {parameter name: group index})``."""
+    opt, sched = make_optimizer(cfg, model, total)
+    index = {id(p): g for g, group in enumerate(opt.param_groups) for p in group["params"]}
+    group_of = {name: index[id(p)] for name, p in model.named_parameters()}
+    lrs, others = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": nothing to step here
+        for _ in range(total):
+            lrs.append([float(g["lr"]) for g in opt.param_groups])
+            g0 = opt.param_groups[0]
+            others.append({"betas": tuple(g0.get("betas", ())), "momentum": g0.get("momentum")})
+            sched.step()
+    return lrs, others, opt, group_of
+
+
+class StackedRuns:
+    """M same-shaped runs as one stacked model (see the module doc)."""
+
+    def __init__(self, cfgs: list[TrainConfig], splits: list[Splits], progress: bool, engine: str = "auto") -> None:
+        self.cfgs, self.splits = cfgs, splits
+        c0, sp0 = cfgs[0], splits[0]
+        self.M = len(cfgs)
+        self.device = torch.device(c0.device)
+        self.dtype = getattr(torch, c0.dtype)
+        self.kind = head_kind(c0, sp0.task)
+        self.n = len(sp0.X_train)
+        self.bs = c0.batch_size
+        self.steps_per_epoch = max(1, math.ceil(self.n / self.bs))
+        self.total = self.steps_per_epoch * c0.epochs
+        self.dreg_on = c0.dreg_lambda > 0
+        self.reg_on = c0.reg != "none" and c0.reg_strength > 0
+        regs = self._build_members()
+        self._replay_hyperparameters()
+        self._objective_tables()
+        self._choose_engine(engine, regs)
+        # optimizer state, stacked like the parameters
+        self.state: dict[str, dict[str, Tensor]] = {n: {} for n in self.names}
+        self.opt_steps = 0
+        self._stack_data()
+        self.active = list(range(self.M))  # member index of every slot of the stack
+        self.bar = tqdm(total=self.total, desc=f"{c0.model} {c0.dataset} x{self.M}", unit="step",
+                        disable=not progress, leave=False, dynamic_ncols=True)
+
+    # --- construction, in this order ---------------------------------------------------------
+
+    def _build_members(self) -> list:
+        """Every member built exactly as train() builds it; the global RNG state right after the
+        build is what train() evaluates with (its loop draws nothing from the global RNG). Returns
+        the members' regularizers."""
+        cfgs, splits = self.cfgs, self.splits
+        self.models, self.rng_states, regs = [], [], []
+        for cfg, sp in zip(cfgs, splits):
+            seed_everything(cfg.seed)
+            model = build_model(cfg, sp.in_features, sp.num_classes, sp.task)
+            jr = {"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}
+            reg = make_regularizer(cfg.reg, **jr)  # as train() makes it (jr: its own seeded generator)
+            model = reg.prepare(model).to(device=self.device, dtype=self.dtype)
+            self.models.append(model)
+            regs.append(reg)
+            self.rng_states.append(_rng_state(self.device))
+        self.records = [MemberRecord(self.steps_per_epoch, sp.num_classes) for sp in splits]
+        self.names = [name for name, p in self.models[0].named_parameters()]
+        if not all(p.requires_grad for p in self.models[0].parameters()):  # pragma: no cover
+            raise ConfigError("cannot batch a model with frozen parameters")
+        return regs
+
+    def _replay_hyperparameters(self) -> None:
+        """Per-step hyperparameters of every member, from its own optimizer + scheduler: the lr
+        tables ``[T, G, M]``, the shared β₁/momentum schedule and the optimizer constants."""
+        cfgs, names = self.cfgs, self.names
+        self.opt_kind = cfgs[0].optimizer
+        lr_tables, shared, replayed = [], None, {}
+        for cfg, model in zip(cfgs, self.models):
+            key = (cfg.lr, cfg.coef_lr_scale)  # everything else of the schedule is shared by the batch
+            if key not in replayed:
+                replayed[key] = replay_schedule(cfg, model, self.total)
+            lrs, others, opt, group_of = replayed[key]
+            self.group_of = [group_of[n] for n in names]
+            d = opt.defaults
+            if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD) or any(
+                    g.get(k) for g in opt.param_groups for k in ("weight_decay", "amsgrad", "maximize")):
+                raise ConfigError(f"cannot batch optimizer {type(opt).__name__} with weight_decay/amsgrad/maximize: "
+                                  "the batched update implements make_optimizer's Adam, AdamW and SGD only")
+            self.eps = d.get("eps")
+            self.nesterov, self.dampening = d.get("nesterov"), d.get("dampening")
+            if shared is None:
+                shared = others
+            elif others != shared:  # the schedules differ only in lr (same kind, same length)
+                raise ConfigError("members' schedules move β₁/momentum differently: cannot batch them")
+            lr_tables.append(lrs)
+        self.sched_others = shared
+        lr = torch.tensor(lr_tables, dtype=torch.float64)  # [M, T, G]
+        self.lr_table = lr.permute(1, 2, 0).contiguous()  # [T, G, M]
+        self.lr_python = lr_tables  # exact Python floats, [M][T][G]
+        self.uniform_lr = bool((self.lr_table == self.lr_table[:, :, :1]).all())
+
+    def _objective_tables(self) -> None:
+        """λ(step) ``[T, M]`` and the regularizer strength ``[M]`` of every member."""
+        cfgs = self.cfgs
+        lam = []
+        for cfg in cfgs:
+            of = lambda_schedule(cfg.dreg_schedule, cfg.dreg_lambda, self.total, int(cfg.dreg_warmup * self.total),
+                                 cfg.dreg_final)
+            lam.append([of(t) for t in range(self.total)])
+        self.lam_table = torch.tensor(lam, dtype=self.dtype, device=self.device).T.contiguous()  # [T, M]
+        self.strength = torch.tensor([c.reg_strength for c in cfgs], dtype=self.dtype, device=self.device)  # [M]
+
+    def _choose_engine(self, engine: str, regs: list) -> None:
+        """The stacked parameters and the step/logits functions of ``engine`` ("auto": grouped
+        where it applies, else vmap)."""
+        names, c0 = self.names, self.cfgs[0]
+        base = copy.deepcopy(self.models[0])
+        self.objective = MemberObjective(base, regs[0], self.kind, self.dreg_on, self.reg_on)
+        params, buffers = stack_module_state(self.models)
+        self.params = {n: params[n] for n in names}  # [M, ...] leaves
+        self.buffers = buffers
+
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown batching engine {engine!r}: expected one of {', '.join(ENGINES)}")
+        if engine != "vmap" and GroupedEngine.supports(base):
+            grouped = GroupedEngine(base, self.kind, self.dreg_on, self.reg_on, regs)
+            self.engine = "grouped"
+            self._step = lambda params, buffers, x, y, lam, strength: grouped(params, x, y, lam, strength, self.active)
+            self._logits = lambda params, buffers, x: grouped.logits(params, x, False)[0]
+        elif engine == "grouped":
+            raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
+        elif regs[0].needs_input_grad:
+            raise ConfigError(f"cannot batch reg {c0.reg!r} with the vmap engine (autograd.grad inside vmap): "
+                              "use the grouped engine")
+        else:
+            self.engine = "vmap"
+            objective = self.objective
+
+            def member(params, buffers, x, y, lam, strength):  # one member: its weights swapped in
+                state = {**{f"net.{k}": v for k, v in params.items()}, **{f"net.{k}": v for k, v in buffers.items()}}
+                return functional_call(objective, state, (x, y, lam, strength))
+
+            def logits(params, buffers, x):
+                return functional_call(objective.net, {**params, **buffers}, (x,))
+
+            self._step = vmap(member)
+            self._logits = vmap(logits)
+
+    def _stack_data(self) -> None:
+        """The members' data, stacked: ``[M, N, D]`` in the model's dtype, labels ``[M, N]``."""
+        splits = self.splits
+        self.X = torch.stack([sp.X_train for sp in splits]).to(device=self.device, dtype=self.dtype)
+        self.Y = torch.stack([sp.y_train for sp in splits]).to(self.device)
+        self.Xv = torch.stack([sp.X_val for sp in splits]).to(device=self.device, dtype=self.dtype)
+        self.Yv = torch.stack([sp.y_val for sp in splits])
+
+    # --- the optimizer, over the stacked tensors --------------------------------------------
+
+    @torch.no_grad()
+    def _update(self, t: int) -> None:
+        """One optimizer step at global step ``t`` with torch.optim's single-tensor arithmetic.
+
+        Every member shares the step count and the scheduler's β₁ / momentum (same schedule kind
+        and length); only the learning rate may differ. Equal learning rates take the Python-float
+        path of ``torch.optim`` verbatim; per-member ones a ``[M', 1, ...]`` tensor with the same
+        operations in the same order (``addcdiv``'s ``self + value * t1 / t2``)."""
+        self.opt_steps += 1
+        others = self.sched_others[t]
+        adam = self.opt_kind in ("adam", "adamw")
+        if adam:
+            beta1, beta2 = others["betas"]
+            step = float(self.opt_steps)
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2 = 1 - beta2 ** step
+            bias_correction2_sqrt = bias_correction2 ** 0.5
+        else:
+            momentum = others["momentum"]
+        per_member = None
+        if not self.uniform_lr:  # [G, M'] learning rates (float64, as Python floats are) → step sizes
+            lr_t = self.lr_table[t][:, self.active]
+            per_member = -(lr_t / bias_correction1) if adam else -lr_t
+            per_member = per_member.to(device=self.device, dtype=self.dtype)
+        for i, name in enumerate(self.names):
+            p, g, st = self.params[name], self.params[name].grad, self.state[name]
+            if g is None:
+                continue
+            grp = self.group_of[i]
+            lr = self.lr_python[self.active[0]][t][grp]
+            neg = None if per_member is None else per_member[grp].view(-1, *([1] * (p.dim() - 1)))  # [M', 1, ...]
+            if adam:
+                if not st:
+                    st["exp_avg"] = torch.zeros_like(p)
+                    st["exp_avg_sq"] = torch.zeros_like(p)
+                exp_avg, exp_avg_sq = st["exp_avg"], st["exp_avg_sq"]
+                exp_avg.lerp_(g, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+                if neg is None:
+                    p.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
+                else:
+                    p.add_(exp_avg.mul(neg).div_(denom))
+            else:  # SGD, Nesterov momentum, no dampening, no weight decay (make_optimizer's)
+                buf = st.get("momentum_buffer")
+                if buf is None:
+                    buf = st["momentum_buffer"] = torch.clone(g).detach()
+                else:
+                    buf.mul_(momentum).add_(g, alpha=1 - self.dampening)
+                d = g.add(buf, alpha=momentum) if self.nesterov else buf
+                if neg is None:
+                    p.add_(d, alpha=-lr)
+                else:
+                    p.add_(d * neg)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _grad_norms(self) -> Tensor:
+        """Every member's global gradient norm (what ``get_total_norm`` gives per run), ``[M']``."""
+        per = [torch.linalg.vector_norm(p.grad.reshape(p.shape[0], -1), dim=1)
+               for p in self.params.values() if p.grad is not None]
+        if not per:
+            return torch.zeros(len(self.active))
+        return torch.linalg.vector_norm(torch.stack(per, dim=1), dim=1)  # [M']
+
+    def _epoch(self, epoch: int) -> tuple[list[dict], float]:
+        m_act = len(self.active)
+        self.objective.train()
+        orders = torch.stack([torch.randperm(self.n, generator=torch.Generator().manual_seed(
+            self.cfgs[m].seed * 100_003 + epoch)) for m in self.active]).to(self.device)  # [M', N]
+        rows = torch.arange(m_act, device=self.device).unsqueeze(1)  # [M', 1]
+        sums = torch.zeros(m_act, 3, device=self.device)  # loss·B, correct, penalty (float32, as train)
+        norms = []
+        start = time.perf_counter()
+        for b in range(self.steps_per_epoch):
+            t = epoch * self.steps_per_epoch + b
+            idx = orders[:, b * self.bs:(b + 1) * self.bs]  # [M', B]
+            x, y = self.X[rows, idx], self.Y[rows, idx]  # [M', B, D], [M', B]
+            obj, loss, pen, logits = self._step(self.params, self.buffers_active, x, y, self.lam_table[t, self.slots],
+                                                self.strength[self.slots])
+            for p in self.params.values():
+                p.grad = None
+            obj.sum().backward()  # members are independent: each gets exactly its own gradient
+            norms.append(self._grad_norms())
+            self._update(t)
+            sums += torch.stack([loss.detach() * y.shape[1], (predict(self.kind, logits.detach()) == y).sum(1),
+                                 pen.detach()], dim=1)
+            self.bar.update(1)
+        seconds = time.perf_counter() - start
+        grad_norms = torch.stack(norms, dim=1).double().cpu().tolist()  # [M'][steps]
+        out = []
+        for slot, (loss_sum, correct, pen_sum) in enumerate(sums.tolist()):
+            out.append({"train_loss": loss_sum / self.n, "train_accuracy": correct / self.n,
+                        "dreg": pen_sum / self.steps_per_epoch if self.dreg_on else None,
+                        "grad_norms": grad_norms[slot]})
+        return out, seconds
+
+    @torch.no_grad()
+    def _val_accuracy(self) -> list[float]:
+        """Every active member's validation accuracy, computed as :func:`chainzrule.train.accuracy`."""
+        was = self.objective.training
+        self.objective.eval()
+        try:
+            xv = self.Xv[self.slots] if len(self.active) < self.M else self.Xv
+            yv = self.Yv[self.slots_cpu] if len(self.active) < self.M else self.Yv
+            chunks = [self._logits(self.params, self.buffers_active, xv[:, i:i + 2048]).float().cpu()
+                      for i in range(0, xv.shape[1], 2048)]
+            logits = torch.cat(chunks, dim=1)  # [M', Nv, C]
+            return (predict(self.kind, logits) == yv).float().mean(dim=1).tolist()
+        finally:
+            self.objective.train(was)
+
+    def _member_state(self, slot: int) -> dict[str, Tensor]:
+        return {n: p[slot].detach().clone() for n, p in self.params.items()}
+
+    def _compact(self, keep: list[int]) -> None:
+        """Drop the stopped members from the stack (parameters, optimizer state, data)."""
+        sel = torch.tensor(keep, device=self.device)
+        self.params = {n: p.detach()[sel].clone().requires_grad_(True) for n, p in self.params.items()}
+        self.state = {n: {k: v[sel].clone() for k, v in st.items()} for n, st in self.state.items()}
+        self.active = [self.active[s] for s in keep]
+        self._sync_slots()
+
+    def _sync_slots(self) -> None:
+        self.slots = torch.tensor(self.active, device=self.device)
+        self.slots_cpu = torch.tensor(self.active)
+        self.buffers_active = {k: v[self.slots] for k, v in self.buffers.items()}
+        if len(self.active) < self.M:
+            self.X, self.Y = self.X_all[self.slots], self.Y_all[self.slots]
+        if len(self.active) != len(self.slots):  # pragma: no cover
+            raise AssertionError
+
+    def run(self, test: bool) -> list[RunResult]:
+        self.X_all, self.Y_all = self.X, self.Y
+        self._sync_slots()
+        for epoch in range(self.cfgs[0].epochs):
+            rows, seconds = self._epoch(epoch)
+            vals = self._val_accuracy()
+            share = seconds / len(self.active)
+            keep = []
+            for slot, (m, row, val_acc) in enumerate(zip(self.active, rows, vals)):
+                rec, cfg = self.records[m], self.cfgs[m]
+                rec.train_seconds += share
+                rec.step += self.steps_per_epoch
+                rec.grad_norms += row.pop("grad_norms")
+                for k, v in (("epoch", epoch + 1), ("val_accuracy", val_acc), *row.items()):
+                    rec.history[k].append(v)
+                stop = False
+                if not math.isfinite(row["train_loss"]):
+                    stop = True  # diverged
+                elif val_acc > rec.best_val:
+                    rec.best_val, rec.best_epoch, rec.waited = val_acc, epoch + 1, 0
+                    if cfg.patience > 0:
+                        rec.best_state = self._member_state(slot)
+                else:
+                    rec.waited += 1
+                    if cfg.patience > 0 and rec.waited >= cfg.patience:
+                        rec.stopped_early = stop = True
+                if stop:
+                    rec.final_state = rec.best_state if rec.best_state is not None else self._member_state(slot)
+                else:
+                    keep.append(slot)
+            if not keep:
+                self.active = []
+                break
+            if len(keep) < len(self.active):
+                self._compact(keep)
+        for slot, m in enumerate(self.active):
+            rec = self.records[m]
+            rec.final_state = rec.best_state if rec.best_state is not None else self._member_state(slot)
+        self.bar.close()
+        return [self._result(m, test) for m in range(self.M)]
+
+    def _result(self, m: int, test: bool) -> RunResult:
+        """Member ``m`` as an ordinary trained model, evaluated and recorded as ``train`` does."""
+        cfg, model, rec, sp = self.cfgs[m], self.models[m], self.records[m], self.splits[m]
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in rec.final_state:
+                    p.copy_(rec.final_state[name])
+        _set_rng_state(self.rng_states[m], self.device)
+        result = evaluate(model, cfg, sp) if test else {}
+        result.update(train_record(cfg, model, rec, rec.history))
+        return RunResult(model, result, rec.grad_norms)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

@@ -1,0 +1,131 @@
+"""The model factory: the network, head, loss, prediction rule and optimizer a config names."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import TrainConfig
+from ..errors import ConfigError
+from ..kan import KAN
+from ..models import ChainzRuleMLP, MLP
+from ..ordinal import make_ordinal_head, ordinal_loss, ordinal_predict
+from ..poly import parameter_groups
+from ..regularizers import make_regularizer
+
+__all__ = ["head_kind", "build_model", "task_loss", "predict", "decoupled_decay", "make_run_regularizer",
+           "make_optimizer"]
+
+
+def head_kind(cfg: TrainConfig, task: str) -> str:
+    """"linear" for classification; for ordinal tasks the configured head ("clm" when auto)."""
+    if task == "ordinal":
+        return "clm" if cfg.head in ("auto", "linear") else cfg.head
+    if cfg.head not in ("auto", "linear"):
+        raise ConfigError(f"head {cfg.head!r} needs an ordinal task, got task {task!r} (dataset {cfg.dataset})")
+    return "linear"
+
+
+def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str) -> nn.Module:
+    """The network of ``cfg`` for inputs of ``in_features`` and ``num_classes`` labels."""
+    kind = head_kind(cfg, task)
+    width = cfg.hidden[-1]
+    head = None if kind == "linear" else make_ordinal_head(kind, width, num_classes)
+    if cfg.model == "chainzrule":
+        return _apply_logit_scale(cfg, ChainzRuleMLP(
+            in_features, list(cfg.hidden), num_classes, degree=cfg.degree, init=cfg.poly_init, bound=cfg.bound,
+            range_control=cfg.range_control, basis=cfg.poly_basis, head=head))
+    if cfg.model == "mlp":
+        return _apply_logit_scale(cfg, MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation,
+                                           head=head))
+    if cfg.model == "kan":
+        if cfg.dreg_lambda > 0:
+            raise ConfigError("DREG needs a chainzrule or mlp model, got model 'kan' with dreg > 0")
+        if head is None:
+            kan = KAN(in_features, list(cfg.hidden), num_classes, grid_size=cfg.kan_grid)
+            return _apply_logit_scale(cfg, _kan_input_norm(cfg, kan, in_features))
+        kan = _kan_input_norm(cfg, KAN(in_features, list(cfg.hidden[:-1]), width, grid_size=cfg.kan_grid), in_features)
+        return nn.Sequential(kan, head)
+    raise ConfigError(f"model {cfg.model!r} is not a neural network")
+
+
+def _kan_input_norm(cfg: TrainConfig, model: nn.Module, in_features: int) -> nn.Module:
+    """``cfg.input_norm = "layernorm"``: a LayerNorm over the features before the KAN."""
+    return nn.Sequential(nn.LayerNorm(in_features), model) if cfg.input_norm == "layernorm" else model
+
+
+def _apply_logit_scale(cfg: TrainConfig, model: nn.Module) -> nn.Module:
+    """``cfg.logit_scale`` τ ≠ 1: the head's input is multiplied by τ (a forward pre-hook on
+    ``model.head``), i.e. the logits of a linear head are τ·Wh + b: the temperature that lets a
+    Lipschitz-constrained (spectrally normalized) network reach confident logits. A model
+    without a ``head`` attribute (a KAN) has its output multiplied by τ."""
+    tau = float(cfg.logit_scale)
+    if tau == 1.0:
+        return model
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        head.register_forward_pre_hook(lambda m, args: (args[0] * tau, *args[1:]))
+    else:
+        model.register_forward_hook(lambda m, args, out: out * tau)
+    return model
+
+
+def task_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:
+    """Batch-mean task loss: cross-entropy, or the ordinal head's own loss."""
+    return F.cross_entropy(logits, y) if kind == "linear" else ordinal_loss(kind, logits, y)
+
+
+def predict(kind: str, logits: Tensor) -> Tensor:
+    """Class indices from logits."""
+    return logits.argmax(dim=-1) if kind == "linear" else ordinal_predict(logits, kind)
+
+
+def decoupled_decay(cfg: TrainConfig) -> bool:
+    """Weight decay through AdamW's decoupled ``weight_decay`` (``reg="wd"`` with ``optimizer="adamw"``)
+    instead of an L2 penalty in the loss."""
+    return cfg.reg == "wd" and cfg.optimizer == "adamw"
+
+
+def make_run_regularizer(cfg: TrainConfig):
+    """The regularizer of ``cfg`` as :func:`train` uses it (decoupled decay: a zero penalty)."""
+    if decoupled_decay(cfg):
+        return make_regularizer("wd", via_optimizer=True)
+    return make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
+
+
+def _decay_groups(cfg: TrainConfig, model: nn.Module, groups: list[dict]) -> list[dict]:
+    """Split ``groups`` so that only the weight matrices (``WeightDecay.decay_parameters``) get
+    ``weight_decay = reg_strength``; biases, polynomial coefficients, cutpoints and norms get 0."""
+    from ..regularizers import WeightDecay
+
+    decay = {id(p) for p in WeightDecay(via_optimizer=True).decay_parameters(model)}
+    out = []
+    for g in groups:
+        for wd, params in ((cfg.reg_strength, [p for p in g["params"] if id(p) in decay]),
+                           (0.0, [p for p in g["params"] if id(p) not in decay])):
+            if params:
+                out.append({**g, "params": params, "weight_decay": wd})
+    return out
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module, steps: int):
+    """Optimizer and per-step LR scheduler; polynomial coefficients get ``lr * coef_lr_scale``.
+    With :func:`decoupled_decay`, AdamW decays the weight matrices only (``reg_strength``)."""
+    groups = parameter_groups(model, cfg.lr, cfg.coef_lr_scale)
+    if decoupled_decay(cfg):
+        groups = _decay_groups(cfg, model, groups)
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(groups)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, weight_decay=0.0)  # decay: reg="wd" (decoupled_decay), per group
+    else:
+        opt = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
+    if cfg.lr_schedule == "onecycle":
+        max_lr = [g["lr"] for g in opt.param_groups]
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps)
+    elif cfg.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
