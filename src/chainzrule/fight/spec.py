@@ -16,12 +16,11 @@ from __future__ import annotations
 import copy
 import math
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig
+from ..config import FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
 from ..errors import ConfigError
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
@@ -447,13 +446,4 @@ def _check_claim_rules(where: str, c: dict, kind: str) -> dict:
 
 def load_spec(path: str | Path, **overrides: Any) -> FightSpec:
     """Read and validate a fight spec TOML file (see :func:`parse_spec` for ``overrides``)."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"fight spec {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"fight spec {path} is a folder, expected a TOML file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"fight spec {path} is not valid TOML: {e}") from None
-    return parse_spec(raw, source=str(path), **overrides)
+    return parse_spec(read_toml(path, "fight spec"), source=str(path), **overrides)
