@@ -3,8 +3,8 @@
 :func:`load_fight` reads a fight folder written by the runner (``docs/FIGHT_FORMAT.md``) into a
 :class:`Fight`; :func:`summary_table`, :func:`paired_comparisons`, :func:`accuracy_matched` and
 :func:`lambda_table` give the report's tables as data, and :func:`claim_rows` judges every spec
-claim. The display formatting shared with the markdown report (``_fmt``, ``_fmtu``, ``_fmt_p``,
-``_unit``, ...) lives here too. The choices made where the papers are silent are listed in
+claim. The display formatting shared with the markdown report (``format_value``, ``format_with_unit``, ``format_p``,
+``metric_unit``, ...) lives here too. The choices made where the papers are silent are listed in
 :mod:`chainzrule.fight.report`. All statistics come from :mod:`chainzrule.fight.stats`.
 """
 
@@ -175,7 +175,7 @@ class Fight:
         """seed → value of ``metric`` (mean if a seed repeats), empty and non-finite cells skipped."""
         acc: dict[int, list[float]] = {}
         for r in rows:
-            v, s = _num(r.get(metric)), _num(r.get("seed"))
+            v, s = to_number(r.get(metric)), to_number(r.get("seed"))
             if v is not None and s is not None:
                 acc.setdefault(int(s), []).append(v)
         return {s: float(np.mean(v)) for s, v in sorted(acc.items())}
@@ -192,9 +192,9 @@ class Fight:
             return {(s,): v for s, v in self.by_seed(rows, metric).items()}
         acc: dict[tuple, list[float]] = {}
         for r in rows:
-            v = _num(r.get(metric))
+            v = to_number(r.get(metric))
             if v is not None:
-                key = tuple(_num(r.get(c)) for c in ("seed",) + _SPLIT_COLS)
+                key = tuple(to_number(r.get(c)) for c in ("seed",) + _SPLIT_COLS)
                 acc.setdefault(key, []).append(v)
         return {k: float(np.mean(v)) for k, v in sorted(acc.items(), key=lambda kv: [(x is None, x or 0) for x in kv[0]])}
 
@@ -202,8 +202,8 @@ class Fight:
         """Mean ``(n_train, n_test)`` of repeated-CV rows, or None (plain seeds: no correction)."""
         if not self.resampled:
             return None
-        tr = [v for v in (_num(r.get("n_train")) for r in rows) if v]
-        te = [v for v in (_num(r.get("n_test")) for r in rows) if v]
+        tr = [v for v in (to_number(r.get("n_train")) for r in rows) if v]
+        te = [v for v in (to_number(r.get("n_test")) for r in rows) if v]
         return (float(np.mean(tr)), float(np.mean(te))) if tr and te else None
 
     def values(self, phase: str, contender: str, metric: str) -> dict[int, float]:
@@ -220,7 +220,7 @@ class Fight:
         if self.primary not in cand:
             cand.insert(0, self.primary)
         finals = self.phase("final")
-        return [m for m in cand if m in self.columns and any(_num(r.get(m)) is not None for r in finals)]
+        return [m for m in cand if m in self.columns and any(to_number(r.get(m)) is not None for r in finals)]
 
     def seed0_run(self, contender: str, phase: str = "final") -> dict[str, Any] | None:
         """The run record of the contender's lowest seed (seed 0 when present) in ``phase``."""
@@ -230,7 +230,7 @@ class Fight:
         return min(cands, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
 
 
-def _num(cell: Any) -> float | None:
+def to_number(cell: Any) -> float | None:
     """A csv cell as a finite float, or None (empty, 'None', non-numeric, nan, inf)."""
     if cell is None or isinstance(cell, bool):
         return None
@@ -307,15 +307,15 @@ def _as_fight(folder_or_fight: str | Path | Fight) -> Fight:
 # ----------------------------------------------------------------------------------------------
 
 
-def _is_fraction(metric: str) -> bool:
+def is_fraction(metric: str) -> bool:
     return metric in _FRACTION_METRICS or bool(_ADV_RE.match(metric))
 
 
-def _fmt(metric: str, v: float | None, *, diff: bool = False) -> str:
+def format_value(metric: str, v: float | None, *, diff: bool = False) -> str:
     """One number of ``metric`` in its display unit (accuracies in %, diffs in points)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
-    if _is_fraction(metric):
+    if is_fraction(metric):
         return f"{100 * v:+.2f}" if diff else f"{100 * v:.2f}"
     if metric == "params":
         return f"{v:+,.0f}" if diff else f"{v:,.0f}"
@@ -330,26 +330,26 @@ def _fmt(metric: str, v: float | None, *, diff: bool = False) -> str:
     return f"{v:+.3f}" if diff else f"{v:.3f}"
 
 
-def _fmtu(metric: str, v: float | None) -> str:
-    """:func:`_fmt` with the unit: ``96.38%`` for fraction metrics."""
-    return _fmt(metric, v) + ("%" if _is_fraction(metric) and v is not None else "")
+def format_with_unit(metric: str, v: float | None) -> str:
+    """:func:`format_value` with the unit: ``96.38%`` for fraction metrics."""
+    return format_value(metric, v) + ("%" if is_fraction(metric) and v is not None else "")
 
 
-def _fmt_margin(metric: str, margin: float) -> str:
-    return f"{100 * margin:.2f} points" if _is_fraction(metric) else _fmt(metric, margin)
+def format_margin(metric: str, margin: float) -> str:
+    return f"{100 * margin:.2f} points" if is_fraction(metric) else format_value(metric, margin)
 
 
-def _unit(metric: str) -> str:
-    return " (%)" if _is_fraction(metric) else ""
+def metric_unit(metric: str) -> str:
+    return " (%)" if is_fraction(metric) else ""
 
 
-def _fmt_p(p: float | None) -> str:
+def format_p(p: float | None) -> str:
     if p is None or math.isnan(p):
         return "—"
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
-def _summ(values: dict[int, float] | list[float]) -> dict[str, Any] | None:
+def summary_of(values: dict[int, float] | list[float]) -> dict[str, Any] | None:
     vals = list(values.values()) if isinstance(values, dict) else list(values)
     return summarize(vals) if vals else None
 
@@ -375,12 +375,12 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
     metrics = fight.main_metrics()
     finals = fight.phase("final")
     metrics += [m for m in EXTRA_METRICS if m in fight.columns and m not in metrics
-                and any(_num(r.get(m)) is not None for r in finals)]
+                and any(to_number(r.get(m)) is not None for r in finals)]
     out = []
     for name in fight.contenders():
         rows = fight.phase("final", name)
         first = rows[0]
-        params = [v for v in (_num(r.get("params")) for r in rows) if v is not None]
+        params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None]
         d: dict[str, Any] = {
             "contender": name,
             "label": fight.label(name),
@@ -393,7 +393,7 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
             **_failures(fight, rows),
         }
         for m in metrics:
-            s = _summ(fight.by_seed(rows, m))
+            s = summary_of(fight.by_seed(rows, m))
             for k in ("mean", "std", "ci_low", "ci_high", "n"):
                 v = s[k] if s else None
                 d[f"{m}_{k}"] = None if isinstance(v, float) and math.isnan(v) else v
@@ -500,8 +500,8 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
     for r in width_rows:
         groups.setdefault(r.get("hidden") or "?", []).append(r)
     for hidden, rs in groups.items():
-        s = _summ(fight.by_seed(rs, fight.primary))
-        params = [v for v in (_num(r.get("params")) for r in rs) if v is not None]
+        s = summary_of(fight.by_seed(rs, fight.primary))
+        params = [v for v in (to_number(r.get("params")) for r in rs) if v is not None]
         out["widths"].append({"hidden": hidden, "params": float(np.mean(params)) if params else None,
                               "n": s["n"] if s else 0, "mean": s["mean"] if s else None,
                               "std": s["std"] if s else None})
@@ -510,8 +510,8 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
     best = None
     for name in cands:
         rows = fight.phase("final", name)
-        params = [v for v in (_num(r.get("params")) for r in rows) if v is not None]
-        s = _summ(fight.by_seed(rows, fight.primary))
+        params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None]
+        s = summary_of(fight.by_seed(rows, fight.primary))
         if not rows or s is None or not params:
             continue
         if best is None or s["mean"] > best["mean"]:
@@ -527,12 +527,12 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
             out["ratio"] = best["params"] / w["params"]
             break
     else:
-        out["reason"] = f"no width of {contender} within {_fmt_margin(fight.primary, margin)} of {best['label']}"
+        out["reason"] = f"no width of {contender} within {format_margin(fight.primary, margin)} of {best['label']}"
     return out
 
 
 def _lambda_of(row: dict[str, str]) -> float | None:
-    lam = _num(row.get("dreg"))
+    lam = to_number(row.get("dreg"))
     if lam is None and row.get("model") == "chainzrule":
         from ..config import DEFAULT_CHAINZRULE_DREG
 
@@ -554,7 +554,7 @@ def lambda_table(fight: Fight) -> list[dict[str, Any]]:
         d: dict[str, Any] = {"lambda": lam, "n": len(rs),
                              "marked": lam > 0 and abs(math.log10(lam) + 2.5) < 0.01}
         for m in (fight.primary, "jacobian_fro_mean", "pgv"):
-            d[m] = _summ(fight.by_seed(rs, m)) if m in fight.columns else None
+            d[m] = summary_of(fight.by_seed(rs, m)) if m in fight.columns else None
         out.append(d)
     return out
 
@@ -574,23 +574,23 @@ def _claimed_text(claim: dict[str, Any], metric: str) -> str:
         return f"{sym} {100 * float(c):.1f}% reduction" if c is not None else "—"
     if kind in ("compare", "noninferior") and claim.get("margin") is not None:
         m = float(claim["margin"])
-        return f"{'≥' if direction == 'higher' else '≤'} {claim.get('baseline')} {'−' if direction == 'higher' else '+'} {_fmt_margin(metric, m)}"
+        return f"{'≥' if direction == 'higher' else '≤'} {claim.get('baseline')} {'−' if direction == 'higher' else '+'} {format_margin(metric, m)}"
     if kind == "compare":
         return f"{'higher' if direction == 'higher' else 'lower'} {metric} than {claim.get('baseline')}"
     rng = claim.get("claimed_range")
     if rng:
-        return f"{_fmt(metric, float(rng[0]))}–{_fmtu(metric, float(rng[1]))}"
+        return f"{format_value(metric, float(rng[0]))}–{format_with_unit(metric, float(rng[1]))}"
     c = claim.get("claimed")
-    return _fmtu(metric, float(c)) if c is not None else "—"
+    return format_with_unit(metric, float(c)) if c is not None else "—"
 
 
 def _ours_text(metric: str, s: dict[str, Any], *, diff: bool = False, percent: bool = False) -> str:
-    unit = "%" if percent or (_is_fraction(metric) and not diff) else ""
+    unit = "%" if percent or (is_fraction(metric) and not diff) else ""
 
     def f(v: float) -> str:
-        return (f"{100 * v:.1f}" if percent else _fmt(metric, v, diff=diff)) + unit
+        return (f"{100 * v:.1f}" if percent else format_value(metric, v, diff=diff)) + unit
 
-    pts = " points" if diff and _is_fraction(metric) else ""
+    pts = " points" if diff and is_fraction(metric) else ""
     if s["n"] < 2:
         return f"{f(s['mean'])}{pts} (n=1, no CI)"
     return f"{f(s['mean'])}{pts} [{f(s['ci_low'])}, {f(s['ci_high'])}]"
@@ -627,7 +627,7 @@ def _fail(row: dict[str, Any], reason: str) -> None:
 
 
 def _tolerance(claim: dict[str, Any]) -> float:
-    return float(_num(claim.get("tolerance")) or 0.0)
+    return float(to_number(claim.get("tolerance")) or 0.0)
 
 
 def _claim_values(ctx: _ClaimCtx, name: str, metric: str) -> tuple[list[float], tuple[float, float] | None]:
@@ -677,10 +677,10 @@ def _claim_level(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> 
         row["verdict"], p = r["verdict"], r["p_value"]
         if rule == "equivalence":
             lo, hi = r["bounds"]
-            row["p_note"] = f"TOST on [{_fmt(metric, lo)}, {_fmt(metric, hi)}]"
+            row["p_note"] = f"TOST on [{format_value(metric, lo)}, {format_value(metric, hi)}]"
         else:
-            row["p_note"] = f"t vs strict end {_fmt(metric, r['target'])}"
-    elif _num(claim.get("claimed")) is not None:
+            row["p_note"] = f"t vs strict end {format_value(metric, r['target'])}"
+    elif to_number(claim.get("claimed")) is not None:
         target = float(claim["claimed"])
         if sizes:
             r = corrected_resampled_ttest(x, n_tr, n_te, null=target, confidence=1.0 - ctx.alpha)
@@ -689,15 +689,15 @@ def _claim_level(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> 
         else:
             row["verdict"] = verdict_level(target, x, direction, alpha=ctx.alpha, tolerance=_tolerance(claim))
             p = one_sample_tests(x, target)["t_p"]
-        row["p_note"] = ("corrected t" if sizes else "t") + f" vs {_fmt(metric, target)}"
-        if _is_fraction(metric) and abs(target) > 1:
+        row["p_note"] = ("corrected t" if sizes else "t") + f" vs {format_value(metric, target)}"
+        if is_fraction(metric) and abs(target) > 1:
             _fail(row, "claimed value > 1 on a fraction metric: check units")
     else:
         _fail(row, "the claim has no claimed value")
         return
-    row["p_value"], row["p"] = p, _fmt_p(p)
+    row["p_value"], row["p"] = p, format_p(p)
     if _tolerance(claim):
-        _fail(row, f"tolerance {_fmt_margin(metric, _tolerance(claim))}")
+        _fail(row, f"tolerance {format_margin(metric, _tolerance(claim))}")
     _fail(row, f"n={s['n']}" + (" splits, Nadeau–Bengio corrected" if sizes else ""))
 
 
@@ -724,7 +724,7 @@ def _claim_compare(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -
 
 def _claim_noninferior(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
     metric, direction = row["metric"], claim.get("direction", "higher")
-    margin = _num(claim.get("margin"))
+    margin = to_number(claim.get("margin"))
     if margin is None:
         _fail(row, "a non-inferiority claim needs a margin (spec key `margin`, no default)")
         return
@@ -737,16 +737,16 @@ def _claim_noninferior(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any
     d = {"mean": r["mean_diff"], "n": r["n"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
     row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True), r["mean_diff"]
     row["claimed"] = (f"{'≥' if direction == 'higher' else '≤'} {row['baseline']} "
-                      f"{'−' if direction == 'higher' else '+'} {_fmt_margin(metric, margin)}")
+                      f"{'−' if direction == 'higher' else '+'} {format_margin(metric, margin)}")
     ctx.pending.append((row, r["p_value"], lambda p: verdict_noninferiority(r, p),
-                        f"one-sided non-inferiority {'corrected ' if sizes else ''}t, δ = {_fmt_margin(metric, margin)}"))
+                        f"one-sided non-inferiority {'corrected ' if sizes else ''}t, δ = {format_margin(metric, margin)}"))
     _fail(row, f"{row['contender']} − {row['baseline']}, {_pairing_text(len(a), sizes)}; "
-               f"interval at {100 * (1 - 2 * ctx.alpha):.0f}% (the one-sided test's), bound {_fmt(metric, r['bound'], diff=True)}")
+               f"interval at {100 * (1 - 2 * ctx.alpha):.0f}% (the one-sided test's), bound {format_value(metric, r['bound'], diff=True)}")
 
 
 def _claim_reduction(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
     metric, direction, base = row["metric"], claim.get("direction", "higher"), row["baseline"]
-    claimed = _num(claim.get("claimed"))
+    claimed = to_number(claim.get("claimed"))
     if claimed is None:
         _fail(row, "the claim has no numeric claimed reduction")
         return
@@ -766,7 +766,7 @@ def _claim_reduction(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any])
     else:
         row["verdict"] = verdict_level(claimed, r["per_seed"], direction, alpha=ctx.alpha, tolerance=_tolerance(claim))
         p = one_sample_tests(r["per_seed"], claimed)["t_p"]
-    row["p_value"], row["p"] = p, _fmt_p(p)
+    row["p_value"], row["p"] = p, format_p(p)
     row["p_note"] = f"{'corrected ' if sizes else ''}t vs {100 * claimed:.1f}%"
     _fail(row, f"1 − {row['contender']}/{base} per {'split' if sizes else 'seed'}, {len(a)} {'splits' if sizes else 'seeds'}")
 
@@ -786,7 +786,7 @@ def _claim_param_ratio(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any
         return _fail(row, f"the accuracy-matched sweep is of {am['contender']!r}, not {name!r}")
     if not am["widths"]:
         return _fail(row, am["reason"] or "no width runs")
-    claimed = _num(claim.get("claimed"))
+    claimed = to_number(claim.get("claimed"))
     if claimed is None:
         return _fail(row, "the claim has no numeric claimed ratio")
     if am["ratio"] is None:
@@ -797,15 +797,15 @@ def _claim_param_ratio(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any
                "width sweeps of a baseline family in these results)")
     row["ours"], row["ours_value"] = f"{am['ratio']:.2f}×", am["ratio"]
     row["verdict"] = "supported" if am["ratio"] >= claimed else "not supported"
-    _fail(row, f"{name} at hidden {m['hidden']} ({m['params']:,.0f} params, {_fmtu(fight.primary, m['mean'])}) vs "
+    _fail(row, f"{name} at hidden {m['hidden']} ({m['params']:,.0f} params, {format_with_unit(fight.primary, m['mean'])}) vs "
                f"{am['baseline']['label']} ({am['baseline']['params']:,.0f} params, "
-               f"{_fmtu(fight.primary, am['baseline']['mean'])}), margin {_fmt_margin(fight.primary, am['margin'])}")
+               f"{format_with_unit(fight.primary, am['baseline']['mean'])}), margin {format_margin(fight.primary, am['margin'])}")
 
 
 def _claim_param_ratio_val(row: dict[str, Any], claim: dict[str, Any], sv: dict[str, Any], fight: Fight) -> None:
     """A param_ratio claim from :func:`size_view`: supported iff the bootstrap interval lies at or
     above the claimed ratio, not supported iff below, inconclusive otherwise (or without one)."""
-    claimed, r = _num(claim.get("claimed")), sv["val"]
+    claimed, r = to_number(claim.get("claimed")), sv["val"]
     if claimed is None:
         return _fail(row, "the claim has no numeric claimed ratio")
     if r["reason"] and math.isnan(r["ratio"]):
@@ -815,7 +815,7 @@ def _claim_param_ratio_val(row: dict[str, Any], claim: dict[str, Any], sv: dict[
     row["verdict"] = verdict_interval(r["ci_low"], r["ci_high"], claimed, "higher")
     notes = [n for n in (r["note_base"], r["note_cr"]) if n]
     _fail(row, f"{sv['contender']} vs {sv['baseline']} width sweeps on validation accuracy, target "
-               f"{_fmtu('val_accuracy', r['target'])} (best baseline width − {_fmt_margin('val_accuracy', sv['margin'])}), "
+               f"{format_with_unit('val_accuracy', r['target'])} (best baseline width − {format_margin('val_accuracy', sv['margin'])}), "
                f"seed bootstrap ({r['n_boot']})" + (f"; {'; '.join(notes)}" if notes else ""))
 
 
@@ -852,7 +852,7 @@ def _judge_families(ctx: _ClaimCtx) -> None:
             row, _p, judge, note = ctx.pending[i]
             p_adj = holm.adjusted[j]
             row["verdict"] = judge(p_adj)
-            row["p_value"], row["p"] = p_adj, _fmt_p(p_adj)
+            row["p_value"], row["p"] = p_adj, format_p(p_adj)
             row["p_note"] = note + (f", Holm over {len(idx)}" if len(idx) > 1 else "")
 
 
@@ -936,7 +936,7 @@ def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
         return None
     if str(cfg.get("reg") or "none").lower() != "none" or cfg.get("dreg_schedule") not in (None, "", "none", "constant"):
         return None
-    lam = _num(cfg.get("dreg"))
+    lam = to_number(cfg.get("dreg"))
     if lam is None and model == "chainzrule":
         from ..config import DEFAULT_CHAINZRULE_DREG
 
@@ -966,7 +966,7 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
         if cell is None or cell[:2] in cells or not fight.values("final", name, metric):
             continue
         cells[cell[:2]] = {"contender": name, "label": fight.label(name), "lambda": cell[2],
-                           "summary": _summ(fight.by_seed(fight.phase("final", name), metric))}
+                           "summary": summary_of(fight.by_seed(fight.phase("final", name), metric))}
     missing = [(f, d) for f in ATTRIBUTION_FAMILIES for d in ATTRIBUTION_DREG if (f, d) not in cells]
     pairs = []
     for setting in ATTRIBUTION_DREG:
@@ -1015,7 +1015,7 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
 def _numeric_space(space: Any) -> tuple[float, float, bool] | None:
     """``(low, high, log)`` of a ``[low, high, "log"|"linear"]`` tune entry; None for choices."""
     if isinstance(space, (list, tuple)) and len(space) in (2, 3):
-        lo, hi = _num(space[0]), _num(space[1])
+        lo, hi = to_number(space[0]), to_number(space[1])
         log = len(space) == 3 and str(space[2]).lower() == "log"
         if lo is not None and hi is not None and lo < hi and (not log or lo > 0):
             return lo, hi, log
@@ -1033,7 +1033,7 @@ def tuning_edges(fight: Fight, share: float = 0.1) -> list[dict[str, Any]]:
     for c in fight.spec_contenders:
         best = (tuning.get(c["name"]) or {}).get("best_params") or {}
         for param, space in (c.get("tune") or {}).items():
-            rng, v = _numeric_space(space), _num(best.get(param))
+            rng, v = _numeric_space(space), to_number(best.get(param))
             if rng is None or v is None:
                 continue
             lo, hi, log = rng
@@ -1050,7 +1050,7 @@ def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
     out = {}
     for name, tn in (fight.tuning or {}).items():
         trials = (tn or {}).get("trials") if isinstance(tn, dict) else None
-        scores = [v for v in (_num((t or {}).get("val_accuracy")) for t in trials or [] if isinstance(t, dict))
+        scores = [v for v in (to_number((t or {}).get("val_accuracy")) for t in trials or [] if isinstance(t, dict))
                   if v is not None]
         if scores:
             out[name] = expected_max_curve(scores)
@@ -1070,7 +1070,7 @@ def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list
         groups.setdefault(r.get("hidden") or "?", []).append(r)
     params, accs, hidden = [], [], []
     for h, rs in groups.items():
-        p = [v for v in (_num(r.get("params")) for r in rs) if v]
+        p = [v for v in (to_number(r.get("params")) for r in rs) if v]
         vals = list(fight.by_seed(rs, metric).values())
         if p and vals:
             params.append(float(np.mean(p)))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import Fight, _is_fraction, _num, _summ, _unit, accuracy_matched
+from .analysis import Fight, is_fraction, to_number, summary_of, metric_unit, accuracy_matched
 
 __all__ = [
     "plot_accuracy_vs_params",
@@ -38,15 +38,15 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
     pts = []
     for name in fight.contenders():
         rows = fight.phase("final", name)
-        params = [v for v in (_num(r.get("params")) for r in rows) if v is not None and v > 0]
-        s = _summ(fight.by_seed(rows, pm))
+        params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None and v > 0]
+        s = summary_of(fight.by_seed(rows, pm))
         if params and s:
             pts.append((fight.label(name), float(np.mean(params)), s))
     am = accuracy_matched(fight)
     widths = [w for w in am["widths"] if w["params"] and w["mean"] is not None]
     if not pts and not widths:
         return False
-    scale = 100.0 if _is_fraction(pm) else 1.0
+    scale = 100.0 if is_fraction(pm) else 1.0
     fig, ax = new_figure(figsize=(6.4, 4.4))
     for label, p, s in pts:
         ax.errorbar([p], [scale * s["mean"]], yerr=[0 if s["n"] < 2 else scale * s["std"]], fmt="o", capsize=3, label=label)
@@ -58,7 +58,7 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
             ax.axhline(scale * am["threshold"], color="0.6", lw=0.8, ls=":", label="best baseline − margin")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
-    ax.set_ylabel(f"{pm}{_unit(pm)}")
+    ax.set_ylabel(f"{pm}{metric_unit(pm)}")
     ax.set_title("accuracy vs parameters (mean ± std over seeds)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
@@ -71,11 +71,11 @@ def plot_accuracy_vs_tau(fight: Fight, path: Path) -> bool:
 
 
     pm = fight.primary
-    scale = 100.0 if _is_fraction(pm) else 1.0
+    scale = 100.0 if is_fraction(pm) else 1.0
     pts = []
     for name in fight.contenders():
         rows = fight.phase("final", name)
-        t, a = _summ(fight.by_seed(rows, "tau_input")), _summ(fight.by_seed(rows, pm))
+        t, a = summary_of(fight.by_seed(rows, "tau_input")), summary_of(fight.by_seed(rows, pm))
         if t and a:
             pts.append((fight.label(name), t, a))
     if not pts:
@@ -85,7 +85,7 @@ def plot_accuracy_vs_tau(fight: Fight, path: Path) -> bool:
         ax.errorbar([t["mean"]], [scale * a["mean"]], xerr=[0 if t["n"] < 2 else t["std"]],
                     yerr=[0 if a["n"] < 2 else scale * a["std"]], fmt="o", capsize=3, label=label)
     ax.set_xlabel("tau_input = p99 / mean of ||J_f(x)||_F")
-    ax.set_ylabel(f"{pm}{_unit(pm)}")
+    ax.set_ylabel(f"{pm}{metric_unit(pm)}")
     ax.set_title("accuracy vs input-gradient tail ratio (mean ± std)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -113,7 +113,7 @@ def _family(fight: Fight, name: str) -> str:
 
 def _trace(fight: Fight, name: str) -> tuple[int | None, np.ndarray] | None:
     rec = fight.seed0_run(name)
-    g = np.asarray([_num(v) if _num(v) is not None else np.nan for v in (rec or {}).get("grad_norms") or []], dtype=float)
+    g = np.asarray([to_number(v) if to_number(v) is not None else np.nan for v in (rec or {}).get("grad_norms") or []], dtype=float)
     if g.size >= 2 and np.any(np.isfinite(g) & (g > 0)):
         return rec.get("seed"), g
     return None
@@ -318,7 +318,7 @@ def plot_lambda(fight: Fight, table: list[dict[str, Any]], path: Path) -> bool:
     zero = [d for d in table if d["lambda"] == 0]
     fig, axes = new_figure(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False, layout="constrained")
     for ax, m in zip(axes[0], metrics):
-        scale = 100.0 if _is_fraction(m) else 1.0
+        scale = 100.0 if is_fraction(m) else 1.0
         pts = [(d["lambda"], d[m]) for d in pos if d.get(m)]
         if pts:
             ax.errorbar([p[0] for p in pts], [scale * p[1]["mean"] for p in pts],
@@ -329,7 +329,7 @@ def plot_lambda(fight: Fight, table: list[dict[str, Any]], path: Path) -> bool:
                 ax.axhline(scale * d[m]["mean"], color="C3", ls="--", lw=1, label="λ = 0")
         ax.axvline(_LAMBDA_MARK, color="0.5", ls=":", lw=1, label="λ = 10^-2.5")
         ax.set_xlabel("λ (DREG)")
-        ax.set_ylabel(f"{m}{_unit(m)}")
+        ax.set_ylabel(f"{m}{metric_unit(m)}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(f"λ sweep: {fight.label((fight.section('lambda_sweep') or {}).get('contender', ''))}", fontsize=10)

@@ -67,13 +67,13 @@ from . import analysis as _analysis
 from .analysis import (
     MAIN_METRICS,
     Fight,
-    _fmt,
-    _fmt_margin,
-    _fmt_p,
-    _fmtu,
-    _is_fraction,
-    _num,
-    _unit,
+    format_value,
+    format_margin,
+    format_p,
+    format_with_unit,
+    is_fraction,
+    to_number,
+    metric_unit,
     PREVIEW,
     accuracy_matched,
     attribution_table,
@@ -113,10 +113,10 @@ def _fmt_summary(metric: str, s: dict[str, Any] | None, ci: bool = False) -> str
     if not s:
         return "—"
     if s["n"] < 2:
-        return f"{_fmt(metric, s['mean'])} (n=1)"
-    out = f"{_fmt(metric, s['mean'])} ± {_fmt(metric, s['std'])}"
+        return f"{format_value(metric, s['mean'])} (n=1)"
+    out = f"{format_value(metric, s['mean'])} ± {format_value(metric, s['std'])}"
     if ci:
-        out += f" [{_fmt(metric, s['ci_low'])}, {_fmt(metric, s['ci_high'])}]"
+        out += f" [{format_value(metric, s['ci_low'])}, {format_value(metric, s['ci_high'])}]"
     return out
 
 
@@ -165,7 +165,7 @@ def _header(fight: Fight) -> list[str]:
     dataset = fight.get("dataset") or fight.base.get("dataset") or "?"
     seeds = fight.get("seeds")
     final_rows = fight.phase("final")
-    seed_list = sorted({int(s) for s in (_num(r.get("seed")) for r in final_rows) if s is not None})
+    seed_list = sorted({int(s) for s in (to_number(r.get("seed")) for r in final_rows) if s is not None})
     L = [f"# Fair Fight: {name}", ""]
     if fight.get("description"):
         L += [str(fight.get("description")), ""]
@@ -193,7 +193,7 @@ def _header(fight: Fight) -> list[str]:
     L += ["", "The test set is read only by final runs: tuning trials select hyperparameters on a validation split "
           "carved from the training set; the width and λ ablations reuse the tuned hyperparameters and are "
           "reported on test, never used for tuning."]
-    leaked = [r for r in fight.phase("tune") if _num(r.get("test_accuracy")) is not None]
+    leaked = [r for r in fight.phase("tune") if to_number(r.get("test_accuracy")) is not None]
     if leaked:
         L += ["", f"**Warning**: {len(leaked)} tuning row(s) in results.csv carry a test accuracy."]
     if fight.unreadable_runs:
@@ -208,10 +208,10 @@ def _header(fight: Fight) -> list[str]:
         tn = tuning.get(c["name"]) or {}
         best = tn.get("best_params")
         best_txt = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.items()) if best else "—"
-        bva = _num(tn.get("best_val_accuracy"))
+        bva = to_number(tn.get("best_val_accuracy"))
         rows.append([f"`{c['name']}`", fight.label(c["name"]), cfg_txt,
                      json.dumps(c.get("tune")) if c.get("tune") else "—", str(len(tn.get("trials") or [])),
-                     best_txt, _fmt("val_accuracy", bva)])
+                     best_txt, format_value("val_accuracy", bva)])
     L.append(_md_table(["name", "label", "config", "tuned space", "trials", "best params", "best val acc (%)"], rows))
     return L
 
@@ -224,10 +224,10 @@ def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     L[-2] += (" Failures: runs diverged or unstable, k/n with the 95% Clopper–Pearson interval of the rate "
               "(\"unstable not recorded\": results without an `unstable` column, so the rate is unknown).")
     header = (["contender", "hidden", "params", "runs (diverged)", "failures [95% CI]"]
-              + [f"{m}{_unit(m)}" for m in metrics])
+              + [f"{m}{metric_unit(m)}" for m in metrics])
     rows = []
     for d in table:
-        r = [d["label"], d["hidden"] or "—", _fmt("params", d["params"]), f"{d['runs']} ({d['diverged']})", failure_text(d)]
+        r = [d["label"], d["hidden"] or "—", format_value("params", d["params"]), f"{d['runs']} ({d['diverged']})", failure_text(d)]
         for m in metrics:
             s = None if d.get(f"{m}_n") in (None, 0) else {k: d[f"{m}_{k}"] for k in ("mean", "std", "ci_low", "ci_high", "n")}
             if s is not None:
@@ -251,12 +251,12 @@ def _paired_section(fight: Fight) -> tuple[list[str], dict[str, list[dict[str, A
     for metric in (fight.primary, "jacobian_fro_mean"):
         comps = paired_comparisons(fight, metric)
         out[metric] = comps
-        L += ["", f"**{metric}**{_unit(metric)}", ""]
+        L += ["", f"**{metric}**{metric_unit(metric)}", ""]
         if not comps:
             L.append("No comparisons (no reference runs or no values).")
             continue
-        rows = [[fight.label(c["contender"]), str(c["n"]), _fmt(metric, c["mean_diff"], diff=True), _fmt_p(c["t_p"]),
-                 _fmt_p(c["wilcoxon_p"]), _fmt_p(c["holm_p"]), "yes" if c["reject"] else "no", c["note"] or ""]
+        rows = [[fight.label(c["contender"]), str(c["n"]), format_value(metric, c["mean_diff"], diff=True), format_p(c["t_p"]),
+                 format_p(c["wilcoxon_p"]), format_p(c["holm_p"]), "yes" if c["reject"] else "no", c["note"] or ""]
                 for c in comps]
         L.append(_md_table(["contender", "n", "mean diff", "paired t p", "Wilcoxon p", "Holm p", "reject", "note"], rows))
     return L, out
@@ -274,7 +274,7 @@ def _size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str],
         else:
             x = d["params"] / ref_params - 1
             rel, ok = f"{100 * x:+.1f}%", "yes" if abs(x) <= 0.05 else "no"
-        rows.append([d["label"], d["model"] or "—", d["hidden"] or "—", _fmt("params", d["params"]), rel, ok])
+        rows.append([d["label"], d["model"] or "—", d["hidden"] or "—", format_value("params", d["params"]), rel, ok])
     L.append(_md_table(["contender", "model", "hidden", "params", "Δ vs reference", "within ±5%"], rows))
     L += _size_view_section(fight)
     am = accuracy_matched(fight)
@@ -284,27 +284,27 @@ def _size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str],
         return L, am
     pm = fight.primary
     L.append(f"Width runs of {fight.label(am['contender'])} (phase \"width\"), mean {pm} over seeds; the smallest "
-             f"within {_fmt_margin(pm, am['margin'])} (margin) of the best baseline's mean counts.")
+             f"within {format_margin(pm, am['margin'])} (margin) of the best baseline's mean counts.")
     L.append("")
     def width_summary(w: dict[str, Any]) -> dict[str, Any] | None:
         if w["mean"] is None:
             return None
         return {"mean": w["mean"], "std": float("nan") if w["std"] is None else w["std"], "n": w["n"]}
 
-    rows = [[w["hidden"], _fmt("params", w["params"]), str(w["n"]), _fmt_summary(pm, width_summary(w)),
+    rows = [[w["hidden"], format_value("params", w["params"]), str(w["n"]), _fmt_summary(pm, width_summary(w)),
              "← match" if am["match"] is w else ""] for w in am["widths"]]
-    L.append(_md_table(["hidden", "params", "seeds", f"{pm}{_unit(pm)}", ""], rows))
+    L.append(_md_table(["hidden", "params", "seeds", f"{pm}{metric_unit(pm)}", ""], rows))
     L.append("")
     b = am["baseline"]
     if b is None:
         L.append(f"No ratio: {am['reason']}.")
     else:
-        L.append(f"Best baseline: {b['label']} ({_fmt('params', b['params'])} params, mean {_fmt(pm, b['mean'])}); "
-                 f"threshold {_fmt(pm, am['threshold'])}.")
+        L.append(f"Best baseline: {b['label']} ({format_value('params', b['params'])} params, mean {format_value(pm, b['mean'])}); "
+                 f"threshold {format_value(pm, am['threshold'])}.")
         if am["ratio"] is not None:
             m = am["match"]
-            L.append(f"Smallest within margin: hidden {m['hidden']} ({_fmt('params', m['params'])} params, mean "
-                     f"{_fmt(pm, m['mean'])}). **Parameter ratio {am['ratio']:.2f}×** (best-baseline params / its params).")
+            L.append(f"Smallest within margin: hidden {m['hidden']} ({format_value('params', m['params'])} params, mean "
+                     f"{format_value(pm, m['mean'])}). **Parameter ratio {am['ratio']:.2f}×** (best-baseline params / its params).")
         else:
             L.append(f"No width is within the margin: {am['reason']}; no parameter ratio.")
     return L, am
@@ -320,7 +320,7 @@ def _size_view_section(fight: Fight) -> list[str]:
     r = sv["val"]
     L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (the baseline family whose best width has the "
              "highest mean validation accuracy), every width tuned on validation. Target: the best baseline width's "
-             f"mean validation accuracy − {_fmt_margin('val_accuracy', sv['margin'])}; each family's mean curve is read "
+             f"mean validation accuracy − {format_margin('val_accuracy', sv['margin'])}; each family's mean curve is read "
              "where it first reaches it (linear in log params); 95% percentile interval from resampling seeds within "
              f"each width ({r['n_boot']} resamples, the best-width choice redone in each). No choice reads the test set.")
     L.append("")
@@ -332,7 +332,7 @@ def _size_view_section(fight: Fight) -> list[str]:
                 continue
             key = "params_base" if lab == "baseline" else "params_cr"
             note = t["note_base"] if lab == "baseline" else t["note_cr"]
-            rows.append([view, f"`{name}`", _fmt("val_accuracy", t["target"]), _fmt("params", t[key]), note or ""])
+            rows.append([view, f"`{name}`", format_value("val_accuracy", t["target"]), format_value("params", t[key]), note or ""])
     L.append(_md_table(["curves", "family", "target (%)", "params at target", "note"], rows))
     L.append("")
     for view, what in (("val", "validation"), ("test", "test (target: that baseline width's test mean − margin)")):
@@ -356,7 +356,7 @@ def _lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     rows = [[f"{d['lambda']:.4g}" + (" ★" if d["marked"] else ""), str(d["n"]),
              _fmt_summary(pm, d.get(pm)), _fmt_summary("jacobian_fro_mean", d.get("jacobian_fro_mean")),
              _fmt_summary("pgv", d.get("pgv"))] for d in table]
-    L.append(_md_table(["λ", "runs", f"{pm}{_unit(pm)}", "jacobian_fro_mean", "pgv"], rows))
+    L.append(_md_table(["λ", "runs", f"{pm}{metric_unit(pm)}", "jacobian_fro_mean", "pgv"], rows))
     return L
 
 
@@ -415,11 +415,11 @@ def _attribution_section(fight: Fight) -> list[str]:
               + ", ".join(f"{f} ({d})" for f, d in at["missing"]) + ".", ""]
     if at["lambda_note"]:
         L += [f"Note: {at['lambda_note']}.", ""]
-    pts = " points" if _is_fraction(pm) else ""
+    pts = " points" if is_fraction(pm) else ""
     rows = [[c["what"], f"`{c['a']}` − `{c['b']}`", str(c["n"]),
-             f"{_fmt(pm, c['mean_diff'], diff=True)}{pts} [{_fmt(pm, c['ci_low'], diff=True)}, {_fmt(pm, c['ci_high'], diff=True)}]",
-             _fmt_p(c["p"]), _fmt_p(c["holm_p"])] for c in at["comparisons"]]
-    L.append(_md_table(["effect", "a − b", "n", f"mean diff{_unit(pm)} [CI]", "p", "Holm p"], rows))
+             f"{format_value(pm, c['mean_diff'], diff=True)}{pts} [{format_value(pm, c['ci_low'], diff=True)}, {format_value(pm, c['ci_high'], diff=True)}]",
+             format_p(c["p"]), format_p(c["holm_p"])] for c in at["comparisons"]]
+    L.append(_md_table(["effect", "a − b", "n", f"mean diff{metric_unit(pm)} [CI]", "p", "Holm p"], rows))
     return L
 
 
@@ -462,13 +462,13 @@ def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, 
     ranked = [d for d in table if d.get(f"{pm}_mean") is not None]
     if ranked:
         best = max(ranked, key=lambda d: d[f"{pm}_mean"])
-        parts.append(f"Highest mean {pm}: {best['label']} ({_fmtu(pm, best[f'{pm}_mean'])}).")
+        parts.append(f"Highest mean {pm}: {best['label']} ({format_with_unit(pm, best[f'{pm}_mean'])}).")
     for metric, rows in comps.items():
         sig = [r for r in rows if r["reject"]]
         if rows:
             if sig:
-                pts = " points" if _is_fraction(metric) else ""
-                txt = "; ".join(f"{fight.label(r['contender'])} {_fmt(metric, r['mean_diff'], diff=True)}{pts}" for r in sig)
+                pts = " points" if is_fraction(metric) else ""
+                txt = "; ".join(f"{fight.label(r['contender'])} {format_value(metric, r['mean_diff'], diff=True)}{pts}" for r in sig)
                 parts.append(f"On {metric}, after Holm, these differ significantly from {fight.label(fight.reference)}: {txt}.")
             else:
                 parts.append(f"On {metric}, no contender differs significantly from {fight.label(fight.reference)} after Holm.")

@@ -55,19 +55,19 @@ def fmt_value(v: float) -> str:
     return "0" if v == 0 else f"{v:.3g}"
 
 
-def _num(v: Any) -> float:
+def to_number(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else math.nan
 
 
 def _acc_text(cell: dict) -> str:
-    mean, std = _num(cell.get("accuracy_mean")), _num(cell.get("accuracy_std"))
+    mean, std = to_number(cell.get("accuracy_mean")), to_number(cell.get("accuracy_std"))
     if math.isnan(mean):
         return "n/a"
     return f"{100 * mean:.2f}" + ("" if math.isnan(std) else f"\n±{100 * std:.2f}")
 
 
 def _num_text(column: str) -> Callable[[dict], str]:
-    return lambda cell: "n/a" if math.isnan(_num(cell.get(column))) else f"{_num(cell.get(column)):.3g}"
+    return lambda cell: "n/a" if math.isnan(to_number(cell.get(column))) else f"{to_number(cell.get(column)):.3g}"
 
 
 HEATMAPS = (
@@ -85,7 +85,7 @@ HEATMAPS = (
 def _grid(spec: StabilitySpec, cells: dict, name: str, column: str) -> np.ndarray:
     """Values of ``column`` for one contender as an array [n_lrs, n_lambdas] (NaN where missing)."""
     scale = 100.0 if column == "accuracy_mean" else 1.0
-    return np.array([[scale * _num((cells.get((name, lr, lam)) or {}).get(column)) for lam in spec.lambdas]
+    return np.array([[scale * to_number((cells.get((name, lr, lam)) or {}).get(column)) for lam in spec.lambdas]
                      for lr in spec.lrs])
 
 
