@@ -403,6 +403,19 @@ def test_repeated_cv_uses_the_corrected_t(tmp_path):
     assert row["verdict"] == "supported"
 
 
+def test_empty_split_columns_are_not_repeated_cv(tmp_path):
+    """The v2 runner writes repeat/fold/n_train/n_test for every fight; on the dataset's own split
+    repeat and fold are empty and the seeds are paired with the plain paired t."""
+    def sizes(r):
+        return {**r, "repeat": "", "fold": "", "n_train": "600", "n_test": "150"}
+
+    claims = [{"id": "beats", "kind": "compare", "contender": "cr-dreg", "baseline": "relu", "metric": "test_accuracy"}]
+    folder = _rewrite(build_fight(tmp_path / "f"), claims=claims, row_update=sizes,
+                      extra_columns=("repeat", "fold", "n_train", "n_test"))
+    row = claim_rows(folder)[0]
+    assert row["p_note"] == "paired t" and "repeated CV" not in row["note"]
+
+
 def test_quick_profile_rows_are_previews(tmp_path):
     folder = _rewrite(build_fight(tmp_path / "f"), claims=V2_CLAIMS, spec_update={"quick": True})
     rows = {r["id"]: r for r in claim_rows(folder)}

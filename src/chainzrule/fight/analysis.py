@@ -182,9 +182,13 @@ class Fight:
 
     @property
     def resampled(self) -> bool:
-        """True when results.csv has repeated-CV columns (``repeat``/``fold`` and ``n_train``/``n_test``)."""
-        return (any(c in self.columns for c in _SPLIT_COLS)
-                and all(c in self.columns for c in ("n_train", "n_test")))
+        """True when the runs are repeated-CV splits: ``repeat``/``fold`` columns with values in some
+        row, and ``n_train``/``n_test`` (the v2 runner writes the columns for every fight; a fight
+        on the dataset's own split leaves repeat/fold empty)."""
+        if not (any(c in self.columns for c in _SPLIT_COLS)
+                and all(c in self.columns for c in ("n_train", "n_test"))):
+            return False
+        return any(str(r.get(c, "")).strip() not in ("", "None", "nan") for r in self.rows for c in _SPLIT_COLS)
 
     def by_split(self, rows: list[dict[str, str]], metric: str) -> dict[tuple, float]:
         """(seed, repeat, fold) → value of ``metric``; per seed (as :meth:`by_seed`) without CV columns."""
