@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import chainzrule as cz
+from bench_step import _cpu_model  # the one CPU-name probe of the benchmarks (same folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MD = ROOT / "BENCHMARKS.md"
@@ -138,17 +139,6 @@ def _loadavg() -> str:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:  # pragma: no cover
         return "n/a"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def render(times, meta) -> str:

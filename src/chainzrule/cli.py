@@ -325,6 +325,19 @@ def export_cmd(run, fmt) -> None:
     click.echo(f"wrote {path}{check}")
 
 
+def _execution_options(f):
+    """--batch/--no-batch, --executor, --ray-address: how a fight's or a map's runs execute."""
+    f = click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
+                     help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), "
+                          "local (a private one), or HOST:PORT. [default: auto]")(f)
+    f = click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+                     help="Where runs execute: this machine's process pool, or a Ray cluster "
+                          "(extra chainzrule[ray]). [default: local]")(f)
+    return click.option("--batch/--no-batch", "batch", default=None,
+                        help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. "
+                             "[default: on, or the spec's batch]")(f)
+
+
 # ------------------------------------------------------------------------------------------ fight / report
 @cli.command()
 @click.argument("spec", type=click.Path())
@@ -335,12 +348,7 @@ def export_cmd(run, fmt) -> None:
 @click.option("--data-dir", default=None, help="Folder with the dataset's files.")
 @click.option("--target", default=None, help="Label column for csv:PATH.")
 @click.option("--seeds", default=None, type=click.IntRange(1, 100), help="Number of final seeds (overrides the spec).")
-@click.option("--batch/--no-batch", "batch", default=None,
-              help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. [default: on, or the spec's batch]")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
-              help="Where runs execute: this machine's process pool, or a Ray cluster (extra chainzrule[ray]). [default: local]")
-@click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
-              help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), local (a private one), or HOST:PORT. [default: auto]")
+@_execution_options
 @click.option("--storage", default=None, metavar="URL",
               help="Also keep the Optuna studies in this database (sqlite:///PATH, postgresql://...), e.g. for optuna-dashboard.")
 @click.option("--no-report", is_flag=True, help="Skip writing report.md at the end.")
@@ -388,12 +396,7 @@ def report(folder) -> None:
               help="Map folder (runs/, stability.csv, summary.csv, heatmap_*.png, report.md).")
 @click.option("--quick", is_flag=True, help="The spec's [quick] profile: a small grid for a smoke run.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs in parallel (processes).")
-@click.option("--batch/--no-batch", "batch", default=None,
-              help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. [default: on, or the spec's batch]")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
-              help="Where runs execute: this machine's process pool, or a Ray cluster (extra chainzrule[ray]). [default: local]")
-@click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
-              help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), local (a private one), or HOST:PORT. [default: auto]")
+@_execution_options
 def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
     """Stability map: a learning-rate × DREG-λ grid over seeds per contender, as heatmaps.
 
