@@ -422,6 +422,16 @@ def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
         _fail(str(e).replace("\n", " "))
 
 
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's exit hooks: after a signal the fight has already terminated
+    its worker pool, and concurrent.futures' own exit hook would then write to the pool's closed
+    wake-up pipe and print a traceback after our one-line message. Run files are written
+    atomically, so there is nothing left to flush but the standard streams."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on stderr and exit status 2 for any bad input."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -433,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
         signum = getattr(e.__cause__, "signum", signal.SIGINT)
         click.echo(f"chainzrule: interrupted by {signal.Signals(signum).name} (finished runs are kept; "
                    "run the same command to resume)", err=True)
-        sys.exit(128 + signum)
+        _exit_now(128 + signum)
     except click.ClickException as e:
         _fail(e.format_message().replace("\n", " "))
     except ChainzRuleError as e:
