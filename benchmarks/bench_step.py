@@ -419,6 +419,15 @@ def write_markdown(block: str, begin: str = BEGIN, end: str = END) -> None:
     BENCH_MD.write_text(pattern.sub(lambda _: block, text, count=1))
 
 
+def _emit(block: str, markers: tuple[str, str], args) -> int:
+    """Print a result block and, with ``--write``, put it between its markers in BENCHMARKS.md."""
+    print(block)
+    if args.write:
+        write_markdown(block, *markers)
+        print(f"updated {BENCH_MD}")
+    return 0
+
+
 def run_ablations(args, x, y) -> int:
     specs = {label: (kind, ablate) for label, kind, ablate in ABLATIONS}
     labels = [label for label, _, _ in ABLATIONS]
@@ -438,12 +447,7 @@ def run_ablations(args, x, y) -> int:
         lines.append(f"| {label} | {ablate.replace('+', ', ') or '—'} | {statistics.median(total[label]) * 1e3:.2f} "
                      f"| {statistics.median(r):.3f} | {_pct(r, 0.25):.3f}–{_pct(r, 0.75):.3f} |")
     lines += ["", markers[1]]
-    block = "\n".join(lines)
-    print(block)
-    if args.write:
-        write_markdown(block, *markers)
-        print(f"updated {BENCH_MD}")
-    return 0
+    return _emit("\n".join(lines), markers, args)
 
 
 SCALING_WIDTHS = (256, 1024, 4096)
@@ -480,12 +484,7 @@ def run_scaling(args) -> int:
                          f"| {ratio('relu_igp', 'relu'):.3f} | {rounds} |")
             print(lines[-1], flush=True)
     lines += ["", f"Load average before / after: {load_before} / {_loadavg()}", "", markers[1]]
-    block = "\n".join(lines)
-    print(block)
-    if args.write:
-        write_markdown(block, *markers)
-        print(f"updated {BENCH_MD}")
-    return 0
+    return _emit("\n".join(lines), markers, args)
 
 
 def main(argv=None) -> int:
@@ -534,12 +533,7 @@ def main(argv=None) -> int:
                     machine=machine(), rounds=max(1, min(args.repeats, 20)),
                     load_before=load_before, load_after=_loadavg())
         markers = _markers(args, "profile")
-        block = render_profile(rows, meta, markers)
-        print(block)
-        if args.write:
-            write_markdown(block, *markers)
-            print(f"updated {BENCH_MD}")
-        return 0
+        return _emit(render_profile(rows, meta, markers), markers, args)
 
     load_before = _loadavg()
     if args.scaling:
@@ -557,12 +551,7 @@ def main(argv=None) -> int:
         outside=outside_fraction(steps["cr_dreg"], x) if "cr_dreg" in steps else "",
     )
     markers = _markers(args)
-    block = render(rows, ratios, meta, markers)
-    print(block)
-    if args.write:
-        write_markdown(block, *markers)
-        print(f"updated {BENCH_MD}")
-    return 0
+    return _emit(render(rows, ratios, meta, markers), markers, args)
 
 
 if __name__ == "__main__":
