@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules import module as _torch_module  # the global hook dicts (see _hookless_linear)
 
 from . import dreg
 from . import functional as CF
@@ -47,10 +48,8 @@ def _hookless_linear(lin: nn.Module) -> bool:
     with no forward (pre-)hooks of its own or global ones (pruning recomputes the weight in a
     pre-hook). torch has no public query for registered hooks, so their dicts are read; a
     parametrized weight (spectral norm) needs no hook and keeps the fused path."""
-    from torch.nn.modules import module as _m
-
     return (type(lin) is nn.Linear and not (lin._forward_hooks or lin._forward_pre_hooks)
-            and not (_m._global_forward_hooks or _m._global_forward_pre_hooks))
+            and not (_torch_module._global_forward_hooks or _torch_module._global_forward_pre_hooks))
 
 
 class HiddenLayer(nn.Module):
