@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from decimal import Decimal
@@ -46,6 +47,11 @@ HEADS = ("auto", "linear", *ORDINAL_KINDS)
 #: what a KAN sees first: raw inputs, or a LayerNorm over the features (MNIST pixels in [0, 1]
 #: are not on the splines' [-1, 1] grid; a per-example LayerNorm puts them there)
 INPUT_NORMS = ("none", "layernorm")
+#: Adversarial attacks a run with ``robustness`` measures at each ``adv_eps``: results columns
+#: ``<attack>_<eps>`` (apgd: APGD-CE and APGD-DLR, worst case per example; chainzrule.apgd).
+ATTACKS = ("fgsm", "pgd", "apgd")
+#: A results column holding an attack's accuracy: group 1 the attack, group 2 its eps.
+ADV_COLUMN = re.compile(r"^(fgsm|pgd|apgd)_([0-9.eE+-]+)$")
 FEATURIZERS_PREFIX = FEATURIZERS
 POLY_BASES = BASES  # chainzrule.functional
 
@@ -76,6 +82,7 @@ class TrainConfig:
     model: str = "chainzrule"
     activation: str = "relu"
     hidden: tuple[int, ...] = (256, 256)
+    conv_channels: tuple[int, ...] = (16, 32)  # cnn / chainzrule-cnn: 3x3 conv + 2x2 max-pool blocks before `hidden`
     degree: int = 3
     poly_init: str = "gelu"
     bound: float = 3.0
@@ -120,12 +127,14 @@ class TrainConfig:
     robustness: bool = False
     adv_eps: tuple[float, ...] = (0.05, 0.1)
     pgd_steps: int = 10
+    apgd_steps: int = 100
     corruption_examples: int = 1000
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, int):
             object.__setattr__(self, "hidden", (self.hidden,))
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
         object.__setattr__(self, "adv_eps", tuple(float(e) for e in self.adv_eps))
         _validate(self)
 
@@ -145,6 +154,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        d["conv_channels"] = list(self.conv_channels)
         d["adv_eps"] = list(self.adv_eps)
         return d
 
@@ -299,9 +309,11 @@ def _validate_ints(c: TrainConfig) -> None:
         raise ConfigError(f"hidden must be a list of widths in 1..{INT_LIMIT}, got {list(c.hidden)}")
     if not 0 <= c.seed < SEED_LIMIT:
         raise ConfigError(f"seed must be an integer in [0, 2**32) = 0..{SEED_LIMIT - 1}, got {c.seed}")
+    if not c.conv_channels or any(not 1 <= w <= INT_LIMIT for w in c.conv_channels):
+        raise ConfigError(f"conv_channels must be a list of channel counts in 1..{INT_LIMIT}, got {list(c.conv_channels)}")
     positive_ints = dict(degree=c.degree, epochs=c.epochs, batch_size=c.batch_size, kan_grid=c.kan_grid,
                          jr_projections=c.jr_projections, diag_examples=c.diag_examples, pgd_steps=c.pgd_steps,
-                         corruption_examples=c.corruption_examples)
+                         apgd_steps=c.apgd_steps, corruption_examples=c.corruption_examples)
     if c.limit is not None:
         positive_ints["limit"] = c.limit
     for name, v in positive_ints.items():

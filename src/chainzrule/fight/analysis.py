@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..config import ADV_COLUMN, ATTACKS
 from ..errors import ConfigError, DataError
 from .stats import (
     holm_bonferroni,
@@ -74,7 +74,7 @@ MAIN_METRICS: tuple[str, ...] = (
 EXTRA_METRICS: tuple[str, ...] = ("val_accuracy", "jacobian_fro_p99", "peak_memory_mb")
 #: Columns shown as percentages (they hold fractions in results.csv).
 _FRACTION_METRICS = {"test_accuracy", "val_accuracy", "test_off_by_one", "corruption_accuracy"}
-_ADV_RE = re.compile(r"^(fgsm|pgd)_([0-9.eE+-]+)$")
+_ADV_RE = ADV_COLUMN
 #: Columns that, with n_train/n_test, mark results.csv rows as splits of repeated CV.
 _SPLIT_COLS = ("repeat", "fold")
 
@@ -215,7 +215,7 @@ class Fight:
 
     def adversarial_columns(self) -> list[str]:
         cols = [c for c in self.columns if _ADV_RE.match(c)]
-        return sorted(cols, key=lambda c: (_ADV_RE.match(c).group(1) != "fgsm", float(_ADV_RE.match(c).group(2))))
+        return sorted(cols, key=lambda c: (ATTACKS.index(_ADV_RE.match(c).group(1)), float(_ADV_RE.match(c).group(2))))
 
     def main_metrics(self) -> list[str]:
         """Metric columns of the main table present in results.csv with some final value."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig, content_hash
+from ..config import ATTACKS, TrainConfig, content_hash
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError
 from ..models import closest_width
@@ -333,7 +333,7 @@ def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
         "corruption_accuracy": _get(r, "robustness", "corruption_accuracy"),
     }
     for eps in c.get("adv_eps", []) if c.get("robustness") else []:
-        for m in ("fgsm", "pgd"):
+        for m in ATTACKS:
             row[f"{m}_{eps:g}"] = _get(r, "robustness", f"{m}_{eps:g}")
     row.update({k: r.get(k) for k in TIMING_COLUMNS})
     row["diverged"] = r.get("diverged")

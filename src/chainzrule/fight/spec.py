@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
+from ..config import ADV_COLUMN, ATTACKS, FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
 from ..errors import ConfigError
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
@@ -105,7 +105,7 @@ class FightSpec:
 
     def metric_columns(self) -> list[str]:
         eps = TrainConfig.from_dict(self.base).adv_eps if self.base.get("robustness") else ()
-        return list(METRIC_COLUMNS) + [f"{m}_{e:g}" for e in eps for m in ("fgsm", "pgd")]
+        return list(METRIC_COLUMNS) + [f"{m}_{e:g}" for e in eps for m in ATTACKS]
 
 
 def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
@@ -394,7 +394,7 @@ def _check_claim(c: dict, i: int, spec: FightSpec, defined: list[str]) -> dict:
             raise ConfigError(f"{where}: {role} {c.get(role)!r} is not a contender of this spec: expected one of "
                               f"{', '.join(map(str, defined))}")
     metric = c.get("metric", "test_accuracy")
-    if kind != "param_ratio" and metric not in spec.metric_columns() and not re.match(r"^(fgsm|pgd)_[0-9.e-]+$", str(metric)):
+    if kind != "param_ratio" and metric not in spec.metric_columns() and not ADV_COLUMN.match(str(metric)):
         raise ConfigError(f"{where}: unknown metric {metric!r}: expected one of {', '.join(spec.metric_columns())}")
     direction = c.get("direction", "higher")
     if direction not in ("higher", "lower"):

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..config import TrainConfig
+from ..config import ATTACKS, TrainConfig
 from ..data.splits import Splits
 from ..diagnostics import jacobian_norms, lipschitz_bound, tau_input
 from ..layers import hidden_layers
 from ..ordinal import ordinal_metrics
-from .factory import head_kind, predict, task_loss
+from .factory import class_scores, head_kind, predict, task_loss
 
 __all__ = ["to_model", "eval_logits", "accuracy", "evaluate", "eval_subset", "robustness_metrics"]
 
@@ -110,12 +110,13 @@ def eval_subset(y: Tensor, n: int, seed: int) -> Tensor:
 
 
 def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Splits) -> dict:
-    """Corruption accuracy (image data only) and FGSM/PGD accuracy at each ``cfg.adv_eps``.
+    """Corruption accuracy (image data only) and FGSM/PGD/APGD accuracy at each ``cfg.adv_eps``.
 
     The attacks stay inside the data's declared input range (pixels: [0, 1]); data without one
     (tabular, text features) are attacked in the ε-ball only, and the record says "unbounded".
     An attack that finds no input gradient records None and the reason instead of an accuracy.
     """
+    from ..apgd import apgd_accuracy
     from ..robustness import NoInputGradient, adversarial_accuracy, corruption_accuracy
 
     dev = _device(model)
@@ -133,16 +134,22 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
             c = corruption_accuracy(pred, x, y, shape, seed=cfg.seed, **({} if rng is None else {"input_range": rng}))
             out["corruption_accuracy"] = c["mean"]
             out["corruptions"] = c
+        scores = lambda xb: class_scores(kind, model(xb))  # [B, K]
         failed = {}
         for eps in cfg.adv_eps:
-            for method in ("fgsm", "pgd"):
+            for method in ATTACKS:
                 try:
-                    out[f"{method}_{eps:g}"] = adversarial_accuracy(loss, pred, x, y, eps, method=method,
-                                                                    steps=cfg.pgd_steps, input_range=rng,
-                                                                    seed=cfg.seed)
+                    if method == "apgd":
+                        acc = apgd_accuracy(scores, pred, x, y, eps, steps=cfg.apgd_steps, input_range=rng,
+                                            seed=cfg.seed)
+                    else:
+                        acc = adversarial_accuracy(loss, pred, x, y, eps, method=method, steps=cfg.pgd_steps,
+                                                   input_range=rng, seed=cfg.seed)
+                    out[f"{method}_{eps:g}"] = acc
                 except NoInputGradient as e:
                     out[f"{method}_{eps:g}"], failed[f"{method}_{eps:g}"] = None, str(e)
         out["attack"] = {"norm": "linf", "pgd_steps": cfg.pgd_steps, "step_size": "2.5*eps/steps",
+                         "apgd": f"APGD-CE + APGD-DLR, {cfg.apgd_steps} steps each, worst case per example",
                          "examples": len(x), "subset": "stratified random, seed = run seed",
                          "input_range": list(rng) if rng is not None else "unbounded",
                          **({"failed": failed} if failed else {})}

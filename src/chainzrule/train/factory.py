@@ -10,7 +10,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 from ..kan import KAN
 from ..models import ChainzRuleMLP, MLP
-from ..ordinal import make_ordinal_head, ordinal_loss, ordinal_predict
+from ..ordinal import class_log_probs, make_ordinal_head, ordinal_loss, ordinal_predict
 from ..poly import parameter_groups
 from ..regularizers import make_regularizer
 
@@ -74,6 +74,12 @@ def _apply_logit_scale(cfg: TrainConfig, model: nn.Module) -> nn.Module:
 def task_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:
     """Batch-mean task loss: cross-entropy, or the ordinal head's own loss."""
     return F.cross_entropy(logits, y) if kind == "linear" else ordinal_loss(kind, logits, y)
+
+
+def class_scores(kind: str, logits: Tensor) -> Tensor:
+    """Per-class scores ``[N, K]`` for attacks that need one score per class: the logits, or an
+    ordinal head's class log-probabilities."""
+    return logits if kind == "linear" else class_log_probs(logits, kind)
 
 
 def predict(kind: str, logits: Tensor) -> Tensor:

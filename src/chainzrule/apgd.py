@@ -1,0 +1,234 @@
+"""APGD: the step-size-free PGD of AutoAttack (Croce & Hein, ICML 2020), L-infinity ball.
+
+PGD with a fixed step and one start (:func:`chainzrule.robustness.pgd`) is known to overstate
+robustness, most of all for models whose loss surface is flat or badly scaled — exactly the
+smooth models a derivative penalty produces. APGD fixes the two weak points of PGD:
+
+- **Step size**: it starts at ``2·eps`` and halves at checkpoints ``w_j`` of the iteration
+  budget whenever fewer than ``rho = 75%`` of the steps since the last checkpoint increased the
+  loss, or the step did not change and the best loss did not improve; after a halving it
+  restarts from the best point found so far. Checkpoints are at ``p_j·steps`` with
+  ``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)``.
+- **Momentum**: ``x_{k+1} = P(x_k + 0.75·(z_{k+1} − x_k) + 0.25·(x_k − x_{k−1}))`` with
+  ``z_{k+1} = P(x_k + η·sign(∇f(x_k)))``.
+
+Two losses, as in AutoAttack's standard version: cross-entropy ("ce") and the Difference of
+Logits Ratio ("dlr", ``−(z_y − max_{i≠y} z_i) / (z_π1 − z_π3)``), which is invariant to the
+scale of the logits — a model with a small logit scale cannot hide behind a vanishing
+cross-entropy gradient. DLR needs three classes or more; with two we use the unscaled margin
+``−(z_y − z_other)`` (our choice; the ratio is undefined there). :func:`apgd_accuracy` counts
+an example as robust only if no iterate of either attack misclassifies it (the per-example
+worst case, AutoAttack's rule). Square and FAB, the other two AutoAttack members, are not
+included.
+
+Everything works on *class scores* ``scores(x) -> [N, K]`` (logits, or class log-probabilities
+for ordinal heads) and a separate ``predict(x) -> [N]`` that decides correctness, so any head
+works. Randomness (the start point) comes from a CPU generator seeded with ``seed``.
+
+>>> import torch
+>>> torch.manual_seed(0) and None
+>>> model = torch.nn.Linear(4, 3)
+>>> x = torch.rand(64, 4); y = model(x).argmax(-1)
+>>> clean = apgd_accuracy(model, lambda b: model(b).argmax(-1), x, y, eps=0.0)
+>>> clean
+1.0
+>>> apgd_accuracy(model, lambda b: model(b).argmax(-1), x, y, eps=0.3, steps=20) < clean
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from chainzrule.errors import ConfigError, DataError
+
+__all__ = ["LOSSES", "dlr_loss", "apgd", "apgd_accuracy", "checkpoints"]
+
+#: The losses APGD ascends, in the order :func:`apgd_accuracy` runs them.
+LOSSES: tuple[str, ...] = ("ce", "dlr")
+
+_RHO = 0.75  # fraction of loss-increasing steps below which the step size is halved
+_ALPHA = 0.75  # momentum weight of the new point
+
+
+def checkpoints(steps: int) -> list[int]:
+    """The iterations at which APGD may halve its step size (Croce & Hein, §3.2).
+
+    >>> checkpoints(100)
+    [0, 22, 41, 57, 70, 80, 87, 93, 99]
+    """
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({min(math.ceil(q * steps - 1e-9), steps - 1) for q in p if q <= 1} | {0})
+
+
+def dlr_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example Difference of Logits Ratio ``[N]`` (higher = closer to misclassified).
+
+    ``−(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e-12)`` for K ≥ 3 classes (π sorts the scores
+    in decreasing order); ``−(z_y − max_{i≠y} z_i)`` for K = 2.
+
+    >>> dlr_loss(torch.tensor([[3.0, 1.0, 0.0]]), torch.tensor([0]))
+    tensor([-0.6667])
+    >>> dlr_loss(torch.tensor([[3.0, 1.0]]), torch.tensor([1]))
+    tensor([2.])
+    """
+    z_y = scores.gather(1, y[:, None]).squeeze(1)  # [N]
+    other = scores.masked_fill(F.one_hot(y, scores.shape[1]).bool(), -math.inf)  # [N, K]
+    margin = z_y - other.max(dim=1).values  # [N]
+    if scores.shape[1] < 3:
+        return -margin
+    top = scores.sort(dim=1, descending=True).values  # [N, K]
+    return -margin / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if name == "ce":
+        return lambda s, y: F.cross_entropy(s, y, reduction="none")
+    if name == "dlr":
+        return dlr_loss
+    raise ConfigError(f"expected loss one of {', '.join(LOSSES)}, got {name!r}")
+
+
+def _loss_and_grad(scores_fn, loss_fn, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example loss ``[N]`` and its input gradient ``[N, ...]`` (the model's ``.grad`` untouched)."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = loss_fn(scores_fn(x), y)  # [N]
+        (grad,) = torch.autograd.grad(loss.sum(), x, allow_unused=True)
+    if grad is None:
+        from chainzrule.robustness import NoInputGradient
+
+        raise NoInputGradient("the attacked scores do not depend on the input: no adversarial example can be made")
+    return loss.detach(), grad.detach()
+
+
+def apgd(
+    scores_fn: Callable[[torch.Tensor], torch.Tensor],
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    loss: str = "ce",
+    steps: int = 100,
+    input_range: Sequence[float] | None = (0.0, 1.0),
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run APGD with ``loss`` on one batch; return ``(x_adv [N, ...], fooled [N] bool)``.
+
+    ``x_adv`` is, per example, the first misclassified iterate if one was found (``fooled``),
+    else the iterate of highest loss. ``input_range = None`` attacks in the ε-ball only.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 2)
+    >>> x = torch.full((3, 2), 0.5); y = model(x).argmax(-1)
+    >>> xa, fooled = apgd(model, lambda b: model(b).argmax(-1), x, y, eps=0.1, steps=10)
+    >>> bool(((xa - x).abs() <= 0.1 + 1e-6).all()), fooled.dtype
+    (True, torch.bool)
+    """
+    from chainzrule.robustness import _attack_range, _batched, _check_attack, _require_moving_gradient
+
+    _check_attack(eps, "linf")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ConfigError(f"expected steps >= 1, got {steps!r}")
+    loss_fn = _loss_fn(loss)
+    x = _batched(torch.as_tensor(x)).detach()
+    y = torch.as_tensor(y)
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise DataError(f"expected labels y of shape [{x.shape[0]}], got shape {list(y.shape)}")
+    lo, hi = _attack_range(input_range, x)
+    n, view = x.shape[0], (-1,) + (1,) * (x.dim() - 1)
+
+    def project(v: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(torch.maximum(v, x - eps), x + eps).clamp(lo, hi)
+
+    def correct(v: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.as_tensor(predict(v)).to(y.device) == y  # [N]
+
+    fooled = ~correct(x)
+    x_found = x.clone()  # [N, ...] first misclassified point per example
+    if eps == 0 or n == 0:
+        return x_found, fooled
+    g = torch.Generator().manual_seed(int(seed))
+    start = 2 * torch.rand(x.shape, generator=g, dtype=x.dtype).to(x.device) - 1  # [N, ...] in [-1, 1]
+    x_k = project(x + eps * start)
+    f_k, grad = _loss_and_grad(scores_fn, loss_fn, x_k, y)
+    _require_moving_gradient(grad)
+    x_best, f_best = x_k.clone(), f_k.clone()  # highest-loss point so far, per example
+    eta = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)  # [N] per-example step
+    x_prev = x_k.clone()
+    marks = checkpoints(int(steps))
+    increases = torch.zeros(n, device=x.device)  # [N] loss increases since the last checkpoint
+    f_best_at_mark, eta_at_mark, last_mark = f_best.clone(), eta.clone(), 0
+    for k in range(int(steps)):
+        now = ~correct(x_k)
+        x_found[now & ~fooled] = x_k[now & ~fooled]
+        fooled |= now
+        z = project(x_k + eta.view(view) * grad.sign())
+        momentum = 1.0 if k == 0 else _ALPHA
+        x_next = project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev))
+        f_next, grad_next = _loss_and_grad(scores_fn, loss_fn, x_next, y)
+        increases += (f_next > f_k).float()
+        better = f_next > f_best
+        x_best[better], f_best[better] = x_next[better], f_next[better]
+        x_prev, x_k, f_k, grad = x_k, x_next, f_next, grad_next
+        if k + 1 in marks and k + 1 > last_mark:
+            span = k + 1 - last_mark
+            halve = (increases < _RHO * span) | ((eta == eta_at_mark) & (f_best == f_best_at_mark))
+            eta = torch.where(halve, eta / 2, eta)
+            if bool(halve.any()):  # restart the halved examples from their best point
+                x_k = torch.where(halve.view(view), x_best, x_k)
+                f_k = torch.where(halve, f_best, f_k)
+                _, g_best = _loss_and_grad(scores_fn, loss_fn, x_k, y)
+                grad = torch.where(halve.view(view), g_best, grad)
+                x_prev = torch.where(halve.view(view), x_k, x_prev)
+            increases.zero_()
+            f_best_at_mark, eta_at_mark, last_mark = f_best.clone(), eta.clone(), k + 1
+    now = ~correct(x_k)
+    x_found[now & ~fooled] = x_k[now & ~fooled]
+    fooled |= now
+    return torch.where(fooled.view(view), x_found, x_best), fooled
+
+
+def apgd_accuracy(
+    scores_fn: Callable[[torch.Tensor], torch.Tensor],
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int = 100,
+    losses: Sequence[str] = LOSSES,
+    input_range: Sequence[float] | None = (0.0, 1.0),
+    batch_size: int = 512,
+    seed: int = 0,
+) -> float:
+    """Accuracy under APGD with every loss in ``losses``, worst case per example.
+
+    An example counts as robust when it is classified correctly and no iterate of any of the
+    attacks misclassifies it. Batch ``i`` uses start seed ``seed + i``; ``eps = 0`` gives the
+    clean accuracy.
+    """
+    from chainzrule.robustness import _check_batch_size, _check_xy
+
+    losses = tuple(losses)
+    for name in losses:
+        _loss_fn(name)
+    if not losses:
+        raise ConfigError("expected at least one APGD loss, got none")
+    batch_size = _check_batch_size(batch_size)
+    x, y = _check_xy(x, y)
+    robust = 0
+    for b, i in enumerate(range(0, x.shape[0], batch_size)):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        fooled = torch.zeros(len(yb), dtype=torch.bool, device=yb.device)
+        for name in losses:
+            _, f = apgd(scores_fn, predict, xb, yb, eps, loss=name, steps=steps, input_range=input_range, seed=seed + b)
+            fooled |= f.to(fooled.device)
+        robust += int((~fooled).sum())
+    return robust / max(1, x.shape[0])

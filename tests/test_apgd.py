@@ -1,0 +1,87 @@
+"""APGD (AutoAttack's step-size-free PGD): ball and box, schedule, strength vs PGD, DLR scale invariance."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from chainzrule.apgd import apgd, apgd_accuracy, checkpoints, dlr_loss
+from chainzrule.errors import ConfigError, DataError
+from chainzrule.robustness import NoInputGradient, adversarial_accuracy
+
+
+@pytest.fixture(scope="module")
+def trained():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(600, 12, generator=g)
+    y = (x @ torch.randn(12, 4, generator=g)).argmax(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model, x, y
+
+
+def _pred(model):
+    return lambda b: model(b).argmax(1)
+
+
+def test_checkpoints_are_the_papers():
+    # p = 0, .22, .41, .57, .70, .80, .87, .93, .99 (Croce & Hein 2020, section 3.2)
+    assert checkpoints(100) == [0, 22, 41, 57, 70, 80, 87, 93, 99]
+    assert checkpoints(1) == [0]
+
+
+def test_adversarial_points_stay_in_ball_and_box(trained):
+    model, x, y = trained
+    for loss in ("ce", "dlr"):
+        xa, fooled = apgd(model, _pred(model), x, y, eps=0.1, loss=loss, steps=20)
+        assert (xa - x).abs().max() <= 0.1 + 1e-6
+        assert xa.min() >= 0 and xa.max() <= 1
+        # every example reported fooled really is misclassified at its returned point
+        assert bool((model(xa).argmax(1)[fooled] != y[fooled]).all())
+
+
+def test_apgd_is_at_least_as_strong_as_pgd(trained):
+    model, x, y = trained
+    loss = lambda b, t: F.cross_entropy(model(b), t)
+    for eps in (0.03, 0.1):
+        pgd = adversarial_accuracy(loss, _pred(model), x, y, eps, method="pgd", steps=10)
+        assert apgd_accuracy(model, _pred(model), x, y, eps, steps=50) <= pgd
+    clean = (model(x).argmax(1) == y).float().mean().item()
+    assert apgd_accuracy(model, _pred(model), x, y, 0.0) == pytest.approx(clean)
+
+
+def test_dlr_is_invariant_to_logit_scale(trained):
+    model, x, y = trained
+    big = lambda b: 1000.0 * model(b)
+    a = apgd_accuracy(model, _pred(model), x, y, 0.05, steps=30, losses=("dlr",))
+    b = apgd_accuracy(big, _pred(model), x, y, 0.05, steps=30, losses=("dlr",))
+    assert a == b
+    s = torch.tensor([[3.0, 1.0, 0.0, -1.0]])
+    assert torch.allclose(dlr_loss(s, torch.tensor([0])), dlr_loss(7 * s, torch.tensor([0])))
+    assert dlr_loss(s, torch.tensor([0])).item() == pytest.approx(-(3 - 1) / (3 - 0))
+
+
+def test_worst_case_over_losses(trained):
+    model, x, y = trained
+    both = apgd_accuracy(model, _pred(model), x, y, 0.05, steps=30)
+    for loss in ("ce", "dlr"):
+        assert both <= apgd_accuracy(model, _pred(model), x, y, 0.05, steps=30, losses=(loss,))
+
+
+def test_bad_input_is_refused(trained):
+    model, x, y = trained
+    with pytest.raises(ConfigError, match="loss"):
+        apgd_accuracy(model, _pred(model), x, y, 0.1, losses=("hinge",))
+    with pytest.raises(ConfigError, match="steps"):
+        apgd(model, _pred(model), x, y, 0.1, steps=0)
+    with pytest.raises(ConfigError, match="eps"):
+        apgd(model, _pred(model), x, y, -0.1)
+    with pytest.raises(DataError, match="labels"):
+        apgd(model, _pred(model), x, y[:3], 0.1)
+    const = lambda b: torch.zeros(b.shape[0], 4) + model[2].bias  # scores without an input path
+    with pytest.raises(NoInputGradient):
+        apgd(const, lambda b: torch.zeros(b.shape[0], dtype=torch.long), x, y, 0.1, steps=2)
