@@ -382,10 +382,24 @@ def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, execu
 
 @cli.command()
 @click.argument("folder", type=click.Path(file_okay=False))
-def report(folder) -> None:
-    """Write FOLDER/report.md (tables, statistics, claims) and its PNG plots from a fight's results."""
+@click.option("--previous", type=click.Path(file_okay=False), default=None,
+              help="A fight folder with the previous results of this fight: copied to FOLDER/previous/, and the "
+                   "report gains a section on which verdicts changed and whether the verdict rules or the runs "
+                   "changed them.")
+def report(folder, previous) -> None:
+    """Write FOLDER/report.md (tables, statistics, claims) and its PNG plots from a fight's results.
+
+    \b
+    Example:
+      chainzrule report results/pima --previous /tmp/pima-0.1
+    """
+    from .fight.analysis import load_fight
+    from .fight.changes import copy_previous
     from .fight.report import write_report
 
+    if previous is not None:
+        load_fight(folder)  # refuse before copying anything
+        copy_previous(previous, folder)
     click.echo(f"wrote {write_report(Path(folder))}")
 
 

@@ -443,6 +443,36 @@ def _tuning_section(fight: Fight) -> list[str]:
     return L
 
 
+def _changes_section(fight: Fight) -> list[str]:
+    """Verdicts and headline numbers against the fight's ``previous/`` results (:mod:`.changes`)."""
+    from .changes import claim_changes, contender_changes
+
+    claims = claim_changes(fight)
+    if not claims:
+        return []
+    v = lambda s: "—" if s is None else s
+    L = ["", "## Changes from the previous results", "",
+         "Every claim read three ways: as **published** in the previous report (`previous/report.md`), with "
+         "**today's verdict rules on the previous runs** (`previous/results.csv` re-judged by today's claims), "
+         "and **now** (today's rules on today's runs). Published → re-judged is the effect of the verdict rules; "
+         "re-judged → now is the effect of the runs (engine and protocol).", ""]
+    L.append(_md_table(["id", "published", "today's rules, previous runs", "now", "changed by"],
+                       [[c["id"], f"{v(c['published'])} ({v(c['published_ours'])})",
+                         f"{v(c['rejudged'])} ({v(c['rejudged_ours'])})", f"{c['now']} ({c['now_ours']})", c["cause"]]
+                        for c in claims]))
+    rows = contender_changes(fight)
+    if rows:
+        pm = rows[0]["metric"]
+        L += ["", f"Mean {pm} per contender, previous → now (the runs behind each mean: previous seeds vs "
+                  "today's seeds × splits):", ""]
+        L.append(_md_table(["contender", "previous", "now", "Δ", "runs (previous → now)"],
+                           [[r["label"], format_with_unit(pm, r["before"]), format_with_unit(pm, r["now"]),
+                             format_value(pm, None if r["before"] is None or r["now"] is None else r["now"] - r["before"],
+                                          diff=True),
+                             f"{r['before_runs']} → {r['now_runs']}"] for r in rows]))
+    return L
+
+
 def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, Any]],
               comps: dict[str, list[dict[str, Any]]], am: dict[str, Any]) -> list[str]:
     L = ["", "## Findings", ""]
@@ -514,6 +544,7 @@ def write_report(folder: str | Path) -> Path:
     L += _attribution_section(fight)
     L += _tuning_section(fight)
     L += _claims_section(fight, claims)
+    L += _changes_section(fight)
 
     plots_dir = folder / _PLOTS
     made = []
