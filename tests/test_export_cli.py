@@ -29,10 +29,24 @@ def chainzrule(*args, cache: Path) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=300)
 
 
-@pytest.fixture(scope="module", params=["chainzrule", "mlp"])
+def _image_csv(path: Path) -> Path:
+    """A 6x6 one-channel 'image' dataset (36 pixel columns + label) for the CNN families."""
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 36))
+    y = (x[:, :18].mean(1) > x[:, 18:].mean(1)).astype(int)
+    lines = [",".join([f"p{i}" for i in range(36)] + ["label"])]
+    lines += [",".join([f"{v:.4f}" for v in row] + [str(c)]) for row, c in zip(x, y)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# every model family the CLI trains (issue: an ONNX export of each runs in onnxruntime and matches torch)
+@pytest.fixture(scope="module", params=["chainzrule", "mlp", "kan", "cnn", "chainzrule-cnn"])
 def run(request, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp(f"run-{request.param}")
-    res = chainzrule("train", "--dataset", "synthetic", "--model", request.param, "--hidden", "8,8", "--epochs", "1",
+    data = (["--dataset", f"csv:{_image_csv(out / 'images.csv')}", "--target", "label", "--conv-channels", "4"]
+            if request.param.endswith("cnn") else ["--dataset", "synthetic"])
+    res = chainzrule("train", *data, "--model", request.param, "--hidden", "8,8", "--epochs", "1",
                      "--quiet", "--out", out / "run", cache=out)
     assert res.returncode == 0, res.stderr
     return out / "run"
@@ -64,11 +78,14 @@ def test_pt2_export_round_trips(run):
 def test_formulas_are_the_activations(run):
     model, cfg, _ = load_checkpoint(run)
     res = chainzrule("inspect", run, "--formulas", cache=run.parent)
-    if cfg.model != "chainzrule":
+    if cfg.model not in ("chainzrule", "chainzrule-cnn"):
         assert res.returncode == 2 and "no polynomial activations" in res.stderr
         return
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
+    if cfg.model == "chainzrule-cnn":  # 4 conv channels, then the two dense layers of 8
+        assert len(lines) == 20 and lines[0].startswith("conv_layers.0.activation[0]: ")
+        lines = lines[4:]
     assert len(lines) == 16  # two layers of 8 neurons
     name, formula = lines[11].split(": ", 1)
     assert name == "hidden_layers.1.activation[3]"

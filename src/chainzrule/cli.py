@@ -39,9 +39,10 @@ TRAIN_OPTIONS = [
     ("--featurizer", "featurizer", str, "Text features: auto, encoder (all-MiniLM-L6-v2), hashed, hashed:DIMS. [default: auto]"),
     ("--limit", "limit", int, "Use only the first N examples of each split (quick runs)."),
     ("--val-fraction", "val_fraction", float, "Validation share carved from train (seeded). [default: 0.1]"),
-    ("--model", "model", click.Choice(MODELS), "Network (chainzrule, mlp, kan) or classical baseline. [default: chainzrule]"),
-    ("--activation", "activation", click.Choice(ACTIVATIONS), "Activation of --model mlp. [default: relu]"),
-    ("--hidden", "hidden", str, "Hidden widths, comma separated. [default: 256,256]"),
+    ("--model", "model", click.Choice(MODELS), "Network (chainzrule, mlp, kan; cnn and chainzrule-cnn for square images) or classical baseline. [default: chainzrule]"),
+    ("--activation", "activation", click.Choice(ACTIVATIONS), "Activation of --model mlp or cnn. [default: relu]"),
+    ("--hidden", "hidden", str, "Hidden widths, comma separated (after the conv blocks for the CNNs). [default: 256,256]"),
+    ("--conv-channels", "conv_channels", str, "Channels of the CNNs' conv blocks (3x3 conv, activation, 2x2 max-pool), comma separated. [default: 16,32]"),
     ("--degree", "degree", int, "Polynomial degree of the ChainzRule activation. [default: 3]"),
     ("--poly-init", "poly_init", click.Choice(["gelu", "silu", "tanh", "identity"]), "Activation the polynomials start as. [default: gelu]"),
     ("--bound", "bound", float, "Working interval [-R, R] of the polynomials. [default: 3]"),
@@ -66,7 +67,7 @@ TRAIN_OPTIONS = [
     ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),
     ("--dtype", "dtype", click.Choice(["float32", "float64", "bfloat16"]), "Parameter and input dtype. [default: float32]"),
     ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
-    ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD with --robustness, comma separated. [default: 0.05,0.1]"),
+    ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD/APGD with --robustness, comma separated. [default: 0.05,0.1]"),
 ]
 
 

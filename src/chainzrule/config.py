@@ -34,8 +34,11 @@ from .poly import BASES, RANGE_CONTROLS
 from .regularizers import REGULARIZERS
 
 # Choices defined where the thing lives (imported above); these are the training loop's own.
-MODELS = ("chainzrule", "mlp", "kan", "logreg", "svm", "xgboost")
-NEURAL_MODELS = ("chainzrule", "mlp", "kan")
+MODELS = ("chainzrule", "mlp", "kan", "cnn", "chainzrule-cnn", "logreg", "svm", "xgboost")
+NEURAL_MODELS = ("chainzrule", "mlp", "kan", "cnn", "chainzrule-cnn")
+#: Models with learnable polynomials (DREG on by default) and models DREG applies to.
+CHAINZRULE_MODELS = ("chainzrule", "chainzrule-cnn")
+DREG_MODELS = ("chainzrule", "mlp", "cnn", "chainzrule-cnn")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES_PREFIX = ("cpu", "cuda", "mps")
@@ -144,7 +147,7 @@ class TrainConfig:
         """λ actually used: ``dreg`` if given, else the default for ChainzRule and 0 otherwise."""
         if self.dreg is not None:
             return float(self.dreg)
-        return DEFAULT_CHAINZRULE_DREG if self.model == "chainzrule" else 0.0
+        return DEFAULT_CHAINZRULE_DREG if self.model in CHAINZRULE_MODELS else 0.0
 
     @property
     def is_neural(self) -> bool:

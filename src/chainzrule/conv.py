@@ -122,6 +122,41 @@ class ConvHiddenLayer(nn.Module):
         return CF.conv_row_norms_sq(c.weight, tuple(input_shape), c.stride, c.padding, c.dilation, c.groups,
                                     c.padding_mode)
 
+    @torch.no_grad()
+    def operator_norm(self, input_shape, iters: int = 100, seed: int = 0) -> float:
+        """ℓ2 operator norm of the convolution (bias aside) on inputs of spatial shape
+        ``input_shape``: the largest singular value of ``C``, by power iteration on ``CᵀC``
+        (``iters`` steps from a seeded random start; an estimate from below that converges to it).
+
+        >>> from chainzrule.activations import ReLU
+        >>> layer = ConvHiddenLayer(1, 1, 1, ReLU(), bias=False)
+        >>> _ = layer.conv.weight.fill_(-2.0)
+        >>> round(layer.operator_norm((5, 5)), 6)                   # a 1x1 conv is 2·identity
+        2.0
+        """
+        c = self.conv
+        w = c.weight.detach().double()
+        g = torch.Generator().manual_seed(int(seed))
+        v = torch.randn((1, c.in_channels, *input_shape), generator=g, dtype=torch.float64).to(w.device)
+        conv = lambda u: self._conv_nobias(u, w)  # [1, C_in, *S] -> [1, C_out, *S']
+        norm = 0.0
+        for _ in range(int(iters)):
+            v = v / v.norm().clamp_min(1e-300)
+            u = conv(v)
+            (v,) = torch.autograd.functional.vjp(conv, v, u)[1:]  # Cᵀ C v
+            norm = float(u.norm())
+        return norm
+
+    def _conv_nobias(self, u: Tensor, w: Tensor) -> Tensor:
+        c = self.conv
+        if c.padding_mode != "zeros":
+            u = torch.nn.functional.pad(u, c._reversed_padding_repeated_twice, mode=c.padding_mode)
+            pad = 0
+        else:
+            pad = c.padding
+        fn = torch.nn.functional.conv1d if self.spatial_dims == 1 else torch.nn.functional.conv2d
+        return fn(u, w, None, c.stride, pad, c.dilation, c.groups)
+
     def derivative(self, x: Tensor) -> Tensor:
         """σ'(conv(x)), ``[N, C_out, *S']`` (for inspection)."""
         self._check(x)

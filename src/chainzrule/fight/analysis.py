@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ADV_COLUMN, ATTACKS
+from ..config import ADV_COLUMN, ATTACKS, CHAINZRULE_MODELS
 from ..errors import ConfigError, DataError
 from .stats import (
     holm_bonferroni,
@@ -537,7 +537,7 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
 
 def _lambda_of(row: dict[str, str]) -> float | None:
     lam = to_number(row.get("dreg"))
-    if lam is None and row.get("model") == "chainzrule":
+    if lam is None and row.get("model") in CHAINZRULE_MODELS:
         from ..config import DEFAULT_CHAINZRULE_DREG
 
         lam = DEFAULT_CHAINZRULE_DREG
@@ -932,16 +932,16 @@ def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
     """
     cfg = fight.config_of(name)
     model = cfg.get("model")
-    if model == "chainzrule":
+    if model in CHAINZRULE_MODELS:
         family = "ChainzRule"
-    elif model == "mlp" and str(cfg.get("activation", "relu")).lower() in ("relu", "gelu"):
+    elif model in ("mlp", "cnn") and str(cfg.get("activation", "relu")).lower() in ("relu", "gelu"):
         family = str(cfg.get("activation", "relu")).upper().replace("RELU", "ReLU")
     else:
         return None
     if str(cfg.get("reg") or "none").lower() != "none" or cfg.get("dreg_schedule") not in (None, "", "none", "constant"):
         return None
     lam = to_number(cfg.get("dreg"))
-    if lam is None and model == "chainzrule":
+    if lam is None and model in CHAINZRULE_MODELS:
         from ..config import DEFAULT_CHAINZRULE_DREG
 
         lam = float(DEFAULT_CHAINZRULE_DREG)

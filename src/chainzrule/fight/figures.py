@@ -105,10 +105,10 @@ def _family(fight: Fight, name: str) -> str:
     cfg = fight.config_of(name)
     rows = fight.phase("final", name)
     model = cfg.get("model") or (rows[0].get("model") if rows else "") or "?"
-    if model == "mlp":
+    if model in ("mlp", "cnn"):
         act = cfg.get("activation") or (rows[0].get("activation") if rows else "") or "relu"
-        return "MLP " + {"relu": "ReLU", "gelu": "GELU", "silu": "SiLU"}.get(str(act), str(act))
-    return {"chainzrule": "ChainzRule"}.get(model, model)
+        return model.upper() + " " + {"relu": "ReLU", "gelu": "GELU", "silu": "SiLU"}.get(str(act), str(act))
+    return {"chainzrule": "ChainzRule", "chainzrule-cnn": "ChainzRule CNN"}.get(model, model)
 
 
 def _trace(fight: Fight, name: str) -> tuple[int | None, np.ndarray] | None:

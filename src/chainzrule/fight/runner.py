@@ -321,7 +321,7 @@ def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
         "fold": c.get("cv_fold") if c.get("cv_folds") else None,
         "n_train": _get(rec, "data", "n_train"), "n_val": _get(rec, "data", "n_val"),
         "n_test": _get(rec, "data", "n_test"),
-        "model": c["model"], "activation": c["activation"] if c["model"] == "mlp" else None,
+        "model": c["model"], "activation": c["activation"] if c["model"] in ("mlp", "cnn") else None,
         "hidden": "-".join(str(w) for w in c["hidden"]), "reg": c["reg"], "reg_strength": c["reg_strength"],
         "dreg": TrainConfig.from_dict(c).dreg_lambda, "lr": c["lr"], "epochs": c["epochs"],
         "params": r.get("params"), "val_accuracy": _get(r, "val", "accuracy"),

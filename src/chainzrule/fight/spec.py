@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ADV_COLUMN, ATTACKS, FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
+from ..config import ADV_COLUMN, ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
 from ..errors import ConfigError
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
@@ -45,7 +45,6 @@ METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one"
                   "params", "train_seconds", "step_ms", "peak_memory_mb")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 #: Models whose hidden layers DREG can regularize (KAN layers have no σ'(z)·W Jacobian).
-DREG_MODELS = ("chainzrule", "mlp")
 
 
 @dataclass
@@ -122,8 +121,8 @@ def _merge(a: dict, b: dict) -> dict:
 
 
 #: Tunable fields and the models they act on (tuning anything else would spend trials on a no-op).
-TUNABLE = {"lr": ("chainzrule", "mlp", "kan", "xgboost"), "reg_strength": MODELS,
-           "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": ("chainzrule",),
+TUNABLE = {"lr": (*NEURAL_MODELS, "xgboost"), "reg_strength": MODELS,
+           "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": CHAINZRULE_MODELS,
            "logit_scale": NEURAL_MODELS, "svm_gamma": ("svm",), "xgb_trees": ("xgboost",),
            "xgb_depth": ("xgboost",), "xgb_min_child_weight": ("xgboost",), "xgb_subsample": ("xgboost",)}
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainConfig
+from ..config import DREG_MODELS, TrainConfig
 from ..errors import ConfigError
 from ..kan import KAN
 from ..models import ChainzRuleMLP, MLP
@@ -39,9 +39,17 @@ def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str)
     if cfg.model == "mlp":
         return _apply_logit_scale(cfg, MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation,
                                            head=head))
+    if cfg.model in ("cnn", "chainzrule-cnn"):
+        from ..cnn import CNN, infer_image_shape
+
+        poly = {} if cfg.model == "cnn" else dict(degree=cfg.degree, init=cfg.poly_init, bound=cfg.bound,
+                                                   range_control=cfg.range_control, basis=cfg.poly_basis)
+        cnn = CNN(infer_image_shape(in_features), list(cfg.conv_channels), list(cfg.hidden), num_classes,
+                  activation="chainzrule" if poly else cfg.activation, head=head, **poly)
+        return _apply_logit_scale(cfg, cnn)
     if cfg.model == "kan":
         if cfg.dreg_lambda > 0:
-            raise ConfigError("DREG needs a chainzrule or mlp model, got model 'kan' with dreg > 0")
+            raise ConfigError(f"DREG needs one of {', '.join(DREG_MODELS)}, got model 'kan' with dreg > 0")
         if head is None:
             kan = KAN(in_features, list(cfg.hidden), num_classes, grid_size=cfg.kan_grid)
             return _apply_logit_scale(cfg, _kan_input_norm(cfg, kan, in_features))
