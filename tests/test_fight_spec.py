@@ -111,6 +111,10 @@ SPEC_PROBES = [
     (lambda r: _contender(r, "relu").update(tune={"bound": [1.0, 4.0, "linear"]}), "cannot tune 'bound' on model 'mlp'"),
     (lambda r: r["accuracy_matched"].update(contender="logreg"), "only networks have a width to sweep"),
     (lambda r: r["accuracy_matched"].update(seeds="three"), "[accuracy_matched] seeds must be an integer"),
+    (lambda r: r["accuracy_matched"].update(baselines="relu"), "[accuracy_matched] baselines must be a list"),
+    (lambda r: r["accuracy_matched"].update(baselines=["ghost"]), "'ghost' is not a contender"),
+    (lambda r: r["accuracy_matched"].update(baselines=["logreg"]), "only networks have a width to sweep"),
+    (lambda r: r["accuracy_matched"].update(baselines=["cr-dreg"]), "must not include the contender itself"),
     (lambda r: r["lambda_sweep"].update(seeds=0), "[lambda_sweep] seeds must be an integer"),
     (lambda r: r["lambda_sweep"].update(values=[0.0, 1e300]), "[lambda_sweep] values must be a list of numbers in [0, 1e+30]"),
     # bad tuning ranges
@@ -189,3 +193,24 @@ def test_cli_refuses_spec_probe_with_exit_2_and_writes_nothing(tmp_path, capsys,
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("chainzrule: error: ") and message in lines[0], err
     assert not out.exists(), "nothing may be written before the spec is accepted"
+
+
+def test_size_view_sweeps_the_baseline_family_best_on_validation():
+    """[accuracy_matched] baselines: the runner adds a width sweep of the baseline family whose tuned
+    validation accuracy is best — decided on validation, never on test."""
+    from chainzrule.fight.runner import _count_after_tuning_per_cell, best_baseline, plan_after_tuning
+
+    raw = _tiny()
+    raw["contender"].append({"name": "gelu", "model": "mlp", "activation": "gelu", "tune": {"lr": [1e-3, 1e-2, "log"]}})
+    raw["accuracy_matched"]["baselines"] = ["relu", "gelu", "kan"]
+    spec = parse_spec(raw)
+    configs = {c.name: c.config for c in spec.contenders}
+    tuning = {c.name: {"best_params": {}, "best_val_accuracy": 0.8} for c in spec.contenders}
+    tuning["gelu"]["best_val_accuracy"] = 0.9
+    assert best_baseline(spec.accuracy_matched, tuning) == "gelu"
+    tasks = plan_after_tuning(spec, configs, tuning)
+    widths = {(t.contender, t.config.hidden) for t in tasks if t.phase == "width"}
+    assert widths == {(n, (w,)) for n in ("cr-dreg", "gelu") for w in (4, 8)}
+    assert len(tasks) == _count_after_tuning_per_cell(spec)
+    tuning["gelu"]["best_val_accuracy"] = None  # no tuned score: not chosen
+    assert best_baseline(spec.accuracy_matched, tuning) == "relu"

@@ -1086,10 +1086,11 @@ def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list
 def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) -> dict[str, Any]:
     """The accuracy-matched view from validation-tuned width sweeps of both families.
 
-    Reads "width" rows (``contender, hidden, params, seed, val_accuracy, test_accuracy``; every
-    width tuned on validation by the runner) of the ``[accuracy_matched]`` contender and of the
-    baseline family (every other contender with width rows; with several, the one whose best
-    width has the highest mean *validation* accuracy). The target is the best baseline width's
+    Reads "width" rows (``contender, hidden, params, seed, val_accuracy, test_accuracy``; each
+    width trained with its family's tuned hyperparameters, the baseline family picked by the runner
+    on tuned validation accuracy from ``[accuracy_matched] baselines``) of the ``[accuracy_matched]``
+    contender and of the baseline family (every other contender with width rows; with several, the
+    one whose best width has the highest mean *validation* accuracy). The target is the best baseline width's
     validation mean minus the section's ``margin``, and the ratio ``params_base / params_cr``
     where the two validation curves reach it, with a seed-bootstrap interval
     (:func:`~.stats.param_ratio_bootstrap`, the best-width choice redone in every resample):

@@ -270,11 +270,13 @@ def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[st
              for s in range(spec.seeds) for c in spec.contenders]
     acc = spec.accuracy_matched
     if acc and acc["contender"] in configs:
-        depth = len(final_config(spec, configs, tuning, acc["contender"]).hidden)
-        for s in range(acc.get("seeds") or spec.seeds):
-            for w in acc["widths"]:
-                cfg = final_config(spec, configs, tuning, acc["contender"], seed=s, hidden=[w] * depth, **cv)
-                tasks.append(Task("width", acc["contender"], cfg, True, s))
+        swept = [acc["contender"]] + ([b] if (b := best_baseline(acc, tuning)) else [])
+        for name in swept:
+            depth = len(final_config(spec, configs, tuning, name).hidden)
+            for s in range(acc.get("seeds") or spec.seeds):
+                for w in acc["widths"]:
+                    cfg = final_config(spec, configs, tuning, name, seed=s, hidden=[w] * depth, **cv)
+                    tasks.append(Task("width", name, cfg, True, s))
     sweep = spec.lambda_sweep
     if sweep and sweep["contender"] in configs:
         for s in range(sweep.get("seeds") or spec.seeds):
@@ -284,6 +286,14 @@ def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[st
     return tasks
 
 
+def best_baseline(acc: dict, tuning: dict[str, dict]) -> str | None:
+    """The ``[accuracy_matched]`` baseline family to sweep: of ``acc["baselines"]``, the one whose
+    tuned best validation accuracy is highest (validation only: no test data decides it)."""
+    scored = [(tuning[b]["best_val_accuracy"], b) for b in acc.get("baselines") or ()
+              if b in tuning and tuning[b].get("best_val_accuracy") is not None]
+    return max(scored)[1] if scored else None
+
+
 def _count_after_tuning(spec: FightSpec) -> int:
     return len(cells(spec)) * _count_after_tuning_per_cell(spec)
 
@@ -291,7 +301,8 @@ def _count_after_tuning(spec: FightSpec) -> int:
 def _count_after_tuning_per_cell(spec: FightSpec) -> int:
     n = spec.seeds * len(spec.contenders)
     if spec.accuracy_matched:
-        n += (spec.accuracy_matched.get("seeds") or spec.seeds) * len(spec.accuracy_matched["widths"])
+        families = 1 + bool(spec.accuracy_matched.get("baselines"))
+        n += families * (spec.accuracy_matched.get("seeds") or spec.seeds) * len(spec.accuracy_matched["widths"])
     if spec.lambda_sweep:
         n += (spec.lambda_sweep.get("seeds") or spec.seeds) * len(spec.lambda_sweep["values"])
     return n
@@ -377,7 +388,7 @@ def _check_before_runs(spec: FightSpec, in_features: int, num_classes: int, task
         cfg = TrainConfig.from_dict({**spec.base, **conf})
         check_fits(cfg, in_features, num_classes, task)
         acc = spec.accuracy_matched
-        if acc and acc["contender"] == name:
+        if acc and (acc["contender"] == name or name in acc.get("baselines", ())):
             for w in acc["widths"]:
                 check_fits(cfg.replace(hidden=[w] * len(cfg.hidden)), in_features, num_classes, task)
     return configs

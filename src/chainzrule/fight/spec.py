@@ -349,8 +349,16 @@ def _section_contender(where: str, section: dict, models: dict[str, str], allowe
 def _check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | None:
     if not acc:
         return None
-    _check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds"})
+    _check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds", "baselines"})
     name = _section_contender("[accuracy_matched]", acc, models, NEURAL_MODELS, "only networks have a width to sweep")
+    baselines = acc.get("baselines", [])
+    if not isinstance(baselines, list) or any(not isinstance(b, str) for b in baselines):
+        raise ConfigError(f"[accuracy_matched] baselines must be a list of contender names, got {baselines!r}")
+    for b in baselines:
+        _section_contender("[accuracy_matched] baselines", {"contender": b}, models, NEURAL_MODELS,
+                           "only networks have a width to sweep")
+    if name in baselines:
+        raise ConfigError(f"[accuracy_matched] baselines must not include the contender itself ({name!r})")
     widths = acc.get("widths")
     if not isinstance(widths, list) or not widths or any(not isinstance(w, int) or isinstance(w, bool)
                                                          or not 1 <= w <= INT_LIMIT for w in widths):
@@ -359,7 +367,7 @@ def _check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | 
     if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < 1:
         raise ConfigError(f"[accuracy_matched] margin must be in [0, 1), got {margin!r}")
     return {"contender": name, "widths": sorted(widths), "margin": float(margin),
-            "seeds": _section_seeds("[accuracy_matched]", acc)}
+            "seeds": _section_seeds("[accuracy_matched]", acc), "baselines": list(dict.fromkeys(baselines))}
 
 
 def _check_sweep(sweep: dict | None, models: dict[str, str]) -> dict | None:
