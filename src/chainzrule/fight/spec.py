@@ -202,6 +202,9 @@ def _apply_quick(fight: dict, base: dict, contenders_raw: list[dict], acc, sweep
         if missing:
             raise ConfigError(f"[quick] contenders: unknown contender(s) {', '.join(missing)}: expected some of {', '.join(sorted(map(str, names)))}")
         contenders_raw = [c for c in contenders_raw if c.get("name") in keep]
+        if acc and isinstance(acc.get("baselines"), list):  # families the profile dropped are not swept
+            unknown = [b for b in acc["baselines"] if b not in names]
+            acc = {**acc, "baselines": unknown + [b for b in acc["baselines"] if b in keep]}
     if "accuracy_matched" in q:
         acc = _merge(acc or {}, _table(q, "accuracy_matched", "[quick] accuracy_matched")) if q["accuracy_matched"] else None
     if "lambda_sweep" in q:
