@@ -25,7 +25,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .analysis import Fight, claim_rows, load_fight, summary_table
+from .analysis import summary_table
+from .claims import claim_rows
+from .loading import Fight, load_fight
 
 __all__ = ["PREVIOUS", "parse_published_claims", "claim_changes", "contender_changes", "previous_fight"]
 

@@ -1,5 +1,5 @@
 """The Fair Fight report's plots: one function per figure, each taking a loaded
-:class:`~chainzrule.fight.analysis.Fight`, saving a PNG to ``path`` and returning whether there
+:class:`~chainzrule.fight.loading.Fight`, saving a PNG to ``path`` and returning whether there
 was anything to plot (False: nothing written).
 
 :func:`plot_accuracy_vs_params`, :func:`plot_accuracy_vs_tau`, :func:`plot_grad_norms`,
@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import Fight, is_fraction, to_number, summary_of, metric_unit, accuracy_matched
+from .formatting import is_fraction, metric_unit
+from .loading import Fight, summary_of, to_number
+from .views import accuracy_matched
 
 __all__ = [
     "plot_accuracy_vs_params",

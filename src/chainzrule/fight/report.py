@@ -64,29 +64,11 @@ from typing import Any
 
 from ..data.cache import atomic_write_text
 from . import analysis as _analysis
-from .analysis import (
-    MAIN_METRICS,
-    Fight,
-    format_value,
-    format_margin,
-    format_p,
-    format_with_unit,
-    is_fraction,
-    to_number,
-    metric_unit,
-    PREVIEW,
-    accuracy_matched,
-    attribution_table,
-    claim_rows,
-    expected_max_curves,
-    failure_text,
-    size_view,
-    tuning_edges,
-    lambda_table,
-    load_fight,
-    paired_comparisons,
-    summary_table,
-)
+from .analysis import failure_text, paired_comparisons, summary_table
+from .claims import PREVIEW, claim_rows
+from .formatting import format_margin, format_p, format_value, format_with_unit, is_fraction, metric_unit
+from .loading import MAIN_METRICS, Fight, load_fight, to_number  # noqa: F401
+from .views import accuracy_matched, attribution_table, expected_max_curves, lambda_table, size_view, tuning_edges
 from .verdicts import NOT_COMPARABLE
 from .figures import (
     plot_accuracy_vs_params,

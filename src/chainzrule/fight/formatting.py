@@ -1,0 +1,58 @@
+"""Display formatting shared by the claims table and the markdown report: every number in its unit.
+
+Fraction metrics (accuracies, fgsm_/pgd_ columns) are shown in %, differences of them in points;
+p-values to four places.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..config import ADV_COLUMN
+
+__all__ = ["is_fraction", "format_value", "format_with_unit", "format_margin", "metric_unit", "format_p"]
+
+#: Columns shown as percentages (they hold fractions in results.csv).
+_FRACTION_METRICS = {"test_accuracy", "val_accuracy", "test_off_by_one", "corruption_accuracy"}
+
+
+def is_fraction(metric: str) -> bool:
+    return metric in _FRACTION_METRICS or bool(ADV_COLUMN.match(metric))
+
+
+def format_value(metric: str, v: float | None, *, diff: bool = False) -> str:
+    """One number of ``metric`` in its display unit (accuracies in %, diffs in points)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if is_fraction(metric):
+        return f"{100 * v:+.2f}" if diff else f"{100 * v:.2f}"
+    if metric == "params":
+        return f"{v:+,.0f}" if diff else f"{v:,.0f}"
+    if metric in ("step_ms",):
+        return f"{v:.2f}"
+    if metric in ("train_seconds", "peak_memory_mb"):
+        return f"{v:.1f}"
+    if metric in ("test_mae", "test_qwk"):
+        return f"{v:+.3f}" if diff else f"{v:.3f}"
+    if v != 0 and not 1e-3 <= abs(v) < 1e5:
+        return f"{v:+.3e}" if diff else f"{v:.3e}"
+    return f"{v:+.3f}" if diff else f"{v:.3f}"
+
+
+def format_with_unit(metric: str, v: float | None) -> str:
+    """:func:`format_value` with the unit: ``96.38%`` for fraction metrics."""
+    return format_value(metric, v) + ("%" if is_fraction(metric) and v is not None else "")
+
+
+def format_margin(metric: str, margin: float) -> str:
+    return f"{100 * margin:.2f} points" if is_fraction(metric) else format_value(metric, margin)
+
+
+def metric_unit(metric: str) -> str:
+    return " (%)" if is_fraction(metric) else ""
+
+
+def format_p(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "—"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"

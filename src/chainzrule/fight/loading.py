@@ -1,0 +1,256 @@
+"""A Fair Fight folder, loaded: :class:`Fight` (spec, results.csv rows, run records) and :func:`load_fight`.
+
+The bottom layer of the fight analysis: :mod:`.views`, :mod:`.claims`, :mod:`.analysis`, the
+figures and the report all read a :class:`Fight`. The folder's format is ``docs/FIGHT_FORMAT.md``;
+:func:`to_number` and :func:`summary_of` read numbers out of its cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import ADV_COLUMN, ATTACKS
+from ..errors import ConfigError, DataError
+from .stats import summarize
+
+__all__ = ["Fight", "load_fight", "as_fight", "to_number", "summary_of", "MAIN_METRICS"]
+
+#: Metric columns of the main table, in this order (fgsm_/pgd_ columns are inserted after
+#: corruption_accuracy); a column is shown only if some final run has a value in it.
+MAIN_METRICS: tuple[str, ...] = (
+    "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean", "tau_input", "tau_train",
+    "pgv", "lipschitz_bound", "corruption_accuracy", "step_ms", "train_seconds",
+)
+#: Columns that, with n_train/n_test, mark results.csv rows as splits of repeated CV.
+_SPLIT_COLS = ("repeat", "fold")
+
+
+@dataclass
+class Fight:
+    """A fight folder, loaded: the spec (raw JSON), the results.csv rows, the run records."""
+
+    folder: Path
+    spec: dict[str, Any]
+    columns: list[str]
+    rows: list[dict[str, str]]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    tuning: dict[str, Any] | None = None
+    unreadable_runs: int = 0
+
+    # --- spec access (flat, as the runner writes it; the TOML's nested form also works) -----
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.spec:
+            return self.spec[key]
+        fight = self.spec.get("fight")
+        if isinstance(fight, dict) and key in fight:
+            return fight[key]
+        return default
+
+    @property
+    def alpha(self) -> float:
+        return float(self.get("alpha", 0.05))
+
+    @property
+    def reference(self) -> str | None:
+        return self.get("reference")
+
+    @property
+    def primary(self) -> str:
+        """The results.csv column of the primary metric ("accuracy" → test_accuracy)."""
+        pm = str(self.get("primary_metric", "accuracy"))
+        for cand in (f"test_{pm}", pm):
+            if cand in self.columns:
+                return cand
+        return "test_accuracy"
+
+    @property
+    def spec_contenders(self) -> list[dict[str, Any]]:
+        cs = self.spec.get("contenders", self.spec.get("contender", []))
+        return [c for c in cs if isinstance(c, dict) and "name" in c]
+
+    @property
+    def claims(self) -> list[dict[str, Any]]:
+        return [c for c in self.spec.get("claims", self.spec.get("claim", [])) if isinstance(c, dict)]
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        s = self.get(name)
+        return s if isinstance(s, dict) and s else None
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return dict(self.get("base") or {})
+
+    # --- results access ---------------------------------------------------------------------
+    def phase(self, phase: str, contender: str | None = None) -> list[dict[str, str]]:
+        return [r for r in self.rows if r.get("phase") == phase and (contender is None or r.get("contender") == contender)]
+
+    def contenders(self) -> list[str]:
+        """Contenders with final runs: spec order first, then any others in first-seen order."""
+        seen = {r.get("contender") for r in self.phase("final")}
+        order = [c["name"] for c in self.spec_contenders if c["name"] in seen]
+        for r in self.phase("final"):
+            if r.get("contender") not in order:
+                order.append(r["contender"])
+        return order
+
+    def label(self, name: str) -> str:
+        for c in self.spec_contenders:
+            if c["name"] == name and c.get("label"):
+                return str(c["label"])
+        for r in self.rows:
+            if r.get("contender") == name and r.get("label"):
+                return r["label"]
+        return name
+
+    def config_of(self, name: str) -> dict[str, Any]:
+        """The contender's config overrides (spec.json ``configs`` if present, else its own)."""
+        configs = self.spec.get("configs") or {}
+        if name in configs and isinstance(configs[name], dict):
+            return configs[name]
+        for c in self.spec_contenders:
+            if c["name"] == name:
+                return c.get("config") or {k: v for k, v in c.items() if k not in ("name", "label", "tune")}
+        return {}
+
+    def by_seed(self, rows: list[dict[str, str]], metric: str) -> dict[int, float]:
+        """seed → value of ``metric`` (mean if a seed repeats), empty and non-finite cells skipped."""
+        acc: dict[int, list[float]] = {}
+        for r in rows:
+            v, s = to_number(r.get(metric)), to_number(r.get("seed"))
+            if v is not None and s is not None:
+                acc.setdefault(int(s), []).append(v)
+        return {s: float(np.mean(v)) for s, v in sorted(acc.items())}
+
+    @property
+    def resampled(self) -> bool:
+        """True when the runs are repeated-CV splits: ``repeat``/``fold`` columns with values in some
+        row, and ``n_train``/``n_test`` (the v2 runner writes the columns for every fight; a fight
+        on the dataset's own split leaves repeat/fold empty)."""
+        if not (any(c in self.columns for c in _SPLIT_COLS)
+                and all(c in self.columns for c in ("n_train", "n_test"))):
+            return False
+        return any(str(r.get(c, "")).strip() not in ("", "None", "nan") for r in self.rows for c in _SPLIT_COLS)
+
+    def by_split(self, rows: list[dict[str, str]], metric: str) -> dict[tuple, float]:
+        """(seed, repeat, fold) → value of ``metric``; per seed (as :meth:`by_seed`) without CV columns."""
+        if not self.resampled:
+            return {(s,): v for s, v in self.by_seed(rows, metric).items()}
+        acc: dict[tuple, list[float]] = {}
+        for r in rows:
+            v = to_number(r.get(metric))
+            if v is not None:
+                key = tuple(to_number(r.get(c)) for c in ("seed",) + _SPLIT_COLS)
+                acc.setdefault(key, []).append(v)
+        return {k: float(np.mean(v)) for k, v in sorted(acc.items(), key=lambda kv: [(x is None, x or 0) for x in kv[0]])}
+
+    def split_sizes(self, rows: list[dict[str, str]]) -> tuple[float, float] | None:
+        """Mean ``(n_train, n_test)`` of repeated-CV rows, or None (plain seeds: no correction)."""
+        if not self.resampled:
+            return None
+        tr = [v for v in (to_number(r.get("n_train")) for r in rows) if v]
+        te = [v for v in (to_number(r.get("n_test")) for r in rows) if v]
+        return (float(np.mean(tr)), float(np.mean(te))) if tr and te else None
+
+    def values(self, phase: str, contender: str, metric: str) -> dict[int, float]:
+        return self.by_seed(self.phase(phase, contender), metric)
+
+    def adversarial_columns(self) -> list[str]:
+        cols = [c for c in self.columns if ADV_COLUMN.match(c)]
+        return sorted(cols, key=lambda c: (ATTACKS.index(ADV_COLUMN.match(c).group(1)), float(ADV_COLUMN.match(c).group(2))))
+
+    def main_metrics(self) -> list[str]:
+        """Metric columns of the main table present in results.csv with some final value."""
+        i = MAIN_METRICS.index("corruption_accuracy") + 1
+        cand = list(MAIN_METRICS[:i]) + self.adversarial_columns() + list(MAIN_METRICS[i:])
+        if self.primary not in cand:
+            cand.insert(0, self.primary)
+        finals = self.phase("final")
+        return [m for m in cand if m in self.columns and any(to_number(r.get(m)) is not None for r in finals)]
+
+    def seed0_run(self, contender: str, phase: str = "final") -> dict[str, Any] | None:
+        """The run record of the contender's lowest seed (seed 0 when present) in ``phase``."""
+        cands = [r for r in self.runs if r.get("phase") == phase and r.get("contender") == contender]
+        if not cands:
+            return None
+        return min(cands, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+
+
+def to_number(cell: Any) -> float | None:
+    """A csv cell as a finite float, or None (empty, 'None', non-numeric, nan, inf)."""
+    if cell is None or isinstance(cell, bool):
+        return None
+    try:
+        v = float(cell)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a results.csv; DataError for a file that is not one (binary, garbled)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = [dict(r) for r in reader]
+            columns = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path} is not a readable results.csv (expected UTF-8 CSV text: {e})") from None
+    except OSError as e:
+        raise DataError(f"{path} cannot be read: {e.strerror or e}") from None
+    for need in ("phase", "contender", "seed"):
+        if need not in columns:
+            raise ConfigError(f"{path}: expected a {need!r} column, got {', '.join(map(repr, columns[:8])) or 'no header'}")
+    bad = [i + 2 for i, r in enumerate(rows) if None in r or any(v is None for v in r.values())]
+    if bad:
+        raise DataError(f"{path}: line(s) {', '.join(map(str, bad[:5]))} do not have the header's "
+                        f"{len(columns)} fields: the file is truncated or garbled")
+    return columns, rows
+
+
+def load_fight(folder: str | Path) -> Fight:
+    """Load a fight folder; ConfigError if it lacks results.csv or spec.json."""
+    folder = Path(folder)
+    missing = [n for n in ("results.csv", "spec.json") if not (folder / n).is_file()]
+    if missing:
+        raise ConfigError(f"{folder} is not a fight folder: expected results.csv and spec.json, missing {', '.join(missing)}")
+    try:
+        spec = json.loads((folder / "spec.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{folder / 'spec.json'} is not valid JSON: {e}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{folder / 'spec.json'}: expected a JSON object, got {type(spec).__name__}")
+    columns, rows = _read_results(folder / "results.csv")
+    runs, bad = [], 0
+    for p in sorted((folder / "runs").glob("*.json")) if (folder / "runs").is_dir() else []:
+        try:
+            rec = json.loads(p.read_text())
+            if isinstance(rec, dict):
+                runs.append(rec)
+            else:
+                bad += 1
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            bad += 1
+    tuning = None
+    if (folder / "tuning.json").is_file():
+        try:
+            tuning = json.loads((folder / "tuning.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            tuning = None
+    return Fight(folder, spec, columns, rows, runs, tuning if isinstance(tuning, dict) else None, bad)
+
+
+def as_fight(folder_or_fight: str | Path | Fight) -> Fight:
+    """The :class:`Fight` itself, or the folder loaded by :func:`load_fight`."""
+    return folder_or_fight if isinstance(folder_or_fight, Fight) else load_fight(folder_or_fight)
+
+
+def summary_of(values: dict[int, float] | list[float]) -> dict[str, Any] | None:
+    vals = list(values.values()) if isinstance(values, dict) else list(values)
+    return summarize(vals) if vals else None

@@ -1,0 +1,368 @@
+"""The fight's analysis views beyond the main table, as data for the report and the figures.
+
+- size: :func:`accuracy_matched` (legacy, chosen on test) and :func:`size_view` (from
+  validation-tuned width sweeps of both families);
+- :func:`lambda_table` — the λ sweep;
+- :func:`attribution_table` — activation family × (no DREG, DREG), paired;
+- tuning: :func:`tuning_edges` (optima on the edge of their range) and
+  :func:`expected_max_curves` (expected best validation vs trials).
+
+All statistics come from :mod:`chainzrule.fight.stats`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..config import CHAINZRULE_MODELS
+from ..errors import DataError
+from .formatting import format_margin
+from .loading import Fight, summary_of, to_number
+from .stats import (
+    corrected_resampled_ttest,
+    edge_of_range,
+    expected_max_curve,
+    holm_bonferroni,
+    paired_tests,
+    param_ratio_bootstrap,
+    range_position,
+    summarize,
+)
+
+__all__ = [
+    "accuracy_matched",
+    "size_view",
+    "lambda_table",
+    "attribution_table",
+    "tuning_edges",
+    "expected_max_curves",
+    "ATTRIBUTION_FAMILIES",
+    "ATTRIBUTION_DREG",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# size: the legacy accuracy-matched view (chosen on test)
+# ----------------------------------------------------------------------------------------------
+
+
+def _baselines(fight: Fight, contender: str) -> list[str]:
+    names = [n for n in fight.contenders() if n != contender]
+    model_of = {n: (fight.phase("final", n)[0].get("model") or "") for n in fight.contenders()}
+    own = model_of.get(contender) or str(fight.config_of(contender).get("model", ""))
+    other = [n for n in names if model_of.get(n) != own]
+    return other or names
+
+
+def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any]:
+    """The accuracy-matched view from the "width" rows.
+
+    Returns ``{"contender", "margin", "widths": [{"hidden", "params", "n", "mean", "std"}] sorted
+    by params, "baseline": {"contender", "label", "params", "mean"} | None, "threshold",
+    "match": one of widths | None, "ratio": best-baseline params / match params | None,
+    "reason": why there is no ratio ("" when there is)}``.
+    """
+    acc = fight.section("accuracy_matched") or {}
+    contender = acc.get("contender")
+    margin = float(acc.get("margin", 0.005))
+    out: dict[str, Any] = {"contender": contender, "margin": margin, "widths": [], "baseline": None,
+                           "threshold": None, "match": None, "ratio": None, "reason": ""}
+    width_rows = [r for r in fight.phase("width") if contender is None or r.get("contender") == contender]
+    if contender is None and width_rows:
+        contender = out["contender"] = width_rows[0].get("contender")
+    if not width_rows:
+        out["reason"] = "no width runs in results.csv"
+        return out
+    groups: dict[str, list[dict[str, str]]] = {}
+    for r in width_rows:
+        groups.setdefault(r.get("hidden") or "?", []).append(r)
+    for hidden, rs in groups.items():
+        s = summary_of(fight.by_seed(rs, fight.primary))
+        params = [v for v in (to_number(r.get("params")) for r in rs) if v is not None]
+        out["widths"].append({"hidden": hidden, "params": float(np.mean(params)) if params else None,
+                              "n": s["n"] if s else 0, "mean": s["mean"] if s else None,
+                              "std": s["std"] if s else None})
+    out["widths"].sort(key=lambda w: (w["params"] is None, w["params"] or 0))
+    cands = [baseline] if baseline else _baselines(fight, contender)
+    best = None
+    for name in cands:
+        rows = fight.phase("final", name)
+        params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None]
+        s = summary_of(fight.by_seed(rows, fight.primary))
+        if not rows or s is None or not params:
+            continue
+        if best is None or s["mean"] > best["mean"]:
+            best = {"contender": name, "label": fight.label(name), "params": float(np.mean(params)), "mean": s["mean"]}
+    if best is None:
+        out["reason"] = f"no baseline with final {fight.primary} and params" + (f" ({baseline})" if baseline else "")
+        return out
+    out["baseline"] = best
+    out["threshold"] = best["mean"] - margin
+    for w in out["widths"]:
+        if w["mean"] is not None and w["params"] and w["mean"] >= out["threshold"]:
+            out["match"] = w
+            out["ratio"] = best["params"] / w["params"]
+            break
+    else:
+        out["reason"] = f"no width of {contender} within {format_margin(fight.primary, margin)} of {best['label']}"
+    return out
+
+
+
+# ----------------------------------------------------------------------------------------------
+# size view without test leakage: width sweeps of both families, ratio at equal accuracy
+# ----------------------------------------------------------------------------------------------
+
+
+def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list[list[float]], list[str]]:
+    """A contender's "width" rows: params per width, per-seed ``metric`` per width, hidden labels
+    (widths without a parameter count or any value are left out)."""
+    groups: dict[str, list[dict[str, str]]] = {}
+    for r in fight.phase("width", contender):
+        groups.setdefault(r.get("hidden") or "?", []).append(r)
+    params, accs, hidden = [], [], []
+    for h, rs in groups.items():
+        p = [v for v in (to_number(r.get("params")) for r in rs) if v]
+        vals = list(fight.by_seed(rs, metric).values())
+        if p and vals:
+            params.append(float(np.mean(p)))
+            accs.append(vals)
+            hidden.append(h)
+    return params, accs, hidden
+
+
+def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) -> dict[str, Any]:
+    """The accuracy-matched view from validation-tuned width sweeps of both families.
+
+    Reads "width" rows (``contender, hidden, params, seed, val_accuracy, test_accuracy``; each
+    width trained with its family's tuned hyperparameters, the baseline family picked by the runner
+    on tuned validation accuracy from ``[accuracy_matched] baselines``) of the ``[accuracy_matched]``
+    contender and of the baseline family (every other contender with width rows; with several, the
+    one whose best width has the highest mean *validation* accuracy). The target is the best baseline width's
+    validation mean minus the section's ``margin``, and the ratio ``params_base / params_cr``
+    where the two validation curves reach it, with a seed-bootstrap interval
+    (:func:`~.stats.param_ratio_bootstrap`, the best-width choice redone in every resample):
+    no width and no baseline is chosen on the test set. The same ratio on the test curves, at
+    the test mean of that validation-chosen baseline width minus the margin, is given for
+    reference (``test``).
+
+    Returns ``{"contender", "baseline", "margin", "val": bootstrap dict | None, "test": ... |
+    None, "sweeps": {name: {"params", "val", "test", "hidden"}}, "reason"}``.
+    """
+    acc = fight.section("accuracy_matched") or {}
+    cr = acc.get("contender")
+    margin = float(acc.get("margin", 0.005))
+    out: dict[str, Any] = {"contender": cr, "baseline": None, "margin": margin, "val": None, "test": None,
+                           "sweeps": {}, "reason": ""}
+    if "val_accuracy" not in fight.columns or not fight.phase("width"):
+        out["reason"] = "no width rows with val_accuracy in results.csv"
+        return out
+    names = list(dict.fromkeys(r.get("contender") for r in fight.phase("width")))
+    cr = cr or names[0]
+    out["contender"] = cr
+    for n in names:
+        p, v, h = _sweep(fight, n, "val_accuracy")
+        pt, t, _ = _sweep(fight, n, fight.primary)
+        if len(p) >= 2:
+            out["sweeps"][n] = {"params": p, "val": v, "hidden": h, "test": t if pt == p else None}
+    bases = [n for n in out["sweeps"] if n != cr]
+    if cr not in out["sweeps"] or not bases:
+        out["reason"] = (f"width sweeps (≥ 2 widths with val_accuracy) of {cr!r} and of a baseline family are "
+                         f"needed; have {sorted(out['sweeps']) or 'none'}")
+        return out
+    base = max(bases, key=lambda n: max(np.mean(v) for v in out["sweeps"][n]["val"]))
+    out["baseline"] = base
+    sb, sc = out["sweeps"][base], out["sweeps"][cr]
+    try:
+        out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin, n_boot=n_boot)
+        if sb["test"] is not None and sc["test"] is not None:
+            j = int(np.argmax([np.mean(v) for v in sb["val"]]))
+            out["test"] = param_ratio_bootstrap(sb["params"], sb["test"], sc["params"], sc["test"],
+                                                target=float(np.mean(sb["test"][j])) - margin, n_boot=n_boot)
+    except (ValueError, DataError) as e:
+        out["reason"] = str(e)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the λ sweep
+# ----------------------------------------------------------------------------------------------
+
+
+def _lambda_of(row: dict[str, str]) -> float | None:
+    lam = to_number(row.get("dreg"))
+    if lam is None and row.get("model") in CHAINZRULE_MODELS:
+        from ..config import DEFAULT_CHAINZRULE_DREG
+
+        lam = DEFAULT_CHAINZRULE_DREG
+    return lam
+
+
+def lambda_table(fight: Fight) -> list[dict[str, Any]]:
+    """Per λ of the "lambda" rows: ``{"lambda", "n", "<metric>": summarize(...) | None}`` for the
+    primary metric, jacobian_fro_mean and pgv, sorted by λ; ``"marked"`` is True at λ ≈ 10^-2.5."""
+    groups: dict[float, list[dict[str, str]]] = {}
+    for r in fight.phase("lambda"):
+        lam = _lambda_of(r)
+        if lam is not None:
+            groups.setdefault(lam, []).append(r)
+    out = []
+    for lam in sorted(groups):
+        rs = groups[lam]
+        d: dict[str, Any] = {"lambda": lam, "n": len(rs),
+                             "marked": lam > 0 and abs(math.log10(lam) + 2.5) < 0.01}
+        for m in (fight.primary, "jacobian_fro_mean", "pgv"):
+            d[m] = summary_of(fight.by_seed(rs, m)) if m in fight.columns else None
+        out.append(d)
+    return out
+
+
+
+# ----------------------------------------------------------------------------------------------
+# attribution: activation family × (no DREG, DREG)
+# ----------------------------------------------------------------------------------------------
+
+#: The attribution grid's activation families and DREG settings, in display order.
+ATTRIBUTION_FAMILIES = ("ReLU", "GELU", "ChainzRule")
+ATTRIBUTION_DREG = ("no DREG", "DREG")
+
+
+def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
+    """``(family, dreg setting, λ)`` of a contender from its config, or None if it is no cell.
+
+    A cell is a plain contender: mlp with relu/gelu or chainzrule, no other regularizer, no DREG
+    schedule; "no DREG" needs λ = 0 (a ChainzRule contender without an explicit ``dreg`` has the
+    library default λ, so it is a DREG cell).
+    """
+    cfg = fight.config_of(name)
+    model = cfg.get("model")
+    if model in CHAINZRULE_MODELS:
+        family = "ChainzRule"
+    elif model in ("mlp", "cnn") and str(cfg.get("activation", "relu")).lower() in ("relu", "gelu"):
+        family = str(cfg.get("activation", "relu")).upper().replace("RELU", "ReLU")
+    else:
+        return None
+    if str(cfg.get("reg") or "none").lower() != "none" or cfg.get("dreg_schedule") not in (None, "", "none", "constant"):
+        return None
+    lam = to_number(cfg.get("dreg"))
+    if lam is None and model in CHAINZRULE_MODELS:
+        from ..config import DEFAULT_CHAINZRULE_DREG
+
+        lam = float(DEFAULT_CHAINZRULE_DREG)
+    lam = lam or 0.0
+    return family, ("DREG" if lam > 0 else "no DREG"), lam
+
+
+def attribution_table(fight: Fight) -> dict[str, Any]:
+    """The (ReLU, GELU, ChainzRule) × (no DREG, DREG) attribution on the primary metric, paired.
+
+    Cells are contenders identified by their configs (:func:`_attribution_cell`; the first with
+    final runs, in spec order, when several fit). Comparisons, each ``a − b`` paired by seed (by
+    split under repeated CV, with the corrected variance), Holm over the family: the polynomial
+    against ReLU and GELU at each matched DREG setting, and DREG against none within each
+    activation.
+
+    Returns ``{"cells": {(family, setting): {"contender", "label", "lambda", "summary"}},
+    "comparisons": [{"what", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "p", "holm_p"}],
+    "missing": [(family, setting)], "lambda_note", "reason"}``; ``reason`` is non-empty (and
+    there are no comparisons) when the spec lacks the cells to make any.
+    """
+    metric = fight.primary
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for name in fight.contenders():
+        cell = _attribution_cell(fight, name)
+        if cell is None or cell[:2] in cells or not fight.values("final", name, metric):
+            continue
+        cells[cell[:2]] = {"contender": name, "label": fight.label(name), "lambda": cell[2],
+                           "summary": summary_of(fight.by_seed(fight.phase("final", name), metric))}
+    missing = [(f, d) for f in ATTRIBUTION_FAMILIES for d in ATTRIBUTION_DREG if (f, d) not in cells]
+    pairs = []
+    for setting in ATTRIBUTION_DREG:
+        for other in ("ReLU", "GELU"):
+            pairs.append((f"ChainzRule vs {other} ({setting})", ("ChainzRule", setting), (other, setting)))
+    for fam in ATTRIBUTION_FAMILIES:
+        pairs.append((f"DREG vs no DREG ({fam})", (fam, "DREG"), (fam, "no DREG")))
+    comps, pvals = [], {}
+    for what, ca, cb in pairs:
+        if ca not in cells or cb not in cells:
+            continue
+        a_rows, b_rows = fight.phase("final", cells[ca]["contender"]), fight.phase("final", cells[cb]["contender"])
+        va, vb = fight.by_split(a_rows, metric), fight.by_split(b_rows, metric)
+        keys = [k for k in va if k in vb]
+        if len(keys) < 2:
+            continue
+        d = [va[k] - vb[k] for k in keys]
+        sizes = fight.split_sizes(a_rows + b_rows)
+        if sizes:
+            r = corrected_resampled_ttest(d, sizes[0], sizes[1], confidence=1.0 - fight.alpha)
+            p, lo, hi = r["p_value"], r["ci_low"], r["ci_high"]
+        else:
+            s = summarize(d, confidence=1.0 - fight.alpha)
+            p, lo, hi = paired_tests([va[k] for k in keys], [vb[k] for k in keys])["t_p"], s["ci_low"], s["ci_high"]
+        comps.append({"what": what, "a": cells[ca]["contender"], "b": cells[cb]["contender"], "n": len(keys),
+                      "mean_diff": float(np.mean(d)), "ci_low": lo, "ci_high": hi, "p": p, "holm_p": None,
+                      "corrected": bool(sizes)})
+        pvals[what] = p
+    if pvals:
+        holm = holm_bonferroni(pvals, alpha=fight.alpha)
+        for c in comps:
+            c["holm_p"] = holm.adjusted[c["what"]]
+    lams = sorted({round(c["lambda"], 12) for (f, d), c in cells.items() if d == "DREG"})
+    lambda_note = "" if len(lams) <= 1 else ("DREG cells use different λ (" + ", ".join(
+        f"{f} {c['lambda']:g}" for (f, d), c in cells.items() if d == "DREG") + "): not matched")
+    reason = "" if comps else ("the spec lacks the cells: " + ", ".join(f"{f} ({d})" for f, d in missing)
+                               if missing else "fewer than 2 paired seeds in every comparison")
+    return {"cells": cells, "comparisons": comps, "missing": missing, "lambda_note": lambda_note, "reason": reason}
+
+
+# ----------------------------------------------------------------------------------------------
+# tuning: optima on the edge of their range, expected best validation vs trials
+# ----------------------------------------------------------------------------------------------
+
+
+def _numeric_space(space: Any) -> tuple[float, float, bool] | None:
+    """``(low, high, log)`` of a ``[low, high, "log"|"linear"]`` tune entry; None for choices."""
+    if isinstance(space, (list, tuple)) and len(space) in (2, 3):
+        lo, hi = to_number(space[0]), to_number(space[1])
+        log = len(space) == 3 and str(space[2]).lower() == "log"
+        if lo is not None and hi is not None and lo < hi and (not log or lo > 0):
+            return lo, hi, log
+    return None
+
+
+def tuning_edges(fight: Fight, share: float = 0.1) -> list[dict[str, Any]]:
+    """Every tuned optimum (``tuning.json`` best_params) against its search space (spec.json
+    contenders' ``tune``): ``{"contender", "param", "value", "low", "high", "log", "position",
+    "edge"}`` per numeric hyperparameter; ``edge`` from :func:`~.stats.edge_of_range` (outer
+    ``share`` of the range, in log space for log ranges). Choices and values outside their range
+    (a widened range not recorded in the spec) get ``position`` None and ``edge`` None."""
+    out = []
+    tuning = fight.tuning or {}
+    for c in fight.spec_contenders:
+        best = (tuning.get(c["name"]) or {}).get("best_params") or {}
+        for param, space in (c.get("tune") or {}).items():
+            rng, v = _numeric_space(space), to_number(best.get(param))
+            if rng is None or v is None:
+                continue
+            lo, hi, log = rng
+            inside = lo <= v <= hi
+            out.append({"contender": c["name"], "param": param, "value": v, "low": lo, "high": hi, "log": log,
+                        "position": range_position(v, lo, hi, log) if inside else None,
+                        "edge": edge_of_range(v, lo, hi, log, share) if inside else None})
+    return out
+
+
+def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
+    """Contender → :func:`~.stats.expected_max_curve` of its tuning trials' validation scores
+    (``k = 1 … n`` completed trials; pruned or failed trials without a finite score are left out)."""
+    out = {}
+    for name, tn in (fight.tuning or {}).items():
+        trials = (tn or {}).get("trials") if isinstance(tn, dict) else None
+        scores = [v for v in (to_number((t or {}).get("val_accuracy")) for t in trials or [] if isinstance(t, dict))
+                  if v is not None]
+        if scores:
+            out[name] = expected_max_curve(scores)
+    return out
