@@ -1,16 +1,18 @@
 """Display formatting shared by the claims table and the markdown report: every number in its unit.
 
 Fraction metrics (accuracies, fgsm_/pgd_ columns) are shown in %, differences of them in points;
-p-values to four places.
+p-values to four places; a summary as ``mean ± std [lo, hi]``; tables as markdown.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..config import ADV_COLUMN
 
-__all__ = ["is_fraction", "format_value", "format_with_unit", "format_margin", "metric_unit", "format_p"]
+__all__ = ["is_fraction", "format_value", "format_with_unit", "format_margin", "metric_unit", "format_p",
+           "format_summary", "md_table"]
 
 #: Columns shown as percentages (they hold fractions in results.csv).
 _FRACTION_METRICS = {"test_accuracy", "val_accuracy", "test_off_by_one", "corruption_accuracy"}
@@ -56,3 +58,26 @@ def format_p(p: float | None) -> str:
     if p is None or math.isnan(p):
         return "—"
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def format_summary(metric: str, s: dict[str, Any] | None, ci: bool = False) -> str:
+    """``mean ± std`` (``[lo, hi]`` with ``ci``); ``mean (n=1)`` for a single value."""
+    if not s:
+        return "—"
+    if s["n"] < 2:
+        return f"{format_value(metric, s['mean'])} (n=1)"
+    out = f"{format_value(metric, s['mean'])} ± {format_value(metric, s['std'])}"
+    if ci:
+        out += f" [{format_value(metric, s['ci_low'])}, {format_value(metric, s['ci_high'])}]"
+    return out
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table (``|`` and line breaks in cells escaped)."""
+
+    def esc(x: Any) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

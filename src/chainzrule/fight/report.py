@@ -21,8 +21,11 @@ only formats. :func:`summary_table` gives the main table as data (one dict per c
 is also written to ``OUT/summary.csv``.
 
 Where the parts live: loading the folder, the tables and the claim verdicts in
-:mod:`chainzrule.fight.analysis`; the plots in :mod:`chainzrule.fight.figures`; this module only
-builds the markdown and writes the files (it re-exports the analysis API for existing callers).
+:mod:`chainzrule.fight.analysis` (and the modules it lists); the plots in
+:mod:`chainzrule.fight.figures`; the markdown sections of the size, λ, attribution and tuning
+views and of the changes in :mod:`chainzrule.fight.report_sections`. This module only builds the
+rest of the markdown (header, main table, paired comparisons, claims, findings) and writes the
+files (it re-exports the analysis API for existing callers).
 
 Choices made here (the papers and the guide are silent):
 
@@ -66,9 +69,18 @@ from ..data.cache import atomic_write_text
 from . import analysis as _analysis
 from .analysis import failure_text, paired_comparisons, summary_table
 from .claims import PREVIEW, claim_rows
-from .formatting import format_margin, format_p, format_value, format_with_unit, is_fraction, metric_unit
+from .formatting import format_p, format_summary, format_value, format_with_unit, is_fraction, metric_unit, md_table
+# MAIN_METRICS, accuracy_matched, attribution_table, size_view, tuning_edges: only re-exported (__all__)
 from .loading import MAIN_METRICS, Fight, load_fight, to_number  # noqa: F401
-from .views import accuracy_matched, attribution_table, expected_max_curves, lambda_table, size_view, tuning_edges
+from .report_sections import attribution_section, changes_section, lambda_section, size_section, tuning_section
+from .views import (  # noqa: F401
+    accuracy_matched,
+    attribution_table,
+    expected_max_curves,
+    lambda_table,
+    size_view,
+    tuning_edges,
+)
 from .verdicts import NOT_COMPARABLE
 from .figures import (
     plot_accuracy_vs_params,
@@ -83,32 +95,6 @@ from .figures import (
 __all__ = [name for name in _analysis.__all__ if name != "EXTRA_METRICS"] + ["write_report"]
 
 _PLOTS = "plots"
-
-
-# ----------------------------------------------------------------------------------------------
-# markdown formatting
-# ----------------------------------------------------------------------------------------------
-
-
-def _fmt_summary(metric: str, s: dict[str, Any] | None, ci: bool = False) -> str:
-    """``mean ± std`` (``[lo, hi]`` with ``ci``); ``mean (n=1)`` for a single value."""
-    if not s:
-        return "—"
-    if s["n"] < 2:
-        return f"{format_value(metric, s['mean'])} (n=1)"
-    out = f"{format_value(metric, s['mean'])} ± {format_value(metric, s['std'])}"
-    if ci:
-        out += f" [{format_value(metric, s['ci_low'])}, {format_value(metric, s['ci_high'])}]"
-    return out
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def esc(x: Any) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,7 +180,7 @@ def _header(fight: Fight) -> list[str]:
         rows.append([f"`{c['name']}`", fight.label(c["name"]), cfg_txt,
                      json.dumps(c.get("tune")) if c.get("tune") else "—", str(len(tn.get("trials") or [])),
                      best_txt, format_value("val_accuracy", bva)])
-    L.append(_md_table(["name", "label", "config", "tuned space", "trials", "best params", "best val acc (%)"], rows))
+    L.append(md_table(["name", "label", "config", "tuned space", "trials", "best params", "best val acc (%)"], rows))
     return L
 
 
@@ -214,9 +200,9 @@ def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
             s = None if d.get(f"{m}_n") in (None, 0) else {k: d[f"{m}_{k}"] for k in ("mean", "std", "ci_low", "ci_high", "n")}
             if s is not None:
                 s = {k: (float("nan") if v is None else v) for k, v in s.items()}
-            r.append(_fmt_summary(m, s, ci=(m == fight.primary)))
+            r.append(format_summary(m, s, ci=(m == fight.primary)))
         rows.append(r)
-    L.append(_md_table(header, rows))
+    L.append(md_table(header, rows))
     return L
 
 
@@ -240,106 +226,8 @@ def _paired_section(fight: Fight) -> tuple[list[str], dict[str, list[dict[str, A
         rows = [[fight.label(c["contender"]), str(c["n"]), format_value(metric, c["mean_diff"], diff=True), format_p(c["t_p"]),
                  format_p(c["wilcoxon_p"]), format_p(c["holm_p"]), "yes" if c["reject"] else "no", c["note"] or ""]
                 for c in comps]
-        L.append(_md_table(["contender", "n", "mean diff", "paired t p", "Wilcoxon p", "Holm p", "reject", "note"], rows))
+        L.append(md_table(["contender", "n", "mean diff", "paired t p", "Wilcoxon p", "Holm p", "reject", "note"], rows))
     return L, out
-
-
-def _size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
-    L = ["", "## Size views", "", "### Parameter-matched", "",
-         "Rule: with param_match, mlp/kan contenders get widths solved to the reference's parameter count "
-         "within ±5%; other model kinds are not matched. Δ is relative to the reference.", ""]
-    ref_params = next((d["params"] for d in table if d["contender"] == fight.reference), None)
-    rows = []
-    for d in table:
-        if d["params"] is None or not ref_params:
-            rel, ok = "—", "—"
-        else:
-            x = d["params"] / ref_params - 1
-            rel, ok = f"{100 * x:+.1f}%", "yes" if abs(x) <= 0.05 else "no"
-        rows.append([d["label"], d["model"] or "—", d["hidden"] or "—", format_value("params", d["params"]), rel, ok])
-    L.append(_md_table(["contender", "model", "hidden", "params", "Δ vs reference", "within ±5%"], rows))
-    L += _size_view_section(fight)
-    am = accuracy_matched(fight)
-    L += ["", "### Accuracy-matched (legacy: chosen on test)", ""]
-    if not am["widths"]:
-        L.append(f"Not run ({am['reason'] or 'no [accuracy_matched] section'}).")
-        return L, am
-    pm = fight.primary
-    L.append(f"Width runs of {fight.label(am['contender'])} (phase \"width\"), mean {pm} over seeds; the smallest "
-             f"within {format_margin(pm, am['margin'])} (margin) of the best baseline's mean counts.")
-    L.append("")
-    def width_summary(w: dict[str, Any]) -> dict[str, Any] | None:
-        if w["mean"] is None:
-            return None
-        return {"mean": w["mean"], "std": float("nan") if w["std"] is None else w["std"], "n": w["n"]}
-
-    rows = [[w["hidden"], format_value("params", w["params"]), str(w["n"]), _fmt_summary(pm, width_summary(w)),
-             "← match" if am["match"] is w else ""] for w in am["widths"]]
-    L.append(_md_table(["hidden", "params", "seeds", f"{pm}{metric_unit(pm)}", ""], rows))
-    L.append("")
-    b = am["baseline"]
-    if b is None:
-        L.append(f"No ratio: {am['reason']}.")
-    else:
-        L.append(f"Best baseline: {b['label']} ({format_value('params', b['params'])} params, mean {format_value(pm, b['mean'])}); "
-                 f"threshold {format_value(pm, am['threshold'])}.")
-        if am["ratio"] is not None:
-            m = am["match"]
-            L.append(f"Smallest within margin: hidden {m['hidden']} ({format_value('params', m['params'])} params, mean "
-                     f"{format_value(pm, m['mean'])}). **Parameter ratio {am['ratio']:.2f}×** (best-baseline params / its params).")
-        else:
-            L.append(f"No width is within the margin: {am['reason']}; no parameter ratio.")
-    return L, am
-
-
-def _size_view_section(fight: Fight) -> list[str]:
-    sv = size_view(fight)
-    L = ["", "### Accuracy-matched from validation width sweeps", ""]
-    if sv["val"] is None:
-        L.append(f"Not available: {sv['reason']}. (The legacy view below picks the best baseline and the matching "
-                 "width on the test set; it is kept for comparison with earlier results, not as evidence.)")
-        return L
-    r = sv["val"]
-    L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (the baseline family whose best width has the "
-             "highest mean validation accuracy), every width tuned on validation. Target: the best baseline width's "
-             f"mean validation accuracy − {format_margin('val_accuracy', sv['margin'])}; each family's mean curve is read "
-             "where it first reaches it (linear in log params); 95% percentile interval from resampling seeds within "
-             f"each width ({r['n_boot']} resamples, the best-width choice redone in each). No choice reads the test set.")
-    L.append("")
-    rows = []
-    for name, lab in ((sv["baseline"], "baseline"), (sv["contender"], "ChainzRule")):
-        for view in ("val", "test"):
-            t = sv[view]
-            if t is None:
-                continue
-            key = "params_base" if lab == "baseline" else "params_cr"
-            note = t["note_base"] if lab == "baseline" else t["note_cr"]
-            rows.append([view, f"`{name}`", format_value("val_accuracy", t["target"]), format_value("params", t[key]), note or ""])
-    L.append(_md_table(["curves", "family", "target (%)", "params at target", "note"], rows))
-    L.append("")
-    for view, what in (("val", "validation"), ("test", "test (target: that baseline width's test mean − margin)")):
-        t = sv[view]
-        if t is not None:
-            ci = "—" if t["reason"] else f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]"
-            L.append(f"- Parameter ratio on {what}: **{t['ratio']:.2f}×** {ci}" + (f" ({t['reason']})" if t["reason"] else ""))
-    return L
-
-
-def _lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
-    L = ["", "## λ sweep", ""]
-    if not table:
-        L.append("Not run (no \"lambda\" rows in results.csv).")
-        return L
-    sweep = fight.section("lambda_sweep") or {}
-    L.append(f"{fight.label(sweep.get('contender', ''))} at each DREG λ with its tuned hyperparameters; mean ± std over "
-             "seeds. ★ marks λ = 10^-2.5 ≈ 0.00316, the follow-up paper's fixed value.")
-    L.append("")
-    pm = fight.primary
-    rows = [[f"{d['lambda']:.4g}" + (" ★" if d["marked"] else ""), str(d["n"]),
-             _fmt_summary(pm, d.get(pm)), _fmt_summary("jacobian_fro_mean", d.get("jacobian_fro_mean")),
-             _fmt_summary("pgv", d.get("pgv"))] for d in table]
-    L.append(_md_table(["λ", "runs", f"{pm}{metric_unit(pm)}", "jacobian_fro_mean", "pgv"], rows))
-    return L
 
 
 def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
@@ -367,91 +255,7 @@ def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
 
     rows = [[c["id"], c["text"], c["claimed"], c["ours"], verdict(c),
              c["p"] + (f" ({c['p_note']})" if c["p_note"] and c["p"] != "—" else ""), c["note"]] for c in claims]
-    L.append(_md_table(["id", "claim", "claimed", "ours (95% CI)", "verdict", "p", "note"], rows))
-    return L
-
-
-def _attribution_section(fight: Fight) -> list[str]:
-    pm = fight.primary
-    at = attribution_table(fight)
-    L = ["", "## Attribution: activation × DREG", "",
-         "What the polynomial adds and what DREG adds, separately: contenders identified by their configs "
-         "(mlp ReLU/GELU or ChainzRule, no other regularizer; \"DREG\" = constant λ > 0). Each row is a − b "
-         f"on {pm}, paired by seed{' (split, corrected variance)' if fight.resampled else ''}, mean "
-         f"[{100 * (1 - fight.alpha):.0f}% CI], two-sided paired t and Holm over the rows.", ""]
-    if at["cells"]:
-        grid = []
-        for fam in ("ReLU", "GELU", "ChainzRule"):
-            r = [fam]
-            for setting in ("no DREG", "DREG"):
-                c = at["cells"].get((fam, setting))
-                r.append("—" if c is None else f"`{c['contender']}`" + (f" (λ={c['lambda']:g})" if c["lambda"] else "")
-                         + (f": {_fmt_summary(pm, c['summary'])}" if c["summary"] else ""))
-            grid.append(r)
-        L += [_md_table(["activation", "no DREG", "DREG"], grid), ""]
-    if at["reason"]:
-        L.append(f"No attribution comparisons: {at['reason']}.")
-        return L
-    if at["missing"]:
-        L += ["Missing cells (their comparisons are omitted): "
-              + ", ".join(f"{f} ({d})" for f, d in at["missing"]) + ".", ""]
-    if at["lambda_note"]:
-        L += [f"Note: {at['lambda_note']}.", ""]
-    pts = " points" if is_fraction(pm) else ""
-    rows = [[c["what"], f"`{c['a']}` − `{c['b']}`", str(c["n"]),
-             f"{format_value(pm, c['mean_diff'], diff=True)}{pts} [{format_value(pm, c['ci_low'], diff=True)}, {format_value(pm, c['ci_high'], diff=True)}]",
-             format_p(c["p"]), format_p(c["holm_p"])] for c in at["comparisons"]]
-    L.append(_md_table(["effect", "a − b", "n", f"mean diff{metric_unit(pm)} [CI]", "p", "Holm p"], rows))
-    return L
-
-
-def _tuning_section(fight: Fight) -> list[str]:
-    L = ["", "## Tuning", ""]
-    edges = tuning_edges(fight)
-    if not edges:
-        L.append("No tuned numeric hyperparameters (no tuning.json or no `tune` ranges in spec.json).")
-        return L
-    on_edge = [e for e in edges if e["edge"]]
-    outside = [e for e in edges if e["edge"] is None]
-    L.append(f"{len(on_edge)} of {len(edges)} tuned optima lie in the outer 10% of their search range (log scale for "
-             "log ranges); each such range should be widened and the contender retuned (GUIDE §4 rule 2).")
-    if on_edge or outside:
-        rows = [[f"`{e['contender']}`", e["param"], f"{e['value']:.4g}",
-                 f"[{e['low']:g}, {e['high']:g}]{' log' if e['log'] else ''}",
-                 "outside the range" if e["position"] is None else f"{e['position']:.2f}",
-                 "low end" if e["position"] is not None and e["position"] <= 0.5 else "high end"]
-                for e in on_edge + outside]
-        L += ["", _md_table(["contender", "hyperparameter", "optimum", "range", "position (0–1)", "edge"], rows)]
-    return L
-
-
-def _changes_section(fight: Fight) -> list[str]:
-    """Verdicts and headline numbers against the fight's ``previous/`` results (:mod:`.changes`)."""
-    from .changes import claim_changes, contender_changes
-
-    claims = claim_changes(fight)
-    if not claims:
-        return []
-    v = lambda s: "—" if s is None else s
-    L = ["", "## Changes from the previous results", "",
-         "Every claim read three ways: as **published** in the previous report (`previous/report.md`), with "
-         "**today's verdict rules on the previous runs** (`previous/results.csv` re-judged by today's claims), "
-         "and **now** (today's rules on today's runs). Published → re-judged is the effect of the verdict rules; "
-         "re-judged → now is the effect of the runs (engine and protocol).", ""]
-    L.append(_md_table(["id", "published", "today's rules, previous runs", "now", "changed by"],
-                       [[c["id"], f"{v(c['published'])} ({v(c['published_ours'])})",
-                         f"{v(c['rejudged'])} ({v(c['rejudged_ours'])})", f"{c['now']} ({c['now_ours']})", c["cause"]]
-                        for c in claims]))
-    rows = contender_changes(fight)
-    if rows:
-        pm = rows[0]["metric"]
-        L += ["", f"Mean {pm} per contender, previous → now (the runs behind each mean: previous seeds vs "
-                  "today's seeds × splits):", ""]
-        L.append(_md_table(["contender", "previous", "now", "Δ", "runs (previous → now)"],
-                           [[r["label"], format_with_unit(pm, r["before"]), format_with_unit(pm, r["now"]),
-                             format_value(pm, None if r["before"] is None or r["now"] is None else r["now"] - r["before"],
-                                          diff=True),
-                             f"{r['before_runs']} → {r['now_runs']}"] for r in rows]))
+    L.append(md_table(["id", "claim", "claimed", "ours (95% CI)", "verdict", "p", "note"], rows))
     return L
 
 
@@ -520,13 +324,13 @@ def write_report(folder: str | Path) -> Path:
     L += _main_section(fight, table)
     paired, comps = _paired_section(fight)
     L += paired
-    size, am = _size_section(fight, table)
+    size, am = size_section(fight, table)
     L += size
-    L += _lambda_section(fight, lam)
-    L += _attribution_section(fight)
-    L += _tuning_section(fight)
+    L += lambda_section(fight, lam)
+    L += attribution_section(fight)
+    L += tuning_section(fight)
     L += _claims_section(fight, claims)
-    L += _changes_section(fight)
+    L += changes_section(fight)
 
     plots_dir = folder / _PLOTS
     made = []
