@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ADV_COLUMN, ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, FLOAT_LIMIT, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
+from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
 from ..errors import ConfigError
+# CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
+from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, check_accuracy_matched, check_claim,  # noqa: F401
+                            check_keys, check_sweep)
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
               "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric",
@@ -33,18 +36,12 @@ DEFAULT_PATIENCE = 3
 EXECUTION_KEYS = ("executor", "ray_address", "storage", "batch")
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
-CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
-CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_range", "direction", "baseline", "note",
-              "not_tested", "margin", "tolerance", "rule", "not_comparable"}
-#: How a claimed_range is judged: by equivalence (TOST, the default) or at its strict end.
-CLAIM_RULES = ("equivalence", "strict-end")
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
 #: results.csv metric columns a claim may name (fgsm_/pgd_ columns are added per eps).
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean",
                   "jacobian_fro_p99", "tau_input", "tau_train", "pgv", "lipschitz_bound", "corruption_accuracy",
                   "params", "train_seconds", "step_ms", "peak_memory_mb")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-#: Models whose hidden layers DREG can regularize (KAN layers have no σ'(z)·W Jacobian).
 
 
 @dataclass
@@ -107,12 +104,6 @@ class FightSpec:
         return list(METRIC_COLUMNS) + [f"{m}_{e:g}" for e in eps for m in ATTACKS]
 
 
-def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(got) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}: expected some of {', '.join(sorted(allowed))}")
-
-
 def _merge(a: dict, b: dict) -> dict:
     out = copy.deepcopy(a)
     for k, v in b.items():
@@ -173,7 +164,7 @@ def _parse_contender(i: int, c: dict, base: dict) -> Contender:
     label = c.pop("label", name)
     tune = _table(c, "tune", f"{where}: tune")
     c.pop("tune", None)
-    _check_keys(where, c, CONFIG_FIELDS)
+    check_keys(where, c, CONFIG_FIELDS)
     try:
         cfg = TrainConfig.from_dict({**base, **c})
     except ConfigError as e:
@@ -228,9 +219,9 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     a λ sweep) on a model without it, width sweeps of a classical model, claims naming a
     contender the spec does not define.
     """
-    _check_keys("spec", raw, TOP_KEYS)
+    check_keys("spec", raw, TOP_KEYS)
     fight = _table(raw, "fight", "[fight]")
-    _check_keys("[fight]", fight, FIGHT_KEYS)
+    check_keys("[fight]", fight, FIGHT_KEYS)
     base = _table(raw, "base", "[base]")
     contenders_raw = _tables(raw, "contender", "contender")
     defined = [c.get("name") for c in contenders_raw]
@@ -238,7 +229,7 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     sweep = _table(raw, "lambda_sweep", "[lambda_sweep]") or None
     claims = _tables(raw, "claim", "claim")
     q = _table(raw, "quick", "[quick]")
-    _check_keys("[quick]", q, QUICK_KEYS)
+    check_keys("[quick]", q, QUICK_KEYS)
     if quick:
         base, contenders_raw, acc, sweep = _apply_quick(fight, base, contenders_raw, acc, sweep, q)
     for key, val in (("dataset", dataset), ("data_dir", data_dir), ("target", target)):
@@ -251,7 +242,7 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
             base[key] = fight[key]
     patience = _fight_int(fight, "patience", DEFAULT_PATIENCE, lo=0, hi=INT_LIMIT)
     base.setdefault("patience", patience)  # early stopping on by default; [base] or a contender may say otherwise
-    _check_keys("[base]", base, CONFIG_FIELDS)
+    check_keys("[base]", base, CONFIG_FIELDS)
     resampling = _check_resampling(fight.get("resampling"))
     contenders = [_parse_contender(i, c, base) for i, c in enumerate(contenders_raw)]
     names = [c.name for c in contenders]
@@ -280,8 +271,8 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
         primary_metric=str(fight.get("primary_metric", "accuracy")),
         base=base,
         contenders=contenders,
-        accuracy_matched=_check_accuracy_matched(acc, models),
-        lambda_sweep=_check_sweep(sweep, models),
+        accuracy_matched=check_accuracy_matched(acc, models),
+        lambda_sweep=check_sweep(sweep, models),
         claims=[],
         quick=quick,
         tune_seeds=_fight_int(fight, "tune_seeds", 2, hi=1000),
@@ -298,7 +289,7 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
         raise ConfigError("[base] cv_folds/cv_fold/cv_repeat are set by [fight] resampling: give the folds there")
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
-    spec.claims = [_check_claim(c, i, spec, defined) for i, c in enumerate(claims)]
+    spec.claims = [check_claim(c, i, spec, defined) for i, c in enumerate(claims)]
     spec.execution = _check_execution(fight)
     return spec
 
@@ -310,7 +301,7 @@ def _check_resampling(r: Any) -> dict[str, int] | None:
         return None
     if not isinstance(r, dict):
         raise ConfigError(f"[fight] resampling must be a table {{ folds = K, repeats = R }}, got {r!r}")
-    _check_keys("[fight] resampling", r, {"folds", "repeats"})
+    check_keys("[fight] resampling", r, {"folds", "repeats"})
     out = {"folds": _fight_int(r, "folds", 5, lo=2, hi=1000), "repeats": _fight_int(r, "repeats", 1, hi=1000)}
     return out
 
@@ -329,128 +320,6 @@ def _check_execution(fight: dict) -> dict[str, Any]:
         elif key == "executor" and v not in ("local", "ray"):
             raise ConfigError(f"[fight] executor {v!r}: expected one of local, ray")
         out[key] = v
-    return out
-
-
-def _section_seeds(where: str, section: dict) -> int | None:
-    seeds = section.get("seeds")
-    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= SEED_LIMIT):
-        raise ConfigError(f"{where} seeds must be an integer in 1..{SEED_LIMIT}, got {seeds!r}")
-    return seeds
-
-
-def _section_contender(where: str, section: dict, models: dict[str, str], allowed: tuple[str, ...], why: str) -> str:
-    name = section.get("contender")
-    if name not in models:
-        raise ConfigError(f"{where} contender {name!r} is not a contender: expected one of {', '.join(models)}")
-    if models[name] not in allowed:
-        raise ConfigError(f"{where} contender {name!r} is a {models[name]!r} model: {why} "
-                          f"(expected one of {', '.join(allowed)})")
-    return name
-
-
-def _check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | None:
-    if not acc:
-        return None
-    _check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds", "baselines"})
-    name = _section_contender("[accuracy_matched]", acc, models, NEURAL_MODELS, "only networks have a width to sweep")
-    baselines = acc.get("baselines", [])
-    if not isinstance(baselines, list) or any(not isinstance(b, str) for b in baselines):
-        raise ConfigError(f"[accuracy_matched] baselines must be a list of contender names, got {baselines!r}")
-    for b in baselines:
-        _section_contender("[accuracy_matched] baselines", {"contender": b}, models, NEURAL_MODELS,
-                           "only networks have a width to sweep")
-    if name in baselines:
-        raise ConfigError(f"[accuracy_matched] baselines must not include the contender itself ({name!r})")
-    widths = acc.get("widths")
-    if not isinstance(widths, list) or not widths or any(not isinstance(w, int) or isinstance(w, bool)
-                                                         or not 1 <= w <= INT_LIMIT for w in widths):
-        raise ConfigError(f"[accuracy_matched] widths must be a list of positive integers, got {widths!r}")
-    margin = acc.get("margin", 0.005)
-    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < 1:
-        raise ConfigError(f"[accuracy_matched] margin must be in [0, 1), got {margin!r}")
-    return {"contender": name, "widths": sorted(widths), "margin": float(margin),
-            "seeds": _section_seeds("[accuracy_matched]", acc), "baselines": list(dict.fromkeys(baselines))}
-
-
-def _check_sweep(sweep: dict | None, models: dict[str, str]) -> dict | None:
-    if not sweep:
-        return None
-    _check_keys("[lambda_sweep]", sweep, {"contender", "values", "seeds"})
-    name = _section_contender("[lambda_sweep]", sweep, models, DREG_MODELS, "a λ sweep needs a model with DREG")
-    vals = sweep.get("values")
-    if not isinstance(vals, list) or not vals or any(not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0
-                                                     or not math.isfinite(v) or v > FLOAT_LIMIT for v in vals):
-        raise ConfigError(f"[lambda_sweep] values must be a list of numbers in [0, {FLOAT_LIMIT:g}], got {vals!r}")
-    return {"contender": name, "values": [float(v) for v in vals], "seeds": _section_seeds("[lambda_sweep]", sweep)}
-
-
-def _check_claim(c: dict, i: int, spec: FightSpec, defined: list[str]) -> dict:
-    where = f"claim {c.get('id', i + 1)}"
-    _check_keys(where, c, CLAIM_KEYS)
-    kind = c.get("kind")
-    if kind not in CLAIM_KINDS:
-        raise ConfigError(f"{where}: unknown kind {kind!r}: expected one of {', '.join(CLAIM_KINDS)}")
-    known = {x.name for x in spec.contenders}
-    if not isinstance(c.get("contender"), str):
-        raise ConfigError(f"{where}: needs a contender, got {c.get('contender')!r}")
-    # a claim may name a contender the quick profile dropped ("not tested"), never one the spec
-    # lacks, unless it says why it cannot be tested here (not_tested = "reason")
-    untestable = c.get("not_tested")
-    if untestable is not None and (not isinstance(untestable, str) or not untestable.strip()):
-        raise ConfigError(f"{where}: not_tested must be the reason the claim cannot be tested, got {untestable!r}")
-    for role in ("contender", "baseline"):
-        if untestable is None and c.get(role) is not None and c.get(role) not in defined:
-            raise ConfigError(f"{where}: {role} {c.get(role)!r} is not a contender of this spec: expected one of "
-                              f"{', '.join(map(str, defined))}")
-    metric = c.get("metric", "test_accuracy")
-    if kind != "param_ratio" and metric not in spec.metric_columns() and not ADV_COLUMN.match(str(metric)):
-        raise ConfigError(f"{where}: unknown metric {metric!r}: expected one of {', '.join(spec.metric_columns())}")
-    direction = c.get("direction", "higher")
-    if direction not in ("higher", "lower"):
-        raise ConfigError(f"{where}: direction must be 'higher' or 'lower', got {direction!r}")
-    if kind in ("compare", "noninferior", "reduction") and not isinstance(c.get("baseline"), str):
-        raise ConfigError(f"{where}: kind {kind!r} needs a baseline contender")
-    if kind in ("level", "reduction", "param_ratio") and "claimed" not in c and "claimed_range" not in c:
-        raise ConfigError(f"{where}: kind {kind!r} needs claimed (or claimed_range)")
-    extra = _check_claim_rules(where, c, kind)
-    out = {"id": str(c.get("id", f"claim-{i + 1}")), "text": str(c.get("text", "")), "kind": kind,
-           "contender": c["contender"], "metric": metric, "direction": direction,
-           "baseline": c.get("baseline"), "claimed": c.get("claimed"), "claimed_range": c.get("claimed_range"),
-           **extra, "note": c.get("note") or untestable or "",
-           "tested": untestable is None and c["contender"] in known and c.get("baseline") in known | {None}}
-    return out
-
-
-def _check_claim_rules(where: str, c: dict, kind: str) -> dict:
-    """The verdict-rule keys of a claim: ``margin`` (non-inferiority δ, metric units, no default:
-    required by kind "noninferior", and on a "compare" claim it makes it one), ``tolerance`` (≥ 0,
-    level/reduction/range claims), ``rule`` (how a claimed_range is judged) and ``not_comparable``
-    (the reason no statistic can judge the claim here)."""
-    out: dict[str, Any] = {}
-    for key in ("margin", "tolerance"):
-        v = c.get(key)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0):
-            raise ConfigError(f"{where}: {key} must be a finite number >= 0 (metric units), got {v!r}")
-        if v is not None:
-            out[key] = float(v)
-    if kind == "noninferior" and "margin" not in out:
-        raise ConfigError(f"{where}: kind 'noninferior' needs a margin (metric units, e.g. 0.005 = 0.5 points); "
-                          "there is no default")
-    if "margin" in out and kind not in ("compare", "noninferior"):
-        raise ConfigError(f"{where}: margin applies to compare/noninferior claims, not {kind!r}")
-    rule = c.get("rule")
-    if rule is not None:
-        if rule not in CLAIM_RULES:
-            raise ConfigError(f"{where}: rule must be one of {', '.join(CLAIM_RULES)}, got {rule!r}")
-        if c.get("claimed_range") is None:
-            raise ConfigError(f"{where}: rule applies to a claimed_range, and the claim has none")
-        out["rule"] = rule
-    nc = c.get("not_comparable")
-    if nc is not None:
-        if not isinstance(nc, str) or not nc.strip():
-            raise ConfigError(f"{where}: not_comparable must be the reason the claim is not comparable, got {nc!r}")
-        out["not_comparable"] = nc.strip()
     return out
 
 

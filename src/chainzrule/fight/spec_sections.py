@@ -1,0 +1,156 @@
+"""Checking a fight spec's optional sections: ``[accuracy_matched]``, ``[lambda_sweep]`` and every ``[[claim]]``.
+
+:func:`chainzrule.fight.spec.parse_spec` calls these once the contenders are parsed (a section
+names contenders, and a claim the spec's metrics); each returns the section as the
+:class:`~chainzrule.fight.spec.FightSpec` stores it, or raises ConfigError saying what is wrong.
+:func:`check_keys` (unknown keys of a table) is shared with :mod:`.spec`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..config import ADV_COLUMN, DREG_MODELS, FLOAT_LIMIT, INT_LIMIT, NEURAL_MODELS, SEED_LIMIT
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # spec.py imports this module
+    from .spec import FightSpec
+
+__all__ = ["check_keys", "check_accuracy_matched", "check_sweep", "check_claim", "CLAIM_KINDS", "CLAIM_KEYS",
+           "CLAIM_RULES"]
+
+CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
+CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_range", "direction", "baseline", "note",
+              "not_tested", "margin", "tolerance", "rule", "not_comparable"}
+#: How a claimed_range is judged: by equivalence (TOST, the default) or at its strict end.
+CLAIM_RULES = ("equivalence", "strict-end")
+
+
+def check_keys(where: str, got: dict, allowed: set[str]) -> None:
+    """ConfigError naming the keys of ``got`` (a table at ``where``) that are not ``allowed``."""
+    unknown = sorted(set(got) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}: expected some of {', '.join(sorted(allowed))}")
+
+
+def _section_seeds(where: str, section: dict) -> int | None:
+    seeds = section.get("seeds")
+    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= SEED_LIMIT):
+        raise ConfigError(f"{where} seeds must be an integer in 1..{SEED_LIMIT}, got {seeds!r}")
+    return seeds
+
+
+def _section_contender(where: str, section: dict, models: dict[str, str], allowed: tuple[str, ...], why: str) -> str:
+    name = section.get("contender")
+    if name not in models:
+        raise ConfigError(f"{where} contender {name!r} is not a contender: expected one of {', '.join(models)}")
+    if models[name] not in allowed:
+        raise ConfigError(f"{where} contender {name!r} is a {models[name]!r} model: {why} "
+                          f"(expected one of {', '.join(allowed)})")
+    return name
+
+
+def check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | None:
+    if not acc:
+        return None
+    check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds", "baselines"})
+    name = _section_contender("[accuracy_matched]", acc, models, NEURAL_MODELS, "only networks have a width to sweep")
+    baselines = acc.get("baselines", [])
+    if not isinstance(baselines, list) or any(not isinstance(b, str) for b in baselines):
+        raise ConfigError(f"[accuracy_matched] baselines must be a list of contender names, got {baselines!r}")
+    for b in baselines:
+        _section_contender("[accuracy_matched] baselines", {"contender": b}, models, NEURAL_MODELS,
+                           "only networks have a width to sweep")
+    if name in baselines:
+        raise ConfigError(f"[accuracy_matched] baselines must not include the contender itself ({name!r})")
+    widths = acc.get("widths")
+    if not isinstance(widths, list) or not widths or any(not isinstance(w, int) or isinstance(w, bool)
+                                                         or not 1 <= w <= INT_LIMIT for w in widths):
+        raise ConfigError(f"[accuracy_matched] widths must be a list of positive integers, got {widths!r}")
+    margin = acc.get("margin", 0.005)
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < 1:
+        raise ConfigError(f"[accuracy_matched] margin must be in [0, 1), got {margin!r}")
+    return {"contender": name, "widths": sorted(widths), "margin": float(margin),
+            "seeds": _section_seeds("[accuracy_matched]", acc), "baselines": list(dict.fromkeys(baselines))}
+
+
+def check_sweep(sweep: dict | None, models: dict[str, str]) -> dict | None:
+    if not sweep:
+        return None
+    check_keys("[lambda_sweep]", sweep, {"contender", "values", "seeds"})
+    name = _section_contender("[lambda_sweep]", sweep, models, DREG_MODELS, "a λ sweep needs a model with DREG")
+    vals = sweep.get("values")
+    if not isinstance(vals, list) or not vals or any(not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0
+                                                     or not math.isfinite(v) or v > FLOAT_LIMIT for v in vals):
+        raise ConfigError(f"[lambda_sweep] values must be a list of numbers in [0, {FLOAT_LIMIT:g}], got {vals!r}")
+    return {"contender": name, "values": [float(v) for v in vals], "seeds": _section_seeds("[lambda_sweep]", sweep)}
+
+
+def check_claim(c: dict, i: int, spec: FightSpec, defined: list[str]) -> dict:
+    where = f"claim {c.get('id', i + 1)}"
+    check_keys(where, c, CLAIM_KEYS)
+    kind = c.get("kind")
+    if kind not in CLAIM_KINDS:
+        raise ConfigError(f"{where}: unknown kind {kind!r}: expected one of {', '.join(CLAIM_KINDS)}")
+    known = {x.name for x in spec.contenders}
+    if not isinstance(c.get("contender"), str):
+        raise ConfigError(f"{where}: needs a contender, got {c.get('contender')!r}")
+    # a claim may name a contender the quick profile dropped ("not tested"), never one the spec
+    # lacks, unless it says why it cannot be tested here (not_tested = "reason")
+    untestable = c.get("not_tested")
+    if untestable is not None and (not isinstance(untestable, str) or not untestable.strip()):
+        raise ConfigError(f"{where}: not_tested must be the reason the claim cannot be tested, got {untestable!r}")
+    for role in ("contender", "baseline"):
+        if untestable is None and c.get(role) is not None and c.get(role) not in defined:
+            raise ConfigError(f"{where}: {role} {c.get(role)!r} is not a contender of this spec: expected one of "
+                              f"{', '.join(map(str, defined))}")
+    metric = c.get("metric", "test_accuracy")
+    if kind != "param_ratio" and metric not in spec.metric_columns() and not ADV_COLUMN.match(str(metric)):
+        raise ConfigError(f"{where}: unknown metric {metric!r}: expected one of {', '.join(spec.metric_columns())}")
+    direction = c.get("direction", "higher")
+    if direction not in ("higher", "lower"):
+        raise ConfigError(f"{where}: direction must be 'higher' or 'lower', got {direction!r}")
+    if kind in ("compare", "noninferior", "reduction") and not isinstance(c.get("baseline"), str):
+        raise ConfigError(f"{where}: kind {kind!r} needs a baseline contender")
+    if kind in ("level", "reduction", "param_ratio") and "claimed" not in c and "claimed_range" not in c:
+        raise ConfigError(f"{where}: kind {kind!r} needs claimed (or claimed_range)")
+    extra = _check_claim_rules(where, c, kind)
+    out = {"id": str(c.get("id", f"claim-{i + 1}")), "text": str(c.get("text", "")), "kind": kind,
+           "contender": c["contender"], "metric": metric, "direction": direction,
+           "baseline": c.get("baseline"), "claimed": c.get("claimed"), "claimed_range": c.get("claimed_range"),
+           **extra, "note": c.get("note") or untestable or "",
+           "tested": untestable is None and c["contender"] in known and c.get("baseline") in known | {None}}
+    return out
+
+
+def _check_claim_rules(where: str, c: dict, kind: str) -> dict:
+    """The verdict-rule keys of a claim: ``margin`` (non-inferiority δ, metric units, no default:
+    required by kind "noninferior", and on a "compare" claim it makes it one), ``tolerance`` (≥ 0,
+    level/reduction/range claims), ``rule`` (how a claimed_range is judged) and ``not_comparable``
+    (the reason no statistic can judge the claim here)."""
+    out: dict[str, Any] = {}
+    for key in ("margin", "tolerance"):
+        v = c.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0):
+            raise ConfigError(f"{where}: {key} must be a finite number >= 0 (metric units), got {v!r}")
+        if v is not None:
+            out[key] = float(v)
+    if kind == "noninferior" and "margin" not in out:
+        raise ConfigError(f"{where}: kind 'noninferior' needs a margin (metric units, e.g. 0.005 = 0.5 points); "
+                          "there is no default")
+    if "margin" in out and kind not in ("compare", "noninferior"):
+        raise ConfigError(f"{where}: margin applies to compare/noninferior claims, not {kind!r}")
+    rule = c.get("rule")
+    if rule is not None:
+        if rule not in CLAIM_RULES:
+            raise ConfigError(f"{where}: rule must be one of {', '.join(CLAIM_RULES)}, got {rule!r}")
+        if c.get("claimed_range") is None:
+            raise ConfigError(f"{where}: rule applies to a claimed_range, and the claim has none")
+        out["rule"] = rule
+    nc = c.get("not_comparable")
+    if nc is not None:
+        if not isinstance(nc, str) or not nc.strip():
+            raise ConfigError(f"{where}: not_comparable must be the reason the claim is not comparable, got {nc!r}")
+        out["not_comparable"] = nc.strip()
+    return out
