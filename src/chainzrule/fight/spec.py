@@ -210,15 +210,22 @@ def _fight_int(fight: dict, key: str, default: int, lo: int = 1, hi: int = SEED_
     return v
 
 
-def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None = None, data_dir: str | None = None,
-               target: str | None = None, seeds: int | None = None, source: str = "") -> FightSpec:
-    """Validate a spec dict (as read from TOML) and resolve the quick profile and overrides.
+@dataclass
+class _Sections:
+    """A spec's tables as read from TOML (each checked to be a table), the quick profile merged in."""
 
-    Everything a run could trip over later is refused here, before anything is written: wrong
-    TOML types, tuning spaces that leave the valid range or act on nothing, DREG (a λ, a λ range,
-    a λ sweep) on a model without it, width sweeps of a classical model, claims naming a
-    contender the spec does not define.
-    """
+    fight: dict
+    base: dict
+    contenders: list[dict]
+    #: the contender names the spec defines, before the quick profile drops any
+    defined: list[Any]
+    accuracy_matched: dict | None
+    lambda_sweep: dict | None
+    claims: list[dict]
+
+
+def _read_sections(raw: dict, quick: bool) -> _Sections:
+    """The spec's tables, unknown sections and keys refused, with ``[quick]`` merged in when ``quick``."""
     check_keys("spec", raw, TOP_KEYS)
     fight = _table(raw, "fight", "[fight]")
     check_keys("[fight]", fight, FIGHT_KEYS)
@@ -232,6 +239,13 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     check_keys("[quick]", q, QUICK_KEYS)
     if quick:
         base, contenders_raw, acc, sweep = _apply_quick(fight, base, contenders_raw, acc, sweep, q)
+    return _Sections(fight, base, contenders_raw, defined, acc, sweep, claims)
+
+
+def _apply_overrides(fight: dict, base: dict, *, dataset: str | None, data_dir: str | None, target: str | None,
+                     seeds: int | None) -> None:
+    """The command line's dataset and seeds over ``[fight]``; the dataset keys and the default
+    patience into ``[base]``, which is then checked (both dicts are changed in place)."""
     for key, val in (("dataset", dataset), ("data_dir", data_dir), ("target", target)):
         if val is not None:
             fight[key] = val
@@ -243,7 +257,10 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     patience = _fight_int(fight, "patience", DEFAULT_PATIENCE, lo=0, hi=INT_LIMIT)
     base.setdefault("patience", patience)  # early stopping on by default; [base] or a contender may say otherwise
     check_keys("[base]", base, CONFIG_FIELDS)
-    resampling = _check_resampling(fight.get("resampling"))
+
+
+def _parse_contenders(contenders_raw: list[dict], base: dict) -> list[Contender]:
+    """Every ``[[contender]]``, checked; at least one, and no name twice."""
     contenders = [_parse_contender(i, c, base) for i, c in enumerate(contenders_raw)]
     names = [c.name for c in contenders]
     if not contenders:
@@ -251,6 +268,15 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"duplicate contender name(s): {', '.join(dup)}")
+    return contenders
+
+
+def _build_spec(s: _Sections, contenders: list[Contender], resampling: dict[str, int] | None, *, quick: bool,
+                source: str) -> FightSpec:
+    """The :class:`FightSpec` of the read sections and parsed contenders, every ``[fight]`` value and
+    the accuracy-matched and λ-sweep sections checked (claims and execution are added after)."""
+    fight, base = s.fight, s.base
+    names = [c.name for c in contenders]
     reference = fight.get("reference", names[0])
     if reference not in names:
         raise ConfigError(f"[fight] reference {reference!r} is not a contender: expected one of {', '.join(names)}")
@@ -258,7 +284,7 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     if not isinstance(param_match, bool):
         raise ConfigError(f"[fight] param_match must be true or false, got {param_match!r}")
     models = {c.name: c.train_config(base).model for c in contenders}
-    spec = FightSpec(
+    return FightSpec(
         name=str(fight.get("name", Path(source).stem or "fight")),
         description=str(fight.get("description", "")),
         dataset=str(base.get("dataset", TrainConfig.dataset)),
@@ -271,8 +297,8 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
         primary_metric=str(fight.get("primary_metric", "accuracy")),
         base=base,
         contenders=contenders,
-        accuracy_matched=check_accuracy_matched(acc, models),
-        lambda_sweep=check_sweep(sweep, models),
+        accuracy_matched=check_accuracy_matched(s.accuracy_matched, models),
+        lambda_sweep=check_sweep(s.lambda_sweep, models),
         claims=[],
         quick=quick,
         tune_seeds=_fight_int(fight, "tune_seeds", 2, hi=1000),
@@ -281,16 +307,38 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
         resampling=resampling,
         source=source,
     )
+
+
+def _check_settings(spec: FightSpec) -> None:
+    """The resolved settings that are only wrong together: pruner, tuning seeds, resampling with
+    CV keys in [base], the primary metric."""
     if spec.pruner not in PRUNERS:
         raise ConfigError(f"[fight] pruner must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
     if spec.tune_seed + spec.tune_seeds > SEED_LIMIT:
         raise ConfigError(f"[fight] tune_seed + tune_seeds must be at most {SEED_LIMIT}")
-    if resampling and any(k in base for k in ("cv_folds", "cv_fold", "cv_repeat")):
+    if spec.resampling and any(k in spec.base for k in ("cv_folds", "cv_fold", "cv_repeat")):
         raise ConfigError("[base] cv_folds/cv_fold/cv_repeat are set by [fight] resampling: give the folds there")
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
-    spec.claims = [check_claim(c, i, spec, defined) for i, c in enumerate(claims)]
-    spec.execution = _check_execution(fight)
+
+
+def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None = None, data_dir: str | None = None,
+               target: str | None = None, seeds: int | None = None, source: str = "") -> FightSpec:
+    """Validate a spec dict (as read from TOML) and resolve the quick profile and overrides.
+
+    Everything a run could trip over later is refused here, before anything is written: wrong
+    TOML types, tuning spaces that leave the valid range or act on nothing, DREG (a λ, a λ range,
+    a λ sweep) on a model without it, width sweeps of a classical model, claims naming a
+    contender the spec does not define.
+    """
+    s = _read_sections(raw, quick)
+    _apply_overrides(s.fight, s.base, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)
+    resampling = _check_resampling(s.fight.get("resampling"))
+    contenders = _parse_contenders(s.contenders, s.base)
+    spec = _build_spec(s, contenders, resampling, quick=quick, source=source)
+    _check_settings(spec)
+    spec.claims = [check_claim(c, i, spec, s.defined) for i, c in enumerate(s.claims)]
+    spec.execution = _check_execution(s.fight)
     return spec
 
 
