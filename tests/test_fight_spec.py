@@ -112,6 +112,8 @@ SPEC_PROBES = [
     (lambda r: r["accuracy_matched"].update(contender="logreg"), "only networks have a width to sweep"),
     (lambda r: r["accuracy_matched"].update(seeds="three"), "[accuracy_matched] seeds must be an integer"),
     (lambda r: r["accuracy_matched"].update(baselines="relu"), "[accuracy_matched] baselines must be a list"),
+    (lambda r: r["accuracy_matched"].update(contender=["cr-dreg"]), "[accuracy_matched] contender ['cr-dreg'] is not a contender"),
+    (lambda r: r["contender"][0].update(name=["relu"]) or r.update(quick={"seeds": 1}), "name must match"),
     (lambda r: r["accuracy_matched"].update(baselines=["ghost"]), "'ghost' is not a contender"),
     (lambda r: r["accuracy_matched"].update(baselines=["logreg"]), "only networks have a width to sweep"),
     (lambda r: r["accuracy_matched"].update(baselines=["cr-dreg"]), "must not include the contender itself"),
@@ -214,3 +216,12 @@ def test_size_view_sweeps_the_baseline_family_best_on_validation():
     assert len(tasks) == _count_after_tuning_per_cell(spec)
     tuning["gelu"]["best_val_accuracy"] = None  # no tuned score: not chosen
     assert best_baseline(spec.accuracy_matched, tuning) == "relu"
+
+
+def test_unhashable_contender_name_with_quick_is_a_config_error_or_dropped():
+    raw = _tiny()
+    raw["contender"][0]["name"] = ["relu"]
+    raw["quick"] = {"contenders": ["cr-dreg", "kan"]}
+    with pytest.raises(ConfigError, match="name must match"):
+        parse_spec(raw)  # the full profile keeps it: refused
+    assert [c.name for c in parse_spec(raw, quick=True).contenders] == ["cr-dreg", "kan"]

@@ -185,7 +185,7 @@ def _apply_quick(fight: dict, base: dict, contenders_raw: list[dict], acc, sweep
     fight.update({k: v for k, v in q.items() if k in FIGHT_KEYS})
     base = _merge(base, _table(q, "base", "[quick] base"))
     if "contenders" in q:
-        names = {c.get("name") for c in contenders_raw}
+        names = {c.get("name") for c in contenders_raw if isinstance(c.get("name"), str)}  # others: refused below
         keep = q["contenders"]
         if not isinstance(keep, list) or not all(isinstance(n, str) for n in keep):
             raise ConfigError(f"[quick] contenders must be a list of contender names, got {keep!r}")

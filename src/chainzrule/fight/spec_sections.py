@@ -43,7 +43,7 @@ def _section_seeds(where: str, section: dict) -> int | None:
 
 def _section_contender(where: str, section: dict, models: dict[str, str], allowed: tuple[str, ...], why: str) -> str:
     name = section.get("contender")
-    if name not in models:
+    if not isinstance(name, str) or name not in models:
         raise ConfigError(f"{where} contender {name!r} is not a contender: expected one of {', '.join(models)}")
     if models[name] not in allowed:
         raise ConfigError(f"{where} contender {name!r} is a {models[name]!r} model: {why} "
