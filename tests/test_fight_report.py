@@ -401,6 +401,12 @@ def test_repeated_cv_uses_the_corrected_t(tmp_path):
     assert row["p_value"] == pytest.approx(ref["p_value"])
     assert row["p_note"] == "corrected resampled t" and "10 paired splits" in row["note"]
     assert row["verdict"] == "supported"
+    # the main table's interval is over the 10 (seed, split) runs, with the corrected variance too
+    cr = next(d for d in summary_table(folder) if d["contender"] == "cr-dreg")
+    vals = [a + 0.002 * fold for a in ACC["cr-dreg"] for fold in range(2)]
+    ci = corrected_resampled_ttest(vals, 600, 150)
+    assert cr["test_accuracy_n"] == 10 and cr["test_accuracy_mean"] == pytest.approx(np.mean(vals))
+    assert (cr["test_accuracy_ci_low"], cr["test_accuracy_ci_high"]) == pytest.approx((ci["ci_low"], ci["ci_high"]))
 
 
 def test_empty_split_columns_are_not_repeated_cv(tmp_path):

@@ -30,7 +30,7 @@ from .claims import PREVIEW, claim_rows
 # re-exported for existing callers (format_*, is_fraction, metric_unit, to_number, ATTRIBUTION_*)
 from .formatting import format_margin, format_p, format_value, format_with_unit, is_fraction, metric_unit  # noqa: F401
 from .loading import MAIN_METRICS, Fight, as_fight, load_fight, summary_of, to_number  # noqa: F401
-from .stats import failure_rate, holm_bonferroni, paired_tests
+from .stats import failure_rate, holm_bonferroni, paired_tests, summarize_splits
 from .views import (  # noqa: F401
     ATTRIBUTION_DREG,
     ATTRIBUTION_FAMILIES,
@@ -81,7 +81,8 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
     (runs diverged or unstable, 95% Clopper–Pearson; rate None when some run's ``unstable`` is
     not recorded, see :func:`failure_text`), then for every metric column present (:data:`MAIN_METRICS`, fgsm_/pgd_ columns,
     val_accuracy, jacobian_fro_p99, peak_memory_mb) ``<metric>_mean``, ``<metric>_std``,
-    ``<metric>_ci_low``, ``<metric>_ci_high`` (95% t-interval over seeds) and ``<metric>_n``;
+    ``<metric>_ci_low``, ``<metric>_ci_high`` (95% t-interval over seeds; under repeated CV over
+    the (seed, split) runs with Nadeau–Bengio's corrected variance) and ``<metric>_n``;
     ``None`` where the metric has no value (not applicable). Values are in results.csv units
     (accuracies as fractions).
     """
@@ -106,8 +107,10 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
             "params": float(np.mean(params)) if params else None,
             **_failures(fight, rows),
         }
+        sizes = fight.split_sizes(rows)  # repeated CV: one value per (seed, split), corrected interval
         for m in metrics:
-            s = summary_of(fight.by_seed(rows, m))
+            vals = list(fight.by_split(rows, m).values())
+            s = summarize_splits(vals, sizes) if vals else None
             for k in ("mean", "std", "ci_low", "ci_high", "n"):
                 v = s[k] if s else None
                 d[f"{m}_{k}"] = None if isinstance(v, float) and math.isnan(v) else v

@@ -24,7 +24,7 @@ from .stats import (
     one_sample_tests,
     paired_tests,
     ratio_reduction,
-    summarize,
+    summarize_splits,
     verdict_compare,
     verdict_level,
 )
@@ -132,11 +132,7 @@ def _pairing_text(n: int, sizes: tuple[float, float] | None) -> str:
 def _interval_summary(values: list[float], sizes: tuple[float, float] | None, alpha: float,
                       confidence: float | None = None) -> dict[str, Any]:
     """``summarize``-like dict; with split sizes the interval is Nadeau–Bengio's corrected one."""
-    conf = 1.0 - alpha if confidence is None else confidence
-    if sizes is None:
-        return summarize(values, confidence=conf)
-    r = corrected_resampled_ttest(values, sizes[0], sizes[1], confidence=conf)
-    return {"mean": r["mean_diff"], "n": r["n"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+    return summarize_splits(values, sizes, confidence=1.0 - alpha if confidence is None else confidence)
 
 
 def _claim_level(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ from .checks import VERDICTS
 from .summaries import one_sample_tests, paired_tests, summarize
 from .multiple import holm_bonferroni, HolmResult
 from .decisions import ratio_reduction, verdict_compare, verdict_level
-from .ttests import corrected_resampled_ttest, noninferiority_test, tost, tost_paired
+from .ttests import corrected_resampled_ttest, noninferiority_test, summarize_splits, tost, tost_paired
 from .rates import compare_failure_rates, failure_rate
 from .budget import edge_of_range, expected_max_curve, range_position
 from .size import param_ratio_bootstrap, params_at_accuracy
@@ -60,6 +60,7 @@ from .size import param_ratio_bootstrap, params_at_accuracy
 __all__ = [
     "VERDICTS",
     "summarize",
+    "summarize_splits",
     "one_sample_tests",
     "paired_tests",
     "HolmResult",
