@@ -108,6 +108,9 @@ def _loss_and_grad(scores_fn, loss_fn, x: torch.Tensor, y: torch.Tensor) -> tupl
     return loss.detach(), grad.detach()
 
 
+# Over 60 lines on purpose: the loop is Croce & Hein's Algorithm 1 in one piece. Its state (iterate,
+# previous iterate, best point and loss, per-example step, checkpoint counters) changes together at
+# every step and every checkpoint; split into helpers it would have to be passed around whole.
 def apgd(
     scores_fn: Callable[[torch.Tensor], torch.Tensor],
     predict: Callable[[torch.Tensor], torch.Tensor],
