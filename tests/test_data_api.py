@@ -176,7 +176,8 @@ def test_dataset_validation(kwargs, msg):
 
 @pytest.mark.parametrize("module", ["chainzrule.data", "chainzrule.data.base",
                                     "chainzrule.data.cache", "chainzrule.data.mnist",
-                                    "chainzrule.data.tabular", "chainzrule.data.text",
+                                    "chainzrule.data.tabular", "chainzrule.data.csv_table",
+                                    "chainzrule.data.text", "chainzrule.data.text_files",
                                     "chainzrule.data.splits"])
 def test_docstring_examples(module):
     mod = importlib.import_module(module)

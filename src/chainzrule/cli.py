@@ -15,80 +15,25 @@ Bad input (a file, a flag, a config) prints one line on stderr and exits with st
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import os
 import signal
 import sys
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from . import __version__
-from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS,
-                     REGS, TrainConfig, read_toml)
+from .cli_options import TRAIN_OPTIONS, execution_options, train_config, train_options
 from .errors import ChainzRuleError, ConfigError
 
-EXIT_USAGE = 2
+__all__ = ["cli", "main", "EXIT_USAGE", "TRAIN_OPTIONS"]
 
-# (option, TrainConfig field, click type, help)
-TRAIN_OPTIONS = [
-    ("--dataset", "dataset", str, "mnist, pima, sst5, yelp-full, csv:PATH or synthetic. [default: mnist]"),
-    ("--data-dir", "data_dir", str, "Folder with the dataset's files (MNIST IDX files, SST-5 txt, Yelp csv)."),
-    ("--target", "target", str, "Label column for --dataset csv:PATH."),
-    ("--featurizer", "featurizer", str, "Text features: auto, encoder (all-MiniLM-L6-v2), hashed, hashed:DIMS. [default: auto]"),
-    ("--limit", "limit", int, "Use only the first N examples of each split (quick runs)."),
-    ("--val-fraction", "val_fraction", float, "Validation share carved from train (seeded). [default: 0.1]"),
-    ("--model", "model", click.Choice(MODELS), "Network (chainzrule, mlp, kan; cnn and chainzrule-cnn for square images) or classical baseline. [default: chainzrule]"),
-    ("--activation", "activation", click.Choice(ACTIVATIONS), "Activation of --model mlp or cnn. [default: relu]"),
-    ("--hidden", "hidden", str, "Hidden widths, comma separated (after the conv blocks for the CNNs). [default: 256,256]"),
-    ("--conv-channels", "conv_channels", str, "Channels of the CNNs' conv blocks (3x3 conv, activation, 2x2 max-pool), comma separated. [default: 16,32]"),
-    ("--degree", "degree", int, "Polynomial degree of the ChainzRule activation. [default: 3]"),
-    ("--poly-init", "poly_init", click.Choice(["gelu", "silu", "tanh", "identity"]), "Activation the polynomials start as. [default: gelu]"),
-    ("--bound", "bound", float, "Working interval [-R, R] of the polynomials. [default: 3]"),
-    ("--range-control", "range_control", click.Choice(RANGE_CONTROLS), "Polynomial outside [-R, R]: linear continuation, tanh squash, none. [default: linear]"),
-    ("--poly-basis", "poly_basis", click.Choice(POLY_BASES), "Basis the polynomial's coefficients are trained in: legendre (orthogonal in t = u/R), chebyshev, monomial (powers of t = u/R), power (powers of u, the v0.1 engine). [default: legendre]"),
-    ("--head", "head", click.Choice(HEADS), "Output head; ordinal tasks: clm (ordered logit), coral, corn. [default: auto]"),
-    ("--dreg", "dreg", float, "DREG strength λ. [default: 3e-3 for chainzrule, 0 otherwise]"),
-    ("--dreg-schedule", "dreg_schedule", click.Choice(DREG_SCHEDULES), "λ schedule over training steps. [default: constant]"),
-    ("--dreg-final", "dreg_final", float, "Final λ of the linear/cosine schedules. [default: 0]"),
-    ("--dreg-warmup", "dreg_warmup", float, "Share of training spent warming λ up from 0. [default: 0]"),
-    ("--reg", "reg", click.Choice(REGS), "Competing regularizer: weight decay, input-gradient penalty, Jacobian projections, spectral norm. [default: none]"),
-    ("--reg-strength", "reg_strength", float, "Strength of --reg (1/C for logreg/svm). [default: 0]"),
-    ("--jr-projections", "jr_projections", int, "Random projections of --reg jr. [default: 1]"),
-    ("--optimizer", "optimizer", click.Choice(OPTIMIZERS), "[default: adam]"),
-    ("--lr", "lr", float, "Peak learning rate. [default: 3e-3]"),
-    ("--coef-lr-scale", "coef_lr_scale", float, "Learning rate of the polynomial coefficients as a multiple of --lr. [default: 1]"),
-    ("--lr-schedule", "lr_schedule", click.Choice(LR_SCHEDULES), "[default: onecycle]"),
-    ("--epochs", "epochs", int, "[default: 10]"),
-    ("--patience", "patience", int, "Early stopping: stop after N epochs without a better validation accuracy and keep the best epoch (0: run every epoch, keep the last). [default: 0]"),
-    ("--batch-size", "batch_size", int, "[default: 128]"),
-    ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
-    ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),
-    ("--dtype", "dtype", click.Choice(["float32", "float64", "bfloat16"]), "Parameter and input dtype. [default: float32]"),
-    ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
-    ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD/APGD with --robustness, comma separated. [default: 0.05,0.1]"),
-]
+EXIT_USAGE = 2
 
 
 def _fail(message: str) -> None:
     click.echo(f"chainzrule: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
-
-
-def _train_config(ctx: click.Context, config_file: str | None, params: dict) -> TrainConfig:
-    """Config file values, overridden by the flags given explicitly on the command line."""
-    values = {k.replace("-", "_"): v for k, v in (read_toml(config_file, "config file") if config_file else {}).items()}
-    for _, field, _, _ in TRAIN_OPTIONS:
-        if ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:
-            values[field] = params[field]
-    return TrainConfig.from_dict(values)
-
-
-def _train_options(f):
-    for opt, field, typ, help_ in reversed(TRAIN_OPTIONS):
-        f = click.option(opt, field, type=typ, default=None, help=help_)(f)
-    return f
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -130,7 +75,7 @@ def data_list() -> None:
 # ------------------------------------------------------------------------------------------ train
 @cli.command()
 @click.option("--config", "config_file", type=str, default=None, help="TOML file with any of the options below (flags override it).")
-@_train_options
+@train_options
 @click.option("--robustness/--no-robustness", default=None, help="Also measure corruption (images) and FGSM/PGD accuracy.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json and the checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -154,18 +99,19 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
     from .rundir import RUN_FILES, check_out_dir, staged_dir
     from .sizing import check_fits
     from .train import load_splits, train as run_train
+    from .train.distributed import torchrun_process_group
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    cfg = _train_config(ctx, config_file, params)
+    cfg = train_config(ctx, config_file, params)
     if robustness is not None:
         cfg = cfg.replace(robustness=robustness)
     out_dir = check_out_dir(out, replace_only=RUN_FILES)  # before any data is read or step taken
     splits = load_splits(cfg, progress=not quiet)  # all input is checked before anything is written to --out
     check_fits(cfg, splits.in_features, splits.num_classes, splits.task)
-    with _distributed(cfg) as rank:
+    with torchrun_process_group(cfg) as rank:
         run = run_train(cfg, splits, progress=not quiet and rank == 0)
     if rank != 0:
         return  # one copy of the checkpoint and the result: rank 0's
@@ -182,31 +128,6 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
         write_json(tmp / "result.json", result)
     _print_summary(result)
     click.echo(f"wrote {out_dir / 'result.json'}")
-
-
-@contextmanager
-def _distributed(cfg: TrainConfig):
-    """The process group of a ``torchrun`` launch (WORLD_SIZE > 1), yielding this process's rank;
-    a plain launch yields 0 and starts nothing."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world <= 1:
-        yield 0
-        return
-    import torch.distributed as dist
-
-    if cfg.batch_size < world:
-        raise ConfigError(f"batch_size {cfg.batch_size} is smaller than the {world} processes of this launch: "
-                          f"expected batch_size >= {world}")
-    backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
-    dist.init_process_group(backend)
-    try:
-        if cfg.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        yield dist.get_rank()
-    finally:
-        dist.destroy_process_group()
 
 
 def _print_summary(r: dict) -> None:
@@ -326,19 +247,6 @@ def export_cmd(run, fmt) -> None:
     click.echo(f"wrote {path}{check}")
 
 
-def _execution_options(f):
-    """--batch/--no-batch, --executor, --ray-address: how a fight's or a map's runs execute."""
-    f = click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
-                     help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), "
-                          "local (a private one), or HOST:PORT. [default: auto]")(f)
-    f = click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
-                     help="Where runs execute: this machine's process pool, or a Ray cluster "
-                          "(extra chainzrule[ray]). [default: local]")(f)
-    return click.option("--batch/--no-batch", "batch", default=None,
-                        help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. "
-                             "[default: on, or the spec's batch]")(f)
-
-
 # ------------------------------------------------------------------------------------------ fight / report
 @cli.command()
 @click.argument("spec", type=click.Path())
@@ -349,7 +257,7 @@ def _execution_options(f):
 @click.option("--data-dir", default=None, help="Folder with the dataset's files.")
 @click.option("--target", default=None, help="Label column for csv:PATH.")
 @click.option("--seeds", default=None, type=click.IntRange(1, 100), help="Number of final seeds (overrides the spec).")
-@_execution_options
+@execution_options
 @click.option("--storage", default=None, metavar="URL",
               help="Also keep the Optuna studies in this database (sqlite:///PATH, postgresql://...), e.g. for optuna-dashboard.")
 @click.option("--no-report", is_flag=True, help="Skip writing report.md at the end.")
@@ -411,7 +319,7 @@ def report(folder, previous) -> None:
               help="Map folder (runs/, stability.csv, summary.csv, heatmap_*.png, report.md).")
 @click.option("--quick", is_flag=True, help="The spec's [quick] profile: a small grid for a smoke run.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs in parallel (processes).")
-@_execution_options
+@execution_options
 def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
     """Stability map: a learning-rate × DREG-λ grid over seeds per contender, as heatmaps.
 

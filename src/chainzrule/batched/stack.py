@@ -1,18 +1,17 @@
-"""M same-shaped runs trained as one stacked model: :class:`StackedRuns`, the per-member
-:class:`MemberRecord`, and the schedule replay that gives every member its own per-step
-hyperparameters."""
+"""M same-shaped runs trained as one stacked model: :class:`StackedRuns`.
+
+What each member keeps of its own (:class:`MemberRecord`, the schedule replay that gives it its
+own per-step hyperparameters, its RNG state) is in :mod:`chainzrule.batched.members`;
+:class:`MemberRecord` and :func:`replay_schedule` are re-exported here."""
 
 from __future__ import annotations
 
 import copy
 import math
 import time
-import warnings
-from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
@@ -21,50 +20,12 @@ from ..data.splits import Splits
 from ..dreg import lambda_schedule
 from ..errors import ConfigError
 from ..regularizers import make_regularizer
-from ..train import RunResult, build_model, evaluate, head_kind, make_optimizer, predict, seed_everything, train_record
+from ..train import RunResult, build_model, evaluate, head_kind, predict, seed_everything, train_record
 from .engines import GroupedEngine, MemberObjective
 from .grouping import ENGINES
+from .members import MemberRecord, replay_schedule, rng_state, set_rng_state
 
 __all__ = ["StackedRuns", "MemberRecord", "replay_schedule"]
-
-
-class MemberRecord:
-    """The per-run counters :func:`~chainzrule.train.train_record` reads from a training loop."""
-
-    def __init__(self, steps_per_epoch: int, num_classes: int) -> None:
-        self.steps_per_epoch = steps_per_epoch
-        self.num_classes = num_classes
-        self.grad_norms: list[float] = []
-        self.train_seconds = 0.0
-        self.step = 0
-        self.best_epoch = 0
-        self.stopped_early = False
-        self.history: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "val_accuracy": [],
-                                         "dreg": []}
-        self.best_val = -1.0
-        self.best_state: dict[str, Tensor] | None = None
-        self.waited = 0
-        self.final_state: dict[str, Tensor] | None = None
-
-
-def replay_schedule(cfg: TrainConfig, model: nn.Module, total: int):
-    """The learning rate of every parameter group at every step (and the other hyperparameters
-    the scheduler moves: Adam's β₁, SGD's momentum) from the member's real optimizer + scheduler,
-    stepped exactly as the training loop steps them (read before each optimizer step).
-
-    Returns ``(lrs [T][G], others [T], optimizer, {parameter name: group index})``."""
-    opt, sched = make_optimizer(cfg, model, total)
-    index = {id(p): g for g, group in enumerate(opt.param_groups) for p in group["params"]}
-    group_of = {name: index[id(p)] for name, p in model.named_parameters()}
-    lrs, others = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": nothing to step here
-        for _ in range(total):
-            lrs.append([float(g["lr"]) for g in opt.param_groups])
-            g0 = opt.param_groups[0]
-            others.append({"betas": tuple(g0.get("betas", ())), "momentum": g0.get("momentum")})
-            sched.step()
-    return lrs, others, opt, group_of
 
 
 class StackedRuns:
@@ -111,7 +72,7 @@ class StackedRuns:
             model = reg.prepare(model).to(device=self.device, dtype=self.dtype)
             self.models.append(model)
             regs.append(reg)
-            self.rng_states.append(_rng_state(self.device))
+            self.rng_states.append(rng_state(self.device))
         self.records = [MemberRecord(self.steps_per_epoch, sp.num_classes) for sp in splits]
         self.names = [name for name, p in self.models[0].named_parameters()]
         if not all(p.requires_grad for p in self.models[0].parameters()):  # pragma: no cover
@@ -385,21 +346,7 @@ class StackedRuns:
             for name, p in model.named_parameters():
                 if name in rec.final_state:
                     p.copy_(rec.final_state[name])
-        _set_rng_state(self.rng_states[m], self.device)
+        set_rng_state(self.rng_states[m], self.device)
         result = evaluate(model, cfg, sp) if test else {}
         result.update(train_record(cfg, model, rec, rec.history))
         return RunResult(model, result, rec.grad_norms)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)

@@ -1,0 +1,88 @@
+"""The options the ``chainzrule`` commands share: the training flags and the execution flags.
+
+:data:`TRAIN_OPTIONS` is the one table of the training flags (``chainzrule train``): each row is
+``(option, TrainConfig field, click type, help)``. :func:`train_options` adds them to a command,
+:func:`train_config` reads them back over a config file, and :func:`execution_options` adds the
+flags that choose how a fight's or a stability map's runs execute.
+
+>>> [opt for opt, *_ in TRAIN_OPTIONS][:3]
+['--dataset', '--data-dir', '--target']
+"""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS,
+                     REGS, TrainConfig, read_toml)
+
+__all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options"]
+
+#: The training flags: (option, TrainConfig field, click type, help).
+TRAIN_OPTIONS = [
+    ("--dataset", "dataset", str, "mnist, pima, sst5, yelp-full, csv:PATH or synthetic. [default: mnist]"),
+    ("--data-dir", "data_dir", str, "Folder with the dataset's files (MNIST IDX files, SST-5 txt, Yelp csv)."),
+    ("--target", "target", str, "Label column for --dataset csv:PATH."),
+    ("--featurizer", "featurizer", str, "Text features: auto, encoder (all-MiniLM-L6-v2), hashed, hashed:DIMS. [default: auto]"),
+    ("--limit", "limit", int, "Use only the first N examples of each split (quick runs)."),
+    ("--val-fraction", "val_fraction", float, "Validation share carved from train (seeded). [default: 0.1]"),
+    ("--model", "model", click.Choice(MODELS), "Network (chainzrule, mlp, kan; cnn and chainzrule-cnn for square images) or classical baseline. [default: chainzrule]"),
+    ("--activation", "activation", click.Choice(ACTIVATIONS), "Activation of --model mlp or cnn. [default: relu]"),
+    ("--hidden", "hidden", str, "Hidden widths, comma separated (after the conv blocks for the CNNs). [default: 256,256]"),
+    ("--conv-channels", "conv_channels", str, "Channels of the CNNs' conv blocks (3x3 conv, activation, 2x2 max-pool), comma separated. [default: 16,32]"),
+    ("--degree", "degree", int, "Polynomial degree of the ChainzRule activation. [default: 3]"),
+    ("--poly-init", "poly_init", click.Choice(["gelu", "silu", "tanh", "identity"]), "Activation the polynomials start as. [default: gelu]"),
+    ("--bound", "bound", float, "Working interval [-R, R] of the polynomials. [default: 3]"),
+    ("--range-control", "range_control", click.Choice(RANGE_CONTROLS), "Polynomial outside [-R, R]: linear continuation, tanh squash, none. [default: linear]"),
+    ("--poly-basis", "poly_basis", click.Choice(POLY_BASES), "Basis the polynomial's coefficients are trained in: legendre (orthogonal in t = u/R), chebyshev, monomial (powers of t = u/R), power (powers of u, the v0.1 engine). [default: legendre]"),
+    ("--head", "head", click.Choice(HEADS), "Output head; ordinal tasks: clm (ordered logit), coral, corn. [default: auto]"),
+    ("--dreg", "dreg", float, "DREG strength λ. [default: 3e-3 for chainzrule, 0 otherwise]"),
+    ("--dreg-schedule", "dreg_schedule", click.Choice(DREG_SCHEDULES), "λ schedule over training steps. [default: constant]"),
+    ("--dreg-final", "dreg_final", float, "Final λ of the linear/cosine schedules. [default: 0]"),
+    ("--dreg-warmup", "dreg_warmup", float, "Share of training spent warming λ up from 0. [default: 0]"),
+    ("--reg", "reg", click.Choice(REGS), "Competing regularizer: weight decay, input-gradient penalty, Jacobian projections, spectral norm. [default: none]"),
+    ("--reg-strength", "reg_strength", float, "Strength of --reg (1/C for logreg/svm). [default: 0]"),
+    ("--jr-projections", "jr_projections", int, "Random projections of --reg jr. [default: 1]"),
+    ("--optimizer", "optimizer", click.Choice(OPTIMIZERS), "[default: adam]"),
+    ("--lr", "lr", float, "Peak learning rate. [default: 3e-3]"),
+    ("--coef-lr-scale", "coef_lr_scale", float, "Learning rate of the polynomial coefficients as a multiple of --lr. [default: 1]"),
+    ("--lr-schedule", "lr_schedule", click.Choice(LR_SCHEDULES), "[default: onecycle]"),
+    ("--epochs", "epochs", int, "[default: 10]"),
+    ("--patience", "patience", int, "Early stopping: stop after N epochs without a better validation accuracy and keep the best epoch (0: run every epoch, keep the last). [default: 0]"),
+    ("--batch-size", "batch_size", int, "[default: 128]"),
+    ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
+    ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),
+    ("--dtype", "dtype", click.Choice(["float32", "float64", "bfloat16"]), "Parameter and input dtype. [default: float32]"),
+    ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
+    ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD/APGD with --robustness, comma separated. [default: 0.05,0.1]"),
+]
+
+
+def train_config(ctx: click.Context, config_file: str | None, params: dict) -> TrainConfig:
+    """Config file values, overridden by the flags given explicitly on the command line."""
+    values = {k.replace("-", "_"): v for k, v in (read_toml(config_file, "config file") if config_file else {}).items()}
+    for _, field, _, _ in TRAIN_OPTIONS:
+        if ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:
+            values[field] = params[field]
+    return TrainConfig.from_dict(values)
+
+
+def train_options(f):
+    """Add every flag of :data:`TRAIN_OPTIONS` to the command ``f`` (default None: not given)."""
+    for opt, field, typ, help_ in reversed(TRAIN_OPTIONS):
+        f = click.option(opt, field, type=typ, default=None, help=help_)(f)
+    return f
+
+
+def execution_options(f):
+    """--batch/--no-batch, --executor, --ray-address: how a fight's or a map's runs execute."""
+    f = click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
+                     help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), "
+                          "local (a private one), or HOST:PORT. [default: auto]")(f)
+    f = click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+                     help="Where runs execute: this machine's process pool, or a Ray cluster "
+                          "(extra chainzrule[ray]). [default: local]")(f)
+    return click.option("--batch/--no-batch", "batch", default=None,
+                        help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. "
+                             "[default: on, or the spec's batch]")(f)
