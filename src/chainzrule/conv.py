@@ -130,7 +130,8 @@ class ConvHiddenLayer(nn.Module):
 
         >>> from chainzrule.activations import ReLU
         >>> layer = ConvHiddenLayer(1, 1, 1, ReLU(), bias=False)
-        >>> _ = layer.conv.weight.fill_(-2.0)
+        >>> with torch.no_grad():
+        ...     _ = layer.conv.weight.fill_(-2.0)
         >>> round(layer.operator_norm((5, 5)), 6)                   # a 1x1 conv is 2·identity
         2.0
         """
