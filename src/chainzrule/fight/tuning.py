@@ -1,0 +1,214 @@
+"""Tuning a Fair Fight (phase 1): equal-budget Optuna studies per contender and resampling cell.
+
+Every contender gets ``trials`` trials (TPE with its own sampler seed, :func:`sampler_seed`) at the
+full epoch budget, each scored on ``tune_seeds`` seeds on the validation split carved from the
+cell's training data (the test split is never read); a median or Hyperband pruner stops trials
+whose first seed's validation curve lags. Studies advance in lockstep (trial t of every study,
+then t + 1) so that the executor can run them side by side; runs are hash-keyed, so a resumed
+fight replays the same trials. :mod:`.runner` plans the phases after tuning.
+
+>>> Cell(1, 3, 5).name, Cell().name      # one Cell per (repeat, fold) of [fight] resampling
+('r1f3', '')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import TrainConfig, content_hash
+from .executor import Executor, Task
+from .spec import FightSpec
+
+__all__ = ["Cell", "cells", "sampler_seed", "val_curve", "tune", "tune_cells", "tuning_json"]
+
+
+def _suggest(trial, name: str, space: Any) -> Any:
+    if isinstance(space, dict):
+        return trial.suggest_categorical(name, space["choices"])
+    lo, hi, scale = space
+    if scale.startswith("int"):
+        return trial.suggest_int(name, int(lo), int(hi), log=scale == "int-log")
+    return trial.suggest_float(name, float(lo), float(hi), log=scale == "log")
+
+
+def _score(rec: dict) -> float:
+    v = (rec["result"].get("val") or {}).get("accuracy")
+    return float(v) if v is not None and math.isfinite(v) else 0.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One train/test split of a fight: the dataset's own (``repeat``/``fold`` None) or fold
+    ``fold`` of repeat ``repeat`` of ``[fight] resampling``. Tuning, finals, width and λ runs are
+    done per cell; tuning reads only the cell's training folds (validation carved from them)."""
+
+    repeat: int | None = None
+    fold: int | None = None
+    folds: int = 0
+
+    @property
+    def name(self) -> str:
+        return "" if self.fold is None else f"r{self.repeat}f{self.fold}"
+
+    def config(self) -> dict[str, int]:
+        return {} if self.fold is None else {"cv_folds": self.folds, "cv_fold": self.fold, "cv_repeat": self.repeat}
+
+
+def cells(spec: FightSpec) -> list[Cell]:
+    r = spec.resampling
+    if not r:
+        return [Cell()]
+    return [Cell(rep, f, r["folds"]) for rep in range(r["repeats"]) for f in range(r["folds"])]
+
+
+def sampler_seed(spec: FightSpec, contender: str, cell: Cell = Cell()) -> int:
+    """The TPE sampler seed of one contender's study: derived from ``tune_seed``, the contender's
+    name and the cell, so every contender explores its space independently, and the same on every
+    machine and every resume."""
+    return int(content_hash({"tune_seed": spec.tune_seed, "contender": contender, "cell": cell.name}, 8), 16)
+
+
+def _pruner(spec: FightSpec, epochs: int):
+    import optuna
+
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, spec.trials // 5), n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def val_curve(rec: dict, epochs: int) -> list[float]:
+    """Best-so-far validation accuracy after each epoch of a run (what its checkpoint would score
+    if stopped there), padded with its final value to ``epochs`` when it stopped early; [] for a
+    run without epochs (classical models)."""
+    hist = (rec["result"].get("history") or {}).get("val_accuracy") or []
+    out, best = [], 0.0
+    for v in hist:
+        best = max(best, float(v) if v is not None and math.isfinite(v) else 0.0)
+        out.append(best)
+    return out + [best] * (epochs - len(out)) if out else []
+
+
+def tune(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell: Cell | None = None) -> dict[str, dict]:
+    """Equal-budget Optuna tuning of every contender in every cell (:func:`tune_cells`); with one
+    cell, the per-contender result of that cell."""
+    out = tune_cells(spec, configs, ex, [cell or Cell()])
+    return {name: v[(cell or Cell()).name] for name, v in out.items()}
+
+
+def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_list: list[Cell],
+               mirror=None) -> dict[str, dict]:
+    """Tuning v2 (guide §4.2): per contender and cell, ``spec.trials`` Optuna trials (TPE, sampler
+    seed :func:`sampler_seed`) at the full epoch budget (``tune_epochs``, default the final
+    epochs) with early stopping, each scored on ``tune_seeds`` seeds (trial value = mean
+    best-validation accuracy). A trial first runs its first seed; that run's per-epoch
+    best-so-far validation curve is reported to the pruner (median or Hyperband), and a pruned
+    trial skips its other seeds (state "pruned", no value). A completed trial's value is the mean
+    of its own runs and never changes afterwards: pruning decides only whether later trials run
+    their remaining seeds. Runs are atomic and hash-keyed, so tuning replays deterministically on
+    resume. Returns ``{contender: {cell name: {best_params, best_val_accuracy, trials, space,
+    sampler_seed}}}``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out, studies = _open_studies(spec, cell_list)
+    seeds = [spec.tune_seed + i for i in range(spec.tune_seeds)]
+    base = {**spec.base, "epochs": spec.tune_epochs, "robustness": False}
+    for t in range(spec.trials if studies else 0):  # lockstep: trial t of every study, then t + 1
+        asked = _ask(spec, studies, configs, base, seeds)
+        first = ex.run([Task("tune", name, cfgs[0], False, seeds[0], t) for _, name, _, _, cfgs in asked])
+        pruned = [_should_prune(trial, rec, spec.tune_epochs) for (_, _, trial, _, _), rec in zip(asked, first)]
+        rest = iter(ex.run([Task("tune", name, cfg, False, s, t) for (_, name, _, _, cfgs), p in zip(asked, pruned)
+                            if not p for cfg, s in zip(cfgs[1:], seeds[1:])]))
+        for (cell, name, trial, params, cfgs), rec, p in zip(asked, first, pruned):
+            recs = [rec] if p else [rec] + [next(rest) for _ in cfgs[1:]]
+            out[name][cell.name]["trials"].append(
+                _tell(studies[(cell, name)], trial, params, recs, p, seeds, spec.tune_epochs,
+                      mirror=mirror, study_name=name + (f"-{cell.name}" if cell.name else "")))
+    for (cell, name) in studies:
+        _set_best(out[name][cell.name])
+    return out
+
+
+def _open_studies(spec: FightSpec, cell_list: list[Cell]) -> tuple[dict[str, dict], dict]:
+    """The empty result table and one Optuna study per (cell, contender with a search space)."""
+    import optuna
+
+    out: dict[str, dict] = {c.name: {} for c in spec.contenders}
+    studies = {}
+    for cell in cell_list:
+        for c in spec.contenders:
+            seed = sampler_seed(spec, c.name, cell)
+            out[c.name][cell.name] = {"best_params": {}, "best_val_accuracy": None, "trials": [], "space": c.tune,
+                                      "sampler_seed": seed if c.tune else None}
+            if c.tune and spec.trials > 0:
+                sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, spec.trials // 3)))
+                studies[(cell, c.name)] = optuna.create_study(
+                    direction="maximize", sampler=sampler, pruner=_pruner(spec, spec.tune_epochs),
+                    study_name=f"{c.name}{'-' + cell.name if cell.name else ''}")  # Hyperband hashes the name
+    return out, studies
+
+
+def _ask(spec: FightSpec, studies: dict, configs: dict[str, dict], base: dict, seeds: list[int]) -> list[tuple]:
+    """One new trial per study: ``(cell, contender, trial, params, one config per tuning seed)``."""
+    asked = []
+    for (cell, name), study in studies.items():
+        trial = study.ask()
+        params = {p: _suggest(trial, p, space) for p, space in spec.contender(name).tune.items()}
+        cfgs = [TrainConfig.from_dict({**base, **configs[name], **cell.config(), **params, "seed": s}) for s in seeds]
+        asked.append((cell, name, trial, params, cfgs))
+    return asked
+
+
+def _should_prune(trial, rec: dict, epochs: int) -> bool:
+    """Report the first seed's best-so-far validation curve to the pruner; whether it prunes."""
+    for step, v in enumerate(val_curve(rec, epochs)):
+        trial.report(v, step)
+        if trial.should_prune():
+            return True
+    return False
+
+
+def _tell(study, trial, params: dict, recs: list[dict], pruned: bool, seeds: list[int], epochs: int, *,
+          mirror, study_name: str) -> dict:
+    """Close ``trial`` (pruned, or its value: the mean score of its runs) and return its tuning.json entry."""
+    from optuna.trial import TrialState
+
+    value = None if pruned else sum(_score(r) for r in recs) / len(recs)
+    if pruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, value)
+        if mirror is not None:  # --storage: every completed trial also lands in the stored study
+            mirror.tell(study_name, trial.number, trial, value, recs[0]["key"])
+    return {"trial": trial.number, "params": params, "state": "pruned" if pruned else "complete", "value": value,
+            "val_accuracy": value, "seed_values": [_score(r) for r in recs], "seeds": seeds[:len(recs)],
+            "curve": val_curve(recs[0], epochs), "keys": [r["key"] for r in recs], "key": recs[0]["key"]}
+
+
+def _set_best(res: dict) -> None:
+    """The best completed trial's params and value (a pruned one only if none completed; first on ties)."""
+    done = [r for r in res["trials"] if r["state"] == "complete"] or res["trials"]
+    best = max(done, key=lambda r: r["value"] if r["value"] is not None else r["seed_values"][0])
+    res["best_params"] = best["params"]
+    res["best_val_accuracy"] = best["value"]
+
+
+def tuning_json(spec: FightSpec, tuned: dict[str, dict]) -> dict:
+    """``tuning.json``: per contender its search space, protocol and, per cell, every trial (params,
+    value, state, seeds, per-epoch curve). With one cell (no resampling) the cell's fields are
+    also at the contender's top level (best_params, best_val_accuracy, trials)."""
+    out = {}
+    for name, by_cell in tuned.items():
+        c = spec.contender(name)
+        entry = {"space": c.tune, "pruner": spec.pruner, "tune_seeds": spec.tune_seeds, "trials_budget": spec.trials,
+                 "tune_epochs": spec.tune_epochs, "patience": spec.patience}
+        if list(by_cell) == [""]:
+            entry.update(by_cell[""])
+        else:
+            entry.update({"best_params": {}, "best_val_accuracy": None, "trials": [], "cells": by_cell})
+        out[name] = entry
+    return out
