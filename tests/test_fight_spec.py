@@ -216,6 +216,15 @@ def test_size_view_sweeps_the_baseline_family_best_on_validation():
     assert len(tasks) == _count_after_tuning_per_cell(spec)
     tuning["gelu"]["best_val_accuracy"] = None  # no tuned score: not chosen
     assert best_baseline(spec.accuracy_matched, tuning) == "relu"
+    # several cells: one family for all of them, the best on validation averaged over the cells
+    from chainzrule.fight.runner import fight_baseline
+
+    tuned = {"relu": {"r0f0": {"best_val_accuracy": 0.9}, "r0f1": {"best_val_accuracy": 0.7}},
+             "gelu": {"r0f0": {"best_val_accuracy": 0.85}, "r0f1": {"best_val_accuracy": 0.8}}}
+    assert fight_baseline(spec, tuned) == "gelu"
+    tuning["gelu"]["best_val_accuracy"] = 0.1  # this cell alone would not pick it: the fight's choice wins
+    tasks = plan_after_tuning(spec, configs, tuning, None, "gelu")
+    assert {t.contender for t in tasks if t.phase == "width"} == {"cr-dreg", "gelu"}
 
 
 def test_unhashable_contender_name_with_quick_is_a_config_error_or_dropped():

@@ -95,14 +95,17 @@ def final_config(spec: FightSpec, configs: dict[str, dict], tuning: dict[str, di
 
 
 def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[str, dict],
-                      cell: Cell | None = None) -> list[Task]:
-    """Final, width and λ-sweep tasks of one cell, given that cell's tuned parameters."""
+                      cell: Cell | None = None, baseline: str | None = None) -> list[Task]:
+    """Final, width and λ-sweep tasks of one cell, given that cell's tuned parameters; the width
+    sweep covers the ``[accuracy_matched]`` contender and ``baseline`` (default: the
+    :func:`best_baseline` of ``tuning``; a fight with several cells picks one for all of them)."""
     cv = (cell or Cell()).config()
     tasks = [Task("final", c.name, final_config(spec, configs, tuning, c.name, seed=s, **cv), True, s)
              for s in range(spec.seeds) for c in spec.contenders]
     acc = spec.accuracy_matched
     if acc and acc["contender"] in configs:
-        swept = [acc["contender"]] + ([b] if (b := best_baseline(acc, tuning)) else [])
+        b = baseline if baseline is not None else best_baseline(acc, tuning)
+        swept = [acc["contender"]] + ([b] if b else [])
         for name in swept:
             depth = len(final_config(spec, configs, tuning, name).hidden)
             for s in range(acc.get("seeds") or spec.seeds):
@@ -124,6 +127,20 @@ def best_baseline(acc: dict, tuning: dict[str, dict]) -> str | None:
     scored = [(tuning[b]["best_val_accuracy"], b) for b in acc.get("baselines") or ()
               if b in tuning and tuning[b].get("best_val_accuracy") is not None]
     return max(scored)[1] if scored else None
+
+
+def fight_baseline(spec: FightSpec, tuned: dict[str, dict]) -> str | None:
+    """:func:`best_baseline` over every cell of a fight: the family whose tuned validation accuracy,
+    averaged over the cells, is highest (one family swept in every cell, so the curves pair up)."""
+    acc = spec.accuracy_matched
+    if not acc or not acc.get("baselines"):
+        return None
+    mean = {}
+    for b in acc["baselines"]:
+        vals = [v.get("best_val_accuracy") for v in (tuned.get(b) or {}).values()]
+        if vals and all(x is not None for x in vals):
+            mean[b] = {"best_val_accuracy": sum(vals) / len(vals)}
+    return best_baseline(acc, mean)
 
 
 def _count_after_tuning(spec: FightSpec) -> int:
@@ -263,8 +280,9 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
         try:
             tuned = tune_cells(spec, configs, ex, cell_list, StudyMirror(store, spec) if store is not None else None)
             atomic_json(out / "tuning.json", tuning_json(spec, tuned))
+            base = fight_baseline(spec, tuned)
             tasks = [t for cell in cell_list
-                     for t in plan_after_tuning(spec, configs, {n: v[cell.name] for n, v in tuned.items()}, cell)]
+                     for t in plan_after_tuning(spec, configs, {n: v[cell.name] for n, v in tuned.items()}, cell, base)]
             records = ex.run(tasks)
             ok = True
         finally:
