@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config import NEURAL_MODELS
+
 from .claims import PREVIEW, claim_rows
 # re-exported for existing callers (format_*, is_fraction, metric_unit, to_number, ATTRIBUTION_*)
 from .formatting import format_margin, format_p, format_value, format_with_unit, is_fraction, metric_unit  # noqa: F401
@@ -95,17 +97,18 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
     for name in fight.contenders():
         rows = fight.phase("final", name)
         first = rows[0]
+        neural = (first.get("model") or "") in NEURAL_MODELS or not first.get("model")
         params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None]
         d: dict[str, Any] = {
             "contender": name,
             "label": fight.label(name),
             "model": first.get("model") or None,
             "activation": first.get("activation") or None,
-            "hidden": first.get("hidden") or None,
+            "hidden": (first.get("hidden") or None) if neural else None,  # a classical model has no width
             "runs": len(rows),
             "diverged": sum(_truthy(r.get("diverged")) for r in rows),
             "params": float(np.mean(params)) if params else None,
-            **_failures(fight, rows),
+            **(_failures(fight, rows) if neural else _NO_FAILURES),
         }
         sizes = fight.split_sizes(rows)  # repeated CV: one value per (seed, split), corrected interval
         for m in metrics:
@@ -116,6 +119,11 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
                 d[f"{m}_{k}"] = None if isinstance(v, float) and math.isnan(v) else v
         out.append(d)
     return out
+
+
+#: Classical models (logreg, svm, xgboost) have no gradient trace: failure is not defined ("—").
+_NO_FAILURES = {"failures": 0, "failures_unknown": 0, "failure_rate": None, "failure_ci_low": None,
+                "failure_ci_high": None}
 
 
 def _failures(fight: Fight, rows: list[dict[str, str]]) -> dict[str, Any]:
