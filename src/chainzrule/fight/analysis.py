@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from ..config import NEURAL_MODELS
-
 from .claims import PREVIEW, claim_rows
 # re-exported for existing callers (format_*, is_fraction, metric_unit, to_number, ATTRIBUTION_*)
 from .formatting import format_margin, format_p, format_value, format_with_unit, is_fraction, metric_unit  # noqa: F401
