@@ -31,7 +31,7 @@ from .claims import PREVIEW, claim_rows
 # re-exported for existing callers (format_*, is_fraction, metric_unit, to_number, ATTRIBUTION_*)
 from .formatting import format_margin, format_p, format_value, format_with_unit, is_fraction, metric_unit  # noqa: F401
 from .loading import MAIN_METRICS, Fight, as_fight, load_fight, summary_of, to_number  # noqa: F401
-from .stats import failure_rate, holm_bonferroni, paired_tests, summarize_splits
+from .stats import failure_rate, holm_bonferroni, paired_tests
 from .views import (  # noqa: F401
     ATTRIBUTION_DREG,
     ATTRIBUTION_FAMILIES,
@@ -109,10 +109,8 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
             "params": float(np.mean(params)) if params else None,
             **(_failures(fight, rows) if neural else _NO_FAILURES),
         }
-        sizes = fight.split_sizes(rows)  # repeated CV: one value per (seed, split), corrected interval
         for m in metrics:
-            vals = list(fight.by_split(rows, m).values())
-            s = summarize_splits(vals, sizes) if vals else None
+            s = fight.summary(rows, m)  # repeated CV: one value per (seed, split), corrected interval
             for k in ("mean", "std", "ci_low", "ci_high", "n"):
                 v = s[k] if s else None
                 d[f"{m}_{k}"] = None if isinstance(v, float) and math.isnan(v) else v

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .formatting import is_fraction, metric_unit
-from .loading import Fight, summary_of, to_number
+from .loading import Fight, to_number
 from .views import accuracy_matched
 
 __all__ = [
@@ -41,7 +41,7 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
     for name in fight.contenders():
         rows = fight.phase("final", name)
         params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None and v > 0]
-        s = summary_of(fight.by_seed(rows, pm))
+        s = fight.summary(rows, pm)
         if params and s:
             pts.append((fight.label(name), float(np.mean(params)), s))
     am = accuracy_matched(fight)
@@ -77,7 +77,7 @@ def plot_accuracy_vs_tau(fight: Fight, path: Path) -> bool:
     pts = []
     for name in fight.contenders():
         rows = fight.phase("final", name)
-        t, a = summary_of(fight.by_seed(rows, "tau_input")), summary_of(fight.by_seed(rows, pm))
+        t, a = fight.summary(rows, "tau_input"), fight.summary(rows, pm)
         if t and a:
             pts.append((fight.label(name), t, a))
     if not pts:

@@ -150,6 +150,14 @@ class Fight:
                 acc.setdefault(key, []).append(v)
         return {k: float(np.mean(v)) for k, v in sorted(acc.items(), key=lambda kv: [(x is None, x or 0) for x in kv[0]])}
 
+    def summary(self, rows: list[dict[str, str]], metric: str) -> dict[str, Any] | None:
+        """Mean, std and 95% interval of ``metric`` over the runs' units — seeds, or (seed, split)
+        pairs under repeated CV with Nadeau–Bengio's corrected interval; None without values."""
+        from .stats import summarize_splits
+
+        vals = list(self.by_split(rows, metric).values())
+        return summarize_splits(vals, self.split_sizes(rows)) if vals else None
+
     def split_sizes(self, rows: list[dict[str, str]]) -> tuple[float, float] | None:
         """Mean ``(n_train, n_test)`` of repeated-CV rows, or None (plain seeds: no correction)."""
         if not self.resampled:

@@ -143,8 +143,14 @@ def _header(fight: Fight) -> list[str]:
         f"- **Date**: {_fight_date(fight)}",
         f"- **Reference contender**: `{fight.reference}` (every other contender is compared against it, paired by seed)",
         f"- **Final seeds**: {seeds} (seeds {', '.join(map(str, seed_list)) or 'none run'})",
-        f"- **Tuning**: {fight.get('trials')} trials per contender (equal budget, Optuna TPE, sampler seed "
-        f"{fight.get('tune_seed')}), {fight.get('tune_epochs')} epochs per trial, selected on validation accuracy",
+        *([f"- **Resampling**: repeated stratified {res.get('folds')}-fold CV × {res.get('repeats')} repeats over all "
+           f"rows; tuning, final runs and ablations in every (repeat, fold) cell, on its training folds; paired "
+           "tests and intervals use Nadeau–Bengio's corrected variance"] if (res := fight.get("resampling")) else []),
+        f"- **Tuning**: {fight.get('trials')} trials per contender{' and cell' if fight.get('resampling') else ''} "
+        f"(equal budget, Optuna TPE, an independent sampler seed per contender derived from tune_seed "
+        f"{fight.get('tune_seed')}; {fight.get('tune_seeds') or 1} seed(s) per trial; pruner "
+        f"{fight.get('pruner') or 'none'}), {fight.get('tune_epochs')} epochs per trial with early stopping "
+        f"(patience {fight.get('patience')}), selected on validation accuracy",
         f"- **Final training**: {_protocol_value(fight, 'epochs')} epochs, batch size {_protocol_value(fight, 'batch_size')}, "
         f"optimizer {_protocol_value(fight, 'optimizer')}, lr schedule {_protocol_value(fight, 'lr_schedule')}",
         f"- **Hidden widths (base)**: {list(hidden) if isinstance(hidden, (list, tuple)) else hidden}; "
@@ -187,7 +193,8 @@ def _header(fight: Fight) -> list[str]:
 def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     metrics = fight.main_metrics()
     L = ["", "## Main table (final runs)", "",
-         f"Mean ± std over seeds; {fight.primary} also with its 95% t-interval [lo, hi]. "
+         f"Mean ± std over {'the (seed, split) runs' if fight.resampled else 'seeds'}; {fight.primary} also with its "
+         f"95% {'corrected (Nadeau–Bengio) ' if fight.resampled else ''}t-interval [lo, hi]. "
          "Accuracies in %. Empty columns (not applicable) are omitted.", ""]
     L[-2] += (" Failures: runs diverged or unstable, k/n with the 95% Clopper–Pearson interval of the rate "
               "(\"unstable not recorded\": results without an `unstable` column, so the rate is unknown).")

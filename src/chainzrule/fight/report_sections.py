@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .formatting import (format_margin, format_p, format_summary, format_value, format_with_unit, is_fraction,
                          metric_unit, md_table)
 from .loading import Fight
@@ -77,11 +79,13 @@ def _size_view_section(fight: Fight) -> list[str]:
                  "width on the test set; it is kept for comparison with earlier results, not as evidence.)")
         return L
     r = sv["val"]
-    L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (the baseline family whose best width has the "
-             "highest mean validation accuracy), every width tuned on validation. Target: the best baseline width's "
-             f"mean validation accuracy − {format_margin('val_accuracy', sv['margin'])}; each family's mean curve is read "
-             "where it first reaches it (linear in log params); 95% percentile interval from resampling seeds within "
-             f"each width ({r['n_boot']} resamples, the best-width choice redone in each). No choice reads the test set.")
+    units = "(seed, split) runs" if fight.resampled else "seeds"
+    L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (of the spec's `baselines`, the family with the "
+             "best tuned validation accuracy), each width trained with its family's tuned hyperparameters. Target: the "
+             f"best baseline width's mean validation accuracy − {format_margin('val_accuracy', sv['margin'])}; each "
+             "family's mean curve is read where it first reaches it (linear in log params); 95% percentile interval "
+             f"from resampling {units} within each width ({r['n_boot']} resamples, the best-width choice redone in "
+             "each). No choice reads the test set.")
     L.append("")
     rows = []
     for name, lab in ((sv["baseline"], "baseline"), (sv["contender"], "ChainzRule")):
@@ -159,6 +163,8 @@ def tuning_section(fight: Fight) -> list[str]:
     if not edges:
         L.append("No tuned numeric hyperparameters (no tuning.json or no `tune` ranges in spec.json).")
         return L
+    if any(e.get("cell") for e in edges):
+        return L + _tuning_edges_by_cell(edges)
     on_edge = [e for e in edges if e["edge"]]
     outside = [e for e in edges if e["edge"] is None]
     L.append(f"{len(on_edge)} of {len(edges)} tuned optima lie in the outer 10% of their search range (log scale for "
@@ -171,6 +177,29 @@ def tuning_section(fight: Fight) -> list[str]:
                 for e in on_edge + outside]
         L += ["", md_table(["contender", "hyperparameter", "optimum", "range", "position (0–1)", "edge"], rows)]
     return L
+
+
+def _tuning_edges_by_cell(edges: list[dict[str, Any]]) -> list[str]:
+    """Under resampling every cell has its own optimum: per (contender, hyperparameter), how many
+    cells' optima lie in the outer 10% of the range, at which end, and the median position."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in edges:
+        groups.setdefault((e["contender"], e["param"]), []).append(e)
+    n_edge = sum(1 for e in edges if e["edge"])
+    L = [f"Each of the {len({e['cell'] for e in edges})} resampling cells is tuned on its own training folds: "
+         f"{n_edge} of {len(edges)} tuned optima (contender × hyperparameter × cell) lie in the outer 10% of "
+         "their search range (log scale for log ranges). Per contender and hyperparameter:"]
+    rows = []
+    for (name, param), es in groups.items():
+        pos = [e["position"] for e in es if e["position"] is not None]
+        low = sum(1 for e in es if e["edge"] and e["position"] is not None and e["position"] <= 0.5)
+        high = sum(1 for e in es if e["edge"] and e["position"] is not None and e["position"] > 0.5)
+        e0 = es[0]
+        rows.append([f"`{name}`", param, f"[{e0['low']:g}, {e0['high']:g}]{' log' if e0['log'] else ''}",
+                     f"{float(np.median(pos)):.2f}" if pos else "—", f"{low}/{len(es)}", f"{high}/{len(es)}",
+                     "**widen**" if max(low, high) * 2 > len(es) else ""])
+    return L + ["", md_table(["contender", "hyperparameter", "range", "median position (0–1)", "cells at low end",
+                              "cells at high end", "most cells at one edge"], rows)]
 
 
 def changes_section(fight: Fight) -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 from ..config import CHAINZRULE_MODELS
 from ..errors import DataError
 from .formatting import format_margin
-from .loading import Fight, summary_of, to_number
+from .loading import Fight, to_number
 from .stats import (
     corrected_resampled_ttest,
     edge_of_range,
@@ -80,7 +80,7 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
     for r in width_rows:
         groups.setdefault(r.get("hidden") or "?", []).append(r)
     for hidden, rs in groups.items():
-        s = summary_of(fight.by_seed(rs, fight.primary))
+        s = fight.summary(rs, fight.primary)
         params = [v for v in (to_number(r.get("params")) for r in rs) if v is not None]
         out["widths"].append({"hidden": hidden, "params": float(np.mean(params)) if params else None,
                               "n": s["n"] if s else 0, "mean": s["mean"] if s else None,
@@ -91,7 +91,7 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
     for name in cands:
         rows = fight.phase("final", name)
         params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None]
-        s = summary_of(fight.by_seed(rows, fight.primary))
+        s = fight.summary(rows, fight.primary)
         if not rows or s is None or not params:
             continue
         if best is None or s["mean"] > best["mean"]:
@@ -126,7 +126,7 @@ def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list
     params, accs, hidden = [], [], []
     for h, rs in groups.items():
         p = [v for v in (to_number(r.get("params")) for r in rs) if v]
-        vals = list(fight.by_seed(rs, metric).values())
+        vals = list(fight.by_split(rs, metric).values())  # per seed, or per (seed, split)
         if p and vals:
             params.append(float(np.mean(p)))
             accs.append(vals)
@@ -215,7 +215,7 @@ def lambda_table(fight: Fight) -> list[dict[str, Any]]:
         d: dict[str, Any] = {"lambda": lam, "n": len(rs),
                              "marked": lam > 0 and abs(math.log10(lam) + 2.5) < 0.01}
         for m in (fight.primary, "jacobian_fro_mean", "pgv"):
-            d[m] = summary_of(fight.by_seed(rs, m)) if m in fight.columns else None
+            d[m] = fight.summary(rs, m) if m in fight.columns else None
         out.append(d)
     return out
 
@@ -277,7 +277,7 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
         if cell is None or cell[:2] in cells or not fight.values("final", name, metric):
             continue
         cells[cell[:2]] = {"contender": name, "label": fight.label(name), "lambda": cell[2],
-                           "summary": summary_of(fight.by_seed(fight.phase("final", name), metric))}
+                           "summary": fight.summary(fight.phase("final", name), metric)}
     missing = [(f, d) for f in ATTRIBUTION_FAMILIES for d in ATTRIBUTION_DREG if (f, d) not in cells]
     pairs = []
     for setting in ATTRIBUTION_DREG:
@@ -342,17 +342,29 @@ def tuning_edges(fight: Fight, share: float = 0.1) -> list[dict[str, Any]]:
     out = []
     tuning = fight.tuning or {}
     for c in fight.spec_contenders:
-        best = (tuning.get(c["name"]) or {}).get("best_params") or {}
-        for param, space in (c.get("tune") or {}).items():
-            rng, v = _numeric_space(space), to_number(best.get(param))
-            if rng is None or v is None:
-                continue
-            lo, hi, log = rng
-            inside = lo <= v <= hi
-            out.append({"contender": c["name"], "param": param, "value": v, "low": lo, "high": hi, "log": log,
-                        "position": range_position(v, lo, hi, log) if inside else None,
-                        "edge": edge_of_range(v, lo, hi, log, share) if inside else None})
+        for cell, res in _tuning_cells(tuning.get(c["name"])):
+            best = res.get("best_params") or {}
+            for param, space in (c.get("tune") or {}).items():
+                rng, v = _numeric_space(space), to_number(best.get(param))
+                if rng is None or v is None:
+                    continue
+                lo, hi, log = rng
+                inside = lo <= v <= hi
+                out.append({"contender": c["name"], "param": param, "value": v, "low": lo, "high": hi, "log": log,
+                            "cell": cell, "position": range_position(v, lo, hi, log) if inside else None,
+                            "edge": edge_of_range(v, lo, hi, log, share) if inside else None})
     return out
+
+
+def _tuning_cells(entry: Any) -> list[tuple[str, dict]]:
+    """``[(cell name, tuning result)]`` of one contender's tuning.json entry: its resampling cells
+    ("cells"), or the one result at its top level ("" as the cell name)."""
+    if not isinstance(entry, dict):
+        return []
+    by_cell = entry.get("cells")
+    if isinstance(by_cell, dict) and by_cell:
+        return [(str(k), v) for k, v in by_cell.items() if isinstance(v, dict)]
+    return [("", entry)]
 
 
 def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
@@ -360,9 +372,15 @@ def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
     (``k = 1 … n`` completed trials; pruned or failed trials without a finite score are left out)."""
     out = {}
     for name, tn in (fight.tuning or {}).items():
-        trials = (tn or {}).get("trials") if isinstance(tn, dict) else None
-        scores = [v for v in (to_number((t or {}).get("val_accuracy")) for t in trials or [] if isinstance(t, dict))
-                  if v is not None]
-        if scores:
-            out[name] = expected_max_curve(scores)
+        curves = []
+        for _, res in _tuning_cells(tn):
+            trials = res.get("trials") or []
+            scores = [v for v in (to_number((t or {}).get("val_accuracy")) for t in trials if isinstance(t, dict))
+                      if v is not None]
+            if scores:
+                curves.append(expected_max_curve(scores))
+        if curves:  # several cells: the mean curve over cells, up to the shortest (pruning leaves fewer scores)
+            k = min(len(c["k"]) for c in curves)
+            out[name] = {key: ([float(np.mean([c[key][i] for c in curves])) for i in range(k)] if key != "k"
+                               else curves[0]["k"][:k]) for key in curves[0]}
     return out
