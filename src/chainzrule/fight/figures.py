@@ -18,7 +18,6 @@ import numpy as np
 
 from .formatting import is_fraction, metric_unit
 from .loading import Fight, to_number
-from .views import accuracy_matched
 
 __all__ = [
     "plot_accuracy_vs_params",
@@ -33,8 +32,10 @@ _LAMBDA_MARK = 10 ** -2.5  # the follow-up paper's fixed λ
 
 
 def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
+    """Test accuracy against parameter count: every contender's final runs (points), and the width
+    sweeps of the size view (one line per swept family: ChainzRule and the validation-chosen
+    baseline family); the legend sits outside the axes."""
     from ..plots import new_figure, save_figure
-
 
     pm = fight.primary
     pts = []
@@ -43,29 +44,50 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
         params = [v for v in (to_number(r.get("params")) for r in rows) if v is not None and v > 0]
         s = fight.summary(rows, pm)
         if params and s:
-            pts.append((fight.label(name), float(np.mean(params)), s))
-    am = accuracy_matched(fight)
-    widths = [w for w in am["widths"] if w["params"] and w["mean"] is not None]
-    if not pts and not widths:
+            pts.append((name, fight.label(name), float(np.mean(params)), s))
+    sweeps = {}
+    for name in dict.fromkeys(r.get("contender") for r in fight.phase("width")):
+        groups: dict[str, list] = {}
+        for r in fight.phase("width", name):
+            groups.setdefault(r.get("hidden") or "?", []).append(r)
+        line = []
+        for rs in groups.values():
+            p = [v for v in (to_number(r.get("params")) for r in rs) if v]
+            s = fight.summary(rs, pm)
+            if p and s:
+                line.append((float(np.mean(p)), s))
+        if len(line) >= 2:
+            sweeps[name] = sorted(line, key=lambda t: t[0])
+    if not pts and not sweeps:
         return False
     scale = 100.0 if is_fraction(pm) else 1.0
-    fig, ax = new_figure(figsize=(6.4, 4.4))
-    for label, p, s in pts:
-        ax.errorbar([p], [scale * s["mean"]], yerr=[0 if s["n"] < 2 else scale * s["std"]], fmt="o", capsize=3, label=label)
-    if widths:
-        ax.errorbar([w["params"] for w in widths], [scale * w["mean"] for w in widths],
-                    yerr=[0 if w["n"] < 2 or w["std"] is None else scale * w["std"] for w in widths],
-                    fmt="s--", color="0.3", capsize=3, label=f"{fight.label(am['contender'])} (width sweep)")
-        if am["threshold"] is not None:
-            ax.axhline(scale * am["threshold"], color="0.6", lw=0.8, ls=":", label="best baseline − margin")
+    err = lambda s: 0 if s["n"] < 2 or s["std"] is None or not np.isfinite(s["std"]) else scale * s["std"]
+    fig, ax = new_figure(figsize=(10.5, 5.0))
+    cmap = _cmap(len(pts))
+    for i, (name, label, p, s) in enumerate(pts):
+        ref = name == fight.reference
+        ax.errorbar([p], [scale * s["mean"]], yerr=[err(s)], fmt="*" if ref else "o", ms=11 if ref else 5, capsize=2,
+                    color="k" if ref else cmap(i % cmap.N), alpha=1.0 if ref else 0.8, label=label + (" (reference)" if ref else ""))
+    for j, (name, line) in enumerate(sweeps.items()):
+        ax.errorbar([p for p, _ in line], [scale * s["mean"] for _, s in line], yerr=[err(s) for _, s in line],
+                    fmt="s-" if name == fight.reference else "D--", color=("0.15", "tab:red", "tab:blue")[min(j, 2)],
+                    capsize=3, lw=1.5, label=f"{fight.label(name)}: width sweep")
+    units = "(seed, split) runs" if fight.resampled else "seeds"
     ax.set_xscale("log")
-    ax.set_xlabel("parameters")
+    ax.set_xlabel("parameters (log)")
     ax.set_ylabel(f"{pm}{metric_unit(pm)}")
-    ax.set_title("accuracy vs parameters (mean ± std over seeds)", fontsize=10)
+    ax.set_title(f"test accuracy vs parameters (mean ± std over {units})", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     save_figure(fig, path)
     return True
+
+
+def _cmap(n: int):
+    """A qualitative colour map with at least ``n`` distinct colours."""
+    import matplotlib
+
+    return matplotlib.colormaps["tab20" if n > 10 else "tab10"]
 
 
 def plot_accuracy_vs_tau(fight: Fight, path: Path) -> bool:
