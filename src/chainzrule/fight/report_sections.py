@@ -113,7 +113,7 @@ def lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
         return L
     sweep = fight.section("lambda_sweep") or {}
     L.append(f"{fight.label(sweep.get('contender', ''))} at each DREG λ with its tuned hyperparameters; mean ± std over "
-             "seeds. ★ marks λ = 10^-2.5 ≈ 0.00316, the follow-up paper's fixed value.")
+             f"{'(seed, split) runs' if fight.resampled else 'seeds'}. ★ marks λ = 10^-2.5 ≈ 0.00316, the follow-up paper's fixed value.")
     L.append("")
     pm = fight.primary
     rows = [[f"{d['lambda']:.4g}" + (" ★" if d["marked"] else ""), str(d["n"]),
