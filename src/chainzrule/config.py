@@ -29,6 +29,7 @@ from .activations import STANDARD_ACTIVATIONS
 from .data.text import FEATURIZERS
 from .dreg import SCHEDULES as DREG_SCHEDULES
 from .errors import ConfigError
+from .optim import LR_SCHEDULES, OPTIMIZERS
 from .ordinal import ORDINAL_KINDS
 from .poly import BASES, RANGE_CONTROLS
 from .regularizers import REGULARIZERS
@@ -39,8 +40,6 @@ NEURAL_MODELS = ("chainzrule", "mlp", "kan", "cnn", "chainzrule-cnn")
 #: Models with learnable polynomials (DREG on by default) and models DREG applies to.
 CHAINZRULE_MODELS = ("chainzrule", "chainzrule-cnn")
 DREG_MODELS = ("chainzrule", "mlp", "cnn", "chainzrule-cnn")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES_PREFIX = ("cpu", "cuda", "mps")
 DTYPES = ("float32", "float64", "bfloat16")
 # Derived from the library's registries.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -11,6 +10,7 @@ from ..errors import ConfigError
 from ..kan import KAN
 from ..models import ChainzRuleMLP, MLP
 from ..ordinal import class_log_probs, make_ordinal_head, ordinal_loss, ordinal_predict
+from ..optim import make_optimizer as make_optimizer_by_name, make_schedule
 from ..poly import parameter_groups
 from ..regularizers import make_regularizer
 
@@ -129,17 +129,5 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, steps: int):
     groups = parameter_groups(model, cfg.lr, cfg.coef_lr_scale)
     if decoupled_decay(cfg):
         groups = _decay_groups(cfg, model, groups)
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(groups)
-    elif cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, weight_decay=0.0)  # decay: reg="wd" (decoupled_decay), per group
-    else:
-        opt = torch.optim.SGD(groups, momentum=0.9, nesterov=True)
-    if cfg.lr_schedule == "onecycle":
-        max_lr = [g["lr"] for g in opt.param_groups]
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps)
-    elif cfg.lr_schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    return opt, sched
+    opt = make_optimizer_by_name(cfg.optimizer, groups)  # AdamW: decay per group (reg="wd", decoupled_decay)
+    return opt, make_schedule(cfg.lr_schedule, opt, steps)
