@@ -85,3 +85,35 @@ def test_bad_input_is_refused(trained):
     const = lambda b: torch.zeros(b.shape[0], 4) + model[2].bias  # scores without an input path
     with pytest.raises(NoInputGradient):
         apgd(const, lambda b: torch.zeros(b.shape[0], dtype=torch.long), x, y, 0.1, steps=2)
+
+
+def test_decide_reads_the_attacks_own_forward(trained):
+    """Correctness read from the loss step's scores (no second forward) gives the same attack."""
+    model, x, y = trained
+    for loss in ("ce", "dlr"):
+        xa, fa = apgd(model, _pred(model), x, y, eps=0.08, loss=loss, steps=30, seed=3)
+        xb, fb = apgd(model, _pred(model), x, y, eps=0.08, loss=loss, steps=30, seed=3, decide=lambda s: s.argmax(1))
+        assert torch.equal(fa, fb) and torch.equal(xa, xb)
+
+
+def test_later_losses_attack_only_the_survivors_with_their_own_start(trained):
+    """apgd_accuracy = each loss run on the whole batch from the batch's random start, OR-ed per
+    example (AutoAttack's worst case), though it attacks only what the earlier losses left."""
+    model, x, y = trained
+    for eps in (0.02, 0.08, 0.5):
+        fooled = torch.zeros(len(y), dtype=torch.bool)
+        for b, i in enumerate(range(0, len(y), 256)):
+            for loss in ("ce", "dlr"):
+                _, f = apgd(model, _pred(model), x[i:i + 256], y[i:i + 256], eps, loss=loss, steps=25, seed=7 + b)
+                fooled[i:i + 256] |= f
+        want = int((~fooled).sum()) / len(y)
+        got = apgd_accuracy(model, _pred(model), x, y, eps, steps=25, batch_size=256, seed=7)
+        assert got == pytest.approx(want, abs=1e-12)
+        assert apgd_accuracy(model, _pred(model), x, y, eps, steps=25, batch_size=256, seed=7,
+                             decide=lambda s: s.argmax(1)) == got
+
+
+def test_start_must_match_the_batch(trained):
+    model, x, y = trained
+    with pytest.raises(DataError, match="start"):
+        apgd(model, _pred(model), x, y, 0.1, steps=2, start=torch.zeros(3, 12))

@@ -83,6 +83,21 @@ def test_per_member_hyperparameters_equal_unbatched():
                         dreg_final=1e-4, dreg_warmup=0.2) for s, lr, cs, d, sch in members])
 
 
+def test_resampling_cells_equal_unbatched():
+    """Members from different cross-validation cells (fold and repeat differ: each brings its own
+    data) in one batch, as the fight runner groups a tuning round's first seeds."""
+    from chainzrule.train import load_splits
+
+    cfgs = [TrainConfig(**BASE, model="chainzrule", dreg=0.01, seed=s, lr=lr, cv_folds=5, cv_fold=f, cv_repeat=r)
+            for s, lr, f, r in ((0, 1e-3, 0, 0), (0, 3e-3, 1, 0), (1, 1e-2, 4, 3))]
+    assert len({batch_key(c) for c in cfgs}) == 1
+    splits = [load_splits(c, DATA) for c in cfgs]
+    assert not torch.equal(splits[0].X_train, splits[1].X_train)
+    ref = [train(c, sp, progress=False) for c, sp in zip(cfgs, splits)]
+    for r, g in zip(ref, train_batched(cfgs, splits)):
+        assert_same_run(r, g)
+
+
 def test_vmap_engine_equal_unbatched():
     _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, seed=s, lr=lr) for s, lr in ((0, 1e-3), (1, 1e-2))],
            engine="vmap", test=False)

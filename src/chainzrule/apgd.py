@@ -97,15 +97,23 @@ def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     raise ConfigError(f"expected loss one of {', '.join(LOSSES)}, got {name!r}")
 
 
-def _loss_and_grad(scores_fn, loss_fn, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example loss ``[N]`` and its input gradient ``[N, ...]`` (the model's ``.grad`` untouched)."""
+def _loss_and_grad(scores_fn, loss_fn, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per-example loss ``[N]``, its input gradient ``[N, ...]`` and the scores ``[N, K]`` at ``x``
+    (the model's ``.grad`` untouched)."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = loss_fn(scores_fn(x), y)  # [N]
+        scores = scores_fn(x)  # [N, K]
+        loss = loss_fn(scores, y)  # [N]
         (grad,) = torch.autograd.grad(loss.sum(), x, allow_unused=True)
     if grad is None:
         raise NoInputGradient("the attacked scores do not depend on the input: no adversarial example can be made")
-    return loss.detach(), grad.detach()
+    return loss.detach(), grad.detach(), scores.detach()
+
+
+def _start_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """APGD's random start direction ``[N, ...]`` in [-1, 1], from a CPU generator seeded with ``seed``."""
+    g = torch.Generator().manual_seed(int(seed))
+    return (2 * torch.rand(x.shape, generator=g, dtype=x.dtype) - 1).to(x.device)
 
 
 # Over 60 lines on purpose: the loop is Croce & Hein's Algorithm 1 in one piece. Its state (iterate,
@@ -121,11 +129,20 @@ def apgd(
     steps: int = 100,
     input_range: Sequence[float] | None = (0.0, 1.0),
     seed: int = 0,
+    decide: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    start: torch.Tensor | None = None,
+    require_gradient: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run APGD with ``loss`` on one batch; return ``(x_adv [N, ...], fooled [N] bool)``.
 
     ``x_adv`` is, per example, the first misclassified iterate if one was found (``fooled``),
     else the iterate of highest loss. ``input_range = None`` attacks in the ε-ball only.
+    ``decide(scores) -> [N]``, when given, reads each iterate's predicted classes from the scores
+    the loss step already computed (no second forward; it must agree with ``predict``);
+    ``start`` (``[N, ...]`` in [-1, 1]) replaces the random start drawn from ``seed``. The
+    attack stops once every example is fooled (nothing left to change in the result). A zero
+    input gradient for every example raises :class:`~chainzrule.attacks.NoInputGradient` unless
+    ``require_gradient`` is False (a caller that checked a larger batch already).
 
     >>> import torch
     >>> model = torch.nn.Linear(2, 2)
@@ -148,19 +165,24 @@ def apgd(
     def project(v: torch.Tensor) -> torch.Tensor:
         return torch.minimum(torch.maximum(v, x - eps), x + eps).clamp(lo, hi)
 
-    def correct(v: torch.Tensor) -> torch.Tensor:
+    def correct(v: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return torch.as_tensor(predict(v)).to(y.device) == y  # [N]
+            pred = predict(v) if decide is None else decide(scores)
+            return torch.as_tensor(pred).to(y.device) == y  # [N]
 
-    fooled = ~correct(x)
+    with torch.no_grad():
+        fooled = torch.as_tensor(predict(x)).to(y.device) != y  # [N]
     x_found = x.clone()  # [N, ...] first misclassified point per example
-    if eps == 0 or n == 0:
+    if eps == 0 or n == 0 or bool(fooled.all()):
         return x_found, fooled
-    g = torch.Generator().manual_seed(int(seed))
-    start = 2 * torch.rand(x.shape, generator=g, dtype=x.dtype).to(x.device) - 1  # [N, ...] in [-1, 1]
+    if start is None:
+        start = _start_noise(x, seed)
+    elif start.shape != x.shape:
+        raise DataError(f"expected start of shape {list(x.shape)}, got shape {list(start.shape)}")
     x_k = project(x + eps * start)
-    f_k, grad = _loss_and_grad(scores_fn, loss_fn, x_k, y)
-    require_moving_gradient(grad)
+    f_k, grad, s_k = _loss_and_grad(scores_fn, loss_fn, x_k, y)
+    if require_gradient:
+        require_moving_gradient(grad)
     x_best, f_best = x_k.clone(), f_k.clone()  # highest-loss point so far, per example
     eta = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)  # [N] per-example step
     x_prev = x_k.clone()
@@ -168,17 +190,19 @@ def apgd(
     increases = torch.zeros(n, device=x.device)  # [N] loss increases since the last checkpoint
     f_best_at_mark, eta_at_mark, last_mark = f_best.clone(), eta.clone(), 0
     for k in range(int(steps)):
-        now = ~correct(x_k)
+        now = ~correct(x_k, s_k)
         x_found[now & ~fooled] = x_k[now & ~fooled]
         fooled |= now
+        if bool(fooled.all()):  # every example has its misclassified point: the result is final
+            return x_found, fooled
         z = project(x_k + eta.view(view) * grad.sign())
         momentum = 1.0 if k == 0 else _ALPHA
         x_next = project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev))
-        f_next, grad_next = _loss_and_grad(scores_fn, loss_fn, x_next, y)
+        f_next, grad_next, s_next = _loss_and_grad(scores_fn, loss_fn, x_next, y)
         increases += (f_next > f_k).float()
         better = f_next > f_best
         x_best[better], f_best[better] = x_next[better], f_next[better]
-        x_prev, x_k, f_k, grad = x_k, x_next, f_next, grad_next
+        x_prev, x_k, f_k, grad, s_k = x_k, x_next, f_next, grad_next, s_next
         if k + 1 in marks and k + 1 > last_mark:
             span = k + 1 - last_mark
             halve = (increases < _RHO * span) | ((eta == eta_at_mark) & (f_best == f_best_at_mark))
@@ -186,12 +210,12 @@ def apgd(
             if bool(halve.any()):  # restart the halved examples from their best point
                 x_k = torch.where(halve.view(view), x_best, x_k)
                 f_k = torch.where(halve, f_best, f_k)
-                _, g_best = _loss_and_grad(scores_fn, loss_fn, x_k, y)
+                _, g_best, s_k = _loss_and_grad(scores_fn, loss_fn, x_k, y)  # s_k: the scores at the new x_k
                 grad = torch.where(halve.view(view), g_best, grad)
                 x_prev = torch.where(halve.view(view), x_k, x_prev)
             increases.zero_()
             f_best_at_mark, eta_at_mark, last_mark = f_best.clone(), eta.clone(), k + 1
-    now = ~correct(x_k)
+    now = ~correct(x_k, s_k)
     x_found[now & ~fooled] = x_k[now & ~fooled]
     fooled |= now
     return torch.where(fooled.view(view), x_found, x_best), fooled
@@ -208,12 +232,15 @@ def apgd_accuracy(
     input_range: Sequence[float] | None = (0.0, 1.0),
     batch_size: int = 512,
     seed: int = 0,
+    decide: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """Accuracy under APGD with every loss in ``losses``, worst case per example.
 
     An example counts as robust when it is classified correctly and no iterate of any of the
-    attacks misclassifies it. Batch ``i`` uses start seed ``seed + i``; ``eps = 0`` gives the
-    clean accuracy.
+    attacks misclassifies it. As in AutoAttack, each loss attacks only the examples the earlier
+    ones left unbroken, from the same random start they would have had in the whole batch (the
+    examples do not interact, so this is the full-batch result, computed once). Batch ``i`` uses
+    start seed ``seed + i``; ``eps = 0`` gives the clean accuracy; ``decide``: see :func:`apgd`.
     """
     losses = tuple(losses)
     for name in losses:
@@ -225,9 +252,14 @@ def apgd_accuracy(
     robust = 0
     for b, i in enumerate(range(0, x.shape[0], batch_size)):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        fooled = torch.zeros(len(yb), dtype=torch.bool, device=yb.device)
-        for name in losses:
-            _, f = apgd(scores_fn, predict, xb, yb, eps, loss=name, steps=steps, input_range=input_range, seed=seed + b)
-            fooled |= f.to(fooled.device)
+        fooled = torch.zeros(len(yb), dtype=torch.bool, device=yb.device)  # [B]
+        start = _start_noise(xb, seed + b)  # [B, ...] every loss starts each example here
+        for j, name in enumerate(losses):
+            left = (~fooled).nonzero().squeeze(1)  # [B'] not broken yet
+            if len(left) == 0:
+                break
+            _, f = apgd(scores_fn, predict, xb[left], yb[left], eps, loss=name, steps=steps, input_range=input_range,
+                        decide=decide, start=start[left], require_gradient=j == 0)  # loss 0 saw the whole batch
+            fooled[left] |= f.to(fooled.device)
         robust += int((~fooled).sum())
     return robust / max(1, x.shape[0])

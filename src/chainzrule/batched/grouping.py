@@ -15,10 +15,12 @@ BATCHABLE_MODELS = ("chainzrule", "mlp")
 #: regularizers whose penalty is a function of the weights (or of nothing)
 BATCHABLE_REGS = ("none", "wd", "igp", "jr")
 #: config fields that may differ between the members of one batch (everything else must be equal):
-#: per-member scalars of the update, of the objective, of early stopping, and of evaluation
+#: per-member scalars of the update, of the objective, of early stopping, and of evaluation, and the
+#: resampling cell (each member brings its own data; members whose splits differ in size are trained
+#: in separate sub-batches by :func:`chainzrule.batched.train_batched`)
 PER_MEMBER_FIELDS = ("seed", "lr", "coef_lr_scale", "dreg", "dreg_schedule", "dreg_final", "dreg_warmup",
                      "reg_strength", "patience", "diag_examples", "robustness", "adv_eps", "pgd_steps",
-                     "corruption_examples")
+                     "corruption_examples", "cv_fold", "cv_repeat")
 ENGINES = ("auto", "grouped", "vmap")
 
 

@@ -135,13 +135,14 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
             out["corruption_accuracy"] = c["mean"]
             out["corruptions"] = c
         scores = lambda xb: class_scores(kind, model(xb))  # [B, K]
+        decide = (lambda s: s.argmax(dim=-1)) if kind == "linear" else None  # = pred on the attack's own forward
         failed = {}
         for eps in cfg.adv_eps:
             for method in ATTACKS:
                 try:
                     if method == "apgd":
                         acc = apgd_accuracy(scores, pred, x, y, eps, steps=cfg.apgd_steps, input_range=rng,
-                                            seed=cfg.seed)
+                                            seed=cfg.seed, decide=decide)
                     else:
                         acc = adversarial_accuracy(loss, pred, x, y, eps, method=method, steps=cfg.pgd_steps,
                                                    input_range=rng, seed=cfg.seed)
