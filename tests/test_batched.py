@@ -98,6 +98,17 @@ def test_resampling_cells_equal_unbatched():
         assert_same_run(r, g)
 
 
+def test_adamw_decoupled_decay_equal_unbatched():
+    """reg "wd" under AdamW (decay on the weight matrices only, in the optimizer): per-member lr and
+    decay strength, a member without decay, both engines."""
+    members = [(0, 1e-3, 1e-2), (1, 3e-3, 0.3), (2, 1e-2, 0.0)]
+    for engine in ("grouped", "vmap"):
+        _check([TrainConfig(**BASE, model="mlp", activation="relu", reg="wd", optimizer="adamw", seed=s, lr=lr,
+                            reg_strength=wd) for s, lr, wd in members[:2]], engine=engine, test=False)
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, reg="wd", optimizer="adamw", seed=s, lr=lr,
+                        reg_strength=wd) for s, lr, wd in members])
+
+
 def test_vmap_engine_equal_unbatched():
     _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, seed=s, lr=lr) for s, lr in ((0, 1e-3), (1, 1e-2))],
            engine="vmap", test=False)

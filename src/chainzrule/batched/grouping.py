@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..train.factory import decoupled_decay
 
 __all__ = ["BATCHABLE_MODELS", "BATCHABLE_REGS", "PER_MEMBER_FIELDS", "ENGINES", "batchable", "batch_key", "eligible_groups"]
 
@@ -34,8 +35,6 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"reg {cfg.reg!r} is not batched (only {', '.join(BATCHABLE_REGS)})"
     if cfg.head not in ("auto", "linear"):
         return f"head {cfg.head!r} is not batched (only the linear head)"
-    if cfg.reg == "wd" and cfg.optimizer == "adamw":
-        return "decoupled weight decay (reg 'wd' under AdamW) is not batched"
     if cfg.logit_scale != 1.0:
         return "a logit scale is not batched"
     return None
@@ -43,10 +42,11 @@ def batchable(cfg: TrainConfig) -> str | None:
 
 def batch_key(cfg: TrainConfig, test: bool = True) -> str:
     """Runs with equal keys may share a batch: the config without :data:`PER_MEMBER_FIELDS`, plus
-    whether DREG and the regularizer are on at all (they change the forward and the graph)."""
+    whether DREG and a loss-side regularizer are on at all (they change the forward and the graph;
+    AdamW's decoupled decay does not)."""
     d = {k: v for k, v in cfg.to_dict().items() if k not in PER_MEMBER_FIELDS}
     d["dreg_on"] = cfg.dreg_lambda > 0
-    d["reg_on"] = cfg.reg != "none" and cfg.reg_strength > 0
+    d["reg_on"] = cfg.reg != "none" and cfg.reg_strength > 0 and not decoupled_decay(cfg)  # AdamW: in the update
     d["test"] = bool(test)
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
 

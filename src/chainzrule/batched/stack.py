@@ -19,8 +19,8 @@ from ..config import TrainConfig
 from ..data.splits import Splits
 from ..dreg import lambda_schedule
 from ..errors import ConfigError
-from ..regularizers import make_regularizer
-from ..train import RunResult, build_model, evaluate, head_kind, predict, seed_everything, train_record
+from ..train import (RunResult, build_model, decoupled_decay, evaluate, head_kind, make_run_regularizer, predict,
+                     seed_everything, train_record)
 from .engines import GroupedEngine, MemberObjective
 from .grouping import ENGINES
 from .members import MemberRecord, replay_schedule, rng_state, set_rng_state
@@ -43,7 +43,7 @@ class StackedRuns:
         self.steps_per_epoch = max(1, math.ceil(self.n / self.bs))
         self.total = self.steps_per_epoch * c0.epochs
         self.dreg_on = c0.dreg_lambda > 0
-        self.reg_on = c0.reg != "none" and c0.reg_strength > 0
+        self.reg_on = c0.reg != "none" and c0.reg_strength > 0 and not decoupled_decay(c0)  # AdamW decays in _update
         regs = self._build_members()
         self._replay_hyperparameters()
         self._objective_tables()
@@ -67,8 +67,7 @@ class StackedRuns:
         for cfg, sp in zip(cfgs, splits):
             seed_everything(cfg.seed)
             model = build_model(cfg, sp.in_features, sp.num_classes, sp.task)
-            jr = {"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}
-            reg = make_regularizer(cfg.reg, **jr)  # as train() makes it (jr: its own seeded generator)
+            reg = make_run_regularizer(cfg)  # as train() makes it (jr: its own seeded generator)
             model = reg.prepare(model).to(device=self.device, dtype=self.dtype)
             self.models.append(model)
             regs.append(reg)
@@ -85,17 +84,21 @@ class StackedRuns:
         cfgs, names = self.cfgs, self.names
         self.opt_kind = cfgs[0].optimizer
         lr_tables, shared, replayed = [], None, {}
+        decay = []  # [M][G] decoupled weight decay of every member's groups (AdamW, reg "wd")
         for cfg, model in zip(cfgs, self.models):
-            key = (cfg.lr, cfg.coef_lr_scale)  # everything else of the schedule is shared by the batch
+            key = (cfg.lr, cfg.coef_lr_scale, cfg.reg_strength)  # everything else of the schedule is shared
             if key not in replayed:
                 replayed[key] = replay_schedule(cfg, model, self.total)
             lrs, others, opt, group_of = replayed[key]
             self.group_of = [group_of[n] for n in names]
             d = opt.defaults
+            decoupled = type(opt) is torch.optim.AdamW
             if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD) or any(
-                    g.get(k) for g in opt.param_groups for k in ("weight_decay", "amsgrad", "maximize")):
-                raise ConfigError(f"cannot batch optimizer {type(opt).__name__} with weight_decay/amsgrad/maximize: "
-                                  "the batched update implements make_optimizer's Adam, AdamW and SGD only")
+                    g.get(k) for g in opt.param_groups for k in ("amsgrad", "maximize")) or (
+                    not decoupled and any(g.get("weight_decay") for g in opt.param_groups)):
+                raise ConfigError(f"cannot batch optimizer {type(opt).__name__} with coupled weight_decay/amsgrad/"
+                                  "maximize: the batched update implements make_optimizer's Adam, AdamW and SGD only")
+            decay.append([float(g.get("weight_decay", 0.0)) if decoupled else 0.0 for g in opt.param_groups])
             self.eps = d.get("eps")
             self.nesterov, self.dampening = d.get("nesterov"), d.get("dampening")
             if shared is None:
@@ -108,6 +111,7 @@ class StackedRuns:
         self.lr_table = lr.permute(1, 2, 0).contiguous()  # [T, G, M]
         self.lr_python = lr_tables  # exact Python floats, [M][T][G]
         self.uniform_lr = bool((self.lr_table == self.lr_table[:, :, :1]).all())
+        self.decay = decay if any(any(row) for row in decay) else None
 
     def _objective_tables(self) -> None:
         """λ(step) ``[T, M]`` and the regularizer strength ``[M]`` of every member."""
@@ -198,6 +202,8 @@ class StackedRuns:
             lr = self.lr_python[self.active[0]][t][grp]
             neg = None if per_member is None else per_member[grp].view(-1, *([1] * (p.dim() - 1)))  # [M', 1, ...]
             if adam:
+                if self.decay is not None:
+                    self._decay(p, t, grp)
                 if not st:
                     st["exp_avg"] = torch.zeros_like(p)
                     st["exp_avg_sq"] = torch.zeros_like(p)
@@ -220,6 +226,18 @@ class StackedRuns:
                     p.add_(d, alpha=-lr)
                 else:
                     p.add_(d * neg)
+
+    def _decay(self, p: Tensor, t: int, grp: int) -> None:
+        """AdamW's decoupled decay of group ``grp`` at step ``t``: ``p *= 1 − lr·wd`` per member
+        (torch.optim's single-tensor order: before the moments; skipped where wd = 0)."""
+        factors = [1 - self.lr_python[m][t][grp] * self.decay[m][grp] for m in self.active]  # [M'] Python floats
+        if all(self.decay[m][grp] == 0 for m in self.active):
+            return
+        if len(set(factors)) == 1:
+            p.mul_(factors[0])
+        else:
+            f = torch.tensor(factors, dtype=torch.float64).to(device=p.device, dtype=p.dtype)  # [M']
+            p.mul_(f.view(-1, *([1] * (p.dim() - 1))))
 
     # --- the loop ---------------------------------------------------------------------------
 
