@@ -509,6 +509,30 @@ def test_tuning_edges_listed(tmp_path):
     assert (folder / "plots" / "expected_max_val.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_edge_bands_tell_a_plateau_from_a_rise(tmp_path):
+    """An optimum at the edge: the trials' mean validation score in the outer 10% of the range vs
+    the next 20% inward, shown next to it; resampled tuning shows trials per cell × cells and the
+    median optimum in the contenders table."""
+    from chainzrule.fight.tuning_views import edge_bands
+
+    folder = build_fight(tmp_path / "f")
+    tuning = json.loads((folder / "tuning.json").read_text())
+    # relu's lr range [1e-4, 1e-2] log: outer 10% at the top is lr >= 10**-2.2 ≈ 0.0063, next 20% down to 0.0025
+    trials = [{"params": {"lr": lr}, "value": v, "state": "complete"}
+              for lr, v in ((0.009, 0.80), (0.008, 0.82), (0.004, 0.80), (0.003, 0.78), (0.00012, 0.5))]
+    trials.append({"params": {"lr": 0.0095}, "value": None, "state": "pruned"})
+    tuning["relu"] = {**tuning["relu"], "best_params": {}, "trials": [],
+                      "cells": {"r0f0": {"best_params": {"lr": 0.009}, "best_val_accuracy": 0.80, "trials": trials[:3]},
+                                "r0f1": {"best_params": {"lr": 0.008}, "best_val_accuracy": 0.82, "trials": trials[3:]}}}
+    (folder / "tuning.json").write_text(json.dumps(tuning))
+    b = edge_bands(load_fight(folder), "relu", "lr", high=True)
+    assert b == {"outer": pytest.approx(0.81), "n_outer": 2, "next": pytest.approx(0.79), "n_next": 2}
+    assert edge_bands(load_fight(folder), "relu", "lr", high=False)["n_outer"] == 1
+    report = write_report(folder).read_text()
+    assert "| `relu` | MLP ReLU |" in report and "| 3 × 2 cells | lr=0.0085 | 81.00 |" in report
+    assert "81.00 (2) / 79.00 (2)" in report
+
+
 def test_size_view_from_validation_width_sweeps(tmp_path):
     """Both families' width sweeps on validation: the ratio comes from val curves, with a CI."""
     from chainzrule.fight.analysis import size_view

@@ -65,6 +65,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..data.cache import atomic_write_text
 from . import analysis as _analysis
 from .analysis import failure_text, paired_comparisons, summary_table
@@ -179,15 +181,38 @@ def _header(fight: Fight) -> list[str]:
     for c in fight.spec_contenders:
         cfg = fight.config_of(c["name"])
         cfg_txt = ", ".join(f"{k}={v}" for k, v in cfg.items()) if cfg else "—"
-        tn = tuning.get(c["name"]) or {}
-        best = tn.get("best_params")
-        best_txt = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.items()) if best else "—"
-        bva = to_number(tn.get("best_val_accuracy"))
+        trials, best_txt, bva = _tuning_summary(tuning.get(c["name"]) or {})
         rows.append([f"`{c['name']}`", fight.label(c["name"]), cfg_txt,
-                     json.dumps(c.get("tune")) if c.get("tune") else "—", str(len(tn.get("trials") or [])),
-                     best_txt, format_value("val_accuracy", bva)])
+                     json.dumps(c.get("tune")) if c.get("tune") else "—", trials, best_txt,
+                     format_value("val_accuracy", bva)])
     L.append(md_table(["name", "label", "config", "tuned space", "trials", "best params", "best val acc (%)"], rows))
+    if any((tuning.get(c["name"]) or {}).get("cells") for c in fight.spec_contenders):
+        L += ["", "Under resampling every cell is tuned on its own: trials are per cell × cells, best params "
+              "the median of the cells' optima (each cell's own in `tuning.json`), best val acc the mean over cells."]
     return L
+
+
+def _tuning_summary(tn: dict) -> tuple[str, str, float | None]:
+    """``(trials, best params, best validation accuracy)`` of one contender's tuning.json entry;
+    with resampling cells: trials per cell × cells, the median optimum, the mean best accuracy."""
+    fmt = lambda k, v: f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+    cells = tn.get("cells") or {}
+    if not cells:
+        best = tn.get("best_params")
+        return (str(len(tn.get("trials") or [])), ", ".join(fmt(k, v) for k, v in best.items()) if best else "—",
+                to_number(tn.get("best_val_accuracy")))
+    per_cell = [len(v.get("trials") or []) for v in cells.values()]
+    trials = (f"{per_cell[0]} × {len(cells)} cells" if len(set(per_cell)) == 1
+              else f"{sum(per_cell)} in {len(cells)} cells")
+    params: dict[str, list] = {}
+    for v in cells.values():
+        for k, x in (v.get("best_params") or {}).items():
+            params.setdefault(k, []).append(x)
+    best = {k: (float(np.median(xs)) if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+                else max(set(map(str, xs)), key=list(map(str, xs)).count)) for k, xs in params.items()}
+    accs = [a for a in (to_number(v.get("best_val_accuracy")) for v in cells.values()) if a is not None]
+    return (trials, ", ".join(fmt(k, v) for k, v in best.items()) if best else "—",
+            sum(accs) / len(accs) if accs else None)
 
 
 def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:

@@ -18,7 +18,8 @@ import numpy as np
 from .formatting import (format_margin, format_p, format_summary, format_value, format_with_unit, is_fraction,
                          metric_unit, md_table)
 from .loading import Fight
-from .views import accuracy_matched, attribution_table, size_view, tuning_edges
+from .tuning_views import edge_bands, tuning_edges
+from .views import accuracy_matched, attribution_table, size_view
 
 __all__ = ["size_section", "lambda_section", "attribution_section", "tuning_section", "changes_section"]
 
@@ -164,22 +165,36 @@ def tuning_section(fight: Fight) -> list[str]:
         L.append("No tuned numeric hyperparameters (no tuning.json or no `tune` ranges in spec.json).")
         return L
     if any(e.get("cell") for e in edges):
-        return L + _tuning_edges_by_cell(edges)
+        return L + _tuning_edges_by_cell(fight, edges)
     on_edge = [e for e in edges if e["edge"]]
     outside = [e for e in edges if e["edge"] is None]
     L.append(f"{len(on_edge)} of {len(edges)} tuned optima lie in the outer 10% of their search range (log scale for "
-             "log ranges); each such range should be widened and the contender retuned (GUIDE §4 rule 2).")
+             "log ranges); each such range should be widened and the contender retuned (GUIDE §4 rule 2), unless "
+             "the trials show a plateau there. " + _BANDS_NOTE)
     if on_edge or outside:
         rows = [[f"`{e['contender']}`", e["param"], f"{e['value']:.4g}",
                  f"[{e['low']:g}, {e['high']:g}]{' log' if e['log'] else ''}",
                  "outside the range" if e["position"] is None else f"{e['position']:.2f}",
-                 "low end" if e["position"] is not None and e["position"] <= 0.5 else "high end"]
+                 "low end" if e["position"] is not None and e["position"] <= 0.5 else "high end",
+                 _bands_text(fight, e["contender"], e["param"], e["position"] is None or e["position"] > 0.5)]
                 for e in on_edge + outside]
-        L += ["", md_table(["contender", "hyperparameter", "optimum", "range", "position (0–1)", "edge"], rows)]
+        L += ["", md_table(["contender", "hyperparameter", "optimum", "range", "position (0–1)", "edge",
+                            "trials' val. score: outer 10% / next 20%"], rows)]
     return L
 
 
-def _tuning_edges_by_cell(edges: list[dict[str, Any]]) -> list[str]:
+_BANDS_NOTE = ("The last column compares the mean validation score of the completed trials in the outer 10% of the "
+               "range at that end with the next 20% inward (trials in each): about equal means a plateau (a wider "
+               "range would not change the result), a clear rise means the optimum lies beyond the range.")
+
+
+def _bands_text(fight: Fight, contender: str, param: str, high: bool) -> str:
+    b = edge_bands(fight, contender, param, high)
+    f = lambda v, n: "—" if v is None else f"{format_value('val_accuracy', v)} ({n})"
+    return f"{f(b['outer'], b['n_outer'])} / {f(b['next'], b['n_next'])}"
+
+
+def _tuning_edges_by_cell(fight: Fight, edges: list[dict[str, Any]]) -> list[str]:
     """Under resampling every cell has its own optimum: per (contender, hyperparameter), how many
     cells' optima lie in the outer 10% of the range, at which end, and the median position."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -188,7 +203,7 @@ def _tuning_edges_by_cell(edges: list[dict[str, Any]]) -> list[str]:
     n_edge = sum(1 for e in edges if e["edge"])
     L = [f"Each of the {len({e['cell'] for e in edges})} resampling cells is tuned on its own training folds: "
          f"{n_edge} of {len(edges)} tuned optima (contender × hyperparameter × cell) lie in the outer 10% of "
-         "their search range (log scale for log ranges). Per contender and hyperparameter:"]
+         "their search range (log scale for log ranges). Per contender and hyperparameter (" + _BANDS_NOTE + "):"]
     rows = []
     for (name, param), es in groups.items():
         pos = [e["position"] for e in es if e["position"] is not None]
@@ -197,9 +212,11 @@ def _tuning_edges_by_cell(edges: list[dict[str, Any]]) -> list[str]:
         e0 = es[0]
         rows.append([f"`{name}`", param, f"[{e0['low']:g}, {e0['high']:g}]{' log' if e0['log'] else ''}",
                      f"{float(np.median(pos)):.2f}" if pos else "—", f"{low}/{len(es)}", f"{high}/{len(es)}",
-                     "**widen**" if max(low, high) * 2 > len(es) else ""])
+                     "**widen**" if max(low, high) * 2 > len(es) else "",
+                     _bands_text(fight, name, param, high >= low) if low or high else ""])
     return L + ["", md_table(["contender", "hyperparameter", "range", "median position (0–1)", "cells at low end",
-                              "cells at high end", "most cells at one edge"], rows)]
+                              "cells at high end", "most cells at one edge",
+                              "trials' val. score: outer 10% / next 20%"], rows)]
 
 
 def changes_section(fight: Fight) -> list[str]:

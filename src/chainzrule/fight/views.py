@@ -4,8 +4,8 @@
   validation-tuned width sweeps of both families);
 - :func:`lambda_table` — the λ sweep;
 - :func:`attribution_table` — activation family × (no DREG, DREG), paired;
-- tuning: :func:`tuning_edges` (optima on the edge of their range) and
-  :func:`expected_max_curves` (expected best validation vs trials).
+- tuning: :func:`tuning_edges`, :func:`edge_bands` and :func:`expected_max_curves` live in
+  :mod:`.tuning_views` and are re-exported here.
 
 All statistics come from :mod:`chainzrule.fight.stats`.
 """
@@ -21,14 +21,12 @@ from ..config import CHAINZRULE_MODELS
 from ..errors import DataError
 from .formatting import format_margin
 from .loading import Fight, to_number
+from .tuning_views import edge_bands, expected_max_curves, tuning_edges  # noqa: F401  (re-exported)
 from .stats import (
     corrected_resampled_ttest,
-    edge_of_range,
-    expected_max_curve,
     holm_bonferroni,
     paired_tests,
     param_ratio_bootstrap,
-    range_position,
     summarize,
 )
 
@@ -38,6 +36,7 @@ __all__ = [
     "lambda_table",
     "attribution_table",
     "tuning_edges",
+    "edge_bands",
     "expected_max_curves",
     "ATTRIBUTION_FAMILIES",
     "ATTRIBUTION_DREG",
@@ -316,71 +315,3 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
     reason = "" if comps else ("the spec lacks the cells: " + ", ".join(f"{f} ({d})" for f, d in missing)
                                if missing else "fewer than 2 paired seeds in every comparison")
     return {"cells": cells, "comparisons": comps, "missing": missing, "lambda_note": lambda_note, "reason": reason}
-
-
-# ----------------------------------------------------------------------------------------------
-# tuning: optima on the edge of their range, expected best validation vs trials
-# ----------------------------------------------------------------------------------------------
-
-
-def _numeric_space(space: Any) -> tuple[float, float, bool] | None:
-    """``(low, high, log)`` of a ``[low, high, "log"|"linear"]`` tune entry; None for choices."""
-    if isinstance(space, (list, tuple)) and len(space) in (2, 3):
-        lo, hi = to_number(space[0]), to_number(space[1])
-        log = len(space) == 3 and str(space[2]).lower() == "log"
-        if lo is not None and hi is not None and lo < hi and (not log or lo > 0):
-            return lo, hi, log
-    return None
-
-
-def tuning_edges(fight: Fight, share: float = 0.1) -> list[dict[str, Any]]:
-    """Every tuned optimum (``tuning.json`` best_params) against its search space (spec.json
-    contenders' ``tune``): ``{"contender", "param", "value", "low", "high", "log", "position",
-    "edge"}`` per numeric hyperparameter; ``edge`` from :func:`~.stats.edge_of_range` (outer
-    ``share`` of the range, in log space for log ranges). Choices and values outside their range
-    (a widened range not recorded in the spec) get ``position`` None and ``edge`` None."""
-    out = []
-    tuning = fight.tuning or {}
-    for c in fight.spec_contenders:
-        for cell, res in _tuning_cells(tuning.get(c["name"])):
-            best = res.get("best_params") or {}
-            for param, space in (c.get("tune") or {}).items():
-                rng, v = _numeric_space(space), to_number(best.get(param))
-                if rng is None or v is None:
-                    continue
-                lo, hi, log = rng
-                inside = lo <= v <= hi
-                out.append({"contender": c["name"], "param": param, "value": v, "low": lo, "high": hi, "log": log,
-                            "cell": cell, "position": range_position(v, lo, hi, log) if inside else None,
-                            "edge": edge_of_range(v, lo, hi, log, share) if inside else None})
-    return out
-
-
-def _tuning_cells(entry: Any) -> list[tuple[str, dict]]:
-    """``[(cell name, tuning result)]`` of one contender's tuning.json entry: its resampling cells
-    ("cells"), or the one result at its top level ("" as the cell name)."""
-    if not isinstance(entry, dict):
-        return []
-    by_cell = entry.get("cells")
-    if isinstance(by_cell, dict) and by_cell:
-        return [(str(k), v) for k, v in by_cell.items() if isinstance(v, dict)]
-    return [("", entry)]
-
-
-def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
-    """Contender → :func:`~.stats.expected_max_curve` of its tuning trials' validation scores
-    (``k = 1 … n`` completed trials; pruned or failed trials without a finite score are left out)."""
-    out = {}
-    for name, tn in (fight.tuning or {}).items():
-        curves = []
-        for _, res in _tuning_cells(tn):
-            trials = res.get("trials") or []
-            scores = [v for v in (to_number((t or {}).get("val_accuracy")) for t in trials if isinstance(t, dict))
-                      if v is not None]
-            if scores:
-                curves.append(expected_max_curve(scores))
-        if curves:  # several cells: the mean curve over cells, up to the shortest (pruning leaves fewer scores)
-            k = min(len(c["k"]) for c in curves)
-            out[name] = {key: ([float(np.mean([c[key][i] for c in curves])) for i in range(k)] if key != "k"
-                               else curves[0]["k"][:k]) for key in curves[0]}
-    return out
