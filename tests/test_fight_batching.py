@@ -34,3 +34,9 @@ def test_batched_fight_equals_unbatched(tmp_path):
                 assert math.isclose(float(a[k]), float(b[k]), rel_tol=1e-5), (a["key"], k, a[k], b[k])
             else:
                 assert a[k] == b[k], (a["key"], k, a[k], b[k])
+    # resuming the finished fight with the pool and batching: every round's runs are on disk, nothing
+    # is trained again, the same results.csv comes back (a call with no pending run was an error)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "batched" / "runs").iterdir()}
+    again = _rows(run_fight(load_spec(TINY), tmp_path / "batched", jobs=2, progress=False, batch=True))
+    assert again == batched
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "batched" / "runs").iterdir()} == before

@@ -270,6 +270,8 @@ class Executor:
             return [[t] for t in todo]
         from ..batched import eligible_groups
 
+        if not todo:  # every run of the call is on disk already (a resumed fight)
+            return []
         return eligible_groups(todo, max_size=math.ceil(len(todo) / self.slots) if self.slots > 1 else None)
 
     def run(self, tasks: list[Task]) -> list[dict]:
