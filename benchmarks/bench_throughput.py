@@ -1,7 +1,7 @@
 """Fight throughput: runs per minute of one fight profile with the local process pool, with
 batched training, and on a local Ray cluster of this machine, measured one right after the
 other into temporary folders; then a projection (measured per-run cost × run count) of the
-full Fair Fight v2 fights on 1, 8 and 64 machines.
+committed full fight on 1, 8 and 64 machines.
 
     python benchmarks/bench_throughput.py [--spec fights/pima.toml] [--write BENCHMARKS.md]
 
@@ -41,53 +41,54 @@ def measure(spec: str, jobs: int, modes: list[str]) -> list[dict]:
                 raise SystemExit(f"{name}: {' '.join(cmd)} failed: {res.stderr.strip().splitlines()[-1:]}")
             with open(f"{tmp}/f/results.csv") as f:
                 rows = list(csv.DictReader(f))
-        epochs = sum(int(r["epochs"]) for r in rows)
+        epochs = _run_epochs(rows)
         out.append({"mode": name, "runs": len(rows), "wall": wall, "rpm": 60 * len(rows) / wall,
                     "core_s_per_epoch": wall * jobs / epochs})
         print(f"{name}: {len(rows)} runs in {wall:.0f} s = {out[-1]['rpm']:.1f} runs/min", file=sys.stderr)
     return out
 
 
-def v2_plan(spec_path: str) -> dict:
-    """Run and epoch counts of the full spec, and of Fair Fight v2 (issue 11) on it: ≥ 30 trials
-    per tuned contender at the full epoch budget, each scored on 2 seeds, repeated 5×5 stratified
-    CV with tuning inside each of the 25 training folds (final runs: one per contender per fold,
-    size and λ views as in the spec, per fold)."""
-    from chainzrule.fight.runner import _count_after_tuning
+def _run_epochs(rows: list[dict]) -> int:
+    """Epochs actually trained (early stopping included); a classical run counts as one."""
+    return sum(int(float(r.get("epochs_run") or 0)) or 1 for r in rows)
+
+
+def full_fight(spec_path: str) -> dict | None:
+    """Runs and run-epochs of the committed full fight of ``spec_path`` (``results/<name>/results.csv``),
+    the amount of work a projection scales; None if it is not committed."""
     from chainzrule.fight.spec import load_spec
 
-    s = load_spec(spec_path)
-    tuned = sum(1 for c in s.contenders if c.tune)
-    after = _count_after_tuning(s)
-    full = {"runs": s.trials * tuned + after, "epochs": s.trials * tuned * s.tune_epochs + after * s.base["epochs"]}
-    folds, trials, per_trial = 25, 30, 2
-    after_fold = after / s.seeds  # final/size/λ views with one run per fold instead of `seeds`
-    v2_runs = folds * (tuned * trials * per_trial + after_fold)
-    return {"full": full, "v2": {"runs": int(v2_runs), "epochs": int(v2_runs * s.base["epochs"])},
-            "tuned": tuned, "contenders": len(s.contenders)}
+    path = Path("results") / load_spec(spec_path).name / "results.csv"
+    if not path.exists():
+        return None
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {"path": str(path), "runs": len(rows), "epochs": _run_epochs(rows)}
 
 
-def table(spec: str, jobs: int, res: list[dict], plan: dict) -> str:
+def table(spec: str, jobs: int, res: list[dict], full: dict | None) -> str:
     base = res[0]
     lines = [f"Fight throughput, `{spec} --quick` ({base['runs']} runs), measured one after the other on this machine "
              f"({os.cpu_count()} cores, {platform.machine()}, `--jobs {jobs}`; "
-             f"`python benchmarks/bench_throughput.py --spec {spec} --write BENCHMARKS.md`):", "",
+             f"`python benchmarks/bench_throughput.py --spec {spec} --write BENCHMARKS.md`); a run-epoch is an epoch "
+             "actually trained (early stopping included), a classical run counts as one:", "",
              "| executor | runs | wall (s) | runs / min | vs local pool | core-s per run-epoch |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in res:
         lines.append(f"| {r['mode']} | {r['runs']} | {r['wall']:.0f} | {r['rpm']:.1f} | {r['rpm'] / base['rpm']:.2f}× | "
                      f"{r['core_s_per_epoch']:.3f} |")
+    if full is None:
+        return "\n".join(lines)
     best = min(res, key=lambda r: r["core_s_per_epoch"])
-    lines += ["", f"Projection (per-run cost × run count; cost per run-epoch of the *{base['mode']}* and of the "
-              f"*{best['mode']}* rows above, machines like this one, perfect scaling, no Ray overhead beyond the "
-              f"measured one): {plan['contenders']} contenders ({plan['tuned']} tuned); v2 = issue 11's protocol: "
-              "30 full-length trials per tuned contender × 2 seeds, repeated 5×5 CV with tuning inside each fold.", "",
-              "| fight | runs | run-epochs | cost | 1 machine | 8 machines | 64 machines |", "|---|---:|---:|---|---:|---:|---:|"]
-    for name, p in (("full spec (today)", plan["full"]), ("Fair Fight v2", plan["v2"])):
-        for r in (base, best):
-            core_s = p["epochs"] * r["core_s_per_epoch"]
-            cells = [f"{core_s / (os.cpu_count() or 1) / m / 3600:.1f} h" for m in (1, 8, 64)]
-            lines.append(f"| {name} | {p['runs']} | {p['epochs']} | {r['mode']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Projection of the committed full fight (`{full['path']}`: {full['runs']} runs, {full['epochs']} "
+              "run-epochs) at the quick profile's measured cost per run-epoch, machines like this one, perfect "
+              "scaling (the full fight's larger groups batch better than the quick profile's, so batching "
+              "projects high):", "",
+              "| cost | 1 machine | 8 machines | 64 machines |", "|---|---:|---:|---:|"]
+    for r in (base, best):
+        core_s = full["epochs"] * r["core_s_per_epoch"]
+        cells = [f"{core_s / (os.cpu_count() or 1) / m / 60:.1f} min" for m in (1, 8, 64)]
+        lines.append(f"| {r['mode']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -110,7 +111,7 @@ def main() -> None:
     ap.add_argument("--write", type=Path, default=None)
     a = ap.parse_args()
     res = measure(a.spec, a.jobs, a.modes)
-    text = table(a.spec, a.jobs, res, v2_plan(a.spec))
+    text = table(a.spec, a.jobs, res, full_fight(a.spec))
     print(text)
     if a.write:
         write_block(a.write, text)
