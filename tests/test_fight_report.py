@@ -503,6 +503,11 @@ def test_tuning_edges_listed(tmp_path):
     assert edges["cr"]["edge"] is False  # 0.003: 0.76 of the log range
     curves = expected_max_curves(fight)
     assert curves["cr"]["k"] == [1, 2, 3] and curves["cr"]["mean"][1] == pytest.approx(7.6 / 9)
+    # a pruned trial spent budget too: it counts with the best its first seed reached before it was stopped
+    tuning["cr"]["trials"].append({"val_accuracy": None, "state": "pruned", "curve": [0.5, 0.6]})
+    (folder / "tuning.json").write_text(json.dumps(tuning))
+    curves = expected_max_curves(load_fight(folder))
+    assert curves["cr"]["k"] == [1, 2, 3, 4] and curves["cr"]["mean"][0] == pytest.approx((0.9 + 0.7 + 0.8 + 0.6) / 4)
     report = write_report(folder).read_text()
     assert "1 of 3 tuned optima lie in the outer 10%" in report
     assert "| `relu` | lr | 0.0095 |" in report and "high end" in report

@@ -87,19 +87,31 @@ def _tuning_cells(entry: Any) -> list[tuple[str, dict]]:
 
 
 def expected_max_curves(fight: Fight) -> dict[str, dict[str, list]]:
-    """Contender → :func:`~.stats.expected_max_curve` of its tuning trials' validation scores
-    (``k = 1 … n`` completed trials; pruned or failed trials without a finite score are left out)."""
+    """Contender → :func:`~.stats.expected_max_curve` of its tuning trials' validation scores,
+    ``k = 1 … n`` trials. Every trial spent budget, so a pruned trial counts too, scored by what it
+    had shown when it was stopped: the best validation accuracy of its first seed (one seed, where a
+    completed trial's value is the mean over its seeds); only trials without any finite score are
+    left out. Under resampling: the mean curve over cells,
+    up to the cell with the fewest scored trials."""
     out = {}
     for name, tn in (fight.tuning or {}).items():
         curves = []
         for _, res in _tuning_cells(tn):
-            trials = res.get("trials") or []
-            scores = [v for v in (to_number((t or {}).get("val_accuracy")) for t in trials if isinstance(t, dict))
+            scores = [v for v in (_trial_score(t) for t in res.get("trials") or [] if isinstance(t, dict))
                       if v is not None]
             if scores:
                 curves.append(expected_max_curve(scores))
-        if curves:  # several cells: the mean curve over cells, up to the shortest (pruning leaves fewer scores)
+        if curves:
             k = min(len(c["k"]) for c in curves)
             out[name] = {key: ([float(np.mean([c[key][i] for c in curves])) for i in range(k)] if key != "k"
                                else curves[0]["k"][:k]) for key in curves[0]}
     return out
+
+
+def _trial_score(t: dict) -> float | None:
+    """A trial's validation score: its value, or for a pruned trial the best of its first seed's curve."""
+    v = to_number(t.get("val_accuracy"))
+    if v is not None or t.get("state") != "pruned":
+        return v
+    curve = [c for c in (to_number(x) for x in t.get("curve") or []) if c is not None]
+    return max(curve) if curve else to_number((t.get("seed_values") or [None])[0])
