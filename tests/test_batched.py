@@ -109,6 +109,20 @@ def test_adamw_decoupled_decay_equal_unbatched():
                         reg_strength=wd) for s, lr, wd in members])
 
 
+def test_spectral_norm_with_logit_temperature_equal_unbatched():
+    """reg "sn" (every linear map normalized by its own power iteration, u and v per member) with a
+    per-member logit temperature τ and lr, early stopping (best epoch's u, v restored) and the
+    test-time evaluation; ReLU and ChainzRule."""
+    members = [(0, 1e-3, 1.0), (1, 1e-2, 4.0), (2, 3e-2, 16.0)]
+    _check([TrainConfig(**{**BASE, "epochs": 4}, model="mlp", activation="relu", reg="sn", seed=s, lr=lr,
+                        logit_scale=tau, patience=1) for s, lr, tau in members])
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.0, reg="sn", seed=s, lr=lr, logit_scale=tau)
+            for s, lr, tau in members[:2]], test=False)
+    with pytest.raises(ConfigError, match="vmap"):
+        _check([TrainConfig(**BASE, model="mlp", reg="sn", seed=s) for s in (0, 1)], engine="vmap")
+    assert batchable(TrainConfig(**BASE, model="chainzrule", reg="sn")) == "spectral norm with DREG is not batched"
+
+
 def test_vmap_engine_equal_unbatched():
     _check([TrainConfig(**BASE, model="chainzrule", dreg=0.01, seed=s, lr=lr) for s, lr in ((0, 1e-3), (1, 1e-2))],
            engine="vmap", test=False)
@@ -147,7 +161,7 @@ def test_early_stopping_and_divergence_per_member():
 
 
 def test_refuses_what_it_cannot_batch():
-    for cfg in (TrainConfig(**BASE, model="kan"), TrainConfig(**BASE, model="mlp", reg="sn"),
+    for cfg in (TrainConfig(**BASE, model="kan"), TrainConfig(**BASE, model="chainzrule", reg="sn"),
                 TrainConfig(**BASE, model="logreg")):
         assert batchable(cfg) is not None
         with pytest.raises(ConfigError, match="cannot batch"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from .. import functional as CF
 from ..activations import GELU, ReLU, SiLU, Tanh
@@ -58,11 +59,13 @@ class GroupedEngine:
     anything else goes through ``vmap``.
     """
 
-    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool, regs: list) -> None:
+    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool, regs: list,
+                 taus: Tensor | None = None) -> None:
         self.kind, self.dreg_on, self.reg_on = kind, dreg_on, reg_on
         self.regs = regs  # every member's own regularizer (jr: its own seeded generator)
         self.reg_name = regs[0].name
         self.needs_input_grad = regs[0].needs_input_grad
+        self.taus = taus  # [M] the logit temperature τ of every member (None: all 1)
         self.layers = []
         for i, layer in enumerate(net.hidden_layers):
             act = layer.activation
@@ -72,14 +75,21 @@ class GroupedEngine:
             else:
                 self.layers.append((pre, act, None, None, None))
         self.weights = [n for n, p in net.named_parameters() if "weight" in n.rsplit(".", 1)[-1] and p.dim() >= 2]
+        # spectral norm (reg "sn"): the eps of each normalized linear map, by module prefix
+        self.sn = {pre: _spectral_norm(mod)[1] for pre, mod in [*((f"hidden_layers.{i}.linear", layer.linear)
+                                                                  for i, layer in enumerate(net.hidden_layers)),
+                                                                ("head", net.head)] if _spectral_norm(mod)}
 
     @staticmethod
-    def supports(net: nn.Module) -> bool:
+    def supports(net: nn.Module, logit_scale: bool = False) -> bool:
+        """Whether ``net`` has the form the grouped forward writes out; ``logit_scale``: its head
+        carries train.factory's logit-temperature pre-hook (applied here from the configs)."""
         layers = getattr(net, "hidden_layers", None)
-        if not isinstance(net, FeedForward) or layers is None or type(net.head) is not nn.Linear:
+        if not isinstance(net, FeedForward) or layers is None or \
+                not _plain_or_sn_linear(net.head, pre_hooks=1 if logit_scale else 0):
             return False
         for layer in layers:
-            if not isinstance(layer, HiddenLayer) or type(layer.linear) is not nn.Linear:
+            if not isinstance(layer, HiddenLayer) or not _plain_or_sn_linear(layer.linear):
                 return False
             if not (isinstance(layer.activation, PolynomialActivation) or type(layer.activation) in _STATELESS):
                 return False
@@ -92,11 +102,30 @@ class GroupedEngine:
             return torch.bmm(x, weight.transpose(1, 2))
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
-    def logits(self, P: dict[str, Tensor], x: Tensor, dreg: bool) -> tuple[Tensor, list[Tensor]]:
-        """Logits ``[M, B, C]`` and (with ``dreg``) every hidden layer's ``||S||_F²`` ``[M, B]``."""
+    def _weight(self, P: dict[str, Tensor], B: dict[str, Tensor] | None, pre: str, training: bool) -> Tensor:
+        """The weight ``[M, out, in]`` of the linear map ``pre`` as its module computes it: with
+        spectral norm ``W / σ``, ``σ = uᵀ W v``, after one power-iteration step on the members'
+        ``u``, ``v`` buffers (updated in place) in training mode — what each access of a
+        ``spectral_norm``-parametrized ``weight`` does (torch's ``_SpectralNorm``)."""
+        if pre not in self.sn:
+            return P[f"{pre}.weight"]
+        w = P[f"{pre}.parametrizations.weight.original"]  # [M, out, in]
+        u, v = B[f"{pre}.parametrizations.weight.0._u"], B[f"{pre}.parametrizations.weight.0._v"]  # [M, out], [M, in]
+        if training:
+            with torch.no_grad():
+                u.copy_(F.normalize(torch.bmm(w, v.unsqueeze(-1)).squeeze(-1), dim=1, eps=self.sn[pre]))
+                v.copy_(F.normalize(torch.bmm(w.transpose(1, 2), u.unsqueeze(-1)).squeeze(-1), dim=1, eps=self.sn[pre]))
+        sigma = (u * torch.bmm(w, v.unsqueeze(-1)).squeeze(-1)).sum(dim=1)  # [M]
+        return w / sigma.view(-1, 1, 1)
+
+    def logits(self, P: dict[str, Tensor], x: Tensor, dreg: bool, B: dict[str, Tensor] | None = None,
+               training: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """Logits ``[M, B, C]`` and (with ``dreg``) every hidden layer's ``||S||_F²`` ``[M, B]``;
+        ``B``: the stacked buffers (spectral norm's power-iteration vectors), ``training``: whether
+        spectral norm takes its power-iteration step (training-mode forward)."""
         terms = []
         for pre, act, basis, bound, rc in self.layers:
-            w = P[f"{pre}.linear.weight"]  # [M, out, in]
+            w = self._weight(P, B, f"{pre}.linear", training)  # [M, out, in]
             z = self._linear(x, w, P.get(f"{pre}.linear.bias"))  # [M, B, out]
             if basis is not None:
                 # members folded into the feature axis, [B, M·F]: the polynomial acts per feature, so
@@ -118,15 +147,18 @@ class GroupedEngine:
             if dreg:
                 rn = (w * w).sum(dim=2)  # [M, out]: ||W_i,:||²
                 terms.append(torch.matmul(slope * slope, rn.unsqueeze(-1)).squeeze(-1))  # [M, B]
-        return self._linear(x, P["head.weight"], P.get("head.bias")), terms
+        if self.taus is not None:  # the logit temperature: the head's input times τ (train.factory's pre-hook)
+            x = x * self.taus.view(-1, 1, 1)
+        return self._linear(x, self._weight(P, B, "head", training), P.get("head.bias")), terms
 
     def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor,
-                 members: list[int]):
+                 members: list[int], B: dict[str, Tensor] | None = None):
         """``(objective, task loss, DREG penalty, logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``
-        for the members ``members`` (their indices in the batch, one per slot of the stack)."""
+        for the members ``members`` (their indices in the batch, one per slot of the stack); a
+        training-mode forward (``B``: the stacked buffers of those members, updated in place)."""
         if self.needs_input_grad:
             x = x.requires_grad_(True)
-        logits, terms = self.logits(P, x, self.dreg_on)
+        logits, terms = self.logits(P, x, self.dreg_on, B, training=True)
         m, b = y.shape
         loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
         if self.dreg_on:
@@ -164,3 +196,25 @@ class GroupedEngine:
                 total = total + vj.reshape(m, b, -1).pow(2).sum(dim=(1, 2))
             return total * (c / (n_proj * b))
         raise ConfigError(f"reg {self.reg_name!r} is not batched")  # pragma: no cover (batchable refuses it)
+
+
+def _spectral_norm(mod: nn.Module) -> tuple[bool, float] | None:
+    """``(True, eps)`` if ``mod.weight`` is parametrized by exactly one torch ``spectral_norm``
+    (one power-iteration step per access, a 2-d weight), else None."""
+    if not parametrize.is_parametrized(mod, "weight"):
+        return None
+    plist = mod.parametrizations.weight
+    if len(plist) != 1 or type(plist[0]).__name__ != "_SpectralNorm":
+        return None
+    sn = plist[0]
+    if sn.n_power_iterations != 1 or sn.dim != 0 or plist.original.dim() != 2:
+        return None
+    return True, float(sn.eps)
+
+
+def _plain_or_sn_linear(mod: nn.Module, pre_hooks: int = 0) -> bool:
+    """An ``nn.Linear`` without hooks of its own (up to ``pre_hooks`` forward pre-hooks), its
+    weight plain or spectrally normalized."""
+    if not isinstance(mod, nn.Linear) or mod._forward_hooks or len(mod._forward_pre_hooks) > pre_hooks:
+        return False
+    return type(mod) is nn.Linear or _spectral_norm(mod) is not None

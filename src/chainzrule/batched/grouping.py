@@ -13,15 +13,16 @@ __all__ = ["BATCHABLE_MODELS", "BATCHABLE_REGS", "PER_MEMBER_FIELDS", "ENGINES",
 
 #: models whose forward is written with plain, vmap-able torch ops
 BATCHABLE_MODELS = ("chainzrule", "mlp")
-#: regularizers whose penalty is a function of the weights (or of nothing)
-BATCHABLE_REGS = ("none", "wd", "igp", "jr")
+#: regularizers whose penalty is a function of the weights (or of nothing), and spectral norm (the grouped
+#: engine normalizes each member's weights with its own power-iteration vectors; without DREG)
+BATCHABLE_REGS = ("none", "wd", "igp", "jr", "sn")
 #: config fields that may differ between the members of one batch (everything else must be equal):
 #: per-member scalars of the update, of the objective, of early stopping, and of evaluation, and the
 #: resampling cell (each member brings its own data; members whose splits differ in size are trained
 #: in separate sub-batches by :func:`chainzrule.batched.train_batched`)
 PER_MEMBER_FIELDS = ("seed", "lr", "coef_lr_scale", "dreg", "dreg_schedule", "dreg_final", "dreg_warmup",
                      "reg_strength", "patience", "diag_examples", "robustness", "adv_eps", "pgd_steps",
-                     "corruption_examples", "cv_fold", "cv_repeat")
+                     "corruption_examples", "cv_fold", "cv_repeat", "logit_scale")
 ENGINES = ("auto", "grouped", "vmap")
 
 
@@ -35,8 +36,8 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"reg {cfg.reg!r} is not batched (only {', '.join(BATCHABLE_REGS)})"
     if cfg.head not in ("auto", "linear"):
         return f"head {cfg.head!r} is not batched (only the linear head)"
-    if cfg.logit_scale != 1.0:
-        return "a logit scale is not batched"
+    if cfg.reg == "sn" and cfg.dreg_lambda > 0:
+        return "spectral norm with DREG is not batched"
     return None
 
 

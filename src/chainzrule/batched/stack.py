@@ -136,13 +136,22 @@ class StackedRuns:
 
         if engine not in ENGINES:
             raise ConfigError(f"unknown batching engine {engine!r}: expected one of {', '.join(ENGINES)}")
-        if engine != "vmap" and GroupedEngine.supports(base):
-            grouped = GroupedEngine(base, self.kind, self.dreg_on, self.reg_on, regs)
+        taus = [c.logit_scale for c in self.cfgs]
+        scaled = any(t != 1.0 for t in taus)
+        if engine != "vmap" and GroupedEngine.supports(base, logit_scale=scaled):
+            tau = torch.tensor(taus, dtype=torch.float64).to(device=self.device, dtype=self.dtype) if scaled else None
+            grouped = GroupedEngine(base, self.kind, self.dreg_on, self.reg_on, regs, taus=tau)
             self.engine = "grouped"
-            self._step = lambda params, buffers, x, y, lam, strength: grouped(params, x, y, lam, strength, self.active)
-            self._logits = lambda params, buffers, x: grouped.logits(params, x, False)[0]
+            self._step = lambda params, buffers, x, y, lam, strength: grouped(
+                params, x, y, lam, strength, self.active, buffers)  # [M'] τ: see _sync_slots
+            self._logits = lambda params, buffers, x: grouped.logits(params, x, False, buffers)[0]
+            self._grouped = grouped
+            self._taus_all = tau
         elif engine == "grouped":
             raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
+        elif scaled or any(".parametrizations." in k for k in self.buffers):
+            raise ConfigError("cannot batch a logit temperature or spectral norm with the vmap engine: "
+                              "use the grouped engine")
         elif regs[0].needs_input_grad:
             raise ConfigError(f"cannot batch reg {c0.reg!r} with the vmap engine (autograd.grad inside vmap): "
                               "use the grouped engine")
@@ -297,10 +306,14 @@ class StackedRuns:
             self.objective.train(was)
 
     def _member_state(self, slot: int) -> dict[str, Tensor]:
-        return {n: p[slot].detach().clone() for n, p in self.params.items()}
+        """The parameters and buffers (spectral norm's u, v) of the member in ``slot``."""
+        return {**{n: p[slot].detach().clone() for n, p in self.params.items()},
+                **{n: b[slot].clone() for n, b in self.buffers_active.items()}}
 
     def _compact(self, keep: list[int]) -> None:
         """Drop the stopped members from the stack (parameters, optimizer state, data)."""
+        for k, b in self.buffers_active.items():  # buffers the forward updated in place (spectral norm)
+            self.buffers[k][self.slots] = b
         sel = torch.tensor(keep, device=self.device)
         self.params = {n: p.detach()[sel].clone().requires_grad_(True) for n, p in self.params.items()}
         self.state = {n: {k: v[sel].clone() for k, v in st.items()} for n, st in self.state.items()}
@@ -311,6 +324,8 @@ class StackedRuns:
         self.slots = torch.tensor(self.active, device=self.device)
         self.slots_cpu = torch.tensor(self.active)
         self.buffers_active = {k: v[self.slots] for k, v in self.buffers.items()}
+        if getattr(self, "_taus_all", None) is not None:
+            self._grouped.taus = self._taus_all[self.slots]
         if len(self.active) < self.M:
             self.X, self.Y = self.X_all[self.slots], self.Y_all[self.slots]
         if len(self.active) != len(self.slots):  # pragma: no cover
@@ -361,9 +376,9 @@ class StackedRuns:
         """Member ``m`` as an ordinary trained model, evaluated and recorded as ``train`` does."""
         cfg, model, rec, sp = self.cfgs[m], self.models[m], self.records[m], self.splits[m]
         with torch.no_grad():
-            for name, p in model.named_parameters():
+            for name, t in (*model.named_parameters(), *model.named_buffers()):
                 if name in rec.final_state:
-                    p.copy_(rec.final_state[name])
+                    t.copy_(rec.final_state[name])
         set_rng_state(self.rng_states[m], self.device)
         result = evaluate(model, cfg, sp) if test else {}
         result.update(train_record(cfg, model, rec, rec.history))
