@@ -59,13 +59,11 @@ class GroupedEngine:
     anything else goes through ``vmap``.
     """
 
-    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool, regs: list,
-                 taus: Tensor | None = None) -> None:
+    def __init__(self, net: nn.Module, kind: str, dreg_on: bool, reg_on: bool, regs: list) -> None:
         self.kind, self.dreg_on, self.reg_on = kind, dreg_on, reg_on
         self.regs = regs  # every member's own regularizer (jr: its own seeded generator)
         self.reg_name = regs[0].name
         self.needs_input_grad = regs[0].needs_input_grad
-        self.taus = taus  # [M] the logit temperature τ of every member (None: all 1)
         self.layers = []
         for i, layer in enumerate(net.hidden_layers):
             act = layer.activation
@@ -119,10 +117,11 @@ class GroupedEngine:
         return w / sigma.view(-1, 1, 1)
 
     def logits(self, P: dict[str, Tensor], x: Tensor, dreg: bool, B: dict[str, Tensor] | None = None,
-               training: bool = False) -> tuple[Tensor, list[Tensor]]:
+               training: bool = False, taus: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         """Logits ``[M, B, C]`` and (with ``dreg``) every hidden layer's ``||S||_F²`` ``[M, B]``;
         ``B``: the stacked buffers (spectral norm's power-iteration vectors), ``training``: whether
-        spectral norm takes its power-iteration step (training-mode forward)."""
+        spectral norm takes its power-iteration step (training-mode forward), ``taus``: every
+        member's logit temperature ``[M]`` (None: 1)."""
         terms = []
         for pre, act, basis, bound, rc in self.layers:
             w = self._weight(P, B, f"{pre}.linear", training)  # [M, out, in]
@@ -147,18 +146,19 @@ class GroupedEngine:
             if dreg:
                 rn = (w * w).sum(dim=2)  # [M, out]: ||W_i,:||²
                 terms.append(torch.matmul(slope * slope, rn.unsqueeze(-1)).squeeze(-1))  # [M, B]
-        if self.taus is not None:  # the logit temperature: the head's input times τ (train.factory's pre-hook)
-            x = x * self.taus.view(-1, 1, 1)
+        if taus is not None:  # the logit temperature: the head's input times τ (train.factory's pre-hook)
+            x = x * taus.view(-1, 1, 1)
         return self._linear(x, self._weight(P, B, "head", training), P.get("head.bias")), terms
 
     def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor,
-                 members: list[int], B: dict[str, Tensor] | None = None):
+                 members: list[int], B: dict[str, Tensor] | None = None, taus: Tensor | None = None):
         """``(objective, task loss, DREG penalty, logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``
         for the members ``members`` (their indices in the batch, one per slot of the stack); a
-        training-mode forward (``B``: the stacked buffers of those members, updated in place)."""
+        training-mode forward (``B``: the stacked buffers of those members, updated in place;
+        ``taus``: their logit temperatures)."""
         if self.needs_input_grad:
             x = x.requires_grad_(True)
-        logits, terms = self.logits(P, x, self.dreg_on, B, training=True)
+        logits, terms = self.logits(P, x, self.dreg_on, B, training=True, taus=taus)
         m, b = y.shape
         loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
         if self.dreg_on:

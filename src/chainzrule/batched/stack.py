@@ -140,13 +140,12 @@ class StackedRuns:
         scaled = any(t != 1.0 for t in taus)
         if engine != "vmap" and GroupedEngine.supports(base, logit_scale=scaled):
             tau = torch.tensor(taus, dtype=torch.float64).to(device=self.device, dtype=self.dtype) if scaled else None
-            grouped = GroupedEngine(base, self.kind, self.dreg_on, self.reg_on, regs, taus=tau)
+            active_taus = lambda: None if tau is None else tau[self.slots]  # [M'] the active members' τ
+            grouped = GroupedEngine(base, self.kind, self.dreg_on, self.reg_on, regs)
             self.engine = "grouped"
             self._step = lambda params, buffers, x, y, lam, strength: grouped(
-                params, x, y, lam, strength, self.active, buffers)  # [M'] τ: see _sync_slots
-            self._logits = lambda params, buffers, x: grouped.logits(params, x, False, buffers)[0]
-            self._grouped = grouped
-            self._taus_all = tau
+                params, x, y, lam, strength, self.active, buffers, active_taus())
+            self._logits = lambda params, buffers, x: grouped.logits(params, x, False, buffers, taus=active_taus())[0]
         elif engine == "grouped":
             raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
         elif scaled or any(".parametrizations." in k for k in self.buffers):
@@ -324,8 +323,6 @@ class StackedRuns:
         self.slots = torch.tensor(self.active, device=self.device)
         self.slots_cpu = torch.tensor(self.active)
         self.buffers_active = {k: v[self.slots] for k, v in self.buffers.items()}
-        if getattr(self, "_taus_all", None) is not None:
-            self._grouped.taus = self._taus_all[self.slots]
         if len(self.active) < self.M:
             self.X, self.Y = self.X_all[self.slots], self.Y_all[self.slots]
         if len(self.active) != len(self.slots):  # pragma: no cover
