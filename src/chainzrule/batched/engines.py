@@ -74,9 +74,10 @@ class GroupedEngine:
                 self.layers.append((pre, act, None, None, None))
         self.weights = [n for n, p in net.named_parameters() if "weight" in n.rsplit(".", 1)[-1] and p.dim() >= 2]
         # spectral norm (reg "sn"): the eps of each normalized linear map, by module prefix
-        self.sn = {pre: _spectral_norm(mod)[1] for pre, mod in [*((f"hidden_layers.{i}.linear", layer.linear)
-                                                                  for i, layer in enumerate(net.hidden_layers)),
-                                                                ("head", net.head)] if _spectral_norm(mod)}
+        linears = [*((f"hidden_layers.{i}.linear", layer.linear) for i, layer in enumerate(net.hidden_layers)),
+                   ("head", net.head)]
+        eps = {pre: _spectral_norm(mod) for pre, mod in linears}
+        self.sn = {pre: e for pre, e in eps.items() if e is not None}
 
     @staticmethod
     def supports(net: nn.Module, logit_scale: bool = False) -> bool:
@@ -198,8 +199,8 @@ class GroupedEngine:
         raise ConfigError(f"reg {self.reg_name!r} is not batched")  # pragma: no cover (batchable refuses it)
 
 
-def _spectral_norm(mod: nn.Module) -> tuple[bool, float] | None:
-    """``(True, eps)`` if ``mod.weight`` is parametrized by exactly one torch ``spectral_norm``
+def _spectral_norm(mod: nn.Module) -> float | None:
+    """The ``eps`` of the spectral norm if ``mod.weight`` is parametrized by exactly one torch ``spectral_norm``
     (one power-iteration step per access, a 2-d weight), else None."""
     if not parametrize.is_parametrized(mod, "weight"):
         return None
@@ -209,7 +210,7 @@ def _spectral_norm(mod: nn.Module) -> tuple[bool, float] | None:
     sn = plist[0]
     if sn.n_power_iterations != 1 or sn.dim != 0 or plist.original.dim() != 2:
         return None
-    return True, float(sn.eps)
+    return float(sn.eps)
 
 
 def _plain_or_sn_linear(mod: nn.Module, pre_hooks: int = 0) -> bool:

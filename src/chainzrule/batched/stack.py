@@ -238,9 +238,9 @@ class StackedRuns:
     def _decay(self, p: Tensor, t: int, grp: int) -> None:
         """AdamW's decoupled decay of group ``grp`` at step ``t``: ``p *= 1 − lr·wd`` per member
         (torch.optim's single-tensor order: before the moments; skipped where wd = 0)."""
-        factors = [1 - self.lr_python[m][t][grp] * self.decay[m][grp] for m in self.active]  # [M'] Python floats
         if all(self.decay[m][grp] == 0 for m in self.active):
             return
+        factors = [1 - self.lr_python[m][t][grp] * self.decay[m][grp] for m in self.active]  # [M'] Python floats
         if len(set(factors)) == 1:
             p.mul_(factors[0])
         else:
