@@ -189,3 +189,12 @@ def test_cli_refuses_bad_input_with_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "SST-5 folder does not exist" in err[0]
     assert not (tmp_path / "o").exists()  # refused before any output
+
+
+def test_the_pretrained_encoder_comes_as_a_fresh_copy_per_run():
+    from chainzrule.finetune import load_pretrained_encoder
+
+    (a, tok, dim), (b, _, _) = load_pretrained_encoder(), load_pretrained_encoder()
+    assert dim == 384 and a is not b and tok.pad_token_id is not None
+    wa, wb = a.embeddings.word_embeddings.weight, b.embeddings.word_embeddings.weight
+    assert torch.equal(wa, wb) and wa.data_ptr() != wb.data_ptr()  # same pretrained weights, not shared
