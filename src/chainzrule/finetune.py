@@ -323,7 +323,8 @@ def finetune(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(len(tok_tr) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    # dev accuracy after these batches of every epoch (1-based; the last batch always)
+    eval_at = {max(1, round(k * steps_per_epoch / cfg.evals_per_epoch)) for k in range(1, cfg.evals_per_epoch + 1)}
     opt, sched = _optimizer(cfg, model, total)
     params = [p for p in model.parameters() if p.requires_grad]
     history: dict[str, list] = {"step": [], "epoch": [], "train_loss": [], "dreg": [], "val_accuracy": []}
@@ -335,7 +336,7 @@ def finetune(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]
     bar = tqdm(total=total, desc=f"fine-tune {cfg.head}{'-' + cfg.activation if cfg.hidden else ''}",
                unit="step", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in range(cfg.epochs):
-        for b in length_batches([len(t) for t in tok_tr], cfg.batch_size, gen)[:steps_per_epoch]:
+        for i, b in enumerate(length_batches([len(t) for t in tok_tr], cfg.batch_size, gen), start=1):
             t0 = time.perf_counter()
             x, m = pad_batch([tok_tr[i] for i in b], pad_id)            # [B, T], [B, T]
             if cfg.dreg > 0:
@@ -362,7 +363,7 @@ def finetune(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]
             pen_sum += float(pen.detach()) if pen is not None else 0.0
             n_since += 1
             bar.update(1)
-            if step % eval_every == 0 or step == total:
+            if i in eval_at:
                 acc = float((_predict(model, cfg.kind, data["val"][0], pad_id, cfg.batch_size)
                              == data["val"][1].numpy()).mean())
                 for k, v in (("step", step), ("epoch", step / steps_per_epoch), ("train_loss", loss_sum / n_since),
