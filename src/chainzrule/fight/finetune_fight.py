@@ -181,7 +181,8 @@ def write_outputs(spec: FinetuneSpec, out: Path, rows: list[dict], records: list
 
 
 def _plot_dev_curves(spec: FinetuneSpec, records: list[dict], folder: Path) -> str:
-    """Development accuracy against training epoch, one line per run, one colour per head."""
+    """Development accuracy against training epoch, one line per run, one colour per head, a star at
+    each run's restored (best-dev) checkpoint."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,12 +193,14 @@ def _plot_dev_curves(spec: FinetuneSpec, records: list[dict], folder: Path) -> s
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, c in enumerate(spec.contenders):
         for j, rec in enumerate(r for r in records if r["contender"] == c.name):
-            h = rec["result"].get("history") or {}
-            ax.plot(h.get("epoch", []), [100 * v for v in h.get("val_accuracy", [])], marker=".",
-                    color=colors[i % len(colors)], alpha=0.8, label=c.label if j == 0 else None)
+            h, best = rec["result"].get("history") or {}, rec["result"].get("best_eval", -1)
+            ep, acc = h.get("epoch", []), [100 * v for v in h.get("val_accuracy", [])]
+            ax.plot(ep, acc, marker=".", color=colors[i % len(colors)], alpha=0.8, label=c.label if j == 0 else None)
+            if 0 <= best < len(acc):  # the restored checkpoint
+                ax.plot([ep[best]], [acc[best]], marker="*", markersize=10, color=colors[i % len(colors)])
     ax.set_xlabel("epoch")
     ax.set_ylabel("dev accuracy (%)")
-    ax.set_title(f"{spec.name}: development accuracy while fine-tuning (one line per seed)")
+    ax.set_title(f"{spec.name}: dev accuracy while fine-tuning (a line per seed, ★ = restored checkpoint)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
