@@ -12,7 +12,8 @@ from chainzrule.fight.spec import load_spec, parse_spec
 
 from conftest import REPO
 
-FIGHTS = [p for p in sorted((REPO / "fights").glob("*.toml")) if not p.stem.startswith("stability")]  # stability maps: test_stability.py
+# fight specs only: stability maps (test_stability.py) and fine-tuning fights (test_finetune.py) have their own
+FIGHTS = [p for p in sorted((REPO / "fights").glob("*.toml")) if "fight" in tomllib.loads(p.read_text())]
 TINY = REPO / "tests" / "fixtures" / "tiny_fight.toml"
 
 

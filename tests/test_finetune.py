@@ -198,3 +198,28 @@ def test_the_pretrained_encoder_comes_as_a_fresh_copy_per_run():
     assert dim == 384 and a is not b and tok.pad_token_id is not None
     wa, wb = a.embeddings.word_embeddings.weight, b.embeddings.word_embeddings.weight
     assert torch.equal(wa, wb) and wa.data_ptr() != wb.data_ptr()  # same pretrained weights, not shared
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_shipped_finetune_spec_parses(quick):
+    from chainzrule.fight.finetune_spec import load_finetune_spec
+    from conftest import REPO
+
+    spec = load_finetune_spec(REPO / "fights" / "sst5-finetune.toml", quick=quick)
+    names = {c.name for c in spec.contenders}
+    assert {spec.reference, spec.baseline} <= names and spec.claimed_gain == pytest.approx(0.89)
+    assert (spec.seeds, spec.base.get("limit")) == ((1, 256) if quick else (3, None))
+
+
+@pytest.mark.parametrize("command, spec, kind", [("fight", "sst5-finetune", "finetune"),
+                                                 ("finetune", "pima", "fight"),
+                                                 ("stability", "sst5-finetune", "finetune"),
+                                                 ("finetune", "stability-mnist", "stability")])
+def test_a_spec_for_another_command_names_the_right_one(command, spec, kind, tmp_path, capsys):
+    from conftest import REPO
+
+    with pytest.raises(SystemExit) as e:
+        main([command, str(REPO / "fights" / f"{spec}.toml"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and f"run it with `chainzrule {kind} SPEC" in err[0]
+    assert not (tmp_path / "o").exists()

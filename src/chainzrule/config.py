@@ -363,6 +363,26 @@ def _validate_floats(c: TrainConfig) -> None:
         raise ConfigError(f"val_fraction must be in (0, 1), got {c.val_fraction}")
 
 
+#: The table that names a spec's kind, and the command that runs it.
+SPEC_KINDS = {"fight": "fight", "stability": "stability", "finetune": "finetune"}
+
+
+def check_spec_kind(raw: Any, command: str) -> None:
+    """Refuse a spec written for another command, naming the command that runs it.
+
+    >>> check_spec_kind({"finetune": {}, "contender": []}, "fight")
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: this is a finetune spec (it has a [finetune] table): run it with `chainzrule finetune SPEC --out DIR`, not `chainzrule fight`
+    """
+    if not isinstance(raw, dict) or command in raw:
+        return
+    for table, other in SPEC_KINDS.items():
+        if other != command and table in raw:
+            raise ConfigError(f"this is a {other} spec (it has a [{table}] table): run it with "
+                              f"`chainzrule {other} SPEC --out DIR`, not `chainzrule {command}`")
+
+
 def read_toml(path: str | Path, what: str) -> dict:
     """The table of the TOML file ``path``; a missing, unreadable or invalid file is a
     :class:`~chainzrule.errors.ConfigError` that names it as ``what`` ("config file", "fight spec").

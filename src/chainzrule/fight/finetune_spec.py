@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import read_toml
+from ..config import check_spec_kind, read_toml
 from ..errors import ConfigError
 from ..finetune import FinetuneConfig
 from .stability_spec import NAME_RE, _check_keys, _int, _merge
@@ -96,6 +96,7 @@ class FinetuneSpec:
 
 def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> FinetuneSpec:
     """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile."""
+    check_spec_kind(raw, "finetune")
     _check_keys("spec", raw, TOP_KEYS)
     if not isinstance(raw.get("finetune"), dict):
         raise ConfigError("spec has no [finetune] table: expected one with seeds, reference and baseline")

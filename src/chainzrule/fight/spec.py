@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, read_toml
+from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, read_toml
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
 from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, check_accuracy_matched, check_claim,  # noqa: F401
@@ -331,6 +331,7 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     a λ sweep) on a model without it, width sweeps of a classical model, claims naming a
     contender the spec does not define.
     """
+    check_spec_kind(raw, "fight")
     s = _read_sections(raw, quick)
     _apply_overrides(s.fight, s.base, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)
     resampling = _check_resampling(s.fight.get("resampling"))

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import NEURAL_MODELS, TrainConfig, read_toml
+from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, read_toml
 from ..errors import ConfigError
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
@@ -190,6 +190,7 @@ def _check_cells(spec: StabilitySpec) -> None:
 
 def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> StabilitySpec:
     """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile."""
+    check_spec_kind(raw, "stability")
     _check_keys("spec", raw, TOP_KEYS)
     if "stability" not in raw:
         raise ConfigError("spec has no [stability] table: expected one with lrs and lambdas")
