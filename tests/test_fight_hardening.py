@@ -212,3 +212,54 @@ def test_a_run_with_nan_gradients_is_diverged():
     cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=2, optimizer="sgd", lr=1e6)
     r = train(cfg, progress=False).result
     assert r["diverged"] is True and r["pgv"] is None
+
+
+def test_a_worker_killed_mid_run_stops_the_fight_with_one_line_and_keeps_finished_runs(tmp_path):
+    """A worker killed by the OS (the OOM killer's SIGKILL) breaks the local pool: one line, exit 2,
+    no traceback, no run recorded for the lost work, and the same command resumes."""
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    cmd = [sys.executable, "-m", "chainzrule", "fight", str(TINY), "--out", str(out), "--jobs", "2", "--no-report"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        workers: set[int] = set()
+        while time.time() < deadline and len(workers) < 2:
+            time.sleep(0.1)
+            workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "the fight never started its workers"
+        time.sleep(1.0)
+        os.kill(min(workers), signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err and "a worker process died while running" in lines[-1], err
+    assert "run the same command to resume" in lines[-1]
+    for f in (out / "runs").glob("*.json"):  # whatever was stored is a complete run record
+        assert json.loads(f.read_text())["result"] is not None
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)], "worker processes outlived the fight"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (out / "results.csv").exists()
+
+
+def test_batch_groups_are_capped_by_memory(tmp_path):
+    from chainzrule.fight.executor import BATCH_MEMORY_BYTES, Executor, Task, batch_member_cap
+    from chainzrule.config import TrainConfig
+
+    assert batch_member_cap(BATCH_MEMORY_BYTES // 3, slots=1) in (1, 2, 3)  # ≤ 3 by the budget, ≥ 1 always
+    assert batch_member_cap(10, slots=2) >= 2 and batch_member_cap(None, 2) is None
+    tasks = [Task("final", "relu", TrainConfig(dataset="synthetic", model="mlp", hidden=[4], epochs=1, seed=s), True, s)
+             for s in range(10)]
+    ex = Executor(tmp_path, 1, len(tasks), progress=False, member_bytes=BATCH_MEMORY_BYTES // 4)
+    try:
+        sizes = [len(g) for g in ex.groups(tasks)]
+    finally:
+        ex.close()
+    assert sum(sizes) == 10 and max(sizes) <= 4 and len(sizes) >= 3

@@ -23,3 +23,8 @@ class DataError(ChainzRuleError):
 
 class ConfigError(ChainzRuleError):
     """A config, spec or flag value is unknown or out of range."""
+
+
+class RunLost(DataError):
+    """A run's worker died before the run was recorded (a local pool worker killed by the
+    operating system, a Ray worker or node lost after its retries); finished runs are kept."""

@@ -28,6 +28,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig, content_hash
 from ..data.cache import atomic_write_text
 from ..data.splits import Splits
-from ..errors import DataError
+from ..errors import DataError, RunLost
 from ..layers import hidden_layers
 from ..poly import PolynomialActivation
 from ..train import load_data, load_splits, train
@@ -232,6 +233,62 @@ def execute_group_in_worker(tasks: list[Task], runs_dir: str) -> list[dict]:
     return execute_group(tasks, Path(runs_dir))
 
 
+#: Most memory one batch group's members may take (their data: a split copy and a stacked copy each).
+BATCH_MEMORY_BYTES = 4 << 30
+
+
+def member_bytes(data) -> int:
+    """Memory one batched member needs for its data, estimated from a
+    :class:`~chainzrule.data.Dataset` (or anything with ``X_train``, ``X_val``, ``X_test``): its
+    own float32 split (validation carved per seed) and its slice of the stacked training and
+    validation tensors, ×2.5 for the copies made on the way (measured on MNIST: 0.46 GB per
+    member for 219 MB of float32 data).
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace as NS
+    >>> member_bytes(NS(X_train=np.zeros((100, 10)), X_val=None, X_test=np.zeros((20, 10))))
+    12000
+    """
+    rows = sum(len(x) for x in (data.X_train, data.X_val, data.X_test) if x is not None)
+    return int(2.5 * 4 * rows * data.X_train.shape[1])
+
+
+def _memory_available() -> int | None:
+    """``MemAvailable`` of /proc/meminfo in bytes (None where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def batch_member_cap(nbytes: int | None, slots: int) -> int | None:
+    """Most members per batch group so that ``slots`` groups at once fit in memory: each group at
+    most :data:`BATCH_MEMORY_BYTES` and half the available memory shared by the slots. None:
+    no estimate, no cap.
+
+    >>> batch_member_cap(None, 2) is None, batch_member_cap(1 << 40, 2)
+    (True, 1)
+    """
+    if not nbytes:
+        return None
+    budget = BATCH_MEMORY_BYTES
+    avail = _memory_available()
+    if avail is not None:
+        budget = min(budget, avail // (2 * max(1, slots)))
+    return max(1, budget // nbytes)
+
+
+def _lost(group: list, done: int) -> RunLost:
+    what = f"{group[0].phase}:{group[0].contender} seed {group[0].seed}" + \
+        (f" and {len(group) - 1} more runs batched with it" if len(group) > 1 else "")
+    return RunLost(f"a worker process died while running {what} (killed by the operating system, most often "
+                   f"for lack of memory); the {done} finished runs are kept and nothing of the lost ones was "
+                   "recorded: run the same command to resume (--jobs 1 or --no-batch use less memory)")
+
+
 class Executor:
     """Runs batches of tasks, in-process (``jobs=1``), in a process pool (``jobs>1``) or on a
     given ``pool`` (an object with ``submit(fn, *args) -> concurrent.futures.Future``,
@@ -242,10 +299,11 @@ class Executor:
     :func:`chainzrule.batched.eligible_groups` (at most ``ceil(pending / slots)`` runs per group
     when there are several slots, so that every worker gets work) and each group is one job:
     same-shaped runs are trained as one stacked model, every run's record is the one it gets
-    alone (timing fields aside) and is stored in its own run file."""
+    alone (timing fields aside) and is stored in its own run file. ``member_bytes`` (see
+    :func:`member_bytes`) caps the members per group by memory (:func:`batch_member_cap`)."""
 
     def __init__(self, runs_dir: Path, jobs: int, total: int, progress: bool = True, desc: str = "fight",
-                 batch: bool = True, pool: Any = None) -> None:
+                 batch: bool = True, pool: Any = None, member_bytes: int | None = None) -> None:
         self.runs_dir = runs_dir
         self.jobs = jobs
         self.batch = batch
@@ -257,6 +315,7 @@ class Executor:
             self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads, os.getpid()))
                          if jobs > 1 else None)
             self.slots = jobs
+        self.max_members = batch_member_cap(member_bytes, self.slots)
         self.bar = tqdm(total=total, desc=desc, unit="run", disable=not progress, dynamic_ncols=True)
         self.done = 0
 
@@ -272,7 +331,9 @@ class Executor:
 
         if not todo:  # every run of the call is on disk already (a resumed fight)
             return []
-        return eligible_groups(todo, max_size=math.ceil(len(todo) / self.slots) if self.slots > 1 else None)
+        sizes = [n for n in (math.ceil(len(todo) / self.slots) if self.slots > 1 else None, self.max_members)
+                 if n is not None]
+        return eligible_groups(todo, max_size=min(sizes) if sizes else None)
 
     def run(self, tasks: list[Task]) -> list[dict]:
         results: dict[int, dict] = {}
@@ -316,7 +377,10 @@ class Executor:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     g = pending.pop(fut)
-                    rec = fut.result()
+                    try:
+                        rec = fut.result()
+                    except BrokenProcessPool:
+                        raise _lost(g, self.done) from None
                     place(g, rec if self.batch else [rec])
         # a run shared by two phases (e.g. the λ sweep hitting the tuned λ) is labelled per task
         return [{**results[i], "phase": t.phase, "contender": t.contender, "trial": t.trial}

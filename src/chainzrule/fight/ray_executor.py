@@ -27,17 +27,13 @@ import socket
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, RunLost
 
 #: how many times Ray runs a task again after its worker died
 MAX_RETRIES = 3
 #: seconds to wait for a TCP connection to HOST:PORT before calling it unreachable
 CONNECT_TIMEOUT = 5.0
 EXECUTORS = ("local", "ray")
-
-
-class RunLost(DataError):
-    """A Ray task failed for good (its worker died more than MAX_RETRIES times, or its node was lost)."""
 
 
 def import_ray():

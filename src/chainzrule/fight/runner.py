@@ -39,7 +39,7 @@ from ..models import closest_width
 from ..rundir import check_out_dir
 from ..sizing import check_fits, parameter_count
 from ..train import build_model, head_kind, load_data
-from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, run_key,  # noqa: F401
+from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, member_bytes, run_key,  # noqa: F401
                        stop_on_signals, stored_record)
 from .spec import FightSpec
 from .tuning import Cell, cells, sampler_seed, tune, tune_cells, tuning_json, val_curve  # noqa: F401
@@ -266,6 +266,7 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
             ref_cfg = spec.contender(spec.reference).train_config(spec.base)
             data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
             in_features, num_classes, task = data.in_features, data.num_classes, data.task
+            nbytes = member_bytes(data)
             configs = _check_before_runs(spec, in_features, num_classes, task)
         except BaseException:
             if pool is not None:
@@ -275,7 +276,7 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
         cell_list = cells(spec)
         n_tune = spec.trials * spec.tune_seeds * sum(1 for c in spec.contenders if c.tune) * len(cell_list)
         ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress,  # pruned trials run fewer
-                      batch=batch, pool=pool)
+                      batch=batch, pool=pool, member_bytes=nbytes)
         ok = False
         try:
             tuned = tune_cells(spec, configs, ex, cell_list, StudyMirror(store, spec) if store is not None else None)

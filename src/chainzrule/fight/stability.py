@@ -41,7 +41,7 @@ import numpy as np
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError
 from ..train import build_model, head_kind, load_data
-from .runner import Executor, Task, write_results_csv
+from .runner import Executor, Task, member_bytes, write_results_csv
 from .stability_spec import StabilitySpec
 
 __all__ = ["gradient_stability", "plan_runs", "run_row", "summarize", "run_stability", "write_outputs"]
@@ -155,7 +155,8 @@ def _preflight(spec: StabilitySpec) -> dict[str, Any]:
             build_model(cfg.replace(hidden=[2] * len(cfg.hidden)), data.in_features, data.num_classes, data.task)
         except ConfigError as e:
             raise ConfigError(f"contender {c.name}: {e}") from None
-    return {"in_features": data.in_features, "num_classes": data.num_classes, "task": data.task}
+    return {"in_features": data.in_features, "num_classes": data.num_classes, "task": data.task,
+            "member_bytes": member_bytes(data)}
 
 
 def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool = True, batch: bool = True,
@@ -176,7 +177,8 @@ def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool 
     for stale in runs_dir.glob(".*.tmp"):  # left by a run killed mid-write; never a finished run
         stale.unlink(missing_ok=True)
     tasks = plan_runs(spec)
-    ex = Executor(runs_dir, jobs, len(tasks), progress, desc=PHASE, batch=batch, pool=pool)
+    ex = Executor(runs_dir, jobs, len(tasks), progress, desc=PHASE, batch=batch, pool=pool,
+                  member_bytes=data.pop("member_bytes"))
     ok = False
     try:
         records = ex.run(tasks)
