@@ -488,6 +488,21 @@ def test_attribution_table(tmp_path):
     report = write_report(folder).read_text()
     assert "## Attribution: activation × DREG" in report and "`cr-dreg` − `relu-dreg`" in report
 
+    # tuned λ: a cell shows the λ its final runs used, not its config's; unmatched λ are noted
+    def tuned(r):
+        if r["phase"] == "final" and r["contender"] == "relu-dreg":
+            r["dreg"] = "0.0002" if r["seed"] in ("0", "1", "2") else "0.0004"  # tuned per split
+        elif r["phase"] == "final" and r["contender"] in ("cr-dreg", "gelu-dreg"):
+            r["dreg"] = "0.003"
+        return r
+
+    at = attribution_table(load_fight(_rewrite(folder, row_update=tuned)))
+    cell = at["cells"][("ReLU", "DREG")]
+    assert (cell["lambda"], cell["per_split"]) == (pytest.approx(0.0002), True)
+    assert (at["cells"][("ChainzRule", "DREG")]["lambda"], at["cells"][("ChainzRule", "DREG")]["per_split"]) == (0.003, False)
+    assert "not matched" in at["lambda_note"] and "ReLU 0.0002 median of its per-split optima" in at["lambda_note"]
+    assert "`relu-dreg` (λ=0.0002, median)" in write_report(folder).read_text()
+
 
 def test_tuning_edges_listed(tmp_path):
     from chainzrule.fight.analysis import expected_max_curves, tuning_edges

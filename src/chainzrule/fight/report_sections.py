@@ -138,7 +138,7 @@ def attribution_section(fight: Fight) -> list[str]:
             r = [fam]
             for setting in ("no DREG", "DREG"):
                 c = at["cells"].get((fam, setting))
-                r.append("—" if c is None else f"`{c['contender']}`" + (f" (λ={c['lambda']:g})" if c["lambda"] else "")
+                r.append("—" if c is None else f"`{c['contender']}`" + (f" (λ={c['lambda']:.2g}{', median' if c['per_split'] else ''})" if c["lambda"] else "")
                          + (f": {format_summary(pm, c['summary'])}" if c["summary"] else ""))
             grid.append(r)
         L += [md_table(["activation", "no DREG", "DREG"], grid), ""]

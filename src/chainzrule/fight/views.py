@@ -255,6 +255,15 @@ def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
     return family, ("DREG" if lam > 0 else "no DREG"), lam
 
 
+def _final_lambda(fight: Fight, name: str, base: float) -> tuple[float, bool]:
+    """The λ a contender's final runs used (the tuned value when λ is tuned) and whether it
+    differs between runs (tuned per split); ``base`` (its config's λ) when no final row has one."""
+    lams = [v for v in (to_number(r.get("dreg")) for r in fight.phase("final", name)) if v is not None]
+    if not lams:
+        return base, False
+    return float(np.median(lams)), len({round(v, 12) for v in lams}) > 1
+
+
 def attribution_table(fight: Fight) -> dict[str, Any]:
     """The (ReLU, GELU, ChainzRule) × (no DREG, DREG) attribution on the primary metric, paired.
 
@@ -264,7 +273,10 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
     against ReLU and GELU at each matched DREG setting, and DREG against none within each
     activation.
 
-    Returns ``{"cells": {(family, setting): {"contender", "label", "lambda", "summary"}},
+    A cell's ``lambda`` is the λ its final runs used (the tuned one; the median when tuned per
+    split, with ``per_split`` True); ``lambda_note`` says when the DREG cells' λ differ.
+
+    Returns ``{"cells": {(family, setting): {"contender", "label", "lambda", "per_split", "summary"}},
     "comparisons": [{"what", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "p", "holm_p"}],
     "missing": [(family, setting)], "lambda_note", "reason"}``; ``reason`` is non-empty (and
     there are no comparisons) when the spec lacks the cells to make any.
@@ -275,7 +287,8 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
         cell = _attribution_cell(fight, name)
         if cell is None or cell[:2] in cells or not fight.values("final", name, metric):
             continue
-        cells[cell[:2]] = {"contender": name, "label": fight.label(name), "lambda": cell[2],
+        lam, per_split = _final_lambda(fight, name, cell[2])
+        cells[cell[:2]] = {"contender": name, "label": fight.label(name), "lambda": lam, "per_split": per_split,
                            "summary": fight.summary(fight.phase("final", name), metric)}
     missing = [(f, d) for f in ATTRIBUTION_FAMILIES for d in ATTRIBUTION_DREG if (f, d) not in cells]
     pairs = []
@@ -309,9 +322,12 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
         holm = holm_bonferroni(pvals, alpha=fight.alpha)
         for c in comps:
             c["holm_p"] = holm.adjusted[c["what"]]
-    lams = sorted({round(c["lambda"], 12) for (f, d), c in cells.items() if d == "DREG"})
-    lambda_note = "" if len(lams) <= 1 else ("DREG cells use different λ (" + ", ".join(
-        f"{f} {c['lambda']:g}" for (f, d), c in cells.items() if d == "DREG") + "): not matched")
+    dreg_cells = [(f, c) for (f, d), c in cells.items() if d == "DREG"]
+    lams = sorted({round(c["lambda"], 12) for f, c in dreg_cells})
+    lambda_note = "" if len(lams) <= 1 and not any(c["per_split"] for f, c in dreg_cells) else (
+        "the DREG cells' λ are not matched (" + ", ".join(
+            f"{f} {c['lambda']:.2g}" + (" median of its per-split optima" if c["per_split"] else "")
+            for f, c in dreg_cells) + "): each activation is compared at its own tuned λ")
     reason = "" if comps else ("the spec lacks the cells: " + ", ".join(f"{f} ({d})" for f, d in missing)
                                if missing else "fewer than 2 paired seeds in every comparison")
     return {"cells": cells, "comparisons": comps, "missing": missing, "lambda_note": lambda_note, "reason": reason}
