@@ -42,7 +42,8 @@ from typing import Any
 from ..config import check_spec_kind, read_toml
 from ..errors import ConfigError
 from ..finetune import FinetuneConfig
-from .stability_spec import NAME_RE, _check_keys, _int, _merge
+from .spec_sections import merge_tables, quick_contenders
+from .stability_spec import NAME_RE, _check_keys, _int
 
 __all__ = ["FinetuneContender", "FinetuneSpec", "parse_finetune_spec", "load_finetune_spec"]
 
@@ -112,15 +113,11 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)
         if quick:
-            base = _merge(base, q.get("base", {}))
+            base = merge_tables(base, q.get("base", {}))
             _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
             seeds = _int("[quick] seeds", q.get("seeds", seeds))
             if "contenders" in q:
-                names = [c.get("name") for c in contenders_raw if isinstance(c, dict)]
-                if not isinstance(q["contenders"], list) or not q["contenders"] or any(n not in names for n in q["contenders"]):
-                    raise ConfigError(f"[quick] contenders must be a non-empty list of contender names: expected "
-                                      f"some of {', '.join(map(str, names))}, got {q['contenders']!r}")
-                contenders_raw = [c for c in contenders_raw if c.get("name") in q["contenders"]]
+                contenders_raw = quick_contenders(contenders_raw, q["contenders"])
     contenders = []
     for i, c in enumerate(contenders_raw):
         name = c.get("name") if isinstance(c, dict) else None

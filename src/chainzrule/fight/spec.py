@@ -13,7 +13,6 @@ point any spec at another dataset.
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, read_toml
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
-from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, check_accuracy_matched, check_claim,  # noqa: F401
+from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, check_accuracy_matched, check_claim, merge_tables, quick_contenders,  # noqa: F401
                             check_keys, check_sweep)
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
@@ -104,13 +103,6 @@ class FightSpec:
         return list(METRIC_COLUMNS) + [f"{m}_{e:g}" for e in eps for m in ATTACKS]
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
 #: Tunable fields and the models they act on (tuning anything else would spend trials on a no-op).
 TUNABLE = {"lr": (*NEURAL_MODELS, "xgboost"), "reg_strength": MODELS,
            "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": CHAINZRULE_MODELS, "poly_init": CHAINZRULE_MODELS,
@@ -183,23 +175,18 @@ def _parse_contender(i: int, c: dict, base: dict) -> Contender:
 
 def _apply_quick(fight: dict, base: dict, contenders_raw: list[dict], acc, sweep, q: dict):
     fight.update({k: v for k, v in q.items() if k in FIGHT_KEYS})
-    base = _merge(base, _table(q, "base", "[quick] base"))
+    base = merge_tables(base, _table(q, "base", "[quick] base"))
     if "contenders" in q:
         names = {c.get("name") for c in contenders_raw if isinstance(c.get("name"), str)}  # others: refused below
         keep = q["contenders"]
-        if not isinstance(keep, list) or not all(isinstance(n, str) for n in keep):
-            raise ConfigError(f"[quick] contenders must be a list of contender names, got {keep!r}")
-        missing = [n for n in keep if n not in names]
-        if missing:
-            raise ConfigError(f"[quick] contenders: unknown contender(s) {', '.join(missing)}: expected some of {', '.join(sorted(map(str, names)))}")
-        contenders_raw = [c for c in contenders_raw if c.get("name") in keep]
+        contenders_raw = quick_contenders(contenders_raw, keep)
         if acc and isinstance(acc.get("baselines"), list):  # families the profile dropped are not swept
             unknown = [b for b in acc["baselines"] if b not in names]
             acc = {**acc, "baselines": unknown + [b for b in acc["baselines"] if b in keep]}
     if "accuracy_matched" in q:
-        acc = _merge(acc or {}, _table(q, "accuracy_matched", "[quick] accuracy_matched")) if q["accuracy_matched"] else None
+        acc = merge_tables(acc or {}, _table(q, "accuracy_matched", "[quick] accuracy_matched")) if q["accuracy_matched"] else None
     if "lambda_sweep" in q:
-        sweep = _merge(sweep or {}, _table(q, "lambda_sweep", "[quick] lambda_sweep")) if q["lambda_sweep"] else None
+        sweep = merge_tables(sweep or {}, _table(q, "lambda_sweep", "[quick] lambda_sweep")) if q["lambda_sweep"] else None
     return base, contenders_raw, acc, sweep
 
 

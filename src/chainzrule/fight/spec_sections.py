@@ -3,11 +3,13 @@
 :func:`chainzrule.fight.spec.parse_spec` calls these once the contenders are parsed (a section
 names contenders, and a claim the spec's metrics); each returns the section as the
 :class:`~chainzrule.fight.spec.FightSpec` stores it, or raises ConfigError saying what is wrong.
-:func:`check_keys` (unknown keys of a table) is shared with :mod:`.spec`.
+:func:`check_keys` (unknown keys of a table), :func:`merge_tables` and :func:`quick_contenders` (the
+``[quick]`` contender subset) are shared by the fight, stability and fine-tuning specs.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:  # spec.py imports this module
     from .spec import FightSpec
 
-__all__ = ["check_keys", "check_accuracy_matched", "check_sweep", "check_claim", "CLAIM_KINDS", "CLAIM_KEYS",
+__all__ = ["check_keys", "merge_tables", "quick_contenders", "check_accuracy_matched", "check_sweep", "check_claim", "CLAIM_KINDS", "CLAIM_KEYS",
            "CLAIM_RULES"]
 
 CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
@@ -32,6 +34,37 @@ def check_keys(where: str, got: dict, allowed: set[str]) -> None:
     unknown = sorted(set(got) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}: expected some of {', '.join(sorted(allowed))}")
+
+
+def merge_tables(a: dict, b: dict) -> dict:
+    """``a`` deep-merged with ``b`` (``b`` wins; nested tables merged key by key); neither is changed.
+
+    >>> merge_tables({"epochs": 4, "x": {"p": 1, "q": 2}}, {"x": {"q": 3}})
+    {'epochs': 4, 'x': {'p': 1, 'q': 3}}
+    """
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = merge_tables(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def quick_contenders(contenders_raw: list, keep: Any) -> list:
+    """The ``[[contender]]`` tables named by ``[quick] contenders``, in spec order.
+
+    ConfigError unless ``keep`` is a non-empty list of names that all exist.
+
+    >>> [c["name"] for c in quick_contenders([{"name": "a"}, {"name": "b"}, {"name": "c"}], ["c", "a"])]
+    ['a', 'c']
+    """
+    names = [c.get("name") for c in contenders_raw if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    if not isinstance(keep, list) or not keep or not all(isinstance(n, str) for n in keep):
+        raise ConfigError(f"[quick] contenders must be a non-empty list of contender names: expected some of "
+                          f"{', '.join(names)}, got {keep!r}")
+    missing = [n for n in keep if n not in names]
+    if missing:
+        raise ConfigError(f"[quick] contenders: unknown contender(s) {', '.join(missing)}: expected some of "
+                          f"{', '.join(names)}")
+    return [c for c in contenders_raw if isinstance(c, dict) and c.get("name") in keep]
 
 
 def _section_seeds(where: str, section: dict) -> int | None:

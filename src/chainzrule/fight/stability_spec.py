@@ -38,7 +38,6 @@ contender fields, and every cell's :class:`~chainzrule.config.TrainConfig`. Erro
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -47,6 +46,7 @@ from typing import Any
 
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, read_toml
 from ..errors import ConfigError
+from .spec_sections import merge_tables, quick_contenders
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
 
@@ -138,25 +138,13 @@ def _ratio(v: Any) -> float:
     return float(v)
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
 def _apply_quick(head: dict, base: dict, contenders: list[dict], q: dict) -> tuple[dict, dict, list[dict], int | None]:
     """Merge the ``[quick]`` table: grid keys into ``head``, ``base`` deep-merged, contender subset."""
     _check_keys("[quick]", q, QUICK_KEYS)
     head = {**head, **{k: q[k] for k in ("lrs", "lambdas", "unstable_ratio") if k in q}}
-    base = _merge(base, q.get("base", {}))
+    base = merge_tables(base, q.get("base", {}))
     if "contenders" in q:
-        names = [c.get("name") for c in contenders]
-        wanted = q["contenders"]
-        if not isinstance(wanted, list) or not wanted or any(n not in names for n in wanted):
-            raise ConfigError(f"[quick] contenders must be a non-empty list of contender names: expected some of "
-                              f"{', '.join(map(str, names))}, got {wanted!r}")
-        contenders = [c for c in contenders if c.get("name") in wanted]
+        contenders = quick_contenders(contenders, q["contenders"])
     seeds = _int("[quick] seeds", q["seeds"]) if "seeds" in q else None
     return head, base, contenders, seeds
 
