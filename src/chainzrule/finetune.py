@@ -288,6 +288,42 @@ def predict_sentences(model: SentenceClassifier, kind: str, texts: Sequence[str]
     return _predict(model, kind, tokens, int(tokenizer.pad_token_id or 0), batch_size // 4)
 
 
+def _tokenize(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]],
+              tokenizer) -> dict[str, tuple[list[list[int]], Tensor]]:
+    """split → (token ids per sentence, labels [n]), the first ``cfg.limit`` of each."""
+    data = {}
+    for name in ("train", "val", "test"):
+        texts, y = splits[name]
+        texts, y = list(texts)[:cfg.limit], np.asarray(y)[:cfg.limit]
+        tok = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
+        data[name] = (tok, torch.as_tensor(y, dtype=torch.long))
+    return data
+
+
+def _train_step(cfg: FinetuneConfig, model: SentenceClassifier, x: Tensor, mask: Tensor, y: Tensor,
+                opt: torch.optim.Optimizer, params: list[nn.Parameter]) -> tuple[float, float, float]:
+    """One optimizer step on a batch (``x``/``mask`` [B, T], ``y`` [B]); returns the task loss, the
+    DREG penalty (0 without DREG) and the gradient norm. A non-finite loss or gradient is returned
+    without stepping, so the caller can stop the run as diverged."""
+    from .dreg import collect
+    from .train import task_loss
+
+    if cfg.dreg > 0:
+        with collect(model.head) as terms:
+            logits = model(x, mask)                                      # [B, C or C-1]
+        pen = terms.penalty()
+    else:
+        logits, pen = model(x, mask), None
+    loss = task_loss(cfg.kind, logits, y)
+    opt.zero_grad(set_to_none=True)
+    (loss if pen is None else loss + cfg.dreg * pen).backward()
+    g = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+    loss_v = float(loss.detach())
+    if math.isfinite(g) and math.isfinite(loss_v):
+        opt.step()
+    return loss_v, float(pen.detach()) if pen is not None else 0.0, g
+
+
 def finetune(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]], num_classes: int = 5, *,
              encoder: nn.Module | None = None, tokenizer=None, dim: int | None = None,
              progress: bool = True) -> tuple[SentenceClassifier, dict[str, Any]]:
@@ -300,9 +336,8 @@ def finetune(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]
     ``encoder``/``tokenizer``/``dim``: a Hugging Face encoder to fine-tune (used in place) and its
     tokenizer; default: a fresh copy of the pretrained all-MiniLM-L6-v2.
     """
-    from .dreg import collect
     from .ordinal import ordinal_metrics
-    from .train import seed_everything, task_loss
+    from .train import seed_everything
 
     if encoder is None:
         encoder, tokenizer, dim = load_pretrained_encoder()
@@ -310,12 +345,7 @@ def finetune(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]
         raise ConfigError("finetune(encoder=...) needs its tokenizer= and dim= as well")
     torch.manual_seed(cfg.seed)
     seed_everything(cfg.seed)
-    data = {}
-    for name in ("train", "val", "test"):
-        texts, y = splits[name]
-        texts, y = list(texts)[:cfg.limit], np.asarray(y)[:cfg.limit]
-        tok = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
-        data[name] = (tok, torch.as_tensor(y, dtype=torch.long))
+    data = _tokenize(cfg, splits, tokenizer)
     pad_id = int(tokenizer.pad_token_id or 0)
     model = build_classifier(cfg, encoder, dim, num_classes)
     model.train()
@@ -338,29 +368,17 @@ def finetune(cfg: FinetuneConfig, splits: dict[str, tuple[list[str], np.ndarray]
     for epoch in range(cfg.epochs):
         for i, b in enumerate(length_batches([len(t) for t in tok_tr], cfg.batch_size, gen), start=1):
             t0 = time.perf_counter()
-            x, m = pad_batch([tok_tr[i] for i in b], pad_id)            # [B, T], [B, T]
-            if cfg.dreg > 0:
-                with collect(model.head) as terms:
-                    logits = model(x, m)
-                pen = terms.penalty()
-            else:
-                logits, pen = model(x, m), None
-            loss = task_loss(cfg.kind, logits, y_tr[b])
-            obj = loss if pen is None else loss + cfg.dreg * pen
-            opt.zero_grad(set_to_none=True)
-            obj.backward()
-            g = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
-            loss = loss.detach()
-            if not (math.isfinite(g) and math.isfinite(float(loss))):
+            x, m = pad_batch([tok_tr[j] for j in b], pad_id)            # [B, T], [B, T]
+            loss, pen, g = _train_step(cfg, model, x, m, y_tr[b], opt, params)
+            if not (math.isfinite(g) and math.isfinite(loss)):
                 diverged = True
                 break
-            opt.step()
             sched.step()
             t_train += time.perf_counter() - t0
             step += 1
             g_max = max(g_max, g)
-            loss_sum += float(loss)
-            pen_sum += float(pen.detach()) if pen is not None else 0.0
+            loss_sum += loss
+            pen_sum += pen
             n_since += 1
             bar.update(1)
             if i in eval_at:
