@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import ADV_COLUMN, DREG_MODELS, FLOAT_LIMIT, INT_LIMIT, NEURAL_MODELS, SEED_LIMIT
 from ..errors import ConfigError
@@ -29,11 +29,22 @@ CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_r
 CLAIM_RULES = ("equivalence", "strict-end")
 
 
-def check_keys(where: str, got: dict, allowed: set[str]) -> None:
-    """ConfigError naming the keys of ``got`` (a table at ``where``) that are not ``allowed``."""
+def check_keys(where: str, got: dict, allowed: set[str], hint: Callable[[list[str]], str] | None = None) -> None:
+    """ConfigError if ``got`` (the table at ``where``) is not a table or has keys that are not ``allowed``.
+
+    ``hint`` turns the sorted unknown keys into extra text for the message (e.g. where they belong).
+
+    >>> check_keys("[base]", {"epochs": 4, "lr_max": 1}, {"epochs", "lr"})
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: [base]: unknown key(s) lr_max: expected some of epochs, lr
+    """
+    if not isinstance(got, dict):
+        raise ConfigError(f"{where}: expected a table, got {got!r}")
     unknown = sorted(set(got) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}: expected some of {', '.join(sorted(allowed))}")
+        extra = hint(unknown) if hint else ""
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}{extra}: expected some of {', '.join(sorted(allowed))}")
 
 
 def merge_tables(a: dict, b: dict) -> dict:

@@ -46,7 +46,7 @@ from typing import Any
 
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, read_toml
 from ..errors import ConfigError
-from .spec_sections import merge_tables, quick_contenders
+from .spec_sections import check_keys, merge_tables, quick_contenders
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
 
@@ -102,13 +102,13 @@ class StabilitySpec:
 
 
 def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
-    if not isinstance(got, dict):
-        raise ConfigError(f"{where}: expected a table, got {got!r}")
-    unknown = sorted(set(got) - allowed)
-    if unknown:
+    """:func:`~.spec_sections.check_keys`, pointing grid fields set in a table to ``[stability]``."""
+
+    def hint(unknown: list[str]) -> str:
         grid = sorted(set(unknown) & GRID_FIELDS)
-        hint = f" ({', '.join(grid)} set by the grid: use [stability] lrs/lambdas/seeds)" if grid else ""
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}{hint}: expected some of {', '.join(sorted(allowed))}")
+        return f" ({', '.join(grid)} set by the grid: use [stability] lrs/lambdas/seeds)" if grid else ""
+
+    check_keys(where, got, allowed, hint)
 
 
 def _grid(where: str, values: Any, *, zero_ok: bool) -> list[float]:

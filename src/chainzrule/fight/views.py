@@ -323,8 +323,8 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
         for c in comps:
             c["holm_p"] = holm.adjusted[c["what"]]
     dreg_cells = [(f, c) for (f, d), c in cells.items() if d == "DREG"]
-    lams = sorted({round(c["lambda"], 12) for f, c in dreg_cells})
-    lambda_note = "" if len(lams) <= 1 and not any(c["per_split"] for f, c in dreg_cells) else (
+    n_lams = len({round(c["lambda"], 12) for f, c in dreg_cells})
+    lambda_note = "" if n_lams <= 1 and not any(c["per_split"] for f, c in dreg_cells) else (
         "the DREG cells' λ are not matched (" + ", ".join(
             f"{f} {c['lambda']:.2g}" + (" median of its per-split optima" if c["per_split"] else "")
             for f, c in dreg_cells) + "): each activation is compared at its own tuned λ")
