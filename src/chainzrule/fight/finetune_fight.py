@@ -2,10 +2,14 @@
 
 Protocol (issue 10; spec format in :mod:`chainzrule.fight.finetune_spec`, training in
 :mod:`chainzrule.finetune`): each contender (a head on the same pretrained encoder) is fine-tuned
-with seeds ``0..seeds-1`` under one fixed recipe — there is no tuning: at tens of minutes per run
-on a CPU, a per-head search would cost more than the fight, so every head gets the same standard
-BERT-style recipe, which is reported beside the results. The checkpoint with the best accuracy on
-the official dev split is restored before the test split is read. A seed fixes the head's
+with seeds ``0..seeds-1`` under one standard BERT-style recipe, reported beside the results. The
+recipe's one knob that differs between heads is tuned: a cumulative-link head must move its
+cutpoints by units, which a linear head never needs, so one head learning rate for all would decide
+the fight (measured: SST-5, encoder frozen, 801 steps — linear 42.8% at 1e-3 or 1e-2, the
+cumulative-link head 33.9% at 1e-3 and 39.2% at 1e-2). With ``head_lrs`` each head picks its own on
+dev (seed 0, full-length runs, :func:`choose_head_lr`); everything else is shared. At several
+minutes per run on a CPU a wider search would cost more than the fight. The checkpoint with the
+best accuracy on the official dev split is restored before the test split is read. A seed fixes the head's
 initialization, the dropout masks and the batch order, and is shared across heads, so the
 comparisons are paired by seed.
 
@@ -13,7 +17,8 @@ Runs are keyed by the hash of their config and dataset (:func:`run_key`), stored
 ``OUT/runs/<key>.json`` and never repeated: an interrupted fight resumes at the next run. Runs go
 one after the other in this process (a fine-tuning step already uses every core). Only when all
 are done are the outputs written: ``spec.json``, ``results.csv`` (one row per run),
-``summary.csv`` (one row per head), ``plots/dev_curves.png`` and ``report.md``.
+``summary.csv`` (one row per head), ``tuning.csv`` (one row per head and learning rate, with
+tuning), ``plots/dev_curves.png`` and ``report.md``.
 
 >>> run_key({"head": "linear"}, "sst5") == run_key({"head": "linear"}, "sst5") != run_key({"head": "clm"}, "sst5")
 True
@@ -65,6 +70,10 @@ def _record(path: Path) -> dict | None:
 def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, encoder_loader=None) -> Path:
     """Run (or resume) ``spec`` into ``out``; returns the path of ``report.md``.
 
+    With ``spec.head_lrs`` (two or more) each head is first run with seed 0 at every learning rate
+    of the list and keeps the one with the best dev accuracy (ties: the smaller); its seeds then
+    run at it, seed 0's run being the tuning run itself. Test accuracy plays no part in the choice.
+
     ``encoder_loader``: a callable giving a fresh ``(encoder, tokenizer, dim)`` per run (default:
     the pretrained all-MiniLM-L6-v2 of :func:`chainzrule.finetune.load_pretrained_encoder`).
     """
@@ -80,25 +89,64 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
     runs.mkdir(parents=True, exist_ok=True)
     for stale in runs.glob(".*.tmp"):
         stale.unlink(missing_ok=True)
-    plan = [(c, s) for s in range(spec.seeds) for c in spec.contenders]  # seed-major: every head before seed 1
-    records = []
-    with tqdm(total=len(plan), desc=f"fine-tune {spec.name}", unit="run", disable=not progress) as bar:
-        for c, seed in plan:
-            cfg = spec.config(c, seed)
-            key = run_key(cfg.to_dict(), spec.dataset)
-            path = runs / f"{key}.json"
-            rec = _record(path) if path.exists() else None
-            if rec is None:
-                encoder, tokenizer, dim = loader()
-                t0 = time.perf_counter()
-                _, result = finetune(cfg, splits, encoder=encoder, tokenizer=tokenizer, dim=dim, progress=progress)
-                rec = {"key": key, "contender": c.name, "seed": seed, "dataset": spec.dataset, "encoder": ENCODER,
-                       "config": cfg.to_dict(), "result": {**result, "wall_seconds": time.perf_counter() - t0}}
-                atomic_write_text(path, json.dumps(rec, allow_nan=True))
-            records.append(rec)
-            bar.update(1)
+
+    def run(c, cfg: FinetuneConfig, seed: int) -> dict:
+        """The stored record of this run, or a new one (trained, then written atomically)."""
+        key = run_key(cfg.to_dict(), spec.dataset)
+        path = runs / f"{key}.json"
+        rec = _record(path) if path.exists() else None
+        if rec is None:
+            encoder, tokenizer, dim = loader()
+            t0 = time.perf_counter()
+            _, result = finetune(cfg, splits, encoder=encoder, tokenizer=tokenizer, dim=dim, progress=progress)
+            rec = {"key": key, "contender": c.name, "seed": seed, "dataset": spec.dataset, "encoder": ENCODER,
+                   "config": cfg.to_dict(), "result": {**result, "wall_seconds": time.perf_counter() - t0}}
+            atomic_write_text(path, json.dumps(rec, allow_nan=True))
+        bar.update(1)
+        return rec
+
     labels = {c.name: c.label for c in spec.contenders}
-    return write_outputs(spec, out, [result_row(r, labels[r["contender"]]) for r in records], records)
+    tuning: list[dict] = []
+    with tqdm(total=spec.n_runs, desc=f"fine-tune {spec.name}", unit="run", disable=not progress) as bar:
+        chosen = {c.name: spec.head_lrs[0] if spec.head_lrs else None for c in spec.contenders}
+        tuned: dict[str, dict] = {}  # head → its seed-0 run at the chosen lr
+        if spec.tunes:
+            for c in spec.contenders:  # seed 0 at every head lr; the best dev accuracy wins
+                trials = [(lr, run(c, spec.config(c, 0, lr), 0)) for lr in spec.head_lrs]
+                chosen[c.name] = choose_head_lr(trials)
+                tuned[c.name] = dict(trials)[chosen[c.name]]
+                tuning += [tuning_row(rec, labels[c.name], lr, lr == chosen[c.name]) for lr, rec in trials]
+        records = []
+        for seed in range(spec.seeds):  # seed-major: every head before the next seed
+            for c in spec.contenders:
+                rec = tuned.get(c.name) if seed == 0 else None  # the tuning run is seed 0's final run
+                records.append(rec or run(c, spec.config(c, seed, chosen[c.name]), seed))
+    return write_outputs(spec, out, [result_row(r, labels[r["contender"]]) for r in records], records, tuning)
+
+
+def choose_head_lr(trials: list[tuple[float, dict]]) -> float:
+    """The learning rate whose run has the best dev accuracy (ties: the first, i.e. the smaller
+    of a sorted list; a run without a dev accuracy never wins).
+
+    >>> rec = lambda acc: {"result": {"val": {"accuracy": acc}}}
+    >>> choose_head_lr([(1e-3, rec(0.40)), (1e-2, rec(0.45)), (3e-2, rec(0.45))])
+    0.01
+    """
+    def dev(rec: dict) -> float:
+        v = (rec["result"].get("val") or {}).get("accuracy")
+        return v if isinstance(v, (int, float)) and np.isfinite(v) else -np.inf
+
+    return max(trials, key=lambda t: (dev(t[1]), -t[0]))[0]
+
+
+def tuning_row(rec: dict, label: str, head_lr: float, chosen: bool) -> dict[str, Any]:
+    """One ``tuning.csv`` row: a head at one learning rate (seed 0) and its dev accuracy in %
+    (the test split is left out of the tuning table: it plays no part in the choice)."""
+    res = rec["result"]
+    val = (res.get("val") or {}).get("accuracy")
+    return {"contender": rec["contender"], "label": label, "head_lr": head_lr, "seed": rec["seed"],
+            "val_accuracy": None if val is None else 100.0 * val, "chosen": chosen, "diverged": res.get("diverged"),
+            "wall_seconds": res.get("wall_seconds"), "key": rec["key"]}
 
 
 def result_row(rec: dict, label: str) -> dict[str, Any]:
@@ -166,8 +214,10 @@ def verdict(spec: FinetuneSpec, summary: list[dict]) -> tuple[str, str]:
     return "inconclusive", why
 
 
-def write_outputs(spec: FinetuneSpec, out: Path, rows: list[dict], records: list[dict]) -> Path:
-    """Write spec.json, results.csv, summary.csv, plots/dev_curves.png and report.md."""
+def write_outputs(spec: FinetuneSpec, out: Path, rows: list[dict], records: list[dict],
+                  tuning: list[dict] | None = None) -> Path:
+    """Write spec.json, results.csv, summary.csv, tuning.csv (with head-lr tuning),
+    plots/dev_curves.png and report.md."""
     if not spec.created:
         spec.created = time.strftime("%Y-%m-%d")
     order = [c.name for c in spec.contenders]
@@ -176,8 +226,10 @@ def write_outputs(spec: FinetuneSpec, out: Path, rows: list[dict], records: list
     atomic_write_text(out / "spec.json", json.dumps(spec.to_dict(), indent=1))
     write_results_csv(out / "results.csv", rows)
     write_results_csv(out / "summary.csv", summary)
+    if tuning:
+        write_results_csv(out / "tuning.csv", tuning)
     figure = _plot_dev_curves(spec, records, out / "plots")
-    return atomic_write_text(out / "report.md", render_report(spec, rows, summary, figure))
+    return atomic_write_text(out / "report.md", render_report(spec, rows, summary, figure, tuning or []))
 
 
 def _plot_dev_curves(spec: FinetuneSpec, records: list[dict], folder: Path) -> str:
@@ -211,12 +263,39 @@ def _plot_dev_curves(spec: FinetuneSpec, records: list[dict], folder: Path) -> s
     return "plots/dev_curves.png"
 
 
+def _head_lr_section(spec: FinetuneSpec, tuning: list[dict]) -> list[str]:
+    """Report lines: each head's dev accuracy (seed 0) at every tuned learning rate, the chosen one
+    in bold, and a note for every choice at an end of the list; nothing without tuning."""
+    if not spec.tunes:
+        return []
+    lrs = spec.head_lrs
+    lines = ["## Head learning rate (chosen per head on dev)", "",
+             f"Each head was fine-tuned with seed 0 at every head learning rate below (everything else as in the recipe); "
+             f"the best dev accuracy chose its learning rate, and seed 0's final run is that run. Dev accuracy, %:", "",
+             "| Head | " + " | ".join(f"{lr:g}" for lr in lrs) + " |", "|---|" + "---|" * len(lrs)]
+    edges = []
+    for c in spec.contenders:
+        by_lr = {r["head_lr"]: r for r in tuning if r["contender"] == c.name}
+        cells = []
+        for lr in lrs:
+            r = by_lr.get(lr)
+            v = _f(r["val_accuracy"]) if r else "–"
+            cells.append(f"**{v}**" if r and r["chosen"] else v)
+            if r and r["chosen"] and lr in (lrs[0], lrs[-1]):
+                edges.append(f"{c.label} ({lr:g}, the {'lowest' if lr == lrs[0] else 'highest'})")
+        lines.append(f"| {c.label} | " + " | ".join(cells) + " |")
+    lines += ["", ("Chosen at an end of the list: " + "; ".join(edges) + ". A wider list might do better there."
+                   if edges else "No head's choice is at an end of the list."), ""]
+    return lines
+
+
 def _f(v, fmt="{:.2f}") -> str:
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
 
 
-def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], figure: str) -> str:
-    """The fight's report.md."""
+def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], figure: str,
+                  tuning: list[dict] | None = None) -> str:
+    """The fight's report.md (``tuning``: the ``tuning.csv`` rows, when head lrs were tuned)."""
     if not rows:
         raise DataError("no finished runs to report")
     base = FinetuneConfig.from_dict({**spec.base, "seed": 0})
@@ -247,10 +326,12 @@ def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], fig
                      f"{_f(s['test_qwk_mean'], '{:.3f}')} | {_f(s['best_epoch_mean'], '{:.1f}')} | "
                      f"{s['params_head'] if s['params_head'] is not None else '–'} | {_f((s['wall_seconds_mean'] or 0) / 60, '{:.1f}')} |")
     lines += ["", f"![dev curves]({figure})", "",
-              "## Recipe (the same for every head, not tuned)", "",
+              *_head_lr_section(spec, tuning or []),
+              "## Recipe (the same for every head" + (" but its learning rate)" if spec.tunes else ", not tuned)"), "",
               f"Encoder {ENCODER} (6 layers, 384-d, 22.7M parameters), fine-tuned end to end; mean pooling over real "
               f"tokens, LayerNorm, dropout {base.dropout}, then the head. AdamW, encoder lr {base.encoder_lr:g}, head lr "
-              f"{base.head_lr:g}, weight decay {base.weight_decay:g} on weight matrices, linear warm-up over "
+              + ("tuned per head (above)" if spec.tunes else f"{spec.head_lrs[0] if spec.head_lrs else base.head_lr:g}")
+              + f", weight decay {base.weight_decay:g} on weight matrices, linear warm-up over "
               f"{base.warmup:.0%} of the steps then linear decay; {base.epochs} epochs of batches of {base.batch_size} "
               f"(similar lengths), at most {base.max_length} tokens; dev accuracy {base.evals_per_epoch}× per epoch, the "
               f"best checkpoint restored before testing" + (f"; first {base.limit} sentences of each split" if base.limit else "") + ".", "",

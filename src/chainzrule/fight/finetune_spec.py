@@ -10,6 +10,7 @@ Layout (``fights/sst5-finetune.toml``)::
     reference = "cr-dreg"           # the ChainzRule head the claim is about
     baseline = "linear"             # the standard fine-tuning head it is compared with
     claimed_gain = 0.89             # the papers' gain of the reference over the baseline (points)
+    head_lrs = [1e-3, 3e-3, 1e-2]   # optional: each head's learning rate is chosen from these on dev
 
     [base]                          # any FinetuneConfig field except seed
     epochs = 3
@@ -20,16 +21,23 @@ Layout (``fights/sst5-finetune.toml``)::
 
     [quick]                         # merged in with --quick
     seeds = 1
+    head_lrs = [1e-3, 1e-2]
     base = { limit = 200, epochs = 1 }
     contenders = ["linear", "cr-dreg"]
 
-Everything is checked before any run: unknown keys, names, seeds, every run's
-:class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline are contenders.
+With ``head_lrs`` (two or more values) each head is first fine-tuned with seed 0 at every
+learning rate of the list; the one with the best dev accuracy is that head's, and its seeds run
+at it (seed 0's run is the tuning run). ``head_lr`` is then set by the list, not by ``[base]`` or
+a contender. Everything is checked before any run: unknown keys, names, seeds, the list, every
+run's :class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline are contenders.
 
 >>> s = parse_finetune_spec({"finetune": {"seeds": 2, "reference": "cr", "baseline": "linear"},
 ...     "contender": [{"name": "linear"}, {"name": "cr", "hidden": [8], "activation": "chainzrule"}]})
 >>> [(c.name, s.config(c, 1).hidden) for c in s.contenders], s.n_runs
 ([('linear', ()), ('cr', (8,))], 4)
+>>> s = parse_finetune_spec({"finetune": {"seeds": 3, "head_lrs": [1e-2, 1e-3]}, "contender": [{"name": "linear"}]})
+>>> s.head_lrs, s.config(s.contenders[0], 2, head_lr=1e-2).head_lr, s.n_runs   # 2 tuning runs + seeds 1, 2
+([0.001, 0.01], 0.01, 4)
 """
 
 from __future__ import annotations
@@ -43,13 +51,13 @@ from ..config import check_spec_kind, read_toml
 from ..errors import ConfigError
 from ..finetune import FinetuneConfig
 from .spec_sections import merge_tables, quick_contenders
-from .stability_spec import NAME_RE, _check_keys, _int
+from .stability_spec import NAME_RE, _check_keys, _grid, _int
 
 __all__ = ["FinetuneContender", "FinetuneSpec", "parse_finetune_spec", "load_finetune_spec"]
 
 TOP_KEYS = {"finetune", "base", "contender", "quick"}
-HEAD_KEYS = {"name", "description", "dataset", "data_dir", "seeds", "reference", "baseline", "claimed_gain"}
-QUICK_KEYS = {"seeds", "base", "contenders"}
+HEAD_KEYS = {"name", "description", "dataset", "data_dir", "seeds", "reference", "baseline", "claimed_gain", "head_lrs"}
+QUICK_KEYS = {"seeds", "base", "contenders", "head_lrs"}
 CONFIG_FIELDS = {f.name for f in fields(FinetuneConfig)} - {"seed"}
 CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label"}
 DATASETS = ("sst5",)
@@ -82,14 +90,24 @@ class FinetuneSpec:
     source: str = ""
     command: str = ""
     created: str = field(default="")
+    head_lrs: list[float] = field(default_factory=list)  # sorted; [] = no tuning (the config's head_lr)
 
-    def config(self, c: FinetuneContender, seed: int) -> FinetuneConfig:
-        """The run config of contender ``c`` at ``seed``: base, then contender, then the seed."""
-        return FinetuneConfig.from_dict({**self.base, **c.config, "seed": seed})
+    def config(self, c: FinetuneContender, seed: int, head_lr: float | None = None) -> FinetuneConfig:
+        """The run config of contender ``c`` at ``seed``: base, then contender, then ``head_lr`` (if
+        given), then the seed."""
+        lr = {} if head_lr is None else {"head_lr": head_lr}
+        return FinetuneConfig.from_dict({**self.base, **c.config, **lr, "seed": seed})
+
+    @property
+    def tunes(self) -> bool:
+        """Whether each head's learning rate is chosen on dev (two or more ``head_lrs``)."""
+        return len(self.head_lrs) > 1
 
     @property
     def n_runs(self) -> int:
-        return self.seeds * len(self.contenders)
+        """Distinct runs: with tuning, every head_lr at seed 0, then seeds 1.. at the chosen one."""
+        per_head = len(self.head_lrs) + self.seeds - 1 if self.tunes else self.seeds
+        return per_head * len(self.contenders)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,13 +127,16 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
     if not isinstance(contenders_raw, list) or not contenders_raw:
         raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
     seeds = _int("[finetune] seeds", head.get("seeds", 3))
+    head_lrs = _grid("[finetune] head_lrs", head["head_lrs"], zero_ok=False) if "head_lrs" in head else []
     if "quick" in raw:
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)
+        quick_lrs = _grid("[quick] head_lrs", q["head_lrs"], zero_ok=False) if "head_lrs" in q else None
         if quick:
             base = merge_tables(base, q.get("base", {}))
             _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
             seeds = _int("[quick] seeds", q.get("seeds", seeds))
+            head_lrs = head_lrs if quick_lrs is None else quick_lrs
             if "contenders" in q:
                 contenders_raw = quick_contenders(contenders_raw, q["contenders"])
     contenders = []
@@ -141,14 +162,20 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         name=str(head.get("name", Path(source).stem or "finetune")), description=str(head.get("description", "")),
         dataset=dataset, data_dir=head.get("data_dir"), seeds=seeds,
         reference=str(head.get("reference", names[-1])), baseline=str(head.get("baseline", names[0])),
-        claimed_gain=float(gain), base=dict(base), contenders=contenders, quick=quick, source=source)
+        claimed_gain=float(gain), base=dict(base), contenders=contenders, quick=quick, source=source,
+        head_lrs=head_lrs)
+    if head_lrs:
+        setters = (["[base]"] if "head_lr" in base else []) + [f"contender {c.name}" for c in contenders if "head_lr" in c.config]
+        if setters:
+            raise ConfigError(f"head_lr is chosen from [finetune] head_lrs {head_lrs}: remove it from {', '.join(setters)}")
     for role in ("reference", "baseline"):
         if getattr(spec, role) not in names:
             raise ConfigError(f"[finetune] {role} must be a contender: expected one of {', '.join(names)}, "
                               f"got {getattr(spec, role)!r}")
     for c in contenders:
         try:
-            spec.config(c, 0)
+            for lr in spec.head_lrs or [None]:
+                spec.config(c, 0, lr)
         except (ConfigError, TypeError) as e:
             raise ConfigError(f"contender {c.name}: {e}") from None
     return spec
