@@ -223,3 +223,51 @@ def test_execute_group_falls_back_for_ordinal_tasks(tmp_path, monkeypatch):
     recs = execute_group(tasks, tmp_path)
     assert [r["key"] for r in recs] == [t.key for t in tasks]
     assert all((tmp_path / f"{t.key}.json").exists() for t in tasks)
+
+
+def test_robustness_is_attacked_for_all_members_at_once_and_equals_alone(monkeypatch):
+    """APGD of a batch runs once through the stacked forward (never member by member), with each
+    member's own test cell, ε list (one member without robustness) and logit temperature; every
+    record equals the run trained and attacked alone."""
+    from chainzrule.train import load_splits
+    import chainzrule.apgd as apgd_mod
+
+    members = [(0, 0, (0.1, 0.3), True, 2.0), (1, 1, (0.3,), True, 1.0), (2, 2, (0.1,), True, 0.5), (3, 3, (0.1,), False, 1.0)]
+    cfgs = [TrainConfig(**BASE, model="mlp", activation="relu", seed=s, cv_folds=5, cv_fold=f, adv_eps=eps,
+                        robustness=rob, pgd_steps=2, apgd_steps=12, logit_scale=tau, corruption_examples=40)
+            for s, f, eps, rob, tau in members]
+    assert len({batch_key(c) for c in cfgs}) == 1
+    splits = [load_splits(c, DATA) for c in cfgs]
+    ref = [train(c, sp, progress=False) for c, sp in zip(cfgs, splits)]
+    calls = []
+    real = apgd_mod.apgd
+    monkeypatch.setattr(apgd_mod, "apgd_accuracy", lambda *a, **k: pytest.fail("APGD ran member by member"))
+    monkeypatch.setattr("chainzrule.batched.attack.apgd", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    got = train_batched(cfgs, splits)
+    for r, g in zip(ref, got):
+        assert_same_run(r, g)
+    assert calls and "apgd_0.3" in got[0].result["robustness"] and "robustness" not in got[3].result
+    assert {k for k in got[1].result["robustness"] if k.startswith("apgd")} == {"apgd_0.3"}
+
+
+def test_members_apgd_refuses_a_frozen_member_as_alone_and_attacks_the_others():
+    """A member whose input gradient is zero everywhere gets the NoInputGradient it raises alone;
+    the other member's accuracy is its own."""
+    from chainzrule.apgd import apgd_accuracy
+    from chainzrule.attacks import NoInputGradient
+    from chainzrule.batched.attack import members_apgd_accuracy
+
+    torch.manual_seed(0)
+    W = torch.randn(2, 3, 4, dtype=torch.float64)
+    W[1] = 0.0  # member 1 ignores its input
+    b = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)  # member 1 always says class 0
+    xs = [torch.rand(30, 4, dtype=torch.float64), torch.rand(25, 4, dtype=torch.float64)]
+    ys = [torch.randint(0, 3, (30,)), torch.zeros(25, dtype=torch.long)]
+    got = members_apgd_accuracy(lambda X: torch.baddbmm(b[:, None, :], X, W.transpose(1, 2)), xs, ys, 0.1,
+                                steps=15, input_range=(0.0, 1.0), seeds=[4, 5], batch_size=16)
+    net = lambda v: v @ W[0].T + b[0]
+    assert got[0] == apgd_accuracy(net, lambda v: net(v).argmax(-1), xs[0], ys[0], 0.1, steps=15, seed=4, batch_size=16)
+    with pytest.raises(NoInputGradient) as alone:
+        frozen = lambda v: v @ W[1].T + b[1]
+        apgd_accuracy(frozen, lambda v: frozen(v).argmax(-1), xs[1], ys[1], 0.1, steps=15, seed=5, batch_size=16)
+    assert isinstance(got[1], NoInputGradient) and str(got[1]) == str(alone.value)

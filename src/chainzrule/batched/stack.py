@@ -20,7 +20,8 @@ from ..data.splits import Splits
 from ..dreg import lambda_schedule
 from ..errors import ConfigError
 from ..train import (RunResult, build_model, decoupled_decay, evaluate, head_kind, make_run_regularizer, predict,
-                     seed_everything, train_record)
+                     robust_subset, seed_everything, train_record)
+from .attack import members_apgd_accuracy
 from .engines import GroupedEngine, MemberObjective
 from .grouping import ENGINES
 from .members import MemberRecord, replay_schedule, rng_state, set_rng_state
@@ -146,6 +147,8 @@ class StackedRuns:
             self._step = lambda params, buffers, x, y, lam, strength: grouped(
                 params, x, y, lam, strength, self.active, buffers, active_taus())
             self._logits = lambda params, buffers, x: grouped.logits(params, x, False, buffers, taus=active_taus())[0]
+            self._members_logits = lambda params, buffers, x, members: grouped.logits(
+                params, x, False, buffers, taus=None if tau is None else tau[members])[0]  # the members' [M', N, C]
         elif engine == "grouped":
             raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
         elif scaled or any(".parametrizations." in k for k in self.buffers):
@@ -167,6 +170,7 @@ class StackedRuns:
 
             self._step = vmap(member)
             self._logits = vmap(logits)
+            self._members_logits = lambda params, buffers, x, members: self._logits(params, buffers, x)
 
     def _stack_data(self) -> None:
         """The members' data, stacked: ``[M, N, D]`` in the model's dtype, labels ``[M, N]``."""
@@ -367,16 +371,49 @@ class StackedRuns:
             rec = self.records[m]
             rec.final_state = rec.best_state if rec.best_state is not None else self._member_state(slot)
         self.bar.close()
-        return [self._result(m, test) for m in range(self.M)]
+        apgd = self._members_apgd() if test else {}
+        return [self._result(m, test, apgd.get(m)) for m in range(self.M)]
 
-    def _result(self, m: int, test: bool) -> RunResult:
-        """Member ``m`` as an ordinary trained model, evaluated and recorded as ``train`` does."""
+    def _members_apgd(self) -> dict[int, dict]:
+        """Member → {ε: APGD accuracy (or the NoInputGradient)} for the members with robustness,
+        all attacked at once through the stacked forward of their final weights
+        (:func:`~chainzrule.batched.attack.members_apgd_accuracy`, each member's result the one
+        it gets alone); empty when fewer than two members are attacked."""
+        todo = [m for m, c in enumerate(self.cfgs) if c.robustness and c.adv_eps]
+        if len(todo) < 2 or self.kind != "linear":
+            return {}
+        final = [self.records[m].final_state for m in range(self.M)]
+        P = {n: torch.stack([f[n] for f in final]) for n in self.params}  # [M, ...] final weights
+        B = {n: torch.stack([f[n] for f in final]) for n in self.buffers}
+        subsets = {m: robust_subset(self.models[m], self.cfgs[m], self.splits[m]) for m in todo}
+        rng = self.splits[todo[0]].meta.get("input_range")
+        out: dict[int, dict] = {m: {} for m in todo}
+        was = self.objective.training
+        self.objective.eval()
+        try:
+            for eps in sorted({e for m in todo for e in self.cfgs[m].adv_eps}):
+                ms = [m for m in todo if eps in self.cfgs[m].adv_eps]
+                sel = torch.tensor(ms, device=self.device)
+                Pm, Bm = {n: p[sel] for n, p in P.items()}, {n: b[sel] for n, b in B.items()}
+                accs = members_apgd_accuracy(lambda X: self._members_logits(Pm, Bm, X, sel),
+                                             [subsets[m][0] for m in ms], [subsets[m][1] for m in ms], eps,
+                                             steps=self.cfgs[ms[0]].apgd_steps, input_range=rng,
+                                             seeds=[self.cfgs[m].seed for m in ms])
+                for m, a in zip(ms, accs):
+                    out[m][eps] = a
+        finally:
+            self.objective.train(was)
+        return out
+
+    def _result(self, m: int, test: bool, apgd: dict | None = None) -> RunResult:
+        """Member ``m`` as an ordinary trained model, evaluated and recorded as ``train`` does
+        (``apgd``: its APGD results from :meth:`_members_apgd`)."""
         cfg, model, rec, sp = self.cfgs[m], self.models[m], self.records[m], self.splits[m]
         with torch.no_grad():
             for name, t in (*model.named_parameters(), *model.named_buffers()):
                 if name in rec.final_state:
                     t.copy_(rec.final_state[name])
         set_rng_state(self.rng_states[m], self.device)
-        result = evaluate(model, cfg, sp) if test else {}
+        result = evaluate(model, cfg, sp, apgd) if test else {}
         result.update(train_record(cfg, model, rec, rec.history))
         return RunResult(model, result, rec.grad_norms)

@@ -21,7 +21,7 @@ True
 
 from .classical import train_classical
 from .data import cv_dataset, cv_fold_indices, load_data, load_splits, synthetic_dataset
-from .evaluate import accuracy, eval_logits, eval_subset, evaluate, robustness_metrics, to_model
+from .evaluate import accuracy, eval_logits, eval_subset, evaluate, robust_subset, robustness_metrics, to_model
 from .factory import (build_model, decoupled_decay, head_kind, make_optimizer, make_run_regularizer, predict,
                       task_loss)
 from .loop import TrainingLoop, grad_norm, seed_everything, train, world_rank
@@ -31,7 +31,7 @@ __all__ = [
     "synthetic_dataset", "load_data", "load_splits", "cv_fold_indices", "cv_dataset",
     "head_kind", "build_model", "task_loss", "predict", "decoupled_decay", "make_run_regularizer", "make_optimizer",
     "train", "TrainingLoop", "seed_everything", "world_rank", "grad_norm",
-    "to_model", "eval_logits", "accuracy", "evaluate", "eval_subset", "robustness_metrics",
+    "to_model", "eval_logits", "accuracy", "evaluate", "eval_subset", "robust_subset", "robustness_metrics",
     "RunResult", "train_record", "diverged", "peak_memory_mb", "UNSTABLE_RATIO", "DIVERGED_LOSS_FACTOR",
     "train_classical",
 ]

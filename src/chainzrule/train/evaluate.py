@@ -15,7 +15,7 @@ from ..layers import hidden_layers
 from ..ordinal import ordinal_metrics
 from .factory import class_scores, head_kind, predict, task_loss
 
-__all__ = ["to_model", "eval_logits", "accuracy", "evaluate", "eval_subset", "robustness_metrics"]
+__all__ = ["to_model", "eval_logits", "accuracy", "evaluate", "eval_subset", "robust_subset", "robustness_metrics"]
 
 
 def to_model(model: nn.Module, x: Tensor) -> Tensor:
@@ -57,12 +57,13 @@ def _finite_parameters(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits) -> dict:
-    """Test metrics, input-sensitivity diagnostics and (optionally) robustness of a trained model."""
+def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits, apgd: dict | None = None) -> dict:
+    """Test metrics, input-sensitivity diagnostics and (optionally) robustness of a trained model
+    (``apgd``: APGD results already computed, see :func:`robustness_metrics`)."""
     kind = head_kind(cfg, splits.task)
     out = {"test": _test_metrics(model, kind, splits), **_sensitivity(model, cfg, splits)}
     if cfg.robustness:
-        out["robustness"] = robustness_metrics(model, kind, cfg, splits)
+        out["robustness"] = robustness_metrics(model, kind, cfg, splits, apgd)
     return out
 
 
@@ -109,8 +110,20 @@ def eval_subset(y: Tensor, n: int, seed: int) -> Tensor:
     return torch.from_numpy(np.sort(keep))
 
 
-def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Splits) -> dict:
+def robust_subset(model: nn.Module, cfg: TrainConfig, splits: Splits) -> tuple[Tensor, Tensor]:
+    """The test examples the robustness metrics attack (:func:`eval_subset`, on the model's
+    device and dtype): ``x [n, ...]``, ``y [n]``."""
+    idx = eval_subset(splits.y_test, cfg.corruption_examples, cfg.seed)
+    return to_model(model, splits.X_test[idx]), splits.y_test[idx].to(_device(model))
+
+
+def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Splits,
+                       apgd: dict | None = None) -> dict:
     """Corruption accuracy (image data only) and FGSM/PGD/APGD accuracy at each ``cfg.adv_eps``.
+
+    ``apgd`` maps an ε to the APGD accuracy (or the NoInputGradient) already computed for this
+    model on :func:`robust_subset` — by the batched trainer, for all its members at once; the
+    ε it lacks are attacked here.
 
     The attacks stay inside the data's declared input range (pixels: [0, 1]); data without one
     (tabular, text features) are attacked in the ε-ball only, and the record says "unbounded".
@@ -119,9 +132,7 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     from ..apgd import apgd_accuracy
     from ..robustness import NoInputGradient, adversarial_accuracy, corruption_accuracy
 
-    dev = _device(model)
-    idx = eval_subset(splits.y_test, cfg.corruption_examples, cfg.seed)
-    x, y = to_model(model, splits.X_test[idx]), splits.y_test[idx].to(dev)
+    x, y = robust_subset(model, cfg, splits)
     was = model.training
     model.eval()
     try:
@@ -140,7 +151,11 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
         for eps in cfg.adv_eps:
             for method in ATTACKS:
                 try:
-                    if method == "apgd":
+                    if method == "apgd" and eps in (apgd or {}):
+                        acc = apgd[eps]
+                        if isinstance(acc, NoInputGradient):
+                            raise acc
+                    elif method == "apgd":
                         acc = apgd_accuracy(scores, pred, x, y, eps, steps=cfg.apgd_steps, input_range=rng,
                                             seed=cfg.seed, decide=decide)
                     else:
