@@ -265,7 +265,7 @@ def _plot_dev_curves(spec: FinetuneSpec, records: list[dict], folder: Path) -> s
 
 def _head_lr_section(spec: FinetuneSpec, tuning: list[dict]) -> list[str]:
     """Report lines: each head's dev accuracy (seed 0) at every tuned learning rate, the chosen one
-    in bold, and a note for every choice at an end of the list; nothing without tuning."""
+    in bold, and a note for every choice at an end of a list of three or more; nothing without tuning."""
     if not spec.tunes:
         return []
     lrs = spec.head_lrs
@@ -281,11 +281,13 @@ def _head_lr_section(spec: FinetuneSpec, tuning: list[dict]) -> list[str]:
             r = by_lr.get(lr)
             v = _f(r["val_accuracy"]) if r else "–"
             cells.append(f"**{v}**" if r and r["chosen"] else v)
-            if r and r["chosen"] and lr in (lrs[0], lrs[-1]):
+            if r and r["chosen"] and len(lrs) > 2 and lr in (lrs[0], lrs[-1]):
                 edges.append(f"{c.label} ({lr:g}, the {'lowest' if lr == lrs[0] else 'highest'})")
         lines.append(f"| {c.label} | " + " | ".join(cells) + " |")
-    lines += ["", ("Chosen at an end of the list: " + "; ".join(edges) + ". A wider list might do better there."
-                   if edges else "No head's choice is at an end of the list."), ""]
+    note = ("With two values every choice is at an end of the list." if len(lrs) == 2 else
+            "Chosen at an end of the list: " + "; ".join(edges) + ". A wider list might do better there." if edges else
+            "No head's choice is at an end of the list.")
+    lines += ["", note, ""]
     return lines
 
 
