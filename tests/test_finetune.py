@@ -262,3 +262,15 @@ def test_a_spec_for_another_command_names_the_right_one(command, spec, kind, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and f"run it with `chainzrule {kind} SPEC" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_head_lr_table_marks_the_choice_and_flags_an_end_of_the_list():
+    from chainzrule.fight.finetune_fight import _head_lr_section
+
+    spec = parse_finetune_spec({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 1e-2, 3e-2]}})
+    rows = [{"contender": c, "head_lr": lr, "val_accuracy": acc, "chosen": ch}
+            for c, lr, acc, ch in (("linear", 1e-3, 49.0, False), ("linear", 1e-2, 49.5, True), ("linear", 3e-2, 48.0, False),
+                                   ("cr-dreg", 1e-3, 35.0, False), ("cr-dreg", 1e-2, 40.0, False), ("cr-dreg", 3e-2, 41.0, True))]
+    text = "\n".join(_head_lr_section(spec, rows))
+    assert "| Linear | 49.00 | **49.50** | 48.00 |" in text and "| CR + DREG | 35.00 | 40.00 | **41.00** |" in text
+    assert "Chosen at an end of the list: CR + DREG (0.03, the highest)." in text and "Linear (" not in text
