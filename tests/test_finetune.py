@@ -119,14 +119,20 @@ SPEC = {"finetune": {"name": "tiny", "seeds": 2, "reference": "cr-dreg", "baseli
                        "activation": "chainzrule", "dreg": 0.01}]}
 
 
-def test_fight_writes_its_outputs_and_resumes_without_retraining(tokenizer, tmp_path):
-    spec = parse_finetune_spec({**SPEC, "finetune": {**SPEC["finetune"], "data_dir": str(write_sst5(tmp_path / "sst5"))}})
+def counting_loader(tokenizer):
+    """An encoder loader giving a fresh tiny encoder per call, and the list its calls are counted in."""
     calls = []
 
     def loader():
         calls.append(1)
         return tiny_encoder(tokenizer), tokenizer, 16
 
+    return loader, calls
+
+
+def test_fight_writes_its_outputs_and_resumes_without_retraining(tokenizer, tmp_path):
+    spec = parse_finetune_spec({**SPEC, "finetune": {**SPEC["finetune"], "data_dir": str(write_sst5(tmp_path / "sst5"))}})
+    loader, calls = counting_loader(tokenizer)
     out = tmp_path / "fight"
     report = run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
     assert len(calls) == 1 + 4  # the preflight, then one fresh encoder per run
@@ -156,12 +162,7 @@ def test_fight_tunes_each_head_lr_on_dev_and_reuses_the_chosen_run_as_seed_0(tok
                                 "head_lrs": [1e-2, 1e-3]}}
     spec = parse_finetune_spec(raw)
     assert spec.head_lrs == [1e-3, 1e-2] and spec.n_runs == 2 * (2 + 1)
-    calls = []
-
-    def loader():
-        calls.append(1)
-        return tiny_encoder(tokenizer), tokenizer, 16
-
+    loader, calls = counting_loader(tokenizer)
     out = tmp_path / "fight"
     report = run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
     assert len(calls) == 1 + 2 * 2 + 2 * 1  # preflight, 2 lrs × 2 heads at seed 0, then seed 1 per head
