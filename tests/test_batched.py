@@ -160,9 +160,15 @@ def test_early_stopping_and_divergence_per_member():
     assert runs[0] < 5 and got[0].result["diverged"] and runs[2] == 5
 
 
+def test_kan_seeds_equal_unbatched():
+    """KAN (B-spline layers behind a LayerNorm) through the vmap engine, evaluation and APGD included."""
+    _check([TrainConfig(**BASE, model="kan", seed=s, lr=lr, robustness=True, adv_eps=(0.1,), pgd_steps=2,
+                        apgd_steps=10, corruption_examples=20) for s, lr in ((0, 1e-3), (1, 3e-3), (2, 1e-2))])
+
+
 def test_refuses_what_it_cannot_batch():
-    for cfg in (TrainConfig(**BASE, model="kan"), TrainConfig(**BASE, model="chainzrule", reg="sn"),
-                TrainConfig(**BASE, model="logreg")):
+    for cfg in (TrainConfig(**BASE, model="kan", reg="sn"), TrainConfig(**BASE, model="kan", logit_scale=4.0),
+                TrainConfig(**BASE, model="chainzrule", reg="sn"), TrainConfig(**BASE, model="logreg")):
         assert batchable(cfg) is not None
         with pytest.raises(ConfigError, match="cannot batch"):
             train_batched([cfg, cfg.replace(seed=1)])

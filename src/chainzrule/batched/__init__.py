@@ -47,11 +47,12 @@ the batch's wall time (each epoch's time divided among the members still trainin
 follows from it; ``peak_memory_mb`` is the process's, as always.
 
 What can be batched (:func:`batchable`): chainzrule and mlp models with a linear
-(classification) head; reg none, wd, igp or jr; any optimizer and schedule. Not batched (trained
-one by one as before): KAN (B-spline layers: not in the grouped engine, not verified under
-vmap), spectral norm (a parametrization whose power-iteration vectors are updated in place at
-every forward), ordinal heads (their label checks are data-dependent) and the classical
-baselines.
+(classification) head, reg none, wd, igp or jr, or spectral norm without DREG (the grouped
+engine gives every member its own power-iteration vectors and logit temperature); KAN through
+the vmap engine (without spectral norm, gradient penalties or a logit temperature); any
+optimizer and schedule. Not batched (trained one by one as before): ordinal heads (their label
+checks are data-dependent) and the classical baselines. A batch's final runs are attacked by
+APGD all at once through the stacked forward (:mod:`chainzrule.batched.attack`).
 
 >>> from chainzrule.config import TrainConfig
 >>> cfgs = [TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=1, batch_size=256,

@@ -11,8 +11,8 @@ from ..train.factory import decoupled_decay
 
 __all__ = ["BATCHABLE_MODELS", "BATCHABLE_REGS", "PER_MEMBER_FIELDS", "ENGINES", "batchable", "batch_key", "eligible_groups"]
 
-#: models whose forward is written with plain, vmap-able torch ops
-BATCHABLE_MODELS = ("chainzrule", "mlp")
+#: models whose forward is written with plain, vmap-able torch ops (KAN: through the vmap engine only)
+BATCHABLE_MODELS = ("chainzrule", "mlp", "kan")
 #: regularizers whose penalty is a function of the weights (or of nothing), and spectral norm (the grouped
 #: engine normalizes each member's weights with its own power-iteration vectors; without DREG)
 BATCHABLE_REGS = ("none", "wd", "igp", "jr", "sn")
@@ -38,6 +38,8 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"head {cfg.head!r} is not batched (only the linear head)"
     if cfg.reg == "sn" and cfg.dreg_lambda > 0:
         return "spectral norm with DREG is not batched"
+    if cfg.model == "kan" and (cfg.reg in ("sn", "igp", "jr") or cfg.logit_scale != 1.0):
+        return "a KAN is batched by the vmap engine, without spectral norm, gradient penalties or a logit temperature"
     return None
 
 
