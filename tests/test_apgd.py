@@ -117,3 +117,33 @@ def test_start_must_match_the_batch(trained):
     model, x, y = trained
     with pytest.raises(DataError, match="start"):
         apgd(model, _pred(model), x, y, 0.1, steps=2, start=torch.zeros(3, 12))
+
+
+
+def test_groups_check_each_group_as_alone():
+    """With ``groups``, the zero-gradient check is per group: a frozen group is named with the error
+    it raises alone, a frozen group whose examples are all misclassified already is not checked,
+    and with no frozen group to name the result is the ungrouped one."""
+    torch.manual_seed(0)
+    W = torch.randn(3, 2, 4, dtype=torch.float64)
+    W[1:] = 0.0  # groups 1 and 2 ignore their input
+    b = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)  # 1 and 2 always say class 0
+    x = torch.rand(9, 4, dtype=torch.float64)
+    g = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    y = torch.tensor([0, 1, 0, 0, 0, 0, 1, 1, 1])  # group 2: every label wrong already
+
+    def net(gid: torch.Tensor):
+        s = lambda v: torch.einsum("nd,ncd->nc", v, W[gid]) + b[gid]  # [N, 2] each row through its group's net
+        return s, lambda v: s(v).argmax(-1)
+
+    with pytest.raises(NoInputGradient) as err:
+        apgd(*net(g), x, y, 0.1, steps=5, groups=g)
+    assert set(err.value.groups) == {1}
+    with pytest.raises(NoInputGradient) as alone:
+        apgd(*net(g[3:6]), x[3:6], y[3:6], 0.1, steps=5)
+    assert str(err.value.groups[1]) == str(alone.value)
+    apgd(*net(g[6:]), x[6:], y[6:], 0.1, steps=5)  # group 2 alone: returns before the check
+    rows = g != 1
+    whole = apgd(*net(g[rows]), x[rows], y[rows], 0.1, steps=5, seed=3)
+    grouped = apgd(*net(g[rows]), x[rows], y[rows], 0.1, steps=5, seed=3, groups=g[rows])
+    assert torch.equal(whole[0], grouped[0]) and torch.equal(whole[1], grouped[1])

@@ -277,3 +277,26 @@ def test_members_apgd_refuses_a_frozen_member_as_alone_and_attacks_the_others():
         frozen = lambda v: v @ W[1].T + b[1]
         apgd_accuracy(frozen, lambda v: frozen(v).argmax(-1), xs[1], ys[1], 0.1, steps=15, seed=5, batch_size=16)
     assert isinstance(got[1], NoInputGradient) and str(got[1]) == str(alone.value)
+
+
+
+@pytest.mark.parametrize("how", ["unused", "zero"])
+def test_members_apgd_when_no_member_depends_on_its_input(how):
+    """Scores that ignore every input (not in the graph, or a zero gradient): a member that
+    misclassifies all its examples gets accuracy 0 (alone, APGD returns before taking a gradient),
+    the other gets the error it raises alone."""
+    from chainzrule.apgd import apgd_accuracy
+    from chainzrule.attacks import NoInputGradient
+    from chainzrule.batched.attack import members_apgd_accuracy
+
+    b = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64, requires_grad=True)  # both always say class 0
+    tie = (lambda v: 0.0) if how == "unused" else (lambda v: 0 * v.sum())
+    xs = [torch.rand(12, 3, dtype=torch.float64), torch.rand(9, 3, dtype=torch.float64)]
+    ys = [torch.ones(12, dtype=torch.long), torch.zeros(9, dtype=torch.long)]  # member 0: all wrong; 1: all right
+    stacked = lambda X: b[:, None, :].expand(X.shape[0], X.shape[1], 2) + tie(X)  # [M, N, 2]
+    got = members_apgd_accuracy(stacked, xs, ys, 0.1, steps=5, input_range=(0.0, 1.0), seeds=[0, 1])
+    const = lambda v: b[0].expand(len(v), 2) + tie(v)  # [N, 2]
+    assert got[0] == apgd_accuracy(const, lambda v: const(v).argmax(-1), xs[0], ys[0], 0.1, steps=5) == 0.0
+    with pytest.raises(NoInputGradient) as alone:
+        apgd_accuracy(const, lambda v: const(v).argmax(-1), xs[1], ys[1], 0.1, steps=5, seed=1)
+    assert isinstance(got[1], NoInputGradient) and str(got[1]) == str(alone.value)

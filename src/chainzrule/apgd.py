@@ -44,7 +44,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from chainzrule.attacks import NoInputGradient, attack_range, check_attack, check_batched, require_moving_gradient
+from chainzrule.attacks import (NoInputGradient, attack_range, check_attack, check_batched, require_moving_gradient,
+                                require_moving_gradient_per_group)
 from chainzrule.errors import ConfigError, DataError
 from chainzrule.robustness_base import check_batch_size, check_xy
 
@@ -132,6 +133,7 @@ def apgd(
     decide: Callable[[torch.Tensor], torch.Tensor] | None = None,
     start: torch.Tensor | None = None,
     require_gradient: bool = True,
+    groups: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run APGD with ``loss`` on one batch; return ``(x_adv [N, ...], fooled [N] bool)``.
 
@@ -142,7 +144,11 @@ def apgd(
     ``start`` (``[N, ...]`` in [-1, 1]) replaces the random start drawn from ``seed``. The
     attack stops once every example is fooled (nothing left to change in the result). A zero
     input gradient for every example raises :class:`~chainzrule.attacks.NoInputGradient` unless
-    ``require_gradient`` is False (a caller that checked a larger batch already).
+    ``require_gradient`` is False (a caller that checked a larger batch already). ``groups``
+    ``[N]`` (group id per example; independent batches attacked together, e.g. the members of a
+    batched fight) makes that check per group, each as if attacked alone: a group whose examples
+    are all misclassified at the start is not checked, and the error's ``groups`` names every
+    frozen group with the error it raises alone.
 
     >>> import torch
     >>> model = torch.nn.Linear(2, 2)
@@ -181,8 +187,10 @@ def apgd(
         raise DataError(f"expected start of shape {list(x.shape)}, got shape {list(start.shape)}")
     x_k = project(x + eps * start)
     f_k, grad, s_k = _loss_and_grad(scores_fn, loss_fn, x_k, y)
-    if require_gradient:
+    if require_gradient and groups is None:
         require_moving_gradient(grad)
+    elif require_gradient:
+        require_moving_gradient_per_group(grad, torch.as_tensor(groups).to(fooled.device), fooled)
     x_best, f_best = x_k.clone(), f_k.clone()  # highest-loss point so far, per example
     eta = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)  # [N] per-example step
     x_prev = x_k.clone()

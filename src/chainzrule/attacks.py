@@ -42,7 +42,15 @@ __all__ = ["NoInputGradient", "fgsm", "pgd", "adversarial_accuracy"]
 
 class NoInputGradient(ChainzRuleError):
     """The attacked loss does not depend on the input: no example can be moved, so no
-    adversarial accuracy can be measured (the clean accuracy would be reported in its place)."""
+    adversarial accuracy can be measured (the clean accuracy would be reported in its place).
+
+    ``groups``: when a batch holds several independent groups of examples (the members of a
+    batched fight, :func:`chainzrule.apgd.apgd` with ``groups``), each frozen group's id mapped
+    to the error it would have raised alone; empty otherwise."""
+
+    def __init__(self, message: str, groups: dict[int, "NoInputGradient"] | None = None) -> None:
+        super().__init__(message)
+        self.groups = dict(groups or {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,6 +83,33 @@ def require_moving_gradient(grad: torch.Tensor) -> None:
         raise NoInputGradient(f"the input gradient of the attacked loss is exactly zero for all {grad.shape[0]} "
                               "examples of the batch: the attack cannot move them, and their clean accuracy "
                               "is no adversarial accuracy")
+
+
+def require_moving_gradient_per_group(grad: torch.Tensor, groups: torch.Tensor, skip: torch.Tensor) -> None:
+    """:func:`require_moving_gradient` for each group of rows on its own: ``groups`` ``[N]`` holds
+    each row's group id, a group whose rows are all in ``skip`` ``[N]`` (bool; already decided)
+    is not checked. Raises one NoInputGradient whose ``groups`` maps every frozen group to its
+    own error (the one it raises alone).
+
+    >>> g = torch.tensor([0, 0, 1]); grad = torch.tensor([[0.0], [1.0], [0.0]])
+    >>> try:
+    ...     require_moving_gradient_per_group(grad, g, torch.zeros(3, dtype=torch.bool))
+    ... except NoInputGradient as e:
+    ...     sorted(e.groups)
+    [1]
+    """
+    frozen: dict[int, NoInputGradient] = {}
+    for gid in groups.unique().tolist():
+        mine = groups == gid  # [N]
+        if bool(skip[mine].all()):
+            continue
+        try:
+            require_moving_gradient(grad[mine])
+        except NoInputGradient as e:
+            frozen[gid] = e
+    if frozen:
+        raise NoInputGradient(f"the input gradient is exactly zero for every example of group(s) {sorted(frozen)}",
+                              groups=frozen)
 
 
 def attack_range(input_range: Sequence[float] | None, x: torch.Tensor) -> tuple[float, float]:

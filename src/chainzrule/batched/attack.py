@@ -30,11 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..apgd import LOSSES, _start_noise, apgd
-from ..attacks import NoInputGradient, attack_range, require_moving_gradient
+from ..attacks import NoInputGradient
 
 __all__ = ["members_apgd_accuracy"]
 
@@ -77,47 +76,43 @@ def members_apgd_accuracy(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Te
             return scores
 
         fooled = torch.zeros(len(Y), dtype=torch.bool, device=Y.device)  # [R]
-        keep = _refuse_frozen(scores_at, X, Y, start, eps, input_range, owner, members, failed)  # [R] rows of members that go on
+        alive = torch.ones(len(Y), dtype=torch.bool, device=Y.device)  # [R] rows of members not refused
         for j, name in enumerate(losses):
-            left = (keep & ~fooled).nonzero().squeeze(1)  # [R'] not broken yet
-            if len(left) == 0:
+            while True:  # the first loss checks each member's input gradient; a frozen one is dropped, the rest rerun
+                left = (alive & ~fooled).nonzero().squeeze(1)  # [R'] not broken yet
+                if len(left) == 0:
+                    break
+                sc = scores_at(left)
+                try:
+                    _, f = apgd(sc, lambda v, sc=sc: sc(v).argmax(-1), X[left], Y[left], eps, loss=name, steps=steps,
+                                input_range=input_range, decide=lambda s: s.argmax(dim=-1), start=start[left],
+                                require_gradient=j == 0, groups=owner[left])  # loss 0 sees each member's whole batch
+                except NoInputGradient as e:
+                    frozen = e.groups or _independent_of_input(sc, X[left], Y[left], owner[left], fooled, left, e)
+                    for m, err in frozen.items():
+                        failed[m] = err
+                        alive &= owner.to(alive.device) != m
+                    continue
+                fooled[left] |= f.to(fooled.device)
                 break
-            sc = scores_at(left)
-            _, f = apgd(sc, lambda v, sc=sc: sc(v).argmax(-1), X[left], Y[left], eps, loss=name, steps=steps,
-                        input_range=input_range, decide=lambda s: s.argmax(dim=-1), start=start[left],
-                        require_gradient=False)
-            fooled[left] |= f.to(fooled.device)
         for m in members:
             if m not in failed:
                 robust[m] += int((~fooled[owner == m]).sum())
     return [failed[m] if m in failed else robust[m] / max(1, len(xs[m])) for m in range(M)]
 
 
-def _refuse_frozen(scores_at, X: Tensor, Y: Tensor, start: Tensor, eps: float, input_range: Sequence[float] | None,
-                   owner: Tensor, members: list[int], failed: dict[int, NoInputGradient]) -> Tensor:
-    """APGD's first check, member by member: a member none of whose examples is misclassified
-    already (and ``eps > 0``) whose cross-entropy input gradient at the start point is zero for
-    all its examples fails as it would alone (recorded in ``failed``). Returns the rows ``[R]``
-    of the members that go on."""
-    keep = torch.ones(len(Y), dtype=torch.bool)
-    if eps == 0:
-        return keep
-    rows = torch.arange(len(Y))
-    sc = scores_at(rows)
+def _independent_of_input(sc, X: Tensor, Y: Tensor, own: Tensor, fooled: Tensor, left: Tensor,
+                          err: NoInputGradient) -> dict[int, NoInputGradient]:
+    """The scores depend on no member's input: alone, a member whose examples are all
+    misclassified returns before its gradient is taken (its rows are marked ``fooled``), every
+    other member raises ``err``. Returns the latter, member → ``err``."""
     with torch.no_grad():
-        wrong = sc(X).argmax(-1) != Y  # [R]
-    lo, hi = attack_range(input_range, X)
-    x0 = (X + eps * start).clamp(lo, hi).detach().requires_grad_(True)  # apgd's first iterate (|start| <= 1)
-    with torch.enable_grad():
-        loss = F.cross_entropy(sc(x0), Y, reduction="none")  # [R]
-        (grad,) = torch.autograd.grad(loss.sum(), x0)
-    for m in members:
-        mine = owner == m
+        wrong = (sc(X).argmax(-1) != Y).to(fooled.device)  # [R']
+    out = {}
+    for m in own.unique().tolist():
+        mine = (own == m).to(fooled.device)
         if bool(wrong[mine].all()):
-            continue  # alone, apgd returns before its check
-        try:
-            require_moving_gradient(grad[mine])
-        except NoInputGradient as e:
-            failed[m] = e
-            keep &= ~mine
-    return keep
+            fooled[left[mine]] = True
+        else:
+            out[m] = err
+    return out

@@ -170,6 +170,8 @@ class StackedRuns:
 
             self._step = vmap(member)
             self._logits = vmap(logits)
+            # the members' logits [M', N, C] from their stacked weights; ``members`` selects per-member constants
+            # kept outside the weights (the grouped engine's logit temperatures), of which this engine has none
             self._members_logits = lambda params, buffers, x, members: self._logits(params, buffers, x)
 
     def _stack_data(self) -> None:
