@@ -147,3 +147,21 @@ def test_groups_check_each_group_as_alone():
     whole = apgd(*net(g[rows]), x[rows], y[rows], 0.1, steps=5, seed=3)
     grouped = apgd(*net(g[rows]), x[rows], y[rows], 0.1, steps=5, seed=3, groups=g[rows])
     assert torch.equal(whole[0], grouped[0]) and torch.equal(whole[1], grouped[1])
+
+
+def test_per_example_eps_is_each_examples_own_attack(trained):
+    """A tensor ``eps [N]`` attacks each example with its own radius, as a float eps does; zero,
+    negative or misshapen radii are refused."""
+    model, x, y = trained
+    x, y = x[:40], y[:40]
+    pred = lambda b: model(b).argmax(-1)
+    radius = torch.where(torch.arange(40) % 2 == 0, 0.05, 0.2).to(x.dtype)
+    start = torch.rand_like(x) * 2 - 1
+    xa, fooled = apgd(model, pred, x, y, radius, steps=10, start=start)
+    for e in (0.05, 0.2):
+        rows = radius == e
+        xe, fe = apgd(model, pred, x[rows], y[rows], e, steps=10, start=start[rows])
+        assert torch.equal(fe, fooled[rows]) and torch.equal(xe, xa[rows])
+    for bad in (torch.zeros(40), -radius, radius[:3]):
+        with pytest.raises(ConfigError, match="eps > 0"):
+            apgd(model, pred, x, y, bad, steps=2)

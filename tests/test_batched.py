@@ -300,3 +300,30 @@ def test_members_apgd_when_no_member_depends_on_its_input(how):
     with pytest.raises(NoInputGradient) as alone:
         apgd_accuracy(const, lambda v: const(v).argmax(-1), xs[1], ys[1], 0.1, steps=5, seed=1)
     assert isinstance(got[1], NoInputGradient) and str(got[1]) == str(alone.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_members_apgd_table_attacks_every_member_and_eps_at_once_as_alone(dtype, monkeypatch):
+    """Each member's own ε list (ε = 0 included, lists of different lengths) in one APGD run per loss:
+    every (member, ε) accuracy equals ``apgd_accuracy`` of that member alone at that ε."""
+    import chainzrule.batched.attack as batt
+    from chainzrule.apgd import apgd_accuracy
+
+    torch.manual_seed(1)
+    W1, b1 = torch.randn(3, 8, 4, dtype=dtype), torch.randn(3, 8, dtype=dtype)
+    W2, b2 = torch.randn(3, 3, 8, dtype=dtype), torch.randn(3, 3, dtype=dtype)
+    stacked = lambda X: torch.baddbmm(b2[:, None], torch.tanh(torch.baddbmm(b1[:, None], X, W1.transpose(1, 2))),
+                                      W2.transpose(1, 2))  # [M, N, 3]
+    xs = [torch.rand(n, 4, dtype=dtype) for n in (40, 33, 21)]
+    ys = [torch.randint(0, 3, (len(x),)) for x in xs]
+    eps_lists = [[0.05, 0.2], [0.0, 0.1, 0.2], [0.2]]
+    calls = []
+    real = batt.apgd
+    monkeypatch.setattr(batt, "apgd", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = batt.members_apgd_table(stacked, xs, ys, eps_lists, steps=12, seeds=[3, 4, 5], batch_size=16)
+    assert len(calls) == 3 * 2  # one run per loss and batch (3 batches of 16 rows), not per member or ε
+    for m, (x, y, es) in enumerate(zip(xs, ys, eps_lists)):
+        net = lambda v, m=m: torch.tanh(v @ W1[m].T + b1[m]) @ W2[m].T + b2[m]
+        for e in es:
+            alone = apgd_accuracy(net, lambda v: net(v).argmax(-1), x, y, e, steps=12, seed=3 + m, batch_size=16)
+            assert got[m][e] == alone, (m, e)

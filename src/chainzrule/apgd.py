@@ -125,7 +125,7 @@ def apgd(
     predict: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     y: torch.Tensor,
-    eps: float,
+    eps: float | torch.Tensor,
     loss: str = "ce",
     steps: int = 100,
     input_range: Sequence[float] | None = (0.0, 1.0),
@@ -148,7 +148,8 @@ def apgd(
     ``[N]`` (group id per example; independent batches attacked together, e.g. the members of a
     batched fight) makes that check per group, each as if attacked alone: a group whose examples
     are all misclassified at the start is not checked, and the error's ``groups`` names every
-    frozen group with the error it raises alone.
+    frozen group with the error it raises alone. ``eps`` may be a tensor ``[N]`` of positive radii,
+    one per example (each example's attack is the one it gets with its radius as a float).
 
     >>> import torch
     >>> model = torch.nn.Linear(2, 2)
@@ -157,7 +158,6 @@ def apgd(
     >>> bool(((xa - x).abs() <= 0.1 + 1e-6).all()), fooled.dtype
     (True, torch.bool)
     """
-    check_attack(eps, "linf")
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ConfigError(f"expected steps >= 1, got {steps!r}")
     loss_fn = _loss_fn(loss)
@@ -167,9 +167,17 @@ def apgd(
         raise DataError(f"expected labels y of shape [{x.shape[0]}], got shape {list(y.shape)}")
     lo, hi = attack_range(input_range, x)
     n, view = x.shape[0], (-1,) + (1,) * (x.dim() - 1)
+    per_row = isinstance(eps, torch.Tensor)
+    if per_row:
+        if eps.shape != (n,) or not bool((eps > 0).all()):
+            raise ConfigError(f"expected eps > 0 for each of the {n} examples, shape [{n}], got shape {list(eps.shape)}")
+        eps_x = eps.to(dtype=x.dtype, device=x.device).view(view)  # [N, 1, ...] each example's radius
+    else:
+        check_attack(eps, "linf")
+        eps_x = eps
 
     def project(v: torch.Tensor) -> torch.Tensor:
-        return torch.minimum(torch.maximum(v, x - eps), x + eps).clamp(lo, hi)
+        return torch.minimum(torch.maximum(v, x - eps_x), x + eps_x).clamp(lo, hi)
 
     def correct(v: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -179,20 +187,20 @@ def apgd(
     with torch.no_grad():
         fooled = torch.as_tensor(predict(x)).to(y.device) != y  # [N]
     x_found = x.clone()  # [N, ...] first misclassified point per example
-    if eps == 0 or n == 0 or bool(fooled.all()):
+    if (not per_row and eps == 0) or n == 0 or bool(fooled.all()):
         return x_found, fooled
     if start is None:
         start = _start_noise(x, seed)
     elif start.shape != x.shape:
         raise DataError(f"expected start of shape {list(x.shape)}, got shape {list(start.shape)}")
-    x_k = project(x + eps * start)
+    x_k = project(x + eps_x * start)
     f_k, grad, s_k = _loss_and_grad(scores_fn, loss_fn, x_k, y)
     if require_gradient and groups is None:
         require_moving_gradient(grad)
     elif require_gradient:
         require_moving_gradient_per_group(grad, torch.as_tensor(groups).to(fooled.device), fooled)
     x_best, f_best = x_k.clone(), f_k.clone()  # highest-loss point so far, per example
-    eta = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)  # [N] per-example step
+    eta = (2.0 * eps_x.reshape(n) if per_row else torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device))  # [N] step
     x_prev = x_k.clone()
     marks = checkpoints(int(steps))
     increases = torch.zeros(n, device=x.device)  # [N] loss increases since the last checkpoint

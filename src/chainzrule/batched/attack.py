@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 
 from ..apgd import LOSSES, _start_noise, apgd
-from ..attacks import NoInputGradient
+from ..attacks import NoInputGradient, check_attack
 
-__all__ = ["members_apgd_accuracy"]
+__all__ = ["members_apgd_accuracy", "members_apgd_table"]
 
 
 def members_apgd_accuracy(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Tensor], ys: Sequence[Tensor],
@@ -43,27 +43,44 @@ def members_apgd_accuracy(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Te
                           seeds: Sequence[int] | None = None, batch_size: int = 512,
                           losses: Sequence[str] = LOSSES) -> list[float | NoInputGradient]:
     """Per member ``m``: ``apgd_accuracy`` of its own network (row ``m`` of the stacked
-    ``logits_fn``) on ``xs[m]`` ``[N_m, D]`` / ``ys[m]`` ``[N_m]`` with start seed ``seeds[m]``,
-    argmax decisions (a linear head), or the NoInputGradient it raises alone."""
+    ``logits_fn``) on ``xs[m]`` ``[N_m, D]`` / ``ys[m]`` ``[N_m]`` at ``eps`` with start seed
+    ``seeds[m]``, argmax decisions (a linear head), or the NoInputGradient it raises alone
+    (:func:`members_apgd_table` with one ε for everyone)."""
+    table = members_apgd_table(logits_fn, xs, ys, [[eps]] * len(xs), steps=steps, input_range=input_range,
+                               seeds=seeds, batch_size=batch_size, losses=losses)
+    return [t[float(eps)] for t in table]
+
+
+def members_apgd_table(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Tensor], ys: Sequence[Tensor],
+                       eps_lists: Sequence[Sequence[float]], steps: int = 100,
+                       input_range: Sequence[float] | None = (0.0, 1.0), seeds: Sequence[int] | None = None,
+                       batch_size: int = 512, losses: Sequence[str] = LOSSES) -> list[dict[float, float | NoInputGradient]]:
+    """Per member ``m``: ``{ε: apgd_accuracy of its own network at ε, or its NoInputGradient}``
+    for every ε of ``eps_lists[m]`` — every (member, ε) pair attacked in one APGD run, each pair's
+    rows with their own radius (ε = 0: the clean accuracy, as alone)."""
     M = len(xs)
     seeds = [0] * M if seeds is None else list(seeds)
-    if not (len(ys) == len(seeds) == M):
-        raise ValueError(f"expected one x, y and seed per member ({M}), got {len(ys)} y and {len(seeds)} seeds")
-    robust = [0] * M
+    if not (len(ys) == len(seeds) == len(eps_lists) == M):
+        raise ValueError(f"expected one x, y, seed and ε list per member ({M}), got {len(ys)} y, {len(seeds)} seeds "
+                         f"and {len(eps_lists)} ε lists")
+    units = [(m, float(e)) for m in range(M) for e in dict.fromkeys(float(v) for v in eps_lists[m])]  # (member, ε)
+    for _, e in units:
+        check_attack(e, "linf")
+    robust = [0] * len(units)
     failed: dict[int, NoInputGradient] = {}
     n_batches = max((len(x) + batch_size - 1) // batch_size for x in xs) if M else 0
     for b in range(n_batches):
         i = b * batch_size
-        members = [m for m in range(M) if i < len(xs[m]) and m not in failed]
-        if not members:
+        live = [u for u, (m, _) in enumerate(units) if i < len(xs[m]) and u not in failed]
+        if not live:
             continue
-        parts = [(m, xs[m][i:i + batch_size], ys[m][i:i + batch_size]) for m in members]
-        X = torch.cat([x for _, x, _ in parts])  # [R, D] every member's batch b, member after member
+        parts = [(u, xs[units[u][0]][i:i + batch_size], ys[units[u][0]][i:i + batch_size]) for u in live]
+        X = torch.cat([x for _, x, _ in parts])  # [R, D] every unit's batch b, unit after unit
         Y = torch.cat([y for _, _, y in parts])  # [R]
-        start = torch.cat([_start_noise(x, seeds[m] + b) for m, x, _ in parts])  # [R, D] as each has alone
-        owner = torch.cat([torch.full((len(y),), m, dtype=torch.long) for m, _, y in parts])  # [R]
-        pos = torch.cat([torch.arange(len(y)) for _, _, y in parts])  # [R] row within the member's batch
-        width = max(len(y) for _, _, y in parts)
+        start = torch.cat([_start_noise(x, seeds[units[u][0]] + b) for u, x, _ in parts])  # [R, D] as alone
+        unit = torch.cat([torch.full((len(y),), u, dtype=torch.long) for u, _, y in parts])  # [R] the row's unit
+        radius = torch.cat([torch.full((len(y),), units[u][1], dtype=X.dtype) for u, _, y in parts])  # [R]
+        owner, pos, width = _slots(parts, units)
 
         def scores_at(rows: Tensor) -> Callable[[Tensor], Tensor]:
             """Scores ``[R', C]`` of the rows ``rows`` (indices into X) at the points given."""
@@ -76,36 +93,57 @@ def members_apgd_accuracy(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Te
             return scores
 
         fooled = torch.zeros(len(Y), dtype=torch.bool, device=Y.device)  # [R]
-        alive = torch.ones(len(Y), dtype=torch.bool, device=Y.device)  # [R] rows of members not refused
+        with torch.no_grad():  # ε = 0: apgd returns the clean decisions
+            clean = radius == 0
+            if bool(clean.any()):
+                rows = clean.nonzero().squeeze(1)
+                fooled[rows] = (scores_at(rows)(X[rows]).argmax(-1) != Y[rows]).to(fooled.device)
+        alive = (~clean).to(Y.device)  # [R] rows attacked, of units not refused
         for j, name in enumerate(losses):
-            while True:  # the first loss checks each member's input gradient; a frozen one is dropped, the rest rerun
+            while True:  # the first loss checks each unit's input gradient; a frozen one is dropped, the rest rerun
                 left = (alive & ~fooled).nonzero().squeeze(1)  # [R'] not broken yet
                 if len(left) == 0:
                     break
                 sc = scores_at(left)
                 try:
-                    _, f = apgd(sc, lambda v, sc=sc: sc(v).argmax(-1), X[left], Y[left], eps, loss=name, steps=steps,
-                                input_range=input_range, decide=lambda s: s.argmax(dim=-1), start=start[left],
-                                require_gradient=j == 0, groups=owner[left])  # loss 0 sees each member's whole batch
+                    _, f = apgd(sc, lambda v, sc=sc: sc(v).argmax(-1), X[left], Y[left], radius[left], loss=name,
+                                steps=steps, input_range=input_range, decide=lambda s: s.argmax(dim=-1),
+                                start=start[left], require_gradient=j == 0, groups=unit[left])  # loss 0: whole batch
                 except NoInputGradient as e:
-                    frozen = e.groups or _independent_of_input(sc, X[left], Y[left], owner[left], fooled, left, e)
-                    for m, err in frozen.items():
-                        failed[m] = err
-                        alive &= owner.to(alive.device) != m
+                    frozen = e.groups or _independent_of_input(sc, X[left], Y[left], unit[left], fooled, left, e)
+                    for u, err in frozen.items():
+                        failed[u] = err
+                        alive &= unit.to(alive.device) != u
                     continue
                 fooled[left] |= f.to(fooled.device)
                 break
-        for m in members:
-            if m not in failed:
-                robust[m] += int((~fooled[owner == m]).sum())
-    return [failed[m] if m in failed else robust[m] / max(1, len(xs[m])) for m in range(M)]
+        for u in live:
+            if u not in failed:
+                robust[u] += int((~fooled[unit == u]).sum())
+    out: list[dict] = [{} for _ in range(M)]
+    for u, (m, e) in enumerate(units):
+        out[m][e] = failed[u] if u in failed else robust[u] / max(1, len(xs[m]))
+    return out
 
+
+def _slots(parts: list, units: list[tuple[int, float]]) -> tuple[Tensor, Tensor, int]:
+    """Where each row sits in the stacked input ``[M, W, D]``: its member ``[R]``, its position
+    ``[R]`` (a member's units side by side) and the width ``W``."""
+    used: dict[int, int] = {}
+    owner, pos = [], []
+    for u, _, y in parts:
+        m = units[u][0]
+        at = used.get(m, 0)
+        owner.append(torch.full((len(y),), m, dtype=torch.long))
+        pos.append(torch.arange(at, at + len(y)))
+        used[m] = at + len(y)
+    return torch.cat(owner), torch.cat(pos), max(used.values())
 
 def _independent_of_input(sc, X: Tensor, Y: Tensor, own: Tensor, fooled: Tensor, left: Tensor,
                           err: NoInputGradient) -> dict[int, NoInputGradient]:
-    """The scores depend on no member's input: alone, a member whose examples are all
-    misclassified returns before its gradient is taken (its rows are marked ``fooled``), every
-    other member raises ``err``. Returns the latter, member → ``err``."""
+    """The scores depend on no row's input: alone, a unit (``own`` ``[R']``: each row's) whose
+    examples are all misclassified returns before its gradient is taken (its rows are marked
+    ``fooled``), every other unit raises ``err``. Returns the latter, unit → ``err``."""
     with torch.no_grad():
         wrong = (sc(X).argmax(-1) != Y).to(fooled.device)  # [R']
     out = {}

@@ -21,7 +21,7 @@ from ..dreg import lambda_schedule
 from ..errors import ConfigError
 from ..train import (RunResult, build_model, decoupled_decay, evaluate, head_kind, make_run_regularizer, predict,
                      robust_subset, seed_everything, train_record)
-from .attack import members_apgd_accuracy
+from .attack import members_apgd_table
 from .engines import GroupedEngine, MemberObjective
 from .grouping import ENGINES
 from .members import MemberRecord, replay_schedule, rng_state, set_rng_state
@@ -379,8 +379,8 @@ class StackedRuns:
     def _members_apgd(self) -> dict[int, dict]:
         """Member → {ε: APGD accuracy (or the NoInputGradient)} for the members with robustness,
         all attacked at once through the stacked forward of their final weights
-        (:func:`~chainzrule.batched.attack.members_apgd_accuracy`, each member's result the one
-        it gets alone); empty when fewer than two members are attacked."""
+        (:func:`~chainzrule.batched.attack.members_apgd_table`: every member and ε in one APGD run, each
+        member's result the one it gets alone); empty when fewer than two members are attacked."""
         todo = [m for m, c in enumerate(self.cfgs) if c.robustness and c.adv_eps]
         if len(todo) < 2 or self.kind != "linear":
             return {}
@@ -389,20 +389,16 @@ class StackedRuns:
         B = {n: torch.stack([f[n] for f in final]) for n in self.buffers}
         subsets = {m: robust_subset(self.models[m], self.cfgs[m], self.splits[m]) for m in todo}
         rng = self.splits[todo[0]].meta.get("input_range")
-        out: dict[int, dict] = {m: {} for m in todo}
+        sel = torch.tensor(todo, device=self.device)
+        Pm, Bm = {n: p[sel] for n, p in P.items()}, {n: b[sel] for n, b in B.items()}
         was = self.objective.training
         self.objective.eval()
         try:
-            for eps in sorted({e for m in todo for e in self.cfgs[m].adv_eps}):
-                ms = [m for m in todo if eps in self.cfgs[m].adv_eps]
-                sel = torch.tensor(ms, device=self.device)
-                Pm, Bm = {n: p[sel] for n, p in P.items()}, {n: b[sel] for n, b in B.items()}
-                accs = members_apgd_accuracy(lambda X: self._members_logits(Pm, Bm, X, sel),
-                                             [subsets[m][0] for m in ms], [subsets[m][1] for m in ms], eps,
-                                             steps=self.cfgs[ms[0]].apgd_steps, input_range=rng,
-                                             seeds=[self.cfgs[m].seed for m in ms])
-                for m, a in zip(ms, accs):
-                    out[m][eps] = a
+            table = members_apgd_table(lambda X: self._members_logits(Pm, Bm, X, sel),
+                                       [subsets[m][0] for m in todo], [subsets[m][1] for m in todo],
+                                       [self.cfgs[m].adv_eps for m in todo], steps=self.cfgs[todo[0]].apgd_steps,
+                                       input_range=rng, seeds=[self.cfgs[m].seed for m in todo])
+            out = dict(zip(todo, table))
         finally:
             self.objective.train(was)
         return out
