@@ -251,7 +251,7 @@ def test_real_encoder_and_cache(monkeypatch, tmp_path):
     assert [f.name for f in files] == [TX.embedding_cache_key(texts) + ".npy"]
     assert not list((tmp_path / "cache" / "embeddings").glob(".*tmp"))
     # second call is a cache hit: the model must not be used
-    monkeypatch.setattr(TX, "_load_encoder", lambda *a: pytest.fail("encoder called on a hit"))
+    monkeypatch.setattr(TX, "load_encoder", lambda *a: pytest.fail("encoder called on a hit"))
     np.testing.assert_array_equal(TX.encode_sentences(texts, progress=False), E)
     # order-sensitive cache; the similarity structure is meaningful
     sims = E @ E.T

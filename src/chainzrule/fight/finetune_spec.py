@@ -50,8 +50,7 @@ from typing import Any
 from ..config import check_spec_kind, read_toml
 from ..errors import ConfigError
 from ..finetune import FinetuneConfig
-from .spec_sections import merge_tables, quick_contenders
-from .stability_spec import NAME_RE, _check_keys, _grid, _int
+from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders
 
 __all__ = ["FinetuneContender", "FinetuneSpec", "parse_finetune_spec", "load_finetune_spec"]
 
@@ -61,6 +60,12 @@ QUICK_KEYS = {"seeds", "base", "contenders", "head_lrs"}
 CONFIG_FIELDS = {f.name for f in fields(FinetuneConfig)} - {"seed"}
 CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label"}
 DATASETS = ("sst5",)
+
+
+def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
+    """:func:`~.spec_sections.check_keys`, pointing a ``seed`` set in a table to ``[finetune] seeds``."""
+    check_keys(where, got, allowed, lambda unknown: " (runs are seeded 0..seeds-1: set [finetune] seeds)"
+               if "seed" in unknown else "")
 
 
 @dataclass(frozen=True)
@@ -126,16 +131,16 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
     contenders_raw = raw.get("contender", [])
     if not isinstance(contenders_raw, list) or not contenders_raw:
         raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
-    seeds = _int("[finetune] seeds", head.get("seeds", 3))
-    head_lrs = _grid("[finetune] head_lrs", head["head_lrs"], zero_ok=False) if "head_lrs" in head else []
+    seeds = check_int("[finetune] seeds", head.get("seeds", 3))
+    head_lrs = check_values("[finetune] head_lrs", head["head_lrs"], zero_ok=False) if "head_lrs" in head else []
     if "quick" in raw:
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)
-        quick_lrs = _grid("[quick] head_lrs", q["head_lrs"], zero_ok=False) if "head_lrs" in q else None
+        quick_lrs = check_values("[quick] head_lrs", q["head_lrs"], zero_ok=False) if "head_lrs" in q else None
         if quick:
             base = merge_tables(base, q.get("base", {}))
             _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
-            seeds = _int("[quick] seeds", q.get("seeds", seeds))
+            seeds = check_int("[quick] seeds", q.get("seeds", seeds))
             head_lrs = head_lrs if quick_lrs is None else quick_lrs
             if "contenders" in q:
                 contenders_raw = quick_contenders(contenders_raw, q["contenders"])

@@ -14,7 +14,6 @@ point any spec at another dataset.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from typing import Any
 from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, read_toml
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
-from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, check_accuracy_matched, check_claim, merge_tables, quick_contenders,  # noqa: F401
-                            check_keys, check_sweep)
+from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, NAME_RE, check_accuracy_matched, check_claim,  # noqa: F401
+                            check_keys, check_sweep, merge_tables, quick_contenders)
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
               "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric",
@@ -40,7 +39,6 @@ CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean",
                   "jacobian_fro_p99", "tau_input", "tau_train", "pgv", "lipschitz_bound", "corruption_accuracy",
                   "params", "train_seconds", "step_ms", "peak_memory_mb")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 @dataclass

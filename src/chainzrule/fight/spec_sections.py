@@ -3,14 +3,17 @@
 :func:`chainzrule.fight.spec.parse_spec` calls these once the contenders are parsed (a section
 names contenders, and a claim the spec's metrics); each returns the section as the
 :class:`~chainzrule.fight.spec.FightSpec` stores it, or raises ConfigError saying what is wrong.
-:func:`check_keys` (unknown keys of a table), :func:`merge_tables` and :func:`quick_contenders` (the
-``[quick]`` contender subset) are shared by the fight, stability and fine-tuning specs.
+:func:`check_keys` (unknown keys of a table), :func:`check_values` (a list of distinct numbers),
+:func:`check_int`, :data:`NAME_RE` (contender names), :func:`merge_tables` and
+:func:`quick_contenders` (the ``[quick]`` contender subset) are shared by the fight, stability and
+fine-tuning specs.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import ADV_COLUMN, DREG_MODELS, FLOAT_LIMIT, INT_LIMIT, NEURAL_MODELS, SEED_LIMIT
@@ -19,7 +22,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:  # spec.py imports this module
     from .spec import FightSpec
 
-__all__ = ["check_keys", "merge_tables", "quick_contenders", "check_accuracy_matched", "check_sweep", "check_claim", "CLAIM_KINDS", "CLAIM_KEYS",
+__all__ = ["NAME_RE", "check_keys", "check_values", "check_int", "merge_tables", "quick_contenders", "check_accuracy_matched", "check_sweep", "check_claim", "CLAIM_KINDS", "CLAIM_KEYS",
            "CLAIM_RULES"]
 
 CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
@@ -27,6 +30,10 @@ CLAIM_KEYS = {"id", "text", "kind", "contender", "metric", "claimed", "claimed_r
               "not_tested", "margin", "tolerance", "rule", "not_comparable"}
 #: How a claimed_range is judged: by equivalence (TOST, the default) or at its strict end.
 CLAIM_RULES = ("equivalence", "strict-end")
+
+
+#: a contender name: lower-case letters, digits and dashes, not starting with a dash
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 def check_keys(where: str, got: dict, allowed: set[str], hint: Callable[[list[str]], str] | None = None) -> None:
@@ -45,6 +52,37 @@ def check_keys(where: str, got: dict, allowed: set[str], hint: Callable[[list[st
     if unknown:
         extra = hint(unknown) if hint else ""
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}{extra}: expected some of {', '.join(sorted(allowed))}")
+
+
+def check_values(where: str, values: Any, *, zero_ok: bool) -> list[float]:
+    """A sorted list of distinct finite numbers > 0 (``>= 0`` with ``zero_ok``), e.g. a grid of
+    learning rates.
+
+    >>> check_values("[stability] lrs", [0.01, 0.001], zero_ok=False)
+    [0.001, 0.01]
+    >>> check_values("[stability] lrs", [0.01, 0], zero_ok=False)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: [stability] lrs[1] must be a finite number > 0, got 0
+    """
+    bound = ">= 0" if zero_ok else "> 0"
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where} must be a non-empty list of numbers {bound}, got {values!r}")
+    for i, v in enumerate(values):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or v < 0 or (v == 0 and not zero_ok):
+            raise ConfigError(f"{where}[{i}] must be a finite number {bound}, got {v!r}")
+    floats = [float(v) for v in values]
+    if len(set(floats)) != len(floats):
+        raise ConfigError(f"{where} must hold distinct values, got {values!r}")
+    return sorted(floats)
+
+
+def check_int(where: str, v: Any, lo: int = 1) -> int:
+    """``v`` if it is an integer ``>= lo`` (not a bool), else ConfigError naming ``where``."""
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        raise ConfigError(f"{where} must be an integer >= {lo}, got {v!r}")
+    return v
 
 
 def merge_tables(a: dict, b: dict) -> dict:

@@ -39,14 +39,13 @@ contender fields, and every cell's :class:`~chainzrule.config.TrainConfig`. Erro
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, read_toml
 from ..errors import ConfigError
-from .spec_sections import check_keys, merge_tables, quick_contenders
+from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
 
@@ -57,7 +56,6 @@ QUICK_KEYS = {"lrs", "lambdas", "seeds", "unstable_ratio", "base", "contenders"}
 GRID_FIELDS = {"lr", "dreg", "seed"}
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__) - GRID_FIELDS
 CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label", "seeds"}
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DEFAULT_SEEDS = 3
 DEFAULT_UNSTABLE_RATIO = 20.0
 
@@ -111,27 +109,6 @@ def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
     check_keys(where, got, allowed, hint)
 
 
-def _grid(where: str, values: Any, *, zero_ok: bool) -> list[float]:
-    """A sorted list of distinct finite numbers > 0 (``>= 0`` with ``zero_ok``)."""
-    bound = ">= 0" if zero_ok else "> 0"
-    if not isinstance(values, list) or not values:
-        raise ConfigError(f"{where} must be a non-empty list of numbers {bound}, got {values!r}")
-    for i, v in enumerate(values):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or v < 0 or (v == 0 and not zero_ok):
-            raise ConfigError(f"{where}[{i}] must be a finite number {bound}, got {v!r}")
-    floats = [float(v) for v in values]
-    if len(set(floats)) != len(floats):
-        raise ConfigError(f"{where} must hold distinct values, got {values!r}")
-    return sorted(floats)
-
-
-def _int(where: str, v: Any, lo: int = 1) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-        raise ConfigError(f"{where} must be an integer >= {lo}, got {v!r}")
-    return v
-
-
 def _ratio(v: Any) -> float:
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 1:
         raise ConfigError(f"[stability] unstable_ratio must be a finite number > 1, got {v!r}")
@@ -145,7 +122,7 @@ def _apply_quick(head: dict, base: dict, contenders: list[dict], q: dict) -> tup
     base = merge_tables(base, q.get("base", {}))
     if "contenders" in q:
         contenders = quick_contenders(contenders, q["contenders"])
-    seeds = _int("[quick] seeds", q["seeds"]) if "seeds" in q else None
+    seeds = check_int("[quick] seeds", q["seeds"]) if "seeds" in q else None
     return head, base, contenders, seeds
 
 
@@ -158,7 +135,7 @@ def _contender(i: int, raw: Any, default_seeds: int, quick_seeds: int | None) ->
         raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
     label = str(c.pop("label", name))
     c.pop("name")
-    seeds = _int(f"{where}: seeds", c.pop("seeds", default_seeds))
+    seeds = check_int(f"{where}: seeds", c.pop("seeds", default_seeds))
     return StabilityContender(name, label, c, quick_seeds or seeds)
 
 
@@ -199,7 +176,7 @@ def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: st
     for key in ("dataset", "data_dir", "target"):
         if head.get(key) is not None:
             base[key] = head[key]
-    seeds = _int("[stability] seeds", head.get("seeds", DEFAULT_SEEDS))
+    seeds = check_int("[stability] seeds", head.get("seeds", DEFAULT_SEEDS))
     contenders = [_contender(i, c, seeds, quick_seeds) for i, c in enumerate(contenders_raw)]
     names = [c.name for c in contenders]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -209,8 +186,8 @@ def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: st
         name=str(head.get("name", Path(source).stem or "stability")),
         description=str(head.get("description", "")),
         dataset=str(base.get("dataset", TrainConfig.dataset)),
-        lrs=_grid("[stability] lrs", head.get("lrs"), zero_ok=False),
-        lambdas=_grid("[stability] lambdas", head.get("lambdas"), zero_ok=True),
+        lrs=check_values("[stability] lrs", head.get("lrs"), zero_ok=False),
+        lambdas=check_values("[stability] lambdas", head.get("lambdas"), zero_ok=True),
         unstable_ratio=_ratio(head.get("unstable_ratio", DEFAULT_UNSTABLE_RATIO)),
         base=base, contenders=contenders, quick=quick, source=source)
     _check_cells(spec)
