@@ -249,7 +249,7 @@ def test_shipped_finetune_spec_parses(quick):
     names = {c.name for c in spec.contenders}
     assert {spec.reference, spec.baseline} <= names and spec.claimed_gain == pytest.approx(0.89)
     assert (spec.seeds, spec.base.get("limit")) == ((1, 256) if quick else (3, None))
-    assert spec.head_lrs == ([1e-3, 1e-2] if quick else [1e-3, 3e-3, 1e-2, 3e-2])  # each head tunes its lr
+    assert spec.head_lrs == ([1e-3, 1e-2] if quick else [1e-3, 3e-3, 1e-2, 3e-2, 1e-1])  # each head tunes its lr
 
 
 @pytest.mark.parametrize("command, spec, kind", [("fight", "sst5-finetune", "finetune"),
