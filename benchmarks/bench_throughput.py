@@ -5,8 +5,9 @@ committed full fight on 1, 8 and 64 machines.
 
     python benchmarks/bench_throughput.py [--spec fights/pima.toml] [--write BENCHMARKS.md]
 
-``--write`` replaces the block between ``<!-- throughput:begin -->`` and
-``<!-- throughput:end -->`` in that file (appending it if absent).
+``--write`` replaces the spec's block between ``<!-- throughput:NAME:begin -->`` and
+``<!-- throughput:NAME:end -->`` in that file (NAME: the fight's name; a new block goes after the
+last throughput block, or at the end).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import csv
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -92,12 +94,16 @@ def table(spec: str, jobs: int, res: list[dict], full: dict | None) -> str:
     return "\n".join(lines)
 
 
-def write_block(path: Path, text: str) -> None:
-    begin, end = "<!-- throughput:begin -->", "<!-- throughput:end -->"
+def write_block(path: Path, text: str, name: str) -> None:
+    """Replace (or add) the throughput block of fight ``name`` in the markdown file ``path``."""
+    begin, end = f"<!-- throughput:{name}:begin -->", f"<!-- throughput:{name}:end -->"
     doc = path.read_text()
     block = f"{begin}\n{text}\n{end}"
     if begin in doc and end in doc:
         doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    elif ends := list(re.finditer(r"<!-- throughput:[\w-]+:end -->", doc)):  # after the last block of another fight
+        at = ends[-1].end()
+        doc = doc[:at] + "\n\n" + block + doc[at:]
     else:
         doc = doc.rstrip("\n") + "\n\n## Fight throughput (issue 9)\n\n" + block + "\n"
     path.write_text(doc)
@@ -114,7 +120,9 @@ def main() -> None:
     text = table(a.spec, a.jobs, res, full_fight(a.spec))
     print(text)
     if a.write:
-        write_block(a.write, text)
+        from chainzrule.fight.spec import load_spec
+
+        write_block(a.write, text, load_spec(a.spec).name)
 
 
 if __name__ == "__main__":
