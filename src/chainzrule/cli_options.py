@@ -85,4 +85,5 @@ def execution_options(f):
                           "(extra chainzrule[ray]). [default: local]")(f)
     return click.option("--batch/--no-batch", "batch", default=None,
                         help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. "
-                             "[default: on, or the spec's batch]")(f)
+                             "[default: the spec's batch; else on for fights whose reference network has "
+                             "at most 20,000 parameters (larger ones run slower batched), on for maps]")(f)
