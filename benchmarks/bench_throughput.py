@@ -84,10 +84,10 @@ def table(spec: str, jobs: int, res: list[dict], full: dict | None) -> str:
     best = min(res, key=lambda r: r["core_s_per_epoch"])
     lines += ["", f"Projection of the committed full fight (`{full['path']}`: {full['runs']} runs, {full['epochs']} "
               "run-epochs) at the quick profile's measured cost per run-epoch, machines like this one, perfect "
-              "scaling (a full resampled fight batches a tuning round across 25 cells, the quick profile "
-              "across 5, so for batching this overestimates the full fight's time; measured times below):", "",
+              "scaling (a full fight's batch groups are larger than the quick profile's — a resampled fight "
+              "batches a tuning round across all its cells — so for batching this is indicative only):", "",
               "| cost | 1 machine | 8 machines | 64 machines |", "|---|---:|---:|---:|"]
-    for r in (base, best):
+    for r in [base] + ([best] if best is not base else []):
         core_s = full["epochs"] * r["core_s_per_epoch"]
         cells = [f"{core_s / (os.cpu_count() or 1) / m / 60:.1f} min" for m in (1, 8, 64)]
         lines.append(f"| {r['mode']} | " + " | ".join(cells) + " |")

@@ -40,3 +40,28 @@ def test_batched_fight_equals_unbatched(tmp_path):
     again = _rows(run_fight(load_spec(TINY), tmp_path / "batched", jobs=2, progress=False, batch=True))
     assert again == batched
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "batched" / "runs").iterdir()} == before
+
+
+def test_default_batches_small_networks_only(tmp_path, monkeypatch):
+    """Neither the call nor the spec deciding, a fight batches when its reference network has at most
+    AUTO_BATCH_MAX_PARAMS parameters (dispatch-bound) and runs one by one above (compute-bound:
+    slower batched); an explicit ``batch`` always wins."""
+    import chainzrule.fight.runner as R
+
+    seen = []
+    real = R.Executor
+
+    class Spy(real):
+        def __init__(self, *a, **k):
+            seen.append(k["batch"])
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(R, "Executor", Spy)
+    spec = load_spec(TINY)
+    assert spec.execution.get("batch") is None  # the fixture leaves it to the default
+    run_fight(spec, tmp_path / "small", progress=False)
+    monkeypatch.setattr(R, "AUTO_BATCH_MAX_PARAMS", 10)  # every network is "large" now
+    run_fight(spec, tmp_path / "large", progress=False)
+    run_fight(spec, tmp_path / "forced", progress=False, batch=True)
+    assert seen == [True, False, True]
+    assert _rows(tmp_path / "small" / "results.csv") and (tmp_path / "large" / "results.csv").exists()
