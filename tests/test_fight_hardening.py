@@ -106,6 +106,47 @@ def test_signal_to_fight_jobs_2_stops_its_workers(tmp_path, signum, code):
     assert not list((out / "runs").glob(".*.tmp")) if (out / "runs").exists() else True
 
 
+def test_sigterm_to_finetune_jobs_2_stops_its_workers_and_keeps_no_partial_run(tmp_path):
+    """The fine-tune fight's pool (``chainzrule finetune --jobs 2``, the real encoder on a tiny
+    SST-5 folder): SIGTERM mid-run ends the command with 143 and one line, and no worker survives."""
+    data = tmp_path / "sst5"
+    data.mkdir()
+    for name in ("train.txt", "dev.txt", "test.txt"):
+        (data / name).write_text("".join(f"{i % 5} a {'good ' * (i % 4)}film number {i}\n" for i in range(64)))
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[finetune]\nname = "tiny"\nseeds = 2\nreference = "clm"\nbaseline = "linear"\n'
+                    "[base]\nepochs = 50\nbatch_size = 8\nlimit = 64\n"
+                    '[[contender]]\nname = "linear"\n[[contender]]\nname = "clm"\nhead = "clm"\n')
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "chainzrule", "finetune", str(spec), "--out", str(out),
+                             "--data-dir", str(data), "--jobs", "2"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        workers: set[int] = set()
+        while time.time() < deadline and len(workers) < 2:
+            time.sleep(0.2)
+            workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "the fine-tune fight never started its workers"
+        time.sleep(3.0)  # inside the first runs (50 epochs of 8 batches each: minutes)
+        workers |= _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.time()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert time.time() - t0 < 15, "the fine-tune fight took too long to stop"
+    assert proc.returncode == 128 + 15, err
+    assert "Traceback" not in err and "interrupted by SIGTERM" in err, err
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)], "worker processes outlived the fine-tune fight"
+    assert not (out / "report.md").exists() and not list((out / "runs").glob("*.json"))  # none had finished
+
+
 # ------------------------------------------------------------------------------------------------ damaged run files
 @pytest.fixture(scope="module")
 def small_fight(tmp_path_factory):

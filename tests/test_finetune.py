@@ -180,9 +180,41 @@ def test_fight_tunes_each_head_lr_on_dev_and_reuses_the_chosen_run_as_seed_0(tok
     assert len(list((out / "runs").glob("*.json"))) == 6
     text = report.read_text()
     assert "## Head learning rate (chosen per head on dev)" in text and "tuned per head (above)" in text
+    assert "Runs: 4 (2 heads × 2 seeds) and 2 more to choose the head learning rates; " in text
     calls.clear()
     run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
     assert len(calls) == 1  # resumed: nothing retrained
+
+
+def tiny_loader():
+    """A fresh tiny encoder and the real tokenizer; module level, so a process pool can pickle it."""
+    from chainzrule.data.text import load_encoder
+
+    tok = load_encoder().tokenizer
+    return tiny_encoder(tok), tok, 16
+
+
+def test_fight_with_two_jobs_stores_the_same_runs_as_one_job(tokenizer, tmp_path):
+    raw = {**SPEC, "finetune": {**SPEC["finetune"], "data_dir": str(write_sst5(tmp_path / "sst5")),
+                                "head_lrs": [1e-3, 1e-2]}}
+    spec = parse_finetune_spec(raw)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # compared at one thread per run, as the workers below
+    try:
+        run_finetune_fight(spec, tmp_path / "one", progress=False, encoder_loader=tiny_loader)
+    finally:
+        torch.set_num_threads(threads)
+    run_finetune_fight(spec, tmp_path / "two", progress=False, encoder_loader=tiny_loader, jobs=2, threads=1)
+    import pandas as pd
+
+    timing = ["train_seconds", "wall_seconds"]
+    one, two = (pd.read_csv(tmp_path / d / "results.csv").drop(columns=timing) for d in ("one", "two"))
+    pd.testing.assert_frame_equal(one, two)  # same runs, same order, same numbers
+    tun1, tun2 = (pd.read_csv(tmp_path / d / "tuning.csv").drop(columns="wall_seconds") for d in ("one", "two"))
+    pd.testing.assert_frame_equal(tun1, tun2)
+    assert len(list((tmp_path / "two" / "runs").glob("*.json"))) == 6
+    with pytest.raises(ConfigError, match="jobs must be an integer >= 1, got 0"):
+        run_finetune_fight(spec, tmp_path / "three", progress=False, encoder_loader=tiny_loader, jobs=0)
 
 
 def test_verdict_rule(tokenizer):

@@ -355,8 +355,10 @@ def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Folder with train.txt, dev.txt, test.txt (default: the spec's, $CHAINZRULE_SST5_DIR, the cache).")
 @click.option("--threads", default=None, type=click.IntRange(1, 256),
-              help="Torch threads for the fine-tuning (default: torch's, usually every core).")
-def finetune(spec, out, quick, data_dir, threads) -> None:
+              help="Torch threads per run (default: every core, shared out among --jobs).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Runs trained at once, each in its own process (on 2 cores, 2 one-thread runs are ~15% faster).")
+def finetune(spec, out, quick, data_dir, threads, jobs) -> None:
     """Fine-tuned encoder fight: heads on a sentence encoder trained end to end, seeds paired.
 
     Every (head, seed) run fine-tunes all-MiniLM-L6-v2 with one recipe and restores the
@@ -367,8 +369,9 @@ def finetune(spec, out, quick, data_dir, threads) -> None:
 
     \b
     Example:
-      chainzrule finetune fights/sst5-finetune.toml --out results/sst5-finetune --data-dir ../shared/data/sst5
+      chainzrule finetune fights/sst5-finetune.toml --out results/sst5-finetune --data-dir ../shared/data/sst5 --jobs 2
     """
+    from .fight.executor import stop_on_signals
     from .fight.finetune_fight import run_finetune_fight
     from .fight.finetune_spec import load_finetune_spec
 
@@ -377,12 +380,13 @@ def finetune(spec, out, quick, data_dir, threads) -> None:
         if data_dir is not None:
             s.data_dir = data_dir
         s.command = " ".join(["chainzrule", "finetune", spec, "--out", out] + (["--quick"] if quick else [])
-                             + ([f"--data-dir {data_dir}"] if data_dir else []))
+                             + ([f"--data-dir {data_dir}"] if data_dir else []) + ([f"--jobs {jobs}"] if jobs > 1 else []))
         if threads:
             import torch
 
             torch.set_num_threads(threads)
-        click.echo(f"wrote {run_finetune_fight(s, Path(out))}")
+        with stop_on_signals():  # SIGTERM/SIGINT: workers stopped, finished runs kept, exit 128 + signal
+            click.echo(f"wrote {run_finetune_fight(s, Path(out), jobs=jobs, threads=threads)}")
     except ChainzRuleError as e:
         _fail(str(e).replace("\n", " "))
 

@@ -221,6 +221,14 @@ def _worker_init(threads: int, parent: int) -> None:
     _die_with_parent(parent)
 
 
+def process_pool(jobs: int, threads: int | None = None) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` worker processes with ``threads`` torch threads each (default: the cores
+    shared out, cores // jobs, at least 1), ignoring Ctrl-C (the parent stops them) and dying with
+    the parent on Linux."""
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    return ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads, os.getpid()))
+
+
 def _execute_in_worker(task: Task, runs_dir: str) -> dict:
     return execute(task, Path(runs_dir))
 
@@ -312,9 +320,7 @@ class Executor:
             self.pool = pool
             self.slots = max(1, int(getattr(pool, "slots", jobs)))
         else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            self.pool = (ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads, os.getpid()))
-                         if jobs > 1 else None)
+            self.pool = process_pool(jobs) if jobs > 1 else None
             self.slots = jobs
         self.max_members = batch_member_cap(member_bytes, self.slots)
         self.bar = tqdm(total=total, desc=desc, unit="run", disable=not progress, dynamic_ncols=True)
@@ -391,21 +397,26 @@ class Executor:
         """Shut the pool down; with ``abort`` (an error or a signal), terminate the workers now
         instead of waiting for the runs in flight."""
         self.bar.close()
-        if self.pool is None:
-            return
-        if not abort or not isinstance(self.pool, ProcessPoolExecutor):
-            self.pool.shutdown(wait=not abort, cancel_futures=True)
-            return
-        stop = getattr(self.pool, "terminate_workers", None)  # Python >= 3.14
-        # before 3.14 the pool has no public handle on its processes: its private map is the only one
-        procs = [] if stop else list((getattr(self.pool, "_processes", None) or {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        if stop:
-            stop()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join(5)
-            if p.is_alive():
-                p.kill()
-                p.join()
+        if self.pool is not None:
+            shutdown_pool(self.pool, abort)
+
+
+def shutdown_pool(pool: Any, abort: bool = False) -> None:
+    """Shut ``pool`` down: wait for the jobs in flight, or with ``abort`` (an error or a signal)
+    cancel the queued ones and terminate a process pool's workers now."""
+    if not abort or not isinstance(pool, ProcessPoolExecutor):
+        pool.shutdown(wait=not abort, cancel_futures=True)
+        return
+    stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    # before 3.14 the pool has no public handle on its processes: its private map is the only one
+    procs = [] if stop else list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    if stop:
+        stop()
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(5)
+        if p.is_alive():
+            p.kill()
+            p.join()
