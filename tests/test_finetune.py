@@ -149,6 +149,7 @@ def test_fight_writes_its_outputs_and_resumes_without_retraining(tokenizer, tmp_
     assert cr.diff_vs_baseline == pytest.approx(paired.mean())
     text = report.read_text()
     assert "| CR + DREG beats the standard head (Linear)" in text and "dev_curves.png" in text
+    assert f"| CR + DREG | Linear | {paired.mean():+.2f} | [" in text  # the pairs table, paired by seed
     first = (out / "results.csv").read_text()
     (out / "results.csv").unlink()
     calls.clear()

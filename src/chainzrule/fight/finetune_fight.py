@@ -43,8 +43,8 @@ from ..finetune import FinetuneConfig, finetune
 from .finetune_spec import FinetuneSpec
 from .runner import write_results_csv
 
-__all__ = ["run_key", "load_text_splits", "train_and_store", "run_finetune_fight", "result_row", "summarize_heads", "write_outputs",
-           "render_report"]
+__all__ = ["run_key", "load_text_splits", "train_and_store", "run_finetune_fight", "result_row", "summarize_heads",
+           "paired_differences", "write_outputs", "render_report"]
 
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -235,6 +235,37 @@ def summarize_heads(spec: FinetuneSpec, rows: list[dict]) -> list[dict[str, Any]
     return out
 
 
+def paired_differences(spec: FinetuneSpec, rows: list[dict]) -> list[dict[str, Any]]:
+    """Every pair of heads (in spec order, the later minus the earlier): the mean paired
+    difference of test accuracy over the seeds both finished, in points, with its 95% t-interval.
+    Consecutive heads of a spec built as an ablation ladder (head alone → + hidden layer → + DREG
+    → polynomial) read as the attribution of each step.
+
+    >>> from types import SimpleNamespace as NS
+    >>> spec = NS(contenders=[NS(name="a"), NS(name="b")])
+    >>> rows = [{"contender": c, "seed": s, "test_accuracy": v}
+    ...         for c, vals in (("a", [40.0, 41.0]), ("b", [42.0, 44.0])) for s, v in enumerate(vals)]
+    >>> d = paired_differences(spec, rows)[0]
+    >>> d["contender"], d["versus"], d["diff"], d["n"]
+    ('b', 'a', 2.5, 2)
+    """
+    from .stats.summaries import summarize
+
+    acc = {c.name: {r["seed"]: r["test_accuracy"] for r in rows if r["contender"] == c.name
+                    and r["test_accuracy"] is not None} for c in spec.contenders}
+    out = []
+    names = [c.name for c in spec.contenders]
+    for j, b in enumerate(names):
+        for a in names[:j]:
+            seeds = sorted(set(acc[a]) & set(acc[b]))
+            if not seeds:
+                continue
+            d = summarize([acc[b][k] - acc[a][k] for k in seeds])
+            out.append({"contender": b, "versus": a, "diff": d["mean"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
+                        "n": d["n"]})
+    return out
+
+
 def verdict(spec: FinetuneSpec, summary: list[dict]) -> tuple[str, str]:
     """The claim "the reference head beats the baseline head" (by ``claimed_gain`` points in the
     papers): ``supported`` when the paired 95% interval of the gain lies above 0, ``not supported``
@@ -328,6 +359,23 @@ def _head_lr_section(spec: FinetuneSpec, tuning: list[dict]) -> list[str]:
     return lines
 
 
+def _pairs_section(spec: FinetuneSpec, rows: list[dict]) -> list[str]:
+    """Report lines: the paired test-accuracy difference of every pair of heads (none with one head)."""
+    label = {c.name: c.label for c in spec.contenders}
+    pairs = paired_differences(spec, rows)
+    if not pairs:
+        return []
+    lines = ["## Paired differences between heads (test accuracy, points)", "",
+             "Each row is the head minus the one it is compared with, paired by seed (a seed fixes the batch order "
+             "and the dropout masks for every head), with the 95% t-interval; with few seeds these intervals are "
+             "wide, and they are not corrected for the number of pairs.", "",
+             "| Head | minus | difference | 95% CI | seeds |", "|---|---|---|---|---|"]
+    for d in pairs:
+        lines.append(f"| {label[d['contender']]} | {label[d['versus']]} | {_f(d['diff'], '{:+.2f}')} | "
+                     f"[{_f(d['ci_low'], '{:+.2f}')}, {_f(d['ci_high'], '{:+.2f}')}] | {d['n']} |")
+    return lines + [""]
+
+
 def _f(v, fmt="{:.2f}") -> str:
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
 
@@ -369,6 +417,7 @@ def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], fig
                      f"{_f(s['test_qwk_mean'], '{:.3f}')} | {_f(s['best_epoch_mean'], '{:.1f}')} | "
                      f"{s['params_head'] if s['params_head'] is not None else '–'} | {_f((s['wall_seconds_mean'] or 0) / 60, '{:.1f}')} |")
     lines += ["", f"![dev curves]({figure})", "",
+              *_pairs_section(spec, rows),
               *_head_lr_section(spec, tuning or []),
               "## Recipe (the same for every head" + (" but its learning rate)" if spec.tunes else ", not tuned)"), "",
               f"Encoder {ENCODER} (6 layers, 384-d, 22.7M parameters), fine-tuned end to end; mean pooling over real "
