@@ -74,29 +74,39 @@ def _alive(pid: int) -> bool:
     return st is not None and st[1] != "Z"
 
 
+def _signal_once_workers_run(args: list[str], env: dict, signum: int, start_s: float, settle_s: float,
+                             stop_s: float) -> tuple[subprocess.Popen, str, set[int], float]:
+    """Start ``chainzrule *args``, wait (``start_s`` at most) until it has two worker processes,
+    let them run ``settle_s``, send ``signum``; returns the process, its stderr, every worker seen
+    and the seconds it took to exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "chainzrule", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + start_s
+        workers: set[int] = set()
+        while time.time() < deadline and len(workers) < 2:  # the pool is up: runs are being executed
+            time.sleep(0.1)
+            workers = _descendants(proc.pid)
+        assert len(workers) >= 2, f"chainzrule {args[0]} never started its workers"
+        time.sleep(settle_s)  # well inside the first runs
+        workers |= _descendants(proc.pid)
+        proc.send_signal(signum)
+        t0 = time.time()
+        _, err = proc.communicate(timeout=stop_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc, err, workers, time.time() - t0
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 128 + 2)],
                          ids=["SIGTERM", "SIGINT"])
 def test_signal_to_fight_jobs_2_stops_its_workers(tmp_path, signum, code):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "chainzrule", "fight", str(TINY), "--out", str(out), "--jobs", "2",
-                             "--no-report"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        workers: set[int] = set()
-        while time.time() < deadline and len(workers) < 2:  # the pool is up: runs are being executed
-            time.sleep(0.1)
-            workers = _descendants(proc.pid)
-        assert len(workers) >= 2, "the fight never started its workers"
-        time.sleep(1.0)  # well inside the first runs
-        workers |= _descendants(proc.pid)
-        proc.send_signal(signum)
-        t0 = time.time()
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert time.time() - t0 < 10, "the fight took too long to stop"
+    proc, err, workers, took = _signal_once_workers_run(["fight", str(TINY), "--out", str(out), "--jobs", "2", "--no-report"],
+                                                        env, signum, start_s=120, settle_s=1.0, stop_s=20)
+    assert took < 10, "the fight took too long to stop"
     assert proc.returncode == code, err
     assert "Traceback" not in err and f"interrupted by {signal.Signals(signum).name}" in err, err
     deadline = time.time() + 5
@@ -119,25 +129,10 @@ def test_sigterm_to_finetune_jobs_2_stops_its_workers_and_keeps_no_partial_run(t
                     '[[contender]]\nname = "linear"\n[[contender]]\nname = "clm"\nhead = "clm"\n')
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "chainzrule", "finetune", str(spec), "--out", str(out),
-                             "--data-dir", str(data), "--jobs", "2"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 180
-        workers: set[int] = set()
-        while time.time() < deadline and len(workers) < 2:
-            time.sleep(0.2)
-            workers = _descendants(proc.pid)
-        assert len(workers) >= 2, "the fine-tune fight never started its workers"
-        time.sleep(3.0)  # inside the first runs (50 epochs of 8 batches each: minutes)
-        workers |= _descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        t0 = time.time()
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert time.time() - t0 < 15, "the fine-tune fight took too long to stop"
+    proc, err, workers, took = _signal_once_workers_run(
+        ["finetune", str(spec), "--out", str(out), "--data-dir", str(data), "--jobs", "2"], env, signal.SIGTERM,
+        start_s=180, settle_s=3.0, stop_s=30)  # settle inside the first runs (50 epochs of 8 batches: minutes)
+    assert took < 15, "the fine-tune fight took too long to stop"
     assert proc.returncode == 128 + 15, err
     assert "Traceback" not in err and "interrupted by SIGTERM" in err, err
     deadline = time.time() + 5
