@@ -187,6 +187,25 @@ def test_fight_tunes_each_head_lr_on_dev_and_reuses_the_chosen_run_as_seed_0(tok
     assert len(calls) == 1  # resumed: nothing retrained
 
 
+def test_a_head_with_its_own_lr_list_is_tuned_over_it(tokenizer, tmp_path):
+    raw = {**SPEC, "finetune": {**SPEC["finetune"], "data_dir": str(write_sst5(tmp_path / "sst5")), "head_lrs": [1e-3, 1e-2]},
+           "contender": [{**SPEC["contender"][0], "head_lrs": [1e-4, 1e-3, 1e-2]}, SPEC["contender"][1]]}
+    spec = parse_finetune_spec(raw)
+    assert spec.all_head_lrs == [1e-4, 1e-3, 1e-2] and spec.n_runs == (3 + 1) + (2 + 1)
+    loader, calls = counting_loader(tokenizer)
+    out = tmp_path / "fight"
+    report = run_finetune_fight(spec, out, progress=False, encoder_loader=loader)
+    assert len(calls) == 1 + spec.n_runs
+    import pandas as pd
+
+    tun = pd.read_csv(out / "tuning.csv")
+    assert sorted(tun[tun.contender == "linear"].head_lr) == [1e-4, 1e-3, 1e-2]
+    assert sorted(tun[tun.contender == "cr-dreg"].head_lr) == [1e-3, 1e-2]
+    text = report.read_text()
+    assert "| 0.0001 | 0.001 | 0.01 |" in text and "| CR + DREG | – | " in text and "– : not in that head's list" in text
+    assert len(list((out / "runs").glob("*.json"))) == spec.n_runs
+
+
 def tiny_loader():
     """A fresh tiny encoder and the real tokenizer; module level, so a process pool can pickle it."""
     from chainzrule.data.text import load_encoder
@@ -242,7 +261,11 @@ def test_verdict_rule(tokenizer):
     ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 1e-3]}}, "head_lrs must hold distinct values"),
     ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": 1e-3}}, "head_lrs must be a non-empty list"),
     ({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 1e-2]}, "base": {"head_lr": 1e-3}},
-     r"head_lr is chosen from \[finetune\] head_lrs .*remove it from \[base\]"),
+     r"head_lr is chosen from head_lrs .*remove it from \[base\]"),
+    ({**SPEC, "contender": [{"name": "linear", "head_lrs": [1e-3, 1e-2], "head_lr": 1e-3}, {"name": "cr-dreg"}]},
+     r"head_lr is chosen from head_lrs .*remove it from contender linear"),
+    ({**SPEC, "contender": [{"name": "linear", "head_lrs": [1e-3, -1.0]}, {"name": "cr-dreg"}]},
+     r"contender linear head_lrs\[1\] must be a finite number > 0"),
     ({**SPEC, "quick": {"head_lrs": ["fast"]}}, r"\[quick\] head_lrs\[0\] must be a finite number"),  # checked without --quick
 ])
 def test_spec_refuses_bad_input(raw, message):

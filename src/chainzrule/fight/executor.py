@@ -399,6 +399,21 @@ class Executor:
         self.bar.close()
         if self.pool is not None:
             shutdown_pool(self.pool, abort)
+            if abort and isinstance(self.pool, ProcessPoolExecutor):  # its workers are gone now
+                remove_stale_temps(self.runs_dir)
+
+
+def remove_stale_temps(runs_dir: Path) -> None:
+    """Remove the hidden ``.NAME.*.tmp`` files of run files whose writer died mid-write (a worker
+    terminated by a stop, a crash): never a finished run. Call it only when no writer is alive.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / ".k.json.ab12.tmp").write_text("{"); _ = (d / "k.json").write_text("{}")
+    >>> remove_stale_temps(d); sorted(p.name for p in d.iterdir())
+    ['k.json']
+    """
+    for stale in Path(runs_dir).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def shutdown_pool(pool: Any, abort: bool = False) -> None:

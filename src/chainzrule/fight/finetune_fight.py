@@ -101,7 +101,7 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
     from tqdm.auto import tqdm
 
     from ..finetune import load_pretrained_encoder
-    from .executor import process_pool, shutdown_pool
+    from .executor import process_pool, remove_stale_temps, shutdown_pool
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
@@ -111,8 +111,7 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
     out = Path(out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    for stale in runs.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+    remove_stale_temps(runs)
     pool = process_pool(jobs, threads) if jobs > 1 else None
 
     def run_all(tasks: list[tuple[Any, int, FinetuneConfig]]) -> list[dict]:
@@ -139,13 +138,15 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
     ok = False
     try:
         with tqdm(total=spec.n_runs, desc=f"fine-tune {spec.name}", unit="run", disable=not progress) as bar:
-            chosen = {c.name: spec.head_lrs[0] if spec.head_lrs else None for c in spec.contenders}
+            chosen = {c.name: spec.lrs_of(c)[0] if spec.lrs_of(c) else None for c in spec.contenders}
             tuned: dict[str, dict] = {}  # head → its seed-0 run at the chosen lr
-            if spec.tunes:  # seed 0 at every head lr; the best dev accuracy wins
-                n = len(spec.head_lrs)
-                recs = run_all([(c, 0, spec.config(c, 0, lr)) for c in spec.contenders for lr in spec.head_lrs])
-                for j, c in enumerate(spec.contenders):
-                    trials = list(zip(spec.head_lrs, recs[j * n:(j + 1) * n]))
+            trial_plan = [(c, lr) for c in spec.contenders if spec.tunes_head(c) for lr in spec.lrs_of(c)]
+            if trial_plan:  # seed 0 at every head lr of the head's list; the best dev accuracy wins
+                recs = run_all([(c, 0, spec.config(c, 0, lr)) for c, lr in trial_plan])
+                for c in spec.contenders:
+                    trials = [(lr, rec) for (tc, lr), rec in zip(trial_plan, recs) if tc is c]
+                    if not trials:
+                        continue
                     chosen[c.name] = choose_head_lr(trials)
                     tuned[c.name] = dict(trials)[chosen[c.name]]
                     tuning += [tuning_row(rec, labels[c.name], lr, lr == chosen[c.name]) for lr, rec in trials]
@@ -158,6 +159,8 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
     finally:
         if pool is not None:
             shutdown_pool(pool, abort=not ok)
+            if not ok:  # the workers are gone: a run file they were writing is only a temporary
+                remove_stale_temps(runs)
     return write_outputs(spec, out, [result_row(r, labels[r["contender"]]) for r in records], records, tuning)
 
 
@@ -336,23 +339,26 @@ def _head_lr_section(spec: FinetuneSpec, tuning: list[dict]) -> list[str]:
     in bold, and a note for every choice at an end of a list of three or more; nothing without tuning."""
     if not spec.tunes:
         return []
-    lrs = spec.head_lrs
+    lrs = spec.all_head_lrs
     lines = ["## Head learning rate (chosen per head on dev)", "",
              f"Each head was fine-tuned with seed 0 at every head learning rate below (everything else as in the recipe); "
-             f"the best dev accuracy chose its learning rate, and seed 0's final run is that run. Dev accuracy, %:", "",
+             f"the best dev accuracy chose its learning rate, and seed 0's final run is that run"
+             + ("; – : not in that head's list" if any(spec.lrs_of(c) != lrs for c in spec.contenders if spec.tunes_head(c)) else "")
+             + ". Dev accuracy, %:", "",
              "| Head | " + " | ".join(f"{lr:g}" for lr in lrs) + " |", "|---|" + "---|" * len(lrs)]
     edges = []
     for c in spec.contenders:
+        own = spec.lrs_of(c)
         by_lr = {r["head_lr"]: r for r in tuning if r["contender"] == c.name}
         cells = []
         for lr in lrs:
             r = by_lr.get(lr)
             v = _f(r["val_accuracy"]) if r else "–"
             cells.append(f"**{v}**" if r and r["chosen"] else v)
-            if r and r["chosen"] and len(lrs) > 2 and lr in (lrs[0], lrs[-1]):
-                edges.append(f"{c.label} ({lr:g}, the {'lowest' if lr == lrs[0] else 'highest'})")
+            if r and r["chosen"] and len(own) > 2 and lr in (own[0], own[-1]):
+                edges.append(f"{c.label} ({lr:g}, the {'lowest' if lr == own[0] else 'highest'})")
         lines.append(f"| {c.label} | " + " | ".join(cells) + " |")
-    note = ("With two values every choice is at an end of the list." if len(lrs) == 2 else
+    note = ("With two values every choice is at an end of the list." if max(len(spec.lrs_of(c)) for c in spec.contenders) == 2 else
             "Chosen at an end of the list: " + "; ".join(edges) + ". A wider list might do better there." if edges else
             "No head's choice is at an end of the list.")
     lines += ["", note, ""]

@@ -18,6 +18,7 @@ Layout (``fights/sst5-finetune.toml``)::
     [[contender]]                   # name, label + FinetuneConfig fields
     name = "linear"
     head = "linear"
+    head_lrs = [1e-4, 1e-3, 1e-2]   # optional: this head's own list (e.g. widened where it chose an end)
 
     [quick]                         # merged in with --quick
     seeds = 1
@@ -28,7 +29,8 @@ Layout (``fights/sst5-finetune.toml``)::
 With ``head_lrs`` (two or more values) each head is first fine-tuned with seed 0 at every
 learning rate of the list; the one with the best dev accuracy is that head's, and its seeds run
 at it (seed 0's run is the tuning run). ``head_lr`` is then set by the list, not by ``[base]`` or
-a contender. Everything is checked before any run: unknown keys, names, seeds, the list, every
+a contender. A contender's own ``head_lrs`` replaces the list for that head (a range widened
+where a head's choice lay at an end of it); ``[quick] head_lrs`` replaces every list. Everything is checked before any run: unknown keys, names, seeds, the list, every
 run's :class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline are contenders.
 
 >>> s = parse_finetune_spec({"finetune": {"seeds": 2, "reference": "cr", "baseline": "linear"},
@@ -38,6 +40,10 @@ run's :class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline 
 >>> s = parse_finetune_spec({"finetune": {"seeds": 3, "head_lrs": [1e-2, 1e-3]}, "contender": [{"name": "linear"}]})
 >>> s.head_lrs, s.config(s.contenders[0], 2, head_lr=1e-2).head_lr, s.n_runs   # 2 tuning runs + seeds 1, 2
 ([0.001, 0.01], 0.01, 4)
+>>> s = parse_finetune_spec({"finetune": {"head_lrs": [1e-2, 1e-3]},
+...     "contender": [{"name": "linear", "head_lrs": [1e-4, 1e-3, 1e-2]}, {"name": "clm", "head": "clm"}]})
+>>> [s.lrs_of(c) for c in s.contenders], s.all_head_lrs, s.n_runs   # 3 + 2 tuning runs + seeds 1, 2 of each
+([[0.0001, 0.001, 0.01], [0.001, 0.01]], [0.0001, 0.001, 0.01], 9)
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ TOP_KEYS = {"finetune", "base", "contender", "quick"}
 HEAD_KEYS = {"name", "description", "dataset", "data_dir", "seeds", "reference", "baseline", "claimed_gain", "head_lrs"}
 QUICK_KEYS = {"seeds", "base", "contenders", "head_lrs"}
 CONFIG_FIELDS = {f.name for f in fields(FinetuneConfig)} - {"seed"}
-CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label"}
+CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label", "head_lrs"}
 DATASETS = ("sst5",)
 
 
@@ -75,6 +81,7 @@ class FinetuneContender:
     name: str
     label: str
     config: dict[str, Any]
+    head_lrs: tuple[float, ...] = ()  # this head's own list; () = the spec's [finetune] head_lrs
 
 
 @dataclass
@@ -105,14 +112,28 @@ class FinetuneSpec:
 
     @property
     def tunes(self) -> bool:
-        """Whether each head's learning rate is chosen on dev (two or more ``head_lrs``)."""
-        return len(self.head_lrs) > 1
+        """Whether some head's learning rate is chosen on dev (two or more values in its list)."""
+        return any(self.tunes_head(c) for c in self.contenders)
+
+    def lrs_of(self, c: FinetuneContender) -> list[float]:
+        """The head learning rates contender ``c`` is tuned over: its own list, else the spec's."""
+        return list(c.head_lrs) or self.head_lrs
+
+    def tunes_head(self, c: FinetuneContender) -> bool:
+        """Whether ``c``'s head learning rate is chosen on dev (two or more values)."""
+        return len(self.lrs_of(c)) > 1
+
+    @property
+    def all_head_lrs(self) -> list[float]:
+        """Every head learning rate some head is tuned over, sorted (the columns of the report's table)."""
+        return sorted({lr for c in self.contenders if self.tunes_head(c) for lr in self.lrs_of(c)})
 
     @property
     def n_runs(self) -> int:
-        """Distinct runs: with tuning, every head_lr at seed 0, then seeds 1.. at the chosen one."""
-        per_head = len(self.head_lrs) + self.seeds - 1 if self.tunes else self.seeds
-        return per_head * len(self.contenders)
+        """Distinct runs: a tuned head runs every value of its list at seed 0, then seeds 1.. at the
+        chosen one; an untuned head runs its seeds."""
+        return sum(len(self.lrs_of(c)) + self.seeds - 1 if self.tunes_head(c) else self.seeds
+                   for c in self.contenders)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +154,7 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
     seeds = check_int("[finetune] seeds", head.get("seeds", 3))
     head_lrs = check_values("[finetune] head_lrs", head["head_lrs"], zero_ok=False) if "head_lrs" in head else []
+    quick_lrs = None
     if "quick" in raw:
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)
@@ -151,8 +173,10 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         _check_keys(where, c, CONTENDER_KEYS)
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
-        cfg = {k: v for k, v in c.items() if k not in ("name", "label")}
-        contenders.append(FinetuneContender(name, str(c.get("label", name)), cfg))
+        cfg = {k: v for k, v in c.items() if k not in ("name", "label", "head_lrs")}
+        own = () if "head_lrs" not in c or (quick and quick_lrs is not None) else \
+            tuple(check_values(f"{where} head_lrs", c["head_lrs"], zero_ok=False))
+        contenders.append(FinetuneContender(name, str(c.get("label", name)), cfg, own))
     names = [c.name for c in contenders]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -169,17 +193,19 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         reference=str(head.get("reference", names[-1])), baseline=str(head.get("baseline", names[0])),
         claimed_gain=float(gain), base=dict(base), contenders=contenders, quick=quick, source=source,
         head_lrs=head_lrs)
-    if head_lrs:
-        setters = (["[base]"] if "head_lr" in base else []) + [f"contender {c.name}" for c in contenders if "head_lr" in c.config]
-        if setters:
-            raise ConfigError(f"head_lr is chosen from [finetune] head_lrs {head_lrs}: remove it from {', '.join(setters)}")
+    setters = [f"contender {c.name}" for c in contenders if "head_lr" in c.config and spec.lrs_of(c)]
+    if "head_lr" in base and any(spec.lrs_of(c) for c in contenders):
+        setters.insert(0, "[base]")
+    if setters:
+        raise ConfigError(f"head_lr is chosen from head_lrs (the spec's or the contender's): remove it from "
+                          f"{', '.join(setters)}")
     for role in ("reference", "baseline"):
         if getattr(spec, role) not in names:
             raise ConfigError(f"[finetune] {role} must be a contender: expected one of {', '.join(names)}, "
                               f"got {getattr(spec, role)!r}")
     for c in contenders:
         try:
-            for lr in spec.head_lrs or [None]:
+            for lr in spec.lrs_of(c) or [None]:
                 spec.config(c, 0, lr)
         except (ConfigError, TypeError) as e:
             raise ConfigError(f"contender {c.name}: {e}") from None

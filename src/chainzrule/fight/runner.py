@@ -39,8 +39,8 @@ from ..models import closest_width
 from ..rundir import check_out_dir
 from ..sizing import check_fits, parameter_count
 from ..train import build_model, head_kind, load_data
-from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, member_bytes, run_key,  # noqa: F401
-                       stop_on_signals, stored_record)
+from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, member_bytes,  # noqa: F401
+                       remove_stale_temps, run_key, stop_on_signals, stored_record)
 from .spec import FightSpec
 from .tuning import Cell, cells, sampler_seed, tune, tune_cells, tuning_json, val_curve  # noqa: F401
 
@@ -310,8 +310,7 @@ def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int,
     out.mkdir(parents=True, exist_ok=True)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
-    for stale in runs_dir.glob(".*.tmp"):  # left by a run killed mid-write; never a finished run
-        stale.unlink(missing_ok=True)
+    remove_stale_temps(runs_dir)
     atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs, "created": time.strftime("%Y-%m-%d"),
                                      "data": {"in_features": in_features, "num_classes": num_classes, "task": task}})
     return runs_dir

@@ -41,6 +41,7 @@ import numpy as np
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError
 from ..train import build_model, head_kind, load_data
+from .executor import remove_stale_temps
 from .runner import Executor, Task, member_bytes, write_results_csv
 from .stability_spec import StabilitySpec
 
@@ -174,8 +175,7 @@ def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool 
         raise
     runs_dir = Path(out) / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    for stale in runs_dir.glob(".*.tmp"):  # left by a run killed mid-write; never a finished run
-        stale.unlink(missing_ok=True)
+    remove_stale_temps(runs_dir)
     tasks = plan_runs(spec)
     ex = Executor(runs_dir, jobs, len(tasks), progress, desc=PHASE, batch=batch, pool=pool,
                   member_bytes=data.pop("member_bytes"))
