@@ -332,3 +332,16 @@ def test_head_lr_table_marks_the_choice_and_flags_an_end_of_the_list():
     text = "\n".join(_head_lr_section(spec, rows))
     assert "| Linear | 49.00 | **49.50** | 48.00 |" in text and "| CR + DREG | 35.00 | 40.00 | **41.00** |" in text
     assert "Chosen at an end of the list: CR + DREG (0.03, the highest)." in text and "Linear (" not in text
+
+
+def test_the_documented_finetune_spec_parses():
+    import re
+    import tomllib
+
+    from conftest import REPO
+
+    text = (REPO / "docs" / "FIGHT_FORMAT.md").read_text()
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[finetune]" in b]
+    assert len(blocks) == 1
+    spec = parse_finetune_spec(tomllib.loads(blocks[0]))
+    assert spec.tunes and len(spec.lrs_of(spec.contenders[-1])) > len(spec.head_lrs)  # a head's own, wider list
