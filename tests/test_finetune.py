@@ -206,6 +206,33 @@ def test_a_head_with_its_own_lr_list_is_tuned_over_it(tokenizer, tmp_path):
     assert len(list((out / "runs").glob("*.json"))) == spec.n_runs
 
 
+def test_a_rerun_reports_what_changed_from_previous(tokenizer, tmp_path):
+    import shutil
+
+    data = str(write_sst5(tmp_path / "sst5"))
+    first = parse_finetune_spec({**SPEC, "finetune": {**SPEC["finetune"], "data_dir": data, "head_lrs": [1e-3, 1e-2]}})
+    loader, calls = counting_loader(tokenizer)
+    out = tmp_path / "fight"
+    report = run_finetune_fight(first, out, progress=False, encoder_loader=loader)
+    assert "## Changes from the previous results" not in report.read_text()
+    (out / "previous").mkdir()
+    for name in ("summary.csv", "results.csv", "tuning.csv", "report.md"):
+        shutil.copy(out / name, out / "previous" / name)
+    second = parse_finetune_spec({**SPEC, "finetune": {**SPEC["finetune"], "data_dir": data, "head_lrs": [1e-3, 1e-2]},
+                                  "contender": [{**SPEC["contender"][0], "head_lrs": [1e-4, 1e-3, 1e-2]},
+                                                SPEC["contender"][1]]})
+    calls.clear()
+    text = run_finetune_fight(second, out, progress=False, encoder_loader=loader).read_text()
+    assert len(calls) <= 1 + 1 + 1  # preflight, linear at 1e-4, and linear's seed 1 only if 1e-4 won
+    section = text.split("## Changes from the previous results")[1].split("\n## ")[0]
+    import pandas as pd
+
+    prev = pd.read_csv(out / "previous" / "summary.csv").set_index("contender")
+    cr = next(ln for ln in section.splitlines() if ln.startswith("| CR + DREG |"))
+    assert f"| {prev.test_accuracy_mean['cr-dreg']:.2f} (2) |" in cr and "| +0.00 |" in cr and "| 2 of 2 |" in cr
+    assert "Claim verdict: **" in section
+
+
 def tiny_loader():
     """A fresh tiny encoder and the real tokenizer; module level, so a process pool can pickle it."""
     from chainzrule.data.text import load_encoder

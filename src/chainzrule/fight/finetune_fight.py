@@ -40,6 +40,7 @@ from ..config import content_hash
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError, DataError
 from ..finetune import FinetuneConfig, finetune
+from .finetune_changes import head_changes, load_previous, previous_summary_floats
 from .finetune_spec import FinetuneSpec
 from .runner import write_results_csv
 
@@ -300,7 +301,8 @@ def write_outputs(spec: FinetuneSpec, out: Path, rows: list[dict], records: list
     if tuning:
         write_results_csv(out / "tuning.csv", tuning)
     figure = _plot_dev_curves(spec, records, out / "plots")
-    return atomic_write_text(out / "report.md", render_report(spec, rows, summary, figure, tuning or []))
+    return atomic_write_text(out / "report.md", render_report(spec, rows, summary, figure, tuning or [],
+                                                              load_previous(out)))
 
 
 def _plot_dev_curves(spec: FinetuneSpec, records: list[dict], folder: Path) -> str:
@@ -386,9 +388,34 @@ def _f(v, fmt="{:.2f}") -> str:
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
 
 
+def _changes_section(spec: FinetuneSpec, rows: list[dict], summary: list[dict], tuning: list[dict],
+                     previous: dict | None) -> list[str]:
+    """Report lines: what changed from ``previous/`` (see :mod:`.finetune_changes`); nothing without it."""
+    if previous is None:
+        return []
+    try:
+        before = verdict(spec, previous_summary_floats(previous))[0]
+    except StopIteration:  # the reference or baseline head is new
+        before = "–"
+    now = verdict(spec, summary)[0]
+    lines = ["## Changes from the previous results", "",
+             f"The previous committed results are kept in `previous/`. Claim verdict: **{before}** → **{now}** "
+             "(same rule). Run files are keyed by their config, so a run that did not change is reused, not "
+             "retrained: the last column counts today's final runs that are previous final runs.", "",
+             "| Head | previous test acc. % (runs) | now (runs) | change | head lr chosen: before → now | final runs reused |",
+             "|---|---|---|---|---|---|"]
+    for h in head_changes(summary, previous, rows, tuning):
+        change = "new head" if h["new"] or h["previous"] is None else _f(h["now"] - h["previous"], "{:+.2f}")
+        lr = f"{_f(h['lr_before'], '{:g}')} → {_f(h['lr_now'], '{:g}')}"
+        lines.append(f"| {h['label']} | {_f(h['previous'])} ({h['previous_runs']}) | {_f(h['now'])} ({h['runs']}) | "
+                     f"{change} | {lr} | {h['same_runs']} of {h['runs']} |")
+    return lines + [""]
+
+
 def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], figure: str,
-                  tuning: list[dict] | None = None) -> str:
-    """The fight's report.md (``tuning``: the ``tuning.csv`` rows, when head lrs were tuned)."""
+                  tuning: list[dict] | None = None, previous: dict | None = None) -> str:
+    """The fight's report.md (``tuning``: the ``tuning.csv`` rows, when head lrs were tuned;
+    ``previous``: :func:`.finetune_changes.load_previous` of the folder, for a "Changes" section)."""
     if not rows:
         raise DataError("no finished runs to report")
     base = FinetuneConfig.from_dict({**spec.base, "seed": 0})
@@ -423,6 +450,7 @@ def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], fig
                      f"{_f(s['test_qwk_mean'], '{:.3f}')} | {_f(s['best_epoch_mean'], '{:.1f}')} | "
                      f"{s['params_head'] if s['params_head'] is not None else '–'} | {_f((s['wall_seconds_mean'] or 0) / 60, '{:.1f}')} |")
     lines += ["", f"![dev curves]({figure})", "",
+              *_changes_section(spec, rows, summary, tuning or [], previous),
               *_pairs_section(spec, rows),
               *_head_lr_section(spec, tuning or []),
               "## Recipe (the same for every head" + (" but its learning rate)" if spec.tunes else ", not tuned)"), "",
