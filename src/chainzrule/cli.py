@@ -363,9 +363,12 @@ def finetune(spec, out, quick, data_dir, threads, jobs) -> None:
 
     Every (head, seed) run fine-tunes all-MiniLM-L6-v2 with one recipe and restores the
     best-dev checkpoint before testing (needs `pip install chainzrule[text]`); with the spec's
-    head_lrs, each head first picks its learning rate on dev (seed 0 at every value). Each run is
-    stored atomically in OUT/runs/, so an interrupted fight resumes at the next run. Ends with
-    OUT/results.csv, OUT/summary.csv, OUT/tuning.csv, OUT/plots/dev_curves.png and OUT/report.md.
+    head_lrs (or a head's own list), each head first picks its learning rate on dev (seed 0 at
+    every value). Each run is stored atomically in OUT/runs/, keyed by its config, so an
+    interrupted fight resumes at the next run and a changed spec reruns only what changed. Ends
+    with OUT/results.csv, OUT/summary.csv, OUT/tuning.csv, OUT/plots/dev_curves.png and
+    OUT/report.md; with OUT/previous/summary.csv (the last results, kept by hand), the report
+    says what changed from them.
 
     \b
     Example:
