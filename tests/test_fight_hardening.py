@@ -37,6 +37,18 @@ def small_spec(**fight):
     return raw
 
 
+def slow_tiny(folder: Path) -> Path:
+    """The tiny fight with runs long enough (tuning 60 epochs, finals 100, no early stopping: ~1 s
+    a run) that a signal or a kill sent a second after the workers start always lands mid-run; at
+    2 epochs the whole fight runs in about a second and the stop can miss it (a finished fight)."""
+    text = TINY.read_text().replace("\nepochs = 2\n", "\nepochs = 100\npatience = 0\n")
+    text = text.replace("\ntune_epochs = 1\n", "\ntune_epochs = 60\n")
+    assert "epochs = 100" in text and "tune_epochs = 60" in text
+    path = folder / "slow_tiny.toml"
+    path.write_text(text)
+    return path
+
+
 def _rows(path):
     with open(path) as f:
         return list(csv.DictReader(f))
@@ -104,7 +116,8 @@ def _signal_once_workers_run(args: list[str], env: dict, signum: int, start_s: f
 def test_signal_to_fight_jobs_2_stops_its_workers(tmp_path, signum, code):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    proc, err, workers, took = _signal_once_workers_run(["fight", str(TINY), "--out", str(out), "--jobs", "2", "--no-report"],
+    proc, err, workers, took = _signal_once_workers_run(["fight", str(slow_tiny(tmp_path)), "--out", str(out), "--jobs", "2",
+                                                         "--no-report"],
                                                         env, signum, start_s=120, settle_s=1.0, stop_s=20)
     assert took < 10, "the fight took too long to stop"
     assert proc.returncode == code, err
@@ -255,7 +268,8 @@ def test_a_worker_killed_mid_run_stops_the_fight_with_one_line_and_keeps_finishe
     no traceback, no run recorded for the lost work, and the same command resumes."""
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    cmd = [sys.executable, "-m", "chainzrule", "fight", str(TINY), "--out", str(out), "--jobs", "2", "--no-report"]
+    cmd = [sys.executable, "-m", "chainzrule", "fight", str(slow_tiny(tmp_path)), "--out", str(out), "--jobs", "2",
+           "--no-report"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -299,3 +313,17 @@ def test_batch_groups_are_capped_by_memory(tmp_path):
     finally:
         ex.close()
     assert sum(sizes) == 10 and max(sizes) <= 4 and len(sizes) >= 3
+
+
+def test_an_aborted_pool_leaves_no_half_written_run_file(tmp_path):
+    """A worker terminated while writing a run file leaves its temporary behind; once an aborted
+    executor has stopped its workers, it removes those (a finished run file is kept)."""
+    from chainzrule.fight.executor import Executor
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / ".abc.json.1f2e3d4c.tmp").write_text('{"key": "ab')  # what a terminated writer leaves
+    (runs / "abc.json").write_text("{}")
+    ex = Executor(runs, jobs=2, total=0, progress=False)
+    ex.close(abort=True)
+    assert sorted(p.name for p in runs.iterdir()) == ["abc.json"]
