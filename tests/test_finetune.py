@@ -265,7 +265,7 @@ def test_fight_with_two_jobs_stores_the_same_runs_as_one_job(tokenizer, tmp_path
 
 
 def test_verdict_rule(tokenizer):
-    from chainzrule.fight.finetune_fight import verdict
+    from chainzrule.fight.finetune_report import verdict
 
     spec = parse_finetune_spec(SPEC)
 
@@ -350,7 +350,7 @@ def test_a_spec_for_another_command_names_the_right_one(command, spec, kind, tmp
 
 
 def test_head_lr_table_marks_the_choice_and_flags_an_end_of_the_list():
-    from chainzrule.fight.finetune_fight import _head_lr_section
+    from chainzrule.fight.finetune_report import _head_lr_section
 
     spec = parse_finetune_spec({**SPEC, "finetune": {**SPEC["finetune"], "head_lrs": [1e-3, 1e-2, 3e-2]}})
     rows = [{"contender": c, "head_lr": lr, "val_accuracy": acc, "chosen": ch}

@@ -5,7 +5,7 @@ A fine-tune fight folder may keep its predecessor in ``previous/`` (``summary.cs
 report then gains a section: per head, the previous and the new test accuracy, the chosen head
 learning rate before and after, whether its final runs are the same runs (run files are keyed by
 their config, so an unchanged run is reused, not retrained), and the claim's verdict before and
-after. The verdict rule is the one of :func:`.finetune_fight.verdict`, applied to both.
+after. The verdict rule is the one of :func:`.finetune_report.verdict`, applied to both.
 
 >>> rows = [{"contender": "a", "label": "A", "test_accuracy_mean": 40.0, "runs": 3}]
 >>> prev = {"summary": [{"contender": "a", "test_accuracy_mean": "39.5", "runs": "3"}], "tuning": [],
