@@ -230,7 +230,22 @@ def test_a_rerun_reports_what_changed_from_previous(tokenizer, tmp_path):
     prev = pd.read_csv(out / "previous" / "summary.csv").set_index("contender")
     cr = next(ln for ln in section.splitlines() if ln.startswith("| CR + DREG |"))
     assert f"| {prev.test_accuracy_mean['cr-dreg']:.2f} (2) |" in cr and "| +0.00 |" in cr and "| 2 of 2 |" in cr
-    assert "Claim verdict: **" in section
+    assert "Claim verdict (same rule): CR + DREG **" in section
+
+
+def test_every_reference_head_gets_a_claim_row(tokenizer, tmp_path):
+    contenders = [*SPEC["contender"], {"name": "cr-ce", "label": "CR + linear", "hidden": [8], "activation": "chainzrule"}]
+    raw = {**SPEC, "finetune": {**SPEC["finetune"], "data_dir": str(write_sst5(tmp_path / "sst5")),
+                                "reference": ["cr-dreg", "cr-ce"]}, "contender": contenders}
+    spec = parse_finetune_spec(raw)
+    assert spec.references == ["cr-dreg", "cr-ce"] and spec.reference == "cr-dreg"
+    loader, _ = counting_loader(tokenizer)
+    text = run_finetune_fight(spec, tmp_path / "fight", progress=False, encoder_loader=loader).read_text()
+    claims = text.split("## Claim")[1].split("## ")[0]
+    assert "| CR + DREG beats the standard head (Linear)" in claims and "| CR + linear beats the standard head (Linear)" in claims
+    assert "not corrected for there being 2" in claims
+    quick = parse_finetune_spec({**raw, "quick": {"contenders": ["linear", "cr-dreg"]}}, quick=True)
+    assert quick.references == ["cr-dreg"]  # the quick profile judges the references it runs
 
 
 def tiny_loader():
@@ -280,6 +295,8 @@ def test_verdict_rule(tokenizer):
 
 @pytest.mark.parametrize("raw, message", [
     ({**SPEC, "finetune": {**SPEC["finetune"], "reference": "cr"}}, "reference must be a contender"),
+    ({**SPEC, "finetune": {**SPEC["finetune"], "reference": ["cr-dreg", "cr"]}}, "reference must be a contender.*got 'cr'"),
+    ({**SPEC, "finetune": {**SPEC["finetune"], "reference": []}}, "reference must be a contender name or a list"),
     ({**SPEC, "base": {"lr": 1e-3}}, "unknown key"),
     ({**SPEC, "base": {"seed": 3}}, r"unknown key\(s\) seed \(runs are seeded 0..seeds-1: set \[finetune\] seeds\)"),
     ({**SPEC, "finetune": {**SPEC["finetune"], "dataset": "yelp"}}, "dataset must be one of sst5"),

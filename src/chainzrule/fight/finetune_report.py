@@ -89,11 +89,12 @@ def paired_differences(spec: FinetuneSpec, rows: list[dict]) -> list[dict[str, A
     return out
 
 
-def verdict(spec: FinetuneSpec, summary: list[dict]) -> tuple[str, str]:
+def verdict(spec: FinetuneSpec, summary: list[dict], reference: str | None = None) -> tuple[str, str]:
     """The claim "the reference head beats the baseline head" (by ``claimed_gain`` points in the
-    papers): ``supported`` when the paired 95% interval of the gain lies above 0, ``not supported``
-    when it lies below the claimed gain, ``inconclusive`` otherwise (or with fewer than 2 seeds)."""
-    ref = next(s for s in summary if s["contender"] == spec.reference)
+    papers) for ``reference`` (default: the spec's first): ``supported`` when the paired 95%
+    interval of the gain lies above 0, ``not supported`` when it lies below the claimed gain,
+    ``inconclusive`` otherwise (or with fewer than 2 seeds)."""
+    ref = next(s for s in summary if s["contender"] == (reference or spec.reference))
     lo, hi = ref["diff_ci_low"], ref["diff_ci_high"]
     if lo is None or hi is None or not np.isfinite(lo) or not np.isfinite(hi):
         return "inconclusive", "fewer than 2 paired seeds: no interval"
@@ -212,14 +213,17 @@ def _changes_section(spec: FinetuneSpec, rows: list[dict], summary: list[dict], 
     """Report lines: what changed from ``previous/`` (see :mod:`.finetune_changes`); nothing without it."""
     if previous is None:
         return []
-    try:
-        before = verdict(spec, previous_summary_floats(previous))[0]
-    except StopIteration:  # the reference or baseline head is new
-        before = "–"
-    now = verdict(spec, summary)[0]
+    label = {c.name: c.label for c in spec.contenders}
+    changes = []
+    for ref in spec.references:
+        try:
+            before = verdict(spec, previous_summary_floats(previous), ref)[0]
+        except StopIteration:  # the reference or the baseline head is new
+            before = "–"
+        changes.append(f"{label[ref]} **{before}** → **{verdict(spec, summary, ref)[0]}**")
     lines = ["## Changes from the previous results", "",
-             f"The previous committed results are kept in `previous/`. Claim verdict: **{before}** → **{now}** "
-             "(same rule). Run files are keyed by their config, so a run that did not change is reused, not "
+             f"The previous committed results are kept in `previous/`. Claim verdict (same rule): {'; '.join(changes)}. "
+             "Run files are keyed by their config, so a run that did not change is reused, not "
              "retrained: the last column counts today's final runs that are previous final runs.", "",
              "| Head | previous test acc. % (runs) | now (runs) | change | head lr chosen: before → now | final runs reused |",
              "|---|---|---|---|---|---|"]
@@ -239,7 +243,6 @@ def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], fig
         raise DataError("no finished runs to report")
     base = FinetuneConfig.from_dict({**spec.base, "seed": 0})
     label = {c.name: c.label for c in spec.contenders}
-    v, why = verdict(spec, summary)
     walls = {r["key"]: r["wall_seconds"] or 0 for r in [*rows, *(tuning or [])]}  # a tuned seed 0 is in both
     total_h = sum(walls.values()) / 3600
     extra = len(walls) - len(rows)
@@ -252,10 +255,13 @@ def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], fig
              + (" — **quick profile: a preview, not a result**" if spec.quick else ""), "",
              "## Claim", "",
              "| Claim | Verdict | Evidence |", "|---|---|---|",
-             f"| {label[spec.reference]} beats the standard head ({label[spec.baseline]}) when the encoder is fine-tuned "
-             f"(papers: +{spec.claimed_gain:.2f} points with BERT) | **{v}** | {why} |", "",
+             *(f"| {label[ref]} beats the standard head ({label[spec.baseline]}) when the encoder is fine-tuned "
+               f"(papers: +{spec.claimed_gain:.2f} points with BERT) | **{v}** | {why} |"
+               for ref in spec.references for v, why in [verdict(spec, summary, ref)]), "",
              "Rule: paired by seed, 95% t-interval of the test-accuracy gain; supported when it lies above 0, not "
-             "supported when it lies below the claimed gain, inconclusive otherwise.", "",
+             "supported when it lies below the claimed gain, inconclusive otherwise."
+             + (" One row per head the spec names as a reference; the intervals are not corrected for there being "
+                f"{len(spec.references)}." if spec.other_references else ""), "",
              "## Results (test split, best-dev checkpoint)", "",
              "| Head | runs | test acc. % (mean ± sd) | 95% CI | vs. baseline (paired) | dev acc. % | MAE | QWK | best epoch | head params | min / run |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -7,7 +7,7 @@ Layout (``fights/sst5-finetune.toml``)::
     description = "..."
     dataset = "sst5"                # the only text dataset with an official dev split so far
     seeds = 3                       # seeds 0..seeds-1 per contender
-    reference = "cr-dreg"           # the ChainzRule head the claim is about
+    reference = "cr-dreg"           # the ChainzRule head the claim is about (or a list: each judged)
     baseline = "linear"             # the standard fine-tuning head it is compared with
     claimed_gain = 0.89             # the papers' gain of the reference over the baseline (points)
     head_lrs = [1e-3, 3e-3, 1e-2]   # optional: each head's learning rate is chosen from these on dev
@@ -93,7 +93,7 @@ class FinetuneSpec:
     dataset: str
     data_dir: str | None
     seeds: int
-    reference: str
+    reference: str                  # the first head the claim is judged for
     baseline: str
     claimed_gain: float
     base: dict[str, Any]
@@ -103,6 +103,12 @@ class FinetuneSpec:
     command: str = ""
     created: str = field(default="")
     head_lrs: list[float] = field(default_factory=list)  # sorted; [] = no tuning (the config's head_lr)
+    other_references: list[str] = field(default_factory=list)  # further heads the claim is judged for
+
+    @property
+    def references(self) -> list[str]:
+        """Every head the claim is judged for, the first (``reference``) first."""
+        return [self.reference, *self.other_references]
 
     def config(self, c: FinetuneContender, seed: int, head_lr: float | None = None) -> FinetuneConfig:
         """The run config of contender ``c`` at ``seed``: base, then contender, then ``head_lr`` (if
@@ -187,22 +193,29 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
     gain = head.get("claimed_gain", 0.0)
     if not isinstance(gain, (int, float)) or isinstance(gain, bool) or not math.isfinite(gain):
         raise ConfigError(f"[finetune] claimed_gain must be a finite number (points), got {gain!r}")
+    refs = head.get("reference", names[-1])
+    refs = refs if isinstance(refs, list) else [refs]
+    if not refs or not all(isinstance(r, str) for r in refs) or len(set(refs)) != len(refs):
+        raise ConfigError(f"[finetune] reference must be a contender name or a list of distinct names, got "
+                          f"{head.get('reference')!r}")
+    if quick:  # the quick profile judges the references it runs (the first must be one)
+        refs = refs[:1] + [r for r in refs[1:] if r in names]
     spec = FinetuneSpec(
         name=str(head.get("name", Path(source).stem or "finetune")), description=str(head.get("description", "")),
         dataset=dataset, data_dir=head.get("data_dir"), seeds=seeds,
-        reference=str(head.get("reference", names[-1])), baseline=str(head.get("baseline", names[0])),
+        reference=refs[0], baseline=str(head.get("baseline", names[0])),
         claimed_gain=float(gain), base=dict(base), contenders=contenders, quick=quick, source=source,
-        head_lrs=head_lrs)
+        head_lrs=head_lrs, other_references=refs[1:])
     setters = [f"contender {c.name}" for c in contenders if "head_lr" in c.config and spec.lrs_of(c)]
     if "head_lr" in base and any(spec.lrs_of(c) for c in contenders):
         setters.insert(0, "[base]")
     if setters:
         raise ConfigError(f"head_lr is chosen from head_lrs (the spec's or the contender's): remove it from "
                           f"{', '.join(setters)}")
-    for role in ("reference", "baseline"):
-        if getattr(spec, role) not in names:
+    for role, name in [*(("reference", r) for r in spec.references), ("baseline", spec.baseline)]:
+        if name not in names:
             raise ConfigError(f"[finetune] {role} must be a contender: expected one of {', '.join(names)}, "
-                              f"got {getattr(spec, role)!r}")
+                              f"got {name!r}")
     for c in contenders:
         try:
             for lr in spec.lrs_of(c) or [None]:
