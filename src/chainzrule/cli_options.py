@@ -37,7 +37,7 @@ TRAIN_OPTIONS = [
     ("--range-control", "range_control", click.Choice(RANGE_CONTROLS), "Polynomial outside [-R, R]: linear continuation, tanh squash, none. [default: linear]"),
     ("--poly-basis", "poly_basis", click.Choice(POLY_BASES), "Basis the polynomial's coefficients are trained in: legendre (orthogonal in t = u/R), chebyshev, monomial (powers of t = u/R), power (powers of u, the v0.1 engine). [default: legendre]"),
     ("--head", "head", click.Choice(HEADS), "Output head; ordinal tasks: clm (ordered logit), coral, corn. [default: auto]"),
-    ("--dreg", "dreg", float, "DREG strength λ. [default: 3e-3 for chainzrule, 0 otherwise]"),
+    ("--dreg", "dreg", float, "DREG strength λ. [default: 3e-3 for chainzrule, 3e-5 for chainzrule-cnn (a conv layer's term sums over every position), 0 otherwise]"),
     ("--dreg-schedule", "dreg_schedule", click.Choice(DREG_SCHEDULES), "λ schedule over training steps. [default: constant]"),
     ("--dreg-final", "dreg_final", float, "Final λ of the linear/cosine schedules. [default: 0]"),
     ("--dreg-warmup", "dreg_warmup", float, "Share of training spent warming λ up from 0. [default: 0]"),

@@ -194,9 +194,9 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
 def _lambda_of(row: dict[str, str]) -> float | None:
     lam = to_number(row.get("dreg"))
     if lam is None and row.get("model") in CHAINZRULE_MODELS:
-        from ..config import DEFAULT_CHAINZRULE_DREG
+        from ..config import default_dreg
 
-        lam = DEFAULT_CHAINZRULE_DREG
+        lam = default_dreg(str(row["model"]))
     return lam
 
 
@@ -248,9 +248,9 @@ def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
         return None
     lam = to_number(cfg.get("dreg"))
     if lam is None and model in CHAINZRULE_MODELS:
-        from ..config import DEFAULT_CHAINZRULE_DREG
+        from ..config import default_dreg
 
-        lam = float(DEFAULT_CHAINZRULE_DREG)
+        lam = default_dreg(model)
     lam = lam or 0.0
     return family, ("DREG" if lam > 0 else "no DREG"), lam
 
