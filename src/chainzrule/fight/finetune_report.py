@@ -126,28 +126,52 @@ def write_outputs(spec: FinetuneSpec, out: Path, rows: list[dict], records: list
 
 
 def _plot_dev_curves(spec: FinetuneSpec, records: list[dict], folder: Path) -> str:
-    """Development accuracy against training epoch, one line per run, one colour per head, a star at
-    each run's restored (best-dev) checkpoint."""
+    """Development accuracy against training epoch as small multiples: a panel per head (shared
+    axes), a line per seed, a star at each run's restored (best-dev) checkpoint, and the baseline
+    head's mean curve in grey in every other panel for reference."""
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def curve(rec: dict) -> tuple[list[float], list[float], int]:
+        h = rec["result"].get("history") or {}
+        return h.get("epoch", []), [100 * v for v in h.get("val_accuracy", [])], rec["result"].get("best_eval", -1)
+
     folder.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    n = len(spec.contenders)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.5 * rows + 0.6), sharex=True, sharey=True, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, c in enumerate(spec.contenders):
+    base = [curve(r) for r in records if r["contender"] == spec.baseline]
+    base_ep = base[0][0] if base else []
+    base_mean = [float(np.mean([b[1][k] for b in base if k < len(b[1])])) for k in range(len(base_ep))]
+    label = {c.name: c.label for c in spec.contenders}
+    for ax, c in zip(axes.flat, spec.contenders):
+        if c.name != spec.baseline and base_mean:
+            ax.plot(base_ep, base_mean, color="0.6", lw=1.5, label=f"{label[spec.baseline]} (mean)")
         for j, rec in enumerate(r for r in records if r["contender"] == c.name):
-            h, best = rec["result"].get("history") or {}, rec["result"].get("best_eval", -1)
-            ep, acc = h.get("epoch", []), [100 * v for v in h.get("val_accuracy", [])]
-            ax.plot(ep, acc, marker=".", color=colors[i % len(colors)], alpha=0.8, label=c.label if j == 0 else None)
+            ep, acc, best = curve(rec)
+            ax.plot(ep, acc, marker=".", color=colors[j % len(colors)], alpha=0.9, label=f"seed {rec['seed']}")
             if 0 <= best < len(acc):  # the restored checkpoint
-                ax.plot([ep[best]], [acc[best]], marker="*", markersize=10, color=colors[i % len(colors)])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("dev accuracy (%)")
-    ax.set_title(f"{spec.name}: dev accuracy while fine-tuning (a line per seed, ★ = restored checkpoint)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+                ax.plot([ep[best]], [acc[best]], marker="*", markersize=9, color=colors[j % len(colors)])
+        ax.set_title(c.label, fontsize=8)
+        ax.grid(alpha=0.3)
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.axis("off")
+        elif k + cols >= n:  # the lowest panel of its column: it carries the epoch axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("dev accuracy (%)")
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes.flat[:n]), key=lambda hl: len(hl[0]))
+    if handles:
+        fig.legend(handles, labels, loc="lower right", fontsize=7, frameon=False)
+    fig.suptitle(f"{spec.name}: dev accuracy while fine-tuning (★ = restored checkpoint)", fontsize=10)
     fig.tight_layout()
     tmp = folder / ".dev_curves.png.tmp"
     fig.savefig(tmp, format="png", dpi=120)
