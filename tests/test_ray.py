@@ -106,10 +106,10 @@ def test_dead_worker_is_retried_or_reported(tmp_path, cluster):
         return "done"
 
     pool = RayPool(cluster)
-    assert pool.submit(_marker_exit, str(tmp_path / "m1")).result(timeout=120) == "done"  # retried
+    assert pool.submit(_marker_exit, str(tmp_path / "m1")).result(timeout=300) == "done"  # retried
     pool0 = RayPool(cluster, max_retries=0)
     with pytest.raises(RunLost, match="lost on the Ray cluster"):
-        pool0.submit(_marker_exit, str(tmp_path / "m2")).result(timeout=120)  # reported, not a result
+        pool0.submit(_marker_exit, str(tmp_path / "m2")).result(timeout=300)  # reported, not a result
 
 
 def _one_line_exit_2(res, *words):
