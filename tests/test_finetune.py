@@ -389,3 +389,14 @@ def test_the_documented_finetune_spec_parses():
     assert len(blocks) == 1
     spec = parse_finetune_spec(tomllib.loads(blocks[0]))
     assert spec.tunes and len(spec.lrs_of(spec.contenders[-1])) > len(spec.head_lrs)  # a head's own, wider list
+
+
+def test_a_garbled_previous_summary_is_refused_naming_the_file(tmp_path):
+    from chainzrule.errors import DataError
+    from chainzrule.fight.finetune_changes import load_previous
+
+    assert load_previous(tmp_path) is None  # no previous/: no section
+    (tmp_path / "previous").mkdir()
+    (tmp_path / "previous" / "summary.csv").write_bytes(b"\xff\xfe\x00garbled")
+    with pytest.raises(DataError, match=r"previous/summary.csv is not a readable CSV file"):
+        load_previous(tmp_path)

@@ -398,9 +398,7 @@ class Executor:
         instead of waiting for the runs in flight."""
         self.bar.close()
         if self.pool is not None:
-            shutdown_pool(self.pool, abort)
-            if abort and isinstance(self.pool, ProcessPoolExecutor):  # its workers are gone now
-                remove_stale_temps(self.runs_dir)
+            shutdown_pool(self.pool, abort, self.runs_dir)
 
 
 def remove_stale_temps(runs_dir: Path) -> None:
@@ -416,9 +414,10 @@ def remove_stale_temps(runs_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def shutdown_pool(pool: Any, abort: bool = False) -> None:
+def shutdown_pool(pool: Any, abort: bool = False, runs_dir: Path | None = None) -> None:
     """Shut ``pool`` down: wait for the jobs in flight, or with ``abort`` (an error or a signal)
-    cancel the queued ones and terminate a process pool's workers now."""
+    cancel the queued ones, terminate a process pool's workers now and remove the temporaries of
+    the run files they were writing in ``runs_dir`` (if given; :func:`remove_stale_temps`)."""
     if not abort or not isinstance(pool, ProcessPoolExecutor):
         pool.shutdown(wait=not abort, cancel_futures=True)
         return
@@ -435,3 +434,5 @@ def shutdown_pool(pool: Any, abort: bool = False) -> None:
         if p.is_alive():
             p.kill()
             p.join()
+    if runs_dir is not None:  # every worker is gone: nobody is writing there
+        remove_stale_temps(runs_dir)

@@ -20,24 +20,22 @@ import csv
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PREVIOUS", "load_previous", "head_changes", "previous_summary_floats"]
+from ..errors import DataError
+from .changes import PREVIOUS
+from .loading import to_number
 
-#: The sub-folder of a fight folder that holds the previous committed results.
-PREVIOUS = "previous"
+__all__ = ["load_previous", "head_changes", "previous_summary_floats"]
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of ``path`` ([] if there is no such file); DataError naming it if it is not CSV text."""
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _num(v: str | None) -> float | None:
     try:
-        return float(v) if v not in (None, "") else None
-    except ValueError:
-        return None
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path} is not a readable CSV file (expected UTF-8 CSV text: {e})") from None
 
 
 def load_previous(out: Path) -> dict[str, Any] | None:
@@ -52,9 +50,10 @@ def load_previous(out: Path) -> dict[str, Any] | None:
 
 
 def _chosen(tuning: list[dict], name: str) -> float | None:
+    """The head lr chosen for ``name`` in tuning rows (read from CSV or made in this process)."""
     for t in tuning:
         if t["contender"] == name and str(t["chosen"]) in ("True", "true", "1"):
-            return _num(t["head_lr"]) if isinstance(t["head_lr"], str) else t["head_lr"]
+            return to_number(t["head_lr"])
     return None
 
 
@@ -70,8 +69,8 @@ def head_changes(summary: list[dict], previous: dict[str, Any], results: list[di
         p = prev.get(name)
         keys = [r["key"] for r in results if r["contender"] == name]
         out.append({"contender": name, "label": s["label"], "new": p is None,
-                    "previous": _num(p["test_accuracy_mean"]) if p else None,
-                    "previous_runs": int(_num(p["runs"]) or 0) if p else 0,
+                    "previous": to_number(p["test_accuracy_mean"]) if p else None,
+                    "previous_runs": int(to_number(p["runs"]) or 0) if p else 0,
                     "now": s["test_accuracy_mean"], "runs": s["runs"],
                     "lr_before": _chosen(previous["tuning"], name), "lr_now": _chosen(tuning, name),
                     "same_runs": sum(k in prev_keys for k in keys)})
@@ -81,4 +80,4 @@ def head_changes(summary: list[dict], previous: dict[str, Any], results: list[di
 def previous_summary_floats(previous: dict[str, Any]) -> list[dict[str, Any]]:
     """The previous summary rows with their numeric fields as floats (for the verdict rule)."""
     keys = ("test_accuracy_mean", "diff_vs_baseline", "diff_ci_low", "diff_ci_high")
-    return [{**s, **{k: _num(s.get(k)) for k in keys}} for s in previous["summary"]]
+    return [{**s, **{k: to_number(s.get(k)) for k in keys}} for s in previous["summary"]]

@@ -157,9 +157,7 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
         ok = True
     finally:
         if pool is not None:
-            shutdown_pool(pool, abort=not ok)
-            if not ok:  # the workers are gone: a run file they were writing is only a temporary
-                remove_stale_temps(runs)
+            shutdown_pool(pool, abort=not ok, runs_dir=runs)
     return write_outputs(spec, out, [result_row(r, labels[r["contender"]]) for r in records], records, tuning)
 
 

@@ -246,12 +246,10 @@ def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
         return None
     if str(cfg.get("reg") or "none").lower() != "none" or cfg.get("dreg_schedule") not in (None, "", "none", "constant"):
         return None
-    lam = to_number(cfg.get("dreg"))
-    if lam is None and model in CHAINZRULE_MODELS:
-        from ..config import default_dreg
+    from ..config import default_dreg
 
-        lam = default_dreg(model)
-    lam = lam or 0.0
+    lam = to_number(cfg.get("dreg"))
+    lam = default_dreg(model) if lam is None else lam
     return family, ("DREG" if lam > 0 else "no DREG"), lam
 
 
