@@ -164,7 +164,7 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     check_fits(cfg, *shape)  # a model.json asking for 10^14 parameters is refused, not allocated
     model = build_model(cfg, *shape)
     if cfg.reg == "sn":
-        model = make_regularizer("sn").prepare(model)
+        model = make_regularizer("sn", gain=cfg.sn_gain).prepare(model)
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError) as e:

@@ -85,6 +85,11 @@ INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e30
 
 
+#: fields added after committed results were keyed, and the default at which they leave a content
+#: key as it was (:meth:`TrainConfig.key_dict`)
+KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"sn_gain": 1.0}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines one run (and nothing else: no paths to outputs)."""
@@ -110,6 +115,7 @@ class TrainConfig:
     kan_grid: int = 5
     input_norm: str = "none"
     logit_scale: float = 1.0
+    sn_gain: float = 1.0  # reg "sn": every hidden layer's linear map is sn_gain · W / σ(W) (its Lipschitz constant)
     # regularization
     dreg: float | None = None
     dreg_schedule: str = "constant"
@@ -176,9 +182,23 @@ class TrainConfig:
         d["adv_eps"] = list(self.adv_eps)
         return d
 
+    def key_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields of :data:`KEY_NEUTRAL_DEFAULTS` that hold their
+        default: what content keys (:meth:`hash`, a fight's run keys) hash, so a field added after
+        results were committed leaves the keys of the runs that do not use it unchanged.
+
+        >>> "sn_gain" in TrainConfig().key_dict(), "sn_gain" in TrainConfig(reg="sn", sn_gain=4.0).key_dict()
+        (False, True)
+        """
+        d = self.to_dict()
+        for name, default in KEY_NEUTRAL_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
+        return d
+
     def hash(self) -> str:
-        """16 hex digits of the sha256 of the canonical JSON of the whole config."""
-        return content_hash(self.to_dict(), 16)
+        """16 hex digits of the sha256 of the canonical JSON of the config (:meth:`key_dict`)."""
+        return content_hash(self.key_dict(), 16)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})
@@ -354,6 +374,7 @@ def _validate_floats(c: TrainConfig) -> None:
     beyond float32 (1e308) would train to NaN or overflow inside the optimizer."""
     finite_nonneg = dict(lr=c.lr, reg_strength=c.reg_strength, dreg_final=c.dreg_final, bound=c.bound,
                          dreg_warmup=c.dreg_warmup, coef_lr_scale=c.coef_lr_scale, logit_scale=c.logit_scale,
+                         sn_gain=c.sn_gain,
                          xgb_min_child_weight=c.xgb_min_child_weight, xgb_subsample=c.xgb_subsample)
     if c.svm_gamma is not None:
         finite_nonneg["svm_gamma"] = c.svm_gamma
@@ -373,6 +394,10 @@ def _validate_floats(c: TrainConfig) -> None:
     if c.logit_scale <= 0 or (c.svm_gamma is not None and c.svm_gamma <= 0) or not 0 < c.xgb_subsample <= 1:
         raise ConfigError(f"logit_scale and svm_gamma must be > 0 and xgb_subsample in (0, 1], got "
                           f"logit_scale={c.logit_scale}, svm_gamma={c.svm_gamma}, xgb_subsample={c.xgb_subsample}")
+    if c.sn_gain <= 0 or (c.sn_gain != 1.0 and (c.reg != "sn" or c.model not in DREG_MODELS)):
+        raise ConfigError(f"sn_gain is the Lipschitz constant of a spectrally normalized hidden layer: expected "
+                          f"a number > 0, and 1 unless reg is 'sn' on a model with hidden layers "
+                          f"({', '.join(DREG_MODELS)}), got sn_gain={c.sn_gain} with reg={c.reg!r}, model={c.model!r}")
     if not 0.0 <= c.dreg_warmup < 1.0:
         raise ConfigError(f"dreg_warmup is a fraction of training in [0, 1), got {c.dreg_warmup}")
     if not 0.0 < c.val_fraction < 1.0:

@@ -38,6 +38,8 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"head {cfg.head!r} is not batched (only the linear head)"
     if cfg.reg == "sn" and cfg.dreg_lambda > 0:
         return "spectral norm with DREG is not batched"
+    if cfg.reg == "sn" and cfg.sn_gain != 1.0:
+        return "spectral norm with a layer gain (sn_gain) is not batched"
     if cfg.model == "kan" and (cfg.reg in ("sn", "igp", "jr") or cfg.logit_scale != 1.0):
         return "a KAN is batched by the vmap engine, without spectral norm, gradient penalties or a logit temperature"
     return None

@@ -99,8 +99,9 @@ class Task:
 
 
 def run_key(cfg: TrainConfig, test: bool) -> str:
-    """20 hex digits of sha256 over the full run config (and whether it reads the test split)."""
-    return content_hash({"config": cfg.to_dict(), "test": test}, 20)
+    """20 hex digits of sha256 over the run config (:meth:`TrainConfig.key_dict`) and whether it
+    reads the test split."""
+    return content_hash({"config": cfg.key_dict(), "test": test}, 20)
 
 
 # --------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ class FightSpec:
 #: Tunable fields and the models they act on (tuning anything else would spend trials on a no-op).
 TUNABLE = {"lr": (*NEURAL_MODELS, "xgboost"), "reg_strength": MODELS,
            "dreg": DREG_MODELS, "dreg_final": DREG_MODELS, "bound": CHAINZRULE_MODELS, "poly_init": CHAINZRULE_MODELS,
-           "logit_scale": NEURAL_MODELS, "svm_gamma": ("svm",), "xgb_trees": ("xgboost",),
+           "logit_scale": NEURAL_MODELS, "sn_gain": DREG_MODELS, "svm_gamma": ("svm",), "xgb_trees": ("xgboost",),
            "xgb_depth": ("xgboost",), "xgb_min_child_weight": ("xgboost",), "xgb_subsample": ("xgboost",)}
 
 

@@ -105,7 +105,11 @@ def make_run_regularizer(cfg: TrainConfig):
     """The regularizer of ``cfg`` as :func:`train` uses it (decoupled decay: a zero penalty)."""
     if decoupled_decay(cfg):
         return make_regularizer("wd", via_optimizer=True)
-    return make_regularizer(cfg.reg, **({"n_proj": cfg.jr_projections, "seed": cfg.seed} if cfg.reg == "jr" else {}))
+    if cfg.reg == "jr":
+        return make_regularizer("jr", n_proj=cfg.jr_projections, seed=cfg.seed)
+    if cfg.reg == "sn":
+        return make_regularizer("sn", gain=cfg.sn_gain)
+    return make_regularizer(cfg.reg)
 
 
 def _decay_groups(cfg: TrainConfig, model: nn.Module, groups: list[dict]) -> list[dict]:
