@@ -120,6 +120,16 @@ def test_spectral_norm_with_logit_temperature_equal_unbatched():
             for s, lr, tau in members[:2]], test=False)
     with pytest.raises(ConfigError, match="vmap"):
         _check([TrainConfig(**BASE, model="mlp", reg="sn", seed=s) for s in (0, 1)], engine="vmap")
+
+
+def test_spectral_norm_layer_gains_equal_unbatched():
+    """Per-member ``sn_gain`` (each hidden map g · W / σ), mixed with gain 1 in one batch, with
+    per-member temperatures; SiLU and ChainzRule."""
+    members = [(0, 3e-3, 1.0, 1.0), (1, 1e-2, 4.0, 0.5), (2, 3e-2, 2.5, 8.0)]
+    _check([TrainConfig(**{**BASE, "epochs": 4}, model="mlp", activation="silu", reg="sn", seed=s, lr=lr,
+                        sn_gain=g, logit_scale=tau, patience=1) for s, lr, g, tau in members])
+    _check([TrainConfig(**BASE, model="chainzrule", dreg=0.0, reg="sn", seed=s, lr=lr, sn_gain=g)
+            for s, lr, g, _ in members[1:]], test=False)
     assert batchable(TrainConfig(**BASE, model="chainzrule", reg="sn")) == "spectral norm with DREG is not batched"
 
 

@@ -1,10 +1,12 @@
 """TrainConfig validation: values kept exact, refused when out of range (probe findings of issue 8)."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
-from chainzrule.config import FLOAT_LIMIT, SEED_LIMIT, TrainConfig
+from chainzrule.config import FLOAT_LIMIT, SEED_LIMIT, TrainConfig, content_hash
 from chainzrule.errors import ConfigError
 
 
@@ -81,3 +83,31 @@ def test_bools(value, expected):
 def test_bools_refused(value):
     with pytest.raises(ConfigError, match="config key 'robustness': expected bool"):
         cfg(robustness=value)
+
+
+@pytest.mark.parametrize("changes", [dict(sn_gain=2.0), dict(sn_gain=2.0, reg="wd"), dict(sn_gain=0.0, reg="sn"),
+                                     dict(sn_gain=-1.0, reg="sn"), dict(sn_gain=2.0, reg="sn", model="kan")])
+def test_sn_gain_is_refused_without_spectral_norm_on_hidden_layers_or_when_not_positive(changes):
+    with pytest.raises(ValueError, match="sn_gain"):
+        TrainConfig(**changes)
+
+
+def test_sn_gain_enters_content_keys_only_when_set():
+    base = TrainConfig(reg="sn")
+    assert "sn_gain" not in base.key_dict() and base.to_dict()["sn_gain"] == 1.0
+    assert base.hash() == content_hash({k: v for k, v in base.to_dict().items() if k != "sn_gain"}, 16)
+    assert TrainConfig(reg="sn", sn_gain=2.0).hash() != base.hash()
+    assert TrainConfig(reg="sn", sn_gain=2.0).key_dict()["sn_gain"] == 2.0
+
+
+def test_committed_run_files_keep_their_keys():
+    """A field added to TrainConfig must not re-key the committed runs (a resumed fight would
+    retrain all of them): every committed MNIST run file's name is the key of its config."""
+    from chainzrule.fight.executor import run_key
+
+    runs = sorted((Path(__file__).resolve().parents[1] / "results" / "mnist" / "runs").glob("*.json"))
+    assert len(runs) > 1000
+    for path in runs[::50]:
+        record = json.loads(path.read_text())
+        cfg = TrainConfig.from_dict(record["config"])
+        assert path.stem in (run_key(cfg, True), run_key(cfg, False))

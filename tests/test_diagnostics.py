@@ -236,6 +236,17 @@ def test_lipschitz_bound_raw_polynomial_is_inf_and_sn_reads_normalized_weights()
     assert net.training
 
 
+def test_lipschitz_bound_counts_the_spectral_norm_gain():
+    net = SpectralNorm(gain=2.5).prepare(_net("relu"))
+    net.train()
+    with torch.no_grad():
+        for _ in range(50):
+            net(_x())
+    net.eval()
+    depth = len(net.hidden_layers)
+    assert lipschitz_bound(net) == pytest.approx(2.5 ** depth, rel=1e-3)  # ReLU slopes 1, head ||W||_2 = 1
+
+
 def test_lipschitz_bound_needs_a_head():
     with pytest.raises(ValueError, match="head"):
         lipschitz_bound(nn.Sequential(nn.Linear(2, 2)))

@@ -217,6 +217,36 @@ def test_spectral_norm_unit_spectral_norm(kind):
         assert abs(float(sigma) - 1.0) < 1e-3
 
 
+@pytest.mark.parametrize("kind", ["silu", "cr"])
+def test_spectral_norm_gain_sets_the_hidden_layers_norm_and_leaves_the_head_at_one(kind):
+    net = SpectralNorm(gain=3.0).prepare(_mlp(kind, seed=3))
+    plain = SpectralNorm().prepare(_mlp(kind, seed=3))
+    assert net.state_dict().keys() == plain.state_dict().keys()  # the gain holds no tensor
+    for layer in net.hidden_layers:
+        assert [type(p).__name__ for p in layer.linear.parametrizations.weight] == ["_SpectralNorm", "Gain"]
+    assert len(net.head.parametrizations.weight) == 1
+    x, _ = _data(n=8)
+    net.train()
+    with torch.no_grad():
+        for _ in range(50):
+            net(x)
+    net.eval()
+    for layer in net.hidden_layers:
+        assert float(torch.linalg.matrix_norm(layer.linear.weight.detach(), ord=2)) == pytest.approx(3.0, rel=1e-3)
+    assert float(torch.linalg.matrix_norm(net.head.weight.detach(), ord=2)) == pytest.approx(1.0, rel=1e-3)
+    # the same raw weights with gain 1: hidden maps exactly 3x smaller
+    plain.load_state_dict(net.state_dict())
+    plain.eval()
+    for a, b in zip(net.hidden_layers, plain.hidden_layers):
+        assert torch.allclose(a.linear.weight, 3.0 * b.linear.weight, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("gain", [0.0, -1.0, math.nan, math.inf, "2"])
+def test_spectral_norm_gain_refuses_bad_values(gain):
+    with pytest.raises(ValueError, match="gain must be a finite number > 0"):
+        SpectralNorm(gain=gain)
+
+
 @pytest.mark.parametrize("name", ["dreg", "wd", "igp", "jr"])
 @pytest.mark.parametrize("kind", ["relu", "gelu", "cr"])
 def test_penalty_backpropagates_to_weights(name, kind):

@@ -44,6 +44,8 @@ TRAIN_OPTIONS = [
     ("--reg", "reg", click.Choice(REGS), "Competing regularizer: weight decay, input-gradient penalty, Jacobian projections, spectral norm. [default: none]"),
     ("--reg-strength", "reg_strength", float, "Strength of --reg (1/C for logreg/svm). [default: 0]"),
     ("--jr-projections", "jr_projections", int, "Random projections of --reg jr. [default: 1]"),
+    ("--logit-scale", "logit_scale", float, "Logit temperature: the head's input times this (lets a Lipschitz-constrained network reach confident logits). [default: 1]"),
+    ("--sn-gain", "sn_gain", float, "With --reg sn: each hidden layer's Lipschitz constant (its map is gain · W / σ(W)); tune it with --logit-scale for smooth activations. [default: 1]"),
     ("--optimizer", "optimizer", click.Choice(OPTIMIZERS), "[default: adam]"),
     ("--lr", "lr", float, "Peak learning rate. [default: 3e-3]"),
     ("--coef-lr-scale", "coef_lr_scale", float, "Learning rate of the polynomial coefficients as a multiple of --lr. [default: 1]"),

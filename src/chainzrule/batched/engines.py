@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..layers import HiddenLayer
 from ..models import FeedForward
 from ..poly import PolynomialActivation
+from ..regularizers import Gain
 from ..train import task_loss
 
 __all__ = ["MemberObjective", "GroupedEngine"]
@@ -101,11 +102,13 @@ class GroupedEngine:
             return torch.bmm(x, weight.transpose(1, 2))
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
-    def _weight(self, P: dict[str, Tensor], B: dict[str, Tensor] | None, pre: str, training: bool) -> Tensor:
+    def _weight(self, P: dict[str, Tensor], B: dict[str, Tensor] | None, pre: str, training: bool,
+                gains: Tensor | None = None) -> Tensor:
         """The weight ``[M, out, in]`` of the linear map ``pre`` as its module computes it: with
         spectral norm ``W / σ``, ``σ = uᵀ W v``, after one power-iteration step on the members'
         ``u``, ``v`` buffers (updated in place) in training mode — what each access of a
-        ``spectral_norm``-parametrized ``weight`` does (torch's ``_SpectralNorm``)."""
+        ``spectral_norm``-parametrized ``weight`` does (torch's ``_SpectralNorm``) — then times
+        the members' layer gains ``gains`` ``[M]`` (a hidden layer's ``Gain``; None: 1)."""
         if pre not in self.sn:
             return P[f"{pre}.weight"]
         w = P[f"{pre}.parametrizations.weight.original"]  # [M, out, in]
@@ -115,17 +118,20 @@ class GroupedEngine:
                 u.copy_(F.normalize(torch.bmm(w, v.unsqueeze(-1)).squeeze(-1), dim=1, eps=self.sn[pre]))
                 v.copy_(F.normalize(torch.bmm(w.transpose(1, 2), u.unsqueeze(-1)).squeeze(-1), dim=1, eps=self.sn[pre]))
         sigma = (u * torch.bmm(w, v.unsqueeze(-1)).squeeze(-1)).sum(dim=1)  # [M]
-        return w / sigma.view(-1, 1, 1)
+        w = w / sigma.view(-1, 1, 1)
+        return w if gains is None else w * gains.view(-1, 1, 1)
 
     def logits(self, P: dict[str, Tensor], x: Tensor, dreg: bool, B: dict[str, Tensor] | None = None,
-               training: bool = False, taus: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+               training: bool = False, taus: Tensor | None = None,
+               gains: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         """Logits ``[M, B, C]`` and (with ``dreg``) every hidden layer's ``||S||_F²`` ``[M, B]``;
         ``B``: the stacked buffers (spectral norm's power-iteration vectors), ``training``: whether
         spectral norm takes its power-iteration step (training-mode forward), ``taus``: every
-        member's logit temperature ``[M]`` (None: 1)."""
+        member's logit temperature ``[M]``, ``gains``: every member's spectral-norm layer gain
+        ``[M]`` (None: 1)."""
         terms = []
         for pre, act, basis, bound, rc in self.layers:
-            w = self._weight(P, B, f"{pre}.linear", training)  # [M, out, in]
+            w = self._weight(P, B, f"{pre}.linear", training, gains)  # [M, out, in]
             z = self._linear(x, w, P.get(f"{pre}.linear.bias"))  # [M, B, out]
             if basis is not None:
                 # members folded into the feature axis, [B, M·F]: the polynomial acts per feature, so
@@ -152,14 +158,15 @@ class GroupedEngine:
         return self._linear(x, self._weight(P, B, "head", training), P.get("head.bias")), terms
 
     def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor,
-                 members: list[int], B: dict[str, Tensor] | None = None, taus: Tensor | None = None):
+                 members: list[int], B: dict[str, Tensor] | None = None, taus: Tensor | None = None,
+                 gains: Tensor | None = None):
         """``(objective, task loss, DREG penalty, logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``
         for the members ``members`` (their indices in the batch, one per slot of the stack); a
         training-mode forward (``B``: the stacked buffers of those members, updated in place;
-        ``taus``: their logit temperatures)."""
+        ``taus``: their logit temperatures, ``gains``: their spectral-norm layer gains)."""
         if self.needs_input_grad:
             x = x.requires_grad_(True)
-        logits, terms = self.logits(P, x, self.dreg_on, B, training=True, taus=taus)
+        logits, terms = self.logits(P, x, self.dreg_on, B, training=True, taus=taus, gains=gains)
         m, b = y.shape
         loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
         if self.dreg_on:
@@ -200,12 +207,14 @@ class GroupedEngine:
 
 
 def _spectral_norm(mod: nn.Module) -> float | None:
-    """The ``eps`` of the spectral norm if ``mod.weight`` is parametrized by exactly one torch ``spectral_norm``
-    (one power-iteration step per access, a 2-d weight), else None."""
+    """The ``eps`` of the spectral norm if ``mod.weight`` is parametrized by one torch ``spectral_norm``
+    (one power-iteration step per access, a 2-d weight), optionally followed by a
+    :class:`~chainzrule.regularizers.Gain` (its value comes from the members' configs), else None."""
     if not parametrize.is_parametrized(mod, "weight"):
         return None
     plist = mod.parametrizations.weight
-    if len(plist) != 1 or type(plist[0]).__name__ != "_SpectralNorm":
+    if not 1 <= len(plist) <= 2 or type(plist[0]).__name__ != "_SpectralNorm" or \
+            (len(plist) == 2 and not isinstance(plist[1], Gain)):
         return None
     sn = plist[0]
     if sn.n_power_iterations != 1 or sn.dim != 0 or plist.original.dim() != 2:

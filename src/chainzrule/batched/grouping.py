@@ -22,7 +22,7 @@ BATCHABLE_REGS = ("none", "wd", "igp", "jr", "sn")
 #: in separate sub-batches by :func:`chainzrule.batched.train_batched`)
 PER_MEMBER_FIELDS = ("seed", "lr", "coef_lr_scale", "dreg", "dreg_schedule", "dreg_final", "dreg_warmup",
                      "reg_strength", "patience", "diag_examples", "robustness", "adv_eps", "pgd_steps",
-                     "corruption_examples", "cv_fold", "cv_repeat", "logit_scale")
+                     "corruption_examples", "cv_fold", "cv_repeat", "logit_scale", "sn_gain")
 ENGINES = ("auto", "grouped", "vmap")
 
 
@@ -38,8 +38,6 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"head {cfg.head!r} is not batched (only the linear head)"
     if cfg.reg == "sn" and cfg.dreg_lambda > 0:
         return "spectral norm with DREG is not batched"
-    if cfg.reg == "sn" and cfg.sn_gain != 1.0:
-        return "spectral norm with a layer gain (sn_gain) is not batched"
     if cfg.model == "kan" and (cfg.reg in ("sn", "igp", "jr") or cfg.logit_scale != 1.0):
         return "a KAN is batched by the vmap engine, without spectral norm, gradient penalties or a logit temperature"
     return None

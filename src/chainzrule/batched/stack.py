@@ -139,16 +139,19 @@ class StackedRuns:
             raise ConfigError(f"unknown batching engine {engine!r}: expected one of {', '.join(ENGINES)}")
         taus = [c.logit_scale for c in self.cfgs]
         scaled = any(t != 1.0 for t in taus)
+        gains = [c.sn_gain for c in self.cfgs]  # spectral norm's hidden-layer gains (1 unless reg "sn")
         if engine != "vmap" and GroupedEngine.supports(base, logit_scale=scaled):
-            tau = torch.tensor(taus, dtype=torch.float64).to(device=self.device, dtype=self.dtype) if scaled else None
-            active_taus = lambda: None if tau is None else tau[self.slots]  # [M'] the active members' τ
+            per_member = lambda v, on: torch.tensor(v, dtype=torch.float64).to(device=self.device, dtype=self.dtype) if on else None
+            tau, gain = per_member(taus, scaled), per_member(gains, any(g != 1.0 for g in gains))  # [M] or None
+            pick = lambda t, idx: None if t is None else t[idx]  # the members' τ or gain, [M']
             grouped = GroupedEngine(base, self.kind, self.dreg_on, self.reg_on, regs)
             self.engine = "grouped"
             self._step = lambda params, buffers, x, y, lam, strength: grouped(
-                params, x, y, lam, strength, self.active, buffers, active_taus())
-            self._logits = lambda params, buffers, x: grouped.logits(params, x, False, buffers, taus=active_taus())[0]
+                params, x, y, lam, strength, self.active, buffers, pick(tau, self.slots), pick(gain, self.slots))
+            self._logits = lambda params, buffers, x: grouped.logits(
+                params, x, False, buffers, taus=pick(tau, self.slots), gains=pick(gain, self.slots))[0]
             self._members_logits = lambda params, buffers, x, members: grouped.logits(
-                params, x, False, buffers, taus=None if tau is None else tau[members])[0]  # the members' [M', N, C]
+                params, x, False, buffers, taus=pick(tau, members), gains=pick(gain, members))[0]  # the members' [M', N, C]
         elif engine == "grouped":
             raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
         elif scaled or any(".parametrizations." in k for k in self.buffers):
