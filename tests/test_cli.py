@@ -131,6 +131,23 @@ def test_spectral_norm_model_evaluates_and_inspects(tmp_path, cache):
     assert_png(png)
 
 
+def test_spectral_norm_gain_and_temperature_survive_the_checkpoint(tmp_path, cache):
+    out = tmp_path / "sn-gain"
+    ok(chainzrule("train", "--dataset", "synthetic", "--model", "mlp", "--activation", "silu", "--reg", "sn",
+                  "--sn-gain", "3", "--logit-scale", "2", *TINY, "--out", out, cache=cache))
+    r = load_result(out)
+    assert r["config"]["sn_gain"] == 3.0 and r["config"]["logit_scale"] == 2.0
+    depth = len(r["config"]["hidden"])
+    # τ · Π gain · max|SiLU'| (≤ 1.0998) · head 1
+    assert 2.0 * 3.0 ** depth < r["lipschitz_bound"] <= 2.0 * (3.0 * 1.1) ** depth * 1.01
+    e = json.loads(ok(chainzrule("evaluate", out, cache=cache)).stdout)  # the reloaded model has the gain
+    assert e["test"]["accuracy"] == pytest.approx(r["test"]["accuracy"])
+    assert e["lipschitz_bound"] == pytest.approx(r["lipschitz_bound"], rel=1e-6)
+    bad = chainzrule("train", "--dataset", "synthetic", "--model", "mlp", "--sn-gain", "3", *TINY,
+                     "--out", tmp_path / "bad", cache=cache)
+    assert bad.returncode == 2 and "sn_gain" in bad.stderr and not (tmp_path / "bad").exists()
+
+
 def test_same_seed_gives_identical_result_json(tmp_path, cache):
     args = ["train", "--dataset", "synthetic", "--model", "chainzrule", "--reg", "jr", "--reg-strength", "0.1",
             "--seed", "7", *TINY]

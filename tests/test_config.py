@@ -106,8 +106,8 @@ def test_committed_run_files_keep_their_keys():
     from chainzrule.fight.executor import run_key
 
     runs = sorted((Path(__file__).resolve().parents[1] / "results" / "mnist" / "runs").glob("*.json"))
-    assert len(runs) > 1000
-    for path in runs[::50]:
+    assert len(runs) >= 250  # the final, width and λ-sweep runs (tuning runs are in results.csv only)
+    for path in runs[::10]:
         record = json.loads(path.read_text())
         cfg = TrainConfig.from_dict(record["config"])
         assert path.stem in (run_key(cfg, True), run_key(cfg, False))

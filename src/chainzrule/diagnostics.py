@@ -59,6 +59,7 @@ from . import dreg
 from .layers import hidden_layers
 from .conv import conv_hidden_layers
 from .ordinal import CoralHead, CumulativeLinkHead
+from .temperature import temperature_of
 
 METHODS = ("exact", "projection", "auto")
 AUTO_EXACT_MAX_OUTPUTS = 32
@@ -261,7 +262,9 @@ def _head_bound(model: nn.Module) -> float:
 
 
 def lipschitz_bound(model: nn.Module) -> float:
-    """``Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``, an ℓ2 Lipschitz bound of input → logits.
+    """``τ · Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``, an ℓ2 Lipschitz bound of input → logits.
+
+    ``τ``: the model's logit temperature (:func:`chainzrule.temperature.temperature_of`, 1 if none).
 
     Over the model's hidden layers (:func:`chainzrule.hidden_layers`) and ``model.head``: an
     ``nn.Linear`` (CORN included) counts ``||W||_2``; a CLM or CORAL ordinal head, whose K−1
@@ -284,7 +287,7 @@ def lipschitz_bound(model: nn.Module) -> float:
         raise ConfigError("lipschitz_bound of a model with conv layers needs model.input_shapes() (the spatial input "
                           f"shape of each conv layer), got {type(model).__name__} without it")
     with _measuring(model), torch.no_grad():
-        bound = _head_bound(model)
+        bound = _head_bound(model) * temperature_of(model)
         for _, layer in layers:
             bound *= _max_slope(layer) * _spectral_norm(layer.linear.weight)
         for (_, layer), shape in zip(convs, shapes or ()):

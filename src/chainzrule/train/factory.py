@@ -13,6 +13,7 @@ from ..ordinal import class_log_probs, make_ordinal_head, ordinal_loss, ordinal_
 from ..optim import make_optimizer as make_optimizer_by_name, make_schedule
 from ..poly import parameter_groups
 from ..regularizers import make_regularizer
+from ..temperature import apply_temperature
 
 __all__ = ["head_kind", "build_model", "task_loss", "predict", "decoupled_decay", "make_run_regularizer",
            "make_optimizer"]
@@ -64,19 +65,9 @@ def _kan_input_norm(cfg: TrainConfig, model: nn.Module, in_features: int) -> nn.
 
 
 def _apply_logit_scale(cfg: TrainConfig, model: nn.Module) -> nn.Module:
-    """``cfg.logit_scale`` τ ≠ 1: the head's input is multiplied by τ (a forward pre-hook on
-    ``model.head``), i.e. the logits of a linear head are τ·Wh + b: the temperature that lets a
-    Lipschitz-constrained (spectrally normalized) network reach confident logits. A model
-    without a ``head`` attribute (a KAN) has its output multiplied by τ."""
-    tau = float(cfg.logit_scale)
-    if tau == 1.0:
-        return model
-    head = getattr(model, "head", None)
-    if isinstance(head, nn.Module):
-        head.register_forward_pre_hook(lambda m, args: (args[0] * tau, *args[1:]))
-    else:
-        model.register_forward_hook(lambda m, args, out: out * tau)
-    return model
+    """``cfg.logit_scale`` τ ≠ 1: :func:`chainzrule.temperature.apply_temperature` (the head's
+    input times τ, or a headless model's output)."""
+    return apply_temperature(model, cfg.logit_scale)
 
 
 def task_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:

@@ -1,0 +1,67 @@
+"""The logit temperature τ (``TrainConfig.logit_scale``) as a hook object that diagnostics can read.
+
+A Lipschitz-constrained network (spectral norm) needs a temperature to reach confident logits:
+:func:`apply_temperature` multiplies the head's input by τ (a forward pre-hook on
+``model.head``, so a linear head's logits are ``τ·Wh + b``) or, for a model without a head (a
+KAN), its output. :func:`temperature_of` reads τ back, so that a Lipschitz bound of the model
+counts it. The hook is an object, not a closure: models with a temperature deep-copy and pickle.
+
+>>> import torch
+>>> from torch import nn
+>>> net = apply_temperature(nn.Sequential(nn.Linear(3, 2)), 4.0)
+>>> temperature_of(net)
+4.0
+>>> x = torch.randn(5, 3)
+>>> torch.allclose(net(x), 4.0 * net[0](x))
+True
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["LogitTemperature", "apply_temperature", "temperature_of"]
+
+
+class LogitTemperature:
+    """τ as forward hooks: :meth:`pre_hook` scales a head's input, :meth:`output_hook` a model's output."""
+
+    def __init__(self, tau: float) -> None:
+        self.tau = float(tau)
+
+    def pre_hook(self, module: nn.Module, args: tuple) -> tuple:
+        return (args[0] * self.tau, *args[1:])
+
+    def output_hook(self, module: nn.Module, args: tuple, out: Tensor) -> Tensor:
+        return out * self.tau
+
+    def __repr__(self) -> str:
+        return f"LogitTemperature({self.tau:g})"
+
+
+def apply_temperature(model: nn.Module, tau: float) -> nn.Module:
+    """``model`` with the logit temperature ``tau`` (in place; τ = 1: unchanged, no hook)."""
+    tau = float(tau)
+    if tau == 1.0:
+        return model
+    t = LogitTemperature(tau)
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        head.register_forward_pre_hook(t.pre_hook)
+    else:
+        model.register_forward_hook(t.output_hook)
+    return model
+
+
+def temperature_of(model: nn.Module) -> float:
+    """The product of the temperatures :func:`apply_temperature` put on ``model`` (1 if none)."""
+    tau = 1.0
+    head = getattr(model, "head", None)
+    hooks = [*model._forward_hooks.values()]
+    if isinstance(head, nn.Module):
+        hooks += head._forward_pre_hooks.values()
+    for h in hooks:
+        owner = getattr(h, "__self__", None)
+        if isinstance(owner, LogitTemperature):
+            tau *= owner.tau
+    return tau
