@@ -107,3 +107,34 @@ def test_export_refuses_what_is_not_a_run(tmp_path, args, message):
     res = chainzrule(*[str(tmp_path / a) if a in ("NOPE", "EMPTY") else a for a in args], cache=tmp_path)
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_onnx_export_of_a_spectral_norm_run_with_gain_and_temperature(tmp_path):
+    """Large outputs (τ·g² = 72): the check is relative to the outputs' size; a refused export
+    leaves no model.onnx behind and an earlier one untouched."""
+    import chainzrule.export as ex
+    from chainzrule.errors import DataError
+
+    res = chainzrule("train", "--dataset", "synthetic", "--model", "mlp", "--activation", "silu", "--reg", "sn",
+                     "--sn-gain", "6", "--logit-scale", "2", "--hidden", "8,8", "--epochs", "1", "--quiet",
+                     "--out", tmp_path / "run", cache=tmp_path)
+    assert res.returncode == 0, res.stderr
+    run = tmp_path / "run"
+    ok = chainzrule("export", run, "--format", "onnx", cache=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    model, _, meta = load_checkpoint(run)
+    sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = probe_inputs(meta["in_features"], scale=10.0, n=33)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+    before = (run / "model.onnx").read_bytes()
+    old, ex.ONNX_RTOL = ex.ONNX_RTOL, -1.0  # every check fails
+    try:
+        with pytest.raises(DataError, match="onnxruntime differs from torch"):
+            ex.export_run(run, "onnx")
+    finally:
+        ex.ONNX_RTOL = old
+    assert (run / "model.onnx").read_bytes() == before
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
