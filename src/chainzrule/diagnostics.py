@@ -26,11 +26,12 @@ p99 is ``numpy.percentile(values, 99)`` with linear interpolation between order 
 **Peak gradient volatility** ``PGV = max_t |G_t − G_{t−1}| / mean_t G_t`` over the global
 parameter-gradient norms ``G_t`` of the whole run (:func:`peak_gradient_volatility`).
 
-**Lipschitz upper bound** (ℓ2, input → logits) ``Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``
+**Lipschitz upper bound** (ℓ2, input → logits) ``τ · Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``
 (:func:`lipschitz_bound`), with ``||·||_2`` the spectral norm of the *effective* weight (the
-normalized one under spectral normalization) and ``max|σ'|`` the activation's certified
-``max_slope()`` (exact over the working interval for polynomials; ``inf`` for a raw polynomial).
-Since ``J_f(x) = W_head D_L W_L ⋯ D_1 W_1`` with ``D_l = diag(σ_l'(z_l))``, it bounds
+normalized one under spectral normalization, times its layer gain) and ``max|σ'|`` the
+activation's certified ``max_slope()`` (exact over the working interval for polynomials; ``inf``
+for a raw polynomial), ``τ`` the logit temperature (:mod:`chainzrule.temperature`; 1 if none).
+Since ``J_f(x) = τ W_head D_L W_L ⋯ D_1 W_1`` with ``D_l = diag(σ_l'(z_l))``, it bounds
 ``||J_f(x)||_2`` at every ``x``.
 
 >>> import torch
