@@ -243,8 +243,13 @@ def export_cmd(run, fmt) -> None:
     """
     from .export import export_run
 
-    path, err = export_run(run, fmt)
-    check = f" (onnxruntime vs torch, inputs inside and outside [-R, R]: max |diff| {err:.2g})" if err is not None else ""
+    path, check = export_run(run, fmt)
+    if check is not None:
+        err, scale = check
+        check = (f" (onnxruntime vs torch, inputs inside and outside [-R, R]: max |diff| {err:.2g} "
+                 f"on outputs up to {scale:.3g})")
+    else:
+        check = ""
     click.echo(f"wrote {path}{check}")
 
 

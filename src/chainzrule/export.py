@@ -132,9 +132,10 @@ def export_model(model: nn.Module, in_features: int, path: str | Path, fmt: str)
     return _atomic_path(path, lambda tmp: program.save(tmp))
 
 
-def export_run(run: str | Path, fmt: str) -> tuple[Path, float | None]:
-    """Export the checkpoint in run folder ``run`` to ``run/model.<fmt>``; for ONNX also the largest
-    error against torch on inputs inside and far outside the working interval (None for pt2)."""
+def export_run(run: str | Path, fmt: str) -> tuple[Path, tuple[float, float] | None]:
+    """Export the checkpoint in run folder ``run`` to ``run/model.<fmt>``; for ONNX also
+    :func:`check_onnx`'s ``(largest error against torch, largest output)`` on inputs inside and far
+    outside the working interval (None for pt2)."""
     from .checkpoint import load_checkpoint
 
     folder = Path(run)
@@ -163,4 +164,4 @@ def export_run(run: str | Path, fmt: str) -> tuple[Path, float | None]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path, err
+    return path, (err, scale)
