@@ -126,6 +126,9 @@ def test_spectral_norm_layer_gains_equal_unbatched():
     """Per-member ``sn_gain`` (each hidden map g · W / σ), mixed with gain 1 in one batch, with
     per-member temperatures; SiLU and ChainzRule."""
     members = [(0, 3e-3, 1.0, 1.0), (1, 1e-2, 4.0, 0.5), (2, 3e-2, 2.5, 8.0)]
+    cfgs = [TrainConfig(**BASE, model="mlp", activation="silu", reg="sn", seed=s, lr=lr, sn_gain=g, logit_scale=tau)
+            for s, lr, g, tau in members]
+    assert len({batch_key(c) for c in cfgs}) == 1 and all(batchable(c) is None for c in cfgs)  # one batch
     _check([TrainConfig(**{**BASE, "epochs": 4}, model="mlp", activation="silu", reg="sn", seed=s, lr=lr,
                         sn_gain=g, logit_scale=tau, patience=1) for s, lr, g, tau in members])
     _check([TrainConfig(**BASE, model="chainzrule", dreg=0.0, reg="sn", seed=s, lr=lr, sn_gain=g)
