@@ -335,7 +335,7 @@ class SpectralNorm(Regularizer):
     network's pre-activations stay small (a unit sees ``‖x‖ / σ`` spread over its inputs), which
     is harmless for ReLU (positively homogeneous: the logit temperature rescales it, up to the biases) but
     keeps GELU and SiLU in their nearly linear range around 0: on MNIST (784-258-258-10, 4 epochs,
-    the tuned lr) SiLU + spectral norm reaches 96.6% test accuracy at g = 1 and 98.4% at g = 4
+    the tuned lr) SiLU + spectral norm reaches 96.6% test accuracy at g = 1 and 98.3% at g = 4
     with the same Lipschitz bound (temperature 49.6 → 3.1). Tune g with the temperature.
 
     >>> net = SpectralNorm().prepare(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
@@ -355,8 +355,8 @@ class SpectralNorm(Regularizer):
         self.gain = float(gain)
 
     def prepare(self, model):
-        hidden = [layer.linear for _, layer in hidden_layers(model)]
-        targets = list(hidden)
+        targets = [layer.linear for _, layer in hidden_layers(model)]
+        hidden = {id(m) for m in targets}  # the gain acts on these only
         head = getattr(model, "head", None)
         if isinstance(head, nn.Module):
             targets += [m for m in head.modules() if _has_weight_matrix(m)]
@@ -370,7 +370,7 @@ class SpectralNorm(Regularizer):
         for m in targets:
             if not parametrize.is_parametrized(m, "weight"):
                 spectral_norm(m, n_power_iterations=self.n_power_iterations, eps=self.eps)
-                if self.gain != 1.0 and any(m is h for h in hidden):
+                if self.gain != 1.0 and id(m) in hidden:
                     parametrize.register_parametrization(m, "weight", Gain(self.gain))
         return model
 

@@ -34,12 +34,12 @@ def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str)
     width = cfg.hidden[-1]
     head = None if kind == "linear" else make_ordinal_head(kind, width, num_classes)
     if cfg.model == "chainzrule":
-        return _apply_logit_scale(cfg, ChainzRuleMLP(
+        return apply_temperature(ChainzRuleMLP(
             in_features, list(cfg.hidden), num_classes, degree=cfg.degree, init=cfg.poly_init, bound=cfg.bound,
-            range_control=cfg.range_control, basis=cfg.poly_basis, head=head))
+            range_control=cfg.range_control, basis=cfg.poly_basis, head=head), cfg.logit_scale)
     if cfg.model == "mlp":
-        return _apply_logit_scale(cfg, MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation,
-                                           head=head))
+        return apply_temperature(MLP(in_features, list(cfg.hidden), num_classes, activation=cfg.activation, head=head),
+                                 cfg.logit_scale)
     if cfg.model in ("cnn", "chainzrule-cnn"):
         from ..cnn import CNN, infer_image_shape
 
@@ -47,13 +47,13 @@ def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str)
                                                    range_control=cfg.range_control, basis=cfg.poly_basis)
         cnn = CNN(infer_image_shape(in_features), list(cfg.conv_channels), list(cfg.hidden), num_classes,
                   activation="chainzrule" if poly else cfg.activation, head=head, **poly)
-        return _apply_logit_scale(cfg, cnn)
+        return apply_temperature(cnn, cfg.logit_scale)
     if cfg.model == "kan":
         if cfg.dreg_lambda > 0:
             raise ConfigError(f"DREG needs one of {', '.join(DREG_MODELS)}, got model 'kan' with dreg > 0")
         if head is None:
             kan = KAN(in_features, list(cfg.hidden), num_classes, grid_size=cfg.kan_grid)
-            return _apply_logit_scale(cfg, _kan_input_norm(cfg, kan, in_features))
+            return apply_temperature(_kan_input_norm(cfg, kan, in_features), cfg.logit_scale)
         kan = _kan_input_norm(cfg, KAN(in_features, list(cfg.hidden[:-1]), width, grid_size=cfg.kan_grid), in_features)
         return nn.Sequential(kan, head)
     raise ConfigError(f"model {cfg.model!r} is not a neural network")
@@ -62,12 +62,6 @@ def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str)
 def _kan_input_norm(cfg: TrainConfig, model: nn.Module, in_features: int) -> nn.Module:
     """``cfg.input_norm = "layernorm"``: a LayerNorm over the features before the KAN."""
     return nn.Sequential(nn.LayerNorm(in_features), model) if cfg.input_norm == "layernorm" else model
-
-
-def _apply_logit_scale(cfg: TrainConfig, model: nn.Module) -> nn.Module:
-    """``cfg.logit_scale`` τ ≠ 1: :func:`chainzrule.temperature.apply_temperature` (the head's
-    input times τ, or a headless model's output)."""
-    return apply_temperature(model, cfg.logit_scale)
 
 
 def task_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:
