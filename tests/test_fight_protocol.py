@@ -29,6 +29,7 @@ class FakeExecutor:
 
     def __init__(self):
         self.tasks = []
+        self.calls = 0
 
     @staticmethod
     def curve(cfg):
@@ -37,6 +38,7 @@ class FakeExecutor:
 
     def run(self, tasks):
         self.tasks += tasks
+        self.calls += 1
         out = []
         for t in tasks:
             c = self.curve(t.config)
@@ -96,6 +98,29 @@ def test_trial_value_is_mean_over_tune_seeds_and_pruning_never_changes_it(pruner
             if t["state"] == "complete" and t["params"]["lr"] in by_params:
                 assert t["value"] == by_params[t["params"]["lr"]]
     assert all(not t.test for t in ex.tasks)
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband", "none"])
+def test_tuning_rounds_equal_one_trial_at_a_time(pruner, monkeypatch):
+    """Asking TPE's random trials together, and running a trial's seeds at once while the pruner
+    cannot prune it, changes nothing: the same parameters, values, states and runs as the old
+    schedule (one trial per round, its first seed, then the rest), in fewer executor calls."""
+    from chainzrule.fight import tuning
+
+    spec = _spec(pruner=pruner, trials=30)
+    rounds = tuning.trial_rounds(spec)
+    assert sorted(t for r, _ in rounds for t in r) == list(range(30))
+    fast_ex = FakeExecutor()
+    fast = tune_cells(spec, {"a": {}, "b": {}}, fast_ex, cells(spec))
+    monkeypatch.setattr(tuning, "trial_rounds", lambda spec: [([t], False) for t in range(spec.trials)])
+    slow_ex = FakeExecutor()
+    slow = tune_cells(spec, {"a": {}, "b": {}}, slow_ex, cells(spec))
+    assert fast == slow
+    assert sorted(t.key for t in fast_ex.tasks) == sorted(t.key for t in slow_ex.tasks)
+    assert slow_ex.calls == 60
+    assert fast_ex.calls == {"median": 49, "hyperband": 60, "none": 21}[pruner]
+    states = {t["state"] for n in ("a", "b") for t in fast[n][""]["trials"]}
+    assert states == ({"complete"} if pruner == "none" else {"complete", "pruned"})
 
 
 def test_val_curve_is_best_so_far_and_padded():

@@ -3,9 +3,9 @@
 Every contender gets ``trials`` trials (TPE with its own sampler seed, :func:`sampler_seed`) at the
 full epoch budget, each scored on ``tune_seeds`` seeds on the validation split carved from the
 cell's training data (the test split is never read); a median or Hyperband pruner stops trials
-whose first seed's validation curve lags. Studies advance in lockstep (trial t of every study,
-then t + 1) so that the executor can run them side by side; runs are hash-keyed, so a resumed
-fight replays the same trials. :mod:`.runner` plans the phases after tuning.
+whose first seed's validation curve lags. Studies advance in lockstep (a round of trials of
+every study, then the next: :func:`trial_rounds`) so that the executor can run them side by side,
+batched; runs are hash-keyed, so a resumed fight replays the same trials. :mod:`.runner` plans the phases after tuning.
 
 >>> Cell(1, 3, 5).name, Cell().name      # one Cell per (repeat, fold) of [fight] resampling
 ('r1f3', '')
@@ -21,7 +21,7 @@ from ..config import TrainConfig, content_hash
 from .executor import Executor, Task
 from .spec import FightSpec
 
-__all__ = ["Cell", "cells", "sampler_seed", "val_curve", "tune", "tune_cells", "tuning_json"]
+__all__ = ["Cell", "cells", "sampler_seed", "trial_rounds", "val_curve", "tune", "tune_cells", "tuning_json"]
 
 
 def _suggest(trial, name: str, space: Any) -> Any:
@@ -70,13 +70,48 @@ def sampler_seed(spec: FightSpec, contender: str, cell: Cell = Cell()) -> int:
     return int(content_hash({"tune_seed": spec.tune_seed, "contender": contender, "cell": cell.name}, 8), 16)
 
 
+def _sampler_startup(spec: FightSpec) -> int:
+    """How many first trials TPE samples at random (independent of every earlier trial's result)."""
+    return max(1, min(10, spec.trials // 3))
+
+
+def _pruner_startup(spec: FightSpec) -> int:
+    """How many first trials the pruner can never prune: the median pruner prunes only once
+    ``n_startup_trials`` trials are complete; no pruner prunes nothing; Hyperband may prune from
+    the first trial on."""
+    return {"median": max(2, spec.trials // 5), "hyperband": 0}.get(spec.pruner, spec.trials)
+
+
+def trial_rounds(spec: FightSpec) -> list[tuple[list[int], bool]]:
+    """How tuning is scheduled: ``(trial numbers asked together, whether all their seeds run at
+    once)`` per round. Each round's results equal one-trial-at-a-time tuning exactly: trials are
+    asked together only while TPE samples them at random (their parameters do not depend on
+    earlier results; the sampler draws them in the same order), and a trial's other seeds run with
+    its first only when the pruner cannot prune it. Trials are still told in order, so every
+    pruning decision sees what it would see one at a time.
+
+    >>> from types import SimpleNamespace as Spec      # a FightSpec's trials and pruner
+    >>> rounds = trial_rounds(Spec(trials=30, pruner="median"))
+    >>> rounds[:2]              # TPE draws its first 10 at random; the median pruner spares the first 6
+    [([0, 1, 2, 3, 4, 5], True), ([6], False)]
+    >>> len(rounds)             # 25 rounds (49 runs of the executor) instead of 30 (60)
+    25
+    >>> trial_rounds(Spec(trials=3, pruner="median"))   # the quick profiles: 4 runs of the executor, not 6
+    [([0], True), ([1], True), ([2], False)]
+    """
+    free, safe = _sampler_startup(spec), _pruner_startup(spec)
+    head = list(range(min(free, safe, spec.trials)))
+    rounds = [(head, True)] if head else []
+    return rounds + [([t], t < safe) for t in range(len(head), spec.trials)]
+
+
 def _pruner(spec: FightSpec, epochs: int):
     import optuna
 
     if spec.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=max(2, spec.trials // 5), n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=_pruner_startup(spec), n_warmup_steps=1)
     return optuna.pruners.NopPruner()
 
 
@@ -117,16 +152,24 @@ def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_lis
     out, studies = _open_studies(spec, cell_list)
     seeds = [spec.tune_seed + i for i in range(spec.tune_seeds)]
     base = {**spec.base, "epochs": spec.tune_epochs, "robustness": False}
-    for t in range(spec.trials if studies else 0):  # lockstep: trial t of every study, then t + 1
-        asked = _ask(spec, studies, configs, base, seeds)
-        first = ex.run([Task("tune", name, cfgs[0], False, seeds[0], t) for _, name, _, _, cfgs in asked])
-        pruned = [_should_prune(trial, rec, spec.tune_epochs) for (_, _, trial, _, _), rec in zip(asked, first)]
-        rest = iter(ex.run([Task("tune", name, cfg, False, s, t) for (_, name, _, _, cfgs), p in zip(asked, pruned)
-                            if not p for cfg, s in zip(cfgs[1:], seeds[1:])]))
-        for (cell, name, trial, params, cfgs), rec, p in zip(asked, first, pruned):
-            recs = [rec] if p else [rec] + [next(rest) for _ in cfgs[1:]]
+    for round_trials, together in (trial_rounds(spec) if studies else []):  # lockstep: a round of every study
+        asked = [(t, a) for t in round_trials for a in _ask(spec, studies, configs, base, seeds)]
+        if together:  # no trial of this round can be pruned: every seed runs at once
+            recs = iter(ex.run([Task("tune", name, cfg, False, s, t) for t, (_, name, _, _, cfgs) in asked
+                                for cfg, s in zip(cfgs, seeds)]))
+            runs = [[next(recs) for _ in cfgs] for _, (_, _, _, _, cfgs) in asked]
+        else:
+            first = ex.run([Task("tune", name, cfgs[0], False, seeds[0], t) for t, (_, name, _, _, cfgs) in asked])
+            runs = [[rec] for rec in first]
+        pruned = [_should_prune(trial, rs[0], spec.tune_epochs) for (_, (_, _, trial, _, _)), rs in zip(asked, runs)]
+        if not together:
+            rest = iter(ex.run([Task("tune", name, cfg, False, s, t) for (t, (_, name, _, _, cfgs)), p in
+                                zip(asked, pruned) if not p for cfg, s in zip(cfgs[1:], seeds[1:])]))
+            runs = [rs if p else rs + [next(rest) for _ in cfgs[1:]]
+                    for (_, (_, _, _, _, cfgs)), rs, p in zip(asked, runs, pruned)]
+        for (_, (cell, name, trial, params, _)), rs, p in zip(asked, runs, pruned):
             out[name][cell.name]["trials"].append(
-                _tell(studies[(cell, name)], trial, params, recs, p, seeds, spec.tune_epochs,
+                _tell(studies[(cell, name)], trial, params, rs[:1] if p else rs, p, seeds, spec.tune_epochs,
                       mirror=mirror, study_name=name + (f"-{cell.name}" if cell.name else "")))
     for (cell, name) in studies:
         _set_best(out[name][cell.name])
@@ -145,7 +188,7 @@ def _open_studies(spec: FightSpec, cell_list: list[Cell]) -> tuple[dict[str, dic
             out[c.name][cell.name] = {"best_params": {}, "best_val_accuracy": None, "trials": [], "space": c.tune,
                                       "sampler_seed": seed if c.tune else None}
             if c.tune and spec.trials > 0:
-                sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, spec.trials // 3)))
+                sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=_sampler_startup(spec))
                 studies[(cell, c.name)] = optuna.create_study(
                     direction="maximize", sampler=sampler, pruner=_pruner(spec, spec.tune_epochs),
                     study_name=f"{c.name}{'-' + cell.name if cell.name else ''}")  # Hyperband hashes the name
