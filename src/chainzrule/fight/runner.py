@@ -5,8 +5,10 @@ Phases (guide §4), each a list of runs:
 1. **tune** — every contender gets the same number of Optuna trials (TPE, seeded) over its own
    hyperparameters, trained for ``tune_epochs`` on the train split and scored on the
    validation split (carved from train with ``tune_seed``). The test split is never read.
-   Contenders are advanced in lockstep (trial 1 of all, then trial 2, …) so that ``--jobs``
-   can run them side by side (:mod:`.tuning`).
+   Contenders are advanced in lockstep (a round of trials of all, then the next) so that
+   ``--jobs`` and batching can run them side by side; TPE's random first trials share a round,
+   and a trial's seeds run together while the pruner cannot prune it
+   (:func:`.tuning.trial_rounds`: the same results as one trial at a time).
 2. **final** — each contender's best configuration, full epochs, seeds ``0..seeds-1``; the only
    phase (with the two below) that reads the test split. Seed ``s`` fixes initialisation,
    validation carve and batch order identically for every contender.
