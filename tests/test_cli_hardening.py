@@ -234,3 +234,51 @@ def test_a_format_1_checkpoint_still_evaluates_with_a_warning(capsys, tmp_path):
     code, stdout, err = run(capsys, "evaluate", out)
     assert code == 0 and "predates saved standardization statistics" in err
     assert json.loads(stdout)["test"]["accuracy"] == pytest.approx(r["test"]["accuracy"])
+
+
+# ------------------------------------------------------------------------------------------ devices
+@pytest.fixture
+def no_accelerator(monkeypatch):
+    """A machine without CUDA or MPS, whatever this one has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_an_absent_device_is_one_line_exit_2_before_the_data(capsys, tmp_path, no_data, no_accelerator, device):
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, "--device", device, "--out", tmp_path / "o")
+    assert f"device {device!r} is not available" in line and line.endswith("expected cpu")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_cuda_index_past_the_last_device_names_the_ones_there(monkeypatch):
+    from chainzrule.train import available_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"'cuda:2' is not available: expected cuda or cuda:0 to cuda:1 \(2 CUDA "):
+        available_device("cuda:2")
+    assert available_device("cuda:1") == torch.device("cuda", 1)  # placed on it only when a run starts
+    assert available_device("cpu") == torch.device("cpu")
+
+
+def test_fights_on_an_absent_device_are_refused_before_any_run(tmp_path, no_accelerator, monkeypatch):
+    """The fight and the stability map check the devices of their runs before the data, the
+    folder or any run (they run here: the local pool); a classical contender has no device."""
+    import chainzrule.fight.runner as runner
+    import chainzrule.fight.stability as stability
+    from chainzrule.fight.spec import parse_spec
+    from chainzrule.fight.stability_spec import parse_stability_spec
+    from test_stability import _raw
+
+    monkeypatch.setattr(runner, "load_data", lambda *a, **k: pytest.fail("data read before the check"))
+    spec = parse_spec({"fight": {"dataset": "synthetic", "trials": 1, "reference": "a"},
+                       "base": {"epochs": 1, "hidden": [4], "device": "cuda"},
+                       "contender": [{"name": "a", "model": "mlp"}, {"name": "b", "model": "logreg"}]})
+    with pytest.raises(ValueError, match="device 'cuda' is not available"):
+        runner.run_fight(spec, tmp_path / "fight", progress=False)
+    assert not (tmp_path / "fight").exists()
+    monkeypatch.setattr(stability, "load_data", lambda *a, **k: pytest.fail("data read before the check"))
+    with pytest.raises(ValueError, match="device 'mps' is not available"):
+        stability.run_stability(parse_stability_spec(_raw(base__device="mps")), tmp_path / "map", progress=False)
+    assert not (tmp_path / "map").exists()

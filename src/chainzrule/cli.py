@@ -99,7 +99,7 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
     from .checkpoint import save_checkpoint, write_json
     from .rundir import RUN_FILES, check_out_dir, staged_dir
     from .sizing import check_fits
-    from .train import load_splits, train as run_train
+    from .train import check_devices, load_splits, train as run_train
     from .train.distributed import torchrun_process_group
 
     if threads:
@@ -110,6 +110,7 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
     if robustness is not None:
         cfg = cfg.replace(robustness=robustness)
     out_dir = check_out_dir(out, replace_only=RUN_FILES)  # before any data is read or step taken
+    check_devices([cfg])  # this machine has the device asked for
     splits = load_splits(cfg, progress=not quiet)  # all input is checked before anything is written to --out
     check_fits(cfg, splits.in_features, splits.num_classes, splits.task)
     with torchrun_process_group(cfg) as rank:

@@ -10,6 +10,7 @@ from ..config import TrainConfig
 from ..data.splits import Splits
 from ..errors import ConfigError
 from ..train import RunResult, head_kind, load_data, load_splits
+from ..train.device import available_device
 from .grouping import PER_MEMBER_FIELDS, batch_key, batchable
 from .stack import StackedRuns
 
@@ -40,6 +41,7 @@ def train_batched(cfgs: Sequence[TrainConfig], splits_per_cfg: Sequence[Splits] 
         raise ConfigError("cannot batch runs whose configs differ in more than "
                           f"{', '.join(PER_MEMBER_FIELDS)} (and DREG/regularizer on or off): group them with "
                           "chainzrule.batched.eligible_groups")
+    available_device(cfgs[0].device)  # one device per batch (batch_key): refused before any data is loaded
     if splits_per_cfg is None:
         data = load_data(cfgs[0], progress)
         splits_per_cfg = [load_splits(c, data) for c in cfgs]

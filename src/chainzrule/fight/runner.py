@@ -40,7 +40,7 @@ from ..errors import ConfigError
 from ..models import closest_width
 from ..rundir import check_out_dir
 from ..sizing import check_fits, parameter_count
-from ..train import build_model, head_kind, load_data
+from ..train import build_model, check_devices, head_kind, load_data
 from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, member_bytes,  # noqa: F401
                        remove_stale_temps, run_key, stop_on_signals, stored_record)
 from .spec import FightSpec
@@ -274,6 +274,8 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
     with stop_on_signals():
         try:
             ref_cfg = spec.contender(spec.reference).train_config(spec.base)
+            if pool is None:  # runs on this machine: its devices (a Ray cluster's workers may have others)
+                check_devices(c.train_config(spec.base) for c in spec.contenders)
             data = load_data(ref_cfg)  # every input problem surfaces here, before any run starts
             in_features, num_classes, task = data.in_features, data.num_classes, data.task
             nbytes = member_bytes(data)

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError
-from ..train import build_model, head_kind, load_data
+from ..train import build_model, check_devices, head_kind, load_data
 from .executor import remove_stale_temps
 from .runner import Executor, Task, member_bytes, write_results_csv
 from .stability_spec import StabilitySpec
@@ -168,6 +168,8 @@ def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool 
 
     pool = make_pool(executor, ray_address)  # an unreachable cluster: one line, before any run
     try:
+        if pool is None:  # runs on this machine: its devices
+            check_devices(spec.config(c, spec.lrs[0], spec.lambdas[0], 0) for c in spec.contenders)
         data = _preflight(spec)
     except BaseException:
         if pool is not None:

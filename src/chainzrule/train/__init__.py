@@ -1,6 +1,6 @@
 """One training run: a :class:`~chainzrule.config.TrainConfig` in, a result out.
 
-Read in this order: :mod:`.data` (:func:`load_splits`) → :mod:`.factory` (:func:`build_model`,
+Read in this order: :mod:`.data` (:func:`load_splits`), :mod:`.device` (:func:`available_device`) → :mod:`.factory` (:func:`build_model`,
 loss, optimizer) → :mod:`.loop` (:func:`train`) → :mod:`.evaluate` (metrics and diagnostics) →
 :mod:`.record` (the training half of the result, stability rules); :mod:`.classical` holds the
 scikit-learn/XGBoost baselines. Everything is seeded by ``cfg.seed``: model initialisation, the
@@ -21,6 +21,7 @@ True
 
 from .classical import train_classical
 from .data import cv_dataset, cv_fold_indices, load_data, load_splits, synthetic_dataset
+from .device import available_device, check_devices
 from .evaluate import accuracy, eval_logits, eval_subset, evaluate, robust_subset, robustness_metrics, to_model
 from .factory import (build_model, decoupled_decay, head_kind, make_optimizer, make_run_regularizer, predict,
                       task_loss)
@@ -28,7 +29,7 @@ from .loop import TrainingLoop, grad_norm, seed_everything, train, world_rank
 from .record import DIVERGED_LOSS_FACTOR, UNSTABLE_RATIO, RunResult, diverged, peak_memory_mb, train_record
 
 __all__ = [
-    "synthetic_dataset", "load_data", "load_splits", "cv_fold_indices", "cv_dataset",
+    "synthetic_dataset", "load_data", "load_splits", "cv_fold_indices", "cv_dataset", "available_device", "check_devices",
     "head_kind", "build_model", "task_loss", "predict", "decoupled_decay", "make_run_regularizer", "make_optimizer",
     "train", "TrainingLoop", "seed_everything", "world_rank", "grad_norm",
     "to_model", "eval_logits", "accuracy", "evaluate", "eval_subset", "robust_subset", "robustness_metrics",

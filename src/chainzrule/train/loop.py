@@ -16,6 +16,7 @@ from ..config import TrainConfig
 from ..data.splits import Splits
 from ..dreg import collect, lambda_schedule
 from .data import load_splits
+from .device import available_device
 from .classical import train_classical
 from .evaluate import accuracy, evaluate, to_model
 from .factory import build_model, head_kind, make_optimizer, make_run_regularizer, predict, task_loss
@@ -55,11 +56,11 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
     without a better validation accuracy and the best epoch's weights are restored (ties keep the
     earlier epoch); with 0 every epoch runs and the last weights are kept.
     """
+    device = available_device(cfg.device) if cfg.is_neural else None  # refused before any data is loaded
     splits = splits if splits is not None else load_splits(cfg)
     seed_everything(cfg.seed)
     if not cfg.is_neural:
         return train_classical(cfg, splits, test)
-    device = torch.device(cfg.device)
     model = build_model(cfg, splits.in_features, splits.num_classes, splits.task)
     reg = make_run_regularizer(cfg)
     model = reg.prepare(model).to(device=device, dtype=getattr(torch, cfg.dtype))
