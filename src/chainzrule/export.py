@@ -18,9 +18,12 @@ formulas.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -128,8 +131,26 @@ def export_model(model: nn.Module, in_features: int, path: str | Path, fmt: str)
         import onnxscript  # noqa: F401 - the dynamo exporter needs it
     except ImportError:
         raise ConfigError("ONNX export needs onnx and onnxscript: pip install 'chainzrule[onnx]'") from None
-    program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
+    with _exporter_noise_off():
+        program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False)
     return _atomic_path(path, lambda tmp: program.save(tmp))
+
+
+@contextlib.contextmanager
+def _exporter_noise_off():
+    """Silence two messages of torch's ONNX exporter that concern torch itself, not the model:
+    "torchvision is not installed. Skipping torchvision::nms" (its op registry, once per
+    torchvision op) and a FutureWarning of torch's pytree about ``LeafSpec``. Every other warning
+    still shows; the export is judged by :func:`check_onnx` either way."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+            yield
+    finally:
+        registry.setLevel(level)
 
 
 def export_run(run: str | Path, fmt: str) -> tuple[Path, tuple[float, float] | None]:
