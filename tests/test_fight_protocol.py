@@ -30,11 +30,15 @@ class FakeExecutor:
     def __init__(self):
         self.tasks = []
         self.calls = 0
+        self.skipped = 0
 
     @staticmethod
     def curve(cfg):
         quality = 1.0 - abs(math.log10(cfg.lr) + 2.0) / 3.0  # best at lr = 1e-2
         return [quality * (1 - 0.5 ** (e + 1)) + 0.001 * cfg.seed for e in range(cfg.epochs)]
+
+    def skip(self, n):
+        self.skipped += n
 
     def run(self, tasks):
         self.tasks += tasks
@@ -121,6 +125,9 @@ def test_tuning_rounds_equal_one_trial_at_a_time(pruner, monkeypatch):
     assert fast_ex.calls == {"median": 49, "hyperband": 60, "none": 21}[pruner]
     states = {t["state"] for n in ("a", "b") for t in fast[n][""]["trials"]}
     assert states == ({"complete"} if pruner == "none" else {"complete", "pruned"})
+    pruned = sum(t["state"] == "pruned" for n in ("a", "b") for t in fast[n][""]["trials"])
+    assert fast_ex.skipped == slow_ex.skipped == pruned  # one skipped second seed per pruned trial
+    assert len(fast_ex.tasks) == 2 * spec.trials * spec.tune_seeds - pruned
 
 
 def test_val_curve_is_best_so_far_and_padded():

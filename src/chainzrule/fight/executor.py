@@ -331,6 +331,13 @@ class Executor:
         self.done += 1
         self.bar.update(1)
 
+    def skip(self, n: int) -> None:
+        """``n`` runs counted in ``total`` will not be made (the other seeds of pruned trials): the
+        progress bar's total shrinks, so it ends at 100% and its time estimate stays honest."""
+        if n > 0:
+            self.bar.total = max(self.bar.n, self.bar.total - n)
+            self.bar.refresh()
+
     def groups(self, todo: list[Task]) -> list[list[Task]]:
         """The jobs for the pending ``todo``: batch groups, or one task per job without batching."""
         if not self.batch:

@@ -288,8 +288,8 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
             raise
         runs_dir = _prepare_folder(spec, out, configs, in_features, num_classes, task)
         cell_list = cells(spec)
-        n_tune = spec.trials * spec.tune_seeds * sum(1 for c in spec.contenders if c.tune) * len(cell_list)
-        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress,  # pruned trials run fewer
+        n_tune = spec.trials * spec.tune_seeds * sum(1 for c in spec.contenders if c.tune) * len(cell_list)  # at most
+        ex = Executor(runs_dir, jobs, n_tune + _count_after_tuning(spec), progress,  # pruned trials: ex.skip
                       batch=batch, pool=pool, member_bytes=nbytes)
         ok = False
         try:

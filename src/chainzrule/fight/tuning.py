@@ -163,6 +163,7 @@ def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_lis
             runs = [[rec] for rec in first]
         pruned = [_should_prune(trial, rs[0], spec.tune_epochs) for (_, (_, _, trial, _, _)), rs in zip(asked, runs)]
         if not together:
+            ex.skip(sum(len(cfgs) - 1 for (_, (_, _, _, _, cfgs)), p in zip(asked, pruned) if p))
             rest = iter(ex.run([Task("tune", name, cfg, False, s, t) for (t, (_, name, _, _, cfgs)), p in
                                 zip(asked, pruned) if not p for cfg, s in zip(cfgs[1:], seeds[1:])]))
             runs = [rs if p else rs + [next(rest) for _ in cfgs[1:]]
