@@ -432,6 +432,22 @@ def test_quick_profile_rows_are_previews(tmp_path):
     assert "**Preview only.**" in report and "(results/synthetic/report.md)" in report
 
 
+def test_a_spec_run_on_another_dataset_says_so_and_points_to_no_committed_run(tmp_path):
+    """`fight SPEC --dataset csv:…` keeps the spec's name and description: the report says which
+    data it ran on, and a quick run's previews do not point to the spec's committed results."""
+    from chainzrule.fight.spec import parse_spec
+
+    raw = {"fight": {"name": "pima", "dataset": "pima", "trials": 1}, "contender": [{"name": "a", "model": "mlp"}]}
+    assert parse_spec(raw).spec_dataset == "" and parse_spec(raw, dataset="pima").spec_dataset == ""
+    assert parse_spec(raw, dataset="csv:my.csv", target="y").spec_dataset == "pima"
+    folder = _rewrite(build_fight(tmp_path / "f"), claims=V2_CLAIMS,
+                      spec_update={"quick": True, "dataset": "csv:my.csv", "spec_dataset": "synthetic"})
+    report = write_report(folder).read_text()
+    assert report.startswith("# Fair Fight: synthetic on `csv:my.csv`")
+    assert "**Run on `csv:my.csv`**, not on the spec's own dataset `synthetic`" in report
+    assert "results/synthetic/report.md" not in report and "none is committed" in report
+
+
 def test_failure_rate_column(tmp_path):
     from chainzrule.fight.analysis import failure_text
 

@@ -3,7 +3,8 @@
 :func:`write_report` reads a fight folder written by the runner (``docs/FIGHT_FORMAT.md``):
 
 - ``spec.json`` — the resolved spec (name, dataset, reference, seeds, trials, tune_epochs, base,
-  contenders, accuracy_matched, lambda_sweep, claims, command, configs);
+  contenders, accuracy_matched, lambda_sweep, claims, command, configs; spec_dataset when the
+  command line ran the spec on another dataset than its own);
 - ``results.csv`` — one row per run, all phases (tune / final / width / lambda);
 - ``runs/*.json`` — per run: ``grad_norms`` (gradient-norm trace) and ``activations`` (polynomial
   coefficients), used for the trace and activation-shape plots;
@@ -125,9 +126,14 @@ def _protocol_value(fight: Fight, key: str) -> Any:
     return TrainConfig.__dataclass_fields__[key].default if key in TrainConfig.__dataclass_fields__ else None
 
 
-def _full_results(fight: Fight) -> str:
-    """Where the committed full results of this fight live (relative to the repository root)."""
-    return f"[`results/{fight.get('name', fight.folder.name)}/report.md`](results/{fight.get('name', fight.folder.name)}/report.md)"
+def _evidence(fight: Fight) -> str:
+    """What a quick run's verdicts stand for: the committed full run of this fight (a link relative
+    to the repository root), or, for a spec run on another dataset than its own, a full run that
+    has yet to be made."""
+    if fight.get("spec_dataset"):
+        return f"a full run on `{fight.get('dataset')}` (none is committed: run the spec without `--quick`)"
+    name = fight.get("name", fight.folder.name)
+    return f"the committed full run, [`results/{name}/report.md`](results/{name}/report.md)"
 
 
 def _header(fight: Fight) -> list[str]:
@@ -136,9 +142,12 @@ def _header(fight: Fight) -> list[str]:
     seeds = fight.get("seeds")
     final_rows = fight.phase("final")
     seed_list = sorted({int(s) for s in (to_number(r.get("seed")) for r in final_rows) if s is not None})
-    L = [f"# Fair Fight: {name}", ""]
+    L = [f"# Fair Fight: {name}" + (f" on `{dataset}`" if fight.get("spec_dataset") else ""), ""]
     if fight.get("description"):
         L += [str(fight.get("description")), ""]
+    if fight.get("spec_dataset"):
+        L += [f"**Run on `{dataset}`**, not on the spec's own dataset `{fight.get('spec_dataset')}`: the description "
+              "above is the spec's; the protocol, contenders and claims are the same.", ""]
     hidden = _protocol_value(fight, "hidden")
     L += [
         f"- **Dataset**: `{dataset}`" + (f" (target `{fight.get('target')}`)" if fight.get("target") else ""),
@@ -161,7 +170,7 @@ def _header(fight: Fight) -> list[str]:
     ]
     if fight.get("quick"):
         L.append("- **Profile**: quick (reduced seeds/trials/epochs/contenders: numbers are a smoke test, not evidence; "
-                 f"every verdict is a preview — the evidence is the committed full run, {_full_results(fight)})")
+                 f"every verdict is a preview — the evidence is {_evidence(fight)})")
     if fight.get("command"):
         L.append(f"- **Command**: `{fight.get('command')}`")
     if fight.get("source"):
@@ -277,7 +286,7 @@ def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
     if fight.get("quick"):
         L += [f"**Preview only.** This is a quick-profile run (fewer seeds, trials and epochs): no row below is "
               f"evidence for or against a claim, so every verdict reads \"{PREVIEW}\". The verdicts are those "
-              f"of the committed full run: {_full_results(fight)}.", ""]
+              f"of {_evidence(fight)}.", ""]
     if not claims:
         L.append("The spec lists no claims.")
         return L
@@ -326,7 +335,7 @@ def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, 
         parts.append("No width of the accuracy-matched sweep reached the best baseline within the margin.")
     if fight.get("quick"):
         parts.append("This was a quick-profile run: its numbers are previews, not evidence; the verdicts are those of "
-                     f"the committed full run, {_full_results(fight)}.")
+                     f"{_evidence(fight)}.")
     L.append(" ".join(parts) if parts else "No final runs: nothing to report.")
     return L
 

@@ -78,6 +78,8 @@ class FightSpec:
     resampling: dict[str, int] | None = None
     source: str = ""
     command: str = ""
+    #: the dataset the spec file names, when the command line ran it on another ("" otherwise)
+    spec_dataset: str = ""
     #: how to execute (never changes a result): executor, ray_address, storage, batch
     execution: dict[str, Any] = field(default_factory=dict)
 
@@ -318,10 +320,12 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     """
     check_spec_kind(raw, "fight")
     s = _read_sections(raw, quick)
+    own = str(s.fight.get("dataset") or s.base.get("dataset") or TrainConfig.dataset)  # the spec file's dataset
     _apply_overrides(s.fight, s.base, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)
     resampling = _check_resampling(s.fight.get("resampling"))
     contenders = _parse_contenders(s.contenders, s.base)
     spec = _build_spec(s, contenders, resampling, quick=quick, source=source)
+    spec.spec_dataset = own if spec.dataset != own else ""
     _check_settings(spec)
     spec.claims = [check_claim(c, i, spec, s.defined) for i, c in enumerate(s.claims)]
     spec.execution = _check_execution(s.fight)
