@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import TrainConfig, content_hash
 from .executor import Executor, Task
@@ -153,25 +153,21 @@ def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_lis
     seeds = [spec.tune_seed + i for i in range(spec.tune_seeds)]
     base = {**spec.base, "epochs": spec.tune_epochs, "robustness": False}
     for round_trials, together in (trial_rounds(spec) if studies else []):  # lockstep: a round of every study
-        asked = [(t, a) for t in round_trials for a in _ask(spec, studies, configs, base, seeds)]
+        asked = [a for t in round_trials for a in _ask(spec, studies, configs, base, seeds, t)]
         if together:  # no trial of this round can be pruned: every seed runs at once
-            recs = iter(ex.run([Task("tune", name, cfg, False, s, t) for t, (_, name, _, _, cfgs) in asked
-                                for cfg, s in zip(cfgs, seeds)]))
-            runs = [[next(recs) for _ in cfgs] for _, (_, _, _, _, cfgs) in asked]
+            recs = iter(ex.run([task for a in asked for task in a.tasks(seeds)]))
+            runs = [[next(recs) for _ in a.cfgs] for a in asked]
         else:
-            first = ex.run([Task("tune", name, cfgs[0], False, seeds[0], t) for t, (_, name, _, _, cfgs) in asked])
-            runs = [[rec] for rec in first]
-        pruned = [_should_prune(trial, rs[0], spec.tune_epochs) for (_, (_, _, trial, _, _)), rs in zip(asked, runs)]
-        if not together:
-            ex.skip(sum(len(cfgs) - 1 for (_, (_, _, _, _, cfgs)), p in zip(asked, pruned) if p))
-            rest = iter(ex.run([Task("tune", name, cfg, False, s, t) for (t, (_, name, _, _, cfgs)), p in
-                                zip(asked, pruned) if not p for cfg, s in zip(cfgs[1:], seeds[1:])]))
-            runs = [rs if p else rs + [next(rest) for _ in cfgs[1:]]
-                    for (_, (_, _, _, _, cfgs)), rs, p in zip(asked, runs, pruned)]
-        for (_, (cell, name, trial, params, _)), rs, p in zip(asked, runs, pruned):
-            out[name][cell.name]["trials"].append(
-                _tell(studies[(cell, name)], trial, params, rs[:1] if p else rs, p, seeds, spec.tune_epochs,
-                      mirror=mirror, study_name=name + (f"-{cell.name}" if cell.name else "")))
+            runs = [[rec] for rec in ex.run([task for a in asked for task in a.tasks(seeds, 0, 1)])]
+        pruned = [_should_prune(a.trial, rs[0], spec.tune_epochs) for a, rs in zip(asked, runs)]
+        if not together:  # the other seeds of the trials the pruner kept
+            ex.skip(sum(len(a.cfgs) - 1 for a, p in zip(asked, pruned) if p))
+            rest = iter(ex.run([task for a, p in zip(asked, pruned) if not p for task in a.tasks(seeds, 1)]))
+            runs = [rs if p else rs + [next(rest) for _ in a.cfgs[1:]] for a, rs, p in zip(asked, runs, pruned)]
+        for a, rs, p in zip(asked, runs, pruned):
+            out[a.name][a.cell.name]["trials"].append(
+                _tell(studies[(a.cell, a.name)], a.trial, a.params, rs[:1] if p else rs, p, seeds, spec.tune_epochs,
+                      mirror=mirror, study_name=a.name + (f"-{a.cell.name}" if a.cell.name else "")))
     for (cell, name) in studies:
         _set_best(out[name][cell.name])
     return out
@@ -196,14 +192,32 @@ def _open_studies(spec: FightSpec, cell_list: list[Cell]) -> tuple[dict[str, dic
     return out, studies
 
 
-def _ask(spec: FightSpec, studies: dict, configs: dict[str, dict], base: dict, seeds: list[int]) -> list[tuple]:
-    """One new trial per study: ``(cell, contender, trial, params, one config per tuning seed)``."""
+class _Asked(NamedTuple):
+    """One trial asked of one study: its number, cell, contender, Optuna trial, parameters and one
+    config per tuning seed."""
+
+    number: int
+    cell: Cell
+    name: str
+    trial: Any
+    params: dict
+    cfgs: list
+
+    def tasks(self, seeds: list[int], first: int = 0, stop: int | None = None) -> list[Task]:
+        """The tuning tasks of seeds ``first:stop``."""
+        return [Task("tune", self.name, cfg, False, s, self.number)
+                for cfg, s in zip(self.cfgs[first:stop], seeds[first:stop])]
+
+
+def _ask(spec: FightSpec, studies: dict, configs: dict[str, dict], base: dict, seeds: list[int],
+         number: int) -> list[_Asked]:
+    """One new trial (number ``number``) per study."""
     asked = []
     for (cell, name), study in studies.items():
         trial = study.ask()
         params = {p: _suggest(trial, p, space) for p, space in spec.contender(name).tune.items()}
         cfgs = [TrainConfig.from_dict({**base, **configs[name], **cell.config(), **params, "seed": s}) for s in seeds]
-        asked.append((cell, name, trial, params, cfgs))
+        asked.append(_Asked(number, cell, name, trial, params, cfgs))
     return asked
 
 
