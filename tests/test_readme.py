@@ -36,3 +36,27 @@ def test_the_listed_api_exists():
     names = re.findall(r"`(\w+)`", diagnostics)
     assert len(names) == 7 and all(hasattr(cz, n) for n in names), names
     assert (README.parent / "examples" / "transformer_block.py").is_file()
+
+
+def test_every_flag_in_the_readme_commands_exists(capsys):
+    """Each `chainzrule SUB --flag` of the README's shell blocks is an option of SUB."""
+    import pytest
+
+    from chainzrule.cli import main
+
+    text = README.read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            m = re.search(r"chainzrule (\w+)(.*)", line.split("#")[0])
+            if m:
+                commands.append((m.group(1), re.findall(r"(--[\w-]+)", m.group(2))))
+    assert len(commands) >= 20
+    helps = {}
+    for sub, flags in commands:
+        if sub not in helps:
+            with pytest.raises(SystemExit):
+                main([sub, "--help"])
+            helps[sub] = capsys.readouterr().out
+        missing = [f for f in flags if f not in helps[sub]]
+        assert not missing, (sub, missing)
