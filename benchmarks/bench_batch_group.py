@@ -12,8 +12,8 @@ members at once batched; the last column is then the largest difference in any A
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 
 import torch
@@ -49,6 +49,13 @@ def main(contenders: list[str], final: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    final = "--final" in args
-    main([a for a in args if a != "--final"] or ["relu-sn", "relu", "cr-dreg"], final)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    ap.add_argument("contenders", nargs="*", default=["relu-sn", "relu", "cr-dreg"],
+                    help="contenders of results/pima (default: relu-sn relu cr-dreg)")
+    ap.add_argument("--final", action="store_true", help="time final runs (test metrics and robustness attacks)")
+    args = ap.parse_args()
+    tuned = json.load(open("results/pima/tuning.json"))
+    unknown = [c for c in args.contenders if c not in tuned]
+    if unknown:
+        ap.error(f"unknown contender(s) {', '.join(unknown)}: expected some of {', '.join(tuned)}")
+    main(args.contenders, args.final)
