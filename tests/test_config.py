@@ -101,13 +101,24 @@ def test_sn_gain_enters_content_keys_only_when_set():
 
 
 def test_committed_run_files_keep_their_keys():
-    """A field added to TrainConfig must not re-key the committed runs (a resumed fight would
-    retrain all of them): every committed MNIST run file's name is the key of its config."""
+    """A field added to TrainConfig must not re-key the committed runs (a resumed fight or map would
+    retrain all of them): in every committed folder each run file's name is the key of its config
+    (every 7th file; the stability map was re-keyed once, results/migrations/2026-12-01-stability-rekey.py)."""
+    from chainzrule.fight import finetune_fight
     from chainzrule.fight.executor import run_key
+    from chainzrule.finetune import FinetuneConfig
 
-    runs = sorted((Path(__file__).resolve().parents[1] / "results" / "mnist" / "runs").glob("*.json"))
-    assert len(runs) >= 250  # the final, width and λ-sweep runs (tuning runs are in results.csv only)
-    for path in runs[::10]:
-        record = json.loads(path.read_text())
-        cfg = TrainConfig.from_dict(record["config"])
-        assert path.stem in (run_key(cfg, True), run_key(cfg, False))
+    results = Path(__file__).resolve().parents[1] / "results"
+    folders = sorted(p.parent for p in results.glob("*/runs"))
+    assert {f.name for f in folders} >= {"mnist", "pima", "sst5", "stability-mnist", "sst5-finetune"}
+    for folder in folders:
+        runs = sorted((folder / "runs").glob("*.json"))
+        assert runs, folder
+        for path in runs[::7]:
+            record = json.loads(path.read_text())
+            if "dataset" in record and "encoder" in record:  # a fine-tune run: its own config and key
+                key = finetune_fight.run_key(FinetuneConfig(**record["config"]).to_dict(), record["dataset"])
+                assert path.stem == key, path
+                continue
+            cfg = TrainConfig.from_dict(record["config"])
+            assert path.stem in (run_key(cfg, True), run_key(cfg, False)), path
