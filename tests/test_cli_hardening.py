@@ -282,3 +282,18 @@ def test_fights_on_an_absent_device_are_refused_before_any_run(tmp_path, no_acce
     with pytest.raises(ValueError, match="device 'mps' is not available"):
         stability.run_stability(parse_stability_spec(_raw(base__device="mps")), tmp_path / "map", progress=False)
     assert not (tmp_path / "map").exists()
+
+
+@pytest.mark.parametrize("files, words", [
+    ({"stability.csv": "contender,lr\n", "spec.json": '{"command": "chainzrule stability S --out F"}'},
+     "is a stability map, not a `chainzrule fight` folder: its report is rewritten by its own command, which reuses "
+     "the stored runs: chainzrule stability S --out F"),
+    ({"results.csv": "contender,head\n", "tuning.csv": "", "spec.json": '{"baseline": "linear"}'},
+     "is a fine-tune fight, not a `chainzrule fight` folder"),
+])
+def test_report_on_a_map_or_fine_tune_folder_names_the_command_that_rewrites_it(capsys, tmp_path, files, words):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert words in one_line_error(capsys, "report", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written

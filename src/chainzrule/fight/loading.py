@@ -222,9 +222,34 @@ def _read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return columns, rows
 
 
+def _other_kind(folder: Path) -> str | None:
+    """``"stability"`` or ``"finetune"`` for the folders those commands write (their reports are
+    rewritten by their own command, which reuses the stored runs), else None."""
+    if (folder / "stability.csv").is_file():
+        return "stability"
+    if (folder / "tuning.csv").is_file() and (folder / "spec.json").is_file():
+        try:
+            spec = json.loads((folder / "spec.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return "finetune" if isinstance(spec, dict) and "baseline" in spec else None
+    return None
+
+
 def load_fight(folder: str | Path) -> Fight:
-    """Load a fight folder; ConfigError if it lacks results.csv or spec.json."""
+    """Load a fight folder; ConfigError if it lacks results.csv or spec.json, or is a stability map
+    or fine-tune fight (whose reports their own commands rewrite)."""
     folder = Path(folder)
+    kind = _other_kind(folder)
+    if kind is not None:
+        try:
+            command = json.loads((folder / "spec.json").read_text()).get("command")
+        except (OSError, ValueError, AttributeError):
+            command = None
+        what = {"stability": "a stability map", "finetune": "a fine-tune fight"}[kind]
+        raise ConfigError(f"{folder} is {what}, not a `chainzrule fight` folder: its report is rewritten by its own "
+                          "command, which reuses "
+                          f"the stored runs: {command or f'chainzrule {kind} SPEC --out {folder}'}")
     missing = [n for n in ("results.csv", "spec.json") if not (folder / n).is_file()]
     if missing:
         raise ConfigError(f"{folder} is not a fight folder: expected results.csv and spec.json, missing {', '.join(missing)}")
