@@ -184,16 +184,21 @@ class TrainConfig:
 
     def key_dict(self) -> dict[str, Any]:
         """:meth:`to_dict` without the fields of :data:`KEY_NEUTRAL_DEFAULTS` that hold their
-        default: what content keys (:meth:`hash`, a fight's run keys) hash, so a field added after
-        results were committed leaves the keys of the runs that do not use it unchanged.
+        default, and with ``data_dir`` as None: what content keys (:meth:`hash`, a fight's run keys)
+        hash, so a field added after results were committed leaves the keys of the runs that do not
+        use it unchanged, and a run keeps its key when its data is read from another folder or
+        machine (the dataset's name says what the data is; ``csv:PATH`` names its file).
 
         >>> "sn_gain" in TrainConfig().key_dict(), "sn_gain" in TrainConfig(reg="sn", sn_gain=4.0).key_dict()
         (False, True)
+        >>> TrainConfig(data_dir="/data/sst5").hash() == TrainConfig(data_dir="../sst5").hash() == TrainConfig().hash()
+        True
         """
         d = self.to_dict()
         for name, default in KEY_NEUTRAL_DEFAULTS.items():
             if d[name] == default:
                 del d[name]
+        d["data_dir"] = None  # where the data lives is not what the run is: the same run from any folder
         return d
 
     def hash(self) -> str:
