@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -24,29 +23,14 @@ import torch
 
 from chainzrule.config import TrainConfig
 from chainzrule.fight.executor import Task, splits_for
+from chainzrule.fight.tuning import stored_tuning_runs
 from chainzrule.train import train
 
 
 def tuning_runs(fight: Path) -> list[dict]:
-    """Every tuning run of ``fight``: contender, cell, trial, seed, stored key and validation accuracy,
-    and its rebuilt config."""
-    spec = json.loads((fight / "spec.json").read_text())
-    tuning = json.loads((fight / "tuning.json").read_text())
-    base = {**spec["base"], "epochs": spec["tune_epochs"], "robustness": False}
-    out = []
-    for name, entry in tuning.items():
-        by_cell = entry.get("cells") or {"": {"trials": entry.get("trials", [])}}
-        for cell, res in by_cell.items():
-            where = {}
-            if cell:
-                rep, fold = map(int, re.fullmatch(r"r(\d+)f(\d+)", cell).groups())
-                where = {"cv_folds": spec["resampling"]["folds"], "cv_fold": fold, "cv_repeat": rep}
-            for t in res["trials"]:
-                for seed, key, val in zip(t["seeds"], t["keys"], t["seed_values"]):
-                    cfg = TrainConfig.from_dict({**base, **spec["configs"][name], **where, **t["params"], "seed": seed})
-                    out.append({"contender": name, "cell": cell, "trial": t["trial"], "seed": seed, "key": key,
-                                "stored": val, "config": cfg.to_dict()})
-    return out
+    """Every tuning run of ``fight`` (:func:`chainzrule.fight.tuning.stored_tuning_runs`), its config as a dict."""
+    runs = stored_tuning_runs(json.loads((fight / "spec.json").read_text()), json.loads((fight / "tuning.json").read_text()))
+    return [{**r, "stored": r["val"], "config": r["config"].to_dict()} for r in runs]
 
 
 def retrain(run: dict) -> float:

@@ -122,3 +122,21 @@ def test_committed_run_files_keep_their_keys():
                 continue
             cfg = TrainConfig.from_dict(record["config"])
             assert path.stem in (run_key(cfg, True), run_key(cfg, False)), path
+
+
+def test_committed_tuning_runs_rebuild_to_their_keys():
+    """The tuning runs of committed fights are not kept as files: rebuilt from spec.json and
+    tuning.json (``stored_tuning_runs``, as tuning built them), each has its stored key, so a
+    rerun of the fight's command finds them the same runs (every 7th run of every fight)."""
+    from chainzrule.fight.executor import run_key
+    from chainzrule.fight.tuning import stored_tuning_runs
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    fights = sorted(p.parent for p in results.glob("*/tuning.json"))
+    assert {f.name for f in fights} >= {"mnist", "pima", "sst5"}
+    for folder in fights:
+        runs = stored_tuning_runs(json.loads((folder / "spec.json").read_text()),
+                                  json.loads((folder / "tuning.json").read_text()))
+        assert runs, folder
+        for r in runs[::7]:
+            assert run_key(r["config"], False) == r["key"], (folder.name, r["contender"], r["trial"])

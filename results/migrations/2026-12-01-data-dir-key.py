@@ -18,12 +18,12 @@ once; then ``chainzrule report results/X`` regenerates the same report.
 import csv
 import io
 import json
-import re
 import sys
 from pathlib import Path
 
 from chainzrule.config import TrainConfig, content_hash
 from chainzrule.fight.executor import run_key
+from chainzrule.fight.tuning import stored_tuning_runs
 
 
 def old_key(cfg: TrainConfig, test: bool) -> str:
@@ -33,21 +33,9 @@ def old_key(cfg: TrainConfig, test: bool) -> str:
 
 def tuning_configs(folder: Path) -> dict[str, TrainConfig]:
     """Stored key → rebuilt config of every tuning run of ``folder``."""
-    spec = json.loads((folder / "spec.json").read_text())
-    tuning = json.loads((folder / "tuning.json").read_text())
-    base = {**spec["base"], "epochs": spec["tune_epochs"], "robustness": False}
-    out = {}
-    for name, entry in tuning.items():
-        by_cell = entry.get("cells") or {"": {"trials": entry.get("trials", [])}}
-        for cell, res in by_cell.items():
-            where = {}
-            if cell:
-                rep, fold = map(int, re.fullmatch(r"r(\d+)f(\d+)", cell).groups())
-                where = {"cv_folds": spec["resampling"]["folds"], "cv_fold": fold, "cv_repeat": rep}
-            for t in res["trials"]:
-                for seed, key in zip(t["seeds"], t["keys"]):
-                    out[key] = TrainConfig.from_dict({**base, **spec["configs"][name], **where, **t["params"], "seed": seed})
-    return out
+    runs = stored_tuning_runs(json.loads((folder / "spec.json").read_text()),
+                              json.loads((folder / "tuning.json").read_text()))
+    return {r["key"]: r["config"] for r in runs}
 
 
 def rekey(folder: Path) -> int:

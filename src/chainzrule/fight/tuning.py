@@ -14,14 +14,17 @@ batched; runs are hash-keyed, so a resumed fight replays the same trials. :mod:`
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..config import TrainConfig, content_hash
+from ..errors import ConfigError
 from .executor import Executor, Task
 from .spec import FightSpec
 
-__all__ = ["Cell", "cells", "sampler_seed", "trial_rounds", "val_curve", "tune", "tune_cells", "tuning_json"]
+__all__ = ["Cell", "cells", "sampler_seed", "stored_tuning_runs", "trial_rounds", "val_curve", "tune", "tune_cells",
+           "tuning_json"]
 
 
 def _suggest(trial, name: str, space: Any) -> Any:
@@ -54,6 +57,20 @@ class Cell:
 
     def config(self) -> dict[str, int]:
         return {} if self.fold is None else {"cv_folds": self.folds, "cv_fold": self.fold, "cv_repeat": self.repeat}
+
+    @classmethod
+    def from_name(cls, name: str, folds: int = 0) -> "Cell":
+        """The cell called ``name`` ("" or "r<repeat>f<fold>") of a fight with ``folds`` folds.
+
+        >>> Cell.from_name("r1f3", 5) == Cell(1, 3, 5), Cell.from_name("") == Cell()
+        (True, True)
+        """
+        if not name:
+            return cls()
+        m = re.fullmatch(r"r(\d+)f(\d+)", name)
+        if m is None:
+            raise ConfigError(f"cell {name!r} is not known: expected '' or r<repeat>f<fold>")
+        return cls(int(m.group(1)), int(m.group(2)), folds)
 
 
 def cells(spec: FightSpec) -> list[Cell]:
@@ -151,7 +168,7 @@ def tune_cells(spec: FightSpec, configs: dict[str, dict], ex: Executor, cell_lis
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out, studies = _open_studies(spec, cell_list)
     seeds = [spec.tune_seed + i for i in range(spec.tune_seeds)]
-    base = {**spec.base, "epochs": spec.tune_epochs, "robustness": False}
+    base = _tuning_base(spec.base, spec.tune_epochs)
     for round_trials, together in (trial_rounds(spec) if studies else []):  # lockstep: a round of every study
         asked = [a for t in round_trials for a in _ask(spec, studies, configs, base, seeds, t)]
         if together:  # no trial of this round can be pruned: every seed runs at once
@@ -209,6 +226,16 @@ class _Asked(NamedTuple):
                 for cfg, s in zip(self.cfgs[first:stop], seeds[first:stop])]
 
 
+def _tuning_base(spec_base: dict, tune_epochs: int) -> dict:
+    """The config every tuning run starts from: the spec's base at the tuning epochs, no attacks."""
+    return {**spec_base, "epochs": tune_epochs, "robustness": False}
+
+
+def _tuning_config(base: dict, contender: dict, cell: Cell, params: dict, seed: int) -> TrainConfig:
+    """One tuning run's config: base, the contender's (matched) config, its cell, the trial's params, a seed."""
+    return TrainConfig.from_dict({**base, **contender, **cell.config(), **params, "seed": seed})
+
+
 def _ask(spec: FightSpec, studies: dict, configs: dict[str, dict], base: dict, seeds: list[int],
          number: int) -> list[_Asked]:
     """One new trial (number ``number``) per study."""
@@ -216,9 +243,30 @@ def _ask(spec: FightSpec, studies: dict, configs: dict[str, dict], base: dict, s
     for (cell, name), study in studies.items():
         trial = study.ask()
         params = {p: _suggest(trial, p, space) for p, space in spec.contender(name).tune.items()}
-        cfgs = [TrainConfig.from_dict({**base, **configs[name], **cell.config(), **params, "seed": s}) for s in seeds]
+        cfgs = [_tuning_config(base, configs[name], cell, params, s) for s in seeds]
         asked.append(_Asked(number, cell, name, trial, params, cfgs))
     return asked
+
+
+def stored_tuning_runs(spec_json: dict, tuning_json: dict) -> list[dict]:
+    """Every tuning run of a fight folder, rebuilt from its ``spec.json`` and ``tuning.json`` (the
+    tuning run files are not kept in committed folders): per run its contender, cell, trial,
+    seed, stored ``key``, stored validation accuracy ``val`` and ``config`` (a TrainConfig built
+    exactly as tuning built it, so ``run_key(config, False)`` is the stored key while the config
+    schema is unchanged)."""
+    base = _tuning_base(spec_json["base"], spec_json["tune_epochs"])
+    folds = (spec_json.get("resampling") or {}).get("folds", 0)
+    out = []
+    for name, entry in tuning_json.items():
+        by_cell = entry.get("cells") or {"": {"trials": entry.get("trials", [])}}
+        for cell_name, res in by_cell.items():
+            cell = Cell.from_name(cell_name, folds)
+            for t in res["trials"]:
+                for seed, key, val in zip(t["seeds"], t["keys"], t["seed_values"]):
+                    out.append({"contender": name, "cell": cell_name, "trial": t["trial"], "seed": seed, "key": key,
+                                "val": val, "config": _tuning_config(base, spec_json["configs"][name], cell,
+                                                                     t["params"], seed)})
+    return out
 
 
 def _should_prune(trial, rec: dict, epochs: int) -> bool:
