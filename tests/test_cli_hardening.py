@@ -297,3 +297,12 @@ def test_report_on_a_map_or_fine_tune_folder_names_the_command_that_rewrites_it(
     before = sorted(p.name for p in tmp_path.iterdir())
     assert words in one_line_error(capsys, "report", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+@pytest.mark.parametrize("name, words", [
+    ("sst5", "sst5 is not downloaded: give its files with --data-dir DIR or $CHAINZRULE_SST5_DIR"),
+    ("yelp-full", "yelp-full is not downloaded: give its files with --data-dir DIR or $CHAINZRULE_YELP_DIR"),
+    ("nope", "unknown dataset 'nope' to fetch: expected mnist or pima"),
+])
+def test_data_fetch_of_what_is_not_downloaded_says_where_it_is_read_from(capsys, name, words):
+    assert words in one_line_error(capsys, "data", "fetch", name)

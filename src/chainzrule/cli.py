@@ -52,13 +52,23 @@ def data() -> None:
     """Fetch and list datasets (cache: $CHAINZRULE_CACHE or ~/.cache/chainzrule)."""
 
 
+#: datasets that are read from the user's files, never downloaded: where they are looked for
+_LOCAL_ONLY = {"sst5": "--data-dir DIR or $CHAINZRULE_SST5_DIR (train.txt, dev.txt, test.txt)",
+               "yelp-full": "--data-dir DIR or $CHAINZRULE_YELP_DIR (train.csv, test.csv)"}
+
+
 @data.command("fetch")
-@click.argument("name", type=click.Choice(["mnist", "pima"]))
+@click.argument("name", metavar="{mnist|pima}")
 @click.option("--force", is_flag=True, help="Download again even if cached.")
 def data_fetch(name: str, force: bool) -> None:
-    """Download NAME into the cache and verify it (MNIST by sha256, Pima by counts)."""
+    """Download NAME into the cache and verify it (MNIST by sha256, Pima by counts). SST-5 and Yelp
+    are not downloaded: commands read them from --data-dir or an environment variable."""
     from .data import fetch_dataset
 
+    if name in _LOCAL_ONLY:
+        raise ConfigError(f"{name} is not downloaded: give its files with {_LOCAL_ONLY[name]}")
+    if name not in ("mnist", "pima"):
+        raise ConfigError(f"unknown dataset {name!r} to fetch: expected mnist or pima")
     path = fetch_dataset(name, force=force)
     click.echo(f"{name}: {path}")
 
