@@ -75,7 +75,7 @@ def test_sst5_parent_folder_env_var_and_limit(sst5_dir, monkeypatch):
 
 
 def test_sst5_not_found_messages(tmp_path):
-    with pytest.raises(DataError, match=r"SST-5 not found in .* pass data_dir= .* "
+    with pytest.raises(DataError, match=r"SST-5 not found in .* pass data_dir= \(--data-dir\) .* "
                                         r"CHAINZRULE_SST5_DIR"):
         load_dataset("sst5", featurizer="hashed")
     with pytest.raises(DataError, match="SST-5 folder does not exist"):

@@ -180,7 +180,7 @@ def fetch_dataset(name: str, *, force: bool = False) -> Path:
     >>> fetch_dataset("sst5")
     Traceback (most recent call last):
     ...
-    chainzrule.errors.ConfigError: cannot fetch 'sst5': only "mnist", "pima" can be downloaded here; pass data_dir= a folder holding sst5's files instead
+    chainzrule.errors.ConfigError: cannot fetch 'sst5': only "mnist", "pima" can be downloaded here; pass data_dir= (--data-dir) a folder holding sst5's files instead
 
     With network access (not run as a doctest)::
 
@@ -195,7 +195,7 @@ def fetch_dataset(name: str, *, force: bool = False) -> Path:
     if key == "pima":
         return fetch_pima(force=force)
     raise ConfigError(f"cannot fetch {name!r}: only \"mnist\", \"pima\" can be downloaded here; "
-                      f"pass data_dir= a folder holding {key}'s files instead")
+                      f"pass data_dir= (--data-dir) a folder holding {key}'s files instead")
 
 
 def list_datasets() -> list[dict]:

@@ -126,7 +126,7 @@ def fetch_pima(force: bool = False, timeout: float = 300.0) -> Path:
     apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-deb")
     if apt is None or dpkg is None:
         raise DataError("cannot fetch Pima: expected `apt-get` and `dpkg-deb` (Debian/Ubuntu) "
-                        "on PATH; elsewhere pass data_dir= a folder holding pima.csv or mlbench's "
+                        "on PATH; elsewhere pass data_dir= (--data-dir) a folder holding pima.csv or mlbench's "
                         "PimaIndiansDiabetes.rda")
     with tempfile.TemporaryDirectory(prefix="pima-deb-") as work:
         proc = _run([apt, "download", "r-cran-mlbench"], work, timeout)

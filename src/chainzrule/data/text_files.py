@@ -143,7 +143,7 @@ def _find_dir(kind: str, files: tuple[str, ...], data_dir: str | Path | None,
             return c
     first = candidates[0]
     if data_dir is None and not os.environ.get(env):
-        raise DataError(f"{kind} not found in {first}: pass data_dir= a folder holding "
+        raise DataError(f"{kind} not found in {first}: pass data_dir= (--data-dir) a folder holding "
                         f"{', '.join(files)} (or set {env}); {kind} cannot be downloaded here")
     if not first.is_dir():
         raise DataError(f"{kind} folder does not exist: {first}")
