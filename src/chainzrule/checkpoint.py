@@ -40,9 +40,8 @@ from torch import nn
 from .config import TrainConfig
 from .data.cache import atomic_write, atomic_write_text
 from .errors import DataError
-from .regularizers import make_regularizer
 from .sizing import check_fits
-from .train.factory import build_model
+from .train.factory import build_model, make_run_regularizer
 
 FORMAT_VERSION = 2  # 2: chainzrule 0.2 (coefficients in a basis, ``poly_basis``, data reference, standardization)
 WEIGHTS, META = "model.safetensors", "model.json"
@@ -164,7 +163,7 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     check_fits(cfg, *shape)  # a model.json asking for 10^14 parameters is refused, not allocated
     model = build_model(cfg, *shape)
     if cfg.reg == "sn":
-        model = make_regularizer("sn", gain=cfg.sn_gain).prepare(model)
+        model = make_run_regularizer(cfg).prepare(model)  # the run's spectral norm, with its gain
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError) as e:

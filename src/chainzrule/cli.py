@@ -255,13 +255,9 @@ def export_cmd(run, fmt) -> None:
     from .export import export_run
 
     path, check = export_run(run, fmt)
-    if check is not None:
-        err, scale = check
-        check = (f" (onnxruntime vs torch, inputs inside and outside [-R, R]: max |diff| {err:.2g} "
-                 f"on outputs up to {scale:.3g})")
-    else:
-        check = ""
-    click.echo(f"wrote {path}{check}")
+    note = "" if check is None else (f" (onnxruntime vs torch, inputs inside and outside [-R, R]: max |diff| "
+                                     f"{check[0]:.2g} on outputs up to {check[1]:.3g})")
+    click.echo(f"wrote {path}{note}")
 
 
 # ------------------------------------------------------------------------------------------ fight / report

@@ -222,34 +222,32 @@ def _read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return columns, rows
 
 
-def _other_kind(folder: Path) -> str | None:
-    """``"stability"`` or ``"finetune"`` for the folders those commands write (their reports are
-    rewritten by their own command, which reuses the stored runs), else None."""
+def _not_a_fight(folder: Path) -> str | None:
+    """Why ``folder`` is a stability map or fine-tune fight rather than a fight (their reports are
+    rewritten by their own command, which reuses the stored runs), or None."""
+    try:
+        spec = json.loads((folder / "spec.json").read_text())
+    except (OSError, ValueError):
+        spec = None
+    spec = spec if isinstance(spec, dict) else {}
     if (folder / "stability.csv").is_file():
-        return "stability"
-    if (folder / "tuning.csv").is_file() and (folder / "spec.json").is_file():
-        try:
-            spec = json.loads((folder / "spec.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        return "finetune" if isinstance(spec, dict) and "baseline" in spec else None
-    return None
+        kind, what = "stability", "a stability map"
+    elif (folder / "tuning.csv").is_file() and "baseline" in spec:
+        kind, what = "finetune", "a fine-tune fight"
+    else:
+        return None
+    command = spec.get("command") or f"chainzrule {kind} SPEC --out {folder}"
+    return (f"{folder} is {what}, not a `chainzrule fight` folder: its report is rewritten by its own command, "
+            f"which reuses the stored runs: {command}")
 
 
 def load_fight(folder: str | Path) -> Fight:
     """Load a fight folder; ConfigError if it lacks results.csv or spec.json, or is a stability map
     or fine-tune fight (whose reports their own commands rewrite)."""
     folder = Path(folder)
-    kind = _other_kind(folder)
-    if kind is not None:
-        try:
-            command = json.loads((folder / "spec.json").read_text()).get("command")
-        except (OSError, ValueError, AttributeError):
-            command = None
-        what = {"stability": "a stability map", "finetune": "a fine-tune fight"}[kind]
-        raise ConfigError(f"{folder} is {what}, not a `chainzrule fight` folder: its report is rewritten by its own "
-                          "command, which reuses "
-                          f"the stored runs: {command or f'chainzrule {kind} SPEC --out {folder}'}")
+    why = _not_a_fight(folder)
+    if why is not None:
+        raise ConfigError(why)
     missing = [n for n in ("results.csv", "spec.json") if not (folder / n).is_file()]
     if missing:
         raise ConfigError(f"{folder} is not a fight folder: expected results.csv and spec.json, missing {', '.join(missing)}")
