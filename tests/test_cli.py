@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from chainzrule.cli import cli
 from chainzrule.data.mnist import write_idx
+from conftest import SST5, needs_sst5
 
-SST5 = Path(__file__).parents[2] / "shared" / "data" / "sst5"
 TIMING = ("train_seconds", "step_ms", "peak_memory_mb")
 TINY = ["--hidden", "8", "--epochs", "1", "--quiet"]
 
@@ -192,6 +192,7 @@ def test_diverged_run_still_writes_strict_json(tmp_path, cache):
 
 
 # ------------------------------------------------------------------------------- SST-5, frozen encoder, ordinal heads
+@needs_sst5
 @pytest.mark.parametrize("head", ["clm", "coral", "corn"])
 def test_sst5_encoder_ordinal_heads(tmp_path, cache, head):
     assert (SST5 / "train.txt").is_file(), f"SST-5 expected in {SST5}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from chainzrule.data.text import (featurize, hashed_features, parse_featurizer, 
                                   read_yelp_csv)
 from chainzrule.errors import ConfigError, DataError
 
-REAL_SST5 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst5"
+from conftest import SST5 as REAL_SST5, needs_sst5  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -224,10 +223,6 @@ def test_featurize_meta():
 
 
 # ------------------------------------------------------------------ real data
-
-needs_sst5 = pytest.mark.skipif(not (REAL_SST5 / "train.txt").is_file(),
-                                reason=f"real SST-5 not at {REAL_SST5}")
-
 
 @needs_sst5
 def test_real_sst5_hashed():
