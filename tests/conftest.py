@@ -1,6 +1,7 @@
 """Shared test setup: deterministic seeds, the repo's paths, the real data next to it."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,11 @@ SST5 = SHARED / "data" / "sst5"
 #: looked for); in CI (``CI=true``), where the workspace has it, they always run, so a missing copy fails
 needs_sst5 = pytest.mark.skipif(not (SST5 / "train.txt").is_file() and os.environ.get("CI") != "true",
                                 reason=f"real SST-5 not at {SST5} (the workspace's shared/ folder)")
+#: tests that run torch.compile's inductor backend, which needs a C++ compiler on CPU: skipped on a
+#: user's machine without one (saying so); in CI, which installs one (.ci/run), they always run
+needs_cxx = pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+                               and os.environ.get("CI") != "true",
+                               reason="no C++ compiler (g++, c++ or clang++) on PATH for torch.compile's inductor")
 
 
 @pytest.fixture(autouse=True)

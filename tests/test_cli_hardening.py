@@ -251,6 +251,16 @@ def test_an_absent_device_is_one_line_exit_2_before_the_data(capsys, tmp_path, n
     assert not (tmp_path / "o").exists()
 
 
+def test_compile_without_a_cpp_compiler_is_one_line_exit_2_before_the_data(capsys, tmp_path, no_data, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, "--compile", "--out", tmp_path / "o")
+    assert "compile on CPU needs a C++ compiler" in line and "got none" in line
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_cuda_index_past_the_last_device_names_the_ones_there(monkeypatch):
     from chainzrule.train import available_device
 

@@ -87,7 +87,7 @@ FLOAT_LIMIT = 1e30
 
 #: fields added after committed results were keyed, and the default at which they leave a content
 #: key as it was (:meth:`TrainConfig.key_dict`)
-KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"sn_gain": 1.0}
+KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"sn_gain": 1.0, "compile": False}
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    compile: bool = False  # train through torch.compile(model) (inductor): same run, fused elementwise work
     # evaluation
     diag_examples: int = 1000
     robustness: bool = False
@@ -341,6 +342,10 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(f"input_norm {c.input_norm!r} acts on KAN models only, got model {c.model!r}")
     if c.device.split(":")[0] not in DEVICES_PREFIX:
         raise ConfigError(f"device {c.device!r} is not known: expected cpu, cuda, cuda:N or mps")
+    if c.compile and (not c.is_neural or c.reg in ("igp", "jr")):
+        raise ConfigError(f"compile traces a network's training step: expected a neural model ({', '.join(NEURAL_MODELS)}) "
+                          f"without a double-backward penalty (reg igp or jr: torch.compile has no double backward), "
+                          f"got model={c.model!r}, reg={c.reg!r}")
     if c.featurizer.split(":")[0] not in FEATURIZERS_PREFIX:
         raise ConfigError(f"featurizer {c.featurizer!r} is not known: expected auto, encoder, hashed or hashed:DIMS")
     _validate_ints(c)

@@ -34,6 +34,8 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"model {cfg.model!r} is not batched (only {', '.join(BATCHABLE_MODELS)})"
     if cfg.reg not in BATCHABLE_REGS:
         return f"reg {cfg.reg!r} is not batched (only {', '.join(BATCHABLE_REGS)})"
+    if cfg.compile:
+        return "a compiled run (compile = true) trains alone"
     if cfg.head not in ("auto", "linear"):
         return f"head {cfg.head!r} is not batched (only the linear head)"
     if cfg.reg == "sn" and cfg.dreg_lambda > 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from .compiling import check_compiler
 
 __all__ = ["available_device", "check_devices"]
 
@@ -40,7 +41,11 @@ def available_device(name: str) -> torch.device:
 
 
 def check_devices(cfgs) -> None:
-    """:func:`available_device` for every device the neural configs of ``cfgs`` ask for (a fight's
-    preflight: one message before any run, not one failed run per worker)."""
-    for name in sorted({c.device for c in cfgs if c.is_neural}):
+    """:func:`available_device` for every device the neural configs of ``cfgs`` ask for, and a C++
+    compiler where they ask for ``compile`` on CPU (a fight's preflight: one message before any
+    run, not one failed run per worker)."""
+    cfgs = [c for c in cfgs if c.is_neural]
+    for name in sorted({c.device for c in cfgs}):
         available_device(name)
+    for name in sorted({c.device for c in cfgs if c.compile}):
+        check_compiler(name)

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data.splits import Splits
-from ..dreg import collect, lambda_schedule
+from ..dreg import collect, dreg_penalty, lambda_schedule
+from .compiling import check_compiler
 from .data import load_splits
 from .device import available_device
 from .classical import train_classical
@@ -57,6 +58,8 @@ def train(cfg: TrainConfig, splits: Splits | None = None, progress: bool = True,
     earlier epoch); with 0 every epoch runs and the last weights are kept.
     """
     device = available_device(cfg.device) if cfg.is_neural else None  # refused before any data is loaded
+    if cfg.compile:
+        check_compiler(cfg.device)
     splits = splits if splits is not None else load_splits(cfg)
     seed_everything(cfg.seed)
     if not cfg.is_neural:
@@ -89,6 +92,9 @@ class TrainingLoop:
         self.net = model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(model)
+        self.compiled, self.compiled_rows = None, 0
+        if cfg.compile:  # the training forward of full batches; the rest runs the eager module
+            self.compiled = torch.compile(self.net)
         self.kind = head_kind(cfg, splits.task)
         self.num_classes = splits.num_classes
         self.n = len(splits.X_train)
@@ -103,6 +109,8 @@ class TrainingLoop:
         self.step, self.train_seconds = 0, 0.0
         self.grad_norms: list[float] = []
         self.best_epoch, self.stopped_early = 0, False
+        if cfg.compile:  # a last, smaller batch would recompile (a graph per shape): it runs eagerly
+            self.compiled_rows = len(self.shard(torch.arange(min(cfg.batch_size, self.n)))[0])
 
     def objective(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """``(objective, task loss, DREG penalty or None, logits)`` of one batch."""
@@ -111,7 +119,14 @@ class TrainingLoop:
             x = x.requires_grad_(True)
         pen = None
         net = self.net  # the model, or its DDP wrapper under torchrun
-        if cfg.dreg_lambda > 0:
+        if self.compiled is not None and len(x) == self.compiled_rows:
+            net = self.compiled
+            if cfg.dreg_lambda > 0:  # a compiled graph returns its terms (no collector)
+                logits, jsq = net(x, return_jacobian=True)  # [B, out], [B, layers]
+                pen = dreg_penalty(jsq)
+            else:
+                logits = net(x)  # [B, out]
+        elif cfg.dreg_lambda > 0:
             with collect(net) as terms:  # the terms of this forward, handed back here
                 logits = net(x)  # [B, out]
             pen = terms.penalty()
@@ -150,6 +165,8 @@ class TrainingLoop:
         sums = torch.zeros(3, device=self.device)  # loss·B, correct, penalty
         norms = []
         start = time.perf_counter()
+        if cfg.compile and epoch == 0:
+            self.bar.set_postfix_str("compiling (torch.compile): the first steps take longer")
         for b in range(self.steps_per_epoch):
             norm, batch_sums, loss = self.batch(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
             norms.append(norm)
