@@ -5,7 +5,7 @@ variant (in a rotating order) and the ratios are taken *within* the round, then 
 rounds is reported. This makes the ratios robust to a machine whose load changes over time; the
 absolute milliseconds are only indicative.
 
-A train step is: zero_grad, forward, loss, backward, Adam step. Batch 256, widths 784-1024-1024-10,
+A train step is: zero_grad, forward, loss, backward, Adam step. Batch 256, widths 784-1024-1024-10 (--width, --batch),
 cross-entropy on random data (x ~ N(0, 1), uniform labels), float32, CPU, torch's default thread
 count unless ``--threads`` is given. Variants:
 
@@ -372,6 +372,8 @@ def machine() -> str:
 def _markers(args, kind: str = "") -> tuple[str, str]:
     """Markers of the BENCHMARKS.md block this run writes: one block per mode and configuration."""
     tags = [kind] if kind else []
+    if (args.width, args.batch) != (1024, 256) and kind != "scaling":
+        tags.append(f"784-{args.width}-{args.width}-10,batch={args.batch}")
     if args.threads:
         tags.append(f"threads={args.threads}")
     if args.input_scale != 1.0:
@@ -490,6 +492,7 @@ def run_scaling(args) -> int:
 
 
 def main(argv=None) -> int:
+    global CLOCK, HIDDEN, BATCH
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=150, help="interleaved rounds (default 150)")
     ap.add_argument("--warmup", type=int, default=5, help="warm-up steps per variant (default 5)")
@@ -497,6 +500,8 @@ def main(argv=None) -> int:
                     help="stop measuring after this many seconds even if rounds remain (default 150)")
     ap.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated subset")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--width", type=int, default=HIDDEN[0], help=f"hidden width of both layers (default {HIDDEN[0]})")
+    ap.add_argument("--batch", type=int, default=BATCH, help=f"batch size (default {BATCH})")
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="multiply the random inputs (pushes CR pre-activations outside [-R, R])")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -515,8 +520,8 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    HIDDEN, BATCH = [args.width, args.width], args.batch
     if args.clock == "cpu":
-        global CLOCK
         CLOCK = time.process_time
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if args.compile:

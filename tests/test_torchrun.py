@@ -1,5 +1,6 @@
 """``torchrun --nproc-per-node 2 -m chainzrule train`` (DistributedDataParallel, gloo on CPU) gives
-the single-process run's weights for the same global batch, and writes one result (rank 0)."""
+the single-process run's weights for the same global batch, and writes one result (rank 0); so
+does the same with ``--compile`` (each rank trains through ``torch.compile`` of its DDP module)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
+
+from conftest import needs_cxx
 
 ARGS = ["train", "--dataset", "synthetic", "--model", "chainzrule", "--hidden", "16,16", "--epochs", "2",
         "--batch-size", "64", "--dtype", "float64", "--dreg", "3e-3", "--seed", "3", "--quiet"]
@@ -20,11 +24,15 @@ def _run(cmd, tmp_path):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("compiled", [
+    pytest.param([], id="eager"),
+    pytest.param(["--compile"], id="compiled", marks=needs_cxx),  # torch.compile of the DDP module
+])
+def test_two_processes_match_one(tmp_path, compiled):
     one = _run([sys.executable, "-m", "chainzrule", *ARGS, "--out", tmp_path / "one"], tmp_path)
     assert one.returncode == 0, one.stderr
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "chainzrule", *ARGS, "--out", tmp_path / "two"], tmp_path)
+                "-m", "chainzrule", *ARGS, *compiled, "--out", tmp_path / "two"], tmp_path)
     assert two.returncode == 0, two.stderr
     w1, w2 = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
     assert w1.keys() == w2.keys()
