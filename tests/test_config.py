@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chainzrule.config import FLOAT_LIMIT, SEED_LIMIT, TrainConfig, content_hash
+from chainzrule.config import FLOAT_LIMIT, KEY_NEUTRAL_DEFAULTS, SEED_LIMIT, TrainConfig, content_hash
 from chainzrule.errors import ConfigError
 
 
@@ -95,7 +95,7 @@ def test_sn_gain_is_refused_without_spectral_norm_on_hidden_layers_or_when_not_p
 def test_sn_gain_enters_content_keys_only_when_set():
     base = TrainConfig(reg="sn")
     assert "sn_gain" not in base.key_dict() and base.to_dict()["sn_gain"] == 1.0
-    assert base.hash() == content_hash({k: v for k, v in base.to_dict().items() if k != "sn_gain"}, 16)
+    assert base.hash() == content_hash({k: v for k, v in base.to_dict().items() if k not in KEY_NEUTRAL_DEFAULTS}, 16)
     assert TrainConfig(reg="sn", sn_gain=2.0).hash() != base.hash()
     assert TrainConfig(reg="sn", sn_gain=2.0).key_dict()["sn_gain"] == 2.0
 

@@ -92,9 +92,6 @@ class TrainingLoop:
         self.net = model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(model)
-        self.compiled, self.compiled_rows = None, 0
-        if cfg.compile:  # the training forward of full batches; the rest runs the eager module
-            self.compiled = torch.compile(self.net)
         self.kind = head_kind(cfg, splits.task)
         self.num_classes = splits.num_classes
         self.n = len(splits.X_train)
@@ -109,8 +106,10 @@ class TrainingLoop:
         self.step, self.train_seconds = 0, 0.0
         self.grad_norms: list[float] = []
         self.best_epoch, self.stopped_early = 0, False
-        if cfg.compile:  # a last, smaller batch would recompile (a graph per shape): it runs eagerly
-            self.compiled_rows = len(self.shard(torch.arange(min(cfg.batch_size, self.n)))[0])
+        # compile = true: the training forward of full batches (this rank's rows of one) is compiled;
+        # a last, smaller batch would compile a graph for its shape, so it runs eagerly like evaluation
+        self.compiled = torch.compile(self.net) if cfg.compile else None
+        self.compiled_rows = len(self.shard(torch.arange(min(cfg.batch_size, self.n)))[0])
 
     def objective(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """``(objective, task loss, DREG penalty or None, logits)`` of one batch."""
