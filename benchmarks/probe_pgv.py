@@ -2,11 +2,12 @@
 
 Retrains contenders of the committed Pima v2 fight with the hyperparameters it tuned for each
 cross-validation cell (``results/pima/tuning.json``; repeat 0, its 5 folds × seeds 0 and 1),
-changing one thing — the polynomial coefficients' learning-rate multiplier ``coef_lr_scale``, or the
-learning-rate schedule — and prints mean test accuracy and PGV (± its standard error) per setting.
+changing one thing — the polynomial coefficients' learning-rate multiplier ``coef_lr_scale``, the
+learning-rate schedule, or the function the polynomials start as — and prints mean test accuracy and PGV (± its standard error) per setting.
 
     python benchmarks/probe_pgv.py --scales 1 0.3 0.1 0.03            # ChainzRule + DREG
     python benchmarks/probe_pgv.py --contenders relu cr-dreg cr --schedules onecycle cosine
+    python benchmarks/probe_pgv.py --contenders cr cr-dreg --inits gelu silu tanh identity
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ def main() -> None:
     ap.add_argument("--contenders", nargs="+", default=["cr-dreg"])
     ap.add_argument("--scales", nargs="*", type=float, default=[], help="coef_lr_scale values (ChainzRule only)")
     ap.add_argument("--schedules", nargs="*", default=[], help="lr_schedule values: onecycle, cosine, constant")
+    ap.add_argument("--inits", nargs="*", default=[], help="poly_init values: gelu, silu, tanh, identity (ChainzRule only)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     spec = json.load(open("results/pima/spec.json"))
     tuning = json.load(open("results/pima/tuning.json"))
-    changes = [{"coef_lr_scale": s} for s in a.scales] + [{"lr_schedule": s} for s in a.schedules] or [{}]
+    changes = ([{"coef_lr_scale": s} for s in a.scales] + [{"lr_schedule": s} for s in a.schedules]
+               + [{"poly_init": s} for s in a.inits]) or [{}]
     data = None
     for name in a.contenders:
         for change in changes:
