@@ -294,6 +294,25 @@ def test_fights_on_an_absent_device_are_refused_before_any_run(tmp_path, no_acce
     assert not (tmp_path / "map").exists()
 
 
+def test_a_fight_with_compiled_runs_and_no_cpp_compiler_is_refused_before_any_run(tmp_path, monkeypatch):
+    """``compile = true`` on a contender: the fight's preflight checks for a C++ compiler (CPU) before
+    the data, the folder or any run, as it checks devices."""
+    import shutil
+
+    import chainzrule.fight.runner as runner
+    from chainzrule.fight.spec import parse_spec
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.setattr(runner, "load_data", lambda *a, **k: pytest.fail("data read before the check"))
+    spec = parse_spec({"fight": {"dataset": "synthetic", "trials": 1, "reference": "a"},
+                       "base": {"epochs": 1, "hidden": [4]},
+                       "contender": [{"name": "a", "model": "mlp", "compile": True}, {"name": "b", "model": "logreg"}]})
+    with pytest.raises(ValueError, match=r"compile on CPU needs a C\+\+ compiler"):
+        runner.run_fight(spec, tmp_path / "fight", progress=False)
+    assert not (tmp_path / "fight").exists()
+
+
 @pytest.mark.parametrize("files, words", [
     ({"stability.csv": "contender,lr\n", "spec.json": '{"command": "chainzrule stability S --out F"}'},
      "is a stability map, not a `chainzrule fight` folder: its report is rewritten by its own command, which reuses "
