@@ -56,7 +56,7 @@ TRAIN_OPTIONS = [
     ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
     ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),
     ("--dtype", "dtype", click.Choice(["float32", "float64", "bfloat16"]), "Parameter and input dtype. [default: float32]"),
-    ("--compile/--no-compile", "compile", bool, "Train through torch.compile (inductor; on CPU it needs a C++ compiler): the first steps compile (~20 s for an MNIST MLP), then ChainzRule + DREG steps run ~20% faster. Pays on long runs of wide layers. [default: off]"),
+    ("--compile/--no-compile", "compile", bool, "Train through torch.compile (inductor; on CPU it needs a C++ compiler): the first steps compile (~16 s for the MNIST MLP, ~2 s from torch's cache), then a ChainzRule + DREG step takes 0.73-0.80x its eager time (BENCHMARKS.md). Pays on runs of minutes. [default: off]"),
     ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
     ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD/APGD with --robustness, comma separated. [default: 0.05,0.1]"),
 ]
