@@ -23,6 +23,11 @@ needs_sst5 = pytest.mark.skipif(not (SST5 / "train.txt").is_file() and os.enviro
 needs_cxx = pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++"))
                                and os.environ.get("CI") != "true",
                                reason="no C++ compiler (g++, c++ or clang++) on PATH for torch.compile's inductor")
+#: modules whose tests start process pools, Ray clusters or torchrun and time how they stop: the
+#: suite runs on pytest-xdist workers (pyproject's addopts, ``--dist loadgroup``), and these modules
+#: all go to one worker, one test after another, so two of them never compete for the cores while the
+#: other workers run the in-process tests (``-n 0`` runs the whole suite in one process)
+own_processes = pytest.mark.xdist_group("own-processes")
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,9 @@ from chainzrule.fight.runner import TIMING_COLUMNS, record_row, run_fight
 from chainzrule.fight.spec import parse_spec
 from chainzrule.train import train
 
-from conftest import REPO
+from conftest import REPO, own_processes
+
+pytestmark = own_processes  # the whole module: its module fixtures are built once
 
 TINY = REPO / "tests" / "fixtures" / "tiny_fight.toml"
 

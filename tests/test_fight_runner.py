@@ -14,7 +14,9 @@ import pytest
 from chainzrule.fight.runner import TIMING_COLUMNS, run_fight, run_key
 from chainzrule.fight.spec import load_spec
 
-from conftest import REPO
+from conftest import REPO, own_processes
+
+pytestmark = own_processes  # the whole module: its module fixtures are built once
 
 TINY = REPO / "tests" / "fixtures" / "tiny_fight.toml"
 

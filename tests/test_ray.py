@@ -17,7 +17,9 @@ import pytest
 
 from chainzrule.fight.runner import TIMING_COLUMNS
 
-from conftest import REPO
+from conftest import REPO, own_processes
+
+pytestmark = own_processes
 
 TINY = REPO / "tests" / "fixtures" / "tiny_fight.toml"
 

@@ -13,7 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import needs_cxx
+from conftest import needs_cxx, own_processes
+
+pytestmark = own_processes
 
 ARGS = ["train", "--dataset", "synthetic", "--model", "chainzrule", "--hidden", "16,16", "--epochs", "2",
         "--batch-size", "64", "--dtype", "float64", "--dreg", "3e-3", "--seed", "3", "--quiet"]
