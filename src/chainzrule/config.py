@@ -87,7 +87,7 @@ FLOAT_LIMIT = 1e30
 
 #: fields added after committed results were keyed, and the default at which they leave a content
 #: key as it was (:meth:`TrainConfig.key_dict`)
-KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"sn_gain": 1.0, "compile": False}
+KEY_NEUTRAL_DEFAULTS: dict[str, Any] = {"sn_gain": 1.0, "compile": False, "fused_optimizer": False}
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,7 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"
     compile: bool = False  # train through torch.compile(model) (inductor): same run, fused elementwise work
+    fused_optimizer: bool = False  # torch's fused Adam/AdamW/SGD kernel: same update, other rounding (1 ulp)
     # evaluation
     diag_examples: int = 1000
     robustness: bool = False
@@ -346,6 +347,9 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(f"compile traces a network's training step: expected a neural model ({', '.join(NEURAL_MODELS)}) "
                           f"without a double-backward penalty (reg igp or jr: torch.compile has no double backward), "
                           f"got model={c.model!r}, reg={c.reg!r}")
+    if c.fused_optimizer and not c.is_neural:
+        raise ConfigError(f"fused_optimizer sets a network's optimizer: expected a neural model "
+                          f"({', '.join(NEURAL_MODELS)}), got model={c.model!r}")
     if c.featurizer.split(":")[0] not in FEATURIZERS_PREFIX:
         raise ConfigError(f"featurizer {c.featurizer!r} is not known: expected auto, encoder, hashed or hashed:DIMS")
     _validate_ints(c)

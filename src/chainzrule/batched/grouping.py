@@ -36,6 +36,8 @@ def batchable(cfg: TrainConfig) -> str | None:
         return f"reg {cfg.reg!r} is not batched (only {', '.join(BATCHABLE_REGS)})"
     if cfg.compile:
         return "a compiled run (compile = true) trains alone"
+    if cfg.fused_optimizer:
+        return "a fused-optimizer run trains alone (the batched update rounds as the unfused optimizer)"
     if cfg.head not in ("auto", "linear"):
         return f"head {cfg.head!r} is not batched (only the linear head)"
     if cfg.reg == "sn" and cfg.dreg_lambda > 0:

@@ -118,5 +118,5 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, steps: int):
     groups = parameter_groups(model, cfg.lr, cfg.coef_lr_scale)
     if decoupled_decay(cfg):
         groups = _decay_groups(cfg, model, groups)
-    opt = make_optimizer_by_name(cfg.optimizer, groups)  # AdamW: decay per group (reg="wd", decoupled_decay)
+    opt = make_optimizer_by_name(cfg.optimizer, groups, fused=cfg.fused_optimizer)  # AdamW: decay per group
     return opt, make_schedule(cfg.lr_schedule, opt, steps)
