@@ -56,6 +56,7 @@ BENCH_MD = ROOT / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench_step:begin -->", "<!-- bench_step:end -->"
 
 CLOCK = time.perf_counter  # wall time; --clock cpu switches to process CPU time
+FUSED_ADAM = False  # --fused-adam: every variant's Adam with fused=True
 BATCH, IN, HIDDEN, OUT = 256, 784, [1024, 1024], 10
 LAM = 3e-3  # DREG λ (guide §2's MNIST run); the value does not change the cost
 LAM_IGP = 1e-2
@@ -159,7 +160,7 @@ def make_step(kind: str, x: torch.Tensor, y: torch.Tensor, ablate: str = ""):
     """
     model = _model(kind)
     patched = _Patched(ablate)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if FUSED_ADAM else {}))
     forward = model
     if kind.endswith("_compiled"):
         forward = torch.compile(model)
@@ -380,6 +381,8 @@ def _markers(args, kind: str = "") -> tuple[str, str]:
         tags.append(f"input-scale={args.input_scale:g}")
     if args.compile:
         tags.append("compile")
+    if args.fused_adam:
+        tags.append("fused-adam")
     if args.clock != "wall":
         tags.append(f"clock={args.clock}")
     if not tags:
@@ -492,7 +495,7 @@ def run_scaling(args) -> int:
 
 
 def main(argv=None) -> int:
-    global CLOCK, HIDDEN, BATCH
+    global CLOCK, HIDDEN, BATCH, FUSED_ADAM
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=150, help="interleaved rounds (default 150)")
     ap.add_argument("--warmup", type=int, default=5, help="warm-up steps per variant (default 5)")
@@ -509,6 +512,8 @@ def main(argv=None) -> int:
                          "time other processes hold the core; with more threads it counts spinning)")
     ap.add_argument("--compile", action="store_true",
                     help="add the torch.compile(model) twin (inductor) of every relu/relu_dreg/cr/cr_dreg variant")
+    ap.add_argument("--fused-adam", action="store_true",
+                    help="every variant's Adam with torch's fused kernel (fused=True) instead of the default foreach one")
     ap.add_argument("--profile", action="store_true", help="print the matmul / elementwise / Adam split")
     ap.add_argument("--ablations", action="store_true",
                     help="measure each optimization of the hot path switched off, one at a time")
@@ -520,6 +525,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    FUSED_ADAM = args.fused_adam
     HIDDEN, BATCH = [args.width, args.width], args.batch
     if args.clock == "cpu":
         CLOCK = time.process_time
