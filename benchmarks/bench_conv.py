@@ -30,7 +30,6 @@ import argparse
 import datetime as _dt
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -41,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import chainzrule as cz
-from bench_step import _cpu_model  # the one CPU-name probe of the benchmarks (same folder)
+from bench_step import _cpu_model, write_markdown  # the benchmarks' CPU-name probe and block writer (same folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MD = ROOT / "BENCHMARKS.md"
@@ -173,15 +172,6 @@ def render(times, meta) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(block: str) -> None:
-    """Replace the text between this benchmark's markers in BENCHMARKS.md (appending them if absent)."""
-    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# Benchmarks\n"
-    if BEGIN not in text:
-        text = text.rstrip() + "\n\n" + BEGIN + "\n" + END + "\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    BENCH_MD.write_text(pattern.sub(lambda _: block, text, count=1))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=40, help="interleaved rounds (default 40)")
@@ -213,7 +203,7 @@ def main(argv=None) -> int:
     block = render(times, meta)
     print(block)
     if args.write:
-        write_markdown(block)
+        write_markdown(block, BEGIN, END)
         print(f"updated {BENCH_MD}")
     return 0
 

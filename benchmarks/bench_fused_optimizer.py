@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ import torch
 from chainzrule.config import TrainConfig
 from chainzrule.train import load_splits, train
 
-from bench_step import machine  # the benchmarks' folder is on sys.path when a script runs
+from bench_step import machine, write_markdown  # the benchmarks' folder is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MD = ROOT / "BENCHMARKS.md"
@@ -97,15 +96,6 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def write_markdown(block: str) -> None:
-    """Replace the text between this benchmark's markers in BENCHMARKS.md (appending them if absent)."""
-    text = BENCH_MD.read_text()
-    if BEGIN not in text:
-        text = text.rstrip() + "\n\n" + BEGIN + "\n" + END + "\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    BENCH_MD.write_text(pattern.sub(lambda _: block, text, count=1))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3, help="runs of each setting, alternating (default 3)")
@@ -139,7 +129,7 @@ def main(argv=None) -> int:
         *rows, "", END])
     print(block)
     if args.write:
-        write_markdown(block)
+        write_markdown(block, BEGIN, END)
     return 0
 
 
