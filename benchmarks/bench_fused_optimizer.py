@@ -76,7 +76,7 @@ def optimizer_step_ms(repeats: int = 50) -> dict[str, float]:
 
 def drift(dtype: torch.dtype, steps: int = 60) -> float:
     """Largest parameter difference, fused against foreach Adam, after ``steps`` one-cycle steps
-    on seeded gradients of five scales (the setting of tests/test_fused_optimizer.py)."""
+    on seeded gradients of five scales (as tests/test_fused_optimizer.py does, on larger tensors)."""
     out = []
     for fused in (False, True):
         g = torch.Generator().manual_seed(0)
