@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from chainzrule.errors import ConfigError
+from chainzrule.fight.analysis import paired_comparisons
 from chainzrule.fight.report import claim_rows, load_fight, summary_table, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -407,6 +408,27 @@ def test_repeated_cv_uses_the_corrected_t(tmp_path):
     ci = corrected_resampled_ttest(vals, 600, 150)
     assert cr["test_accuracy_n"] == 10 and cr["test_accuracy_mean"] == pytest.approx(np.mean(vals))
     assert (cr["test_accuracy_ci_low"], cr["test_accuracy_ci_high"]) == pytest.approx((ci["ci_low"], ci["ci_high"]))
+    # the paired table vs the reference pairs the same splits with the same corrected test (not a
+    # plain t over per-seed means), Holm over the family, and has no Wilcoxon p
+    fight = load_fight(folder)
+    comps = {c["contender"]: c for c in paired_comparisons(fight, "test_accuracy")}
+    ref_acc = {k: v for k, v in fight.by_split(fight.phase("final", fight.reference), "test_accuracy").items()}
+    ps = {}
+    for name, c in comps.items():
+        own = fight.by_split(fight.phase("final", name), "test_accuracy")
+        diffs = [own[k] - ref_acc[k] for k in own]
+        r = corrected_resampled_ttest(diffs, 600, 150)
+        assert c["n"] == 10 and c["test"] == "corrected resampled t" and c["wilcoxon_p"] is None
+        assert (c["mean_diff"], c["t_p"]) == pytest.approx((r["mean_diff"], r["p_value"]))
+        ps[name] = r["p_value"]
+    from chainzrule.fight.stats import holm_bonferroni
+
+    holm = holm_bonferroni(ps)
+    assert all(comps[n]["holm_p"] == pytest.approx(holm.adjusted[n]) for n in ps)
+    report = write_report(folder).read_text()
+    section = report.split("## Paired comparisons vs the reference")[1].split("\n## ")[0]
+    assert "Nadeau–Bengio corrected resampled t" in section and "| n (seed × split) | mean diff | corrected t p |" in section
+    assert "| Wilcoxon p |" not in section
 
 
 def test_empty_split_columns_are_not_repeated_cv(tmp_path):

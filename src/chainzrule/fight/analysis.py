@@ -31,7 +31,7 @@ from .claims import PREVIEW, claim_rows
 # re-exported for existing callers (format_*, is_fraction, metric_unit, to_number, ATTRIBUTION_*)
 from .formatting import format_margin, format_p, format_value, format_with_unit, is_fraction, metric_unit  # noqa: F401
 from .loading import MAIN_METRICS, Fight, as_fight, load_fight, summary_of, to_number  # noqa: F401
-from .stats import failure_rate, holm_bonferroni, paired_tests
+from .stats import corrected_resampled_ttest, failure_rate, holm_bonferroni, paired_tests
 from .views import (  # noqa: F401
     ATTRIBUTION_DREG,
     ATTRIBUTION_FAMILIES,
@@ -155,32 +155,47 @@ def failure_text(d: dict[str, Any]) -> str:
 
 
 def paired_comparisons(fight: Fight, metric: str) -> list[dict[str, Any]]:
-    """Every final contender vs the reference on ``metric``, paired by seed, Holm over the family.
+    """Every final contender vs the reference on ``metric``, paired, Holm over the family.
+
+    Pairs are seeds, or under repeated CV ``(seed, repeat, fold)`` units: there the t-test is
+    Nadeau–Bengio's corrected resampled t over the paired units (the splits' training sets
+    overlap, so a plain paired t would be too confident) and no Wilcoxon p is given (it assumes
+    independent pairs; ``wilcoxon_p`` is None).
 
     Each row: ``contender, n, mean_diff`` (contender − reference), ``t_p, wilcoxon_p, holm_p``
-    (Holm–Bonferroni over the family's paired-t p-values), ``reject`` (holm_p ≤ alpha) and
-    ``note`` (why a comparison could not be made).
+    (Holm–Bonferroni over the family's t p-values), ``reject`` (holm_p ≤ alpha), ``test``
+    ("paired t" or "corrected resampled t") and ``note`` (why a comparison could not be made).
     """
     ref = fight.reference
     if ref is None or metric not in fight.columns:
         return []
-    ref_vals = fight.values("final", ref, metric)
+    ref_rows = fight.phase("final", ref)
+    ref_vals = fight.by_split(ref_rows, metric)
     rows, pvals = [], {}
     for name in fight.contenders():
         if name == ref:
             continue
-        vals = fight.values("final", name, metric)
-        seeds = sorted(set(vals) & set(ref_vals))
-        row: dict[str, Any] = {"contender": name, "n": len(seeds), "mean_diff": None, "t_p": None,
-                               "wilcoxon_p": None, "holm_p": None, "reject": False, "note": ""}
-        if not seeds:
+        own = fight.phase("final", name)
+        vals = fight.by_split(own, metric)
+        units = [k for k in vals if k in ref_vals]
+        sizes = fight.split_sizes(own + ref_rows)
+        row: dict[str, Any] = {"contender": name, "n": len(units), "mean_diff": None, "t_p": None,
+                               "wilcoxon_p": None, "holm_p": None, "reject": False,
+                               "test": "corrected resampled t" if sizes else "paired t", "note": ""}
+        if not units:
             row["note"] = "no paired seeds with values"
+        elif len(units) < 2:
+            row["mean_diff"] = vals[units[0]] - ref_vals[units[0]]
+            row["note"] = "one paired seed: no test"
+        elif sizes:
+            diffs = [vals[k] - ref_vals[k] for k in units]  # [units]
+            r = corrected_resampled_ttest(diffs, sizes[0], sizes[1], confidence=1.0 - fight.alpha)
+            row.update(mean_diff=r["mean_diff"], t_p=r["p_value"])
+            pvals[name] = r["p_value"]
         else:
-            t = paired_tests([vals[s] for s in seeds], [ref_vals[s] for s in seeds])
+            t = paired_tests([vals[k] for k in units], [ref_vals[k] for k in units])
             row.update(mean_diff=t["mean_diff"], t_p=t["t_p"], wilcoxon_p=t["wilcoxon_p"])
             pvals[name] = t["t_p"]
-            if len(seeds) < 2:
-                row["note"] = "one paired seed: no test"
         rows.append(row)
     if pvals:
         holm = holm_bonferroni(pvals, alpha=fight.alpha)

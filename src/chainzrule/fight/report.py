@@ -248,12 +248,19 @@ def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
 
 
 def _paired_section(fight: Fight) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
-    L = ["", "## Paired comparisons vs the reference", "",
-         f"Each contender minus `{fight.reference}`, paired by seed. p: two-sided paired t-test and Wilcoxon "
-         "signed-rank; Holm–Bonferroni over the family (all comparisons of that metric) on the paired-t p; "
-         f"reject at α = {fight.alpha}."]
+    if fight.resampled:
+        L = ["", "## Paired comparisons vs the reference", "",
+             f"Each contender minus `{fight.reference}`, paired by (seed, repeated-CV split). p: two-sided "
+             "Nadeau–Bengio corrected resampled t over the paired splits (the splits' training sets overlap, so "
+             "a plain paired t would be too confident; no Wilcoxon p, which assumes independent pairs); "
+             f"Holm–Bonferroni over the family (all comparisons of that metric); reject at α = {fight.alpha}."]
+    else:
+        L = ["", "## Paired comparisons vs the reference", "",
+             f"Each contender minus `{fight.reference}`, paired by seed. p: two-sided paired t-test and Wilcoxon "
+             "signed-rank; Holm–Bonferroni over the family (all comparisons of that metric) on the paired-t p; "
+             f"reject at α = {fight.alpha}."]
     n_seeds = len({r.get("seed") for r in fight.phase("final")})
-    if 0 < n_seeds and 2 / 2 ** n_seeds > fight.alpha:
+    if not fight.resampled and 0 < n_seeds and 2 / 2 ** n_seeds > fight.alpha:
         L[-1] += (f" With {n_seeds} seeds the exact two-sided Wilcoxon p cannot go below 2/2^{n_seeds} = "
                   f"{2 / 2 ** n_seeds:.4g}, so only the t-test can reach significance.")
     out = {}
@@ -267,7 +274,12 @@ def _paired_section(fight: Fight) -> tuple[list[str], dict[str, list[dict[str, A
         rows = [[fight.label(c["contender"]), str(c["n"]), format_value(metric, c["mean_diff"], diff=True), format_p(c["t_p"]),
                  format_p(c["wilcoxon_p"]), format_p(c["holm_p"]), "yes" if c["reject"] else "no", c["note"] or ""]
                 for c in comps]
-        L.append(md_table(["contender", "n", "mean diff", "paired t p", "Wilcoxon p", "Holm p", "reject", "note"], rows))
+        header = ["contender", "n", "mean diff", "paired t p", "Wilcoxon p", "Holm p", "reject", "note"]
+        if fight.resampled:  # n counts (seed, split) units; no Wilcoxon column
+            header[1], header[3] = "n (seed × split)", "corrected t p"
+            del header[4]
+            rows = [r[:4] + r[5:] for r in rows]
+        L.append(md_table(header, rows))
     return L, out
 
 
