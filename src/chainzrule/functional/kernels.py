@@ -83,8 +83,17 @@ class PolyActivationFn(torch.autograd.Function):
         z, a, bound, clamp = inputs
         ctx.mark_non_differentiable(output[1])
         ctx.save_for_backward(z, a, output[1])
+        ctx.save_for_forward(z, a, output[1])  # the same tensors (torch.func's vmap rule keeps one set)
         ctx.bound, ctx.clamp = bound, clamp
         ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def jvp(ctx, tz: Tensor | None, ta: Tensor | None, _tb=None, _tc=None):
+        """Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``): ``σ̇ = p'(c) ż + ṗ(c) + ṗ'(c) e``
+        with ``ṗ`` the polynomial of the coefficient tangents ``ȧ``; σ' is not differentiable."""
+        z, a, _ = ctx.saved_tensors
+        c = z.clamp(-ctx.bound, ctx.bound) if ctx.clamp else z  # [N, F]
+        return _value_tangent(z, a, c, ctx.clamp, tz, ta), None
 
     @staticmethod
     def backward(ctx, gh: Tensor | None, _g_slope=None):
@@ -118,8 +127,31 @@ class PolyJacobianSqFn(torch.autograd.Function):
         z, a, rn, bound, clamp = inputs
         ctx.mark_non_differentiable(output[2])
         ctx.save_for_backward(z, a, rn, output[2])
+        ctx.save_for_forward(z, a, rn, output[2])  # the same tensors (torch.func's vmap rule keeps one set)
         ctx.bound, ctx.clamp = bound, clamp
         ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def jvp(ctx, tz: Tensor | None, ta: Tensor | None, trn: Tensor | None, _tb=None, _tc=None):
+        """Forward mode: σ̇ as in :class:`PolyActivationFn`, and
+        ``J̇ = Σ_i 2 p'(c_i) ṡ_i r_i + p'(c_i)² ṙ_i`` with ``ṡ = p''(c) 1[|z| ≤ R] ż + ṗ'(c)``."""
+        z, a, rn, _ = ctx.saved_tensors
+        R, clamp = ctx.bound, ctx.clamp
+        c = z.clamp(-R, R) if clamp else z  # [N, F]
+        dp = _slope(a, c)  # p'(c)   [N, F]
+        th = _value_tangent(z, a, c, clamp, tz, ta)
+        ts = torch.zeros_like(z)  # the slope's tangent   [N, F]
+        if tz is not None and a.shape[0] > 2:
+            v = _second_derivative_times(a, torch.ones_like(rn), c)  # p''(c)
+            if clamp:
+                v = torch.where(z.abs() <= R, v, torch.zeros_like(v))
+            ts = ts + v * tz
+        if ta is not None:
+            ts = ts + _slope(ta, c)
+        tj = (2.0 * dp * ts) @ rn  # [N]
+        if trn is not None:
+            tj = tj + (dp * dp) @ trn
+        return th, tj, None
 
     @staticmethod
     def backward(ctx, gh: Tensor | None, gj: Tensor | None, _g_slope=None):
@@ -146,6 +178,17 @@ class PolyJacobianSqFn(torch.autograd.Function):
         if ctx.needs_input_grad[2] and w is not None:
             grn = (w * dp).sum(0)  # [F]
         return gz, ga, grn, None, None
+
+
+def _value_tangent(z: Tensor, a: Tensor, c: Tensor, clamp: bool, tz: Tensor | None, ta: Tensor | None) -> Tensor:
+    """σ's forward-mode tangent ``p'(c) ż + ṗ(c) + ṗ'(c)(z − c)``, ``[N, F]``."""
+    out = torch.zeros_like(z)
+    if tz is not None:
+        out = out + _slope(a, c) * tz
+    if ta is not None:
+        tp, tdp = horner(ta, c)  # ṗ(c), ṗ'(c)
+        out = out + (torch.addcmul(tp, tdp, z - c) if clamp else tp)
+    return out
 
 
 def _coefficient_grad(gh: Tensor | None, w: Tensor | None, c: Tensor, e: Tensor | None, rn: Tensor,
@@ -190,8 +233,23 @@ class LinearRowNormSqFn(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         x, w, b = inputs
         ctx.save_for_backward(x, w)
+        ctx.save_for_forward(x, w)  # the same tensors (torch.func's vmap rule keeps one set)
         ctx.has_bias = b is not None
         ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def jvp(ctx, tx: Tensor | None, tw: Tensor | None, tb: Tensor | None):
+        """Forward mode: ``ż = ẋ Wᵀ + x Ẇᵀ + ḃ``, ``ṙ_i = 2 Σ_j W_ij Ẇ_ij``."""
+        x, w = ctx.saved_tensors
+        tz = torch.zeros(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)  # [N, out]
+        if tx is not None:
+            tz = tz + tx @ w.t()
+        if tw is not None:
+            tz = tz + x @ tw.t()
+        if tb is not None:
+            tz = tz + tb
+        trn = 2.0 * (w * tw).sum(-1) if tw is not None else torch.zeros_like(w[:, 0])  # [out]
+        return tz, trn
 
     @staticmethod
     def backward(ctx, gz: Tensor | None, grn: Tensor | None):
@@ -204,9 +262,11 @@ class LinearRowNormSqFn(torch.autograd.Function):
                 gw = w * (2.0 * grn).unsqueeze(-1) if grn is not None else torch.zeros_like(w)
             elif grn is None:
                 gw = gz.t() @ x  # [out, in]
+            elif torch.is_grad_enabled():  # create_graph, torch.func (jacrev, hessian): out of place, so
+                # the op is differentiable and vmaps when W is batched and g_zᵀ x is not
+                gw = torch.addcmul(gz.t() @ x, w, (2.0 * grn).unsqueeze(-1))
             else:  # g_zᵀ x, then += 2 g_r ⊙ W in place on that fresh tensor: W read once, no second
-                # [out, in] tensor (measured faster than one beta = 1 GEMM over a W-sized temporary;
-                # under vmap torch falls back to a slower, still exact, loop for the in-place op)
+                # [out, in] tensor (measured faster than one beta = 1 GEMM over a W-sized temporary)
                 gw = (gz.t() @ x).addcmul_(w, (2.0 * grn).unsqueeze(-1))
         if gz is not None and ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gz.sum(0)  # [out]
