@@ -277,3 +277,27 @@ def test_property_shapes_and_derivative(batch, F_, degree, rc, basis, init, scal
     h, J = act.value_and_jacobian_sq(z, rn)
     assert h.shape == z.shape and J.shape == z.shape[:-1]
     torch.testing.assert_close(J, (d * d) @ rn, rtol=1e-9, atol=1e-9)
+
+
+def test_basis_matrix_follows_meta_loading_and_dtype_changes():
+    """The basis matrix is a constant, not state: a model built on the meta device gets its real
+    values from ``to_empty`` or ``load_state_dict(assign=True)``, and ``.double()`` after float32
+    gives the float64 values (not float32's rounded up-cast)."""
+    import chainzrule as cz
+
+    torch.manual_seed(0)
+    ref = cz.ChainzRuleMLP(6, [8], 3)
+    sd, x = ref.state_dict(), torch.randn(5, 6)
+    with torch.device("meta"):
+        m1 = cz.ChainzRuleMLP(6, [8], 3)
+        m2 = cz.ChainzRuleMLP(6, [8], 3)
+    m1 = m1.to_empty(device="cpu")
+    m1.load_state_dict(sd)
+    m2.load_state_dict(sd, assign=True)
+    for m in (m1, m2):
+        assert torch.equal(m(x), ref(x))
+    built64 = PolynomialActivation(4, dtype=torch.float64)
+    cast64 = PolynomialActivation(4).double()
+    assert torch.equal(cast64.basis_matrix, built64.basis_matrix)
+    assert cast64.basis_matrix.dtype == torch.float64
+    assert not torch.equal(cast64.basis_matrix.float().double(), built64.basis_matrix)  # it was not a cast

@@ -119,8 +119,31 @@ class PolynomialActivation(nn.Module):
         factory = {"device": device, "dtype": dtype}
         self.coefficients = nn.Parameter(torch.empty(degree + 1, n_sets, **factory))  # θ [D+1, G]
         m = CF.basis_matrix(basis, degree, self.bound).to(dtype=self.coefficients.dtype, device=device)
-        self.register_buffer("basis_matrix", m, persistent=False)  # a = M θ   [D+1, D+1]
+        # a = M θ   [D+1, D+1]. A constant of (basis, degree, bound), not state: not in the state dict, and
+        # rebuilt from its float64 values whenever the module moves or changes dtype (so .double() after
+        # float32 is exact, and a module built on the meta device gets real values from to_empty() or
+        # load_state_dict(assign=True)).
+        self.register_buffer("basis_matrix", m, persistent=False)
+        self.register_load_state_dict_post_hook(PolynomialActivation._basis_after_load)
         self.reset_parameters()
+
+    def _rebuild_basis(self) -> None:
+        """The basis matrix from its float64 values, on the coefficients' device and dtype."""
+        ref = self.coefficients
+        if ref.is_meta:
+            self.basis_matrix = torch.empty(self.degree + 1, self.degree + 1, dtype=ref.dtype, device="meta")
+        else:
+            self.basis_matrix = CF.basis_matrix(self.basis, self.degree, self.bound).to(dtype=ref.dtype,
+                                                                                         device=ref.device)
+
+    def _apply(self, fn, recurse=True):  # as torch's RNNs do: derived tensors follow .to()/.double()/to_empty()
+        out = super()._apply(fn, recurse)
+        self._rebuild_basis()
+        return out
+
+    @staticmethod
+    def _basis_after_load(module, incompatible_keys) -> None:
+        module._rebuild_basis()  # load_state_dict(assign=True) may have replaced the coefficients
 
     def reset_parameters(self) -> None:
         """Refit every feature's coefficients to ``init`` (see :func:`~chainzrule.functional.fit_coefficients`)."""
