@@ -253,3 +253,31 @@ def test_property_random_shapes(n_in, n_out, batch, which, scale):
     x = scale * torch.randn(batch, n_in, dtype=DT)
     _, analytic = layer(x, return_jacobian=True)
     torch.testing.assert_close(analytic, _reference_jacobian_sq(layer, x), rtol=1e-6, atol=1e-10)
+
+
+def test_spectral_norm_weight_is_computed_once_per_forward_with_jacobian():
+    """A parametrized weight (spectral norm: a power iteration per training forward) is computed
+    once by ``return_jacobian=True`` as by a plain forward, so the DREG term and the output come
+    from the same weight and the iteration count is the parametrization's own."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    import chainzrule as cz
+    from chainzrule.layers import HiddenLayer
+
+    torch.manual_seed(0)
+    layer = HiddenLayer(5, 4, cz.PolynomialActivation(4)).double()
+    spectral_norm(layer.linear)
+    layer.train()
+    calls = []
+    layer.linear.parametrizations.weight[0].register_forward_hook(lambda *_: calls.append(1))
+    x = torch.randn(3, 5, dtype=torch.float64)
+    layer(x)
+    assert len(calls) == 1
+    h, jsq = layer(x, return_jacobian=True)
+    assert len(calls) == 2
+    layer.eval()  # the weight of that forward (eval: no further iteration)
+    w, b = layer.linear.weight, layer.linear.bias
+    z = x @ w.t() + b
+    assert torch.allclose(h, layer.activation(z), rtol=0, atol=1e-14)
+    ref = (layer.activation.derivative(z) ** 2 * (w * w).sum(1)).sum(1)
+    assert torch.allclose(jsq, ref, rtol=1e-12, atol=0)

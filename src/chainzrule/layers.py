@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.modules import module as _torch_module  # the global hook dicts (see _hookless_linear)
 
 from . import dreg
@@ -46,8 +47,8 @@ def _positive_int(name: str, v) -> None:
 def _hookless_linear(lin: nn.Module) -> bool:
     """Whether calling ``lin`` is exactly ``F.linear(x, lin.weight, lin.bias)``: a plain nn.Linear
     with no forward (pre-)hooks of its own or global ones (pruning recomputes the weight in a
-    pre-hook). torch has no public query for registered hooks, so their dicts are read; a
-    parametrized weight (spectral norm) needs no hook and keeps the fused path."""
+    pre-hook). torch has no public query for registered hooks, so their dicts are read. A
+    parametrized weight (spectral norm) takes the module's own call, inside ``parametrize.cached()``."""
     return (type(lin) is nn.Linear and not (lin._forward_hooks or lin._forward_pre_hooks)
             and not (_torch_module._global_forward_hooks or _torch_module._global_forward_pre_hooks))
 
@@ -109,8 +110,10 @@ class HiddenLayer(nn.Module):
         """``(σ(W x + b), ||S||_F²)``: ``[..., out]``, ``[...]`` (records nothing anywhere)."""
         if _hookless_linear(self.linear):  # W x + b and ||W_i||² in one node (weight gradient built once)
             z, rn = CF.linear_and_row_norms_sq(x, self.linear.weight, self.linear.bias)  # [..., out], [out]
-        else:  # pruning, user hooks: the module's own call, so they run
-            z, rn = self.linear(x), CF.row_norms_sq(self.linear.weight)
+        else:  # pruning, user hooks, parametrizations: the module's own call, so they run; cached() makes a
+            # parametrized weight (spectral norm: one power iteration per training forward) computed once for both
+            with parametrize.cached():
+                z, rn = self.linear(x), CF.row_norms_sq(self.linear.weight)
         fused = getattr(self.activation, "value_and_jacobian_sq", None)
         if fused is not None:  # chainzrule activations: σ and Σ_i σ'² ||W_i||² in one pass
             h, jsq = fused(_rows(z), rn)  # [N, out], [N]
