@@ -301,3 +301,25 @@ def test_basis_matrix_follows_meta_loading_and_dtype_changes():
     assert torch.equal(cast64.basis_matrix, built64.basis_matrix)
     assert cast64.basis_matrix.dtype == torch.float64
     assert not torch.equal(cast64.basis_matrix.float().double(), built64.basis_matrix)  # it was not a cast
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("range_control", ["linear", "tanh"])
+def test_max_slope_bounds_the_computed_slope_in_its_dtype(dtype, range_control):
+    """``max_slope()`` bounds every σ' the activation computes in its own dtype (the float64 bound
+    widened by the evaluation's rounding error and rounded up), not only the exact σ'; NaN
+    coefficients give NaN, not an exception."""
+    torch.manual_seed(1)
+    act = PolynomialActivation(256, degree=5, range_control=range_control, dtype=dtype)
+    with torch.no_grad():
+        act.coefficients.normal_()
+    z = torch.linspace(-40, 40, 4001, dtype=dtype).unsqueeze(1).expand(-1, 256)  # [4001, 256]
+    observed = act.derivative(z).detach().abs().amax(0)  # [256]
+    bound = act.max_slope()
+    assert bound.dtype == dtype and bool((observed <= bound).all())
+    exact = CF.poly_max_slope(act.group_power_coefficients().detach().double(), act.bound, range_control)
+    assert bool((bound.double() >= exact).all())
+    with torch.no_grad():
+        act.coefficients[0, 3] = float("nan")
+    got = act.max_slope()
+    assert torch.isnan(got[3]) and bool(torch.isfinite(got[:3]).all())

@@ -113,10 +113,16 @@ def poly_max_slope(a: Tensor, bound: float, range_control: str = "linear") -> Te
     """Certified ``max_z |σ'(z)|`` per feature, ``[F]`` (``inf`` for ``"none"`` with degree > 1).
 
     For "linear" and "tanh" it is ``max |p'(u)|`` over ``[-R, R]``, exact from the endpoints and
-    the real roots of p'' inside the interval (the extrema of p').
+    the real roots of p'' inside the interval (the extrema of p'), computed in float64. It is then
+    widened by a bound on the rounding error of evaluating σ' in ``a``'s dtype (Horner's
+    ``(2D + 4)·ε·Σ_k |k a_k| R^(k-1)``, ε the dtype's unit roundoff: about 1e-16 relative in float64,
+    1e-6 in float32, a few percent in bfloat16) and rounded up to that dtype, so no σ' the
+    activation computes in that dtype exceeds it. ``nan`` for a feature with non-finite coefficients.
 
-    >>> poly_max_slope(torch.tensor([[0.0], [1.0], [0.5]]), 2.0)   # p = u + u²/2: p' = 1 + u
-    tensor([3.])
+    >>> poly_max_slope(torch.tensor([[0.0], [1.0], [0.5]], dtype=torch.float64), 2.0)   # p' = 1 + u
+    tensor([3.0000], dtype=torch.float64)
+    >>> float(poly_max_slope(torch.tensor([[0.0], [1.0], [0.5]]), 2.0)[0]) - 3.0   # float32: + rounding
+    1.430511474609375e-06
     """
     require_choice("range_control", range_control, RANGE_CONTROLS)
     coef = a.detach().double().cpu().numpy()  # [D+1, F]
@@ -124,12 +130,19 @@ def poly_max_slope(a: Tensor, bound: float, range_control: str = "linear") -> Te
     if range_control == "none" and d > 1:
         return torch.full((F,), math.inf, dtype=a.dtype)
     dcoef = coef[1:] * np.arange(1, d + 1)[:, None]  # p', [D, F], low → high
-    out = np.empty(F)
+    out = np.full(F, np.nan)
     for i in range(F):
+        if not np.isfinite(dcoef[:, i]).all():
+            continue
         cand = [-bound, bound]
         if d >= 3:
             for r in np.roots((dcoef[1:, i] * np.arange(1, d))[::-1]):  # roots of p''
                 if abs(r.imag) < 1e-12 and -bound <= r.real <= bound:
                     cand.append(r.real)
         out[i] = np.abs(np.polynomial.polynomial.polyval(np.asarray(cand), dcoef[:, i])).max()
-    return torch.from_numpy(out).to(a.dtype)
+    eps = torch.finfo(a.dtype).eps / 2  # unit roundoff of the dtype σ' is computed in
+    powers = float(bound) ** np.arange(d)  # R^(k-1) for the rows of p'   [D]
+    out = out + (2 * d + 4) * eps * (np.abs(dcoef) * powers[:, None]).sum(0)  # evaluation error   [F]
+    res = torch.from_numpy(out).to(a.dtype)  # [F]
+    below = res.double() < torch.from_numpy(out)  # rounded down by the cast: one step up
+    return torch.where(below, torch.nextafter(res, torch.full_like(res, math.inf)), res)
