@@ -347,6 +347,9 @@ def _validate(c: TrainConfig) -> None:
         raise ConfigError(f"compile traces a network's training step: expected a neural model ({', '.join(NEURAL_MODELS)}) "
                           f"without a double-backward penalty (reg igp or jr: torch.compile has no double backward), "
                           f"got model={c.model!r}, reg={c.reg!r}")
+    if c.reg == "sn" and c.model in ("cnn", "chainzrule-cnn"):
+        raise ConfigError(f"reg 'sn' normalizes dense layers only, so a CNN's conv layers would stay unconstrained: "
+                          f"expected model chainzrule or mlp, got model={c.model!r}")
     if c.fused_optimizer and not c.is_neural:
         raise ConfigError(f"fused_optimizer sets a network's optimizer: expected a neural model "
                           f"({', '.join(NEURAL_MODELS)}), got model={c.model!r}")

@@ -317,6 +317,9 @@ def _has_weight_matrix(m: nn.Module) -> bool:
     return w is not None and w.dim() >= 2
 
 
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
 class SpectralNorm(Regularizer):
     """Spectral normalization of every hidden layer's linear map and of the head.
 
@@ -355,6 +358,11 @@ class SpectralNorm(Regularizer):
         self.gain = float(gain)
 
     def prepare(self, model):
+        convs = [name for name, m in model.named_modules() if isinstance(m, _CONVS)]
+        if convs:  # torch's spectral_norm of a conv weight is not the conv operator's norm
+            raise ConfigError(f"spectral norm here constrains linear maps only: expected a model without "
+                              f"convolutions, got {type(model).__name__} with conv layers {', '.join(convs)} "
+                              f"(they would stay unconstrained)")
         targets = [layer.linear for _, layer in hidden_layers(model)]
         hidden = {id(m) for m in targets}  # the gain acts on these only
         head = getattr(model, "head", None)
