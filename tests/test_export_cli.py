@@ -139,3 +139,20 @@ def test_onnx_export_of_a_spectral_norm_run_with_gain_and_temperature(tmp_path):
         ex.ONNX_RTOL = old
     assert (run / "model.onnx").read_bytes() == before
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_export_model_leaves_the_callers_model_as_it_was(tmp_path):
+    """export_model writes a float32, eval-mode copy: a float64 model in training mode stays one."""
+    import torch
+
+    import chainzrule as cz
+    from chainzrule.export import export_model
+
+    model = cz.ChainzRuleMLP(4, [6], 2).double().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    path = export_model(model, 4, tmp_path / "m.pt2", "pt2")
+    assert path.is_file() and model.training
+    assert all(v.dtype == torch.float64 and torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    program = torch.export.load(path)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    assert torch.allclose(program.module()(x.float()).double(), model.eval()(x), atol=1e-5)

@@ -19,6 +19,7 @@ formulas.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -117,11 +118,13 @@ def check_onnx(path: Path, model: nn.Module, x: torch.Tensor) -> tuple[float, fl
 
 
 def export_model(model: nn.Module, in_features: int, path: str | Path, fmt: str) -> Path:
-    """Write ``model`` (eval mode, float32, batch dimension dynamic) to ``path`` as ``fmt``."""
+    """Write ``model`` (eval mode, float32, batch dimension dynamic) to ``path`` as ``fmt``.
+
+    The export is of a float32, eval-mode copy: ``model`` itself keeps its mode and dtype."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
     path = Path(path)
-    model = model.eval().float()
+    model = copy.deepcopy(model).eval().float()  # the caller's model keeps its mode and dtype
     x = probe_inputs(in_features, n=4)
     batch = torch.export.Dim("batch", min=1)
     if fmt == "pt2":

@@ -248,9 +248,17 @@ def coefficient_parameters(model: nn.Module) -> list[nn.Parameter]:
 def parameter_groups(model: nn.Module, lr: float, coef_lr_scale: float = 1.0, **options) -> list[dict]:
     """Optimizer parameter groups: polynomial coefficients at ``lr * coef_lr_scale``, the rest at ``lr``.
 
-    ``options`` (e.g. ``weight_decay``) go to both groups. Use it in your own loop::
+    ``options`` (e.g. ``betas``) go to both groups. Use it in your own loop::
 
-        opt = torch.optim.AdamW(parameter_groups(model, 3e-3, coef_lr_scale=0.3))
+        opt = torch.optim.Adam(parameter_groups(model, 3e-3, coef_lr_scale=0.3))
+
+    With weight decay, keep it off the coefficients (decay pulls σ towards zero, not towards a
+    simpler function), as ``chainzrule train`` does; note that ``torch.optim.AdamW`` decays by 0.01
+    unless told otherwise::
+
+        groups = parameter_groups(model, 3e-3, coef_lr_scale=0.3, weight_decay=1e-2)
+        groups[-1]["weight_decay"] = 0.0  # the coefficients' group is the last one
+        opt = torch.optim.AdamW(groups)
 
     >>> from chainzrule.models import ChainzRuleMLP
     >>> groups = parameter_groups(ChainzRuleMLP(4, [8], 2), 1e-3, coef_lr_scale=0.5)
