@@ -108,3 +108,37 @@ def test_state_dict_round_trip():
     b.load_state_dict(a.state_dict())
     x = torch.randn(4, 5)
     torch.testing.assert_close(a(x), b(x))
+
+
+def test_numpy_scalars_and_bad_inputs_are_handled_before_work():
+    """NumPy integers and floats are numbers (as Python's are), bools are not; a 0-d input, a
+    wrong row-norm shape, a string step count and a zero-width CNN head are refused with a
+    ConfigError (a ValueError) naming what was expected and what was given."""
+    import numpy as np
+
+    import chainzrule as cz
+    from chainzrule.activations import GELU, ReLU
+    from chainzrule.cnn import CNN
+    from chainzrule.dreg import dreg_penalty, lambda_schedule
+    from chainzrule.errors import ConfigError
+
+    m = cz.ChainzRuleMLP(np.int64(10), np.int64(8), np.int64(3))
+    assert m(torch.randn(2, 10)).shape == (2, 3) and type(m.in_features) is int
+    assert [layer.out_features for layer in cz.ChainzRuleMLP(10, np.array([8, 4]), 3).hidden_layers] == [8, 4]
+    act = cz.PolynomialActivation(np.int64(4), degree=np.int64(3), bound=np.float32(2.0))
+    assert act.bound == 2.0 and type(act.degree) is int
+    assert lambda_schedule("constant", np.float32(1e-3))(0) == pytest.approx(1e-3)
+    cases = [
+        (lambda: m(torch.tensor(1.0)), "expected 10 input features in the last dimension, got shape ()"),
+        (lambda: cz.PolynomialActivation(4, bound=True), "bound must be a positive finite number"),
+        (lambda: cz.ChainzRuleMLP(10, "8", 3), "hidden must be a positive int"),
+        (lambda: lambda_schedule("constant", 1e-3, total_steps="10"), "got '10', 0"),
+        (lambda: CNN((1, 8, 8), [4], [8], 0), "out_features must be a positive integer, got 0"),
+        (lambda: GELU().value_and_jacobian_sq(torch.randn(2, 4), torch.ones(3)), r"shape \(4,\).*got \(3,\)"),
+        (lambda: ReLU().value_and_jacobian_sq(torch.randn(2, 4), torch.ones(3)), r"shape \(4,\).*got \(3,\)"),
+    ]
+    for make, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            make()
+    empty = torch.ones(0, 2, requires_grad=True)
+    assert dreg_penalty(empty).item() == 0.0 == dreg_penalty(empty, mask=torch.ones(0, dtype=torch.bool)).item()

@@ -40,6 +40,13 @@ _s = 1.0 / (1.0 + math.exp(-_SILU_ZSTAR))
 SILU_MAX_SLOPE = _s * (1.0 + _SILU_ZSTAR * (1.0 - _s))
 
 
+def _check_row_norms(z: Tensor, row_norms_sq: Tensor) -> None:
+    """One squared row norm per feature of ``z``, or a ConfigError naming both shapes."""
+    if z.dim() == 0 or row_norms_sq.shape != (z.shape[-1],):
+        raise ConfigError(f"expected row_norms_sq of shape ({z.shape[-1] if z.dim() else '?'},), one per feature "
+                          f"of z {tuple(z.shape)}, got {tuple(row_norms_sq.shape)}")
+
+
 class DerivativeActivation(nn.Module):
     """Base class: subclasses implement :meth:`value_and_derivative` and :meth:`max_slope`."""
 
@@ -56,6 +63,7 @@ class DerivativeActivation(nn.Module):
         What a DREG-tracking :class:`~chainzrule.layers.HiddenLayer` calls with ``r`` = the
         squared row norms of its weight. Subclasses may override it with a cheaper equivalent.
         """
+        _check_row_norms(z, row_norms_sq)
         value, slope = self.value_and_derivative(z)  # [..., F] each
         return value, (slope * slope) @ row_norms_sq  # [...]
 
@@ -79,6 +87,7 @@ class ReLU(DerivativeActivation):
         no square). It is detached: its derivative is zero almost everywhere, and autograd would
         otherwise spend a backward pass writing those zeros.
         """
+        _check_row_norms(z, row_norms_sq)
         value = F.relu(z)  # [..., F]
         mask = torch.sign(value.detach())  # 1[z > 0]   [..., F]
         return value, mask @ row_norms_sq  # [...]

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .activations import make_activation
 from .conv import ConvHiddenLayer
-from .errors import ConfigError
+from .errors import ConfigError, _is_list_like, is_int
 from .layers import HiddenLayer
 from .poly import PolynomialActivation
 
@@ -56,10 +56,10 @@ def infer_image_shape(in_features: int) -> tuple[int, int, int]:
 
 
 def _positive_ints(name: str, values: Sequence[int], allow_empty: bool = False) -> list[int]:
-    vals = list(values)
-    if (not vals and not allow_empty) or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in vals):
+    vals = list(values) if _is_list_like(values) else [None]
+    if (not vals and not allow_empty) or any(not is_int(v) or v < 1 for v in vals):
         raise ConfigError(f"{name} must be a {'' if allow_empty else 'non-empty '}list of positive integers, got {values!r}")
-    return vals
+    return [int(v) for v in vals]
 
 
 class CNN(nn.Module):
@@ -83,6 +83,9 @@ class CNN(nn.Module):
             raise ConfigError(f"image_shape must be (C, H, W), got {tuple(image_shape)!r}")
         channels = _positive_ints("channels", channels)
         hidden = _positive_ints("hidden", hidden, allow_empty=True)
+        if not is_int(out_features) or out_features < 1:
+            raise ConfigError(f"out_features must be a positive integer, got {out_features!r}")
+        out_features = int(out_features)
         c, h, w = shape
         if h >> len(channels) < 1 or w >> len(channels) < 1:
             raise ConfigError(f"{len(channels)} 2x2 poolings need images of at least {2 ** len(channels)} pixels a "

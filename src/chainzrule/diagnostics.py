@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
+from .errors import ConfigError, is_int
 from . import dreg
 from .layers import hidden_layers
 from .conv import conv_hidden_layers
@@ -150,7 +150,7 @@ def jacobian_norms(
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     for name, v in (("n_proj", n_proj), ("batch_size", batch_size)):
-        if not isinstance(v, int) or v < 1:
+        if not is_int(v) or v < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
     if x.dim() < 1:
         raise ConfigError(f"expected inputs of shape [N, ...], got shape {tuple(x.shape)}")

@@ -58,7 +58,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
+from .errors import ConfigError, is_int, is_number
 
 SCHEDULES = ("constant", "warmup", "linear", "cosine")
 
@@ -200,6 +200,7 @@ def dreg_penalty(terms, mask: Tensor | None = None) -> Tensor:
 
     ``mask`` (``[...]``, the terms' shape without the layer axis; bool or integer): the mean runs
     over the true positions only — the real tokens of padded sequences (see :func:`masked_mean`).
+    No examples (or a mask with no true position) give 0.
 
     >>> dreg_penalty(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))   # layer means 2 and 3
     tensor(5.)
@@ -219,6 +220,8 @@ def dreg_penalty(terms, mask: Tensor | None = None) -> Tensor:
         m = _mask(mask, terms[..., 0], "the terms without their layer axis").unsqueeze(-1)  # [..., 1]
         total = torch.where(m, terms, torch.zeros_like(terms)).reshape(-1, terms.shape[-1]).sum(0)  # [L]
         return (total / m.sum().clamp_min(1)).sum()
+    if terms.numel() == 0:  # no examples: nothing to penalize (as with a mask that selects none)
+        return terms.sum()
     return terms.reshape(-1, terms.shape[-1]).mean(0).sum()
 
 
@@ -250,11 +253,11 @@ class LambdaSchedule:
             raise ConfigError(f"unknown λ schedule {self.kind!r}: expected one of {', '.join(SCHEDULES)}")
         for name in ("lam", "final"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if not (is_number(v) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"λ schedule {name} must be a finite number >= 0, got {v!r}")
-        if self.total_steps < 1 or self.warmup_steps < 0:
+        if not (is_int(self.total_steps) and is_int(self.warmup_steps)) or self.total_steps < 1 or self.warmup_steps < 0:
             raise ConfigError(
-                f"λ schedule needs total_steps >= 1 and warmup_steps >= 0, got {self.total_steps}, {self.warmup_steps}"
+                f"λ schedule needs integers total_steps >= 1 and warmup_steps >= 0, got {self.total_steps!r}, {self.warmup_steps!r}"
             )
 
     def __call__(self, step: int) -> float:

@@ -12,6 +12,34 @@ what was given, and the command line turns it into one line on stderr and exit s
 expected 4 IDX files, found 3
 """
 
+import numbers
+from collections.abc import Iterable, Mapping
+
+
+def is_int(v) -> bool:
+    """Whether ``v`` is an integer (Python or NumPy) and not a bool.
+
+    >>> import numpy as np
+    >>> is_int(3), is_int(np.int64(3)), is_int(True), is_int(3.0)
+    (True, True, False, False)
+    """
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    """Whether ``v`` is a real number (Python or NumPy scalar) and not a bool.
+
+    >>> import numpy as np
+    >>> is_number(0.5), is_number(np.float32(0.5)), is_number(True), is_number("0.5")
+    (True, True, False, False)
+    """
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_list_like(v) -> bool:
+    """A list, tuple, array or other iterable of values (not a string or a mapping)."""
+    return isinstance(v, Iterable) and not isinstance(v, (str, bytes, Mapping))
+
 
 class ChainzRuleError(ValueError):
     """Base class: bad input from the user (file, flag, config, shape)."""

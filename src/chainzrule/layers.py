@@ -36,11 +36,11 @@ from torch.nn.modules import module as _torch_module  # the global hook dicts (s
 
 from . import dreg
 from . import functional as CF
-from .errors import ConfigError
+from .errors import ConfigError, is_int
 
 
 def _positive_int(name: str, v) -> None:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+    if not is_int(v) or v < 1:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 

@@ -23,15 +23,15 @@ import torch
 from torch import Tensor, nn
 
 from .activations import make_activation
-from .errors import ConfigError
+from .errors import ConfigError, _is_list_like, is_int
 from .layers import HiddenLayer
 
 
 def _widths(hidden: int | Sequence[int]) -> list[int]:
-    widths = [hidden] if isinstance(hidden, int) else list(hidden)
-    if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
+    widths = [hidden] if is_int(hidden) else list(hidden) if _is_list_like(hidden) else []
+    if not widths or any(not is_int(w) or w < 1 for w in widths):
         raise ConfigError(f"hidden must be a positive int or a non-empty list of them, got {hidden!r}")
-    return widths
+    return [int(w) for w in widths]
 
 
 class FeedForward(nn.Module):
@@ -52,9 +52,10 @@ class FeedForward(nn.Module):
     ) -> None:
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         widths = _widths(hidden)
+        in_features, out_features = int(in_features), int(out_features)
         self.in_features = in_features
         self.out_features = out_features
         dims = [in_features] + widths
@@ -70,7 +71,7 @@ class FeedForward(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Last hidden representation, ``[..., widths[-1]]``."""
-        if x.shape[-1] != self.in_features:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ConfigError(
                 f"expected {self.in_features} input features in the last dimension, got shape {tuple(x.shape)}"
             )
@@ -83,7 +84,7 @@ class FeedForward(nn.Module):
         per-example ``||S||_F²``, ``[..., layers]`` (what :func:`chainzrule.dreg_penalty` takes)."""
         if not return_jacobian:
             return self.head(self.features(x))
-        if x.shape[-1] != self.in_features:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ConfigError(
                 f"expected {self.in_features} input features in the last dimension, got shape {tuple(x.shape)}"
             )

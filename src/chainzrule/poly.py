@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as CF
-from .errors import ConfigError
+from .errors import ConfigError, is_int, is_number
 
 RANGE_CONTROLS = CF.RANGE_CONTROLS
 BASES = CF.BASES
@@ -91,22 +91,24 @@ class PolynomialActivation(nn.Module):
                  range_control: str = "linear", basis: str = "legendre", dim: int | None = None,
                  groups: int | None = None, device=None, dtype=None) -> None:
         super().__init__()
-        if not isinstance(num_features, int) or num_features < 1:
+        if not is_int(num_features) or num_features < 1:
             raise ConfigError(f"num_features must be a positive integer, got {num_features!r}")
-        if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool)):
+        if dim is not None and not is_int(dim):
             raise ConfigError(f"dim must be None or an integer axis, got {dim!r}")
-        if groups is not None and (not isinstance(groups, int) or isinstance(groups, bool) or groups < 1
+        if groups is not None and (not is_int(groups) or groups < 1
                                    or num_features % groups):
             raise ConfigError(f"groups must be None or a positive divisor of num_features={num_features}, "
                               f"got {groups!r}")
-        if not isinstance(degree, int) or isinstance(degree, bool) or degree < 1:
+        if not is_int(degree) or degree < 1:
             raise ConfigError(f"degree must be an integer >= 1, got {degree!r}")
-        if not (isinstance(bound, (int, float)) and math.isfinite(bound) and 0 < bound < 1e6):
+        if not (is_number(bound) and math.isfinite(bound) and 0 < bound < 1e6):
             raise ConfigError(f"bound must be a positive finite number below 1e6, got {bound!r}")
         for kind, value, allowed in (("range_control", range_control, RANGE_CONTROLS), ("basis", basis, BASES),
                                      ("init", init, INITS)):
             if value not in allowed:
                 raise ConfigError(f"unknown {kind} {value!r}: expected one of {', '.join(allowed)}")
+        num_features, degree = int(num_features), int(degree)
+        dim, groups = (None if dim is None else int(dim)), (None if groups is None else int(groups))
         self.num_features = num_features
         self.degree = degree
         self.init = init

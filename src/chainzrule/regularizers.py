@@ -63,7 +63,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .dreg import collect
-from .errors import ConfigError
+from .errors import ConfigError, is_int, is_number
 from .layers import hidden_layers
 
 LossFn = Callable[[Tensor], Tensor]
@@ -277,7 +277,7 @@ class JacobianProjections(Regularizer):
     needs_input_grad = True
 
     def __init__(self, n_proj: int = 1, seed: int | None = None) -> None:
-        if not isinstance(n_proj, int) or n_proj < 1:
+        if not is_int(n_proj) or n_proj < 1:
             raise ConfigError(f"n_proj must be an integer >= 1, got {n_proj!r}")
         self.n_proj = n_proj
         self.seed = seed
@@ -349,9 +349,9 @@ class SpectralNorm(Regularizer):
     name = "sn"
 
     def __init__(self, n_power_iterations: int = 1, eps: float = 1e-12, gain: float = 1.0) -> None:
-        if not isinstance(n_power_iterations, int) or n_power_iterations < 1:
+        if not is_int(n_power_iterations) or n_power_iterations < 1:
             raise ConfigError(f"n_power_iterations must be an integer >= 1, got {n_power_iterations!r}")
-        if not (isinstance(gain, (int, float)) and math.isfinite(gain) and gain > 0):
+        if not (is_number(gain) and math.isfinite(gain) and gain > 0):
             raise ConfigError(f"gain must be a finite number > 0, got {gain!r}")
         self.n_power_iterations = n_power_iterations
         self.eps = eps
