@@ -335,3 +335,33 @@ def test_report_on_a_map_or_fine_tune_folder_names_the_command_that_rewrites_it(
 ])
 def test_data_fetch_of_what_is_not_downloaded_says_where_it_is_read_from(capsys, name, words):
     assert words in one_line_error(capsys, "data", "fetch", name)
+
+
+# ------------------------------------------------------------------ one command's folder, not another's
+def test_commands_refuse_another_commands_folder(capsys, tmp_path):
+    """fight, stability and finetune resume into their own kind of folder and refuse one another's
+    (and a train run's) before any work; train may replace a run folder that `export` wrote into."""
+    from chainzrule.rundir import check_out_kind, folder_kind
+
+    root = Path(__file__).resolve().parents[1]
+    fight_dir = tmp_path / "f"
+    fight_dir.mkdir()
+    (fight_dir / "spec.json").write_text(json.dumps({"name": "x", "trials": 3}))
+    stab_dir = tmp_path / "s"
+    stab_dir.mkdir()
+    (stab_dir / "stability.csv").write_text("contender\n")
+    assert (folder_kind(fight_dir), folder_kind(stab_dir), folder_kind(tmp_path / "new")) == ("fight", "stability", None)
+    line = one_line_error(capsys, "stability", root / "fights" / "stability-mnist.toml", "--quick", "--out", fight_dir)
+    assert "is a `chainzrule fight` folder, expected a new or empty folder or a `chainzrule stability` map" in line
+    assert sorted(p.name for p in fight_dir.iterdir()) == ["spec.json"]  # nothing written
+    line = one_line_error(capsys, "fight", root / "fights" / "pima.toml", "--quick", "--out", stab_dir)
+    assert "is a `chainzrule stability` map" in line and sorted(p.name for p in stab_dir.iterdir()) == ["stability.csv"]
+    check_out_kind(fight_dir, "fight")  # its own kind: resumed
+    run_dir = tmp_path / "r"
+    train_synthetic(capsys, run_dir)
+    line = one_line_error(capsys, "fight", root / "fights" / "pima.toml", "--quick", "--out", run_dir)
+    assert "is a `chainzrule train` run folder" in line
+    (run_dir / "model.onnx").write_bytes(b"x")  # what `chainzrule export` adds
+    (run_dir / "model.pt2").write_bytes(b"x")
+    train_synthetic(capsys, run_dir)
+    assert not (run_dir / "model.onnx").exists()  # replaced as a whole

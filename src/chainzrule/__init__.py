@@ -18,6 +18,7 @@ from .dreg import DregTerms, LambdaSchedule, collect, dreg_penalty, lambda_sched
 from .errors import ChainzRuleError, ConfigError, DataError
 from .layers import HiddenLayer, hidden_layers
 from .conv import ConvHiddenLayer
+from . import cnn  # chainzrule.cnn.CNN after a plain `import chainzrule`
 from .models import ChainzRuleMLP, MLP, count_parameters, match_width, num_parameters
 from .poly import PolynomialActivation, coefficient_parameters, parameter_groups
 from .regularizers import Regularizer, make_regularizer
@@ -28,7 +29,7 @@ __all__ = [
     "ChainzRuleError", "ChainzRuleMLP", "ConfigError", "ConvHiddenLayer", "DataError", "DregTerms", "GELU",
     "HiddenLayer",
     "LambdaSchedule", "MLP", "PolynomialActivation", "ReLU", "SiLU", "Tanh", "coefficient_parameters", "collect",
-    "count_parameters", "dreg_penalty", "functional", "hidden_layers", "lambda_schedule",
+    "cnn", "count_parameters", "dreg_penalty", "functional", "hidden_layers", "lambda_schedule",
     "make_activation", "match_width", "num_parameters", "parameter_groups",
     "Regularizer", "make_regularizer", "global_grad_norm", "jacobian_norms", "layer_report", "lipschitz_bound",
     "peak_gradient_volatility", "sensitivity_summary", "tau_input", "tau_train",

@@ -302,7 +302,8 @@ def _p99(values: Tensor) -> float:
 
 
 def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
-    """Per hidden layer, what it does to sensitivity on the inputs ``x`` (one dict per layer).
+    """Per dense hidden layer (:class:`~chainzrule.layers.HiddenLayer`; a CNN's conv layers are not
+    reported), what it does to sensitivity on the inputs ``x`` (one dict per layer).
 
     Keys: ``name``; ``jacobian_fro.mean`` and ``jacobian_fro.p99`` of the per-example layer
     Jacobian norm ``||S||_F = sqrt(jacobian_sq)``; ``spectral_norm`` ``||W||_2`` (effective

@@ -232,10 +232,11 @@ class LambdaSchedule:
     kinds:
       - ``constant``: λ = ``lam`` throughout;
       - ``warmup``: 0 → ``lam`` linearly over ``warmup_steps``, then ``lam``;
-      - ``linear``: ``lam`` → ``final`` linearly over ``total_steps`` (after any warm-up);
-      - ``cosine``: ``lam`` → ``final`` along a half cosine over ``total_steps`` (after warm-up).
+      - ``linear``: ``lam`` → ``final`` linearly, reaching ``final`` at step ``total_steps``;
+      - ``cosine``: ``lam`` → ``final`` along a half cosine, reaching ``final`` at ``total_steps``.
 
-    ``warmup_steps`` applies to ``linear`` and ``cosine`` too (warm-up then anneal).
+    ``warmup_steps`` applies to ``linear`` and ``cosine`` too: warm-up, then the anneal over the
+    remaining ``total_steps - warmup_steps`` steps (``total_steps`` counts the warm-up).
 
     >>> s = LambdaSchedule("cosine", lam=1e-2, total_steps=100, final=1e-4)
     >>> round(s(0), 6), round(s(100), 6)

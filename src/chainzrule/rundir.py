@@ -21,6 +21,7 @@ hidden ``.NAME.*.tmp`` folders next to ``--out``; they never hold a finished run
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -31,11 +32,51 @@ from pathlib import Path
 from .data.cache import dir_mode
 from .errors import ConfigError
 
-__all__ = ["RUN_FILES", "check_out_dir", "staged_dir", "commit_dir"]
+__all__ = ["RUN_FILES", "check_out_dir", "check_out_kind", "folder_kind", "staged_dir", "commit_dir"]
 
 #: What ``chainzrule train`` (and ``inspect``) write into a run folder: the only files that a
 #: new run may replace. A folder holding anything else is refused as ``--out``.
-RUN_FILES = ("model.safetensors", "model.json", "result.json", "grad_norms.json", "activations.png")
+RUN_FILES = ("model.safetensors", "model.json", "result.json", "grad_norms.json", "activations.png",
+             "model.onnx", "model.pt2")  # the last two: `chainzrule export`
+
+
+_KIND_NAMES = {"run": "a `chainzrule train` run folder", "fight": "a `chainzrule fight` folder",
+               "stability": "a `chainzrule stability` map", "finetune": "a `chainzrule finetune` fight"}
+
+
+def folder_kind(path: str | Path) -> str | None:
+    """Which chainzrule command wrote the folder ``path``: "run", "fight", "stability",
+    "finetune", or None (no folder, an empty one, or none of their files).
+
+    >>> folder_kind("/nonexistent/folder") is None
+    True
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return None
+    try:
+        spec = json.loads((p / "spec.json").read_text())
+    except (OSError, ValueError):
+        spec = None
+    spec = spec if isinstance(spec, dict) else {}
+    if (p / "stability.csv").is_file() or {"lrs", "lambdas"} <= spec.keys():
+        return "stability"
+    if (p / "tuning.csv").is_file() or {"baseline", "head_lrs"} <= spec.keys():
+        return "finetune"
+    if (p / "results.csv").is_file() or "trials" in spec:
+        return "fight"
+    if any((p / name).is_file() for name in ("model.json", "result.json", "model.safetensors")):
+        return "run"
+    return None
+
+
+def check_out_kind(out: str | Path, kind: str) -> None:
+    """Refuse an existing ``--out`` that another chainzrule command wrote (resuming into one's
+    own kind of folder is fine): its files would be mixed with this command's, half replaced."""
+    found = folder_kind(out)
+    if found is not None and found != kind:
+        raise ConfigError(f"--out {out} is {_KIND_NAMES[found]}, expected a new or empty folder or "
+                          f"{_KIND_NAMES[kind]} to resume: choose another --out")
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -38,7 +38,7 @@ from ..config import ATTACKS, TrainConfig
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError
 from ..models import closest_width
-from ..rundir import check_out_dir
+from ..rundir import check_out_dir, check_out_kind
 from ..sizing import check_fits, parameter_count
 from ..train import build_model, check_devices, head_kind, load_data
 from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, member_bytes,  # noqa: F401
@@ -269,6 +269,7 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
     ex_opts = getattr(spec, "execution", None) or {}
     batch = ex_opts.get("batch") if batch is None else batch  # None: decided by the network's size below
     out = check_out_dir(out)
+    check_out_kind(out, "fight")
     store = open_storage(storage or ex_opts.get("storage"))  # a bad URL: one line, before any run
     pool = make_pool(executor or ex_opts.get("executor", "local"), ray_address or ex_opts.get("ray_address"))
     with stop_on_signals():
