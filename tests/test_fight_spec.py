@@ -235,3 +235,27 @@ def test_unhashable_contender_name_with_quick_is_a_config_error_or_dropped():
     with pytest.raises(ConfigError, match="name must match"):
         parse_spec(raw)  # the full profile keeps it: refused
     assert [c.name for c in parse_spec(raw, quick=True).contenders] == ["cr-dreg", "kan"]
+
+
+def test_csv_dataset_names_its_file_absolutely(tmp_path, monkeypatch):
+    """`csv:my.csv` from two folders is two files: the fight's dataset (and so its run keys) holds
+    the absolute path, resolved as the loader resolves it (under data_dir first)."""
+    from chainzrule.fight.spec import parse_spec
+
+    def spec():
+        return {"fight": {"name": "x", "dataset": "csv:my.csv", "target": "y", "reference": "a"},
+                "contender": [{"name": "a", "model": "mlp"}, {"name": "b", "model": "chainzrule"}]}
+
+    keys = []
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        monkeypatch.chdir(tmp_path / sub)
+        s = parse_spec(spec())
+        assert s.base["dataset"] == f"csv:{tmp_path / sub / 'my.csv'}"
+        keys.append(s.contender("a").train_config(s.base).hash())
+    assert keys[0] != keys[1]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "my.csv").write_text("y\n1\n")
+    s = parse_spec({**spec(), "fight": {**spec()["fight"], "data_dir": str(tmp_path / "d")}})
+    assert s.base["dataset"] == f"csv:{tmp_path / 'd' / 'my.csv'}"
+    assert parse_spec(spec(), dataset="pima", target="diabetes").base["dataset"] == "pima"

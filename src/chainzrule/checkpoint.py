@@ -88,13 +88,10 @@ def data_reference(cfg: TrainConfig) -> dict:
     >>> data_reference(TrainConfig(dataset="csv:t.csv", target="y"))["dataset"] == "csv:" + os.path.abspath("t.csv")
     True
     """
+    from .data import csv_reference
+
     data_dir = Path(cfg.data_dir).expanduser().absolute() if cfg.data_dir else None
-    dataset = cfg.dataset
-    if dataset[:4].lower() == "csv:":
-        path = Path(dataset[4:].strip()).expanduser()
-        if data_dir is not None and not path.is_absolute() and (data_dir / path).exists():
-            path = data_dir / path
-        dataset = f"csv:{path.absolute()}"
+    dataset = csv_reference(cfg.dataset, data_dir) if cfg.dataset[:4].lower() == "csv:" else cfg.dataset
     return {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "target": cfg.target}
 
 

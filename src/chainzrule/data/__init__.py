@@ -117,6 +117,20 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, target: str | No
     return load_yelp_full(data_dir, featurizer=featurizer, limit=limit, progress=progress)
 
 
+def csv_reference(spec: str, data_dir: str | Path | None = None) -> str:
+    """``csv:PATH`` with PATH absolute, resolved as :func:`load_dataset` resolves it (under
+    ``data_dir`` first); any other dataset name unchanged. What names a CSV's data in a run key:
+    ``csv:t.csv`` from two folders is two files.
+
+    >>> csv_reference("pima"), csv_reference("csv:/data/t.csv")
+    ('pima', 'csv:/data/t.csv')
+    """
+    if spec.strip()[:4].lower() != "csv:":
+        return spec
+    folder = Path(data_dir).expanduser() if data_dir else None
+    return f"csv:{_csv_path(spec.strip(), folder).absolute()}"
+
+
 def _csv_path(spec: str, data_dir: Path | None) -> Path:
     """The file of ``csv:PATH``; a relative PATH is looked up under ``data_dir`` first."""
     raw = spec[4:].strip()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, read_toml
+from ..data import csv_reference
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
 from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, NAME_RE, check_accuracy_matched, check_claim,  # noqa: F401
@@ -238,6 +239,8 @@ def _apply_overrides(fight: dict, base: dict, *, dataset: str | None, data_dir: 
             fight[key] = val
     if seeds is not None:
         fight["seeds"] = seeds
+    if isinstance(fight.get("dataset"), str):  # csv:PATH names its file absolutely: the run keys say which file
+        fight["dataset"] = csv_reference(fight["dataset"], fight.get("data_dir"))
     for key in ("dataset", "data_dir", "target"):
         if fight.get(key) is not None:
             base[key] = fight[key]

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, read_toml
+from ..data import csv_reference
 from ..errors import ConfigError
 from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders
 
@@ -173,6 +174,8 @@ def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: st
         _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
     elif "quick" in raw:
         _check_keys("[quick]", raw["quick"], QUICK_KEYS)  # a typo there is caught without --quick too
+    if isinstance(head.get("dataset"), str):  # csv:PATH names its file absolutely: the run keys say which file
+        head["dataset"] = csv_reference(head["dataset"], head.get("data_dir"))
     for key in ("dataset", "data_dir", "target"):
         if head.get(key) is not None:
             base[key] = head[key]
