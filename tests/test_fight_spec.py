@@ -5,6 +5,8 @@ import subprocess
 import sys
 import tomllib
 
+from pathlib import Path
+
 import pytest
 
 from chainzrule.errors import ConfigError
@@ -44,7 +46,8 @@ def test_quick_profile_is_merged():
 def test_dataset_override_reaches_every_contender():
     spec = parse_spec(_tiny(), dataset="csv:data.csv", target="label", data_dir="/tmp")
     cfg = spec.contender("relu").train_config(spec.base)
-    assert (cfg.dataset, cfg.target, cfg.data_dir) == ("csv:data.csv", "label", "/tmp")
+    # a csv:PATH is named absolutely (not under /tmp: no data.csv there), so the run keys say which file
+    assert (cfg.dataset, cfg.target, cfg.data_dir) == (f"csv:{Path('data.csv').absolute()}", "label", "/tmp")
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -228,13 +231,14 @@ def test_size_view_sweeps_the_baseline_family_best_on_validation():
     assert {t.contender for t in tasks if t.phase == "width"} == {"cr-dreg", "gelu"}
 
 
-def test_unhashable_contender_name_with_quick_is_a_config_error_or_dropped():
+def test_unhashable_contender_name_is_a_config_error_with_or_without_quick():
     raw = _tiny()
     raw["contender"][0]["name"] = ["relu"]
     raw["quick"] = {"contenders": ["cr-dreg", "kan"]}
     with pytest.raises(ConfigError, match="name must match"):
         parse_spec(raw)  # the full profile keeps it: refused
-    assert [c.name for c in parse_spec(raw, quick=True).contenders] == ["cr-dreg", "kan"]
+    with pytest.raises(ConfigError, match="name must match"):
+        parse_spec(raw, quick=True)  # the quick profile drops it, but the full profile is checked too
 
 
 def test_csv_dataset_names_its_file_absolutely(tmp_path, monkeypatch):
@@ -259,3 +263,27 @@ def test_csv_dataset_names_its_file_absolutely(tmp_path, monkeypatch):
     s = parse_spec({**spec(), "fight": {**spec()["fight"], "data_dir": str(tmp_path / "d")}})
     assert s.base["dataset"] == f"csv:{tmp_path / 'd' / 'my.csv'}"
     assert parse_spec(spec(), dataset="pima", target="diabetes").base["dataset"] == "pima"
+
+
+def test_quick_profile_does_not_hide_a_bad_full_profile():
+    """--quick validates the full profile too (a bad [fight] value that [quick] overrides is still
+    refused), names a bad [quick] value as [quick]'s, and a claim on a column results.csv never has
+    is refused before any run."""
+    from chainzrule.fight.spec import parse_spec
+
+    def spec(fight=None, quick=None, claim=None):
+        raw = {"fight": {"name": "x", "dataset": "pima", "reference": "a", "trials": 3, **(fight or {})},
+               "contender": [{"name": "a", "model": "mlp"}, {"name": "b", "model": "chainzrule"}],
+               "quick": {"trials": 1, "seeds": 1, **(quick or {})}}
+        if claim:
+            raw["claim"] = [{"id": "c", "kind": "level", "contender": "a", "claimed": 1.0, **claim}]
+        return raw
+
+    assert parse_spec(spec(), quick=True).trials == 1
+    for bad in ({"trials": "many"}, {"seeds": -2}):
+        with pytest.raises(ConfigError, match=r"\[fight\] (trials|seeds) must be an integer"):
+            parse_spec(spec(fight=bad), quick=True)
+    with pytest.raises(ConfigError, match=r"\[quick\] trials must be an integer in 0\.\.\d+, got -3"):
+        parse_spec(spec(quick={"trials": -3}), quick=True)
+    with pytest.raises(ConfigError, match="peak_memory_mb"):
+        parse_spec(spec(claim={"metric": "peak_memory_mb"}))

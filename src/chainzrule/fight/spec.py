@@ -13,6 +13,8 @@ point any spec at another dataset.
 
 from __future__ import annotations
 
+import copy
+
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +41,8 @@ CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
 #: results.csv metric columns a claim may name (fgsm_/pgd_ columns are added per eps).
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean",
                   "jacobian_fro_p99", "tau_input", "tau_train", "pgv", "lipschitz_bound", "corruption_accuracy",
-                  "params", "train_seconds", "step_ms", "peak_memory_mb")
+                  "params", "train_seconds", "step_ms")  # not peak_memory_mb: the executor drops it (a
+#: process-wide peak, not the run's; see fight/executor.py)
 
 
 @dataclass
@@ -175,6 +178,9 @@ def _parse_contender(i: int, c: dict, base: dict) -> Contender:
 
 
 def _apply_quick(fight: dict, base: dict, contenders_raw: list[dict], acc, sweep, q: dict):
+    for key, (lo, hi) in _FIGHT_INTS.items():  # named as the [quick] values they are
+        if key in q:
+            _fight_int(q, key, 0, lo, hi, table="[quick]")
     fight.update({k: v for k, v in q.items() if k in FIGHT_KEYS})
     base = merge_tables(base, _table(q, "base", "[quick] base"))
     if "contenders" in q:
@@ -191,11 +197,16 @@ def _apply_quick(fight: dict, base: dict, contenders_raw: list[dict], acc, sweep
     return base, contenders_raw, acc, sweep
 
 
-def _fight_int(fight: dict, key: str, default: int, lo: int = 1, hi: int = SEED_LIMIT) -> int:
+def _fight_int(fight: dict, key: str, default: int, lo: int = 1, hi: int = SEED_LIMIT, table: str = "[fight]") -> int:
     v = fight.get(key, default)
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ConfigError(f"[fight] {key} must be an integer in {lo}..{hi}, got {v!r}")
+        raise ConfigError(f"{table} {key} must be an integer in {lo}..{hi}, got {v!r}")
     return v
+
+
+#: the integer [fight] keys a [quick] profile may set, with their ranges (as _build_spec checks them)
+_FIGHT_INTS = {"seeds": (1, SEED_LIMIT), "trials": (0, INT_LIMIT), "tune_epochs": (1, INT_LIMIT),
+               "tune_seed": (0, SEED_LIMIT - 1), "tune_seeds": (1, 1000), "patience": (0, INT_LIMIT)}
 
 
 @dataclass
@@ -322,6 +333,8 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     contender the spec does not define.
     """
     check_spec_kind(raw, "fight")
+    if quick:  # the full profile must be valid too: a bad [fight] value is refused whether [quick] hides it or not
+        parse_spec(copy.deepcopy(raw), dataset=dataset, data_dir=data_dir, target=target, seeds=seeds, source=source)
     s = _read_sections(raw, quick)
     own = str(s.fight.get("dataset") or s.base.get("dataset") or TrainConfig.dataset)  # the spec file's dataset
     _apply_overrides(s.fight, s.base, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)
