@@ -365,3 +365,50 @@ def test_commands_refuse_another_commands_folder(capsys, tmp_path):
     (run_dir / "model.pt2").write_bytes(b"x")
     train_synthetic(capsys, run_dir)
     assert not (run_dir / "model.onnx").exists()  # replaced as a whole
+
+
+def test_bare_command_prints_help_and_interrupts_say_what_was_kept(capsys, tmp_path, monkeypatch):
+    """`chainzrule` (and `chainzrule data`) alone print their help (exit 0), not a one-line error; an
+    interrupted train says nothing was written (it keeps nothing), a fight that finished runs are kept."""
+    import sys
+
+    import chainzrule.cli as cli_mod
+    import chainzrule.train as train_mod
+
+    code, out, err = run(capsys)
+    assert code == 0 and out.startswith("Usage: chainzrule [OPTIONS] COMMAND") and "\n" in out.strip() and not err
+    code, out, _ = run(capsys, "data")
+    assert code == 0 and out.startswith("Usage: chainzrule data")
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "load_splits", interrupted)
+    monkeypatch.setattr(cli_mod, "_exit_now", lambda code: sys.exit(code))  # not os._exit in the test process
+    code, _, err = run(capsys, "train", "--dataset", "synthetic", *TINY, "--out", tmp_path / "r")
+    assert code == 130 and "nothing was written" in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--model", "logreg", "--dreg", "0.1"], "--dreg acts on model(s) chainzrule, mlp, cnn, chainzrule-cnn only, got --model logreg"),
+    (["--model", "chainzrule", "--activation", "gelu"], "--activation acts on model(s) mlp, cnn only"),
+    (["--model", "mlp", "--conv-channels", "4"], "--conv-channels acts on model(s) cnn, chainzrule-cnn only"),
+    (["--model", "mlp", "--poly-init", "tanh"], "--poly-init acts on model(s) chainzrule, chainzrule-cnn only"),
+    (["--model", "chainzrule", "--dreg-final", "0.1"], "expected --dreg-schedule linear or cosine, got constant"),
+])
+def test_train_refuses_options_its_model_ignores(capsys, tmp_path, no_data, flags, words):
+    """An option the model would ignore is refused (it would be recorded in result.json and do
+    nothing), before the data is read; λ = 0 is no DREG and fine with any model."""
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY, *flags, "--out", tmp_path / "r")
+    assert words in line and not (tmp_path / "r").exists()
+    config = tmp_path / "c.toml"
+    config.write_text(f'model = "{flags[1]}"\n{flags[2][2:]} = {flags[3]!r}\n'.replace("'", '"'))
+    assert words.split(" only")[0] in one_line_error(capsys, "train", "--config", config, "--dataset", "synthetic",
+                                                     "--out", tmp_path / "r")
+
+
+def test_ray_address_without_the_ray_executor_is_refused(capsys, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    line = one_line_error(capsys, "fight", root / "fights" / "pima.toml", "--quick", "--executor", "local",
+                          "--ray-address", "1.2.3.4:1", "--out", tmp_path / "f")
+    assert "expected --executor ray with it" in line and not (tmp_path / "f").exists()

@@ -85,7 +85,9 @@ def data_list() -> None:
 
 # ------------------------------------------------------------------------------------------ train
 @cli.command()
-@click.option("--config", "config_file", type=str, default=None, help="TOML file with any of the options below (flags override it).")
+@click.option("--config", "config_file", type=str, default=None, help="TOML file with any of the training options below, named as the flags without the leading "
+                   "dashes (lr = 0.01, poly-init = \"tanh\"); --out, --quiet and --threads are flags only. Flags "
+                   "override the file.")
 @train_options
 @click.option("--robustness/--no-robustness", default=None, help="Also measure corruption (images) and FGSM/PGD accuracy.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json and the checkpoint.")
@@ -200,7 +202,7 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
 
     \b
     With --formulas: one line per polynomial neuron, `LAYER[i]: FORMULA`, e.g.
-      hidden_layers.0[3]: Piecewise((-0.25 + 0*(x + 3), x < -3), (0.498 + 0.5*x + 0.0833*x**2, x <= 3), ...)
+      hidden_layers.0.activation[3]: Piecewise((-0.25 + 0*(x + 3), x < -3), (0.498 + 0.5*x + 0.0833*x**2, x <= 3), ...)
     (paste into sympy.sympify to manipulate it).
     """
     from .checkpoint import checkpoint_data, checkpoint_splits, load_checkpoint, require_finite
@@ -416,24 +418,34 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+#: the commands whose runs are stored one by one and resumed by the same command
+_RESUMABLE = ("fight", "stability", "finetune")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on stderr and exit status 2 for any bad input."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args if not a.startswith("-")), "")
+    after = ("finished runs are kept; run the same command to resume" if command in _RESUMABLE
+             else "nothing was written; run the command again")
     try:
-        rv = cli.main(args=argv, prog_name="chainzrule", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="chainzrule", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.exceptions.NoArgsIsHelpError as e:  # `chainzrule` or `chainzrule data` alone: the help, as --help
+        click.echo(e.ctx.get_help())
+        sys.exit(0)
     except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and the fight's Interrupted) into Abort
         signum = getattr(e.__cause__, "signum", signal.SIGINT)
-        click.echo(f"chainzrule: interrupted by {signal.Signals(signum).name} (finished runs are kept; "
-                   "run the same command to resume)", err=True)
+        click.echo(f"chainzrule: interrupted by {signal.Signals(signum).name} ({after})", err=True)
         _exit_now(128 + signum)
     except click.ClickException as e:
         _fail(e.format_message().replace("\n", " "))
     except ChainzRuleError as e:
         _fail(str(e).replace("\n", " "))
     except KeyboardInterrupt:
-        click.echo("chainzrule: interrupted (finished runs are kept; run the same command to resume)", err=True)
+        click.echo(f"chainzrule: interrupted ({after})", err=True)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
 

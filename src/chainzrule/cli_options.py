@@ -14,8 +14,9 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from .config import (ACTIVATIONS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS,
-                     REGS, TrainConfig, read_toml)
+from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DREG_MODELS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS,
+                     OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS, TrainConfig, read_toml)
+from .errors import ConfigError
 
 __all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options"]
 
@@ -66,10 +67,35 @@ TRAIN_OPTIONS = [
 def train_config(ctx: click.Context, config_file: str | None, params: dict) -> TrainConfig:
     """Config file values, overridden by the flags given explicitly on the command line."""
     values = {k.replace("-", "_"): v for k, v in (read_toml(config_file, "config file") if config_file else {}).items()}
+    given = set(values)
     for _, field, _, _ in TRAIN_OPTIONS:
         if ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:
             values[field] = params[field]
-    return TrainConfig.from_dict(values)
+            given.add(field)
+    cfg = TrainConfig.from_dict(values)
+    _refuse_inert(cfg, given)
+    return cfg
+
+
+#: options that act on some models only, and those models (a value given for another model would
+#: be recorded in result.json and do nothing)
+ACTS_ON = {"activation": ("mlp", "cnn"), "conv_channels": ("cnn", "chainzrule-cnn"),
+           **{f: CHAINZRULE_MODELS for f in ("degree", "poly_init", "bound", "range_control", "poly_basis",
+                                             "coef_lr_scale")},
+           **{f: DREG_MODELS for f in ("dreg", "dreg_schedule", "dreg_final", "dreg_warmup")}}
+
+
+def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
+    """ConfigError for an option given (flag or config file) that ``cfg.model`` ignores; a λ of 0
+    (no DREG) is fine with any model."""
+    for field, models in ACTS_ON.items():
+        if field in given and cfg.model not in models and not (field == "dreg" and not cfg.dreg):
+            flag = "--" + field.replace("_", "-")
+            raise ConfigError(f"{flag} acts on model(s) {', '.join(models)} only, got --model {cfg.model}: "
+                              f"it would be recorded and do nothing")
+    if "dreg_final" in given and cfg.dreg_schedule not in ("linear", "cosine"):
+        raise ConfigError(f"--dreg-final is where an annealed λ ends: expected --dreg-schedule linear or cosine, "
+                          f"got {cfg.dreg_schedule}")
 
 
 def train_options(f):

@@ -33,8 +33,13 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> Dataset:
     """The dataset named by ``cfg.dataset`` (plus the built-in ``synthetic``)."""
     if cfg.dataset == "synthetic":
         return synthetic_dataset()
-    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, target=cfg.target,
-                        featurizer=cfg.featurizer, limit=cfg.limit, progress=progress)
+    try:
+        return load_dataset(cfg.dataset, data_dir=cfg.data_dir, target=cfg.target,
+                            featurizer=cfg.featurizer, limit=cfg.limit, progress=progress)
+    except ConfigError as e:
+        if str(e).startswith("unknown dataset"):  # the library's list, and the harness's own toy set
+            raise ConfigError(f'{e}, "synthetic"') from None
+        raise
 
 
 def load_splits(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True) -> Splits:
