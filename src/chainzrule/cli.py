@@ -182,7 +182,8 @@ def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
         raise ConfigError(f"dataset {cfg.dataset} has {splits.in_features} features, the model expects {meta['in_features']}")
     if splits.num_classes != meta["num_classes"]:
         raise ConfigError(f"dataset {cfg.dataset} has {splits.num_classes} classes, the model predicts {meta['num_classes']}")
-    result = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, **run_evaluate(model, cfg, splits)}
+    result = {"checkpoint": str(checkpoint), "dataset": cfg.dataset,
+              **run_evaluate(model, cfg, splits, progress=robustness)}  # a bar over the attacks (stderr)
     if out:
         write_json(out, result)
     click.echo(json.dumps(json_safe(result), indent=2, default=str))

@@ -57,13 +57,15 @@ def _finite_parameters(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits, apgd: dict | None = None) -> dict:
+def evaluate(model: nn.Module, cfg: TrainConfig, splits: Splits, apgd: dict | None = None,
+             progress: bool = False) -> dict:
     """Test metrics, input-sensitivity diagnostics and (optionally) robustness of a trained model
-    (``apgd``: APGD results already computed, see :func:`robustness_metrics`)."""
+    (``apgd``: APGD results already computed, see :func:`robustness_metrics`; ``progress``: a bar
+    on stderr over the robustness measurements)."""
     kind = head_kind(cfg, splits.task)
     out = {"test": _test_metrics(model, kind, splits), **_sensitivity(model, cfg, splits)}
     if cfg.robustness:
-        out["robustness"] = robustness_metrics(model, kind, cfg, splits, apgd)
+        out["robustness"] = robustness_metrics(model, kind, cfg, splits, apgd, progress=progress)
     return out
 
 
@@ -118,7 +120,7 @@ def robust_subset(model: nn.Module, cfg: TrainConfig, splits: Splits) -> tuple[T
 
 
 def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Splits,
-                       apgd: dict | None = None) -> dict:
+                       apgd: dict | None = None, progress: bool = False) -> dict:
     """Corruption accuracy (image data only) and FGSM/PGD/APGD accuracy at each ``cfg.adv_eps``.
 
     ``apgd`` maps an ε to the APGD accuracy (or the NoInputGradient) already computed for this
@@ -129,10 +131,15 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     (tabular, text features) are attacked in the ε-ball only, and the record says "unbounded".
     An attack that finds no input gradient records None and the reason instead of an accuracy.
     """
+    from tqdm.auto import tqdm
+
     from ..apgd import apgd_accuracy
     from ..robustness import NoInputGradient, adversarial_accuracy, corruption_accuracy
 
     x, y = robust_subset(model, cfg, splits)
+    shape = splits.meta.get("image_shape")
+    bar = tqdm(total=(shape is not None) + len(cfg.adv_eps) * len(ATTACKS), desc="robustness", unit="measure",
+               disable=not progress, leave=False)
     was = model.training
     model.eval()
     try:
@@ -140,16 +147,18 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
         loss = lambda xb, yb: task_loss(kind, model(xb), yb)
         rng = splits.meta.get("input_range")  # None: unbounded (only the ε-ball)
         out: dict = {}
-        shape = splits.meta.get("image_shape")
         if shape is not None:
+            bar.set_postfix_str("corruptions")
             c = corruption_accuracy(pred, x, y, shape, seed=cfg.seed, **({} if rng is None else {"input_range": rng}))
             out["corruption_accuracy"] = c["mean"]
             out["corruptions"] = c
+            bar.update()
         scores = lambda xb: class_scores(kind, model(xb))  # [B, K]
         decide = (lambda s: s.argmax(dim=-1)) if kind == "linear" else None  # = pred on the attack's own forward
         failed = {}
         for eps in cfg.adv_eps:
             for method in ATTACKS:
+                bar.set_postfix_str(f"{method} ε={eps:g}")
                 try:
                     if method == "apgd" and eps in (apgd or {}):
                         acc = apgd[eps]
@@ -164,6 +173,7 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
                     out[f"{method}_{eps:g}"] = acc
                 except NoInputGradient as e:
                     out[f"{method}_{eps:g}"], failed[f"{method}_{eps:g}"] = None, str(e)
+                bar.update()
         out["attack"] = {"norm": "linf", "pgd_steps": cfg.pgd_steps, "step_size": "2.5*eps/steps",
                          "apgd": f"APGD-CE + APGD-DLR, {cfg.apgd_steps} steps each, worst case per example",
                          "examples": len(x), "subset": "stratified random, seed = run seed",
@@ -171,4 +181,5 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
                          **({"failed": failed} if failed else {})}
         return out
     finally:
+        bar.close()
         model.train(was)
