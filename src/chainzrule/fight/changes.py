@@ -51,7 +51,7 @@ def parse_published_claims(report_md: str) -> dict[str, dict[str, str]]:
             continue
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", ln.strip()[1:-1])]  # "\\|" is a pipe inside a cell
         if header is None:
-            header = [c.split(" (")[0] for c in cells]
+            header = [re.split(r" [(\[]", c)[0] for c in cells]  # "ours (95% CI)", "ours [CI]" → "ours"
             continue
         if set("".join(cells)) <= set("-: "):
             continue

@@ -72,6 +72,11 @@ def _ours_text(metric: str, s: dict[str, Any], *, diff: bool = False, percent: b
     return f"{f(s['mean'])}{pts} [{f(s['ci_low'])}, {f(s['ci_high'])}]"
 
 
+def _level(alpha2: float) -> str:
+    """`` (90% CI)``-style marker for a row whose interval is not the table's 1 − α one."""
+    return f" ({100 * (1 - alpha2):.0f}% CI)"
+
+
 def _missing_reason(fight: Fight, name: str | None, metric: str, role: str = "contender") -> str | None:
     """Why ``name``'s ``metric`` cannot be tested, or None if it has final values."""
     if not name:
@@ -150,18 +155,22 @@ def _claim_level(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> 
         if rule == "equivalence":
             lo, hi = r["bounds"]
             row["p_note"] = f"TOST on [{format_value(metric, lo)}, {format_value(metric, hi)}]"
+            # the interval TOST reads (1 − 2α), not the 1 − α one
+            row["ours"] = _ours_text(metric, {**s, "ci_low": r["ci_low"], "ci_high": r["ci_high"]}) + _level(2 * ctx.alpha)
         else:
             row["p_note"] = f"t vs strict end {format_value(metric, r['target'])}"
     elif to_number(claim.get("claimed")) is not None:
         target = float(claim["claimed"])
+        # the p of the comparison the verdict makes: against the claim moved by the tolerance
+        edge = target - _tolerance(claim) if direction == "higher" else target + _tolerance(claim)
         if sizes:
-            r = corrected_resampled_ttest(x, n_tr, n_te, null=target, confidence=1.0 - ctx.alpha)
+            r = corrected_resampled_ttest(x, n_tr, n_te, null=edge, confidence=1.0 - ctx.alpha)
             row["verdict"] = verdict_interval(r["ci_low"], r["ci_high"], target, direction, _tolerance(claim))
             p = r["p_value"]
         else:
             row["verdict"] = verdict_level(target, x, direction, alpha=ctx.alpha, tolerance=_tolerance(claim))
-            p = one_sample_tests(x, target)["t_p"]
-        row["p_note"] = ("corrected t" if sizes else "t") + f" vs {format_value(metric, target)}"
+            p = one_sample_tests(x, edge)["t_p"]
+        row["p_note"] = ("corrected t" if sizes else "t") + f" vs {format_value(metric, edge)}"
         if is_fraction(metric) and abs(target) > 1:
             _fail(row, "claimed value > 1 on a fraction metric: check units")
     else:
@@ -207,7 +216,7 @@ def _claim_noninferior(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any
     r = noninferiority_test(a, b, margin, direction=direction, alpha=ctx.alpha,
                             n_train=sizes[0] if sizes else None, n_test=sizes[1] if sizes else None)
     d = {"mean": r["mean_diff"], "n": r["n"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
-    row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True), r["mean_diff"]
+    row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True) + _level(2 * ctx.alpha), r["mean_diff"]
     row["claimed"] = (f"{'≥' if direction == 'higher' else '≤'} {row['baseline']} "
                       f"{'−' if direction == 'higher' else '+'} {format_margin(metric, margin)}")
     ctx.pending.append((row, r["p_value"], lambda p: verdict_noninferiority(r, p),
@@ -285,10 +294,20 @@ def _claim_param_ratio_val(row: dict[str, Any], claim: dict[str, Any], sv: dict[
         return _fail(row, f"validation width sweeps: {r['reason']}")
     row["ours"], row["ours_value"] = f"{r['ratio']:.2f}× [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", r["ratio"]
     row["verdict"] = verdict_interval(r["ci_low"], r["ci_high"], claimed, "higher")
-    notes = [n for n in (r["note_base"], r["note_cr"]) if n]
+    # a family that reaches the target at its smallest width makes the ratio a bound: ChainzRule's
+    # (it may need fewer parameters) a lower bound, which cannot refute the claim; the baseline's an
+    # upper bound, which cannot confirm it
+    bound = "reached at the smallest width"
+    if (row["verdict"] == "not supported" and r["note_cr"] == bound) or (row["verdict"] == "supported" and r["note_base"] == bound):
+        row["verdict"] = "inconclusive"
+    notes = [f"{who}: {n}" for who, n in ((sv["baseline"], r["note_base"]), (sv["contender"], r["note_cr"])) if n]
     _fail(row, f"{sv['contender']} vs {sv['baseline']} width sweeps on validation accuracy, target "
                f"{format_with_unit('val_accuracy', r['target'])} (best baseline width − {format_margin('val_accuracy', sv['margin'])}), "
-               f"seed bootstrap ({r['n_boot']})" + (f"; {'; '.join(notes)}" if notes else ""))
+               f"seed bootstrap ({r['n_boot']})"
+               + (f", interval widened by Nadeau–Bengio's factor {sv['variance_factor']:.2f} (repeated CV)"
+                  if sv.get("variance_factor", 1.0) > 1.0 else "")
+               + (f"; {'; '.join(notes)}" if notes else "")
+               + (f"; {r['reason']}" if r["reason"] else ""))
 
 
 #: One handler per claim kind; each fills its row (verdict, ours, p) or notes why it cannot.

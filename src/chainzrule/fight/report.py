@@ -290,7 +290,11 @@ def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
          "range) or at its strict end (`rule`); compare — paired superiority, non-inferiority where the claim has "
          "a `margin` (\"at least as good\": supported when the one-sided test rejects \"worse by the margin or "
          "more\"); paired claims of one metric share a Holm family; param_ratio — the accuracy-matched ratio "
-         "(no CI: supported if ≥ claimed). \"not comparable\": the papers' quantity is undefined or their setting "
+         "from validation width sweeps, its seed-bootstrap interval against the claimed ratio (widened by "
+         "Nadeau–Bengio's factor under repeated CV; at most inconclusive when a family reaches the target at its "
+         "smallest width, which makes the ratio a bound; without validation sweeps, the legacy test-set ratio: no "
+         "CI, supported if ≥ claimed). Intervals are 95% unless the cell says otherwise (a one-sided test at 5% and "
+         "TOST read the 90% one). \"not comparable\": the papers' quantity is undefined or their setting "
          "differs (reason in the note; our value is shown, no verdict). \"not tested\": the fight has no data for it.",
          ""]
     if fight.resampled:
@@ -308,7 +312,7 @@ def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
 
     rows = [[c["id"], c["text"], c["claimed"], c["ours"], verdict(c),
              c["p"] + (f" ({c['p_note']})" if c["p_note"] and c["p"] != "—" else ""), c["note"]] for c in claims]
-    L.append(md_table(["id", "claim", "claimed", "ours (95% CI)", "verdict", "p", "note"], rows))
+    L.append(md_table(["id", "claim", "claimed", "ours [CI]", "verdict", "p", "note"], rows))
     return L
 
 

@@ -21,10 +21,11 @@ __all__ = ["tuning_edges", "edge_bands", "expected_max_curves"]
 
 
 def _numeric_space(space: Any) -> tuple[float, float, bool] | None:
-    """``(low, high, log)`` of a ``[low, high, "log"|"linear"]`` tune entry; None for choices."""
+    """``(low, high, log)`` of a ``[low, high, "log"|"linear"|"int"|"int-log"]`` tune entry (an
+    "int-log" range is sampled on a log scale, so it is judged on one); None for choices."""
     if isinstance(space, (list, tuple)) and len(space) in (2, 3):
         lo, hi = to_number(space[0]), to_number(space[1])
-        log = len(space) == 3 and str(space[2]).lower() == "log"
+        log = len(space) == 3 and str(space[2]).lower() in ("log", "int-log")
         if lo is not None and hi is not None and lo < hi and (not log or lo > 0):
             return lo, hi, log
     return None

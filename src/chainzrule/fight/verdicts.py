@@ -225,7 +225,8 @@ def verdict_range(
     Returns
     -------
     dict
-        ``verdict, rule, p_value`` (TOST p, or the two-sided t p against the strict end),
+        ``verdict, rule, p_value`` (TOST p, or the two-sided t p against the strict end moved by
+        ``tolerance`` to its unfavourable side: the value the verdict compares with),
         ``ci_low, ci_high`` (the interval the verdict read), ``target`` (the strict end) or
         ``bounds`` (the equivalence range).
 
@@ -249,11 +250,12 @@ def verdict_range(
         t = tost(values, low, high, alpha=alpha, n_train=n_train, n_test=n_test)
         return {"verdict": verdict_equivalence(t), "rule": rule, "p_value": t["p_value"],
                 "ci_low": t["ci_low"], "ci_high": t["ci_high"], "bounds": [low, high]}
+    edge = target - tolerance if direction == "higher" else target + tolerance  # what the verdict compares with
     if n_train is None and n_test is None:
         s = summarize(values, confidence=1.0 - alpha)
-        lo, hi, p = s["ci_low"], s["ci_high"], one_sample_tests(values, target)["t_p"]
+        lo, hi, p = s["ci_low"], s["ci_high"], one_sample_tests(values, edge)["t_p"]
     else:
-        r = corrected_resampled_ttest(values, n_train, n_test, null=target, confidence=1.0 - alpha)
+        r = corrected_resampled_ttest(values, n_train, n_test, null=edge, confidence=1.0 - alpha)
         lo, hi, p = r["ci_low"], r["ci_high"], r["p_value"]
     return {"verdict": verdict_interval(lo, hi, target, direction, tolerance), "rule": rule,
             "p_value": p, "ci_low": lo, "ci_high": hi, "target": target}

@@ -26,6 +26,7 @@ from .stats import (
     corrected_resampled_ttest,
     holm_bonferroni,
     paired_tests,
+    nadeau_bengio_factor,
     param_ratio_bootstrap,
     summarize,
 )
@@ -146,7 +147,9 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     (:func:`~.stats.param_ratio_bootstrap`, the best-width choice redone in every resample):
     no width and no baseline is chosen on the test set. The same ratio on the test curves, at
     the test mean of that validation-chosen baseline width minus the margin, is given for
-    reference (``test``).
+    reference (``test``). Under repeated CV the interval is widened by Nadeau–Bengio's factor
+    (``variance_factor``, :func:`~.stats.nadeau_bengio_factor` with the units per width and the
+    width runs' split sizes): the resampled (seed, split) units share training rows.
 
     Returns ``{"contender", "baseline", "margin", "val": bootstrap dict | None, "test": ... |
     None, "sweeps": {name: {"params", "val", "test", "hidden"}}, "reason"}``.
@@ -175,12 +178,18 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     base = max(bases, key=lambda n: max(np.mean(v) for v in out["sweeps"][n]["val"]))
     out["baseline"] = base
     sb, sc = out["sweeps"][base], out["sweeps"][cr]
+    sizes = fight.split_sizes(fight.phase("width"))
+    units = min(len(v) for s in (sb, sc) for v in s["val"])
+    factor = nadeau_bengio_factor(units, *sizes) if sizes else 1.0
+    out["variance_factor"] = factor
     try:
-        out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin, n_boot=n_boot)
+        out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin,
+                                           n_boot=n_boot, variance_factor=factor)
         if sb["test"] is not None and sc["test"] is not None:
             j = int(np.argmax([np.mean(v) for v in sb["val"]]))
             out["test"] = param_ratio_bootstrap(sb["params"], sb["test"], sc["params"], sc["test"],
-                                                target=float(np.mean(sb["test"][j])) - margin, n_boot=n_boot)
+                                                target=float(np.mean(sb["test"][j])) - margin, n_boot=n_boot,
+                                                variance_factor=factor)
     except (ValueError, DataError) as e:
         out["reason"] = str(e)
     return out

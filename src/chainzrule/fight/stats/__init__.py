@@ -55,7 +55,7 @@ from .decisions import ratio_reduction, verdict_compare, verdict_level
 from .ttests import corrected_resampled_ttest, noninferiority_test, summarize_splits, tost, tost_paired
 from .rates import compare_failure_rates, failure_rate
 from .budget import edge_of_range, expected_max_curve, range_position
-from .size import param_ratio_bootstrap, params_at_accuracy
+from .size import nadeau_bengio_factor, param_ratio_bootstrap, params_at_accuracy
 
 __all__ = [
     "VERDICTS",
@@ -79,4 +79,5 @@ __all__ = [
     "edge_of_range",
     "params_at_accuracy",
     "param_ratio_bootstrap",
+    "nadeau_bengio_factor",
 ]

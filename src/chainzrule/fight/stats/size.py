@@ -98,6 +98,7 @@ def param_ratio_bootstrap(
     n_boot: int = 2000,
     confidence: float = 0.95,
     rng: np.random.Generator | int = 0,
+    variance_factor: float = 1.0,
 ) -> dict[str, Any]:
     """Parameter ratio at equal accuracy, ``params_base / params_cr``, with a bootstrap interval.
 
@@ -111,6 +112,14 @@ def param_ratio_bootstrap(
     ``+inf``, so an interval bound of 0 or inf says the sweep is too short. If both never reach
     it in more than ``(1 − confidence)/2`` of the resamples, the interval is ``nan`` with the
     reason. If either never reaches it on the mean curves, the ratio is ``nan`` with the reason.
+    A width with one seed has no spread to resample: the interval is ``nan`` with the reason.
+
+    ``variance_factor`` widens the interval for correlated units: the distances of its ends
+    from the ratio, in log ratio, are multiplied by ``sqrt(variance_factor)``. Under repeated
+    cross-validation the resampled (seed, split) units share training rows, so the bootstrap's
+    spread is too small; pass Nadeau–Bengio's ``1 + J·n_test/n_train`` (``J`` units per width,
+    :func:`nadeau_bengio_factor`), the factor by which the naive variance of a mean of ``J``
+    such units understates the corrected one.
 
     Parameters
     ----------
@@ -124,6 +133,8 @@ def param_ratio_bootstrap(
         Subtracted from the best baseline mean when ``target`` is None.
     n_boot, confidence, rng
         Resamples, interval level, and a numpy Generator or seed (deterministic by default).
+    variance_factor : float
+        ≥ 1; see above (1: the plain percentile interval).
 
     Returns
     -------
@@ -135,17 +146,23 @@ def param_ratio_bootstrap(
 
     Examples
     --------
-    The CR curve is the baseline's shifted by a factor 4 in params:
+    The CR curve is the baseline's shifted by a factor 4 in params, two seeds per width:
 
-    >>> r = param_ratio_bootstrap([1e3, 1e4, 1e5], [[0.90], [0.94], [0.96]],
-    ...                           [250, 2.5e3, 2.5e4], [[0.90], [0.94], [0.96]], target=0.95)
-    >>> round(r["ratio"], 6), round(r["ci_low"], 6), round(r["ci_high"], 6)
-    (4.0, 4.0, 4.0)
+    >>> acc = [[0.89, 0.91], [0.93, 0.95], [0.96, 0.96]]
+    >>> r = param_ratio_bootstrap([1e3, 1e4, 1e5], acc, [250, 2.5e3, 2.5e4], acc, target=0.95)
+    >>> round(r["ratio"], 6), r["ci_low"] < 4.0 < r["ci_high"]
+    (4.0, True)
+    >>> r1 = param_ratio_bootstrap([1e3, 1e4, 1e5], [[0.9], [0.94], [0.96]], [250, 2.5e3, 2.5e4],
+    ...                            [[0.9], [0.94], [0.96]], target=0.95)
+    >>> round(r1["ratio"], 6), r1["ci_low"], r1["reason"]
+    (4.0, nan, 'a width with one seed: no interval')
     """
     lb, ab = _as_sweep(base_params, base_acc, "the baseline")
     lc, ac = _as_sweep(cr_params, cr_acc, "ChainzRule")
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 1) or not 0.0 < confidence < 1.0:
         raise ConfigError(f"expected n_boot >= 1 and confidence in (0, 1), got {n_boot!r}, {confidence!r}")
+    if not (math.isfinite(variance_factor) and variance_factor >= 1.0):
+        raise ConfigError(f"expected a finite variance_factor >= 1, got {variance_factor!r}")
     if (target is not None and not math.isfinite(target)) or not math.isfinite(margin):
         raise ConfigError(f"expected a finite target (or None) and margin, got {target!r}, {margin!r}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -166,14 +183,36 @@ def param_ratio_bootstrap(
             n for n, x in (("the baseline", xb), ("ChainzRule", xc)) if math.isnan(x))
     elif undefined > tail:
         reason = f"neither family reaches the target in {100 * undefined:.1f}% of the resamples"
-    lo, hi = (math.nan, math.nan) if reason else np.quantile(ratios[~np.isnan(ratios)], [tail, 1.0 - tail],
-                                                             method="inverted_cdf")
+    interval_reason = "a width with one seed: no interval" if min(a.size for a in ab + ac) < 2 else ""
+    if reason or interval_reason:
+        lo, hi = math.nan, math.nan
+    else:
+        lo, hi = np.quantile(ratios[~np.isnan(ratios)], [tail, 1.0 - tail], method="inverted_cdf")
+        lo, hi = (_widen(float(v), xb - xc, variance_factor) for v in (lo, hi))
     return {"ratio": math.exp(xb - xc), "ci_low": float(lo), "ci_high": float(hi),
             "target": t, "params_base": math.exp(xb), "params_cr": math.exp(xc),
             "note_base": _crossing_note(xb, lb), "note_cr": _crossing_note(xc, lc),
             "n_boot": int(n_boot), "frac_never": {"baseline": float(np.mean(np.isnan(bb))),
                                                   "chainzrule": float(np.mean(np.isnan(bc)))},
-            "reason": reason}
+            "reason": reason or interval_reason}
+
+
+def _widen(end: float, log_ratio: float, factor: float) -> float:
+    """An interval end moved away from ``exp(log_ratio)`` by ``sqrt(factor)`` in log ratio
+    (censored ends, 0 and inf, stay where they are)."""
+    if factor == 1.0 or end <= 0.0 or math.isinf(end):
+        return end
+    return math.exp(log_ratio + math.sqrt(factor) * (math.log(end) - log_ratio))
+
+
+def nadeau_bengio_factor(units: int, n_train: float, n_test: float) -> float:
+    """``1 + J·n_test/n_train``: how much the plain variance of a mean of ``J`` repeated-CV units
+    understates Nadeau–Bengio's corrected one, ``(1/J + n_test/n_train)·s²`` against ``s²/J``.
+
+    >>> nadeau_bengio_factor(25, 600, 150)
+    7.25
+    """
+    return 1.0 + units * float(n_test) / float(n_train)
 
 
 def _crossing_note(x: float, logp: np.ndarray) -> str:

@@ -62,6 +62,14 @@ def _t_test(mean: float, var: float, df: int, null: float, alternative: str) -> 
     return float(t), float(min(1.0, p))
 
 
+def _one_sided_alpha(alpha: float) -> float:
+    """``alpha`` of a one-sided test whose ``1 − 2·alpha`` interval is reported: in (0, 0.5)."""
+    alpha = check_alpha(alpha)
+    if alpha >= 0.5:
+        raise ConfigError(f"expected alpha < 0.5 (the test reports its 1 − 2·alpha interval), got {alpha}")
+    return alpha
+
+
 def _interval(mean: float, var: float, df: int, confidence: float) -> tuple[float, float]:
     """``mean ± t_{(1+confidence)/2, df} · sqrt(var)`` (nan without a variance)."""
     if math.isnan(var):
@@ -190,7 +198,7 @@ def noninferiority_test(
     (7.07, 0.00106, -0.5)
     """
     check_direction(direction)
-    alpha = check_alpha(alpha)
+    alpha = _one_sided_alpha(alpha)
     if not (isinstance(margin, (int, float, np.number)) and math.isfinite(margin) and margin >= 0):
         raise ConfigError(f"expected a finite margin >= 0 (metric units), got {margin!r}")
     ratio = _check_sizes(n_train, n_test)
@@ -248,7 +256,7 @@ def tost(
     >>> round(r["p_low"], 5), round(r["p_high"], 5), round(r["p_value"], 5)
     (0.00106, 0.00106, 0.00106)
     """
-    alpha = check_alpha(alpha)
+    alpha = _one_sided_alpha(alpha)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ConfigError(f"expected finite low < high, got [{low}, {high}]")
     ratio = _check_sizes(n_train, n_test)
