@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+
+from chainzrule.errors import ConfigError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as st_scipy
@@ -815,3 +817,66 @@ def test_new_tests_feed_holm():
     assert holm.reject["ni_cr"] and holm.reject["tost_tau"] and not holm.reject["one_seed"]
     assert math.isnan(holm.adjusted["one_seed"])
     assert holm.adjusted["ni_cr"] == pytest.approx(min(1.0, 5 * family["ni_cr"]))
+
+
+def test_param_ratio_interval_widening_bounds_and_one_seed():
+    """The accuracy-matched ratio: Nadeau–Bengio's factor widens the interval in log ratio by its
+    square root; one seed per width gives no interval; the claim verdict never lets a ratio that
+    is a bound decide the side it bounds."""
+    import math
+
+    from chainzrule.fight.stats import nadeau_bengio_factor, param_ratio_bootstrap
+
+    acc = [[0.89, 0.91, 0.90], [0.93, 0.95, 0.94], [0.96, 0.96, 0.97]]
+    args = ([1e3, 1e4, 1e5], acc, [250, 2.5e3, 2.5e4], acc)
+    plain = param_ratio_bootstrap(*args, target=0.95)
+    wide = param_ratio_bootstrap(*args, target=0.95, variance_factor=9.0)
+    log_r = math.log(plain["ratio"])
+    for end in ("ci_low", "ci_high"):
+        assert math.log(wide[end]) - log_r == pytest.approx(3.0 * (math.log(plain[end]) - log_r))
+    assert nadeau_bengio_factor(25, 600, 150) == pytest.approx(7.25)
+    with pytest.raises(ConfigError, match="variance_factor"):
+        param_ratio_bootstrap(*args, target=0.95, variance_factor=0.5)
+    one = param_ratio_bootstrap([1e3, 1e4, 1e5], [[0.9], [0.94], [0.96]], [250, 2.5e3, 2.5e4],
+                                [[0.9], [0.94], [0.96]], target=0.95)
+    assert math.isnan(one["ci_low"]) and "one seed" in one["reason"]
+    # ChainzRule reaches the target at its smallest width: the ratio is a lower bound
+    low = param_ratio_bootstrap([1e3, 1e4, 1e5], [[.90, .91], [.94, .95], [.96, .97]], [1e4, 1e5],
+                                [[.97, .98], [.98, .985]], margin=0.01)
+    assert low["note_cr"] == "reached at the smallest width"
+
+
+def test_claim_verdicts_respect_bounds_tolerance_and_levels():
+    from chainzrule.fight.claims import _claim_param_ratio_val
+    from chainzrule.fight.stats import noninferiority_test, tost
+    from chainzrule.fight.verdicts import verdict_range
+
+    sv = {"contender": "cr", "baseline": "b", "margin": 0.01, "variance_factor": 1.0}
+    r = {"ratio": 3.16, "ci_low": 1.0, "ci_high": 4.64, "target": 0.96, "note_base": "",
+         "note_cr": "reached at the smallest width", "n_boot": 10, "reason": ""}
+    row = {"note": "", "verdict": "not tested"}
+    _claim_param_ratio_val(row, {"claimed": 15.5}, {**sv, "val": r}, None)
+    assert row["verdict"] == "inconclusive"  # would be "not supported" for an exact ratio
+    row = {"note": "", "verdict": "not tested"}
+    _claim_param_ratio_val(row, {"claimed": 0.5}, {**sv, "val": {**r, "note_cr": "", "note_base": r["note_cr"]}}, None)
+    assert row["verdict"] == "inconclusive"  # would be "supported"
+    x = [1.013, 1.014, 1.015, 1.016, 1.017]
+    # strict end 1.01 ("lower": at most the range's low end), tolerance 0.005: the verdict compares
+    # with 1.015, and so does p (not with 1.01)
+    from chainzrule.fight.stats import one_sample_tests
+
+    got = verdict_range(x, [1.01, 1.02], "lower", rule="strict-end", tolerance=0.005)
+    assert got["p_value"] == pytest.approx(one_sample_tests(x, 1.015)["t_p"])
+    assert got["p_value"] != pytest.approx(one_sample_tests(x, 1.01)["t_p"])
+    for fn, call in ((noninferiority_test, lambda: noninferiority_test([1, 2, 3], [1, 2, 2], 0.1, alpha=0.6)),
+                     (tost, lambda: tost(x, 1.0, 1.1, alpha=0.5))):
+        with pytest.raises(ConfigError, match="alpha < 0.5"):
+            call()
+
+
+def test_int_log_ranges_are_judged_on_a_log_scale():
+    from chainzrule.fight.stats import edge_of_range
+    from chainzrule.fight.tuning_views import _numeric_space
+
+    lo, hi, log = _numeric_space([16, 1024, "int-log"])
+    assert log and not edge_of_range(32, lo, hi, log)
