@@ -63,3 +63,24 @@ def test_current_checkpoint_round_trip_keeps_the_basis(tmp_path):
     x = torch.randn(7, 5)
     assert cfg2.poly_basis == "chebyshev"
     torch.testing.assert_close(net2(x), net(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("options", [{"cv_folds": 5, "cv_fold": 2}, {"dtype": "float64"}, {"dtype": "bfloat16"}])
+def test_checkpoint_reproduces_the_recorded_test_metrics(tmp_path, options):
+    """save → load → evaluate gives the run's recorded test metrics exactly: a cross-validation
+    run is evaluated on its fold's test rows (not the dataset's split, which holds its training
+    rows), and the model is rebuilt in the run's dtype (not float32 with the weights cast in)."""
+    import torch
+
+    from chainzrule.checkpoint import checkpoint_splits, load_checkpoint, save_checkpoint
+    from chainzrule.config import TrainConfig
+    from chainzrule.train import evaluate, load_splits, train
+
+    cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(16,), epochs=2, batch_size=64, **options)
+    splits = load_splits(cfg)
+    run = train(cfg, splits, progress=False)
+    save_checkpoint(tmp_path, run.model, cfg, in_features=10, num_classes=3, task=splits.task,
+                    standardization=(splits.meta["feature_mean"], splits.meta["feature_std"]))
+    model, cfg2, meta = load_checkpoint(tmp_path)
+    assert next(model.parameters()).dtype == getattr(torch, cfg.dtype)
+    assert evaluate(model, cfg2, checkpoint_splits(cfg2, meta, progress=False))["test"] == run.result["test"]

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+import torch
 from torch import nn
 
 from .config import TrainConfig
@@ -161,6 +162,7 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     model = build_model(cfg, *shape)
     if cfg.reg == "sn":
         model = make_run_regularizer(cfg).prepare(model)  # the run's spectral norm, with its gain
+    model = model.to(dtype=getattr(torch, cfg.dtype))  # the run's dtype: its weights load unrounded
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError) as e:
@@ -186,11 +188,13 @@ def checkpoint_data(cfg: TrainConfig, meta: dict, dataset: str | None = None, da
 
 
 def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
-    """The splits of ``cfg``'s data (same seed and validation carve as in training), standardised
-    with the statistics saved in the checkpoint, never refitted on the data at hand. A format-1
-    checkpoint has none: they are refitted on the training rows, with a warning."""
+    """The splits of ``cfg``'s data (same seed, cross-validation fold and validation carve as in
+    training), standardised with the statistics saved in the checkpoint, never refitted on the
+    data at hand. A format-1 checkpoint has none: they are refitted on the training rows, with a
+    warning. A cross-validation run evaluated on its own data gets its fold's test rows (not the
+    dataset's own split, which holds its training rows); on other data, that data's split."""
     from .data.splits import make_splits
-    from .train.data import load_data
+    from .train.data import cv_dataset, load_data
 
     if "standardization" not in meta:
         print("chainzrule: warning: this checkpoint predates saved standardization statistics; "
@@ -204,4 +208,8 @@ def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
         except (KeyError, TypeError):
             raise DataError(f"checkpoint standardization must hold mean and std lists, got "
                             f"{meta['standardization']!r}") from None
-    return make_splits(load_data(cfg, progress), val_fraction=cfg.val_fraction, seed=cfg.seed, standardization=how)
+    ds = load_data(cfg, progress)
+    own = (meta.get("data") or {}).get("dataset") in (None, cfg.dataset)
+    if cfg.cv_folds and own:
+        ds = cv_dataset(ds, cfg.cv_folds, cfg.cv_fold, cfg.cv_repeat)
+    return make_splits(ds, val_fraction=cfg.val_fraction, seed=cfg.seed, standardization=how)
