@@ -395,6 +395,8 @@ def test_bare_command_prints_help_and_interrupts_say_what_was_kept(capsys, tmp_p
     (["--model", "mlp", "--conv-channels", "4"], "--conv-channels acts on model(s) cnn, chainzrule-cnn only"),
     (["--model", "mlp", "--poly-init", "tanh"], "--poly-init acts on model(s) chainzrule, chainzrule-cnn only"),
     (["--model", "chainzrule", "--dreg-final", "0.1"], "expected --dreg-schedule linear or cosine, got constant"),
+    (["--model", "chainzrule", "--dreg-warmup", "0.3"], "expected --dreg-schedule warmup, linear or cosine, got constant"),
+    (["--model", "chainzrule", "--dreg-schedule", "warmup"], "is a constant λ: expected --dreg-warmup in (0, 1), got 0"),
 ])
 def test_train_refuses_options_its_model_ignores(capsys, tmp_path, no_data, flags, words):
     """An option the model would ignore is refused (it would be recorded in result.json and do

@@ -201,3 +201,31 @@ def test_dreg_lowers_input_sensitivity():
     assert on["jacobian_fro"]["p99"] < off["jacobian_fro"]["p99"]
     assert on["history"]["dreg"][-1] < on["history"]["dreg"][0]  # the penalty itself went down
     assert off["history"]["dreg"] == [None] * 5
+
+
+def test_training_semantics_found_by_the_audit():
+    """A λ anneal from 0 runs DREG (it was off: only the starting λ was looked at); bfloat16 runs
+    record exact training counts (the stacked sums were rounded to bfloat16); a KAN with an
+    ordinal head takes its logit temperature (it was ignored)."""
+    import torch
+
+    from chainzrule.temperature import temperature_of
+    from chainzrule.train.factory import build_model
+
+    ramp = TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=2, batch_size=256, dreg=0.0,
+                       dreg_schedule="linear", dreg_final=0.5)
+    assert ramp.uses_dreg and not ramp.replace(dreg_final=0.0).uses_dreg
+    history = train(ramp, load_splits(ramp), progress=False).result["history"]
+    assert all(d is not None and d > 0 for d in history["dreg"])
+    bf = TrainConfig(dataset="synthetic", model="mlp", hidden=(16,), epochs=2, batch_size=1000, dtype="bfloat16", lr=0.05)
+    splits = load_splits(bf)
+    for acc in train(bf, splits, progress=False).result["history"]["train_accuracy"]:
+        assert acc * len(splits.y_train) == pytest.approx(round(acc * len(splits.y_train)), abs=1e-9)
+    x = torch.randn(4, 6)
+    outs = []
+    for tau in (1.0, 5.0):
+        torch.manual_seed(0)
+        m = build_model(TrainConfig(model="kan", head="clm", hidden=(8,), logit_scale=tau), 6, 5, "ordinal")
+        assert temperature_of(m) == tau
+        outs.append(m(x))
+    assert not torch.allclose(outs[0], outs[1])

@@ -40,8 +40,10 @@ TRAIN_OPTIONS = [
     ("--head", "head", click.Choice(HEADS), "Output head; ordinal tasks: clm (ordered logit), coral, corn. [default: auto]"),
     ("--dreg", "dreg", float, "DREG strength λ. [default: 3e-3 for chainzrule, 3e-5 for chainzrule-cnn (a conv layer's term sums over every position), 0 otherwise]"),
     ("--dreg-schedule", "dreg_schedule", click.Choice(DREG_SCHEDULES), "λ schedule over training steps. [default: constant]"),
-    ("--dreg-final", "dreg_final", float, "Final λ of the linear/cosine schedules. [default: 0]"),
-    ("--dreg-warmup", "dreg_warmup", float, "Share of training spent warming λ up from 0. [default: 0]"),
+    ("--dreg-final", "dreg_final", float, "λ the linear/cosine schedules anneal to (reached at the step after the last: "
+                                          "the last step's λ is one step short of it). [default: 0]"),
+    ("--dreg-warmup", "dreg_warmup", float, "Share of training spent warming λ up from 0 (schedules warmup, linear, "
+                                            "cosine; int(share × steps) steps). [default: 0]"),
     ("--reg", "reg", click.Choice(REGS), "Competing regularizer: weight decay, input-gradient penalty, Jacobian projections, spectral norm. [default: none]"),
     ("--reg-strength", "reg_strength", float, "Strength of --reg (1/C for logreg/svm). [default: 0]"),
     ("--jr-projections", "jr_projections", int, "Random projections of --reg jr. [default: 1]"),
@@ -93,6 +95,12 @@ def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
             flag = "--" + field.replace("_", "-")
             raise ConfigError(f"{flag} acts on model(s) {', '.join(models)} only, got --model {cfg.model}: "
                               f"it would be recorded and do nothing")
+    if "dreg_warmup" in given and cfg.dreg_warmup > 0 and cfg.dreg_schedule == "constant":
+        raise ConfigError("--dreg-warmup warms λ up before a schedule: expected --dreg-schedule warmup, linear or "
+                          "cosine, got constant (which ignores it)")
+    if "dreg_schedule" in given and cfg.dreg_schedule == "warmup" and cfg.dreg_warmup == 0:
+        raise ConfigError("--dreg-schedule warmup with --dreg-warmup 0 is a constant λ: expected --dreg-warmup "
+                          "in (0, 1), got 0")
     if "dreg_final" in given and cfg.dreg_schedule not in ("linear", "cosine"):
         raise ConfigError(f"--dreg-final is where an annealed λ ends: expected --dreg-schedule linear or cosine, "
                           f"got {cfg.dreg_schedule}")

@@ -173,6 +173,16 @@ class TrainConfig:
         return default_dreg(self.model)
 
     @property
+    def uses_dreg(self) -> bool:
+        """Whether λ is above 0 at some step: the starting λ, or an anneal's ``dreg_final``
+        (``--dreg 0 --dreg-schedule linear --dreg-final 0.5`` ramps λ up from 0).
+
+        >>> TrainConfig(model="mlp").uses_dreg, TrainConfig(model="mlp", dreg_schedule="linear", dreg_final=0.5).uses_dreg
+        (False, True)
+        """
+        return self.dreg_lambda > 0 or (self.dreg_schedule in ("linear", "cosine") and self.dreg_final > 0)
+
+    @property
     def is_neural(self) -> bool:
         return self.model in NEURAL_MODELS
 

@@ -236,7 +236,9 @@ class LambdaSchedule:
       - ``cosine``: ``lam`` → ``final`` along a half cosine, reaching ``final`` at ``total_steps``.
 
     ``warmup_steps`` applies to ``linear`` and ``cosine`` too: warm-up, then the anneal over the
-    remaining ``total_steps - warmup_steps`` steps (``total_steps`` counts the warm-up).
+    remaining ``total_steps - warmup_steps`` steps (``total_steps`` counts the warm-up). The
+    training loop calls it at steps ``0 … total_steps − 1``, so the last step's λ is one step
+    short of ``final`` (kept so: the committed annealed-λ runs were trained this way).
 
     >>> s = LambdaSchedule("cosine", lam=1e-2, total_steps=100, final=1e-4)
     >>> round(s(0), 6), round(s(100), 6)

@@ -40,12 +40,15 @@ class LogitTemperature:
 
 
 def apply_temperature(model: nn.Module, tau: float) -> nn.Module:
-    """``model`` with the logit temperature ``tau`` (in place; τ = 1: unchanged, no hook)."""
+    """``model`` with the logit temperature ``tau`` (in place; τ = 1: unchanged, no hook).
+
+    A model with a ``head`` (or a ``Sequential(body, head)`` whose head is an ordinal one) gets
+    the temperature on the head's input; any other model on its output."""
     tau = float(tau)
     if tau == 1.0:
         return model
     t = LogitTemperature(tau)
-    head = getattr(model, "head", None)
+    head = _head_of(model)
     if isinstance(head, nn.Module):
         head.register_forward_pre_hook(t.pre_hook)
     else:
@@ -56,7 +59,7 @@ def apply_temperature(model: nn.Module, tau: float) -> nn.Module:
 def temperature_of(model: nn.Module) -> float:
     """The product of the temperatures :func:`apply_temperature` put on ``model`` (1 if none)."""
     tau = 1.0
-    head = getattr(model, "head", None)
+    head = _head_of(model)
     hooks = [*model._forward_hooks.values()]
     if isinstance(head, nn.Module):
         hooks += head._forward_pre_hooks.values()
@@ -65,3 +68,17 @@ def temperature_of(model: nn.Module) -> float:
         if isinstance(owner, LogitTemperature):
             tau *= owner.tau
     return tau
+
+
+def _head_of(model: nn.Module) -> nn.Module | None:
+    """``model.head``, or the last module of a ``Sequential(body, head)`` when it is an ordinal head
+    (a KAN with an ordinal head is built that way), else None."""
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        return head
+    if isinstance(model, nn.Sequential) and len(model) > 1:
+        from .ordinal import CoralHead, CornHead, CumulativeLinkHead
+
+        if isinstance(model[-1], (CumulativeLinkHead, CoralHead, CornHead)):
+            return model[-1]
+    return None

@@ -40,7 +40,7 @@ def batchable(cfg: TrainConfig) -> str | None:
         return "a fused-optimizer run trains alone (the batched update rounds as the unfused optimizer)"
     if cfg.head not in ("auto", "linear"):
         return f"head {cfg.head!r} is not batched (only the linear head)"
-    if cfg.reg == "sn" and cfg.dreg_lambda > 0:
+    if cfg.reg == "sn" and cfg.uses_dreg:
         return "spectral norm with DREG is not batched"
     if cfg.model == "kan" and (cfg.reg in ("sn", "igp", "jr") or cfg.logit_scale != 1.0):
         return "a KAN is batched by the vmap engine, without spectral norm, gradient penalties or a logit temperature"
@@ -52,7 +52,7 @@ def batch_key(cfg: TrainConfig, test: bool = True) -> str:
     whether DREG and a loss-side regularizer are on at all (they change the forward and the graph;
     AdamW's decoupled decay does not)."""
     d = {k: v for k, v in cfg.to_dict().items() if k not in PER_MEMBER_FIELDS}
-    d["dreg_on"] = cfg.dreg_lambda > 0
+    d["dreg_on"] = cfg.uses_dreg
     d["reg_on"] = cfg.reg != "none" and cfg.reg_strength > 0 and not decoupled_decay(cfg)  # AdamW: in the update
     d["test"] = bool(test)
     return json.dumps(d, sort_keys=True, separators=(",", ":"))

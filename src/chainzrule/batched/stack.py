@@ -19,6 +19,7 @@ from ..config import TrainConfig
 from ..data.splits import Splits
 from ..dreg import lambda_schedule
 from ..errors import ConfigError
+from ..train.loop import at_least_float32
 from ..train import (RunResult, build_model, decoupled_decay, evaluate, head_kind, make_run_regularizer, predict,
                      robust_subset, seed_everything, train_record)
 from .attack import members_apgd_table
@@ -43,7 +44,7 @@ class StackedRuns:
         self.bs = c0.batch_size
         self.steps_per_epoch = max(1, math.ceil(self.n / self.bs))
         self.total = self.steps_per_epoch * c0.epochs
-        self.dreg_on = c0.dreg_lambda > 0
+        self.dreg_on = c0.uses_dreg
         self.reg_on = c0.reg != "none" and c0.reg_strength > 0 and not decoupled_decay(c0)  # AdamW decays in _update
         regs = self._build_members()
         self._replay_hyperparameters()
@@ -286,8 +287,9 @@ class StackedRuns:
             obj.sum().backward()  # members are independent: each gets exactly its own gradient
             norms.append(self._grad_norms())
             self._update(t)
-            sums += torch.stack([loss.detach() * y.shape[1], (predict(self.kind, logits.detach()) == y).sum(1),
-                                 pen.detach()], dim=1)
+            loss_w = at_least_float32(loss.detach())  # bfloat16 would round the stacked count and loss·B
+            sums += torch.stack([loss_w * y.shape[1], (predict(self.kind, logits.detach()) == y).sum(1),
+                                 at_least_float32(pen.detach())], dim=1)
             self.bar.update(1)
         seconds = time.perf_counter() - start
         grad_norms = torch.stack(norms, dim=1).double().cpu().tolist()  # [M'][steps]

@@ -49,13 +49,13 @@ def build_model(cfg: TrainConfig, in_features: int, num_classes: int, task: str)
                   activation="chainzrule" if poly else cfg.activation, head=head, **poly)
         return apply_temperature(cnn, cfg.logit_scale)
     if cfg.model == "kan":
-        if cfg.dreg_lambda > 0:
+        if cfg.uses_dreg:
             raise ConfigError(f"DREG needs one of {', '.join(DREG_MODELS)}, got model 'kan' with dreg > 0")
         if head is None:
             kan = KAN(in_features, list(cfg.hidden), num_classes, grid_size=cfg.kan_grid)
             return apply_temperature(_kan_input_norm(cfg, kan, in_features), cfg.logit_scale)
         kan = _kan_input_norm(cfg, KAN(in_features, list(cfg.hidden[:-1]), width, grid_size=cfg.kan_grid), in_features)
-        return nn.Sequential(kan, head)
+        return apply_temperature(nn.Sequential(kan, head), cfg.logit_scale)  # on the head's input, as an MLP's
     raise ConfigError(f"model {cfg.model!r} is not a neural network")
 
 

@@ -120,12 +120,12 @@ class TrainingLoop:
         net = self.net  # the model, or its DDP wrapper under torchrun
         if self.compiled is not None and len(x) == self.compiled_rows:
             net = self.compiled
-            if cfg.dreg_lambda > 0:  # a compiled graph returns its terms (no collector)
+            if cfg.uses_dreg:  # a compiled graph returns its terms (no collector)
                 logits, jsq = net(x, return_jacobian=True)  # [B, out], [B, layers]
                 pen = dreg_penalty(jsq)
             else:
                 logits = net(x)  # [B, out]
-        elif cfg.dreg_lambda > 0:
+        elif cfg.uses_dreg:
             with collect(net) as terms:  # the terms of this forward, handed back here
                 logits = net(x)  # [B, out]
             pen = terms.penalty()
@@ -151,8 +151,9 @@ class TrainingLoop:
         self.sched.step()
         self.step += 1
         count = len(y) if share != 0.0 else 0
-        sums = torch.stack([loss.detach() * count, (predict(self.kind, logits.detach()) == y).sum() * (count > 0),
-                            pen.detach() if pen is not None else loss.new_zeros(())])
+        loss_w = at_least_float32(loss.detach())  # bfloat16 would round the stacked count and loss·B
+        sums = torch.stack([loss_w * count, (predict(self.kind, logits.detach()) == y).sum() * (count > 0),
+                            at_least_float32(pen.detach()) if pen is not None else loss_w.new_zeros(())])
         return norm, sums, loss
 
     def epoch(self, epoch: int) -> dict:
@@ -180,7 +181,7 @@ class TrainingLoop:
             sums[2] /= self.world
         loss_sum, correct, pen_sum = sums.tolist()
         return {"train_loss": loss_sum / self.n, "train_accuracy": correct / self.n,
-                "dreg": pen_sum / self.steps_per_epoch if cfg.dreg_lambda > 0 else None}
+                "dreg": pen_sum / self.steps_per_epoch if cfg.uses_dreg else None}
 
     def shard(self, idx: Tensor) -> tuple[Tensor, float | None]:
         """This rank's part of a global batch and its objective scale (None: single process).
@@ -220,3 +221,8 @@ class TrainingLoop:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         return history
+
+
+def at_least_float32(t: Tensor) -> Tensor:
+    """``t`` in float32 if its dtype is narrower (bfloat16, float16), else ``t`` itself."""
+    return t.float() if t.is_floating_point() and torch.finfo(t.dtype).bits < 32 else t
