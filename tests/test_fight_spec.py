@@ -287,3 +287,17 @@ def test_quick_profile_does_not_hide_a_bad_full_profile():
         parse_spec(spec(quick={"trials": -3}), quick=True)
     with pytest.raises(ConfigError, match="peak_memory_mb"):
         parse_spec(spec(claim={"metric": "peak_memory_mb"}))
+
+
+def test_claim_on_an_attack_column_no_run_will_have_is_refused():
+    from chainzrule.fight.spec import parse_spec
+
+    def spec(metric):
+        return {"fight": {"name": "x", "dataset": "pima", "reference": "a"},
+                "base": {"robustness": True, "adv_eps": [0.1]},
+                "contender": [{"name": "a", "model": "mlp"}, {"name": "b", "model": "chainzrule"}],
+                "claim": [{"id": "c", "kind": "level", "contender": "a", "claimed": 0.5, "metric": metric}]}
+
+    assert parse_spec(spec("pgd_0.1")).claims[0]["metric"] == "pgd_0.1"
+    with pytest.raises(ConfigError, match="unknown metric 'pgd_0.3'.*with that ε in adv_eps"):
+        parse_spec(spec("pgd_0.3"))

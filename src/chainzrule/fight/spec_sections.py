@@ -188,8 +188,11 @@ def check_claim(c: dict, i: int, spec: FightSpec, defined: list[str]) -> dict:
             raise ConfigError(f"{where}: {role} {c.get(role)!r} is not a contender of this spec: expected one of "
                               f"{', '.join(map(str, defined))}")
     metric = c.get("metric", "test_accuracy")
-    if kind != "param_ratio" and metric not in spec.metric_columns() and not ADV_COLUMN.match(str(metric)):
-        raise ConfigError(f"{where}: unknown metric {metric!r}: expected one of {', '.join(spec.metric_columns())}")
+    if kind != "param_ratio" and metric not in spec.metric_columns() and metric not in _attack_columns(spec):
+        known = [*spec.metric_columns(), *sorted(_attack_columns(spec) - set(spec.metric_columns()))]
+        raise ConfigError(f"{where}: unknown metric {metric!r}: expected one of {', '.join(known)}"
+                          + (" (an attack column needs robustness on, with that ε in adv_eps)"
+                             if ADV_COLUMN.match(str(metric)) else ""))
     direction = c.get("direction", "higher")
     if direction not in ("higher", "lower"):
         raise ConfigError(f"{where}: direction must be 'higher' or 'lower', got {direction!r}")
@@ -236,3 +239,15 @@ def _check_claim_rules(where: str, c: dict, kind: str) -> dict:
             raise ConfigError(f"{where}: not_comparable must be the reason the claim is not comparable, got {nc!r}")
         out["not_comparable"] = nc.strip()
     return out
+
+
+def _attack_columns(spec: "FightSpec") -> set[str]:
+    """The ``fgsm_/pgd_/apgd_<ε>`` columns some contender's runs will have (robustness on, ε in adv_eps)."""
+    from ..config import ATTACKS
+
+    cols: set[str] = set()
+    for c in spec.contenders:
+        cfg = c.train_config(spec.base)
+        if cfg.robustness:
+            cols |= {f"{m}_{e:g}" for e in cfg.adv_eps for m in ATTACKS}
+    return cols
