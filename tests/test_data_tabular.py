@@ -308,3 +308,62 @@ def test_quoted_field_with_newline_and_line_numbers(tmp_path):
     assert len(ds.y_train) + len(ds.y_test) == 11
     with pytest.raises(DataError, match=r"t\.csv:5: expected 3 fields"):
         load_csv(_csv(tmp_path, 'x,note,y\n1,"two\nlines",a\n2,ok,b\n3,bad\n'), "y")
+
+
+def test_csv_audit_cases(tmp_path):
+    """Values beyond float32's range are refused (they became inf/NaN features); numeric labels
+    are classes by value ("1" and "1.0" one class, numeric order); a whitespace-only first line
+    does not break the delimiter."""
+    from chainzrule.data import load_dataset
+    from chainzrule.errors import DataError
+
+    big = tmp_path / "big.csv"
+    big.write_text("a,y\n" + "".join(f"{'1e39' if i == 7 else i},{i % 2}\n" for i in range(40)))
+    with pytest.raises(DataError, match=r"big.csv:9: column 'a' has value '1e39' beyond float32's range"):
+        load_dataset(f"csv:{big}", target="y")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("a,y\n" + "".join(f"{i},{['1', '1.0', '2', '10'][i % 4]}\n" for i in range(40)))
+    ds = load_dataset(f"csv:{labels}", target="y")
+    assert ds.num_classes == 3 and ds.meta["classes"] == ["1", "2", "10"]
+    ws = tmp_path / "ws.csv"
+    ws.write_text("  \na;y\n" + "".join(f"{i};{i % 2}\n" for i in range(20)))
+    assert load_dataset(f"csv:{ws}", target="y").num_classes == 2
+
+
+def test_a_damaged_cached_file_is_refused(tmp_path, monkeypatch):
+    """A cached pima.csv (or MNIST file) that no longer has its pinned sha256 is refused with the
+    fix, never loaded (a truncated pima.csv silently changed the fixed 614/154 split)."""
+    from chainzrule.data import load_dataset
+    from chainzrule.errors import DataError
+
+    monkeypatch.setenv("CHAINZRULE_CACHE", str(tmp_path))
+    (tmp_path / "pima").mkdir()
+    (tmp_path / "pima" / "pima.csv").write_text("pregnant,diabetes\n1,neg\n2,pos\n")
+    with pytest.raises(DataError, match=r"cached pima file .* is damaged .*chainzrule data fetch pima --force"):
+        load_dataset("pima")
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (mnist / name).write_bytes(b"\x00" * 16)
+    with pytest.raises(DataError, match="cached mnist file .* is damaged"):
+        load_dataset("mnist")
+
+
+def test_idx_header_overflow_and_float_labels_are_refused(tmp_path):
+    import numpy as np
+
+    from chainzrule.data.mnist import load_mnist, read_idx, write_idx
+    from chainzrule.errors import DataError
+
+    huge = tmp_path / "huge-idx3-ubyte"
+    huge.write_bytes(bytes([0, 0, 8, 3]) + (1 << 22).to_bytes(4, "big") * 3 + bytes(10))
+    with pytest.raises(DataError, match="truncated IDX file"):
+        read_idx(huge)
+    d = tmp_path / "m"
+    d.mkdir()
+    for split, n in (("train", 10), ("t10k", 5)):
+        write_idx(d / f"{split}-images-idx3-ubyte", np.zeros((n, 28, 28), dtype=np.uint8))
+        write_idx(d / f"{split}-labels-idx1-ubyte", (np.arange(n) % 10 + 0.7).astype(np.float32))
+    with pytest.raises(DataError, match="expected integer labels"):
+        load_mnist(d)

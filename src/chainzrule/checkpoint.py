@@ -193,6 +193,7 @@ def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
     data at hand. A format-1 checkpoint has none: they are refitted on the training rows, with a
     warning. A cross-validation run evaluated on its own data gets its fold's test rows (not the
     dataset's own split, which holds its training rows); on other data, that data's split."""
+    from .data import dataset_identity
     from .data.splits import make_splits
     from .train.data import cv_dataset, load_data
 
@@ -209,7 +210,9 @@ def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
             raise DataError(f"checkpoint standardization must hold mean and std lists, got "
                             f"{meta['standardization']!r}") from None
     ds = load_data(cfg, progress)
-    own = (meta.get("data") or {}).get("dataset") in (None, cfg.dataset)
+    saved = meta.get("data") or {}
+    own = saved.get("dataset") is None or (dataset_identity(saved["dataset"], saved.get("data_dir"))
+                                           == dataset_identity(cfg.dataset, cfg.data_dir))
     if cfg.cv_folds and own:
         ds = cv_dataset(ds, cfg.cv_folds, cfg.cv_fold, cfg.cv_repeat)
     return make_splits(ds, val_fraction=cfg.val_fraction, seed=cfg.seed, standardization=how)

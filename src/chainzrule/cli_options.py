@@ -26,7 +26,8 @@ TRAIN_OPTIONS = [
     ("--data-dir", "data_dir", str, "Folder with the dataset's files (MNIST IDX files, SST-5 txt, Yelp csv)."),
     ("--target", "target", str, "Label column for --dataset csv:PATH."),
     ("--featurizer", "featurizer", str, "Text features: auto, encoder (all-MiniLM-L6-v2), hashed, hashed:DIMS. [default: auto]"),
-    ("--limit", "limit", int, "Use only the first N examples of each split (quick runs)."),
+    ("--limit", "limit", int, "Use only the first N examples of each file (quick runs): MNIST, SST-5 and Yelp "
+                              "per split; csv/pima the first N rows, before the 80/20 split."),
     ("--val-fraction", "val_fraction", float, "Validation share carved from train (seeded). [default: 0.1]"),
     ("--model", "model", click.Choice(MODELS), "Network (chainzrule, mlp, kan; cnn and chainzrule-cnn for square images) or classical baseline. [default: chainzrule]"),
     ("--activation", "activation", click.Choice(ACTIVATIONS), "Activation of --model mlp or cnn. [default: relu]"),

@@ -31,8 +31,7 @@ from pathlib import Path
 
 from chainzrule.data.base import Dataset
 from chainzrule.data.cache import cache_dir
-from chainzrule.data.mnist import fetch_mnist, find_mnist_files, load_mnist, \
-    mnist_cached
+from chainzrule.data.mnist import fetch_mnist, find_mnist_files, load_mnist, mnist_cached, verify_mnist_cache
 from chainzrule.data.splits import Splits, make_splits
 from chainzrule.data.tabular import fetch_pima, load_csv, load_pima, pima_cached
 from chainzrule.data.text import SST5_FILES, YELP_FILES, load_sst5, load_yelp_full
@@ -117,6 +116,21 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, target: str | No
     return load_yelp_full(data_dir, featurizer=featurizer, limit=limit, progress=progress)
 
 
+def dataset_identity(spec: str, data_dir: str | Path | None = None) -> str:
+    """What data ``spec`` names: the canonical name of a built-in dataset (aliases resolved), the
+    absolute path of a ``csv:PATH``, or the spec itself for a name this loader does not know.
+
+    >>> dataset_identity("Pima_Diabetes") == dataset_identity("pima"), dataset_identity("synthetic")
+    (True, 'synthetic')
+    """
+    if spec.strip()[:4].lower() == "csv:":
+        return csv_reference(spec, data_dir)
+    try:
+        return _canonical(spec)
+    except ConfigError:
+        return spec.strip()
+
+
 def csv_reference(spec: str, data_dir: str | Path | None = None) -> str:
     """``csv:PATH`` with PATH absolute, resolved as :func:`load_dataset` resolves it (under
     ``data_dir`` first); any other dataset name unchanged. What names a CSV's data in a run key:
@@ -153,7 +167,7 @@ def _mnist_source(data_dir: Path | None, fetch: bool) -> Path:
                             f"fetch=False; fetch it (fetch_dataset('mnist')) or pass "
                             f"data_dir")
         folder = fetch_mnist()
-    return folder
+    return verify_mnist_cache(folder)  # a cached file damaged since its fetch is refused, never used
 
 
 def _pima_folder(data_dir: Path | None) -> Path | None:

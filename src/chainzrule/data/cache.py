@@ -22,6 +22,8 @@ b'abc'
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import os
 import secrets
@@ -62,6 +64,36 @@ def cache_dir() -> Path:
     if xdg:
         return Path(xdg).expanduser() / "chainzrule"
     return Path.home() / ".cache" / "chainzrule"
+
+
+def verify_cached(path: str | Path, expected_sha256: str, dataset: str) -> Path:
+    """``path`` if its sha256 is ``expected_sha256``, else a DataError naming the fix (a cached
+    file damaged after it was fetched is never used). Hashed once per process and file version.
+
+    >>> import hashlib, tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "f"
+    >>> _ = p.write_bytes(b"abc")
+    >>> verify_cached(p, hashlib.sha256(b"abc").hexdigest(), "x") == p
+    True
+    """
+    from ..errors import DataError
+
+    p = Path(path)
+    st = p.stat()
+    got = _file_sha256(str(p), st.st_size, st.st_mtime_ns)
+    if got != expected_sha256:
+        raise DataError(f"the cached {dataset} file {p} is damaged (sha256 {got[:12]}…, expected "
+                        f"{expected_sha256[:12]}…): fetch it again with `chainzrule data fetch {dataset} --force`")
+    return p
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:

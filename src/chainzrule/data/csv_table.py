@@ -5,8 +5,9 @@ cached table through :func:`load_csv` too. The rules:
 
 - delimiter ``,`` (``;`` or tab when the header uses them instead), UTF-8 with optional BOM,
   blank lines skipped, a header row required;
-- a column whose every filled cell parses as a number is a numeric feature; a column with no
-  numeric cell is categorical and one-hot encoded with the categories seen in the *train* rows
+- a column whose every filled cell parses as a number is a numeric feature (each value within
+  float32's range); a column with at most half its cells numeric is categorical (its numbers are
+  categories too) and one-hot encoded with the categories seen in the *train* rows
   (sorted; a category seen only in test rows encodes as all zeros, counted in
   ``meta["unseen_categories"]``); a column that is mostly numeric with a few non-numbers is an
   error naming the column, line and value; NaN/inf are errors too;
@@ -120,7 +121,7 @@ def _read_text(path: Path) -> str:
 
 def _sniff_delimiter(text: str) -> str:
     """The most frequent of ``,``, ``;`` and tab in the first non-blank line (``,`` when none)."""
-    first = text.lstrip("\r\n").split("\n", 1)[0]
+    first = next((ln for ln in text.split("\n") if ln.strip()), "")  # blank and whitespace-only lines skipped
     counts = {d: first.count(d) for d in (",", ";", "\t")}
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
@@ -231,23 +232,34 @@ def _refuse_missing(path: Path, header: list[str], cols: list, target: str) -> N
 
 
 def _encode_labels(path: Path, labels, target: str) -> tuple[np.ndarray, list]:
-    """Target cells → 0..K-1 (classes sorted numerically when all are numbers), and the classes."""
-    distinct = sorted(set(labels))
-    if all(_to_float(v) is not None for v in distinct):
-        distinct.sort(key=lambda v: float(v))
+    """Target cells → 0..K-1, and the classes. When every label is a number, a class is a numeric
+    value ("1", "1.0" and "01" are one class, named as it is first written) and the classes are
+    in numeric order; otherwise the distinct strings, sorted."""
+    if all(_to_float(v) is not None for v in set(labels)):
+        names: dict[float, str] = {}
+        for v in labels:
+            names.setdefault(_to_float(v), v)
+        values = sorted(names)
+        distinct = [names[v] for v in values]
+        key = {v: i for i, v in enumerate(values)}
+        index = [key[_to_float(v)] for v in labels]
+    else:
+        distinct = sorted(set(labels))
+        key = {v: i for i, v in enumerate(distinct)}
+        index = [key[v] for v in labels]
     if len(distinct) < 2:
         raise DataError(f"{path}: target column {target!r} has a single class {distinct[0]!r}; "
                         f"expected at least 2 classes")
-    class_index = {v: i for i, v in enumerate(distinct)}
-    return np.array([class_index[v] for v in labels], dtype=np.int64), distinct
+    return np.array(index, dtype=np.int64), distinct
 
 
 def _feature_block(path: Path, lines: list, h: str, col,
                    is_train: np.ndarray) -> tuple[np.ndarray, list[str], str, int]:
     """Column ``h`` as features: ``(block [N, k], feature names, kind, unseen-category rows)``.
 
-    All cells numeric: one finite float column. Mostly numeric: refused (a stray text cell).
-    Otherwise categorical: one-hot over the categories seen in training rows."""
+    All cells numeric: one finite float column (within float32's range). Mostly numeric: refused
+    (a stray text cell). Otherwise categorical: one-hot over the categories seen in training rows
+    (under cross-validation still the dataset's own training rows, not each fold's)."""
     values = [_to_float(c) for c in col]
     n_num = sum(v is not None for v in values)
     if n_num == len(col):
@@ -257,6 +269,11 @@ def _feature_block(path: Path, lines: list, h: str, col,
             r = int(nonfinite[0])
             raise DataError(f"{path}:{lines[r]}: column {h!r} has non-finite value "
                             f"{col[r]!r}; expected finite numbers")
+        huge = np.flatnonzero(np.abs(arr) > np.finfo(np.float32).max)  # features are float32
+        if huge.size:
+            r = int(huge[0])
+            raise DataError(f"{path}:{lines[r]}: column {h!r} has value {col[r]!r} beyond float32's range; "
+                            f"expected numbers of magnitude at most {np.finfo(np.float32).max:.3g}")
         return arr[:, None], [h], "numeric", 0
     if 2 * n_num > len(col):
         r = next(i for i, v in enumerate(values) if v is None)

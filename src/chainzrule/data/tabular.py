@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from chainzrule.data.base import Dataset
-from chainzrule.data.cache import atomic_write_bytes, atomic_write_text, cache_dir
+from chainzrule.data.cache import atomic_write_bytes, atomic_write_text, cache_dir, verify_cached
 from chainzrule.data.csv_table import MISSING_TOKENS, load_csv, read_table, stratified_test_split
 from chainzrule.errors import DataError
 
@@ -194,7 +194,7 @@ def load_pima(folder: str | Path | None = None, *, fetch: bool = True,
                 raise DataError(f"Pima is not in the cache ({cache_dir() / 'pima' / 'pima.csv'}) "
                                 f"and fetch=False; fetch it first or pass data_dir")
             hit = fetch_pima() / "pima.csv"
-        csv_path = source = hit
+        csv_path = source = verify_cached(hit, PIMA_CSV_SHA256, "pima")  # damaged since its fetch: refused
     try:
         ds = load_csv(csv_path, target="diabetes", name="pima", limit=limit)
     finally:
