@@ -358,3 +358,30 @@ def test_unbounded_attack_with_input_range_none(linear_problem, norm):
         size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
         assert size.max() <= 0.5 + 1e-5 and size.max() > 0.25
     assert 0.0 <= adversarial_accuracy(loss, predict, z, y, 0.5, input_range=None) <= 1.0
+
+
+def test_attack_audit_cases():
+    """A clean-misclassified example never counts as robust (the attack may push it into its class;
+    AutoAttack's rule); non-finite step sizes and an infinite ε on unbounded inputs are refused;
+    corruptions refuse data outside their range instead of clamping it."""
+    import math
+
+    import torch.nn.functional as F
+
+    from chainzrule.attacks import adversarial_accuracy, pgd
+    from chainzrule.corruptions import corrupt
+    from chainzrule.errors import ConfigError, DataError
+
+    f = lambda v: torch.cat([torch.zeros_like(v), torch.sin(10 * v)], 1)  # noqa: E731
+    pred = lambda v: f(v).argmax(-1)  # noqa: E731
+    loss = lambda v, t: F.cross_entropy(f(v), t)  # noqa: E731
+    x, y = torch.tensor([[0.1]]), torch.tensor([0])
+    assert adversarial_accuracy(loss, pred, x, y, 0.0) == 0.0
+    for method in ("fgsm", "pgd"):
+        assert adversarial_accuracy(loss, pred, x, y, 0.3, method=method, steps=1) == 0.0
+    with pytest.raises(ConfigError, match="finite step_size"):
+        pgd(loss, x, y, 0.1, step_size=math.nan)
+    with pytest.raises(ConfigError, match="finite eps for unbounded inputs"):
+        pgd(loss, x, y, math.inf, input_range=None)
+    with pytest.raises(DataError, match="outside input_range"):
+        corrupt(torch.rand(2, 16) * 255, "gaussian_blur", 1, (1, 4, 4))

@@ -174,6 +174,8 @@ def fgsm(
     (True, True)
     """
     check_attack(eps, norm)
+    if input_range is None and not math.isfinite(eps):
+        raise ConfigError(f"expected a finite eps for unbounded inputs (input_range=None), got {eps!r}")
     x = check_batched(torch.as_tensor(x)).detach()
     lo, hi = attack_range(input_range, x)
     if eps == 0:
@@ -248,9 +250,11 @@ def pgd(
     check_attack(eps, norm)
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ConfigError(f"expected steps >= 1, got {steps!r}")
+    if input_range is None and not math.isfinite(eps):
+        raise ConfigError(f"expected a finite eps for unbounded inputs (input_range=None), got {eps!r}")
     step_size = 2.5 * eps / steps if step_size is None else float(step_size)
-    if step_size < 0:
-        raise ConfigError(f"expected step_size >= 0, got {step_size!r}")
+    if not (math.isfinite(step_size) and step_size >= 0):
+        raise ConfigError(f"expected a finite step_size >= 0, got {step_size!r}")
     x = check_batched(torch.as_tensor(x))
     lo, hi = attack_range(input_range, x)
     g = torch.Generator().manual_seed(int(seed))
@@ -277,7 +281,10 @@ def adversarial_accuracy(
     indices ``[B]`` and runs under ``torch.no_grad()``. Attacks run in batches of
     ``batch_size``; for PGD the random start of batch ``i`` uses seed ``seed + i``.
     ``eps = 0`` gives the clean accuracy. ``input_range`` is the box of valid inputs (``None``:
-    unbounded); :class:`NoInputGradient` if the loss does not depend on the input.
+    unbounded); :class:`NoInputGradient` if the loss does not depend on the input. An example
+    counts as robust only if it is classified correctly both clean and attacked (AutoAttack's
+    rule, as :func:`~chainzrule.apgd.apgd_accuracy`): an attack that happens to push a
+    misclassified example into its class does not make it robust.
 
     >>> import torch
     >>> torch.manual_seed(0) and None
@@ -305,6 +312,7 @@ def adversarial_accuracy(
             xa = pgd(model_loss, xb, yb, eps, steps=steps, step_size=step_size,
                      input_range=input_range, norm=norm, seed=seed + b)
         with torch.no_grad():
+            clean = predict_indices(predict, xb).to(yb.device) == yb  # [B]
             pred = predict_indices(predict, xa)
-        correct += int((pred.to(yb.device) == yb).sum())
+        correct += int(((pred.to(yb.device) == yb) & clean).sum())
     return correct / max(1, x.shape[0])

@@ -245,6 +245,12 @@ def corrupt(
     _check_features(x, shape)
     if not x.is_floating_point():
         raise DataError(f"expected a floating-point tensor, got dtype {x.dtype}")
+    if x.numel():  # as the attacks: data outside the declared range is refused, not clamped into it
+        tol = 1e-6 * (hi - lo)
+        x_lo, x_hi = float(x.min()), float(x.max())
+        if x_lo < lo - tol or x_hi > hi + tol:
+            raise DataError(f"x lies in [{x_lo:.4g}, {x_hi:.4g}], outside input_range ({lo:g}, {hi:g}): pass the "
+                            "valid range of the images as input_range (the default (0, 1) is for pixels in [0, 1])")
     lead = x.shape[:-1]
     with torch.no_grad():
         u = (x.reshape(-1, *shape) - lo) / (hi - lo)  # [N, C, H, W] in [0, 1]
