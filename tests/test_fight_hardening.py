@@ -329,3 +329,27 @@ def test_an_aborted_pool_leaves_no_half_written_run_file(tmp_path):
     ex = Executor(runs, jobs=2, total=0, progress=False)
     ex.close(abort=True)
     assert sorted(p.name for p in runs.iterdir()) == ["abc.json"]
+
+
+def test_a_run_file_whose_config_is_another_run_is_damaged(tmp_path):
+    """A run file is the run its name says: one whose config hashes to another key (a record
+    copied under another name, an emptied config) is damaged — moved aside and redone, never
+    reused as that run."""
+    import json
+
+    from chainzrule.config import TrainConfig
+    from chainzrule.errors import DataError
+    from chainzrule.fight.executor import load_record, run_key, stored_record
+
+    cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(4,))
+    other = cfg.replace(hidden=(5,))
+    key = run_key(cfg, True)
+    rec = {"key": key, "phase": "final", "contender": "a", "seed": 0, "test": True,
+           "config": other.to_dict(), "result": {}}
+    path = tmp_path / f"{key}.json"
+    path.write_text(json.dumps(rec))
+    with pytest.raises(DataError, match=f"its config is run {run_key(other, True)}, not {key}"):
+        load_record(path)
+    assert stored_record(path) is None and (tmp_path / f"{key}.json.damaged").exists()
+    path.write_text(json.dumps({**rec, "config": cfg.to_dict()}))
+    assert load_record(path)["key"] == key

@@ -185,6 +185,12 @@ def load_record(path: Path) -> dict:
         raise DataError(f"run file {path} is damaged (expected a JSON object with {', '.join(RECORD_KEYS)})")
     if rec["key"] != Path(path).stem:
         raise DataError(f"run file {path} is damaged (it holds run {rec['key']!r})")
+    try:  # the record must be the run its name says: its own config hashes to its key
+        key = run_key(TrainConfig.from_dict(rec["config"]), bool(rec["test"]))
+    except (ValueError, TypeError, AttributeError) as e:
+        raise DataError(f"run file {path} is damaged (its config is not a run config: {e})") from None
+    if key != rec["key"]:
+        raise DataError(f"run file {path} is damaged (its config is run {key}, not {rec['key']})")
     return rec
 
 
