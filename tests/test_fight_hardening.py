@@ -353,3 +353,31 @@ def test_a_run_file_whose_config_is_another_run_is_damaged(tmp_path):
     assert stored_record(path) is None and (tmp_path / f"{key}.json.damaged").exists()
     path.write_text(json.dumps({**rec, "config": cfg.to_dict()}))
     assert load_record(path)["key"] == key
+
+
+def test_a_starting_fight_removes_the_last_outputs_and_refuses_changed_csv_data(tmp_path):
+    """When a fight starts, the previous results.csv, summary, report, tuning.json and plots go
+    (they are written again from the stored runs at the end: an interrupted fight never leaves
+    an old spec's results beside a new spec.json); a csv:PATH whose file changed since the
+    folder's runs is refused (its run keys name only the path)."""
+    import json
+
+    from chainzrule.errors import ConfigError
+    from chainzrule.fight import runner
+    from chainzrule.fight.spec import parse_spec
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    spec = parse_spec({"fight": {"name": "x", "dataset": f"csv:{data}", "target": "y", "reference": "a"},
+                       "contender": [{"name": "a", "model": "mlp"}, {"name": "b", "model": "logreg"}]})
+    out = tmp_path / "out"
+    runner._prepare_folder(spec, out, {}, 1, 2, "classification")
+    for name in ("results.csv", "summary.csv", "report.md", "tuning.json"):
+        (out / name).write_text("old")
+    (out / "plots").mkdir()
+    runner._prepare_folder(spec, out, {}, 1, 2, "classification")
+    assert sorted(p.name for p in out.iterdir()) == ["runs", "spec.json"]
+    assert json.loads((out / "spec.json").read_text())["data"]["sha256"]
+    data.write_text("a,y\n" + "".join(f"{i},{(i + 1) % 2}\n" for i in range(40)))
+    with pytest.raises(ConfigError, match="another version of the data file"):
+        runner._prepare_folder(spec, out, {}, 1, 2, "classification")

@@ -258,8 +258,11 @@ def load_fight(folder: str | Path) -> Fight:
     if not isinstance(spec, dict):
         raise ConfigError(f"{folder / 'spec.json'}: expected a JSON object, got {type(spec).__name__}")
     columns, rows = _read_results(folder / "results.csv")
+    keys = {r.get("key") for r in rows}  # only this results.csv's runs: runs/ may keep an earlier spec's
     runs, bad = [], 0
     for p in sorted((folder / "runs").glob("*.json")) if (folder / "runs").is_dir() else []:
+        if p.stem not in keys:
+            continue
         try:
             rec = json.loads(p.read_text())
             if isinstance(rec, dict):

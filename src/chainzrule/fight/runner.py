@@ -29,7 +29,10 @@ is :mod:`chainzrule.fight.executor`. SIGTERM or SIGINT stop the fight and its wo
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -311,11 +314,43 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
     return write_results_csv(out / "results.csv", rows)
 
 
+#: what a fight writes once its runs are done; removed when it starts, so an interrupted fight
+#: never leaves the previous spec's results beside this one's spec.json (a complete set or none)
+END_PRODUCTS = ("results.csv", "summary.csv", "report.md", "tuning.json")
+
+
 def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int, num_classes: int, task: str) -> Path:
+    data = {"in_features": in_features, "num_classes": num_classes, "task": task, **_data_fingerprint(spec.dataset)}
+    _check_same_data(out, data)
     out.mkdir(parents=True, exist_ok=True)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     remove_stale_temps(runs_dir)
+    for name in END_PRODUCTS:  # written again from the stored runs at the end
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "plots", ignore_errors=True)
     atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs, "created": time.strftime("%Y-%m-%d"),
-                                     "data": {"in_features": in_features, "num_classes": num_classes, "task": task}})
+                                     "data": data})
     return runs_dir
+
+
+def _data_fingerprint(dataset: str) -> dict:
+    """``{"sha256": ...}`` of a ``csv:PATH`` dataset's file (its run keys name only its path), else {}."""
+    if not dataset.startswith("csv:"):
+        return {}
+    h = hashlib.sha256()
+    with open(dataset[4:], "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"sha256": h.hexdigest()}
+
+
+def _check_same_data(out: Path, data: dict) -> None:
+    """ConfigError if ``out`` holds runs made on another version of the same CSV file."""
+    try:
+        old = json.loads((out / "spec.json").read_text()).get("data") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    if data.get("sha256") and old.get("sha256") and old["sha256"] != data["sha256"]:
+        raise ConfigError(f"--out {out} holds runs on another version of the data file (sha256 {old['sha256'][:12]}…, "
+                          f"now {data['sha256'][:12]}…): expected the same data to resume; choose a new --out")
