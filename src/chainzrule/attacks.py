@@ -35,7 +35,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from chainzrule.errors import ChainzRuleError, ConfigError, DataError
-from chainzrule.robustness_base import check_batch_size, check_range, check_xy, cpu_rand, cpu_randn, predict_indices
+from chainzrule.robustness_base import (check_batch_size, check_inside, check_range, check_xy, cpu_rand, cpu_randn,
+                                        predict_indices)
 
 __all__ = ["NoInputGradient", "fgsm", "pgd", "adversarial_accuracy"]
 
@@ -117,13 +118,7 @@ def attack_range(input_range: Sequence[float] | None, x: torch.Tensor) -> tuple[
     if input_range is None:
         return -math.inf, math.inf
     lo, hi = check_range(input_range)
-    if x.numel():
-        tol = 1e-6 * (hi - lo)
-        x_lo, x_hi = float(x.min()), float(x.max())
-        if x_lo < lo - tol or x_hi > hi + tol:
-            raise DataError(f"x lies in [{x_lo:.4g}, {x_hi:.4g}], outside input_range ({lo:g}, {hi:g}): pass the "
-                            "valid range of your inputs as input_range, or input_range=None for an unbounded "
-                            "attack (the default (0, 1) is for images with pixels in [0, 1])")
+    check_inside(x, lo, hi, "your inputs (or input_range=None for an unbounded attack)")
     return lo, hi
 
 

@@ -57,7 +57,8 @@ import torch
 import torch.nn.functional as F
 
 from chainzrule.errors import ConfigError, DataError
-from chainzrule.robustness_base import check_batch_size, check_range, check_xy, cpu_rand, cpu_randn, predict_indices
+from chainzrule.robustness_base import (check_batch_size, check_inside, check_range, check_xy, cpu_rand, cpu_randn,
+                                        predict_indices)
 
 __all__ = ["CORRUPTIONS", "SEVERITY_PARAMS", "SEVERITIES", "corrupt", "corruption_accuracy"]
 
@@ -245,12 +246,7 @@ def corrupt(
     _check_features(x, shape)
     if not x.is_floating_point():
         raise DataError(f"expected a floating-point tensor, got dtype {x.dtype}")
-    if x.numel():  # as the attacks: data outside the declared range is refused, not clamped into it
-        tol = 1e-6 * (hi - lo)
-        x_lo, x_hi = float(x.min()), float(x.max())
-        if x_lo < lo - tol or x_hi > hi + tol:
-            raise DataError(f"x lies in [{x_lo:.4g}, {x_hi:.4g}], outside input_range ({lo:g}, {hi:g}): pass the "
-                            "valid range of the images as input_range (the default (0, 1) is for pixels in [0, 1])")
+    check_inside(x, lo, hi, "the images")  # as the attacks: refused, not clamped into the range
     lead = x.shape[:-1]
     with torch.no_grad():
         u = (x.reshape(-1, *shape) - lo) / (hi - lo)  # [N, C, H, W] in [0, 1]

@@ -34,6 +34,17 @@ def check_range(input_range: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
+def check_inside(x: torch.Tensor, lo: float, hi: float, what: str = "your inputs") -> None:
+    """DataError if ``x`` lies outside ``[lo, hi]`` (beyond a 1e-6 relative tolerance): data is
+    refused, never clamped into a range it does not have."""
+    if x.numel():
+        tol = 1e-6 * (hi - lo)
+        x_lo, x_hi = float(x.min()), float(x.max())
+        if x_lo < lo - tol or x_hi > hi + tol:
+            raise DataError(f"x lies in [{x_lo:.4g}, {x_hi:.4g}], outside input_range ({lo:g}, {hi:g}): pass the "
+                            f"valid range of {what} as input_range (the default (0, 1) is for pixels in [0, 1])")
+
+
 def check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)`` as tensors, ``y`` one label per row of ``x``; DataError otherwise."""
     x, y = torch.as_tensor(x), torch.as_tensor(y)

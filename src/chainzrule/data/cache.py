@@ -87,13 +87,18 @@ def verify_cached(path: str | Path, expected_sha256: str, dataset: str) -> Path:
     return p
 
 
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:

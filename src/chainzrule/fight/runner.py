@@ -29,7 +29,6 @@ is :mod:`chainzrule.fight.executor`. SIGTERM or SIGINT stop the fight and its wo
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import shutil
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ATTACKS, TrainConfig
-from ..data.cache import atomic_write_text
+from ..data.cache import atomic_write_text, file_sha256
 from ..errors import ConfigError
 from ..models import closest_width
 from ..rundir import check_out_dir, check_out_kind
@@ -336,13 +335,7 @@ def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int,
 
 def _data_fingerprint(dataset: str) -> dict:
     """``{"sha256": ...}`` of a ``csv:PATH`` dataset's file (its run keys name only its path), else {}."""
-    if not dataset.startswith("csv:"):
-        return {}
-    h = hashlib.sha256()
-    with open(dataset[4:], "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return {"sha256": h.hexdigest()}
+    return {"sha256": file_sha256(dataset[4:])} if dataset.startswith("csv:") else {}
 
 
 def _check_same_data(out: Path, data: dict) -> None:
