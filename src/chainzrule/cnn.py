@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .activations import make_activation
 from .conv import ConvHiddenLayer
-from .errors import ConfigError, _is_list_like, is_int
+from .errors import ConfigError, is_int, is_list_like
 from .layers import HiddenLayer
 from .poly import PolynomialActivation
 
@@ -56,7 +56,7 @@ def infer_image_shape(in_features: int) -> tuple[int, int, int]:
 
 
 def _positive_ints(name: str, values: Sequence[int], allow_empty: bool = False) -> list[int]:
-    vals = list(values) if _is_list_like(values) else [None]
+    vals = list(values) if is_list_like(values) else [None]
     if (not vals and not allow_empty) or any(not is_int(v) or v < 1 for v in vals):
         raise ConfigError(f"{name} must be a {'' if allow_empty else 'non-empty '}list of positive integers, got {values!r}")
     return [int(v) for v in vals]

@@ -36,7 +36,7 @@ def is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def _is_list_like(v) -> bool:
+def is_list_like(v) -> bool:
     """A list, tuple, array or other iterable of values (not a string or a mapping)."""
     return isinstance(v, Iterable) and not isinstance(v, (str, bytes, Mapping))
 

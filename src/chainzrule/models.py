@@ -23,12 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from .activations import make_activation
-from .errors import ConfigError, _is_list_like, is_int
+from .errors import ConfigError, is_int, is_list_like
 from .layers import HiddenLayer
 
 
 def _widths(hidden: int | Sequence[int]) -> list[int]:
-    widths = [hidden] if is_int(hidden) else list(hidden) if _is_list_like(hidden) else []
+    widths = [hidden] if is_int(hidden) else list(hidden) if is_list_like(hidden) else []
     if not widths or any(not is_int(w) or w < 1 for w in widths):
         raise ConfigError(f"hidden must be a positive int or a non-empty list of them, got {hidden!r}")
     return [int(w) for w in widths]
