@@ -177,6 +177,7 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
         out["attack"] = {"norm": "linf", "pgd_steps": cfg.pgd_steps, "step_size": "2.5*eps/steps",
                          "apgd": f"APGD-CE + APGD-DLR, {cfg.apgd_steps} steps each, worst case per example",
                          "examples": len(x), "subset": "stratified random, seed = run seed",
+                         "robust": "classified correctly clean and attacked",
                          "input_range": list(rng) if rng is not None else "unbounded",
                          **({"failed": failed} if failed else {})}
         return out
