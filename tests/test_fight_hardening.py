@@ -251,6 +251,32 @@ def test_bad_fight_out_is_refused_before_the_data_is_read(tmp_path, monkeypatch,
         run_fight(parse_spec(small_spec()), out, progress=False)
 
 
+@pytest.mark.parametrize("name", ["runs", "plots"])
+def test_a_resumed_fight_whose_subfolder_is_a_file_is_refused_before_the_data_is_read(tmp_path, monkeypatch, name):
+    """The folders a resume writes into are checked with --out: not a traceback after the data load."""
+    import chainzrule.fight.runner as runner
+
+    monkeypatch.setattr(runner, "load_data", lambda cfg: pytest.fail("data read before --out was checked"))
+    out = tmp_path / "fight"
+    out.mkdir()
+    (out / name).write_text("not a folder")
+    with pytest.raises(ConfigError, match=f"holds a file '{name}' where its {name}/ folder goes"):
+        run_fight(parse_spec(small_spec()), out, progress=False)
+    assert (out / name).read_text() == "not a folder" and sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_check_out_dir_accepts_writable_or_missing_subfolders_and_refuses_files(tmp_path):
+    from chainzrule.rundir import check_out_dir
+
+    out = tmp_path / "map"
+    out.mkdir()
+    (out / "runs").mkdir()
+    assert check_out_dir(out, subdirs=("runs", "plots")) == out  # a writable runs/ and no plots/: fine
+    (out / "plots").write_text("x")
+    with pytest.raises(ConfigError, match="holds a file 'plots'"):
+        check_out_dir(out, subdirs=("runs", "plots"))
+
+
 # ------------------------------------------------------------------------------------------------ honest measurements
 def test_a_single_step_run_is_not_reported_as_diverged():
     cfg = TrainConfig(dataset="synthetic", model="mlp", hidden=(8,), epochs=1, batch_size=4096)

@@ -95,17 +95,31 @@ def _probe(folder: Path, out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write in {folder} ({e.strerror or e})") from None
 
 
-def check_out_dir(out: str | Path, replace_only: Iterable[str] | None = None) -> Path:
+def check_out_dir(out: str | Path, replace_only: Iterable[str] | None = None,
+                  subdirs: Iterable[str] = ()) -> Path:
     """Refuse an ``--out`` that cannot be written; returns it as a Path. Creates nothing.
 
     With ``replace_only`` (a run folder, replaced as a whole), the folder's parent must be
-    writable too, and an existing ``out`` may hold only those file names.
+    writable too, and an existing ``out`` may hold only those file names. ``subdirs``: the
+    folders a resumed ``out`` writes into (``runs``, ``plots``): those that exist must be
+    writable folders, so that a resume fails here and not after its first run.
+
+    >>> check_out_dir("/dev/null/out")
+    Traceback (most recent call last):
+    chainzrule.errors.ConfigError: --out /dev/null/out is under /dev/null, which is a file, not a folder
     """
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, expected a folder")
     if replace_only is None:
         _probe(_nearest_existing(out.absolute()), out)
+        for name in subdirs:
+            sub = out / name
+            if os.path.lexists(sub) and not sub.is_dir():
+                raise ConfigError(f"--out {out} holds a file {name!r} where its {name}/ folder goes: "
+                                  f"move it away or choose another --out")
+            if sub.is_dir():
+                _probe(sub, out)
         return out
     full, cwd = Path(os.path.abspath(out)), Path.cwd()
     if full == cwd or full in cwd.parents:

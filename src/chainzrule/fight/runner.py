@@ -270,7 +270,7 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
 
     ex_opts = getattr(spec, "execution", None) or {}
     batch = ex_opts.get("batch") if batch is None else batch  # None: decided by the network's size below
-    out = check_out_dir(out)
+    out = check_out_dir(out, subdirs=("runs", "plots"))
     check_out_kind(out, "fight")
     store = open_storage(storage or ex_opts.get("storage"))  # a bad URL: one line, before any run
     pool = make_pool(executor or ex_opts.get("executor", "local"), ray_address or ex_opts.get("ray_address"))
