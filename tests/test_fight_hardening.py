@@ -157,6 +157,67 @@ def test_sigterm_to_finetune_jobs_2_stops_its_workers_and_keeps_no_partial_run(t
     assert not (out / "report.md").exists() and not list((out / "runs").glob("*.json"))  # none had finished
 
 
+_STOP_IN_PLOTS = """
+import os, signal, sys
+import chainzrule.fight.report as report
+def stop(*args):  # SIGTERM while the report writes its plots (after one plot is on disk)
+    os.kill(os.getpid(), signal.SIGTERM)
+report.plot_grad_norms = stop
+from chainzrule.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_sigterm_while_the_report_is_written_leaves_runs_and_no_end_products(tmp_path):
+    """Stopped after its runs, while writing report.md and its plots: one line, exit 143, the runs
+    kept and none of results.csv, summary.csv, report.md, plots/ (a complete set or none); the same
+    command then writes them all."""
+    import tomllib as _toml
+
+    spec = tmp_path / "small.toml"
+    raw = small_spec()
+    spec.write_text(_toml_dumps(raw))
+    assert _toml.loads(spec.read_text()) == raw
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    args = ["fight", str(spec), "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-c", _STOP_IN_PLOTS, *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 128 + 15, proc.stderr
+    assert "Traceback" not in proc.stderr and "interrupted by SIGTERM" in proc.stderr, proc.stderr
+    runs = sorted(p.name for p in (out / "runs").glob("*.json"))
+    assert runs
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["runs", "spec.json"], left
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary file either
+    done = subprocess.run([sys.executable, "-m", "chainzrule", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == runs  # every run was kept: none redone
+    assert {"results.csv", "summary.csv", "report.md", "tuning.json", "plots"} <= {p.name for p in out.iterdir()}
+
+
+def _toml_dumps(raw: dict) -> str:
+    """The tiny spec's dict back as TOML (tables of scalars and lists; arrays of tables)."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return repr(v)
+
+    lines = []
+    for name, table in raw.items():
+        for t in table if isinstance(table, list) else [table]:
+            lines.append(f"[[{name}]]" if isinstance(table, list) else f"[{name}]")
+            lines += [f"{k} = {value(v)}" for k, v in t.items()]
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------------------ damaged run files
 @pytest.fixture(scope="module")
 def small_fight(tmp_path_factory):

@@ -114,6 +114,48 @@ def test_dead_worker_is_retried_or_reported(tmp_path, cluster):
         pool0.submit(_marker_exit, str(tmp_path / "m2")).result(timeout=300)  # reported, not a result
 
 
+_HANDLERS_KEPT = """
+import signal, sys
+from chainzrule.fight.ray_executor import RayPool
+mine = lambda signum, frame: None
+signal.signal(signal.SIGTERM, mine)
+pool = RayPool(sys.argv[1])
+print("kept" if signal.getsignal(signal.SIGTERM) is mine else f"replaced by {signal.getsignal(signal.SIGTERM)}")
+pool.shutdown()
+"""
+
+
+def test_connecting_to_ray_keeps_the_commands_sigterm_handler(cluster):
+    """ray.init installs a SIGTERM handler that exits with status 15 and no word (a fight stopped
+    while writing its results left them half written); the driver keeps the command's own handler,
+    so SIGTERM is one line, 128 + 15, every ``finally`` run."""
+    res = subprocess.run([sys.executable, "-c", _HANDLERS_KEPT, cluster], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "kept", res.stdout
+
+
+def test_sigterm_to_a_ray_driver_mid_run_is_one_line_and_exit_143(tmp_path, cluster):
+    spec = tmp_path / "slow.toml"
+    text = TINY.read_text().replace("\nepochs = 2\n", "\nepochs = 100\npatience = 0\n")
+    spec.write_text(text.replace("\ntune_epochs = 1\n", "\ntune_epochs = 60\n"))
+    assert "tune_epochs = 60" in spec.read_text()
+    out = tmp_path / "ray"
+    driver = subprocess.Popen([sys.executable, "-m", "chainzrule", "fight", str(spec), "--out", str(out),
+                               "--no-report", "--executor", "ray", "--ray-address", cluster],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.time() + 300
+    while time.time() < deadline and driver.poll() is None and not (out / "spec.json").exists():
+        time.sleep(0.2)  # spec.json is written once the driver is connected and the runs start
+    time.sleep(2.0)
+    assert driver.poll() is None, f"the Ray driver ended before it was stopped: {driver.stderr.read()}"
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=60)
+    assert driver.returncode == 128 + 15, err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[-1].startswith("chainzrule: interrupted by SIGTERM"), err
+
+
 def _one_line_exit_2(res, *words):
     assert res.returncode == 2, (res.returncode, res.stderr)
     lines = res.stderr.strip().splitlines()

@@ -26,6 +26,7 @@ import click
 from . import __version__
 from .cli_options import TRAIN_OPTIONS, execution_options, train_config, train_options
 from .errors import ChainzRuleError, ConfigError
+from .signals import stop_on_signals
 
 __all__ = ["cli", "main", "EXIT_USAGE", "TRAIN_OPTIONS"]
 
@@ -300,8 +301,13 @@ def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, execu
     run_fight(s, Path(out), jobs=jobs, batch=batch, executor=executor, ray_address=ray_address, storage=storage)
     if not no_report:
         from .fight.report import write_report
+        from .fight.runner import remove_end_products
 
-        path = write_report(Path(out))
+        try:
+            path = write_report(Path(out))
+        except BaseException:  # stopped while writing: no results without their report (the resume writes both)
+            remove_end_products(Path(out))
+            raise
         click.echo(f"wrote {path}")
 
 
@@ -389,7 +395,6 @@ def finetune(spec, out, quick, data_dir, threads, jobs) -> None:
     Example:
       chainzrule finetune fights/sst5-finetune.toml --out results/sst5-finetune --data-dir ../shared/data/sst5 --jobs 2
     """
-    from .fight.executor import stop_on_signals
     from .fight.finetune_fight import run_finetune_fight
     from .fight.finetune_spec import load_finetune_spec
 
@@ -403,8 +408,7 @@ def finetune(spec, out, quick, data_dir, threads, jobs) -> None:
             import torch
 
             torch.set_num_threads(threads)
-        with stop_on_signals():  # SIGTERM/SIGINT: workers stopped, finished runs kept, exit 128 + signal
-            click.echo(f"wrote {run_finetune_fight(s, Path(out), jobs=jobs, threads=threads)}")
+        click.echo(f"wrote {run_finetune_fight(s, Path(out), jobs=jobs, threads=threads)}")  # SIGTERM: see main
     except ChainzRuleError as e:
         _fail(str(e).replace("\n", " "))
 
@@ -431,7 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     after = ("finished runs are kept; run the same command to resume" if command in _RESUMABLE
              else "nothing was written; run the command again")
     try:
-        rv = cli.main(args=args, prog_name="chainzrule", standalone_mode=False)
+        with stop_on_signals():  # SIGTERM as Ctrl-C: every `finally` runs (pools, Ray, temporary files)
+            rv = cli.main(args=args, prog_name="chainzrule", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.NoArgsIsHelpError as e:  # `chainzrule` or `chainzrule data` alone: the help, as --help

@@ -5,7 +5,7 @@
 be read back (empty, truncated, not a run record) is named in a warning, moved aside to
 ``runs/<key>.json.damaged`` and the run is done again.
 
-Stopping: :func:`stop_on_signals` turns SIGTERM/SIGINT into :class:`Interrupted` (a
+Stopping: :func:`~chainzrule.signals.stop_on_signals` turns SIGTERM/SIGINT into ``Interrupted`` (a
 ``KeyboardInterrupt``), and ``Executor.close(abort=True)`` terminates the pool's workers, so a
 stopped fight never leaves workers behind blocked on a pipe; on Linux the workers also ask the
 kernel to SIGTERM them if the fight process dies by SIGKILL. Runs in flight are lost, finished
@@ -25,11 +25,8 @@ import math
 import os
 import signal
 import sys
-import threading
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,43 +40,13 @@ from ..data.splits import Splits
 from ..errors import DataError, RunLost
 from ..layers import hidden_layers
 from ..poly import PolynomialActivation
+from ..signals import Interrupted, stop_on_signals  # noqa: F401 - the fight's stop, re-exported
 from ..train import load_data, load_splits, train
 
 #: What a run file must hold to be reused on resume.
 RECORD_KEYS = ("key", "phase", "contender", "seed", "test", "config", "result")
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM/SIGINT received during a fight; ``signum`` is the signal."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by signal {signum}")
-        self.signum = signum
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into :class:`Interrupted` in the main thread, so that every
-    ``finally`` (closing the worker pool, removing temporary files) runs. A second signal during
-    that cleanup is ignored. Outside the main thread this does nothing (Python delivers signals
-    to the main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, signal.SIG_IGN)
-        raise Interrupted(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 @dataclass(frozen=True)

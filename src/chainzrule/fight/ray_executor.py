@@ -23,7 +23,9 @@ Ray is an optional extra (``pip install chainzrule[ray]``) imported only here, a
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -89,11 +91,14 @@ class RayPool:
                 if num_cpus is not None:
                     kw["num_cpus"] = num_cpus
                 address = None
+            handlers = _signal_handlers()
             try:
                 ray.init(address=address, **kw)
             except ConnectionError as e:
                 raise ConfigError(f"--ray-address {address or 'auto'}: no Ray cluster reachable "
                                   f"({str(e).splitlines()[0] if str(e) else 'connection failed'})") from None
+            finally:  # ray.init's own SIGTERM handler exits with status 15 and no message: ours stays
+                _restore(handlers)
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_call)
         self._refs: dict[Any, Future] = {}
@@ -132,6 +137,19 @@ class RayPool:
         self._refs.clear()
         if self.owns and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def _signal_handlers() -> dict:
+    """The main thread's SIGTERM/SIGINT handlers (empty elsewhere: only it may set them)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore(handlers: dict) -> None:
+    for s, h in handlers.items():
+        if h is not None:
+            signal.signal(s, h)
 
 
 def _describe(arg: Any) -> str:

@@ -63,6 +63,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +390,27 @@ def write_report(folder: str | Path) -> Path:
     L += _claims_section(fight, claims)
     L += changes_section(fight)
 
+    try:  # from here on files are written: all of them, or none (an interrupted write removes its part)
+        return _write(fight, folder, table, lam, claims, comps, am, L)
+    except BaseException:
+        remove_report_files(folder)
+        raise
+
+
+#: what :func:`write_report` writes into a fight folder (besides ``plots/``)
+REPORT_FILES = ("report.md", "summary.csv")
+
+
+def remove_report_files(folder: str | Path) -> None:
+    """Remove what :func:`write_report` writes (report.md, summary.csv, plots/) from ``folder``."""
+    folder = Path(folder)
+    for name in REPORT_FILES:
+        (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / _PLOTS, ignore_errors=True)
+
+
+def _write(fight: Fight, folder: Path, table, lam, claims, comps, am, L: list[str]) -> Path:
+    """The writing half of :func:`write_report`: the plots, summary.csv, then report.md."""
     plots_dir = folder / _PLOTS
     made = []
     for fname, title, fn in (

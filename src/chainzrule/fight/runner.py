@@ -318,6 +318,13 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
 END_PRODUCTS = ("results.csv", "summary.csv", "report.md", "tuning.json")
 
 
+def remove_end_products(out: Path) -> None:
+    """Remove :data:`END_PRODUCTS` and ``plots/`` from the fight folder ``out`` (its runs stay)."""
+    for name in END_PRODUCTS:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "plots", ignore_errors=True)
+
+
 def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int, num_classes: int, task: str) -> Path:
     data = {"in_features": in_features, "num_classes": num_classes, "task": task, **_data_fingerprint(spec.dataset)}
     _check_same_data(out, data)
@@ -325,9 +332,7 @@ def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int,
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     remove_stale_temps(runs_dir)
-    for name in END_PRODUCTS:  # written again from the stored runs at the end
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "plots", ignore_errors=True)
+    remove_end_products(out)  # written again from the stored runs at the end
     atomic_json(out / "spec.json", {**spec.to_dict(), "configs": configs, "created": time.strftime("%Y-%m-%d"),
                                      "data": data})
     return runs_dir
