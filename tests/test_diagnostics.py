@@ -350,3 +350,33 @@ def test_lipschitz_bound_with_ordinal_heads(kind):
         )
         assert math.isclose(bound, float(hand), rel_tol=1e-10)
         assert w.shape == (1, 8)
+
+
+@pytest.mark.parametrize("extra", ["layernorm", "linear_before", "kan"])
+def test_lipschitz_bound_refuses_parameters_it_does_not_count(extra):
+    """A module with parameters outside the hidden layers and the head would be left out of the
+    product: the "bound" could then be below the true Lipschitz constant. Refused, named."""
+    from chainzrule.errors import ConfigError
+    from chainzrule.kan import KAN
+
+    torch.manual_seed(0)
+    if extra == "kan":
+        model, name = KAN(4, [8], 3), "KAN"
+    else:
+        model = MLP(4, [8, 8], 3)
+        lipschitz_bound(model)  # the plain network is bounded
+        if extra == "layernorm":
+            model.norm, name = nn.LayerNorm(4), "norm (LayerNorm)"
+        else:
+            model.scale, name = nn.Linear(4, 4), "scale (Linear)"
+    with pytest.raises(ConfigError, match=r"lipschitz_bound counts the hidden layers and model.head only.*"
+                                          + name.replace("(", r"\(").replace(")", r"\)")):
+        lipschitz_bound(model)
+
+
+def test_lipschitz_bound_takes_parameter_free_modules_as_they_are():
+    """Dropout and ReLU modules added between layers carry no parameters: no refusal."""
+    model = ChainzRuleMLP(4, [8], 3)
+    before = lipschitz_bound(model)
+    model.drop = nn.Dropout(0.1)
+    assert lipschitz_bound(model) == before

@@ -262,6 +262,21 @@ def _head_bound(model: nn.Module) -> float:
     )
 
 
+def _refuse_uncounted(model: nn.Module, counted: list) -> None:
+    """ConfigError if a module of ``model`` holds parameters outside the ``counted`` modules: the
+    bound would leave its Lipschitz constant out and be no bound (e.g. a LayerNorm, an extra
+    nn.Linear, a KAN's splines). Parameter-free modules (ReLU, pooling, dropout and flatten in
+    eval mode) are taken as 1-Lipschitz."""
+    own = {id(p) for m in counted if m is not None for p in m.parameters()}
+    foreign = [(name, type(m).__name__) for name, m in model.named_modules()
+               if any(id(p) not in own for p in m.parameters(recurse=False))]
+    if foreign:
+        where = ", ".join(f"{name or 'the model itself'} ({kind})" for name, kind in foreign[:3])
+        raise ConfigError(f"lipschitz_bound counts the hidden layers and model.head only; {type(model).__name__} also "
+                          f"has parameters in {where}{', ...' if len(foreign) > 3 else ''}, whose Lipschitz constant "
+                          f"it cannot bound")
+
+
 def lipschitz_bound(model: nn.Module) -> float:
     """``τ · Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``, an ℓ2 Lipschitz bound of input → logits.
 
@@ -274,7 +289,9 @@ def lipschitz_bound(model: nn.Module) -> float:
     operator norm of their convolution on the model's image size, a power-iteration estimate
     (500 steps; within 1e-3 of the exact value on the shapes of the tests). Weights are read in
     eval mode, so a spectral-norm parametrization runs no power iteration here. ``inf`` when an
-    activation's slope is unbounded (raw polynomial).
+    activation's slope is unbounded (raw polynomial). A model with parameters anywhere else (a
+    LayerNorm, an extra linear layer) is refused with a ConfigError rather than given a number
+    that leaves them out; parameter-free modules in between are taken as 1-Lipschitz.
 
     >>> from chainzrule.models import MLP
     >>> net = MLP(4, [8, 8], 3)
@@ -287,6 +304,7 @@ def lipschitz_bound(model: nn.Module) -> float:
     if convs and (shapes is None or len(shapes) != len(convs)):
         raise ConfigError("lipschitz_bound of a model with conv layers needs model.input_shapes() (the spatial input "
                           f"shape of each conv layer), got {type(model).__name__} without it")
+    _refuse_uncounted(model, [m for _, m in layers + convs] + [getattr(model, "head", None)])
     with _measuring(model), torch.no_grad():
         bound = _head_bound(model) * temperature_of(model)
         for _, layer in layers:
