@@ -120,33 +120,51 @@ def test_start_must_match_the_batch(trained):
 
 
 
-def test_groups_check_each_group_as_alone():
-    """With ``groups``, the zero-gradient check is per group: a frozen group is named with the error
-    it raises alone, a frozen group whose examples are all misclassified already is not checked,
-    and with no frozen group to name the result is the ungrouped one."""
+def _half_dead():
+    """A net whose input gradient is exactly zero for x[:, 0] < 0.4 (a dead ReLU there) and 32
+    inputs: the first 8 in that region (frozen even 0.1 away), the other 24 far from it."""
     torch.manual_seed(0)
-    W = torch.randn(3, 2, 4, dtype=torch.float64)
-    W[1:] = 0.0  # groups 1 and 2 ignore their input
-    b = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)  # 1 and 2 always say class 0
-    x = torch.rand(9, 4, dtype=torch.float64)
-    g = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
-    y = torch.tensor([0, 1, 0, 0, 0, 0, 1, 1, 1])  # group 2: every label wrong already
+    x = torch.rand(32, 4, dtype=torch.float64)
+    x[:8, 0] *= 0.25
+    x[8:, 0] = 0.6 + 0.4 * x[8:, 0]
+    w = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=torch.float64)
+    scores = lambda v: torch.stack([torch.relu(v[:, 0] - 0.4) * (v @ w), 0.3 * torch.ones_like(v[:, 0])], 1)  # [N, 2]
+    y = torch.randint(0, 2, (32,))
+    return scores, (lambda v: scores(v).argmax(-1)), x, y
 
-    def net(gid: torch.Tensor):
-        s = lambda v: torch.einsum("nd,ncd->nc", v, W[gid]) + b[gid]  # [N, 2] each row through its group's net
-        return s, lambda v: s(v).argmax(-1)
 
-    with pytest.raises(NoInputGradient) as err:
-        apgd(*net(g), x, y, 0.1, steps=5, groups=g)
-    assert set(err.value.groups) == {1}
-    with pytest.raises(NoInputGradient) as alone:
-        apgd(*net(g[3:6]), x[3:6], y[3:6], 0.1, steps=5)
-    assert str(err.value.groups[1]) == str(alone.value)
-    apgd(*net(g[6:]), x[6:], y[6:], 0.1, steps=5)  # group 2 alone: returns before the check
-    rows = g != 1
-    whole = apgd(*net(g[rows]), x[rows], y[rows], 0.1, steps=5, seed=3)
-    grouped = apgd(*net(g[rows]), x[rows], y[rows], 0.1, steps=5, seed=3, groups=g[rows])
-    assert torch.equal(whole[0], grouped[0]) and torch.equal(whole[1], grouped[1])
+def test_a_frozen_batch_among_moving_ones_is_attacked_not_refused():
+    """The zero-gradient refusal is decided on the whole set: with batches of 8 the first batch is
+    frozen (it raises alone), but the set is attacked, the frozen batch's examples keep their clean
+    decisions, and the other batches get exactly what they get without it."""
+    scores, pred, x, y = _half_dead()
+    with pytest.raises(NoInputGradient, match="exactly zero for all 8 examples"):
+        apgd_accuracy(scores, pred, x[:8], y[:8], 0.1, steps=10, seed=3, batch_size=8)
+    got = apgd_accuracy(scores, pred, x, y, 0.1, steps=10, seed=3, batch_size=8)
+    rest = apgd_accuracy(scores, pred, x[8:], y[8:], 0.1, steps=10, seed=4, batch_size=8)  # batch b+1's seed
+    clean = int((pred(x[:8]) == y[:8]).sum())
+    assert got == pytest.approx((clean + 24 * rest) / 32, abs=1e-12)
+    loss = lambda v, t: torch.nn.functional.cross_entropy(scores(v), t)
+    for method in ("fgsm", "pgd"):
+        with pytest.raises(NoInputGradient, match="exactly zero for all 8 examples"):
+            adversarial_accuracy(loss, pred, x[:8], y[:8], 0.1, method=method, steps=3, batch_size=8)
+        got = adversarial_accuracy(loss, pred, x, y, 0.1, method=method, steps=3, batch_size=8, seed=3)
+        rest = adversarial_accuracy(loss, pred, x[8:], y[8:], 0.1, method=method, steps=3, batch_size=8, seed=4)
+        assert got == pytest.approx((clean + 24 * rest) / 32, abs=1e-12)
+    assert adversarial_accuracy(loss, pred, x, y, 0.1, batch_size=8) == adversarial_accuracy(loss, pred, x, y, 0.1)
+
+
+def test_start_gradient_sees_the_start_and_who_was_wrong(trained):
+    """``start_gradient`` is called once, with the start point's input gradient and the examples
+    misclassified before the attack; not at all when every example is."""
+    model, x, y = trained
+    calls = []
+    apgd(model, _pred(model), x, y, 0.05, steps=3, seed=1, require_gradient=False,
+         start_gradient=lambda g, w: calls.append((g.shape, w.clone())))
+    assert len(calls) == 1 and calls[0][0] == x.shape
+    assert torch.equal(calls[0][1], _pred(model)(x) != y)
+    wrong = (_pred(model)(x) + 1) % 4
+    apgd(model, _pred(model), x, wrong, 0.05, steps=3, start_gradient=lambda g, w: pytest.fail("called"))
 
 
 def test_per_example_eps_is_each_examples_own_attack(trained):

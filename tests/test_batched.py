@@ -295,6 +295,33 @@ def test_members_apgd_refuses_a_frozen_member_as_alone_and_attacks_the_others():
 
 
 
+def test_members_apgd_decides_the_zero_gradient_refusal_on_all_of_a_members_batches():
+    """A member frozen on its first batch but not on the others is attacked, as alone (the
+    refusal is per evaluated set); one frozen on every batch gets the error it raises alone."""
+    from chainzrule.apgd import apgd_accuracy
+    from chainzrule.attacks import NoInputGradient
+    from chainzrule.batched.attack import members_apgd_accuracy
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 24, 4, dtype=torch.float64)
+    x[0, :8, 0] *= 0.25  # member 0: its first batch of 8 in the dead region (x0 < 0.4), the rest far from it
+    x[0, 8:, 0] = 0.6 + 0.4 * x[0, 8:, 0]
+    x[2, :, 0] *= 0.25  # member 2: every batch dead
+    w = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=torch.float64)
+
+    def net(v):  # [..., 4] -> [..., 2]
+        return torch.stack([torch.relu(v[..., 0] - 0.4) * (v @ w), 0.3 * torch.ones_like(v[..., 0])], -1)
+
+    ys = [torch.randint(0, 2, (24,)) for _ in range(3)]
+    got = members_apgd_accuracy(net, list(x), ys, 0.1, steps=10, seeds=[3, 4, 5], batch_size=8)
+    alone = lambda m: apgd_accuracy(net, lambda v: net(v).argmax(-1), x[m], ys[m], 0.1, steps=10, seed=3 + m,
+                                    batch_size=8)
+    assert got[0] == alone(0) and got[1] == alone(1)
+    with pytest.raises(NoInputGradient) as err:
+        alone(2)
+    assert isinstance(got[2], NoInputGradient) and str(got[2]) == str(err.value)
+
+
 @pytest.mark.parametrize("how", ["unused", "zero"])
 def test_members_apgd_when_no_member_depends_on_its_input(how):
     """Scores that ignore every input (not in the graph, or a zero gradient): a member that

@@ -44,8 +44,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from chainzrule.attacks import (NoInputGradient, attack_range, check_attack, check_batched, require_moving_gradient,
-                                require_moving_gradient_per_group)
+from chainzrule.attacks import (NoInputGradient, attack_range, check_attack, check_batched, frozen,
+                                require_moving_gradient)
 from chainzrule.errors import ConfigError, DataError
 from chainzrule.robustness_base import check_batch_size, check_xy
 
@@ -133,7 +133,7 @@ def apgd(
     decide: Callable[[torch.Tensor], torch.Tensor] | None = None,
     start: torch.Tensor | None = None,
     require_gradient: bool = True,
-    groups: torch.Tensor | None = None,
+    start_gradient: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run APGD with ``loss`` on one batch; return ``(x_adv [N, ...], fooled [N] bool)``.
 
@@ -143,13 +143,12 @@ def apgd(
     the loss step already computed (no second forward; it must agree with ``predict``);
     ``start`` (``[N, ...]`` in [-1, 1]) replaces the random start drawn from ``seed``. The
     attack stops once every example is fooled (nothing left to change in the result). A zero
-    input gradient for every example raises :class:`~chainzrule.attacks.NoInputGradient` unless
-    ``require_gradient`` is False (a caller that checked a larger batch already). ``groups``
-    ``[N]`` (group id per example; independent batches attacked together, e.g. the members of a
-    batched fight) makes that check per group, each as if attacked alone: a group whose examples
-    are all misclassified at the start is not checked, and the error's ``groups`` names every
-    frozen group with the error it raises alone. ``eps`` may be a tensor ``[N]`` of positive radii,
-    one per example (each example's attack is the one it gets with its radius as a float).
+    input gradient at the start for every example raises :class:`~chainzrule.attacks.NoInputGradient`
+    unless ``require_gradient`` is False (a caller that decides on a larger set: it passes
+    ``start_gradient``, called once with that gradient ``[N, ...]`` and the examples misclassified
+    before the attack ``[N]`` — not called when every example is, since apgd then returns before
+    taking a gradient). ``eps`` may be a tensor ``[N]`` of positive radii, one per example (each
+    example's attack is the one it gets with its radius as a float).
 
     >>> import torch
     >>> model = torch.nn.Linear(2, 2)
@@ -195,10 +194,10 @@ def apgd(
         raise DataError(f"expected start of shape {list(x.shape)}, got shape {list(start.shape)}")
     x_k = project(x + eps_x * start)
     f_k, grad, s_k = _loss_and_grad(scores_fn, loss_fn, x_k, y)
-    if require_gradient and groups is None:
+    if start_gradient is not None:
+        start_gradient(grad, fooled)
+    if require_gradient:
         require_moving_gradient(grad)
-    elif require_gradient:
-        require_moving_gradient_per_group(grad, torch.as_tensor(groups).to(fooled.device), fooled)
     x_best, f_best = x_k.clone(), f_k.clone()  # highest-loss point so far, per example
     eta = (2.0 * eps_x.reshape(n) if per_row else torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device))  # [N] step
     x_prev = x_k.clone()
@@ -257,6 +256,9 @@ def apgd_accuracy(
     ones left unbroken, from the same random start they would have had in the whole batch (the
     examples do not interact, so this is the full-batch result, computed once). Batch ``i`` uses
     start seed ``seed + i``; ``eps = 0`` gives the clean accuracy; ``decide``: see :func:`apgd`.
+    :class:`~chainzrule.attacks.NoInputGradient` if the scores do not depend on the input, or
+    if the first loss's input gradient at the start is exactly zero for every example of every
+    batch it attacked: decided on the whole set, so the result does not depend on ``batch_size``.
     """
     losses = tuple(losses)
     for name in losses:
@@ -265,7 +267,11 @@ def apgd_accuracy(
         raise ConfigError("expected at least one APGD loss, got none")
     batch_size = check_batch_size(batch_size)
     x, y = check_xy(x, y)
-    robust = 0
+    robust, moved = 0, []  # moved: per batch the first loss attacked, did its start gradient move any example
+
+    def seen(grad: torch.Tensor, _wrong: torch.Tensor) -> None:
+        moved.append(bool(grad.any()))
+
     for b, i in enumerate(range(0, x.shape[0], batch_size)):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         fooled = torch.zeros(len(yb), dtype=torch.bool, device=yb.device)  # [B]
@@ -275,7 +281,10 @@ def apgd_accuracy(
             if len(left) == 0:
                 break
             _, f = apgd(scores_fn, predict, xb[left], yb[left], eps, loss=name, steps=steps, input_range=input_range,
-                        decide=decide, start=start[left], require_gradient=j == 0)  # loss 0 saw the whole batch
+                        decide=decide, start=start[left], require_gradient=False,
+                        start_gradient=seen if j == 0 else None)  # loss 0 saw the whole batch
             fooled[left] |= f.to(fooled.device)
         robust += int((~fooled).sum())
+    if moved and not any(moved):
+        raise frozen(x.shape[0])
     return robust / max(1, x.shape[0])

@@ -16,9 +16,10 @@ is the single entry point with a method switch.
 lies outside it is refused rather than silently clamped into it (a clamp far beyond ``eps``
 would be no attack at all), so non-image data must state its range, or ``None`` for an
 unbounded attack (only the ``eps`` ball). When the loss does not depend on the input — no
-autograd path from ``x``, or an input gradient that is exactly zero for every example of a
-batch — the attacks raise :class:`NoInputGradient`: an attack that cannot move any example would
-otherwise report the clean accuracy as adversarial accuracy.
+autograd path from ``x``, or an input gradient that is exactly zero for every example attacked
+(by :func:`adversarial_accuracy`: every example of the evaluated set, whatever the batch size) —
+the attacks raise :class:`NoInputGradient`: an attack that cannot move any example would otherwise
+report the clean accuracy as adversarial accuracy.
 
 >>> import torch
 >>> model = torch.nn.Linear(4, 2)
@@ -43,15 +44,7 @@ __all__ = ["NoInputGradient", "fgsm", "pgd", "adversarial_accuracy"]
 
 class NoInputGradient(ChainzRuleError):
     """The attacked loss does not depend on the input: no example can be moved, so no
-    adversarial accuracy can be measured (the clean accuracy would be reported in its place).
-
-    ``groups``: when a batch holds several independent groups of examples (the members of a
-    batched fight, :func:`chainzrule.apgd.apgd` with ``groups``), each frozen group's id mapped
-    to the error it would have raised alone; empty otherwise."""
-
-    def __init__(self, message: str, groups: dict[int, "NoInputGradient"] | None = None) -> None:
-        super().__init__(message)
-        self.groups = dict(groups or {})
+    adversarial accuracy can be measured (the clean accuracy would be reported in its place)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,39 +71,16 @@ def _input_grad(model_loss, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return grad.detach()
 
 
+def frozen(n: int) -> NoInputGradient:
+    """The error of an attack whose input gradient is exactly zero for all ``n`` examples it attacked."""
+    return NoInputGradient(f"the input gradient of the attacked loss is exactly zero for all {n} examples attacked: "
+                           "the attack cannot move them, and their clean accuracy is no adversarial accuracy")
+
+
 def require_moving_gradient(grad: torch.Tensor) -> None:
     """NoInputGradient if the input gradient ``grad`` ``[N, ...]`` is zero for every example."""
     if not bool(grad.any()):
-        raise NoInputGradient(f"the input gradient of the attacked loss is exactly zero for all {grad.shape[0]} "
-                              "examples of the batch: the attack cannot move them, and their clean accuracy "
-                              "is no adversarial accuracy")
-
-
-def require_moving_gradient_per_group(grad: torch.Tensor, groups: torch.Tensor, skip: torch.Tensor) -> None:
-    """:func:`require_moving_gradient` for each group of rows on its own: ``groups`` ``[N]`` holds
-    each row's group id, a group whose rows are all in ``skip`` ``[N]`` (bool; already decided)
-    is not checked. Raises one NoInputGradient whose ``groups`` maps every frozen group to its
-    own error (the one it raises alone).
-
-    >>> g = torch.tensor([0, 0, 1]); grad = torch.tensor([[0.0], [1.0], [0.0]])
-    >>> try:
-    ...     require_moving_gradient_per_group(grad, g, torch.zeros(3, dtype=torch.bool))
-    ... except NoInputGradient as e:
-    ...     sorted(e.groups)
-    [1]
-    """
-    frozen: dict[int, NoInputGradient] = {}
-    for gid in groups.unique().tolist():
-        mine = groups == gid  # [N]
-        if bool(skip[mine].all()):
-            continue
-        try:
-            require_moving_gradient(grad[mine])
-        except NoInputGradient as e:
-            frozen[gid] = e
-    if frozen:
-        raise NoInputGradient(f"the input gradient is exactly zero for every example of group(s) {sorted(frozen)}",
-                              groups=frozen)
+        raise frozen(grad.shape[0])
 
 
 def attack_range(input_range: Sequence[float] | None, x: torch.Tensor) -> tuple[float, float]:
@@ -168,24 +138,31 @@ def fgsm(
     >>> float((x_adv - x).abs().max()) <= 0.1 + 1e-6, model.weight.grad is None
     (True, True)
     """
-    check_attack(eps, norm)
-    if input_range is None and not math.isfinite(eps):
-        raise ConfigError(f"expected a finite eps for unbounded inputs (input_range=None), got {eps!r}")
+    _check_eps(eps, norm, input_range)
     x = check_batched(torch.as_tensor(x)).detach()
     lo, hi = attack_range(input_range, x)
+    x_adv, moved = _fgsm(model_loss, x, y, float(eps), lo, hi, norm)
+    if not moved:
+        raise frozen(x.shape[0])
+    return x_adv
+
+
+def _fgsm(model_loss, x, y, eps, lo, hi, norm) -> tuple[torch.Tensor, bool]:
+    """FGSM's ``x_adv`` and whether the input gradient moved any example (True for ``eps = 0``)."""
     if eps == 0:
-        return x.clone()
+        return x.clone(), True
     grad = _input_grad(model_loss, x, y)  # [N, ...]
-    require_moving_gradient(grad)
     if norm == "linf":
         step = eps * grad.sign()
     else:
         step = eps * grad / _per_example_norm(grad).clamp_min(1e-12)
-    return (x + step).clamp(lo, hi).detach()
+    return (x + step).clamp(lo, hi).detach(), bool(grad.any())
 
 
-def _pgd(model_loss, x, y, eps, steps, step_size, lo, hi, norm, random_start, g):
+def _pgd(model_loss, x, y, eps, steps, step_size, lo, hi, norm, random_start, g) -> tuple[torch.Tensor, bool]:
+    """PGD's ``x_adv`` and whether the first step's input gradient moved any example (True for ``eps = 0``)."""
     x = x.detach()
+    moved = True
     delta = torch.zeros_like(x)  # [N, ...]
     if random_start and eps > 0:
         if norm == "linf":
@@ -198,7 +175,7 @@ def _pgd(model_loss, x, y, eps, steps, step_size, lo, hi, norm, random_start, g)
     for step in range(steps):
         grad = _input_grad(model_loss, x_adv, y)  # [N, ...]
         if step == 0 and eps > 0:
-            require_moving_gradient(grad)
+            moved = bool(grad.any())
         if norm == "linf":
             x_adv = x_adv + step_size * grad.sign()
             delta = (x_adv - x).clamp(-eps, eps)  # project onto the L-inf ball
@@ -208,7 +185,7 @@ def _pgd(model_loss, x, y, eps, steps, step_size, lo, hi, norm, random_start, g)
             delta = delta * (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
         # clamping to the box never increases |delta| coordinate-wise, so the ball still holds
         x_adv = (x + delta).clamp(lo, hi).detach()
-    return x_adv
+    return x_adv, moved
 
 
 def pgd(
@@ -242,18 +219,33 @@ def pgd(
     >>> bool((x2 - x).norm(dim=1).max() <= 0.5 + 1e-6)
     True
     """
-    check_attack(eps, norm)
-    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-        raise ConfigError(f"expected steps >= 1, got {steps!r}")
-    if input_range is None and not math.isfinite(eps):
-        raise ConfigError(f"expected a finite eps for unbounded inputs (input_range=None), got {eps!r}")
-    step_size = 2.5 * eps / steps if step_size is None else float(step_size)
-    if not (math.isfinite(step_size) and step_size >= 0):
-        raise ConfigError(f"expected a finite step_size >= 0, got {step_size!r}")
+    step_size = _check_pgd(eps, norm, steps, step_size, input_range)
     x = check_batched(torch.as_tensor(x))
     lo, hi = attack_range(input_range, x)
     g = torch.Generator().manual_seed(int(seed))
-    return _pgd(model_loss, x, y, float(eps), int(steps), step_size, lo, hi, norm, random_start, g)
+    x_adv, moved = _pgd(model_loss, x, y, float(eps), int(steps), step_size, lo, hi, norm, random_start, g)
+    if not moved:
+        raise frozen(x.shape[0])
+    return x_adv
+
+
+def _check_eps(eps: float, norm: str, input_range: Sequence[float] | None) -> None:
+    """:func:`check_attack`, and a finite ``eps`` when the inputs are unbounded."""
+    check_attack(eps, norm)
+    if input_range is None and not math.isfinite(eps):
+        raise ConfigError(f"expected a finite eps for unbounded inputs (input_range=None), got {eps!r}")
+
+
+def _check_pgd(eps: float, norm: str, steps: int, step_size: float | None,
+               input_range: Sequence[float] | None) -> float:
+    """ConfigError for a bad PGD setting; the step size (default ``2.5 * eps / steps``) otherwise."""
+    _check_eps(eps, norm, input_range)
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ConfigError(f"expected steps >= 1, got {steps!r}")
+    step_size = 2.5 * eps / steps if step_size is None else float(step_size)
+    if not (math.isfinite(step_size) and step_size >= 0):
+        raise ConfigError(f"expected a finite step_size >= 0, got {step_size!r}")
+    return step_size
 
 
 def adversarial_accuracy(
@@ -276,7 +268,10 @@ def adversarial_accuracy(
     indices ``[B]`` and runs under ``torch.no_grad()``. Attacks run in batches of
     ``batch_size``; for PGD the random start of batch ``i`` uses seed ``seed + i``.
     ``eps = 0`` gives the clean accuracy. ``input_range`` is the box of valid inputs (``None``:
-    unbounded); :class:`NoInputGradient` if the loss does not depend on the input. An example
+    unbounded); :class:`NoInputGradient` if the loss does not depend on the input (no autograd
+    path, or a gradient of exactly zero for every example of ``x``: decided on the whole set,
+    so the result does not depend on ``batch_size``; a batch that is frozen among moving ones
+    is attacked like any other and its examples keep their clean decisions). An example
     counts as robust only if it is classified correctly both clean and attacked (AutoAttack's
     rule, as :func:`~chainzrule.apgd.apgd_accuracy`): an attack that happens to push a
     misclassified example into its class does not make it robust.
@@ -294,20 +289,27 @@ def adversarial_accuracy(
     """
     if method not in ("fgsm", "pgd"):
         raise ConfigError(f"expected method 'fgsm' or 'pgd', got {method!r}")
-    check_attack(eps, norm)
+    if method == "pgd":
+        step_size = _check_pgd(eps, norm, steps, step_size, input_range)
+    else:
+        _check_eps(eps, norm, input_range)
     batch_size = check_batch_size(batch_size)
     x, y = check_xy(x, y)
-    x = check_batched(x)
-    correct = 0
+    x = check_batched(x).detach()
+    lo, hi = attack_range(input_range, x)
+    correct, moved = 0, False
     for b, i in enumerate(range(0, x.shape[0], batch_size)):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         if method == "fgsm":
-            xa = fgsm(model_loss, xb, yb, eps, input_range=input_range, norm=norm)
+            xa, mv = _fgsm(model_loss, xb, yb, float(eps), lo, hi, norm)
         else:
-            xa = pgd(model_loss, xb, yb, eps, steps=steps, step_size=step_size,
-                     input_range=input_range, norm=norm, seed=seed + b)
+            g = torch.Generator().manual_seed(int(seed + b))
+            xa, mv = _pgd(model_loss, xb, yb, float(eps), int(steps), step_size, lo, hi, norm, True, g)
+        moved |= mv
         with torch.no_grad():
             clean = predict_indices(predict, xb).to(yb.device) == yb  # [B]
             pred = predict_indices(predict, xa)
         correct += int(((pred.to(yb.device) == yb) & clean).sum())
+    if x.shape[0] and not moved:
+        raise frozen(x.shape[0])
     return correct / max(1, x.shape[0])

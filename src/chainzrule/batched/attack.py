@@ -7,8 +7,9 @@ checkpoints and best point are per example), so the members' examples can be att
 batch through the stacked forward ``logits_fn`` (``[M, N, D] → [M, N, C]``) with each member's
 result the one :func:`chainzrule.apgd.apgd_accuracy` gives it alone: the same subsets, the same
 random starts (seed ``seeds[m] + b`` for the member's batch ``b``), the same order of losses, and
-the same refusal when the input gradient is zero for all of a member's examples (then that
-member's entry is the :class:`~chainzrule.attacks.NoInputGradient`, the others go on). The
+the same refusal when the input gradient is zero for all of a member's examples (decided on all
+its batches; then that member's entry is the :class:`~chainzrule.attacks.NoInputGradient`, the
+others go on). The
 forward differs from the member's own module only in float rounding (stacked matmuls).
 
 >>> import torch
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ..apgd import LOSSES, start_noise, apgd
-from ..attacks import NoInputGradient, check_attack
+from ..attacks import NoInputGradient, check_attack, frozen
 
 __all__ = ["members_apgd_accuracy", "members_apgd_table"]
 
@@ -67,7 +68,9 @@ def members_apgd_table(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Tenso
     for _, e in units:
         check_attack(e, "linf")
     robust = [0] * len(units)
-    failed: dict[int, NoInputGradient] = {}
+    failed: dict[int, NoInputGradient] = {}  # units whose scores do not depend on the input
+    checked: set[int] = set()  # units the first loss attacked in some batch (not all misclassified already)
+    moved: set[int] = set()  # ... and whose start gradient was nonzero for some example there
     n_batches = max((len(x) + batch_size - 1) // batch_size for x in xs) if M else 0
     for b in range(n_batches):
         i = b * batch_size
@@ -100,18 +103,18 @@ def members_apgd_table(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Tenso
                 fooled[rows] = (scores_at(rows)(X[rows]).argmax(-1) != Y[rows]).to(fooled.device)
         alive = (~clean).to(Y.device)  # [R] rows attacked, of units not refused
         for j, name in enumerate(losses):
-            while True:  # the first loss checks each unit's input gradient; a frozen one is dropped, the rest rerun
+            while True:  # a unit whose scores ignore the input is dropped, the rest rerun
                 left = (alive & ~fooled).nonzero().squeeze(1)  # [R'] not broken yet
                 if len(left) == 0:
                     break
                 sc = scores_at(left)
+                seen = _recorder(unit[left], checked, moved) if j == 0 else None  # loss 0: each unit's whole batch
                 try:
                     _, f = apgd(sc, lambda v, sc=sc: sc(v).argmax(-1), X[left], Y[left], radius[left], loss=name,
                                 steps=steps, input_range=input_range, decide=lambda s: s.argmax(dim=-1),
-                                start=start[left], require_gradient=j == 0, groups=unit[left])  # loss 0: whole batch
+                                start=start[left], require_gradient=False, start_gradient=seen)
                 except NoInputGradient as e:
-                    frozen = e.groups or _independent_of_input(sc, X[left], Y[left], unit[left], fooled, left, e)
-                    for u, err in frozen.items():
+                    for u, err in _independent_of_input(sc, X[left], Y[left], unit[left], fooled, left, e).items():
                         failed[u] = err
                         alive &= unit.to(alive.device) != u
                     continue
@@ -120,6 +123,8 @@ def members_apgd_table(logits_fn: Callable[[Tensor], Tensor], xs: Sequence[Tenso
         for u in live:
             if u not in failed:
                 robust[u] += int((~fooled[unit == u]).sum())
+    for u in checked - moved - set(failed):  # frozen on every batch: the error it raises alone
+        failed[u] = frozen(len(xs[units[u][0]]))
     out: list[dict] = [{} for _ in range(M)]
     for u, (m, e) in enumerate(units):
         out[m][e] = failed[u] if u in failed else robust[u] / max(1, len(xs[m]))
@@ -138,6 +143,20 @@ def _slots(parts: list, units: list[tuple[int, float]]) -> tuple[Tensor, Tensor,
         pos.append(torch.arange(at, at + len(y)))
         used[m] = at + len(y)
     return torch.cat(owner), torch.cat(pos), max(used.values())
+
+def _recorder(own: Tensor, checked: set[int], moved: set[int]) -> Callable[[Tensor, Tensor], None]:
+    """apgd's ``start_gradient`` for rows of several units (``own`` ``[R']``: each row's): a unit
+    whose rows are not all misclassified already is ``checked`` (alone, apgd takes its gradient),
+    and ``moved`` if its start gradient is nonzero for one of them."""
+    def seen(grad: Tensor, wrong: Tensor) -> None:
+        for u in own.unique().tolist():
+            mine = (own == u).to(wrong.device)  # [R']
+            if not bool(wrong[mine].all()):
+                checked.add(u)
+                if bool(grad[mine.to(grad.device)].any()):
+                    moved.add(u)
+    return seen
+
 
 def _independent_of_input(sc, X: Tensor, Y: Tensor, own: Tensor, fooled: Tensor, left: Tensor,
                           err: NoInputGradient) -> dict[int, NoInputGradient]:
