@@ -120,6 +120,44 @@ def test_start_must_match_the_batch(trained):
 
 
 
+def test_a_checkpoint_iterate_that_misclassifies_is_found():
+    """The iterate of a checkpoint step is checked before the step-size restart replaces it
+    (AutoAttack checks every iterate): here the first step lands in a misclassified region of
+    lower loss, the checkpoint halves the step and restarts from the best (correct) point, and
+    the later, shorter steps never return there."""
+    def scores(v):  # [N, 1] -> [N, 3]; class 0 is right; v >= 0.5: misclassified, at a lower CE
+        u = v[:, 0]
+        near = -0.1 - (u - 0.4) ** 2  # CE rises towards 0.4, falls after
+        far = u >= 0.5
+        b = torch.where(far, torch.full_like(u, 0.01), near)
+        c = torch.where(far, torch.full_like(u, -10.0), near)
+        return torch.stack([torch.zeros_like(u), b, c], 1)
+
+    x, y = torch.tensor([[0.45]], dtype=torch.float64), torch.tensor([0])
+    xa, fooled = apgd(scores, lambda v: scores(v).argmax(-1), x, y, 0.1, steps=4, start=-torch.ones_like(x))
+    assert bool(fooled[0]) and float(xa[0, 0]) == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_every_point_the_attack_evaluates_that_misclassifies_counts(loss):
+    """Property: an example is fooled if any point at which APGD evaluated its scores misclassifies it;
+    and no point is evaluated twice (the step-size restarts reuse the best point's stored gradient)."""
+    for trial in range(6):
+        g = torch.Generator().manual_seed(trial)
+        W1 = torch.randn(5, 8, generator=g, dtype=torch.float64) * 3
+        W2 = torch.randn(8, 4, generator=g, dtype=torch.float64)
+        net = lambda v: torch.sin(v @ W1) @ W2  # [N, 4]
+        seen = []
+        scores = lambda v: seen.append(net(v).detach().argmax(-1)) or net(v)
+        x = torch.rand(40, 5, generator=g, dtype=torch.float64)
+        y = net(x).argmax(-1)
+        _, fooled = apgd(scores, lambda v: net(v).argmax(-1), x, y, 0.15, loss=loss, steps=30, seed=trial,
+                         input_range=None)
+        ever = torch.stack(seen).ne(y).any(0)  # [N]
+        assert torch.equal(ever & ~fooled, torch.zeros_like(fooled)) and bool(fooled.any())
+        assert len(seen) <= 30 + 1  # one gradient per step and the start: a restart reuses its best point's
+
+
 def _half_dead():
     """A net whose input gradient is exactly zero for x[:, 0] < 0.4 (a dead ReLU there) and 32
     inputs: the first 8 in that region (frozen even 0.1 away), the other 24 far from it."""

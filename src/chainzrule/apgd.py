@@ -178,10 +178,15 @@ def apgd(
     def project(v: torch.Tensor) -> torch.Tensor:
         return torch.minimum(torch.maximum(v, x - eps_x), x + eps_x).clamp(lo, hi)
 
-    def correct(v: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def misclassified(v: torch.Tensor, scores: torch.Tensor) -> bool:
+        """Record the iterate ``v`` (its scores ``[N, K]``) as the found point of the examples it
+        misclassifies first; True once every example is fooled (the result is final)."""
         with torch.no_grad():
             pred = predict(v) if decide is None else decide(scores)
-            return torch.as_tensor(pred).to(y.device) == y  # [N]
+            now = torch.as_tensor(pred).to(y.device) != y  # [N]
+        x_found[now & ~fooled] = v[now & ~fooled]
+        fooled.logical_or_(now)
+        return bool(fooled.all())
 
     with torch.no_grad():
         fooled = torch.as_tensor(predict(x)).to(y.device) != y  # [N]
@@ -198,41 +203,36 @@ def apgd(
         start_gradient(grad, fooled)
     if require_gradient:
         require_moving_gradient(grad)
-    x_best, f_best = x_k.clone(), f_k.clone()  # highest-loss point so far, per example
+    if misclassified(x_k, s_k):
+        return x_found, fooled
+    x_best, f_best, g_best = x_k.clone(), f_k.clone(), grad.clone()  # highest-loss point so far, per example
     eta = (2.0 * eps_x.reshape(n) if per_row else torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device))  # [N] step
     x_prev = x_k.clone()
     marks = checkpoints(int(steps))
     increases = torch.zeros(n, device=x.device)  # [N] loss increases since the last checkpoint
     f_best_at_mark, eta_at_mark, last_mark = f_best.clone(), eta.clone(), 0
     for k in range(int(steps)):
-        now = ~correct(x_k, s_k)
-        x_found[now & ~fooled] = x_k[now & ~fooled]
-        fooled |= now
-        if bool(fooled.all()):  # every example has its misclassified point: the result is final
-            return x_found, fooled
         z = project(x_k + eta.view(view) * grad.sign())
         momentum = 1.0 if k == 0 else _ALPHA
         x_next = project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev))
         f_next, grad_next, s_next = _loss_and_grad(scores_fn, loss_fn, x_next, y)
+        if misclassified(x_next, s_next):  # every iterate is checked, a checkpoint's too (as AutoAttack)
+            return x_found, fooled
         increases += (f_next > f_k).float()
         better = f_next > f_best
-        x_best[better], f_best[better] = x_next[better], f_next[better]
-        x_prev, x_k, f_k, grad, s_k = x_k, x_next, f_next, grad_next, s_next
+        x_best[better], f_best[better], g_best[better] = x_next[better], f_next[better], grad_next[better]
+        x_prev, x_k, f_k, grad = x_k, x_next, f_next, grad_next
         if k + 1 in marks and k + 1 > last_mark:
             span = k + 1 - last_mark
             halve = (increases < _RHO * span) | ((eta == eta_at_mark) & (f_best == f_best_at_mark))
             eta = torch.where(halve, eta / 2, eta)
-            if bool(halve.any()):  # restart the halved examples from their best point
+            if bool(halve.any()):  # restart the halved examples from their best point (and its gradient)
                 x_k = torch.where(halve.view(view), x_best, x_k)
                 f_k = torch.where(halve, f_best, f_k)
-                _, g_best, s_k = _loss_and_grad(scores_fn, loss_fn, x_k, y)  # s_k: the scores at the new x_k
                 grad = torch.where(halve.view(view), g_best, grad)
                 x_prev = torch.where(halve.view(view), x_k, x_prev)
             increases.zero_()
             f_best_at_mark, eta_at_mark, last_mark = f_best.clone(), eta.clone(), k + 1
-    now = ~correct(x_k, s_k)
-    x_found[now & ~fooled] = x_k[now & ~fooled]
-    fooled |= now
     return torch.where(fooled.view(view), x_found, x_best), fooled
 
 
