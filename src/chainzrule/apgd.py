@@ -146,8 +146,8 @@ def apgd(
     input gradient at the start for every example raises :class:`~chainzrule.attacks.NoInputGradient`
     unless ``require_gradient`` is False (a caller that decides on a larger set: it passes
     ``start_gradient``, called once with that gradient ``[N, ...]`` and the examples misclassified
-    before the attack ``[N]`` — not called when every example is, since apgd then returns before
-    taking a gradient). ``eps`` may be a tensor ``[N]`` of positive radii, one per example (each
+    before the attack ``[N]`` — not called when apgd returns before taking a gradient: ``eps = 0``,
+    no examples, or every example misclassified already). ``eps`` may be a tensor ``[N]`` of positive radii, one per example (each
     example's attack is the one it gets with its radius as a float).
 
     >>> import torch
@@ -200,7 +200,7 @@ def apgd(
     x_k = project(x + eps_x * start)
     f_k, grad, s_k = _loss_and_grad(scores_fn, loss_fn, x_k, y)
     if start_gradient is not None:
-        start_gradient(grad, fooled)
+        start_gradient(grad, fooled.clone())  # a copy: fooled changes as the attack goes on
     if require_gradient:
         require_moving_gradient(grad)
     if misclassified(x_k, s_k):

@@ -73,8 +73,9 @@ def _input_grad(model_loss, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 def frozen(n: int) -> NoInputGradient:
     """The error of an attack whose input gradient is exactly zero for all ``n`` examples it attacked."""
-    return NoInputGradient(f"the input gradient of the attacked loss is exactly zero for all {n} examples attacked: "
-                           "the attack cannot move them, and their clean accuracy is no adversarial accuracy")
+    return NoInputGradient(f"the input gradient of the attacked loss is exactly zero wherever it was taken, for the {n} "
+                           "examples evaluated: the attack cannot move them, and their clean accuracy is no "
+                           "adversarial accuracy")
 
 
 def require_moving_gradient(grad: torch.Tensor) -> None:
@@ -271,7 +272,8 @@ def adversarial_accuracy(
     unbounded); :class:`NoInputGradient` if the loss does not depend on the input (no autograd
     path, or a gradient of exactly zero for every example of ``x``: decided on the whole set,
     so the result does not depend on ``batch_size``; a batch that is frozen among moving ones
-    is attacked like any other and its examples keep their clean decisions). An example
+    is attacked like any other: FGSM leaves its examples where they are, PGD keeps them at their
+    random start). An example
     counts as robust only if it is classified correctly both clean and attacked (AutoAttack's
     rule, as :func:`~chainzrule.apgd.apgd_accuracy`): an attack that happens to push a
     misclassified example into its class does not make it robust.
