@@ -120,6 +120,75 @@ def test_start_must_match_the_batch(trained):
 
 
 
+def _algorithm1(net, x, y, eps, steps, start, loss):
+    """Croce & Hein (2020), Algorithm 1, transcribed literally with the paper's indices (L-inf,
+    no box): returns (fooled [N], x_adv [N, D]: first misclassified iterate, else x_max)."""
+    from chainzrule.apgd import _loss_fn
+
+    f_of = _loss_fn(loss)
+    P = lambda v: torch.minimum(torch.maximum(v, x - eps), x + eps)  # noqa: E731
+
+    def f_and_grad(v):
+        v = v.detach().requires_grad_(True)
+        f = f_of(net(v), y)
+        (g,) = torch.autograd.grad(f.sum(), v)
+        return f.detach(), g
+
+    W = checkpoints(steps)
+    X = [P(x + eps * start)]  # X[k] = x^(k)
+    F_, G = [], []
+    f0, g0 = f_and_grad(X[0])
+    F_.append(f0), G.append(g0)
+    eta = torch.full((len(y),), 2.0 * eps, dtype=x.dtype)
+    x_max, f_max = X[0].clone(), f0.clone()
+    found = x.clone()
+    fooled = net(x).argmax(-1) != y
+    for v in (X[0],):
+        new = (net(v).argmax(-1) != y) & ~fooled
+        found[new], fooled = v[new], fooled | new
+    eta_at, fmax_at, prev_w = {0: eta.clone()}, {0: f_max.clone()}, 0
+    for k in range(steps):
+        z = P(X[k] + eta[:, None] * G[k].sign())
+        a = 1.0 if k == 0 else 0.75
+        X.append(P(X[k] + a * (z - X[k]) + (1 - a) * (X[k] - X[k - 1 if k else 0])))
+        f, g = f_and_grad(X[k + 1])
+        F_.append(f), G.append(g)
+        new = (net(X[k + 1]).argmax(-1) != y) & ~fooled
+        found[new], fooled = X[k + 1][new], fooled | new
+        up = f > f_max
+        x_max[up], f_max[up] = X[k + 1][up], f[up]
+        if k + 1 in W and k + 1 > prev_w:
+            ups = sum((F_[i + 1] > F_[i]).double() for i in range(prev_w, k + 1))
+            cond1 = ups < 0.75 * (k + 1 - prev_w)
+            cond2 = (eta == eta_at[prev_w]) & (f_max == fmax_at[prev_w])
+            halve = cond1 | cond2
+            eta = torch.where(halve, eta / 2, eta)
+            X[k + 1] = torch.where(halve[:, None], x_max, X[k + 1])  # x^(k+1) <- x_max
+            fb, gb = f_and_grad(X[k + 1])
+            F_[k + 1], G[k + 1] = torch.where(halve, fb, F_[k + 1]), torch.where(halve[:, None], gb, G[k + 1])
+            eta_at[k + 1], fmax_at[k + 1], prev_w = eta.clone(), f_max.clone(), k + 1
+    return fooled, torch.where(fooled[:, None], found, x_max)
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_apgd_is_algorithm_1(loss):
+    """apgd = a literal transcription of the paper's Algorithm 1 (momentum carried through the
+    step-size restarts, every iterate checked), on small random networks in float64."""
+    for trial in range(4):
+        g = torch.Generator().manual_seed(10 + trial)
+        W1 = torch.randn(6, 16, generator=g, dtype=torch.float64) * 2
+        W2 = torch.randn(16, 5, generator=g, dtype=torch.float64)
+        net = lambda v: torch.tanh(v @ W1) @ W2  # noqa: E731 [N, 5]
+        x = torch.rand(50, 6, generator=g, dtype=torch.float64)
+        y = net(x).argmax(-1)
+        start = torch.rand(50, 6, generator=g, dtype=torch.float64) * 2 - 1
+        want_fooled, want_x = _algorithm1(net, x, y, 0.08, 40, start, loss)
+        got_x, got_fooled = apgd(net, lambda v: net(v).argmax(-1), x, y, 0.08, loss=loss, steps=40, start=start,
+                                 input_range=None)
+        assert torch.equal(got_fooled, want_fooled) and 0 < int(want_fooled.sum()) < 50
+        assert torch.allclose(got_x, want_x, atol=1e-12, rtol=0)
+
+
 def test_a_checkpoint_iterate_that_misclassifies_is_found():
     """The iterate of a checkpoint step is checked before the step-size restart replaces it
     (AutoAttack checks every iterate): here the first step lands in a misclassified region of
