@@ -54,6 +54,12 @@ def differences(old: dict, new: dict) -> list[str]:
     rob_old, rob_new = old.get("robustness") or {}, new.get("robustness") or {}
     out += [f"robustness.{k}" for k in sorted(set(rob_old) | set(rob_new))
             if k != "attack" and not _same(rob_old.get(k), rob_new.get(k))]
+    return out + relative_differences(old, new)
+
+
+def relative_differences(old: dict, new: dict) -> list[str]:
+    """The :data:`RELATIVE` fields (the Lipschitz bound) that differ by more than their tolerance."""
+    out = []
     for p, tol in RELATIVE.items():
         a, b = _get(old, p), _get(new, p)
         if (a is None) != (b is None) or (a is not None and abs(a - b) > tol * abs(a)):

@@ -36,16 +36,17 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from chainzrule.batched import eligible_groups, execute_group
-from chainzrule.config import TrainConfig
 from chainzrule.fight.executor import Task, atomic_json, load_record, process_pool
 from chainzrule.data.cache import atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from retrain_final_runs import relative_differences, task_of  # noqa: E402  (the same rebuild and tolerance)
 
 RULE = "classified correctly clean and attacked"
 #: result fields that must reproduce exactly (a dotted path into the run record's ``result``)
 EXACT = ("test", "val", "selected_epoch", "epochs_run", "steps", "pgv", "grad_norm_max", "grad_norm_median",
          "jacobian_fro", "tau_input", "tau_train", "params", "diverged", "unstable",
          "robustness.corruption_accuracy")
-RELATIVE = {"lipschitz_bound": 1e-5}
 
 
 def attacked(rec: dict) -> list[str]:
@@ -77,16 +78,7 @@ def differences(old: dict, new: dict) -> list[str]:
         if eps_name.startswith("apgd_") and \
                 not _equal(old["robustness"][eps_name], (new.get("robustness") or {}).get(eps_name)):
             out.append(f"robustness.{eps_name}")
-    for p, tol in RELATIVE.items():
-        a, b = _get(old, p), _get(new, p)
-        if (a is None) != (b is None) or (a is not None and abs(a - b) > tol * abs(a)):
-            out.append(p)
-    return out
-
-
-def task_of(rec: dict) -> Task:
-    cfg = TrainConfig.from_dict(rec["config"])
-    return Task(rec["phase"], rec["contender"], cfg, bool(rec["test"]), rec["seed"], rec.get("trial"))
+    return out + relative_differences(old, new)
 
 
 def retrain(tasks: list[Task], cache: str) -> None:
