@@ -144,6 +144,7 @@ def _slots(parts: list, units: list[tuple[int, float]]) -> tuple[Tensor, Tensor,
         used[m] = at + len(y)
     return torch.cat(owner), torch.cat(pos), max(used.values())
 
+
 def _recorder(own: Tensor, checked: set[int], moved: set[int]) -> Callable[[Tensor, Tensor], None]:
     """apgd's ``start_gradient`` for rows of several units (``own`` ``[R']``: each row's): a unit
     whose rows are not all misclassified already is ``checked`` (alone, apgd takes its gradient),
