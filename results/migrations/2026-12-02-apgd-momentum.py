@@ -19,16 +19,15 @@ Nothing else changes; running it again changes nothing.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from retrain_final_runs import differences  # noqa: E402  (the comparison the retrain reports)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cells import write_cells  # noqa: E402
 
-from chainzrule.data.cache import atomic_write_text  # noqa: E402
 from chainzrule.fight.executor import atomic_json, load_record  # noqa: E402
 
 
@@ -63,15 +62,7 @@ def update(folder: Path, retrained: Path) -> tuple[int, int, list[str]]:
     for key, rec in fixed.items():
         atomic_json(folder / "runs" / f"{key}.json", rec)
     if fixed:
-        rows = list(csv.reader(io.StringIO((folder / "results.csv").read_text())))
-        head = rows[0]
-        for r in rows[1:]:
-            rec = fixed.get(r[head.index("key")])
-            for name in apgd_names(rec["result"]) if rec else []:
-                r[head.index(name)] = repr(float(rec["result"]["robustness"][name]))
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(rows)
-        atomic_write_text(folder / "results.csv", out.getvalue())
+        write_cells(folder, fixed, lambda rec: apgd_names(rec["result"]))
     return checked, changed, left
 
 

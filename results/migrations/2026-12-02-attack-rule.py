@@ -37,10 +37,11 @@ from tqdm.auto import tqdm
 
 from chainzrule.batched import eligible_groups, execute_group
 from chainzrule.fight.executor import Task, atomic_json, load_record, process_pool
-from chainzrule.data.cache import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from retrain_final_runs import relative_differences, task_of  # noqa: E402  (the same rebuild and tolerance)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cells import write_cells  # noqa: E402
 
 RULE = "classified correctly clean and attacked"
 #: result fields that must reproduce exactly (a dotted path into the run record's ``result``)
@@ -87,25 +88,6 @@ def retrain(tasks: list[Task], cache: str) -> None:
     execute_group(tasks, Path(cache))
 
 
-def update_csv(folder: Path, fixed: dict[str, dict]) -> None:
-    """Write the FGSM/PGD cells of ``fixed`` (key → record) into ``folder/results.csv``; nothing else."""
-    path = folder / "results.csv"
-    rows = list(csv.reader(io.StringIO(path.read_text())))
-    head = rows[0]
-    key = head.index("key")
-    for r in rows[1:]:
-        rec = fixed.get(r[key])
-        if rec is None:
-            continue
-        for name in attacked(rec):
-            if name in head:
-                v = rec["result"]["robustness"][name]
-                r[head.index(name)] = "" if v is None else repr(float(v))
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    atomic_write_text(path, out.getvalue())
-
-
 def migrate(folder: Path, cache: Path, jobs: int, batch: bool) -> tuple[int, list[tuple[str, list[str]]]]:
     """Recompute ``folder``'s attacked runs; returns (runs updated, [(key, differing fields)])."""
     order = [r["key"] for r in csv.DictReader(io.StringIO((folder / "results.csv").read_text()))]
@@ -139,7 +121,7 @@ def migrate(folder: Path, cache: Path, jobs: int, batch: bool) -> tuple[int, lis
         atomic_json(f, rec)
         fixed[k] = rec
     already = {rec["key"]: rec for rec in map(load_record, files) if done(rec)}
-    update_csv(folder, already)
+    write_cells(folder, already, attacked)
     return len(fixed), failed
 
 
