@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -313,16 +312,20 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
     return write_results_csv(out / "results.csv", rows)
 
 
-#: what a fight writes once its runs are done; removed when it starts, so an interrupted fight
-#: never leaves the previous spec's results beside this one's spec.json (a complete set or none)
-END_PRODUCTS = ("results.csv", "summary.csv", "report.md", "tuning.json")
+#: what a fight writes once its runs are done, besides its report; removed with the report when it
+#: starts, so an interrupted fight never leaves the previous spec's results beside this one's
+#: spec.json (a complete set or none)
+END_PRODUCTS = ("results.csv", "tuning.json")
 
 
 def remove_end_products(out: Path) -> None:
-    """Remove :data:`END_PRODUCTS` and ``plots/`` from the fight folder ``out`` (its runs stay)."""
+    """Remove :data:`END_PRODUCTS` and the report (:func:`.report.remove_report_files`) from the
+    fight folder ``out``; its runs stay."""
+    from .report import remove_report_files  # imported here: the report's plotting is not a run's
+
     for name in END_PRODUCTS:
         (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "plots", ignore_errors=True)
+    remove_report_files(out)
 
 
 def _prepare_folder(spec: FightSpec, out: Path, configs: dict, in_features: int, num_classes: int, task: str) -> Path:
