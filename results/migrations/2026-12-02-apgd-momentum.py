@@ -18,65 +18,16 @@ Nothing else changes; running it again changes nothing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from retrain_final_runs import differences  # noqa: E402  (the comparison the retrain reports)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cells import write_cells  # noqa: E402
-
-from chainzrule.fight.executor import atomic_json, load_record  # noqa: E402
+from from_retrained import main  # noqa: E402  (the check and the writing, shared by the migrations)
 
 
-def apgd_names(result: dict) -> list[str]:
-    return [k for k in (result.get("robustness") or {}) if k.startswith("apgd_")]
-
-
-def update(folder: Path, retrained: Path) -> tuple[int, int, list[str]]:
-    """(runs checked, APGD cells changed, keys left as they were) for ``folder``."""
-    fixed: dict[str, dict] = {}
-    left, changed, checked = [], 0, 0
-    for f in sorted((folder / "runs").glob("*.json")):
-        rec = load_record(f)
-        if not apgd_names(rec["result"]):
-            continue
-        new_file = retrained / f.name
-        if not new_file.exists():
-            left.append(rec["key"])
-            continue
-        new = json.loads(new_file.read_text())["result"]
-        other = [d for d in differences(rec["result"], new) if not d.startswith("robustness.apgd_")]
-        if other:
-            left.append(rec["key"])
-            continue
-        checked += 1
-        rob = rec["result"]["robustness"]
-        for name in apgd_names(rec["result"]):
-            if rob[name] != new["robustness"][name]:
-                rob[name] = new["robustness"][name]
-                changed += 1
-                fixed[rec["key"]] = rec
-    for key, rec in fixed.items():
-        atomic_json(folder / "runs" / f"{key}.json", rec)
-    if fixed:
-        write_cells(folder, fixed, lambda rec: apgd_names(rec["result"]))
-    return checked, changed, left
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("folder", type=Path)
-    ap.add_argument("--retrained", type=Path, required=True, help="run files from retrain_final_runs.py --keep")
-    args = ap.parse_args()
-    checked, changed, left = update(args.folder, args.retrained)
-    print(f"{args.folder}: {checked} runs reproduced, {changed} APGD values changed; {len(left)} left as they were")
-    for k in left:
-        print(f"  {k}")
-    return 0
+def apgd_names(rec: dict) -> list[str]:
+    return [k for k in (rec["result"].get("robustness") or {}) if k.startswith("apgd_")]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, apgd_names, describe=False, what="APGD"))

@@ -41,7 +41,7 @@ from chainzrule.fight.executor import Task, atomic_json, load_record, process_po
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from retrain_final_runs import relative_differences, task_of  # noqa: E402  (the same rebuild and tolerance)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cells import write_cells  # noqa: E402
+from from_retrained import write_cells  # noqa: E402
 
 RULE = "classified correctly clean and attacked"
 #: result fields that must reproduce exactly (a dotted path into the run record's ``result``)
