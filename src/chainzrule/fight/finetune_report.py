@@ -283,8 +283,9 @@ def render_report(spec: FinetuneSpec, rows: list[dict], summary: list[dict], fig
              *(f"| {label[ref]} beats the standard head ({label[spec.baseline]}) when the encoder is fine-tuned "
                f"(papers: +{spec.claimed_gain:.2f} points with BERT) | **{v}** | {why} |"
                for ref in spec.references for v, why in [verdict(spec, summary, ref)]), "",
-             "Rule: paired by seed, 95% t-interval of the test-accuracy gain; supported when it lies above 0, not "
-             "supported when it lies below the claimed gain, inconclusive otherwise."
+             "Rule: paired by seed, 95% t-interval of the test-accuracy gain; supported when it lies above 0 "
+             "(checked first: the head beats the standard one, even by less than the papers' gain, which the "
+             "evidence then says), else not supported when it lies below the claimed gain, inconclusive otherwise."
              + (" One row per head the spec names as a reference; the intervals are not corrected for there being "
                 f"{len(spec.references)}." if spec.other_references else ""), "",
              "## Results (test split, best-dev checkpoint)", "",
