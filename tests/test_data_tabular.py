@@ -367,3 +367,34 @@ def test_idx_header_overflow_and_float_labels_are_refused(tmp_path):
         write_idx(d / f"{split}-labels-idx1-ubyte", (np.arange(n) % 10 + 0.7).astype(np.float32))
     with pytest.raises(DataError, match="expected integer labels"):
         load_mnist(d)
+
+
+def test_cv_fold_zeroes_categories_its_training_rows_lack(tmp_path):
+    # 'RARE' is in 2 of 40 rows; a fold whose training rows lack it encodes its test rows with no category
+    from chainzrule.train.data import cv_dataset
+    body = "".join(f"{i},{'RARE' if i in (1, 2) else 'ab'[i % 2]},{i % 2}\n" for i in range(40))
+    ds = load_csv(_csv(tmp_path, "x,cat,y\n" + body), "y")
+    assert ds.meta["onehot_columns"] == {"cat": [1, 2, 3]} and ds.feature_names[1:] == ["cat=RARE", "cat=a", "cat=b"]
+    pooled = np.concatenate([ds.X_train, ds.X_test])
+    row_of = {float(x): r for r, x in enumerate(pooled[:, 0])}  # x is the row number: unique
+    zeroed = 0
+    for repeat in range(5):
+        for fold in range(5):
+            cv = cv_dataset(ds, 5, fold, repeat)
+            lacking = ~cv.X_train[:, 1:].any(0)  # categories no training row of this fold has
+            for x in cv.X_test:
+                want = pooled[row_of[float(x[0])]].copy()
+                want[1:][lacking] = 0
+                np.testing.assert_array_equal(x, want)  # the numeric column and every other category kept
+            no_cat = int((cv.X_test[:, 1:].sum(1) == 0).sum())
+            assert cv.meta["unseen_categories"] == ({"cat": no_cat} if no_cat else {})
+            zeroed += no_cat
+    assert zeroed > 0, "no fold put both RARE rows in test: the test checks nothing"
+    # a numeric-only table (Pima) has no one-hot columns: its folds are the pooled rows as they are
+    plain = load_csv(_csv(tmp_path, "x,z,y\n" + "".join(f"{i},{i * i},{i % 2}\n" for i in range(40))), "y")
+    assert plain.meta["onehot_columns"] == {}
+    from chainzrule.train.data import cv_fold_indices
+    X, y = np.concatenate([plain.X_train, plain.X_test]), np.concatenate([plain.y_train, plain.y_test])
+    tr, te = cv_fold_indices(y, 5, 0, 0)
+    cv = cv_dataset(plain, 5, 0, 0)
+    assert np.array_equal(cv.X_train, X[tr]) and np.array_equal(cv.X_test, X[te])

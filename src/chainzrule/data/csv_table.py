@@ -9,7 +9,9 @@ cached table through :func:`load_csv` too. The rules:
   float32's range); a column with at most half its cells numeric is categorical (its numbers are
   categories too) and one-hot encoded with the categories seen in the *train* rows
   (sorted; a category seen only in test rows encodes as all zeros, counted in
-  ``meta["unseen_categories"]``); a column that is mostly numeric with a few non-numbers is an
+  ``meta["unseen_categories"]``; ``meta["onehot_columns"]`` maps each categorical column to its
+  feature indices, so that a cross-validation fold can zero the categories its own training rows
+  lack: :func:`chainzrule.train.data.cv_dataset`); a column that is mostly numeric with a few non-numbers is an
   error naming the column, line and value; NaN/inf are errors too;
 - missing cells (empty, ``NA``, ``NaN``, ``?``, ``null``, ``None``, ``N/A``) are *reported, never
   filled*: any missing feature or target cell raises :class:`~chainzrule.errors.DataError` with
@@ -185,11 +187,13 @@ def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
     train_idx, test_idx, how = stratified_test_split(y, test_fraction, seed)
     is_train = np.zeros(len(y), dtype=bool)
     is_train[train_idx] = True
-    blocks, names, kinds, unseen = [], [], {}, {}
+    blocks, names, kinds, unseen, onehot = [], [], {}, {}, {}
     for j, (h, col) in enumerate(zip(header, cols)):
         if j == t:
             continue
         block, block_names, kinds[h], n_unseen = _feature_block(path, lines, h, col, is_train)
+        if kinds[h] == "categorical":
+            onehot[h] = list(range(len(names), len(names) + len(block_names)))
         blocks.append(block)
         names.extend(block_names)
         if n_unseen:
@@ -200,7 +204,7 @@ def load_csv(path: str | Path, target: str | None, *, name: str | None = None,
         X_train=X[train_idx], y_train=y[train_idx], X_test=X[test_idx], y_test=y[test_idx],
         num_classes=len(distinct), feature_names=names,
         meta={"source": str(path), "target": target, "classes": distinct, "column_kinds": kinds,
-              "unseen_categories": unseen, "test_split": how, "standardize": True,
+              "unseen_categories": unseen, "onehot_columns": onehot, "test_split": how, "standardize": True,
               "missing_values": {}},
     )
 
@@ -259,7 +263,7 @@ def _feature_block(path: Path, lines: list, h: str, col,
 
     All cells numeric: one finite float column (within float32's range). Mostly numeric: refused
     (a stray text cell). Otherwise categorical: one-hot over the categories seen in training rows
-    (under cross-validation still the dataset's own training rows, not each fold's)."""
+    (the default split's; a cross-validation fold zeroes those its own training rows lack)."""
     values = [_to_float(c) for c in col]
     n_num = sum(v is not None for v in values)
     if n_num == len(col):

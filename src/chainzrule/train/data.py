@@ -70,7 +70,22 @@ def cv_fold_indices(y: np.ndarray, folds: int, fold: int, repeat: int) -> tuple[
 
 
 def cv_dataset(ds: Dataset, folds: int, fold: int, repeat: int) -> Dataset:
-    """``ds`` with its train and test rows pooled and re-split into fold ``fold`` of repeat ``repeat``."""
+    """``ds`` with its train and test rows pooled and re-split into fold ``fold`` of repeat ``repeat``.
+
+    One-hot columns (``meta["onehot_columns"]``, a CSV table's categories) follow the fold: a
+    category that none of the fold's training rows has is zeroed in its test rows too, as an
+    unseen category is (``meta["unseen_categories"]`` then counts the fold's test rows left with
+    no category), so no test row gets a weight its training never moved.
+
+    >>> onehot = np.eye(4, dtype=np.float32)  # one column "c" with categories 0..3, one row each below
+    >>> ds = Dataset("t", "classification", onehot[[0, 0, 1, 1]], np.array([0, 0, 1, 1]), onehot[[2, 3]],
+    ...              np.array([0, 1]), 2, meta={"onehot_columns": {"c": [0, 1, 2, 3]}})
+    >>> cv = cv_dataset(ds, 2, 0, 0)
+    >>> cv.X_train.any(0).tolist(), cv.X_test.tolist()  # category 2 is in no training row: zeroed
+    ([True, True, False, True], [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    >>> cv.meta["unseen_categories"]
+    {'c': 1}
+    """
     from dataclasses import replace
 
     if ds.X_val is not None:
@@ -79,5 +94,16 @@ def cv_dataset(ds: Dataset, folds: int, fold: int, repeat: int) -> Dataset:
     X = np.concatenate([ds.X_train, ds.X_test])
     y = np.concatenate([ds.y_train, ds.y_test])
     tr, te = cv_fold_indices(y, folds, fold, repeat)
+    X_tr, X_te = X[tr], X[te]  # [n_train, D], [n_test, D]: copies
     meta = {**ds.meta, "cv": {"folds": folds, "fold": fold, "repeat": repeat}}
-    return replace(ds, X_train=X[tr], y_train=y[tr], X_test=X[te], y_test=y[te], meta=meta)
+    onehot = ds.meta.get("onehot_columns") or {}
+    if onehot:
+        unseen = {}
+        for h, cols in onehot.items():
+            lacking = [c for c in cols if not X_tr[:, c].any()]  # categories no training row of this fold has
+            X_te[:, lacking] = 0
+            n = int((X_te[:, cols].sum(1) == 0).sum())  # test rows left with no category
+            if n:
+                unseen[h] = n
+        meta["unseen_categories"] = unseen
+    return replace(ds, X_train=X_tr, y_train=y[tr], X_test=X_te, y_test=y[te], meta=meta)
