@@ -4,7 +4,7 @@ Reads a committed fight folder's final run files (their per-step global gradient
 per contender and run, the step of the maximum, the maximum, the median and their ratio (the
 stability rule flags a run when the ratio exceeds 20).
 
-    python benchmarks/grad_norm_peaks.py results/mnist-sn --runs 3
+    python benchmarks/grad_norm_peaks.py results/mnist --runs 3
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("fight", help="a committed fight folder, e.g. results/mnist-sn")
+    ap.add_argument("fight", help="a committed fight folder, e.g. results/mnist")
     ap.add_argument("--runs", type=int, default=3, help="final runs per contender (first seeds)")
     args = ap.parse_args()
     rows = pd.read_csv(Path(args.fight) / "results.csv", low_memory=False)
