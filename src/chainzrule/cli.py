@@ -7,6 +7,7 @@
     chainzrule inspect CHECKPOINT         per-layer Jacobians, slope bounds, activation plot
     chainzrule fight  fights/mnist.toml --out DIR [--quick] [--jobs N]
     chainzrule report DIR                 statistics, claims table and plots of a fight
+    chainzrule scoreboard [DIR ...]       every fight's claims side by side (default: results)
     chainzrule stability SPEC --out DIR   learning-rate x DREG-λ stability map [--quick] [--jobs N]
     chainzrule finetune SPEC --out DIR    heads on a sentence encoder fine-tuned end to end [--quick]
 
@@ -332,6 +333,35 @@ def report(folder, previous) -> None:
         load_fight(folder)  # refuse before copying anything
         copy_previous(previous, folder)
     click.echo(f"wrote {write_report(Path(folder))}")
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False),
+              help="Folder for scoreboard.md and scoreboard.csv. [default: FOLDERS' only argument when it is a "
+                   "folder of fights, else the current folder]")
+@click.option("--readme", default=None, type=click.Path(dir_okay=False),
+              help="Also write the claim-by-claim table between the lines <!-- scoreboard:begin --> and "
+                   "<!-- scoreboard:end --> of this file.")
+def scoreboard(folders, out, readme) -> None:
+    """Lay every claim of the fight folders side by side: scoreboard.md and scoreboard.csv.
+
+    FOLDERS are fight folders, or folders of them (each subfolder with a spec.json); default:
+    results. One row per claim topic and contender, one column per folder, each cell that
+    folder's verdict (the rule of its report) and our estimate. Nothing is retrained.
+
+    \b
+    Example:
+      chainzrule scoreboard results --readme README.md
+    """
+    from .fight.scoreboard import write_scoreboard
+
+    folders = list(folders) or ["results"]
+    if out is None:
+        out = folders[0] if len(folders) == 1 and not (Path(folders[0]) / "spec.json").is_file() else "."
+    command = "chainzrule scoreboard " + " ".join(folders) + (f" --readme {readme}" if readme else "")
+    for path in write_scoreboard(folders, out, command, readme):
+        click.echo(f"wrote {path}")
 
 
 # ------------------------------------------------------------------------------------------ stability

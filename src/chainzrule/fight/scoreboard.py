@@ -1,0 +1,258 @@
+"""The scoreboard: every claim of every committed fight, one table, claim by claim.
+
+Each fight folder judges its own spec's claims (:func:`.claims.claim_rows`); a fine-tune fight
+judges "the head beats the standard head" (:func:`.finetune_report.verdict`). The scoreboard reads
+the folders as they are (nothing is rerun or recomputed but the verdicts, by the same code as each
+report) and lays the claims side by side: one row per *topic* (what a claim tests, whatever the
+fight calls it: "at least as accurate as relu", "cuts PGV by ≥ 23.1% vs relu", …) and contender,
+one column per folder. Stability maps have no claims and are listed as skipped.
+
+Outputs (``chainzrule scoreboard results``): ``scoreboard.md`` (the matrix, then every claim with
+its numbers) and ``scoreboard.csv`` (one row per claim and folder), and optionally the matrix
+written between ``<!-- scoreboard:begin -->`` and ``<!-- scoreboard:end -->`` in another file
+(the README).
+
+>>> topic({"kind": "noninferior", "metric": "test_accuracy", "baseline": "relu"})
+'at least as accurate as relu'
+>>> topic({"kind": "reduction", "metric": "pgv", "baseline": "relu", "claimed": "≥ 23.1% reduction"})
+'cuts PGV by ≥ 23.1% vs relu'
+>>> short_value("Δ +0.12 points [+0.02, +0.21] (90% CI)")
+'+0.12 points'
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from ..data.cache import atomic_write_text
+from ..errors import ConfigError
+from .claims import claim_rows
+from .loading import _not_a_fight, load_fight, to_number
+
+__all__ = ["topic", "short_value", "folder_claims", "fight_folders", "scoreboard_rows", "render_matrix",
+           "render_scoreboard", "write_scoreboard", "BEGIN", "END"]
+
+#: the markers of the block that ``--readme FILE`` rewrites
+BEGIN, END = "<!-- scoreboard:begin -->", "<!-- scoreboard:end -->"
+
+#: CSV columns, in order
+COLUMNS = ["folder", "fight", "id", "topic", "contender", "baseline", "kind", "metric", "claimed", "ours",
+           "ours_value", "verdict", "p_value", "text"]
+
+_ATTACK = re.compile(r"^(fgsm|pgd|apgd)_")
+_NAMES = {"pgv": "PGV", "jacobian_fro_mean": "mean ‖J‖_F", "test_mae": "ordinal MAE"}
+_VERDICT_CELL = {"supported": "**supported**", "not supported": "**not supported**", "inconclusive": "inconclusive",
+                 "not comparable": "not comparable", "not tested": "not tested"}
+
+
+def topic(row: dict[str, Any]) -> str:
+    """What a claim tests, in words that are the same in every fight (its row in the matrix)."""
+    kind, metric, base = row.get("kind"), str(row.get("metric") or ""), row.get("baseline")
+    if kind == "param_ratio":
+        return "as accurate with fewer parameters (accuracy-matched ratio)"
+    if kind == "finetune":
+        return f"fine-tuned encoder: beats the standard head ({base})"
+    if kind == "reduction":
+        claimed = str(row.get("claimed") or "").replace(" reduction", "")
+        return f"cuts {_NAMES.get(metric, metric)} by {claimed} vs {base}".replace("  ", " ")
+    if kind == "noninferior":
+        what = "accurate" if metric.endswith("accuracy") else f"good on {_NAMES.get(metric, metric)}"
+        return f"at least as {what} as {base}"
+    if kind == "compare":
+        if metric == "test_accuracy":
+            return f"more accurate than {base}"
+        if metric == "jacobian_fro_mean":
+            return f"less input-sensitive than {base} (mean ‖J‖_F)"
+        if metric == "corruption_accuracy":
+            return f"more accurate under corruptions than {base}"
+        if _ATTACK.match(metric):
+            return f"more accurate under attack than {base}"
+        if metric == "test_mae":
+            return f"lower ordinal MAE than {base}"
+        return f"better {metric} than {base}"
+    if kind == "level":
+        if metric in ("test_accuracy", "accuracy"):
+            return "reaches the papers' accuracy"
+        if metric.endswith("accuracy"):
+            return f"reaches the papers' {metric}"
+        if metric.startswith("tau"):
+            return f"gradient tail ratio in the papers' range ({metric})"
+    return str(row.get("text") or row.get("id") or "?")
+
+
+def short_value(ours: str) -> str:
+    """The point estimate of a claims-table ``ours`` cell (its interval and notes dropped)."""
+    text = str(ours or "—").split(" [", 1)[0].strip()
+    return text[2:] if text.startswith("Δ ") else text
+
+
+def _finetune_claims(folder: Path) -> list[dict[str, Any]]:
+    """The fine-tune fight's claim, one row per reference head (the rule of its report)."""
+    from .finetune_changes import _read_csv
+    from .finetune_report import verdict
+
+    spec = json.loads((folder / "spec.json").read_text())
+    summary = [{**s, **{k: to_number(s.get(k)) for k in ("diff_vs_baseline", "diff_ci_low", "diff_ci_high")}}
+               for s in _read_csv(folder / "summary.csv")]
+    names = {s["contender"] for s in summary}
+    rows = []
+    for ref in [spec.get("reference"), *(spec.get("other_references") or [])]:
+        if ref not in names:
+            continue
+        gain = float(spec.get("claimed_gain", 0.0))
+        v, why = verdict(SimpleNamespace(reference=ref, claimed_gain=gain), summary, ref)
+        s = next(s for s in summary if s["contender"] == ref)
+        diff = s["diff_vs_baseline"]
+        rows.append({"id": f"finetune-{ref}", "text": f"{s.get('label') or ref} beats the standard head when the "
+                     f"encoder is fine-tuned (papers: {gain:+.2f} points)", "kind": "finetune", "contender": ref,
+                     "baseline": spec.get("baseline"), "metric": "test_accuracy", "claimed": f"{gain:+.2f} points",
+                     "ours": (f"Δ {diff:+.2f} points [{s['diff_ci_low']:+.2f}, {s['diff_ci_high']:+.2f}]"
+                              if diff is not None else "—"),
+                     "ours_value": diff, "verdict": v, "p_value": None, "note": why})
+    return rows
+
+
+def folder_claims(folder: str | Path) -> list[dict[str, Any]] | None:
+    """The judged claims of one fight or fine-tune folder; None for a stability map (no claims)."""
+    folder = Path(folder)
+    if (folder / "stability.csv").is_file():
+        return None
+    if _not_a_fight(folder) is not None:  # a fine-tune fight
+        return _finetune_claims(folder)
+    return claim_rows(load_fight(folder))
+
+
+def fight_folders(paths: list[str | Path]) -> list[Path]:
+    """Every folder to read: a path with ``spec.json`` is one; any other folder stands for its
+    immediate subfolders that have one (sorted by name). ConfigError for a missing path or when
+    nothing is found."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise ConfigError(f"{p}: expected a fight folder or a folder of fight folders, got no such folder")
+        if (p / "spec.json").is_file():
+            out.append(p)
+        else:
+            out.extend(sorted(q for q in p.iterdir() if q.is_dir() and (q / "spec.json").is_file()))
+    if not out:
+        raise ConfigError(f"no fight folder (a folder with spec.json) in {', '.join(map(str, paths))}")
+    return out
+
+
+def scoreboard_rows(folders: list[Path]) -> tuple[list[dict[str, Any]], list[Path]]:
+    """``(claim rows with folder, fight and topic added, the folders skipped for having no claims)``."""
+    rows, skipped = [], []
+    for folder in folders:
+        claims = folder_claims(folder)
+        if claims is None:
+            skipped.append(folder)
+            continue
+        fight = json.loads((folder / "spec.json").read_text()).get("name") or folder.name
+        for c in claims:
+            rows.append({**c, "folder": folder.name, "fight": fight, "topic": topic(c)})
+    return rows, skipped
+
+
+def _cell(row: dict[str, Any]) -> str:
+    verdict = str(row["verdict"])
+    cell = _VERDICT_CELL.get(verdict, verdict)
+    value = short_value(row.get("ours", "—"))
+    if value and value != "—":
+        extra = f", claimed {row['claimed']}" if row.get("kind") == "level" else ""
+        extra += f", {row['metric']}" if _ATTACK.match(str(row.get("metric") or "")) else ""
+        cell += f" {value}" + (f" ({extra[2:]})" if extra else "")
+    return cell
+
+
+def render_matrix(rows: list[dict[str, Any]]) -> str:
+    """The topic × folder table: rows (topic, contender) in order of the topics' first appearance,
+    then the contenders', cells the verdict and our point estimate ("—": the folder has no such claim)."""
+    folders = list(dict.fromkeys(r["folder"] for r in rows))
+    topics = list(dict.fromkeys(r["topic"] for r in rows))
+    names = list(dict.fromkeys(str(r.get("contender") or "") for r in rows))
+    keys = sorted(dict.fromkeys((r["topic"], str(r.get("contender") or "")) for r in rows),
+                  key=lambda k: (topics.index(k[0]), names.index(k[1])))
+    cells: dict[tuple, list[str]] = {}
+    for r in rows:
+        cells.setdefault((r["topic"], str(r.get("contender") or ""), r["folder"]), []).append(_cell(r))
+    lines = ["| claim | contender | " + " | ".join(f"`{f}`" for f in folders) + " |",
+             "|---|---|" + "---|" * len(folders)]
+    for t, c in keys:
+        row = ["; ".join(cells.get((t, c, f), ["—"])) for f in folders]
+        lines.append(f"| {t} | {c} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _tally(rows: list[dict[str, Any]]) -> str:
+    lines = ["| folder | supported | not supported | inconclusive | not comparable | other |", "|---|---:|---:|---:|---:|---:|"]
+    for f in dict.fromkeys(r["folder"] for r in rows):
+        vs = [r["verdict"] for r in rows if r["folder"] == f]
+        known = ("supported", "not supported", "inconclusive", "not comparable")
+        lines.append(f"| `{f}` | " + " | ".join(str(vs.count(k)) for k in known)
+                     + f" | {sum(v not in known for v in vs)} |")
+    return "\n".join(lines)
+
+
+def _md(text: Any) -> str:
+    return str(text if text is not None else "").replace("|", "\\|")
+
+
+def render_scoreboard(rows: list[dict[str, Any]], skipped: list[Path], command: str) -> str:
+    """scoreboard.md: how it was made, the matrix, the tally, every claim with its numbers."""
+    parts = ["# Scoreboard: the papers' claims across the committed fights", "",
+             f"- **Command**: `{command}` (rewrites this file and `scoreboard.csv` from the folders as they are; "
+             "no run is retrained)",
+             "- **Cells**: each folder's own verdict (the rule of its report: `report.md`, \"Claims\") and our point "
+             "estimate; the interval, the test and the p-value are in the table below and in each report. "
+             "\"—\": the folder has no such claim.",
+             "- **Rows**: what a claim tests, named the same in every fight; the contender is the network the "
+             "claim is about (`cr-dreg`: ChainzRule + DREG; `cr-dreg-tanh`: the same started as tanh).",
+             ""]
+    if skipped:
+        parts += [f"- Skipped (no claims: stability maps): {', '.join(f'`{p.name}`' for p in skipped)}", ""]
+    parts += ["## Claim by claim", "", render_matrix(rows), "", "## Verdicts per folder", "", _tally(rows), "",
+              "## Every claim", "",
+              "| folder | id | claim | claimed | ours [CI] | verdict | p |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        parts.append(f"| `{r['folder']}` | {_md(r['id'])} | {_md(r['text'])} | {_md(r['claimed'])} | "
+                     f"{_md(r.get('ours'))} | {_md(r['verdict'])} | {_md(r.get('p', '—'))} |")
+    return "\n".join(parts) + "\n"
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
+    return buf.getvalue()
+
+
+def _with_block(text: str, block: str, where: Path) -> str:
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise ConfigError(f"{where}: expected one {BEGIN} line followed by one {END} line, "
+                          f"got {text.count(BEGIN)} and {text.count(END)}")
+    head, rest = text.split(BEGIN, 1)
+    return head + BEGIN + "\n" + block + "\n" + END + rest.split(END, 1)[1]
+
+
+def write_scoreboard(paths: list[str | Path], out: str | Path, command: str,
+                     readme: str | Path | None = None) -> list[Path]:
+    """Write ``out/scoreboard.md`` and ``out/scoreboard.csv`` (and the matrix into ``readme``'s
+    marked block); everything is computed and checked before the first file is written."""
+    rows, skipped = scoreboard_rows(fight_folders(paths))
+    out = Path(out)
+    texts = {out / "scoreboard.csv": _csv_text(rows), out / "scoreboard.md": render_scoreboard(rows, skipped, command)}
+    if readme is not None:
+        readme = Path(readme)
+        if not readme.is_file():
+            raise ConfigError(f"--readme {readme}: expected an existing file with the scoreboard markers, got no such file")
+        texts[readme] = _with_block(readme.read_text(encoding="utf-8"), render_matrix(rows), readme)
+    out.mkdir(parents=True, exist_ok=True)
+    return [atomic_write_text(path, text) for path, text in texts.items()]
