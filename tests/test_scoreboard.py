@@ -116,6 +116,14 @@ def test_bad_input_is_refused_before_anything_is_written(results_dir, tmp_path, 
     assert readme.read_text() == "no markers here\n"
 
 
+def test_unreadable_spec_is_refused(results_dir, tmp_path):
+    bad = _finetune_folder(tmp_path / "ft")
+    (bad / "spec.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"spec\.json"):
+        write_scoreboard([bad], tmp_path / "out", "cmd")
+    assert not (tmp_path / "out").exists()
+
+
 def test_empty_folder_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="no fight folder"):
         write_scoreboard([tmp_path], tmp_path / "out", "cmd")

@@ -24,10 +24,10 @@ from ..errors import DataError
 from .changes import PREVIOUS
 from .loading import to_number
 
-__all__ = ["load_previous", "head_changes", "previous_summary_floats"]
+__all__ = ["load_previous", "head_changes", "previous_summary_floats", "read_csv_rows"]
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
     """The rows of ``path`` ([] if there is no such file); DataError naming it if it is not CSV text."""
     if not path.is_file():
         return []
@@ -42,11 +42,11 @@ def load_previous(out: Path) -> dict[str, Any] | None:
     """``out/previous``'s summary, results and tuning rows (CSV strings), or None without a
     ``previous/summary.csv``."""
     folder = Path(out) / PREVIOUS
-    summary = _read_csv(folder / "summary.csv")
+    summary = read_csv_rows(folder / "summary.csv")
     if not summary:
         return None
-    return {"summary": summary, "results": _read_csv(folder / "results.csv"),
-            "tuning": _read_csv(folder / "tuning.csv")}
+    return {"summary": summary, "results": read_csv_rows(folder / "results.csv"),
+            "tuning": read_csv_rows(folder / "tuning.csv")}
 
 
 def _chosen(tuning: list[dict], name: str) -> float | None:

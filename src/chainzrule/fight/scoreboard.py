@@ -33,7 +33,7 @@ from typing import Any
 from ..data.cache import atomic_write_text
 from ..errors import ConfigError
 from .claims import claim_rows
-from .loading import _not_a_fight, load_fight, to_number
+from .loading import folder_kind, load_fight, to_number
 
 __all__ = ["topic", "short_value", "folder_claims", "fight_folders", "scoreboard_rows", "render_matrix",
            "render_scoreboard", "write_scoreboard", "BEGIN", "END"]
@@ -92,14 +92,26 @@ def short_value(ours: str) -> str:
     return text[2:] if text.startswith("Δ ") else text
 
 
+def _spec(folder: Path) -> dict[str, Any]:
+    """``folder/spec.json`` as a dict; ConfigError naming the file when it is not a JSON object."""
+    path = folder / "spec.json"
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"{path}: expected a readable JSON spec, got {type(e).__name__}: {e}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(spec).__name__}")
+    return spec
+
+
 def _finetune_claims(folder: Path) -> list[dict[str, Any]]:
     """The fine-tune fight's claim, one row per reference head (the rule of its report)."""
-    from .finetune_changes import _read_csv
+    from .finetune_changes import read_csv_rows
     from .finetune_report import verdict
 
-    spec = json.loads((folder / "spec.json").read_text())
+    spec = _spec(folder)
     summary = [{**s, **{k: to_number(s.get(k)) for k in ("diff_vs_baseline", "diff_ci_low", "diff_ci_high")}}
-               for s in _read_csv(folder / "summary.csv")]
+               for s in read_csv_rows(folder / "summary.csv")]
     names = {s["contender"] for s in summary}
     rows = []
     for ref in [spec.get("reference"), *(spec.get("other_references") or [])]:
@@ -121,11 +133,10 @@ def _finetune_claims(folder: Path) -> list[dict[str, Any]]:
 def folder_claims(folder: str | Path) -> list[dict[str, Any]] | None:
     """The judged claims of one fight or fine-tune folder; None for a stability map (no claims)."""
     folder = Path(folder)
-    if (folder / "stability.csv").is_file():
+    kind = folder_kind(folder)
+    if kind == "stability":
         return None
-    if _not_a_fight(folder) is not None:  # a fine-tune fight
-        return _finetune_claims(folder)
-    return claim_rows(load_fight(folder))
+    return _finetune_claims(folder) if kind == "finetune" else claim_rows(load_fight(folder))
 
 
 def fight_folders(paths: list[str | Path]) -> list[Path]:
@@ -153,7 +164,7 @@ def scoreboard_rows(folders: list[Path]) -> tuple[list[dict[str, Any]], list[Pat
         if claims is None:
             skipped.append(folder)
             continue
-        fight = json.loads((folder / "spec.json").read_text()).get("name") or folder.name
+        fight = _spec(folder).get("name") or folder.name
         for c in claims:
             rows.append({**c, "folder": folder.name, "fight": fight, "topic": topic(c)})
     return rows, skipped
