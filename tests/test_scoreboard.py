@@ -93,6 +93,8 @@ def test_command_writes_both_files_and_the_readme_block(results_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     md = (out / "scoreboard.md").read_text()
     assert md.startswith("# Scoreboard") and "`c-stability`" in md and "## Every claim" in md
+    assert "![scoreboard](scoreboard.png)" in md
+    assert (out / "scoreboard.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     with open(out / "scoreboard.csv", newline="") as f:
         got = list(csv.DictReader(f))
     assert len(got) == len(claim_rows(results_dir / "a-fight")) + 1

@@ -338,13 +338,13 @@ def report(folder, previous) -> None:
 @cli.command()
 @click.argument("folders", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False),
-              help="Folder for scoreboard.md and scoreboard.csv. [default: FOLDERS' only argument when it is a "
+              help="Folder for scoreboard.md, scoreboard.png and scoreboard.csv. [default: FOLDERS' only argument when it is a "
                    "folder of fights, else the current folder]")
 @click.option("--readme", default=None, type=click.Path(dir_okay=False),
               help="Also write the claim-by-claim table between the lines <!-- scoreboard:begin --> and "
                    "<!-- scoreboard:end --> of this file.")
 def scoreboard(folders, out, readme) -> None:
-    """Lay every claim of the fight folders side by side: scoreboard.md and scoreboard.csv.
+    """Lay every claim of the fight folders side by side: scoreboard.md, .png and .csv.
 
     FOLDERS are fight folders, or folders of them (each subfolder with a spec.json); default:
     results. One row per claim topic and contender, one column per folder, each cell that

@@ -8,7 +8,8 @@ fight calls it: "at least as accurate as relu", "cuts PGV by ≥ 23.1% vs relu",
 one column per folder. Stability maps have no claims and are listed as skipped.
 
 Outputs (``chainzrule scoreboard results``): ``scoreboard.md`` (the matrix, then every claim with
-its numbers) and ``scoreboard.csv`` (one row per claim and folder), and optionally the matrix
+its numbers), ``scoreboard.png`` (the matrix in colour) and ``scoreboard.csv`` (one row per claim
+and folder), and optionally the matrix
 written between ``<!-- scoreboard:begin -->`` and ``<!-- scoreboard:end -->`` in another file
 (the README).
 
@@ -30,13 +31,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ..data.cache import atomic_write_text
+from ..data.cache import atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError
 from .claims import claim_rows
 from .loading import folder_kind, load_fight, to_number
 
 __all__ = ["topic", "short_value", "folder_claims", "fight_folders", "scoreboard_rows", "render_matrix",
-           "render_scoreboard", "write_scoreboard", "BEGIN", "END"]
+           "render_figure", "render_scoreboard", "write_scoreboard", "BEGIN", "END"]
 
 #: the markers of the block that ``--readme FILE`` rewrites
 BEGIN, END = "<!-- scoreboard:begin -->", "<!-- scoreboard:end -->"
@@ -181,23 +182,70 @@ def _cell(row: dict[str, Any]) -> str:
     return cell
 
 
-def render_matrix(rows: list[dict[str, Any]]) -> str:
-    """The topic × folder table: rows (topic, contender) in order of the topics' first appearance,
-    then the contenders', cells the verdict and our point estimate ("—": the folder has no such claim)."""
+def _grid(rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, str]], dict[tuple, list[dict]]]:
+    """``(folders, (topic, contender) keys, claim rows per (topic, contender, folder))``: keys in
+    order of the topics' first appearance, then the contenders'."""
     folders = list(dict.fromkeys(r["folder"] for r in rows))
     topics = list(dict.fromkeys(r["topic"] for r in rows))
     names = list(dict.fromkeys(str(r.get("contender") or "") for r in rows))
     keys = sorted(dict.fromkeys((r["topic"], str(r.get("contender") or "")) for r in rows),
                   key=lambda k: (topics.index(k[0]), names.index(k[1])))
-    cells: dict[tuple, list[str]] = {}
+    cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        cells.setdefault((r["topic"], str(r.get("contender") or ""), r["folder"]), []).append(_cell(r))
+        cells.setdefault((r["topic"], str(r.get("contender") or ""), r["folder"]), []).append(r)
+    return folders, keys, cells
+
+
+def render_matrix(rows: list[dict[str, Any]]) -> str:
+    """The topic × folder table: one row per (topic, contender), cells the verdict and our point
+    estimate ("—": the folder has no such claim)."""
+    folders, keys, cells = _grid(rows)
     lines = ["| claim | contender | " + " | ".join(f"`{f}`" for f in folders) + " |",
              "|---|---|" + "---|" * len(folders)]
     for t, c in keys:
-        row = ["; ".join(cells.get((t, c, f), ["—"])) for f in folders]
+        row = ["; ".join(_cell(r) for r in cells.get((t, c, f), [])) or "—" for f in folders]
         lines.append(f"| {t} | {c} | " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+#: cell colours of the figure, by verdict (absent claims stay white)
+_COLOURS = {"supported": "#81c784", "not supported": "#e57373", "inconclusive": "#fff59d",
+            "not comparable": "#cfd8dc", "not tested": "#eeeeee"}
+
+
+def render_figure(rows: list[dict[str, Any]]) -> bytes:
+    """scoreboard.png: the matrix as coloured cells (green supported, red not supported, yellow
+    inconclusive, grey not comparable or not tested, white: no such claim), our estimate inside."""
+    import matplotlib.patches as mpatches
+
+    from ..plots import new_figure
+
+    folders, keys, cells = _grid(rows)
+    fig, ax = new_figure(figsize=(3.5 + 1.25 * len(folders), 1.2 + 0.34 * len(keys)))
+    for i, key in enumerate(keys):
+        for j, f in enumerate(folders):
+            claims = cells.get((*key, f), [])
+            verdict = claims[0]["verdict"] if len({c["verdict"] for c in claims}) == 1 else "inconclusive"
+            colour = _COLOURS.get(verdict, "#eeeeee") if claims else "white"
+            ax.add_patch(mpatches.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white", lw=1.5))
+            text = "; ".join(short_value(c.get("ours", "")).replace(" points", " pt") for c in claims)
+            if claims and len(claims) > 1:
+                text = f"{len(claims)} claims"
+            ax.text(j + 0.5, i + 0.5, "" if text == "—" else text, ha="center", va="center", fontsize=7)
+    ax.set_xlim(0, len(folders))
+    ax.set_ylim(len(keys), 0)
+    ax.set_xticks([j + 0.5 for j in range(len(folders))], folders, rotation=30, ha="left", fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks([i + 0.5 for i in range(len(keys))], [f"{t} [{c}]" for t, c in keys], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    handles = [mpatches.Patch(facecolor=c, label=v) for v, c in _COLOURS.items()]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=len(handles), fontsize=8,
+              frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return buf.getvalue()
 
 
 def _tally(rows: list[dict[str, Any]]) -> str:
@@ -227,7 +275,7 @@ def render_scoreboard(rows: list[dict[str, Any]], skipped: list[Path], command: 
              ""]
     if skipped:
         parts += [f"- Skipped (no claims: stability maps): {', '.join(f'`{p.name}`' for p in skipped)}", ""]
-    parts += ["## Claim by claim", "", render_matrix(rows), "", "## Verdicts per folder", "", _tally(rows), "",
+    parts += ["## Claim by claim", "", "![scoreboard](scoreboard.png)", "", render_matrix(rows), "", "## Verdicts per folder", "", _tally(rows), "",
               "## Every claim", "",
               "| folder | id | claim | claimed | ours [CI] | verdict | p |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -255,8 +303,9 @@ def _with_block(text: str, block: str, where: Path) -> str:
 
 def write_scoreboard(paths: list[str | Path], out: str | Path, command: str,
                      readme: str | Path | None = None) -> list[Path]:
-    """Write ``out/scoreboard.md`` and ``out/scoreboard.csv`` (and the matrix into ``readme``'s
-    marked block); everything is computed and checked before the first file is written."""
+    """Write ``out/scoreboard.md``, ``out/scoreboard.png`` and ``out/scoreboard.csv`` (and the matrix
+    into ``readme``'s marked block); everything is computed and checked before the first file is
+    written."""
     rows, skipped = scoreboard_rows(fight_folders(paths))
     out = Path(out)
     texts = {out / "scoreboard.csv": _csv_text(rows), out / "scoreboard.md": render_scoreboard(rows, skipped, command)}
@@ -265,5 +314,7 @@ def write_scoreboard(paths: list[str | Path], out: str | Path, command: str,
         if not readme.is_file():
             raise ConfigError(f"--readme {readme}: expected an existing file with the scoreboard markers, got no such file")
         texts[readme] = _with_block(readme.read_text(encoding="utf-8"), render_matrix(rows), readme)
+    png = render_figure(rows)
     out.mkdir(parents=True, exist_ok=True)
-    return [atomic_write_text(path, text) for path, text in texts.items()]
+    written = [atomic_write_bytes(out / "scoreboard.png", png)]
+    return written + [atomic_write_text(path, text) for path, text in texts.items()]
