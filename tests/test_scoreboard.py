@@ -11,8 +11,8 @@ from test_fight_report import PGV, build_fight
 
 from chainzrule.errors import ConfigError
 from chainzrule.fight.claims import claim_rows
-from chainzrule.fight.scoreboard import (BEGIN, END, fight_folders, render_matrix, scoreboard_rows, topic,
-                                         write_scoreboard)
+from chainzrule.fight.scoreboard import (BEGIN, END, fight_folders, render_figure, render_matrix, scoreboard_rows,
+                                         topic, write_scoreboard)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +74,16 @@ def test_matrix_has_one_row_per_topic_and_contender(results_dir):
     assert level.count("; ") == 2 and "**not supported**" in level and "inconclusive" in level
     assert any(line.startswith("| reaches the papers' corruption_accuracy | cr-dreg | not tested |") for line in table)
     assert len(table) == 2 + len({(r["topic"], r["contender"]) for r in rows})
+
+
+def test_quick_profile_cells_are_previews(tmp_path):
+    folder = build_fight(tmp_path / "quick")
+    spec = json.loads((folder / "spec.json").read_text())
+    (folder / "spec.json").write_text(json.dumps({**spec, "quick": True}))
+    rows, _ = scoreboard_rows([folder])
+    assert {r["verdict"] for r in rows} <= {"preview (quick profile)", "not tested"}
+    assert "preview (quick profile) " in render_matrix(rows)
+    assert render_figure(rows).startswith(b"\x89PNG")
 
 
 def test_topics_name_what_is_tested():

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..data.cache import atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError
-from .claims import claim_rows
+from .claims import PREVIEW, claim_rows
 from .loading import folder_kind, load_fight, to_number
 
 __all__ = ["topic", "short_value", "folder_claims", "fight_folders", "scoreboard_rows", "render_matrix",
@@ -210,7 +210,7 @@ def render_matrix(rows: list[dict[str, Any]]) -> str:
 
 #: cell colours of the figure, by verdict (absent claims stay white)
 _COLOURS = {"supported": "#81c784", "not supported": "#e57373", "inconclusive": "#fff59d",
-            "not comparable": "#cfd8dc", "not tested": "#eeeeee"}
+            "not comparable": "#cfd8dc", "not tested": "#eeeeee", PREVIEW: "#bbdefb"}
 
 
 def render_figure(rows: list[dict[str, Any]]) -> bytes:
@@ -240,7 +240,8 @@ def render_figure(rows: list[dict[str, Any]]) -> bytes:
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    handles = [mpatches.Patch(facecolor=c, label=v) for v, c in _COLOURS.items()]
+    shown = {r["verdict"] for r in rows}
+    handles = [mpatches.Patch(facecolor=c, label=v) for v, c in _COLOURS.items() if v != PREVIEW or v in shown]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=len(handles), fontsize=8,
               frameon=False)
     buf = io.BytesIO()
