@@ -136,6 +136,16 @@ def test_unreadable_spec_is_refused(results_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_fights_without_claims_are_skipped_and_none_at_all_refused(results_dir, tmp_path):
+    bare = build_fight(tmp_path / "bare")
+    spec = json.loads((bare / "spec.json").read_text())
+    (bare / "spec.json").write_text(json.dumps({**spec, "claims": []}))
+    rows, skipped = scoreboard_rows([results_dir / "a-fight", bare])
+    assert skipped == [bare] and {r["folder"] for r in rows} == {"a-fight"}
+    with pytest.raises(ConfigError, match="no claims to lay side by side"):
+        scoreboard_rows([bare])
+
+
 def test_empty_folder_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="no fight folder"):
         write_scoreboard([tmp_path], tmp_path / "out", "cmd")

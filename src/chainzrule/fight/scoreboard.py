@@ -158,16 +158,20 @@ def fight_folders(paths: list[str | Path]) -> list[Path]:
 
 
 def scoreboard_rows(folders: list[Path]) -> tuple[list[dict[str, Any]], list[Path]]:
-    """``(claim rows with folder, fight and topic added, the folders skipped for having no claims)``."""
+    """``(claim rows with folder, fight and topic added, the folders skipped for having no claims:
+    stability maps, and fights whose spec has no [[claim]])``; ConfigError when no folder has one."""
     rows, skipped = [], []
     for folder in folders:
         claims = folder_claims(folder)
-        if claims is None:
+        if not claims:
             skipped.append(folder)
             continue
         fight = _spec(folder).get("name") or folder.name
         for c in claims:
             rows.append({**c, "folder": folder.name, "fight": fight, "topic": topic(c)})
+    if not rows:
+        raise ConfigError(f"no claims to lay side by side: expected fight folders whose spec has [[claim]] tables, "
+                          f"got none in {', '.join(str(f) for f in folders)}")
     return rows, skipped
 
 
@@ -275,7 +279,8 @@ def render_scoreboard(rows: list[dict[str, Any]], skipped: list[Path], command: 
              "claim is about (`cr-dreg`: ChainzRule + DREG; `cr-dreg-tanh`: the same started as tanh).",
              ""]
     if skipped:
-        parts += [f"- Skipped (no claims: stability maps): {', '.join(f'`{p.name}`' for p in skipped)}", ""]
+        parts += [f"- Skipped (no claims: stability maps, fights without [[claim]]): "
+                  f"{', '.join(f'`{p.name}`' for p in skipped)}", ""]
     parts += ["## Claim by claim", "", "![scoreboard](scoreboard.png)", "", render_matrix(rows), "", "## Verdicts per folder", "", _tally(rows), "",
               "## Every claim", "",
               "| folder | id | claim | claimed | ours [CI] | verdict | p |", "|---|---|---|---|---|---|---|"]
