@@ -159,3 +159,12 @@ def test_committed_scoreboard_matches_the_committed_folders(tmp_path):
     rows, _ = scoreboard_rows(fight_folders([ROOT / "results"]))
     readme = (ROOT / "README.md").read_text()
     assert f"{BEGIN}\n{render_matrix(rows)}\n{END}" in readme
+
+
+def test_report_command_ends_with_the_verdict_tally(tmp_path):
+    folder = build_fight(tmp_path / "f")
+    r = subprocess.run([sys.executable, "-m", "chainzrule", "report", str(folder)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # the hand-built claims of test_fight_report: 4 supported, 3 not supported, 1 inconclusive, 2 not tested
+    assert r.stdout.splitlines()[-1] == ('claims: 4 supported, 3 not supported, 1 inconclusive, 2 not tested '
+                                         '(report.md, "Claims")')

@@ -310,6 +310,7 @@ def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, execu
             remove_end_products(Path(out))
             raise
         click.echo(f"wrote {path}")
+        _echo_tally(out)
 
 
 @cli.command()
@@ -333,6 +334,14 @@ def report(folder, previous) -> None:
         load_fight(folder)  # refuse before copying anything
         copy_previous(previous, folder)
     click.echo(f"wrote {write_report(Path(folder))}")
+    _echo_tally(folder)
+
+
+def _echo_tally(folder) -> None:
+    """The fight's verdicts in one line, after its report (the claims table has the rest)."""
+    from .fight.claims import claim_rows, verdict_tally
+
+    click.echo(f"{verdict_tally(claim_rows(Path(folder)))} (report.md, \"Claims\")")
 
 
 @cli.command()

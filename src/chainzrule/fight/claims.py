@@ -10,6 +10,7 @@ claims read the size views of :mod:`.views`.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from .verdicts import (
 )
 from .views import accuracy_matched, size_view
 
-__all__ = ["claim_rows", "PREVIEW"]
+__all__ = ["claim_rows", "verdict_tally", "PREVIEW"]
 
 
 def _claimed_text(claim: dict[str, Any], metric: str) -> str:
@@ -399,3 +400,17 @@ def claim_rows(folder: str | Path | Fight) -> list[dict[str, Any]]:
             if row["verdict"] in VERDICTS:
                 row["preview_of"], row["verdict"] = row["verdict"], PREVIEW
     return rows
+
+
+def verdict_tally(rows: list[dict[str, Any]]) -> str:
+    """One line counting the verdicts of :func:`claim_rows`' rows, in a fixed order.
+
+    >>> verdict_tally([{"verdict": "supported"}, {"verdict": "inconclusive"}, {"verdict": "supported"}])
+    'claims: 2 supported, 1 inconclusive'
+    >>> verdict_tally([])
+    'claims: none in the spec'
+    """
+    order = ["supported", "not supported", "inconclusive", NOT_COMPARABLE, "not tested", PREVIEW]
+    counts = Counter(str(r["verdict"]) for r in rows)
+    parts = [f"{counts.pop(v)} {v}" for v in order if v in counts] + [f"{n} {v}" for v, n in sorted(counts.items())]
+    return "claims: " + (", ".join(parts) if parts else "none in the spec")
