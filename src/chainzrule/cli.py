@@ -301,16 +301,18 @@ def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, execu
                          + ([] if batch is None else ["--batch" if batch else "--no-batch"]))
     run_fight(s, Path(out), jobs=jobs, batch=batch, executor=executor, ray_address=ray_address, storage=storage)
     if not no_report:
+        from .fight.loading import load_fight
         from .fight.report import write_report
         from .fight.runner import remove_end_products
 
         try:
-            path = write_report(Path(out))
+            loaded = load_fight(Path(out))
+            path = write_report(loaded)
         except BaseException:  # stopped while writing: no results without their report (the resume writes both)
             remove_end_products(Path(out))
             raise
         click.echo(f"wrote {path}")
-        _echo_tally(out)
+        _echo_tally(loaded)
 
 
 @cli.command()
@@ -333,15 +335,16 @@ def report(folder, previous) -> None:
     if previous is not None:
         load_fight(folder)  # refuse before copying anything
         copy_previous(previous, folder)
-    click.echo(f"wrote {write_report(Path(folder))}")
-    _echo_tally(folder)
+    loaded = load_fight(folder)  # read once: the report and the verdict line
+    click.echo(f"wrote {write_report(loaded)}")
+    _echo_tally(loaded)
 
 
-def _echo_tally(folder) -> None:
-    """The fight's verdicts in one line, after its report (the claims table has the rest)."""
+def _echo_tally(fight) -> None:
+    """The loaded fight's verdicts in one line, after its report (the claims table has the rest)."""
     from .fight.claims import claim_rows, verdict_tally
 
-    click.echo(f"{verdict_tally(claim_rows(Path(folder)))} (report.md, \"Claims\")")
+    click.echo(f"{verdict_tally(claim_rows(fight))} (report.md, \"Claims\")")
 
 
 @cli.command()

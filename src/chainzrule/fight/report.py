@@ -75,7 +75,7 @@ from .analysis import failure_text, paired_comparisons, summary_table
 from .claims import PREVIEW, claim_rows
 from .formatting import format_p, format_summary, format_value, format_with_unit, is_fraction, metric_unit, md_table
 # MAIN_METRICS, accuracy_matched, attribution_table, size_view, tuning_edges: only re-exported (__all__)
-from .loading import MAIN_METRICS, Fight, load_fight, to_number  # noqa: F401
+from .loading import MAIN_METRICS, Fight, as_fight, load_fight, to_number  # noqa: F401
 from .report_sections import attribution_section, changes_section, lambda_section, size_section, tuning_section
 from .views import (  # noqa: F401
     accuracy_matched,
@@ -369,10 +369,11 @@ def _summary_csv(table: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_report(folder: str | Path) -> Path:
-    """Write ``report.md``, ``summary.csv`` and ``plots/*.png`` into the fight folder; returns the
-    path of report.md. ConfigError if the folder lacks results.csv or spec.json."""
-    fight = load_fight(folder)
+def write_report(folder: str | Path | Fight) -> Path:
+    """Write ``report.md``, ``summary.csv`` and ``plots/*.png`` into the fight folder (or the
+    loaded :class:`Fight`'s); returns the path of report.md. ConfigError if the folder lacks
+    results.csv or spec.json."""
+    fight = as_fight(folder)
     folder = fight.folder
     table = summary_table(fight)
     lam = lambda_table(fight)

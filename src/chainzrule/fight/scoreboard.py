@@ -105,20 +105,18 @@ def _spec(folder: Path) -> dict[str, Any]:
     return spec
 
 
-def _finetune_claims(folder: Path) -> list[dict[str, Any]]:
+def _finetune_claims(folder: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The fine-tune fight's claim, one row per reference head (the rule of its report)."""
-    from .finetune_changes import read_csv_rows
+    from .finetune_changes import previous_summary_floats, read_csv_rows
     from .finetune_report import verdict
 
-    spec = _spec(folder)
-    summary = [{**s, **{k: to_number(s.get(k)) for k in ("diff_vs_baseline", "diff_ci_low", "diff_ci_high")}}
-               for s in read_csv_rows(folder / "summary.csv")]
+    summary = previous_summary_floats({"summary": read_csv_rows(folder / "summary.csv")})
     names = {s["contender"] for s in summary}
+    gain = float(spec.get("claimed_gain", 0.0))
     rows = []
     for ref in [spec.get("reference"), *(spec.get("other_references") or [])]:
         if ref not in names:
             continue
-        gain = float(spec.get("claimed_gain", 0.0))
         v, why = verdict(SimpleNamespace(reference=ref, claimed_gain=gain), summary, ref)
         s = next(s for s in summary if s["contender"] == ref)
         diff = s["diff_vs_baseline"]
@@ -131,13 +129,18 @@ def _finetune_claims(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def folder_claims(folder: str | Path) -> list[dict[str, Any]] | None:
-    """The judged claims of one fight or fine-tune folder; None for a stability map (no claims)."""
+def folder_claims(folder: str | Path) -> tuple[str, list[dict[str, Any]] | None]:
+    """``(the fight's name, its judged claims)`` for a fight or fine-tune folder; claims None for
+    a stability map (no claims)."""
     folder = Path(folder)
     kind = folder_kind(folder)
     if kind == "stability":
-        return None
-    return _finetune_claims(folder) if kind == "finetune" else claim_rows(load_fight(folder))
+        return folder.name, None
+    if kind == "finetune":
+        spec = _spec(folder)
+        return spec.get("name") or folder.name, _finetune_claims(folder, spec)
+    fight = load_fight(folder)
+    return fight.get("name") or folder.name, claim_rows(fight)
 
 
 def fight_folders(paths: list[str | Path]) -> list[Path]:
@@ -162,11 +165,10 @@ def scoreboard_rows(folders: list[Path]) -> tuple[list[dict[str, Any]], list[Pat
     stability maps, and fights whose spec has no [[claim]])``; ConfigError when no folder has one."""
     rows, skipped = [], []
     for folder in folders:
-        claims = folder_claims(folder)
+        fight, claims = folder_claims(folder)
         if not claims:
             skipped.append(folder)
             continue
-        fight = _spec(folder).get("name") or folder.name
         for c in claims:
             rows.append({**c, "folder": folder.name, "fight": fight, "topic": topic(c)})
     if not rows:
