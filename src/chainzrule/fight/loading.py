@@ -222,17 +222,23 @@ def _read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return columns, rows
 
 
-def folder_kind(folder: str | Path) -> str:
-    """What made ``folder``: ``"stability"`` (a stability map: ``stability.csv``), ``"finetune"``
-    (a fine-tune fight: ``tuning.csv`` and a spec with a ``baseline`` head) or ``"fight"``."""
-    folder = Path(folder)
-    if (folder / "stability.csv").is_file():
-        return "stability"
+def _spec_or_empty(folder: Path) -> dict[str, Any]:
+    """``folder/spec.json`` as a dict, ``{}`` when it is missing or not a JSON object."""
     try:
         spec = json.loads((folder / "spec.json").read_text())
     except (OSError, ValueError):
-        spec = None
-    if (folder / "tuning.csv").is_file() and isinstance(spec, dict) and "baseline" in spec:
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def folder_kind(folder: str | Path, spec: dict[str, Any] | None = None) -> str:
+    """What made ``folder``: ``"stability"`` (a stability map: ``stability.csv``), ``"finetune"``
+    (a fine-tune fight: ``tuning.csv`` and a spec with a ``baseline`` head) or ``"fight"``;
+    ``spec``: its spec.json when already read."""
+    folder = Path(folder)
+    if (folder / "stability.csv").is_file():
+        return "stability"
+    if (folder / "tuning.csv").is_file() and "baseline" in (_spec_or_empty(folder) if spec is None else spec):
         return "finetune"
     return "fight"
 
@@ -240,15 +246,11 @@ def folder_kind(folder: str | Path) -> str:
 def _not_a_fight(folder: Path) -> str | None:
     """Why ``folder`` is a stability map or fine-tune fight rather than a fight (their reports are
     rewritten by their own command, which reuses the stored runs), or None."""
-    kind = folder_kind(folder)
+    spec = _spec_or_empty(folder)
+    kind = folder_kind(folder, spec)
     if kind == "fight":
         return None
     what = {"stability": "a stability map", "finetune": "a fine-tune fight"}[kind]
-    try:
-        spec = json.loads((folder / "spec.json").read_text())
-    except (OSError, ValueError):
-        spec = None
-    spec = spec if isinstance(spec, dict) else {}
     command = spec.get("command") or f"chainzrule {kind} SPEC --out {folder}"
     return (f"{folder} is {what}, not a `chainzrule fight` folder: its report is rewritten by its own command, "
             f"which reuses the stored runs: {command}")
