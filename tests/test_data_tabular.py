@@ -398,3 +398,31 @@ def test_cv_fold_zeroes_categories_its_training_rows_lack(tmp_path):
     tr, te = cv_fold_indices(y, 5, 0, 0)
     cv = cv_dataset(plain, 5, 0, 0)
     assert np.array_equal(cv.X_train, X[tr]) and np.array_equal(cv.X_test, X[te])
+
+
+def test_validation_and_test_rows_zero_the_categories_the_carved_training_rows_lack(tmp_path):
+    # 'RARE' is in 3 of 60 rows: over seeds, some carves leave it only in validation (or test) rows,
+    # where the run's training never moved its weight, so it is zeroed there (before standardizing)
+    from chainzrule.data.splits import make_splits
+    body = "".join(f"{i},{'RARE' if i in (5, 6, 7) else 'ab'[i % 2]},{i % 2}\n" for i in range(60))
+    ds = load_csv(_csv(tmp_path, "x,cat,y\n" + body), "y")
+    assert ds.meta["onehot_columns"] == {"cat": [1, 2, 3]}
+    seen_val_zeroed = 0
+    for seed in range(40):
+        s = make_splits(ds, val_fraction=0.2, seed=seed, standardization="none")
+        X_tr, X_va, X_te = s.X_train.numpy(), s.X_val.numpy(), s.X_test.numpy()
+        lacking = ~X_tr[:, 1:].any(0)  # categories no row that trains has
+        rows = {float(x[0]): x for x in np.concatenate([ds.X_train, ds.X_test])}  # x is the row number
+        for X, key in ((X_va, "unseen_categories_val"), (X_te, "unseen_categories")):
+            for x in X:
+                want = rows[float(x[0])].copy()
+                want[1:][lacking] = 0
+                np.testing.assert_array_equal(x, want)  # the numeric column and every other category kept
+            n = int((X[:, 1:].sum(1) == 0).sum())
+            assert s.meta[key] == ({"cat": n} if n else {})
+        seen_val_zeroed += s.meta["unseen_categories_val"].get("cat", 0)
+        assert ds.X_test[:, 1:].sum() == len(ds.X_test)  # the dataset's own arrays are untouched
+    assert seen_val_zeroed > 0, "no carve put RARE only outside training: the test checks nothing"
+    # standardized: a zeroed row reads as 'not this category' ((0 - mean) / std), like a row of another one
+    s = make_splits(ds, val_fraction=0.2, seed=0)
+    assert s.meta["standardize"] and "unseen_categories_val" in s.meta

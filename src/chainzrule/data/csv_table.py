@@ -11,7 +11,8 @@ cached table through :func:`load_csv` too. The rules:
   (sorted; a category seen only in test rows encodes as all zeros, counted in
   ``meta["unseen_categories"]``; ``meta["onehot_columns"]`` maps each categorical column to its
   feature indices, so that a cross-validation fold can zero the categories its own training rows
-  lack: :func:`chainzrule.train.data.cv_dataset`); a column that is mostly numeric with a few non-numbers is an
+  lack, :func:`chainzrule.train.data.cv_dataset`, and a run those its rows left after the
+  validation carve lack, :func:`chainzrule.data.splits.make_splits`); a column that is mostly numeric with a few non-numbers is an
   error naming the column, line and value; NaN/inf are errors too;
 - missing cells (empty, ``NA``, ``NaN``, ``?``, ``null``, ``None``, ``N/A``) are *reported, never
   filled*: any missing feature or target cell raises :class:`~chainzrule.errors.DataError` with

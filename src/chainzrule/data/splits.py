@@ -4,8 +4,11 @@ The validation split is the source's official one when it has it (``Dataset.X_va
 else a stratified ``val_fraction`` of train carved with ``seed`` (plain seeded when a class is too
 rare to stratify). Standardisation (``meta["standardize"]``, default True) fits mean/std on the
 remaining train rows only — never on validation or test — and applies them to all three
-(columns with std 0 get std 1). The fitted statistics are in ``meta["feature_mean"]`` and
-``meta["feature_std"]`` (numpy float arrays) so that a model can be deployed on raw inputs.
+(columns with std 0 get std 1). One-hot columns (``meta["onehot_columns"]``, a CSV table's
+categories) follow the rows that train: a category none of them has is zeroed in the validation
+and test rows, counted in ``meta["unseen_categories_val"]`` and ``meta["unseen_categories"]``.
+The fitted statistics are in ``meta["feature_mean"]`` and ``meta["feature_std"]`` (numpy float
+arrays) so that a model can be deployed on raw inputs.
 
 >>> import numpy as np
 >>> from chainzrule.data.base import Dataset
@@ -118,6 +121,30 @@ def _statistics(X_tr: np.ndarray, meta: dict, standardization, name: str):
     return mean, std
 
 
+def _zero_untrained_categories(X_tr: np.ndarray, X_va: np.ndarray, X_te: np.ndarray, onehot: dict):
+    """``(X_va, X_te, unseen in val, unseen in test)``: the one-hot columns (``{column: feature
+    indices}``, a CSV table's categories) that no row of ``X_tr`` has are zeroed in the validation
+    and test rows (copies), so that no evaluated row gets a weight its training never moved; the
+    counts are the rows left with no category, per column (columns with none left out).
+
+    >>> tr = np.array([[1, 0, 0], [0, 1, 0]], np.float32)  # category 2 in no training row
+    >>> va, te, n_va, n_te = _zero_untrained_categories(tr, np.eye(3, dtype=np.float32)[[2]],
+    ...                                                 np.eye(3, dtype=np.float32)[[0, 2]], {"c": [0, 1, 2]})
+    >>> va.tolist(), te.tolist(), n_va, n_te
+    ([[0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], {'c': 1}, {'c': 1})
+    """
+    X_va, X_te = np.array(X_va, copy=True), np.array(X_te, copy=True)  # never the dataset's own arrays
+    unseen_va, unseen_te = {}, {}
+    for h, cols in onehot.items():
+        lacking = [c for c in cols if not X_tr[:, c].any()]  # categories no training row has
+        for X, unseen in ((X_va, unseen_va), (X_te, unseen_te)):
+            X[:, lacking] = 0
+            n = int((X[:, cols].sum(1) == 0).sum())  # rows left with no category  [n_rows] -> count
+            if n:
+                unseen[h] = n
+    return X_va, X_te, unseen_va, unseen_te
+
+
 def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
                 standardization: str | tuple[np.ndarray, np.ndarray] = "fit") -> Splits:
     """Build train / val / test tensors from ``ds`` (see the module doc).
@@ -152,6 +179,9 @@ def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
         X_tr, y_tr, X_va, y_va = ds.X_train[tr], ds.y_train[tr], ds.X_train[va], ds.y_train[va]
         meta.update(val_source="carved", val_split=how, val_fraction=float(val_fraction))
     X_te = ds.X_test
+    if meta.get("onehot_columns"):
+        X_va, X_te, unseen_va, unseen_te = _zero_untrained_categories(X_tr, X_va, X_te, meta["onehot_columns"])
+        meta.update(unseen_categories=unseen_te, unseen_categories_val=unseen_va)
     stats = _statistics(X_tr, meta, standardization, ds.name)
     if stats is not None:
         mean, std = stats
