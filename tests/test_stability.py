@@ -243,9 +243,9 @@ def test_mnist_stability_spec_is_valid():
     assert full.lrs == [1e-3, 3e-3, 1e-2, 3e-2]
     assert full.lambdas == pytest.approx([0.0, 1e-3, 10 ** -2.5, 1e-2, 3e-2])
     assert {c.name: c.seeds for c in full.contenders} == {"cr": 3, "relu": 3, "cr-tanh": 3, "cr-r2": 3,
-                                                             "cr-r5": 3, "cr-r8": 3, "cr-power": 1}
+                                                             "cr-r5": 3, "cr-r8": 3, "gelu": 3, "cr-power": 1}
     assert {c.name: c.config.get("bound") for c in full.contenders if c.name.startswith("cr-r")} == \
         {"cr-r2": 2.0, "cr-r5": 5.0, "cr-r8": 8.0}
-    assert full.n_runs == 20 * 19
+    assert full.n_runs == 20 * 22
     quick = load_stability_spec(REPO / "fights" / "stability-mnist.toml", quick=True)
-    assert quick.n_runs == 28 and quick.base["epochs"] <= 2
+    assert quick.n_runs == 32 and quick.base["epochs"] <= 2
