@@ -278,7 +278,8 @@ def render_scoreboard(rows: list[dict[str, Any]], skipped: list[Path], command: 
              "estimate; the interval, the test and the p-value are in the table below and in each report. "
              "\"—\": the folder has no such claim.",
              "- **Rows**: what a claim tests, named the same in every fight; the contender is the network the "
-             "claim is about (`cr-dreg`: ChainzRule + DREG; `cr-dreg-tanh`: the same started as tanh).",
+             "claim is about (`cr-dreg`: ChainzRule + DREG; `cr-dreg-tanh`: the same started as tanh; "
+             "`cr-dreg-r`: the same with its working interval R tuned).",
              ""]
     if skipped:
         parts += [f"- Skipped (no claims: stability maps, fights without [[claim]]): "
