@@ -4,10 +4,12 @@ does the same with ``--compile`` (each rank trains through ``torch.compile`` of 
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -22,7 +24,14 @@ ARGS = ["train", "--dataset", "synthetic", "--model", "chainzrule", "--hidden", 
 
 
 def _run(cmd, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "CHAINZRULE_CACHE": str(tmp_path)}
+    # torchrun leaves a torchelastic_* folder in the temporary directory: point it at tmp_path (pytest
+    # removes old ones), and keep torch.compile's kernel cache where it would be anyway
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    inductor_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "CHAINZRULE_CACHE": str(tmp_path),
+           "TMPDIR": str(scratch), "TORCHINDUCTOR_CACHE_DIR": inductor_cache}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
