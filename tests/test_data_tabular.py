@@ -407,12 +407,12 @@ def test_validation_and_test_rows_zero_the_categories_the_carved_training_rows_l
     body = "".join(f"{i},{'RARE' if i in (5, 6, 7) else 'ab'[i % 2]},{i % 2}\n" for i in range(60))
     ds = load_csv(_csv(tmp_path, "x,cat,y\n" + body), "y")
     assert ds.meta["onehot_columns"] == {"cat": [1, 2, 3]}
+    rows = {float(x[0]): x for x in np.concatenate([ds.X_train, ds.X_test])}  # x is the row number
     seen_val_zeroed = 0
     for seed in range(40):
         s = make_splits(ds, val_fraction=0.2, seed=seed, standardization="none")
         X_tr, X_va, X_te = s.X_train.numpy(), s.X_val.numpy(), s.X_test.numpy()
         lacking = ~X_tr[:, 1:].any(0)  # categories no row that trains has
-        rows = {float(x[0]): x for x in np.concatenate([ds.X_train, ds.X_test])}  # x is the row number
         for X, key in ((X_va, "unseen_categories_val"), (X_te, "unseen_categories")):
             for x in X:
                 want = rows[float(x[0])].copy()

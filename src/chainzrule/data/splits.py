@@ -32,7 +32,7 @@ import torch
 from chainzrule.data.base import Dataset, stratified_indices
 from chainzrule.errors import ConfigError, DataError
 
-__all__ = ["Splits", "make_splits"]
+__all__ = ["Splits", "make_splits", "zero_untrained_categories"]
 
 
 @dataclass(eq=False)
@@ -121,28 +121,28 @@ def _statistics(X_tr: np.ndarray, meta: dict, standardization, name: str):
     return mean, std
 
 
-def _zero_untrained_categories(X_tr: np.ndarray, X_va: np.ndarray, X_te: np.ndarray, onehot: dict):
-    """``(X_va, X_te, unseen in val, unseen in test)``: the one-hot columns (``{column: feature
-    indices}``, a CSV table's categories) that no row of ``X_tr`` has are zeroed in the validation
-    and test rows (copies), so that no evaluated row gets a weight its training never moved; the
-    counts are the rows left with no category, per column (columns with none left out).
+def zero_untrained_categories(X_tr: np.ndarray, onehot: dict, *evaluated: np.ndarray):
+    """``(arrays, counts)``: each of ``evaluated`` (copied, never changed in place) with the one-hot
+    columns that no row of ``X_tr`` has zeroed, so that no evaluated row gets a weight its training
+    never moved; and per array the rows left with no category, per column (columns with none left
+    out). ``onehot`` maps each categorical column to its feature indices (``meta["onehot_columns"]``).
 
     >>> tr = np.array([[1, 0, 0], [0, 1, 0]], np.float32)  # category 2 in no training row
-    >>> va, te, n_va, n_te = _zero_untrained_categories(tr, np.eye(3, dtype=np.float32)[[2]],
-    ...                                                 np.eye(3, dtype=np.float32)[[0, 2]], {"c": [0, 1, 2]})
+    >>> (va, te), (n_va, n_te) = zero_untrained_categories(tr, {"c": [0, 1, 2]}, np.eye(3, dtype=np.float32)[[2]],
+    ...                                                    np.eye(3, dtype=np.float32)[[0, 2]])
     >>> va.tolist(), te.tolist(), n_va, n_te
     ([[0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], {'c': 1}, {'c': 1})
     """
-    X_va, X_te = np.array(X_va, copy=True), np.array(X_te, copy=True)  # never the dataset's own arrays
-    unseen_va, unseen_te = {}, {}
+    arrays = [np.array(X, copy=True) for X in evaluated]  # never the caller's own arrays
+    counts = [{} for _ in arrays]
     for h, cols in onehot.items():
         lacking = [c for c in cols if not X_tr[:, c].any()]  # categories no training row has
-        for X, unseen in ((X_va, unseen_va), (X_te, unseen_te)):
+        for X, unseen in zip(arrays, counts):
             X[:, lacking] = 0
             n = int((X[:, cols].sum(1) == 0).sum())  # rows left with no category  [n_rows] -> count
             if n:
                 unseen[h] = n
-    return X_va, X_te, unseen_va, unseen_te
+    return arrays, counts
 
 
 def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
@@ -180,7 +180,7 @@ def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
         meta.update(val_source="carved", val_split=how, val_fraction=float(val_fraction))
     X_te = ds.X_test
     if meta.get("onehot_columns"):
-        X_va, X_te, unseen_va, unseen_te = _zero_untrained_categories(X_tr, X_va, X_te, meta["onehot_columns"])
+        (X_va, X_te), (unseen_va, unseen_te) = zero_untrained_categories(X_tr, meta["onehot_columns"], X_va, X_te)
         meta.update(unseen_categories=unseen_te, unseen_categories_val=unseen_va)
     stats = _statistics(X_tr, meta, standardization, ds.name)
     if stats is not None:

@@ -8,7 +8,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 from ..data import load_dataset
 from ..data.base import Dataset
-from ..data.splits import Splits, make_splits
+from ..data.splits import Splits, make_splits, zero_untrained_categories
 
 __all__ = ["synthetic_dataset", "load_data", "load_splits", "cv_fold_indices", "cv_dataset"]
 
@@ -94,16 +94,9 @@ def cv_dataset(ds: Dataset, folds: int, fold: int, repeat: int) -> Dataset:
     X = np.concatenate([ds.X_train, ds.X_test])
     y = np.concatenate([ds.y_train, ds.y_test])
     tr, te = cv_fold_indices(y, folds, fold, repeat)
-    X_tr, X_te = X[tr], X[te]  # [n_train, D], [n_test, D]: copies
+    X_tr, X_te = X[tr], X[te]  # [n_train, D], [n_test, D]
     meta = {**ds.meta, "cv": {"folds": folds, "fold": fold, "repeat": repeat}}
     onehot = ds.meta.get("onehot_columns") or {}
-    if onehot:
-        unseen = {}
-        for h, cols in onehot.items():
-            lacking = [c for c in cols if not X_tr[:, c].any()]  # categories no training row of this fold has
-            X_te[:, lacking] = 0
-            n = int((X_te[:, cols].sum(1) == 0).sum())  # test rows left with no category
-            if n:
-                unseen[h] = n
-        meta["unseen_categories"] = unseen
+    if onehot:  # categories no training row of this fold has: zeroed in its test rows
+        (X_te,), (meta["unseen_categories"],) = zero_untrained_categories(X_tr, onehot, X_te)
     return replace(ds, X_train=X_tr, y_train=y[tr], X_test=X_te, y_test=y[te], meta=meta)
