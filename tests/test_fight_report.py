@@ -402,7 +402,7 @@ def test_repeated_cv_uses_the_corrected_t(tmp_path):
     assert row["p_value"] == pytest.approx(ref["p_value"])
     assert row["p_note"] == "corrected resampled t" and "10 paired splits" in row["note"]
     assert row["verdict"] == "supported"
-    # the main table's interval is over the 10 (seed, split) runs, with the corrected variance too
+    # the main table's interval is over the 10 splits (one seed each), with the corrected variance too
     cr = next(d for d in summary_table(folder) if d["contender"] == "cr-dreg")
     vals = [a + 0.002 * fold for a in ACC["cr-dreg"] for fold in range(2)]
     ci = corrected_resampled_ttest(vals, 600, 150)
@@ -427,8 +427,41 @@ def test_repeated_cv_uses_the_corrected_t(tmp_path):
     assert all(comps[n]["holm_p"] == pytest.approx(holm.adjusted[n]) for n in ps)
     report = write_report(folder).read_text()
     section = report.split("## Paired comparisons vs the reference")[1].split("\n## ")[0]
-    assert "Nadeau–Bengio corrected resampled t" in section and "| n (seed × split) | mean diff | corrected t p |" in section
+    assert "Nadeau–Bengio corrected resampled t" in section and "| n (splits) | mean diff | corrected t p |" in section
     assert "| Wilcoxon p |" not in section
+
+
+def test_seeds_of_one_split_are_one_unit(tmp_path):
+    """Seeds that share a (repeat, fold) split are averaged into one unit before the corrected t
+    (they share its training and test rows), and the correction's n_train counts the validation
+    rows carved from the training folds: k-fold CV gives n_test/n_train = 1/(k − 1)."""
+    from chainzrule.fight.stats import corrected_resampled_ttest
+
+    def split(r):  # seeds 0-4 → splits (repeat 0, folds 0-2): seeds 0 and 3 share fold 0, 1 and 4 fold 1
+        if r["phase"] != "final":
+            return r
+        return {**r, "repeat": "0", "fold": str(int(r["seed"]) % 3), "n_train": "480", "n_val": "120", "n_test": "200"}
+
+    claims = [{"id": "beats", "kind": "compare", "contender": "cr-dreg", "baseline": "relu", "metric": "test_accuracy"}]
+    folder = _rewrite(build_fight(tmp_path / "f"), claims=claims, row_update=split,
+                      extra_columns=("repeat", "fold", "n_train", "n_val", "n_test"))
+    fight = load_fight(folder)
+    assert fight.split_sizes(fight.phase("final")) == (600.0, 200.0)
+
+    def per_split(name):  # [3] the mean of each fold's seeds
+        return [np.mean([ACC[name][i] for i in SEEDS if i % 3 == fold]) for fold in range(3)]
+
+    d = [a - b for a, b in zip(per_split("cr-dreg"), per_split("relu"))]
+    ref = corrected_resampled_ttest(d, 600, 200)
+    row = claim_rows(folder)[0]
+    assert row["p_value"] == pytest.approx(ref["p_value"]) and "3 paired splits" in row["note"]
+    cr = next(r for r in summary_table(folder) if r["contender"] == "cr-dreg")
+    ci = corrected_resampled_ttest(per_split("cr-dreg"), 600, 200)
+    assert cr["test_accuracy_n"] == 3 and cr["test_accuracy_mean"] == pytest.approx(np.mean(per_split("cr-dreg")))
+    assert (cr["test_accuracy_ci_low"], cr["test_accuracy_ci_high"]) == pytest.approx((ci["ci_low"], ci["ci_high"]))
+    comps = {c["contender"]: c for c in paired_comparisons(fight, "test_accuracy")}
+    assert comps["relu"]["n"] == 3
+    assert comps["relu"]["t_p"] == pytest.approx(corrected_resampled_ttest([-x for x in d], 600, 200)["p_value"])
 
 
 def test_empty_split_columns_are_not_repeated_cv(tmp_path):

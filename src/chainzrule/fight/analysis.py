@@ -83,7 +83,7 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
     not recorded, see :func:`failure_text`), then for every metric column present (:data:`MAIN_METRICS`, fgsm_/pgd_ columns,
     val_accuracy, jacobian_fro_p99, peak_memory_mb) ``<metric>_mean``, ``<metric>_std``,
     ``<metric>_ci_low``, ``<metric>_ci_high`` (95% t-interval over seeds; under repeated CV over
-    the (seed, split) runs with Nadeau–Bengio's corrected variance) and ``<metric>_n``;
+    the splits, each its seeds' mean, with Nadeau–Bengio's corrected variance) and ``<metric>_n``;
     ``None`` where the metric has no value (not applicable). Values are in results.csv units
     (accuracies as fractions).
     """
@@ -110,7 +110,7 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
             **(_failures(fight, rows) if neural else _NO_FAILURES),
         }
         for m in metrics:
-            s = fight.summary(rows, m)  # repeated CV: one value per (seed, split), corrected interval
+            s = fight.summary(rows, m)  # repeated CV: one value per split (its seeds' mean), corrected interval
             for k in ("mean", "std", "ci_low", "ci_high", "n"):
                 v = s[k] if s else None
                 d[f"{m}_{k}"] = None if isinstance(v, float) and math.isnan(v) else v
@@ -157,7 +157,7 @@ def failure_text(d: dict[str, Any]) -> str:
 def paired_comparisons(fight: Fight, metric: str) -> list[dict[str, Any]]:
     """Every final contender vs the reference on ``metric``, paired, Holm over the family.
 
-    Pairs are seeds, or under repeated CV ``(seed, repeat, fold)`` units: there the t-test is
+    Pairs are seeds, or under repeated CV ``(repeat, fold)`` splits (each the mean of its seeds): there the t-test is
     Nadeau–Bengio's corrected resampled t over the paired units (the splits' training sets
     overlap, so a plain paired t would be too confident) and no Wilcoxon p is given (it assumes
     independent pairs; ``wilcoxon_p`` is None).

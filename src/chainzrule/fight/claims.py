@@ -304,7 +304,8 @@ def _claim_param_ratio_val(row: dict[str, Any], claim: dict[str, Any], sv: dict[
     notes = [f"{who}: {n}" for who, n in ((sv["baseline"], r["note_base"]), (sv["contender"], r["note_cr"])) if n]
     _fail(row, f"{sv['contender']} vs {sv['baseline']} width sweeps on validation accuracy, target "
                f"{format_with_unit('val_accuracy', r['target'])} (best baseline width − {format_margin('val_accuracy', sv['margin'])}), "
-               f"seed bootstrap ({r['n_boot']})"
+               f"{'split' if sv.get('variance_factor', 1.0) > 1.0 else 'seed'} bootstrap ({r['n_boot']}"
+               + (", paired across widths)" if sv.get("paired") else ")")
                + (f", interval widened by Nadeau–Bengio's factor {sv['variance_factor']:.2f} (repeated CV)"
                   if sv.get("variance_factor", 1.0) > 1.0 else "")
                + (f"; {'; '.join(notes)}" if notes else "")

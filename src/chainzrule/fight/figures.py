@@ -72,7 +72,7 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
         ax.errorbar([p for p, _ in line], [scale * s["mean"] for _, s in line], yerr=[err(s) for _, s in line],
                     fmt="s-" if name == fight.reference else "D--", color=("0.15", "tab:red", "tab:blue")[min(j, 2)],
                     capsize=3, lw=1.5, label=f"{fight.label(name)}: width sweep")
-    units = "(seed, split) runs" if fight.resampled else "seeds"
+    units = "splits" if fight.resampled else "seeds"
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log)")
     ax.set_ylabel(f"{pm}{metric_unit(pm)}")

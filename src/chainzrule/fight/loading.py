@@ -139,30 +139,42 @@ class Fight:
         return any(str(r.get(c, "")).strip() not in ("", "None", "nan") for r in self.rows for c in _SPLIT_COLS)
 
     def by_split(self, rows: list[dict[str, str]], metric: str) -> dict[tuple, float]:
-        """(seed, repeat, fold) → value of ``metric``; per seed (as :meth:`by_seed`) without CV columns."""
+        """The units of the paired tests: ``(repeat, fold)`` → the mean of ``metric`` over that
+        split's runs (its seeds) under repeated CV; ``(seed,)`` → value (as :meth:`by_seed`) without.
+
+        A split, not a (seed, split) run, is the unit of Nadeau–Bengio's corrected test: the
+        seeds of one split share its training and test rows, so counting them as separate splits
+        would count seed noise as split-to-split spread and give ``J − 1`` degrees of freedom for
+        fewer than ``J`` splits.
+        """
         if not self.resampled:
             return {(s,): v for s, v in self.by_seed(rows, metric).items()}
         acc: dict[tuple, list[float]] = {}
         for r in rows:
             v = to_number(r.get(metric))
             if v is not None:
-                key = tuple(to_number(r.get(c)) for c in ("seed",) + _SPLIT_COLS)
+                key = tuple(to_number(r.get(c)) for c in _SPLIT_COLS)
                 acc.setdefault(key, []).append(v)
         return {k: float(np.mean(v)) for k, v in sorted(acc.items(), key=lambda kv: [(x is None, x or 0) for x in kv[0]])}
 
     def summary(self, rows: list[dict[str, str]], metric: str) -> dict[str, Any] | None:
-        """Mean, std and 95% interval of ``metric`` over the runs' units — seeds, or (seed, split)
-        pairs under repeated CV with Nadeau–Bengio's corrected interval; None without values."""
+        """Mean, std and 95% interval of ``metric`` over the units of :meth:`by_split` — seeds, or
+        under repeated CV splits (each its seeds' mean) with Nadeau–Bengio's corrected interval;
+        None without values."""
         from .stats import summarize_splits
 
         vals = list(self.by_split(rows, metric).values())
         return summarize_splits(vals, self.split_sizes(rows)) if vals else None
 
     def split_sizes(self, rows: list[dict[str, str]]) -> tuple[float, float] | None:
-        """Mean ``(n_train, n_test)`` of repeated-CV rows, or None (plain seeds: no correction)."""
+        """Mean ``(n_train, n_test)`` of repeated-CV rows for Nadeau–Bengio's correction, or None
+        (plain seeds: no correction). ``n_train`` counts every row of the split that is not a test
+        row — the rows that train plus the validation rows carved from them, which the learner
+        also reads (early stopping, tuning) — so k-fold CV gives ``n_test/n_train = 1/(k − 1)``
+        (Bouckaert & Frank 2004)."""
         if not self.resampled:
             return None
-        tr = [v for v in (to_number(r.get("n_train")) for r in rows) if v]
+        tr = [v + (to_number(r.get("n_val")) or 0.0) for r, v in ((r, to_number(r.get("n_train"))) for r in rows) if v]
         te = [v for v in (to_number(r.get("n_test")) for r in rows) if v]
         return (float(np.mean(tr)), float(np.mean(te))) if tr and te else None
 

@@ -63,6 +63,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,7 @@ def _tuning_summary(tn: dict) -> tuple[str, str, float | None]:
 def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
     metrics = fight.main_metrics()
     L = ["", "## Main table (final runs)", "",
-         f"Mean ± std over {'the (seed, split) runs' if fight.resampled else 'seeds'}; {fight.primary} also with its "
+         f"Mean ± std over {'the splits (each split the mean of its seeds)' if fight.resampled else 'seeds'}; {fight.primary} also with its "
          f"95% {'corrected (Nadeau–Bengio) ' if fight.resampled else ''}t-interval [lo, hi]. "
          "Accuracies in %. Empty columns (not applicable) are omitted.", ""]
     L[-2] += (" Failures: runs diverged or unstable, k/n with the 95% Clopper–Pearson interval of the rate "
@@ -251,7 +252,7 @@ def _main_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
 def _paired_section(fight: Fight) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
     if fight.resampled:
         L = ["", "## Paired comparisons vs the reference", "",
-             f"Each contender minus `{fight.reference}`, paired by (seed, repeated-CV split). p: two-sided "
+             f"Each contender minus `{fight.reference}`, paired by repeated-CV split (each split the mean of its seeds). p: two-sided "
              "Nadeau–Bengio corrected resampled t over the paired splits (the splits' training sets overlap, so "
              "a plain paired t would be too confident; no Wilcoxon p, which assumes independent pairs); "
              f"Holm–Bonferroni over the family (all comparisons of that metric); reject at α = {fight.alpha}."]
@@ -276,8 +277,8 @@ def _paired_section(fight: Fight) -> tuple[list[str], dict[str, list[dict[str, A
                  format_p(c["wilcoxon_p"]), format_p(c["holm_p"]), "yes" if c["reject"] else "no", c["note"] or ""]
                 for c in comps]
         header = ["contender", "n", "mean diff", "paired t p", "Wilcoxon p", "Holm p", "reject", "note"]
-        if fight.resampled:  # n counts (seed, split) units; no Wilcoxon column
-            header[1], header[3] = "n (seed × split)", "corrected t p"
+        if fight.resampled:  # n counts splits; no Wilcoxon column
+            header[1], header[3] = "n (splits)", "corrected t p"
             del header[4]
             rows = [r[:4] + r[5:] for r in rows]
         L.append(md_table(header, rows))
@@ -291,7 +292,7 @@ def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
          "range) or at its strict end (`rule`); compare — paired superiority, non-inferiority where the claim has "
          "a `margin` (\"at least as good\": supported when the one-sided test rejects \"worse by the margin or "
          "more\"); paired claims of one metric share a Holm family; param_ratio — the accuracy-matched ratio "
-         "from validation width sweeps, its seed-bootstrap interval against the claimed ratio (widened by "
+         "from validation width sweeps, its bootstrap interval (seeds, or splits, paired across widths) against the claimed ratio (widened by "
          "Nadeau–Bengio's factor under repeated CV; at most inconclusive when a family reaches the target at its "
          "smallest width, which makes the ratio a bound; without validation sweeps, the legacy test-set ratio: no "
          "CI, supported if ≥ claimed). Intervals are 95% unless the cell says otherwise (a one-sided test at 5% and "
@@ -318,7 +319,7 @@ def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
 
 
 def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, Any]],
-              comps: dict[str, list[dict[str, Any]]], am: dict[str, Any]) -> list[str]:
+              comps: dict[str, list[dict[str, Any]]], am: dict[str, Any], sv: dict[str, Any]) -> list[str]:
     L = ["", "## Findings", ""]
     parts = []
     if claims:
@@ -346,8 +347,14 @@ def _findings(fight: Fight, claims: list[dict[str, Any]], table: list[dict[str, 
                 parts.append(f"On {metric}, after Holm, these differ significantly from {fight.label(fight.reference)}: {txt}.")
             else:
                 parts.append(f"On {metric}, no contender differs significantly from {fight.label(fight.reference)} after Holm.")
-    if am.get("ratio") is not None:
-        parts.append(f"Accuracy-matched parameter ratio: {am['ratio']:.2f}×.")
+    r = sv.get("val") or {}
+    if r.get("ratio") is not None and math.isfinite(r["ratio"]):  # the view chosen on validation, never the legacy one
+        ci = "" if r["reason"] else f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+        parts.append(f"Accuracy-matched parameter ratio (validation width sweeps, {fight.label(sv['baseline'])} / "
+                     f"{fight.label(sv['contender'])}): {r['ratio']:.2f}×{ci}.")
+    elif am.get("ratio") is not None:
+        parts.append(f"Accuracy-matched parameter ratio, legacy view (baseline and width chosen on the test set, "
+                     f"not evidence): {am['ratio']:.2f}×.")
     elif am.get("widths"):
         parts.append("No width of the accuracy-matched sweep reached the best baseline within the margin.")
     if fight.get("quick"):
@@ -383,7 +390,7 @@ def write_report(folder: str | Path | Fight) -> Path:
     L += _main_section(fight, table)
     paired, comps = _paired_section(fight)
     L += paired
-    size, am = size_section(fight, table)
+    size, am, sv = size_section(fight, table)
     L += size
     L += lambda_section(fight, lam)
     L += attribution_section(fight)
@@ -392,7 +399,7 @@ def write_report(folder: str | Path | Fight) -> Path:
     L += changes_section(fight)
 
     try:  # from here on files are written: all of them, or none (an interrupted write removes its part)
-        return _write(fight, folder, table, lam, claims, comps, am, L)
+        return _write(fight, folder, table, lam, claims, comps, am, sv, L)
     except BaseException:
         remove_report_files(folder)
         raise
@@ -410,7 +417,7 @@ def remove_report_files(folder: str | Path) -> None:
     shutil.rmtree(folder / _PLOTS, ignore_errors=True)
 
 
-def _write(fight: Fight, folder: Path, table, lam, claims, comps, am, L: list[str]) -> Path:
+def _write(fight: Fight, folder: Path, table, lam, claims, comps, am, sv, L: list[str]) -> Path:
     """The writing half of :func:`write_report`: the plots, summary.csv, then report.md."""
     plots_dir = folder / _PLOTS
     made = []
@@ -430,7 +437,7 @@ def _write(fight: Fight, folder: Path, table, lam, claims, comps, am, L: list[st
         L.append("No data to plot.")
     for fname, title in made:
         L += [f"### {title}", "", f"![{title}]({_PLOTS}/{fname})", ""]
-    L += _findings(fight, claims, table, comps, am)
+    L += _findings(fight, claims, table, comps, am, sv)
 
     atomic_write_text(folder / "summary.csv", _summary_csv(table))
     out = folder / "report.md"

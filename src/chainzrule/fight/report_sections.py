@@ -24,7 +24,8 @@ from .views import accuracy_matched, attribution_table, size_view
 __all__ = ["size_section", "lambda_section", "attribution_section", "tuning_section", "changes_section"]
 
 
-def size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+def size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """The size views' lines, the legacy accuracy-matched view and the validation one (:func:`size_view`)."""
     L = ["", "## Size views", "", "### Parameter-matched", "",
          "Rule: with param_match, mlp/kan contenders get widths solved to the reference's parameter count "
          "within ±5%; other model kinds are not matched. Δ is relative to the reference.", ""]
@@ -38,12 +39,13 @@ def size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str], 
             rel, ok = f"{100 * x:+.1f}%", "yes" if abs(x) <= 0.05 else "no"
         rows.append([d["label"], d["model"] or "—", d["hidden"] or "—", format_value("params", d["params"]), rel, ok])
     L.append(md_table(["contender", "model", "hidden", "params", "Δ vs reference", "within ±5%"], rows))
-    L += _size_view_section(fight)
+    sv = size_view(fight)
+    L += _size_view_section(fight, sv)
     am = accuracy_matched(fight)
     L += ["", "### Accuracy-matched (legacy: chosen on test)", ""]
     if not am["widths"]:
         L.append(f"Not run ({am['reason'] or 'no [accuracy_matched] section'}).")
-        return L, am
+        return L, am, sv
     pm = fight.primary
     L.append(f"Width runs of {fight.label(am['contender'])} (phase \"width\"), mean {pm} over seeds; the smallest "
              f"within {format_margin(pm, am['margin'])} (margin) of the best baseline's mean counts.")
@@ -69,24 +71,24 @@ def size_section(fight: Fight, table: list[dict[str, Any]]) -> tuple[list[str], 
                      f"{format_value(pm, m['mean'])}). **Parameter ratio {am['ratio']:.2f}×** (best-baseline params / its params).")
         else:
             L.append(f"No width is within the margin: {am['reason']}; no parameter ratio.")
-    return L, am
+    return L, am, sv
 
 
-def _size_view_section(fight: Fight) -> list[str]:
-    sv = size_view(fight)
+def _size_view_section(fight: Fight, sv: dict[str, Any]) -> list[str]:
     L = ["", "### Accuracy-matched from validation width sweeps", ""]
     if sv["val"] is None:
         L.append(f"Not available: {sv['reason']}. (The legacy view below picks the best baseline and the matching "
                  "width on the test set; it is kept for comparison with earlier results, not as evidence.)")
         return L
     r = sv["val"]
-    units = "(seed, split) runs" if fight.resampled else "seeds"
+    units = "splits" if fight.resampled else "seeds"
     L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (of the spec's `baselines`, the family with the "
              "best tuned validation accuracy), each width trained with its family's tuned hyperparameters. Target: the "
              f"best baseline width's mean validation accuracy − {format_margin('val_accuracy', sv['margin'])}; each "
              "family's mean curve is read where it first reaches it (linear in log params); 95% percentile interval "
-             f"from resampling {units} within each width ({r['n_boot']} resamples, the best-width choice redone in "
-             "each). No choice reads the test set.")
+             + (f"from resampling the {units} jointly (the same {units} ran at every width of both families, so one "
+                f"draw serves them all)" if sv.get("paired") else f"from resampling {units} within each width")
+             + f" ({r['n_boot']} resamples, the best-width choice redone in each). No choice reads the test set.")
     L.append("")
     rows = []
     for name, lab in ((sv["baseline"], "baseline"), (sv["contender"], "ChainzRule")):
@@ -114,7 +116,7 @@ def lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
         return L
     sweep = fight.section("lambda_sweep") or {}
     L.append(f"{fight.label(sweep.get('contender', ''))} at each DREG λ with its tuned hyperparameters; mean ± std over "
-             f"{'(seed, split) runs' if fight.resampled else 'seeds'}. ★ marks λ = 10^-2.5 ≈ 0.00316, the follow-up paper's fixed value.")
+             f"{'splits (each the mean of its seeds)' if fight.resampled else 'seeds'}. ★ marks λ = 10^-2.5 ≈ 0.00316, the follow-up paper's fixed value.")
     L.append("")
     pm = fight.primary
     rows = [[f"{d['lambda']:.4g}" + (" ★" if d["marked"] else ""), str(d["n"]),
@@ -130,7 +132,7 @@ def attribution_section(fight: Fight) -> list[str]:
     L = ["", "## Attribution: activation × DREG", "",
          "What the polynomial adds and what DREG adds, separately: contenders identified by their configs "
          "(mlp ReLU/GELU or ChainzRule, no other regularizer; \"DREG\" = constant λ > 0). Each row is a − b "
-         f"on {pm}, paired by seed{' (split, corrected variance)' if fight.resampled else ''}, mean "
+         f"on {pm}, paired by {'split (corrected variance)' if fight.resampled else 'seed'}, mean "
          f"[{100 * (1 - fight.alpha):.0f}% CI], two-sided paired t and Holm over the rows.", ""]
     if at["cells"]:
         grid = []

@@ -117,21 +117,23 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
 # ----------------------------------------------------------------------------------------------
 
 
-def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list[list[float]], list[str]]:
-    """A contender's "width" rows: params per width, per-seed ``metric`` per width, hidden labels
-    (widths without a parameter count or any value are left out)."""
+def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list[list[float]], list[str], list[list[tuple]]]:
+    """A contender's "width" rows: params per width, per-unit ``metric`` per width, hidden labels,
+    and the units of each width (:meth:`Fight.by_split`'s keys: seeds, or splits); widths without
+    a parameter count or any value are left out."""
     groups: dict[str, list[dict[str, str]]] = {}
     for r in fight.phase("width", contender):
         groups.setdefault(r.get("hidden") or "?", []).append(r)
-    params, accs, hidden = [], [], []
+    params, accs, hidden, units = [], [], [], []
     for h, rs in groups.items():
         p = [v for v in (to_number(r.get("params")) for r in rs) if v]
-        vals = list(fight.by_split(rs, metric).values())  # per seed, or per (seed, split)
+        vals = fight.by_split(rs, metric)  # per seed, or per split (mean of its seeds)
         if p and vals:
             params.append(float(np.mean(p)))
-            accs.append(vals)
+            accs.append(list(vals.values()))
             hidden.append(h)
-    return params, accs, hidden
+            units.append(list(vals))
+    return params, accs, hidden, units
 
 
 def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) -> dict[str, Any]:
@@ -149,10 +151,13 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     the test mean of that validation-chosen baseline width minus the margin, is given for
     reference (``test``). Under repeated CV the interval is widened by Nadeau–Bengio's factor
     (``variance_factor``, :func:`~.stats.nadeau_bengio_factor` with the units per width and the
-    width runs' split sizes): the resampled (seed, split) units share training rows.
+    width runs' split sizes): the resampled splits share training rows. When the same units ran
+    at every width of both families (the runner's sweeps: the same seeds, or splits), they are
+    resampled jointly (``paired``), as the paired tests pair them.
 
     Returns ``{"contender", "baseline", "margin", "val": bootstrap dict | None, "test": ... |
-    None, "sweeps": {name: {"params", "val", "test", "hidden"}}, "reason"}``.
+    None, "sweeps": {name: {"params", "val", "test", "hidden", "units"}}, "variance_factor",
+    "paired", "reason"}``.
     """
     acc = fight.section("accuracy_matched") or {}
     cr = acc.get("contender")
@@ -166,10 +171,11 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     cr = cr or names[0]
     out["contender"] = cr
     for n in names:
-        p, v, h = _sweep(fight, n, "val_accuracy")
-        pt, t, _ = _sweep(fight, n, fight.primary)
+        p, v, h, u = _sweep(fight, n, "val_accuracy")
+        pt, t, _, ut = _sweep(fight, n, fight.primary)
         if len(p) >= 2:
-            out["sweeps"][n] = {"params": p, "val": v, "hidden": h, "test": t if pt == p else None}
+            out["sweeps"][n] = {"params": p, "val": v, "hidden": h, "test": t if pt == p and ut == u else None,
+                                "units": u}
     bases = [n for n in out["sweeps"] if n != cr]
     if cr not in out["sweeps"] or not bases:
         out["reason"] = (f"width sweeps (≥ 2 widths with val_accuracy) of {cr!r} and of a baseline family are "
@@ -182,14 +188,17 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     units = min(len(v) for s in (sb, sc) for v in s["val"])
     factor = nadeau_bengio_factor(units, *sizes) if sizes else 1.0
     out["variance_factor"] = factor
+    # the same units (seeds, or splits) at every width of both families: resample them jointly
+    paired = len({tuple(u) for s in (sb, sc) for u in s["units"]}) == 1
+    out["paired"] = paired
     try:
         out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin,
-                                           n_boot=n_boot, variance_factor=factor)
+                                           n_boot=n_boot, variance_factor=factor, paired=paired)
         if sb["test"] is not None and sc["test"] is not None:
             j = int(np.argmax([np.mean(v) for v in sb["val"]]))
             out["test"] = param_ratio_bootstrap(sb["params"], sb["test"], sc["params"], sc["test"],
                                                 target=float(np.mean(sb["test"][j])) - margin, n_boot=n_boot,
-                                                variance_factor=factor)
+                                                variance_factor=factor, paired=paired)
     except (ValueError, DataError) as e:
         out["reason"] = str(e)
     return out

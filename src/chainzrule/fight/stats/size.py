@@ -81,8 +81,12 @@ def params_at_accuracy(params: Any, accuracy: Any, target: float) -> tuple[float
     return float(math.exp(x)), "reached at the smallest width" if x == logp[0] else ""
 
 
-def _resampled_curves(acc: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """[n_boot, W] mean accuracy per width, seeds resampled with replacement within each width."""
+def _resampled_curves(acc: list[np.ndarray], n_boot: int, rng: np.random.Generator,
+                      idx: np.ndarray | None = None) -> np.ndarray:
+    """[n_boot, W] mean accuracy per width: units resampled with replacement within each width,
+    or, given ``idx`` [n_boot, S], the same draw of the S aligned units at every width."""
+    if idx is not None:
+        return np.stack([a[idx].mean(axis=1) for a in acc], axis=1)
     return np.stack([a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1) for a in acc], axis=1)
 
 
@@ -99,6 +103,7 @@ def param_ratio_bootstrap(
     confidence: float = 0.95,
     rng: np.random.Generator | int = 0,
     variance_factor: float = 1.0,
+    paired: bool = False,
 ) -> dict[str, Any]:
     """Parameter ratio at equal accuracy, ``params_base / params_cr``, with a bootstrap interval.
 
@@ -106,7 +111,10 @@ def param_ratio_bootstrap(
     read at ``target`` with :func:`params_at_accuracy`. Without ``target`` it is the best
     baseline width's mean minus ``margin``, recomputed in every resample, so choosing that
     width is part of the estimator. The percentile interval resamples seeds with replacement
-    within each width of each family (``n_boot`` times, from ``rng``). A resample where a family
+    within each width of each family (``n_boot`` times, from ``rng``); with ``paired``, where the
+    same units (seeds, or splits) ran at every width of both families and position ``s`` of every
+    width's array is the same unit, one draw of units serves every width of both families, so
+    the resamples keep what a unit shares across widths (its split, its seed's data order). A resample where a family
     never reaches the target is censored, not dropped: ChainzRule never reaching it counts as
     ratio 0 (it would need more than its largest width), the baseline never reaching it as
     ``+inf``, so an interval bound of 0 or inf says the sweep is too short. If both never reach
@@ -116,7 +124,7 @@ def param_ratio_bootstrap(
 
     ``variance_factor`` widens the interval for correlated units: the distances of its ends
     from the ratio, in log ratio, are multiplied by ``sqrt(variance_factor)``. Under repeated
-    cross-validation the resampled (seed, split) units share training rows, so the bootstrap's
+    cross-validation the resampled units (splits) share training rows, so the bootstrap's
     spread is too small; pass Nadeau–Bengio's ``1 + J·n_test/n_train`` (``J`` units per width,
     :func:`nadeau_bengio_factor`), the factor by which the naive variance of a mean of ``J``
     such units understates the corrected one.
@@ -135,6 +143,8 @@ def param_ratio_bootstrap(
         Resamples, interval level, and a numpy Generator or seed (deterministic by default).
     variance_factor : float
         ≥ 1; see above (1: the plain percentile interval).
+    paired : bool
+        Resample the units jointly (see above); every width needs the same number of them.
 
     Returns
     -------
@@ -156,6 +166,13 @@ def param_ratio_bootstrap(
     ...                            [[0.9], [0.94], [0.96]], target=0.95)
     >>> round(r1["ratio"], 6), r1["ci_low"], r1["reason"]
     (4.0, nan, 'a width with one seed: no interval')
+
+    Paired units: seed 1 is the better one at every width of both families, so resampling the
+    seeds jointly keeps the curves' shift and the interval collapses onto the ratio:
+
+    >>> rp = param_ratio_bootstrap([1e3, 1e4, 1e5], acc, [250, 2.5e3, 2.5e4], acc, target=0.95, paired=True)
+    >>> round(rp["ci_low"], 6), round(rp["ci_high"], 6)
+    (4.0, 4.0)
     """
     lb, ab = _as_sweep(base_params, base_acc, "the baseline")
     lc, ac = _as_sweep(cr_params, cr_acc, "ChainzRule")
@@ -166,13 +183,21 @@ def param_ratio_bootstrap(
     if (target is not None and not math.isfinite(target)) or not math.isfinite(margin):
         raise ConfigError(f"expected a finite target (or None) and margin, got {target!r}, {margin!r}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    idx = None
+    if paired:
+        units = {a.size for a in ab + ac}
+        if len(units) != 1:
+            raise DataError(f"expected the same number of units at every width for paired resampling, got "
+                            f"{sorted(units)}")
+        n_units = units.pop()
+        idx = gen.integers(0, n_units, size=(n_boot, n_units))  # [n_boot, S], shared by every width
 
     def crossings(cb: np.ndarray, cc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = np.full(cb.shape[0], float(target)) if target is not None else cb.max(axis=1) - margin
         return t, _first_crossing(lb, cb, t), _first_crossing(lc, cc, t)
 
     t, xb, xc = (float(v[0]) for v in crossings(*(np.array([[a.mean() for a in f]]) for f in (ab, ac))))
-    _, bb, bc = crossings(_resampled_curves(ab, n_boot, gen), _resampled_curves(ac, n_boot, gen))
+    _, bb, bc = crossings(_resampled_curves(ab, n_boot, gen, idx), _resampled_curves(ac, n_boot, gen, idx))
     ratios = np.exp(bb - bc)  # censored: ChainzRule never reaching → 0, the baseline never → inf
     ratios[np.isnan(bc)], ratios[np.isnan(bb)] = 0.0, np.inf
     ratios[np.isnan(bb) & np.isnan(bc)] = np.nan
