@@ -28,6 +28,19 @@ def test_max_slope_is_the_true_supremum(name, expected):
     assert float(act.max_slope()) == pytest.approx(expected)
     assert observed <= expected + 1e-12
     assert observed == pytest.approx(expected, rel=1e-9)
+    assert float(act.max_slope()) >= observed  # a bound: the float32 value is rounded up, never down
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_dreg_forward_gives_the_plain_forward_in_reduced_precision(name, dtype):
+    """In bfloat16/float16 the DREG path takes σ from torch's kernel, as forward does (the
+    hand-written z·Φ(z) rounds three times and flipped argmaxes)."""
+    act = make_activation(name)
+    z = torch.randn(256, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
+    value, slope = act.value_and_derivative(z)
+    assert torch.equal(value, act(z))
+    assert torch.allclose(slope.double(), act.value_and_derivative(z.double())[1], atol=2e-2)
 
 
 def test_known_constants():

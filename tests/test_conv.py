@@ -201,3 +201,27 @@ def test_functional_row_norms_doc_and_errors():
         CF.conv_row_norms_sq(w, (4,), padding=1, padding_mode="mirror")
     with pytest.raises(ValueError, match=r"expected row norms of shape \(1, 3\), got \(3,\)"):
         CF.conv_layer_jacobian_sq(torch.ones(2, 1, 3), torch.ones(3))
+
+
+def test_jit_trace_of_the_dreg_term_is_refused():
+    """The row norms depend on the spatial size, which a trace would freeze: refused, never wrong."""
+    import warnings
+
+    layer = ConvHiddenLayer(2, 3, 3, PolynomialActivation(3, dim=1), padding=1)
+
+    class WithJacobian(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x, return_jacobian=True)
+
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="torch.jit.trace, which would freeze"):
+        warnings.simplefilter("ignore")
+        torch.jit.trace(WithJacobian(layer), torch.randn(2, 2, 6, 6))
+    with warnings.catch_warnings():  # without the term a trace is fine
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(layer, torch.randn(2, 2, 6, 6))
+    x = torch.randn(2, 2, 4, 9)
+    assert torch.allclose(traced(x), layer(x))

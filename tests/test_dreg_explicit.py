@@ -308,3 +308,12 @@ def test_distributed_data_parallel_single_process_gloo(tmp_path):
     torch.testing.assert_close(jsq, ref_jsq, rtol=0, atol=0)
     for g, p in zip(grads, net.parameters()):
         torch.testing.assert_close(g, p.grad, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["cr", "relu"])
+def test_an_empty_batch_gives_a_zero_penalty_as_the_explicit_terms_do(kind):
+    net = _net(kind)
+    with collect(net) as terms:
+        _, jsq = net(torch.randn(0, 4, dtype=DT), return_jacobian=True)
+    assert terms.penalty().item() == 0.0 and dreg_penalty(jsq).item() == 0.0
+    assert all(v.item() == 0.0 for v in terms.per_layer().values())

@@ -5,7 +5,8 @@ Every activation here is an ``nn.Module`` on ``[..., F]`` with
 - ``forward(z)`` — σ(z);
 - ``derivative(z)`` — the exact σ'(z);
 - ``value_and_derivative(z)`` — both in one pass (what a DREG-tracking layer calls);
-- ``max_slope()`` — a certified bound on |σ'| (a 0-d tensor, or ``[F]`` for per-feature ones).
+- ``max_slope()`` — a certified bound on the exact |σ'| (a 0-d tensor, or ``[F]`` for per-feature
+  ones; σ' evaluated in a low-precision dtype can exceed it by that dtype's rounding).
 
 Standard activations (ReLU, GELU, SiLU, tanh) are stateless and work with any F, so DREG applies
 to ordinary networks too. :func:`make_activation` builds any of them, including the polynomial.
@@ -38,6 +39,16 @@ GELU_MAX_SLOPE = 0.5 * (1.0 + math.erf(1.0)) + math.sqrt(2.0) * math.exp(-1.0) *
 _SILU_ZSTAR = 2.3993572805154676
 _s = 1.0 / (1.0 + math.exp(-_SILU_ZSTAR))
 SILU_MAX_SLOPE = _s * (1.0 + _SILU_ZSTAR * (1.0 - _s))
+#: dtypes whose σ is taken from torch's own kernel on the DREG path too (see GELU.value_and_derivative)
+_REDUCED = (torch.bfloat16, torch.float16)
+
+
+def _bound(value: float) -> Tensor:
+    """A float32 0-d tensor at or above ``value`` (a bound must not round down): the nearest
+    float32 above ``value`` widened by a few double ulps, for the rounding of its closed form."""
+    hi = value * (1.0 + 4.0 * 2.0 ** -52)
+    t = torch.tensor(hi, dtype=torch.float32)
+    return t if float(t) >= hi else torch.nextafter(t, torch.tensor(math.inf))
 
 
 def _check_row_norms(z: Tensor, row_norms_sq: Tensor) -> None:
@@ -103,12 +114,16 @@ class GELU(DerivativeActivation):
         return F.gelu(z)
 
     def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """σ(z) and σ'(z). In bfloat16/float16 σ is ``F.gelu`` (one rounding), so a DREG forward
+        gives what :meth:`forward` gives; in float32/64 the hand-written ``z·Φ(z)`` stays (within
+        an ulp of it, and what every committed DREG result was trained with)."""
         cdf = 0.5 * (1.0 + torch.erf(z * _INV_SQRT2))  # Φ(z)   [..., F]
         pdf = torch.exp(-0.5 * z * z) * _INV_SQRT2PI  # φ(z)   [..., F]
-        return z * cdf, torch.addcmul(cdf, z, pdf)
+        return (F.gelu(z) if z.dtype in _REDUCED else z * cdf), torch.addcmul(cdf, z, pdf)
 
     def max_slope(self) -> Tensor:
-        return torch.tensor(GELU_MAX_SLOPE)
+        """``GELU_MAX_SLOPE`` rounded up to float32: at or above the exact ``max σ'``."""
+        return _bound(GELU_MAX_SLOPE)
 
 
 class SiLU(DerivativeActivation):
@@ -118,11 +133,13 @@ class SiLU(DerivativeActivation):
         return F.silu(z)
 
     def value_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """σ(z) and σ'(z); σ is ``F.silu`` in bfloat16/float16, as in :meth:`GELU.value_and_derivative`."""
         s = torch.sigmoid(z)  # [..., F]
-        return z * s, s * (1.0 + z * (1.0 - s))
+        return (F.silu(z) if z.dtype in _REDUCED else z * s), s * (1.0 + z * (1.0 - s))
 
     def max_slope(self) -> Tensor:
-        return torch.tensor(SILU_MAX_SLOPE)
+        """``SILU_MAX_SLOPE`` rounded up to float32: at or above the exact ``max σ'``."""
+        return _bound(SILU_MAX_SLOPE)
 
 
 class Tanh(DerivativeActivation):

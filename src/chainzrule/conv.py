@@ -101,8 +101,17 @@ class ConvHiddenLayer(nn.Module):
         return (h, jsq) if return_jacobian else h
 
     def forward_with_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(σ(conv(x)), ||S||_F²)``: ``[N, C_out, *S']``, ``[N]`` (records nothing anywhere)."""
+        """``(σ(conv(x)), ||S||_F²)``: ``[N, C_out, *S']``, ``[N]`` (records nothing anywhere).
+
+        Refused under ``torch.jit.trace``: the row norms depend on the input's spatial size, which
+        a trace would freeze, so the traced terms would be silently wrong at any other size
+        (``torch.export`` and ``torch.compile`` specialize on it or refuse a dynamic one).
+        """
         self._check(x)
+        if torch.jit.is_tracing():
+            raise ConfigError("expected torch.export or torch.compile to capture a ConvHiddenLayer's DREG term, got "
+                              "torch.jit.trace, which would freeze its row norms at the traced input size (trace "
+                              "the model without return_jacobian, or use torch.export)")
         z = self.conv(x)  # [N, C_out, *S']
         rn = self.row_norms_sq(x.shape[2:])  # [C_out, *S']
         act = self.activation

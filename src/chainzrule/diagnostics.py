@@ -326,7 +326,7 @@ def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
     Keys: ``name``; ``jacobian_fro.mean`` and ``jacobian_fro.p99`` of the per-example layer
     Jacobian norm ``||S||_F = sqrt(jacobian_sq)``; ``spectral_norm`` ``||W||_2`` (effective
     weight); ``max_slope`` (certified ``max|σ'|``); ``observed_max_slope`` (``max|σ'(z)|`` seen
-    on ``x``, never above ``max_slope``). One forward in eval mode under a DREG collector; the
+    on ``x``, never above ``max_slope`` but for the rounding of σ' in ``x``'s dtype). One forward in eval mode under a DREG collector; the
     caller's modes are restored.
 
     >>> from chainzrule.models import ChainzRuleMLP

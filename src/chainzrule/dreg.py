@@ -98,15 +98,16 @@ class DregTerms:
         """``{layer name: mean over the recorded examples of ||S||_F²}`` (0-d tensors).
 
         With ``mask`` (the shape of every recorded term, e.g. ``[B, T]``): the mean over the
-        positions where it is true (see :func:`masked_mean`), over every recorded forward.
+        positions where it is true (see :func:`masked_mean`), over every recorded forward. No
+        recorded example (an empty batch) gives 0, as :func:`dreg_penalty` does.
         """
         if not self.records:
             raise ConfigError("no layer Jacobian was recorded: expected a forward of the model inside the "
                               "collect() block with grad enabled (or collect(model, always=True)), got none; "
                               "compiled/exported models and DataParallel replicas do not report to a "
                               "collector: use model(x, return_jacobian=True) there")
-        if mask is None:
-            return {name: v.mean() for name, v in self.per_example().items()}
+        if mask is None:  # an empty batch: the sum of nothing, 0 (a mean would be nan)
+            return {name: v.mean() if v.numel() else v.sum() for name, v in self.per_example().items()}
         sums: dict[str, list[Tensor]] = {}
         for name, jsq in self.records:
             m = _mask(mask, jsq, f"the terms of layer {name!r}")
