@@ -269,6 +269,7 @@ def apgd_accuracy(
     :class:`~chainzrule.attacks.NoInputGradient` if the scores do not depend on the input, or
     if the first loss's input gradient at the start is exactly zero for every example of every
     batch it attacked: decided on the whole set, so the result does not depend on ``batch_size``.
+    An empty ``x`` is refused (DataError: an accuracy of no examples is undefined).
     """
     losses = tuple(losses)
     for name in losses:

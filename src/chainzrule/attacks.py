@@ -36,8 +36,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from chainzrule.errors import ChainzRuleError, ConfigError, DataError
-from chainzrule.robustness_base import (check_batch_size, check_inside, check_range, check_xy, cpu_rand, cpu_randn,
-                                        predict_indices)
+from chainzrule.robustness_base import (check_batch_size, check_examples, check_inside, check_range, check_xy, cpu_rand,
+                                        cpu_randn, predict_indices)
 
 __all__ = ["NoInputGradient", "fgsm", "pgd", "adversarial_accuracy"]
 
@@ -140,7 +140,7 @@ def fgsm(
     (True, True)
     """
     _check_eps(eps, norm, input_range)
-    x = check_batched(torch.as_tensor(x)).detach()
+    x = check_examples(check_batched(torch.as_tensor(x))).detach()
     lo, hi = attack_range(input_range, x)
     x_adv, moved = _fgsm(model_loss, x, y, float(eps), lo, hi, norm)
     if not moved:
@@ -221,7 +221,7 @@ def pgd(
     True
     """
     step_size = _check_pgd(eps, norm, steps, step_size, input_range)
-    x = check_batched(torch.as_tensor(x))
+    x = check_examples(check_batched(torch.as_tensor(x)))
     lo, hi = attack_range(input_range, x)
     g = torch.Generator().manual_seed(int(seed))
     x_adv, moved = _pgd(model_loss, x, y, float(eps), int(steps), step_size, lo, hi, norm, random_start, g)
@@ -276,7 +276,8 @@ def adversarial_accuracy(
     random start). An example
     counts as robust only if it is classified correctly both clean and attacked (AutoAttack's
     rule, as :func:`~chainzrule.apgd.apgd_accuracy`): an attack that happens to push a
-    misclassified example into its class does not make it robust.
+    misclassified example into its class does not make it robust. An empty ``x`` is refused
+    (DataError: an accuracy of no examples is undefined), as :func:`pgd` refuses it.
 
     >>> import torch
     >>> torch.manual_seed(0) and None

@@ -40,7 +40,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data.cache import atomic_write, atomic_write_text
-from .errors import DataError
+from .errors import DataError, is_int
 from .sizing import check_fits
 from .train.factory import build_model, make_run_regularizer
 
@@ -124,16 +124,34 @@ def _upgrade_config(meta: dict) -> dict:
 
     Format 1 (chainzrule 0.1) stored polynomial coefficients of powers of u; 0.2 builds the same
     network, exactly, with ``poly_basis = "power"`` (the coefficients load unchanged). Newer
-    formats than this code knows are refused.
+    formats than this code knows are refused, and so is a ``format_version`` that is no integer
+    >= 1 (a missing one is format 1, which did not always write it).
+
+    >>> _upgrade_config({"format_version": "2", "config": {}})
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.DataError: expected an integer format_version, got '2'
     """
+    if not isinstance(meta, dict):
+        raise DataError(f"expected a JSON object of checkpoint metadata, got a JSON {_json_kind(meta)}")
     version = meta.get("format_version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not is_int(version):
+        raise DataError(f"expected an integer format_version, got {version!r}")
+    if version < 1:
+        raise DataError(f"expected format_version >= 1, got {version}")
+    if version > FORMAT_VERSION:
         raise DataError(f"checkpoint format {version!r} is newer than this chainzrule reads "
                         f"(expected <= {FORMAT_VERSION}): upgrade chainzrule")
     config = dict(meta["config"])
     if version == 1 and "poly_basis" not in config:
         config["poly_basis"] = "power"
     return config
+
+
+def _json_kind(value) -> str:
+    """The JSON name of a decoded value's type: ``array`` for a list, ``string`` for a str, ..."""
+    kinds = ((bool, "boolean"), (list, "array"), (str, "string"), ((int, float), "number"), (type(None), "null"))
+    return next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
 
 
 def require_finite(model: nn.Module, where: str | Path) -> None:

@@ -285,7 +285,8 @@ def corruption_accuracy(
 
     Returns a flat, JSON-ready dict: ``"<name>/<severity>"`` → accuracy, ``"<name>"`` → its
     mean over the severities, ``"mean"`` → the mean over all (name, severity) pairs, and
-    ``"clean"`` → accuracy on the uncorrupted ``x``.
+    ``"clean"`` → accuracy on the uncorrupted ``x``. An empty ``x`` is refused (DataError: an
+    accuracy of no examples is undefined).
 
     >>> import torch
     >>> x = torch.rand(8, 16, generator=torch.Generator().manual_seed(0))

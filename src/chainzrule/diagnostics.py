@@ -80,6 +80,29 @@ def _measuring(model: nn.Module) -> Iterator[nn.Module]:
             m.training = was
 
 
+def _check_features(model: nn.Module, x: Tensor) -> None:
+    """ConfigError naming the whole input's shape when ``model`` declares an integer ``in_features``
+    and ``x`` ``[N, ..., F]`` has another ``F`` (a model with an ``image_shape``, a CNN, also takes
+    ``[N, *image_shape]``). Checked here because the model itself would only see one example
+    ``[1, ...]`` inside ``vmap`` and name that shape. Shapes only: no forward, no sync."""
+    n = getattr(model, "in_features", None)
+    if not is_int(n) or x.dim() < 2 or x.shape[-1] == n:
+        return
+    image = getattr(model, "image_shape", None)
+    if image is not None and tuple(x.shape[1:]) == tuple(image):
+        return
+    images = "" if image is None else f" (or images [N, {', '.join(map(str, image))}])"
+    raise ConfigError(f"expected {n} input features in the last dimension{images}, got shape {tuple(x.shape)}")
+
+
+def _check_examples(x: Tensor) -> None:
+    """ConfigError unless ``x`` is ``[N, ...]`` with at least one example (a p99 of nothing is undefined)."""
+    if x.dim() < 1:
+        raise ConfigError(f"expected inputs of shape [N, ...], got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ConfigError(f"expected at least one example, got 0 (inputs of shape {tuple(x.shape)})")
+
+
 def _output_size(model: nn.Module, x: Tensor) -> int:
     """Number of output entries per example (one forward on the first example)."""
     with torch.no_grad():
@@ -141,6 +164,8 @@ def jacobian_norms(
             estimate depends on ``batch_size`` too); unused by "exact".
 
     Runs in eval mode with Jacobian tracking off, then restores the caller's state (module docstring).
+    ``N = 0`` gives an empty ``[0]``. A model with an integer ``in_features`` gets the feature count
+    of the whole ``x`` checked first (a ConfigError naming ``x``'s shape, not one example's).
 
     >>> lin = nn.Linear(3, 2)
     >>> norms = jacobian_norms(lin, torch.randn(5, 3))
@@ -154,6 +179,7 @@ def jacobian_norms(
             raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
     if x.dim() < 1:
         raise ConfigError(f"expected inputs of shape [N, ...], got shape {tuple(x.shape)}")
+    _check_features(model, x)
     if x.shape[0] == 0:
         return x.new_zeros(0)
     x = x.detach()
@@ -327,7 +353,7 @@ def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
     Jacobian norm ``||S||_F = sqrt(jacobian_sq)``; ``spectral_norm`` ``||W||_2`` (effective
     weight); ``max_slope`` (certified ``max|σ'|``); ``observed_max_slope`` (``max|σ'(z)|`` seen
     on ``x``, never above ``max_slope`` but for the rounding of σ' in ``x``'s dtype). One forward in eval mode under a DREG collector; the
-    caller's modes are restored.
+    caller's modes are restored. ConfigError for an ``x`` without examples (``N = 0``).
 
     >>> from chainzrule.models import ChainzRuleMLP
     >>> rows = layer_report(ChainzRuleMLP(4, [8, 8], 3), torch.randn(16, 4))
@@ -336,6 +362,7 @@ def layer_report(model: nn.Module, x: Tensor) -> list[dict]:
     >>> all(r["observed_max_slope"] <= r["max_slope"] + 1e-6 for r in rows)
     True
     """
+    _check_examples(x)
     layers = hidden_layers(model)
     inputs: dict[str, Tensor] = {}
 
@@ -382,13 +409,15 @@ def sensitivity_summary(
     """``{"jacobian_fro.mean", "jacobian_fro.p99", "tau_input", "lipschitz_bound"}`` (floats).
 
     Jacobian norms by :func:`jacobian_norms` (``method``, ``n_proj``, ``batch_size``, ``seed``
-    go there) on ``x``; see the module docstring for the definitions.
+    go there) on ``x``; see the module docstring for the definitions. ConfigError for an ``x``
+    without examples (``N = 0``: no mean, no p99).
 
     >>> from chainzrule.models import MLP
     >>> s = sensitivity_summary(MLP(4, [8], 2), torch.randn(32, 4))
     >>> s["jacobian_fro.p99"] <= s["lipschitz_bound"] * 2 ** 0.5
     True
     """
+    _check_examples(x)
     norms = jacobian_norms(model, x, method=method, n_proj=n_proj, batch_size=batch_size, seed=seed)
     return {
         "jacobian_fro.mean": float(norms.double().mean()),

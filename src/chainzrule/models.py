@@ -17,13 +17,14 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .activations import make_activation
-from .errors import ConfigError, is_int, is_list_like
+from .errors import ConfigError, is_int, is_list_like, is_number
 from .layers import HiddenLayer
 
 
@@ -216,14 +217,18 @@ def match_width(
     """Width ``w`` (same for all ``depth`` hidden layers) whose parameter count is closest to target.
 
     Raises ``ValueError`` if the best width misses ``target_params`` by more than ``tolerance``
-    (relative), which only happens for targets below the smallest network of that shape.
+    (relative), which only happens for targets below the smallest network of that shape, and for
+    a ``target_params`` that is not a finite number > 0 or a ``depth`` (the number of hidden
+    layers) that is not an integer >= 1.
 
     >>> w = match_width(100_000, 784, 10, depth=2)
     >>> abs(num_parameters("mlp", 784, [w, w], 10) - 100_000) / 100_000 < 0.05
     True
     """
-    if depth < 1:
-        raise ConfigError(f"depth must be >= 1, got {depth}")
+    if not (is_number(target_params) and math.isfinite(target_params) and target_params > 0):
+        raise ConfigError(f"expected target_params (a parameter count) > 0, got {target_params!r}")
+    if not is_int(depth) or depth < 1:
+        raise ConfigError(f"expected an integer depth (hidden layers) >= 1, got {depth!r}")
 
     def count(w: int) -> int:
         return num_parameters(kind, in_features, [w] * depth, out_features, degree)

@@ -267,8 +267,8 @@ def parameter_groups(model: nn.Module, lr: float, coef_lr_scale: float = 1.0, **
     >>> [(len(g["params"]), g["lr"]) for g in groups]
     [(4, 0.001), (1, 0.0005)]
     """
-    if not (math.isfinite(lr) and lr > 0 and math.isfinite(coef_lr_scale) and coef_lr_scale > 0):
-        raise ConfigError(f"lr and coef_lr_scale must be finite and > 0, got lr={lr}, coef_lr_scale={coef_lr_scale}")
+    if not all(is_number(v) and math.isfinite(v) and v > 0 for v in (lr, coef_lr_scale)):
+        raise ConfigError(f"lr and coef_lr_scale must be finite and > 0, got lr={lr!r}, coef_lr_scale={coef_lr_scale!r}")
     coef = {id(p) for p in coefficient_parameters(model)}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in coef]
     poly = [p for p in coefficient_parameters(model) if p.requires_grad]

@@ -20,7 +20,7 @@ import torch
 
 from chainzrule.errors import ConfigError, DataError
 
-__all__ = ["check_range", "check_xy", "check_batch_size", "predict_indices", "cpu_rand", "cpu_randn"]
+__all__ = ["check_range", "check_examples", "check_xy", "check_batch_size", "predict_indices", "cpu_rand", "cpu_randn"]
 
 
 def check_range(input_range: Sequence[float]) -> tuple[float, float]:
@@ -45,14 +45,29 @@ def check_inside(x: torch.Tensor, lo: float, hi: float, what: str = "your inputs
                             f"valid range of {what} as input_range (the default (0, 1) is for pixels in [0, 1])")
 
 
+def check_examples(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself if it holds at least one example (row); DataError otherwise: an accuracy of
+    no examples is undefined (not 0), and an attack on none measures nothing.
+
+    >>> check_examples(torch.zeros(0, 4))
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.DataError: expected at least one example, got 0 (x of shape [0, 4])
+    """
+    if x.dim() >= 1 and x.shape[0] == 0:
+        raise DataError(f"expected at least one example, got 0 (x of shape {list(x.shape)})")
+    return x
+
+
 def check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` as tensors, ``y`` one label per row of ``x``; DataError otherwise."""
+    """``(x, y)`` as tensors, ``y`` one label per row of ``x``, at least one row
+    (:func:`check_examples`); DataError otherwise."""
     x, y = torch.as_tensor(x), torch.as_tensor(y)
     if y.dim() != 1 or x.dim() < 1 or y.shape[0] != x.shape[0]:
         raise DataError(
             f"expected labels y of shape [{x.shape[0] if x.dim() else '?'}], got shape {list(y.shape)}"
         )
-    return x, y
+    return check_examples(x), y
 
 
 def check_batch_size(batch_size: int) -> int:

@@ -18,16 +18,38 @@ True
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor, nn
 
+from .errors import ConfigError
+
 __all__ = ["LogitTemperature", "apply_temperature", "temperature_of"]
+
+
+def check_tau(tau) -> float:
+    """``tau`` as a float; ConfigError unless it is a finite number > 0 (a temperature of 0, a
+    negative one or NaN would turn the logits, and the Lipschitz bound, into nonsense).
+
+    >>> check_tau(0.0)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected a finite logit temperature tau > 0, got 0.0
+    """
+    try:
+        value = math.nan if isinstance(tau, (bool, str, bytes)) else float(tau)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"expected a finite logit temperature tau > 0, got {tau!r}")
+    return value
 
 
 class LogitTemperature:
     """τ as forward hooks: :meth:`pre_hook` scales a head's input, :meth:`output_hook` a model's output."""
 
     def __init__(self, tau: float) -> None:
-        self.tau = float(tau)
+        self.tau = check_tau(tau)
 
     def pre_hook(self, module: nn.Module, args: tuple) -> tuple:
         return (args[0] * self.tau, *args[1:])
@@ -43,8 +65,9 @@ def apply_temperature(model: nn.Module, tau: float) -> nn.Module:
     """``model`` with the logit temperature ``tau`` (in place; τ = 1: unchanged, no hook).
 
     A model with a ``head`` (or a ``Sequential(body, head)`` whose head is an ordinal one) gets
-    the temperature on the head's input; any other model on its output."""
-    tau = float(tau)
+    the temperature on the head's input; any other model on its output. ``tau`` must be a finite
+    number > 0 (ConfigError otherwise)."""
+    tau = check_tau(tau)
     if tau == 1.0:
         return model
     t = LogitTemperature(tau)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .basis import RANGE_CONTROLS, horner, require_choice
+from .basis import RANGE_CONTROLS, _horner as horner, check_bound, check_coefficients, require_choice
 from .kernels import LinearRowNormSqFn, PolyActivationFn, PolyJacobianSqFn
 
 
@@ -17,8 +17,17 @@ def poly_activation_and_slope(z: Tensor, a: Tensor, bound: float, range_control:
     """``(σ(z), σ'(z))`` with plain torch ops, both ``[..., F]``; ``a`` power coefficients ``[D+1, F]``.
 
     Differentiable to any order, traceable by torch.func, torch.compile, torch.export and
-    ``torch.jit.trace`` (no data-dependent branch).
+    ``torch.jit.trace`` (no data-dependent branch). ValueError unless ``bound`` is finite and
+    > 0, ``a`` has degree D >= 1 and ``z``'s last dimension is its F (or ``a`` has one column,
+    shared by every feature); the same checks for every function below that takes them.
     """
+    check_bound(bound)
+    check_coefficients(a, z)
+    return _activation_and_slope(z, a, bound, range_control)
+
+
+def _activation_and_slope(z: Tensor, a: Tensor, bound: float, range_control: str) -> tuple[Tensor, Tensor]:
+    """:func:`poly_activation_and_slope` without the argument checks (its callers' own)."""
     if range_control == "linear":
         c = z.clamp(-bound, bound)  # [..., F]
         p, dp = horner(a, c)
@@ -43,8 +52,10 @@ def poly_activation(z: Tensor, a: Tensor, bound: float, range_control: str = "li
     "linear" and "none" run a fused kernel in eager mode (one Horner sweep forward, a
     hand-written backward); the same numbers as the plain ops.
     """
+    check_bound(bound)
+    check_coefficients(a, z)
     if range_control == "tanh" or not _eager():
-        return poly_activation_and_slope(z, a, bound, range_control)[0]
+        return _activation_and_slope(z, a, bound, range_control)[0]
     require_choice("range_control", range_control, RANGE_CONTROLS)
     z2 = z.reshape(-1, z.shape[-1])  # [N, F]
     h, _ = PolyActivationFn.apply(z2, a, float(bound), range_control == "linear")
@@ -95,8 +106,10 @@ def poly_activation_and_jacobian_sq(z: Tensor, a: Tensor, rn: Tensor, bound: flo
     ``torch.export`` / ``torch.jit.trace`` the plain ops are traced instead (the compiler fuses
     them on its own). Both give the same numbers (tested to float64 precision).
     """
+    check_bound(bound)
+    check_coefficients(a, z)
     if range_control == "tanh" or not _eager():
-        h, slope = poly_activation_and_slope(z, a, bound, range_control)
+        h, slope = _activation_and_slope(z, a, bound, range_control)
         return h, layer_jacobian_sq(slope, rn)
     require_choice("range_control", range_control, RANGE_CONTROLS)
     z2 = z.reshape(-1, z.shape[-1])  # [N, F]
@@ -123,8 +136,12 @@ def poly_max_slope(a: Tensor, bound: float, range_control: str = "linear") -> Te
     tensor([3.0000], dtype=torch.float64)
     >>> float(poly_max_slope(torch.tensor([[0.0], [1.0], [0.5]]), 2.0)[0]) - 3.0   # float32: + rounding
     1.430511474609375e-06
+
+    ValueError unless ``bound`` is finite and > 0 and ``a`` is ``[D+1, F]`` with D >= 1.
     """
     require_choice("range_control", range_control, RANGE_CONTROLS)
+    check_bound(bound)
+    check_coefficients(a)
     coef = a.detach().double().cpu().numpy()  # [D+1, F]
     d, F = coef.shape[0] - 1, coef.shape[1]
     if range_control == "none" and d > 1:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .basis import INITS, RANGE_CONTROLS, basis_matrix_np, require_choice
+from .basis import INITS, RANGE_CONTROLS, basis_matrix_np, check_bound, check_degree, require_choice
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,11 +51,16 @@ def fit_coefficients(init: str, degree: int, bound: float, basis: str = "legendr
     V. The v0.1 engine fitted the polynomial on [-R, R] only, which for GELU gave a parabola
     whose left continuation had slope −0.41.
 
+    ValueError unless ``degree`` is an integer >= 1 (as :class:`~chainzrule.poly.PolynomialActivation`
+    requires) and ``bound`` a finite number > 0.
+
     >>> th = fit_coefficients("identity", 3, 3.0, "monomial")
     >>> [round(float(v), 6) + 0.0 for v in th]     # identity = t·R in the basis of t = u/R
     [0.0, 3.0, 0.0, 0.0]
     """
     require_choice("range_control", range_control, RANGE_CONTROLS)
+    check_degree(degree)
+    check_bound(bound)
     spread = float(bound) if spread is None else float(spread)
     u = np.linspace(-4 * bound, 4 * bound, points)  # [P]
     value, slope = target_activation(init, u)

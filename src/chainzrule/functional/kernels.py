@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from .basis import horner
+from .basis import _horner as horner  # unchecked: the public entry points check the arguments
 
 # --------------------------------------------------------------------------------------------
 # the fused kernel

@@ -1,0 +1,293 @@
+"""Input-validation edges found by an audit: bad input is refused up front with a ValueError
+(ConfigError / DataError) naming what was expected and what was given, never a crash deep inside
+(IndexError, ZeroDivisionError, AttributeError, TypeError) or a silent number.
+"""
+
+import json
+import math
+import re
+
+import pytest
+import torch
+
+from chainzrule import functional as CF
+from chainzrule.apgd import apgd_accuracy
+from chainzrule.attacks import adversarial_accuracy, fgsm, pgd
+from chainzrule.checkpoint import META, load_checkpoint, save_checkpoint
+from chainzrule.cnn import CNN
+from chainzrule.config import TrainConfig
+from chainzrule.corruptions import corruption_accuracy
+from chainzrule.diagnostics import jacobian_norms, layer_report, sensitivity_summary
+from chainzrule.errors import ConfigError, DataError
+from chainzrule.models import MLP, ChainzRuleMLP, match_width
+from chainzrule.poly import parameter_groups
+from chainzrule.temperature import LogitTemperature, apply_temperature, temperature_of
+from chainzrule.train import build_model
+
+DT = torch.float64
+
+
+def shown(v) -> str:
+    """The regex of ``repr(v)``, as the messages show what was given."""
+    return re.escape(repr(v))
+
+
+# --------------------------------------------------------------------------------------------
+# diagnostics: empty batches, the feature count on the whole input
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("report", [sensitivity_summary, layer_report])
+def test_diagnostics_refuse_an_empty_batch(report):
+    with pytest.raises(ConfigError, match=r"expected at least one example, got 0 \(inputs of shape \(0, 4\)\)"):
+        report(ChainzRuleMLP(4, [8], 3), torch.randn(0, 4))
+
+
+def test_jacobian_norms_of_an_empty_batch_stay_empty():
+    assert jacobian_norms(MLP(4, [8], 3), torch.randn(0, 4)).shape == (0,)
+
+
+@pytest.mark.parametrize("method", ["exact", "projection", "auto"])
+@pytest.mark.parametrize("model", [MLP(4, [8], 3), ChainzRuleMLP(4, [8], 3), torch.nn.Linear(4, 2)])
+def test_jacobian_norms_name_the_whole_input_shape(model, method):
+    with pytest.raises(ValueError, match=r"expected 4 input features in the last dimension, got shape \(3, 5\)"):
+        jacobian_norms(model, torch.randn(3, 5), method=method)
+    with pytest.raises(ValueError, match=r"expected 4 input features .*got shape \(3, 5\)"):
+        sensitivity_summary(model, torch.randn(3, 5))
+
+
+def test_jacobian_norms_feature_check_keeps_valid_shapes():
+    cnn = CNN((1, 6, 6), [2], [4], 3)
+    flat = torch.rand(2, 36)
+    torch.testing.assert_close(jacobian_norms(cnn, flat), jacobian_norms(cnn, flat.view(2, 1, 6, 6)))
+    with pytest.raises(ConfigError, match=r"expected 36 input features .*\[N, 1, 6, 6\]\), got shape \(2, 35\)"):
+        jacobian_norms(cnn, torch.rand(2, 35))
+    lin = torch.nn.Linear(3, 2)  # extra per-example dims [N, T, in] are fine
+    assert jacobian_norms(lin, torch.randn(2, 5, 3)).shape == (2,)
+
+
+# --------------------------------------------------------------------------------------------
+# logit temperature
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tau", [0.0, -2.0, math.nan, math.inf, -math.inf, True, "2", None])
+def test_apply_temperature_refuses_a_non_positive_or_non_finite_tau(tau):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with pytest.raises(ConfigError, match=rf"expected a finite logit temperature tau > 0, got {shown(tau)}"):
+        apply_temperature(net, tau)
+    assert temperature_of(net) == 1.0 and not net._forward_hooks  # refused before any hook went on
+    with pytest.raises(ConfigError, match="expected a finite logit temperature tau > 0"):
+        LogitTemperature(tau)
+
+
+def test_apply_temperature_keeps_valid_taus():
+    net = apply_temperature(MLP(3, [4], 2), 0.5)
+    assert temperature_of(net) == 0.5
+    assert apply_temperature(MLP(3, [4], 2), 1) is not None  # an int τ = 1: unchanged
+
+
+@pytest.mark.parametrize("value, message", [
+    (0.0, r"logit_scale and svm_gamma must be > 0 .*got logit_scale=0.0,"),
+    (0, r"logit_scale and svm_gamma must be > 0 .*got logit_scale=0,"),
+    (-1.0, r"logit_scale must be a finite number >= 0, got -1.0"),
+    (math.nan, r"logit_scale must be a finite number >= 0, got nan"),
+])
+def test_train_config_refuses_a_non_positive_logit_scale(value, message):
+    """The config's temperature (``logit_scale``, 1 = none) must be > 0: 0 is refused too."""
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(logit_scale=value)
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoint metadata
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    cfg = TrainConfig(dataset="synthetic", hidden=(4,))
+    save_checkpoint(tmp_path, build_model(cfg, 5, 3, "classification"), cfg, in_features=5, num_classes=3,
+                    task="classification")
+    return tmp_path, json.loads((tmp_path / META).read_text())
+
+
+def test_checkpoint_metadata_must_be_a_json_object(checkpoint):
+    folder, meta = checkpoint
+    (folder / META).write_text(json.dumps([meta]))
+    with pytest.raises(DataError, match=rf"{META}: .*expected a JSON object of checkpoint metadata, got a JSON array"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("version, shown", [("2", "'2'"), (2.0, "2.0"), (None, "None"), (True, "True")])
+def test_checkpoint_format_version_must_be_an_integer(checkpoint, version, shown):
+    folder, meta = checkpoint
+    (folder / META).write_text(json.dumps({**meta, "format_version": version}))
+    with pytest.raises(DataError, match=rf"{META}: .*expected an integer format_version, got {shown}"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_checkpoint_format_version_below_one_is_refused(checkpoint, version):
+    folder, meta = checkpoint
+    (folder / META).write_text(json.dumps({**meta, "format_version": version}))
+    with pytest.raises(DataError, match=rf"expected format_version >= 1, got {version}"):
+        load_checkpoint(folder)
+
+
+def test_checkpoint_known_formats_still_load(checkpoint):
+    folder, meta = checkpoint
+    load_checkpoint(folder)
+    del meta["format_version"]  # format 1 did not always write it
+    (folder / META).write_text(json.dumps(meta))
+    load_checkpoint(folder)
+    (folder / META).write_text(json.dumps({**meta, "format_version": 3}))
+    with pytest.raises(DataError, match="format 3 is newer"):
+        load_checkpoint(folder)
+
+
+# --------------------------------------------------------------------------------------------
+# chainzrule.functional: bound, degree, coefficient and feature shapes
+# --------------------------------------------------------------------------------------------
+
+A = CF.basis_matrix("legendre", 3, 3.0) @ CF.fit_coefficients("gelu", 3, 3.0).unsqueeze(1).expand(4, 2)  # [4, 2]
+Z = torch.randn(5, 2, dtype=DT)
+RN = torch.ones(2, dtype=DT)
+
+
+def _bound_calls(bound):
+    return [
+        lambda: CF.basis_matrix("legendre", 3, bound),
+        lambda: CF.basis_matrix_np("chebyshev", 3, bound),
+        lambda: CF.fit_coefficients("gelu", 3, bound),
+        lambda: CF.poly_activation(Z, A, bound),
+        lambda: CF.poly_activation(Z, A, bound, "tanh"),
+        lambda: CF.poly_activation_and_slope(Z, A, bound),
+        lambda: CF.poly_activation_and_jacobian_sq(Z, A, RN, bound),
+        lambda: CF.poly_max_slope(A, bound),
+    ]
+
+
+@pytest.mark.parametrize("bound", [0.0, -1.0, math.nan, math.inf, True, "3"])
+def test_functional_refuses_a_bad_working_interval(bound):
+    for call in _bound_calls(bound):
+        with pytest.raises(ValueError, match=rf"expected a finite working-interval bound > 0, got {shown(bound)}"):
+            call()
+
+
+def _coefficient_calls(a, z=Z):
+    return [
+        lambda: CF.horner(a, z),
+        lambda: CF.poly_activation(z, a, 3.0),
+        lambda: CF.poly_activation(z, a, 3.0, "tanh"),
+        lambda: CF.poly_activation_and_slope(z, a, 3.0),
+        lambda: CF.poly_activation_and_jacobian_sq(z, a, RN, 3.0),
+    ]
+
+
+@pytest.mark.parametrize("a", [A[:1], A[:, 0], A.unsqueeze(0)])
+def test_functional_refuses_degree_zero_or_non_matrix_coefficients(a):
+    for call in _coefficient_calls(a) + [lambda: CF.poly_max_slope(a, 3.0)]:
+        with pytest.raises(ValueError, match=r"expected power coefficients a of shape \[D\+1, F\] with degree D >= 1, "
+                                             f"got shape {re.escape(str(tuple(a.shape)))}"):
+            call()
+
+
+def test_functional_refuses_a_feature_count_mismatch():
+    z = torch.randn(5, 3, dtype=DT)
+    for call in _coefficient_calls(A, z):
+        with pytest.raises(ValueError, match=r"expected (z|u) of shape \[\.\.\., 2\] \(the coefficients' feature "
+                                             r"count\), got shape \(5, 3\)"):
+            call()
+
+
+def test_functional_keeps_a_shared_coefficient_column_and_unbatched_inputs():
+    a1 = A[:, :1]  # one column shared by every feature: broadcast, as before
+    h = CF.poly_activation(Z, a1, 3.0)
+    torch.testing.assert_close(h, CF.poly_activation(Z, a1.expand(4, 2), 3.0), rtol=0, atol=0)
+    assert CF.poly_activation(Z[0], A, 3.0).shape == (2,)  # z [F]
+
+
+@pytest.mark.parametrize("degree", [0, -1, 2.0, True])
+def test_functional_refuses_a_degree_below_one(degree):
+    for call in (lambda: CF.fit_coefficients("gelu", degree, 3.0), lambda: CF.basis_matrix("legendre", degree, 3.0)):
+        with pytest.raises(ValueError, match=rf"expected an integer degree >= 1, got {shown(degree)}"):
+            call()
+
+
+def test_functional_checks_leave_valid_results_unchanged():
+    """The checked entry points give bit-identical numbers to the unchecked Horner they wrap."""
+    from chainzrule.functional.basis import _horner
+
+    c = Z.clamp(-3.0, 3.0)
+    p, dp = _horner(A, c)
+    h, s = CF.poly_activation_and_slope(Z, A, 3.0)
+    assert torch.equal(s, dp) and torch.equal(h, torch.addcmul(p, dp, Z - c))
+    assert torch.equal(CF.poly_activation(Z, A, 3.0), h)
+
+
+# --------------------------------------------------------------------------------------------
+# robustness: empty evaluation sets
+# --------------------------------------------------------------------------------------------
+
+
+def _attack_setup():
+    model = torch.nn.Linear(4, 2)
+    loss = lambda xb, yb: torch.nn.functional.cross_entropy(model(xb), yb)
+    predict = lambda xb: model(xb).argmax(-1)
+    return model, loss, predict, torch.rand(0, 4), torch.zeros(0, dtype=torch.long)
+
+
+@pytest.mark.parametrize("measure", ["pgd", "fgsm", "adversarial_fgsm", "adversarial_pgd", "apgd", "corruption"])
+def test_robustness_refuses_an_empty_set(measure):
+    model, loss, predict, x, y = _attack_setup()
+    call = {
+        "pgd": lambda: pgd(loss, x, y, eps=0.1),
+        "fgsm": lambda: fgsm(loss, x, y, eps=0.1),
+        "adversarial_fgsm": lambda: adversarial_accuracy(loss, predict, x, y, eps=0.1),
+        "adversarial_pgd": lambda: adversarial_accuracy(loss, predict, x, y, eps=0.0, method="pgd"),
+        "apgd": lambda: apgd_accuracy(model, predict, x, y, eps=0.1, steps=5),
+        "corruption": lambda: corruption_accuracy(predict, x, y, (1, 2, 2), corruptions=("contrast",)),
+    }[measure]
+    with pytest.raises(DataError, match=r"expected at least one example, got 0 \(x of shape \[0, 4\]\)"):
+        call()
+
+
+def test_robustness_of_one_example_still_measures():
+    model, loss, predict, _, _ = _attack_setup()
+    x = torch.rand(1, 4)
+    y = predict(x)
+    assert adversarial_accuracy(loss, predict, x, y, eps=0.0) == 1.0
+    assert apgd_accuracy(model, predict, x, y, eps=0.0) == 1.0
+    assert corruption_accuracy(predict, x, y, (1, 2, 2), corruptions=("contrast",))["clean"] == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# width matching and optimizer groups
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [0, -5, 0.0, math.nan, math.inf, True, "100000"])
+def test_match_width_refuses_a_non_positive_target(target):
+    with pytest.raises(ConfigError, match=rf"expected target_params \(a parameter count\) > 0, got {shown(target)}"):
+        match_width(target, 784, 10, depth=2)
+
+
+@pytest.mark.parametrize("depth", [0, -1, 2.0, True, "2"])
+def test_match_width_refuses_a_non_integer_depth(depth):
+    with pytest.raises(ConfigError, match=rf"expected an integer depth \(hidden layers\) >= 1, got {shown(depth)}"):
+        match_width(100_000, 784, 10, depth=depth)
+
+
+def test_match_width_keeps_valid_targets():
+    assert match_width(100_000, 784, 10, depth=2) == match_width(100_000.0, 784, 10, depth=2)
+
+
+@pytest.mark.parametrize("bad", [dict(lr=True), dict(lr="0.1"), dict(lr=None), dict(lr=0.0), dict(lr=-1e-3),
+                                 dict(lr=math.inf), dict(lr=1e-3, coef_lr_scale=True),
+                                 dict(lr=1e-3, coef_lr_scale="2"), dict(lr=1e-3, coef_lr_scale=math.nan),
+                                 dict(lr=1e-3, coef_lr_scale=0.0)])
+def test_parameter_groups_refuse_a_bad_lr(bad):
+    given = ", ".join(f"{k}={shown(v)}" for k, v in bad.items())  # what was given, in the message's order
+    with pytest.raises(ConfigError, match=rf"lr and coef_lr_scale must be finite and > 0, got .*{given}"):
+        parameter_groups(ChainzRuleMLP(4, [8], 2), **bad)
