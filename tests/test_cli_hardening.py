@@ -414,3 +414,56 @@ def test_ray_address_without_the_ray_executor_is_refused(capsys, tmp_path):
     line = one_line_error(capsys, "fight", root / "fights" / "pima.toml", "--quick", "--executor", "local",
                           "--ray-address", "1.2.3.4:1", "--out", tmp_path / "f")
     assert "expected --executor ray with it" in line and not (tmp_path / "f").exists()
+
+
+# ------------------------------------------------------------------------------------------ audit, 2026-12-03
+def test_output_paths_under_a_file_are_one_line_exit_2_before_the_work(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    train_synthetic(capsys, run_dir)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    line = one_line_error(capsys, "evaluate", run_dir, "--robustness", "--out", afile / "m.json")
+    assert "afile is a file, not a folder" in line
+    line = one_line_error(capsys, "inspect", run_dir, "--plot", afile / "a.png")
+    assert "--plot" in line and "is a file, not a folder" in line
+    assert "is a file, not a folder" in one_line_error(capsys, "scoreboard", tmp_path, "--out", afile / "sb")
+
+
+def test_an_os_error_on_a_given_path_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    """A path that fails only when written (a cache that is a file, a folder gone read-only) ends
+    with the path and the reason on one line, never a traceback."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    monkeypatch.setenv("CHAINZRULE_CACHE", str(afile))
+    line = one_line_error(capsys, "data", "fetch", "pima")
+    assert str(afile) in line and "Not a directory" in line
+
+
+def test_report_previous_must_be_another_folder(capsys, tmp_path):
+    from test_fight_report import build_fight
+
+    folder = build_fight(tmp_path / "f")
+    assert "the fight folder itself" in one_line_error(capsys, "report", folder, "--previous", folder)
+    (folder / "previous").mkdir()
+    assert "its previous/ folder" in one_line_error(capsys, "report", folder, "--previous", folder / "previous")
+
+
+def test_scoreboard_refuses_one_folder_twice_and_two_of_one_name(capsys, tmp_path):
+    from test_fight_report import build_fight
+
+    a, b = build_fight(tmp_path / "f"), build_fight(tmp_path / "x" / "f")
+    assert "the same folder" in one_line_error(capsys, "scoreboard", a, a, "--out", tmp_path / "sb")
+    assert "both named 'f'" in one_line_error(capsys, "scoreboard", a, b, "--out", tmp_path / "sb")
+
+
+def test_a_diverged_run_says_so_first(capsys, monkeypatch):
+    from chainzrule.cli import _print_summary
+
+    _print_summary({"test": {"accuracy": 0.65}, "params": 10, "diverged": True, "train_seconds": 1.0})
+    assert capsys.readouterr().out.startswith("DIVERGED")
+    _print_summary({"test": {"accuracy": 0.65}, "params": 10, "diverged": False, "train_seconds": 1.0})
+    assert capsys.readouterr().out.startswith("test accuracy")
+
+
+def test_a_missing_choice_lists_the_choices_on_one_line(capsys, tmp_path):
+    assert "Choose from: onnx, pt2" in one_line_error(capsys, "export", tmp_path)

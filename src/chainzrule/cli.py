@@ -35,8 +35,25 @@ EXIT_USAGE = 2
 
 
 def _fail(message: str) -> None:
+    message = " ".join(message.split())  # one line: click's choice lists come with newlines and tabs
     click.echo(f"chainzrule: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def _check_writable(path: str | Path, option: str, folder: bool = False) -> None:
+    """Refuse, before any work, an output ``path`` that cannot be written: an existing one of the
+    wrong kind, or one whose nearest existing ancestor is a file or not writable."""
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        raise ConfigError(f"{option} {path}: expected {'a folder' if folder else 'a file'}, got "
+                          f"{'a folder' if p.is_dir() else 'a file'}")
+    anc = p if (folder and p.is_dir()) else p.absolute().parent
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ConfigError(f"{option} {path}: {anc} is a file, not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: cannot write in {anc} (permission denied)")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -51,7 +68,7 @@ def cli() -> None:
 # ------------------------------------------------------------------------------------------ data
 @cli.group()
 def data() -> None:
-    """Fetch and list datasets (cache: $CHAINZRULE_CACHE or ~/.cache/chainzrule)."""
+    """Fetch and list datasets (cache: $CHAINZRULE_CACHE, else $XDG_CACHE_HOME/chainzrule, else ~/.cache/chainzrule)."""
 
 
 #: datasets that are read from the user's files, never downloaded: where they are looked for
@@ -160,6 +177,8 @@ def _print_summary(r: dict) -> None:
         if r.get(k) is not None:
             parts.append(f"{k} {r[k]:.3g}")
     parts.append(f"{r.get('train_seconds', 0):.1f}s")
+    if r.get("diverged"):  # said first, so a diverged run does not read as a result
+        parts.insert(0, "DIVERGED (non-finite gradients or losses, or a final loss far above a uniform guess; try a smaller --lr)")
     click.echo(" | ".join(parts))
 
 
@@ -169,13 +188,16 @@ def _print_summary(r: dict) -> None:
 @click.option("--dataset", default=None, help="Evaluate on another dataset (same feature count). [default: the training one]")
 @click.option("--data-dir", default=None, help="Folder with the dataset's files.")
 @click.option("--target", default=None, help="Label column for csv:PATH.")
-@click.option("--robustness/--no-robustness", default=False, help="Also measure corruption and FGSM/PGD accuracy.")
+@click.option("--robustness/--no-robustness", default=False, show_default=True,
+              help="Also measure corruption accuracy and FGSM, PGD and APGD (CE + DLR) accuracy.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the metrics to this JSON file.")
 def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
     """Re-measure a saved model on its test split: metrics, Jacobian norms, tau_input, Lipschitz bound."""
     from .checkpoint import checkpoint_data, checkpoint_splits, json_safe, load_checkpoint, require_finite, write_json
     from .train import evaluate as run_evaluate
 
+    if out:
+        _check_writable(out, "--out")
     model, cfg, meta = load_checkpoint(checkpoint)
     require_finite(model, checkpoint)
     cfg = checkpoint_data(cfg, meta, dataset, data_dir, target).replace(robustness=robustness)
@@ -214,6 +236,9 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
 
     model, cfg, meta = load_checkpoint(checkpoint)
     require_finite(model, checkpoint)
+    if not show_formulas:  # the plot is written last: refuse its path before the work
+        folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+        _check_writable(Path(plot_path) if plot_path else folder / "activations.png", "--plot")
     if show_formulas:
         from .export import formulas
 
@@ -259,6 +284,8 @@ def export_cmd(run, fmt) -> None:
     """
     from .export import export_run
 
+    if Path(run).is_dir():
+        _check_writable(run, "RUN", folder=True)
     path, check = export_run(run, fmt)
     note = "" if check is None else (f" (onnxruntime vs torch, inputs inside and outside [-R, R]: max |diff| "
                                      f"{check[0]:.2g} on outputs up to {check[1]:.3g})")
@@ -371,6 +398,7 @@ def scoreboard(folders, out, readme) -> None:
     folders = list(folders) or ["results"]
     if out is None:
         out = folders[0] if len(folders) == 1 and not (Path(folders[0]) / "spec.json").is_file() else "."
+    _check_writable(out, "--out", folder=True)
     command = "chainzrule scoreboard " + " ".join(folders) + (f" --readme {readme}" if readme else "")
     for path in write_scoreboard(folders, out, command, readme):
         click.echo(f"wrote {path}")
@@ -492,6 +520,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(e.format_message().replace("\n", " "))
     except ChainzRuleError as e:
         _fail(str(e).replace("\n", " "))
+    except OSError as e:  # a path the user gave that cannot be read or written: one line, not a traceback
+        if e.filename is None:
+            raise
+        _fail(f"{e.filename}: {e.strerror or type(e).__name__}" + (f" ({e.filename2})" if e.filename2 else ""))
     except KeyboardInterrupt:
         click.echo(f"chainzrule: interrupted ({after})", err=True)
         sys.exit(130)

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .analysis import summary_table
 from .claims import claim_rows
 from .loading import Fight, load_fight
@@ -128,6 +129,9 @@ def copy_previous(source: str | Path, fight_folder: str | Path) -> Path:
     import shutil
 
     source, dest = Path(source), Path(fight_folder) / PREVIOUS
+    if source.resolve() in (Path(fight_folder).resolve(), dest.resolve()):
+        raise ConfigError(f"expected --previous to be another fight folder, got {source}, which is "
+                          f"{'the fight folder itself' if source.resolve() == Path(fight_folder).resolve() else 'its previous/ folder'}")
     load_fight(source)  # refuses a folder that is not a fight
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("results.csv", "spec.json", "report.md"):

@@ -73,9 +73,10 @@ def _ours_text(metric: str, s: dict[str, Any], *, diff: bool = False, percent: b
     return f"{f(s['mean'])}{pts} [{f(s['ci_low'])}, {f(s['ci_high'])}]"
 
 
-def _level(alpha2: float) -> str:
-    """`` (90% CI)``-style marker for a row whose interval is not the table's 1 − α one."""
-    return f" ({100 * (1 - alpha2):.0f}% CI)"
+def _level(alpha2: float, n: int = 2) -> str:
+    """`` (90% CI)``-style marker for a row whose interval is not the table's 1 − α one (none for
+    one unit, which has no interval)."""
+    return f" ({100 * (1 - alpha2):.0f}% CI)" if n >= 2 else ""
 
 
 def _missing_reason(fight: Fight, name: str | None, metric: str, role: str = "contender") -> str | None:
@@ -157,7 +158,7 @@ def _claim_level(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> 
             lo, hi = r["bounds"]
             row["p_note"] = f"TOST on [{format_value(metric, lo)}, {format_value(metric, hi)}]"
             # the interval TOST reads (1 − 2α), not the 1 − α one
-            row["ours"] = _ours_text(metric, {**s, "ci_low": r["ci_low"], "ci_high": r["ci_high"]}) + _level(2 * ctx.alpha)
+            row["ours"] = _ours_text(metric, {**s, "ci_low": r["ci_low"], "ci_high": r["ci_high"]}) + _level(2 * ctx.alpha, s["n"])
         else:
             row["p_note"] = f"t vs strict end {format_value(metric, r['target'])}"
     elif to_number(claim.get("claimed")) is not None:
@@ -217,7 +218,7 @@ def _claim_noninferior(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any
     r = noninferiority_test(a, b, margin, direction=direction, alpha=ctx.alpha,
                             n_train=sizes[0] if sizes else None, n_test=sizes[1] if sizes else None)
     d = {"mean": r["mean_diff"], "n": r["n"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
-    row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True) + _level(2 * ctx.alpha), r["mean_diff"]
+    row["ours"], row["ours_value"] = "Δ " + _ours_text(metric, d, diff=True) + _level(2 * ctx.alpha, d["n"]), r["mean_diff"]
     row["claimed"] = (f"{'≥' if direction == 'higher' else '≤'} {row['baseline']} "
                       f"{'−' if direction == 'higher' else '+'} {format_margin(metric, margin)}")
     ctx.pending.append((row, r["p_value"], lambda p: verdict_noninferiority(r, p),

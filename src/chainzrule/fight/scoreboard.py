@@ -145,8 +145,8 @@ def folder_claims(folder: str | Path) -> tuple[str, list[dict[str, Any]] | None]
 
 def fight_folders(paths: list[str | Path]) -> list[Path]:
     """Every folder to read: a path with ``spec.json`` is one; any other folder stands for its
-    immediate subfolders that have one (sorted by name). ConfigError for a missing path or when
-    nothing is found."""
+    immediate subfolders that have one (sorted by name). ConfigError for a missing path, when
+    nothing is found, or for two folders of one name (the same folder twice included)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if not p.is_dir():
@@ -157,6 +157,13 @@ def fight_folders(paths: list[str | Path]) -> list[Path]:
             out.extend(sorted(q for q in p.iterdir() if q.is_dir() and (q / "spec.json").is_file()))
     if not out:
         raise ConfigError(f"no fight folder (a folder with spec.json) in {', '.join(map(str, paths))}")
+    seen: dict[str, Path] = {}
+    for p in out:  # a column per folder name: the same folder twice, or two of one name, would merge
+        other = seen.setdefault(p.name, p)
+        if other is not p:
+            same = other.resolve() == p.resolve()
+            raise ConfigError(f"expected distinct fight folder names (one column each), got {other} and {p}"
+                              + (", the same folder" if same else f", both named {p.name!r}: rename one"))
     return out
 
 
