@@ -467,3 +467,12 @@ def test_a_diverged_run_says_so_first(capsys, monkeypatch):
 
 def test_a_missing_choice_lists_the_choices_on_one_line(capsys, tmp_path):
     assert "Choose from: onnx, pt2" in one_line_error(capsys, "export", tmp_path)
+
+
+@pytest.mark.parametrize("content, words", [("{not json", "is not valid JSON"), ("[1, 2]", "expected a JSON object, got list")])
+def test_a_damaged_tuning_json_is_refused_not_read_as_no_trials(capsys, tmp_path, content, words):
+    from test_fight_report import build_fight
+
+    folder = build_fight(tmp_path / "f")
+    (folder / "tuning.json").write_text(content)
+    assert words in one_line_error(capsys, "report", folder)

@@ -299,12 +299,15 @@ def load_fight(folder: str | Path) -> Fight:
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             bad += 1
     tuning = None
-    if (folder / "tuning.json").is_file():
+    if (folder / "tuning.json").is_file():  # written atomically by the fight: damaged means refused, not "0 trials"
         try:
             tuning = json.loads((folder / "tuning.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            tuning = None
-    return Fight(folder, spec, columns, rows, runs, tuning if isinstance(tuning, dict) else None, bad)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{folder / 'tuning.json'} is not valid JSON ({e}): rerun the fight command, which "
+                              "rewrites it from the stored runs") from None
+        if not isinstance(tuning, dict):
+            raise ConfigError(f"{folder / 'tuning.json'}: expected a JSON object, got {type(tuning).__name__}")
+    return Fight(folder, spec, columns, rows, runs, tuning, bad)
 
 
 def as_fight(folder_or_fight: str | Path | Fight) -> Fight:
