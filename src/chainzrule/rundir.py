@@ -44,39 +44,100 @@ _KIND_NAMES = {"run": "a `chainzrule train` run folder", "fight": "a `chainzrule
                "stability": "a `chainzrule stability` map", "finetune": "a `chainzrule finetune` fight"}
 
 
+#: What a new ``--out`` of fight, stability or finetune may hold and still be taken: ``runs/`` (the
+#: run records of an interrupted or unpacked run, before or without its spec.json: the resumable
+#: state, :mod:`chainzrule.fight.executor`) and ``previous/`` (the last results, kept by hand for
+#: the report's "changes" section); nothing in either is overwritten.
+_NEUTRAL_DIRS = ("runs", "previous")
+
+
+def _spec_kind(p: Path) -> str | None:
+    """The command whose ``spec.json`` the folder ``p`` holds: its marker, written by the command
+    itself (a fight's at its start, a map's and a fine-tune fight's with their outputs), or None."""
+    try:
+        spec = json.loads((p / "spec.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(spec, dict):
+        return None
+    if {"lrs", "lambdas"} <= spec.keys():
+        return "stability"
+    if {"baseline", "head_lrs"} <= spec.keys():
+        return "finetune"
+    if "trials" in spec:
+        return "fight"
+    return None
+
+
 def folder_kind(path: str | Path) -> str | None:
     """Which chainzrule command wrote the folder ``path``: "run", "fight", "stability",
-    "finetune", or None (no folder, an empty one, or none of their files).
+    "finetune", or None (no folder, an empty one, or none of their markers).
+
+    A fight, map or fine-tune fight is known by its command's ``spec.json`` only (the generic
+    ``results.csv``, ``summary.csv`` or ``report.md`` may be anyone's); a ``stability.csv``, a
+    name only ``chainzrule stability`` writes, also marks a map for the other commands.
 
     >>> folder_kind("/nonexistent/folder") is None
     True
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "results.csv").write_text("mine")
+    >>> folder_kind(d) is None, _spec_kind(d) is None
+    (True, True)
     """
     p = Path(path)
     if not p.is_dir():
         return None
-    try:
-        spec = json.loads((p / "spec.json").read_text())
-    except (OSError, ValueError):
-        spec = None
-    spec = spec if isinstance(spec, dict) else {}
-    if (p / "stability.csv").is_file() or {"lrs", "lambdas"} <= spec.keys():
+    kind = _spec_kind(p)
+    if kind is not None:
+        return kind
+    if (p / "stability.csv").is_file():
         return "stability"
-    if (p / "tuning.csv").is_file() or {"baseline", "head_lrs"} <= spec.keys():
-        return "finetune"
-    if (p / "results.csv").is_file() or "trials" in spec:
-        return "fight"
     if any((p / name).is_file() for name in ("model.json", "result.json", "model.safetensors")):
         return "run"
     return None
 
 
+def _is_run_record(p: Path) -> bool:
+    """A file of ``runs/``: a run record ``KEY.json`` or a writer's hidden ``.NAME.*.tmp``."""
+    return p.is_file() and not p.is_symlink() and (p.suffix == ".json" or (p.name.startswith(".") and p.suffix == ".tmp"))
+
+
+def _foreign_entries(p: Path) -> list[str]:
+    """What the folder ``p`` holds besides :data:`_NEUTRAL_DIRS` (and run records in runs/)."""
+    if not p.is_dir():
+        return []
+    foreign = []
+    for entry in sorted(p.iterdir()):
+        if entry.name not in _NEUTRAL_DIRS or entry.is_symlink() or not entry.is_dir():
+            foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+        elif entry.name == "runs":
+            foreign += [f"runs/{q.name}" for q in sorted(entry.iterdir()) if not _is_run_record(q)]
+    return foreign
+
+
 def check_out_kind(out: str | Path, kind: str) -> None:
-    """Refuse an existing ``--out`` that another chainzrule command wrote (resuming into one's
-    own kind of folder is fine): its files would be mixed with this command's, half replaced."""
+    """Refuse an existing ``--out`` that another chainzrule command wrote, or that holds files no
+    ``chainzrule KIND`` wrote (a user's results.csv or notes: they would be overwritten or mixed
+    with this command's outputs). Its own kind of folder (its spec.json) is resumed; a new, empty
+    or runs-only folder (:data:`_NEUTRAL_DIRS`) is fine.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "notes.txt").write_text("mine")
+    >>> check_out_kind(d, "fight")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    chainzrule.errors.ConfigError: --out ... holds files that no `chainzrule fight` wrote (notes.txt): expected ...
+    """
     found = folder_kind(out)
     if found is not None and found != kind:
         raise ConfigError(f"--out {out} is {_KIND_NAMES[found]}, expected a new or empty folder or "
                           f"{_KIND_NAMES[kind]} to resume: choose another --out")
+    if _spec_kind(Path(out)) == kind:
+        return  # its own folder: resumed
+    foreign = _foreign_entries(Path(out))
+    if foreign:
+        raise ConfigError(f"--out {out} holds files that no `chainzrule {kind}` wrote ({', '.join(foreign[:5])}"
+                          f"{', ...' if len(foreign) > 5 else ''}): expected a new or empty folder or "
+                          f"{_KIND_NAMES[kind]} to resume; choose another --out")
 
 
 def _nearest_existing(path: Path) -> Path:

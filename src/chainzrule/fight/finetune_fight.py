@@ -20,7 +20,8 @@ time in worker processes that share the cores (``--jobs``; on 2 cores two one-th
 ~15% more steps per second than one two-thread run). Only when all
 are done are the outputs written: ``spec.json``, ``results.csv`` (one row per run),
 ``summary.csv`` (one row per head), ``tuning.csv`` (one row per head and learning rate, with
-tuning), ``plots/dev_curves.png`` and ``report.md`` (:mod:`.finetune_report`).
+tuning), ``plots/dev_curves.png`` and ``report.md`` (:mod:`.finetune_report`) — all of them or none
+(:func:`write_all_outputs`: an interrupted write removes its part; a rerun writes them all).
 
 >>> run_key({"head": "linear"}, "sst5") == run_key({"head": "linear"}, "sst5") != run_key({"head": "clm"}, "sst5")
 True
@@ -45,7 +46,7 @@ from .finetune_report import write_outputs
 from .finetune_spec import FinetuneSpec
 
 __all__ = ["run_key", "load_text_splits", "train_and_store", "run_finetune_fight", "choose_head_lr", "tuning_row",
-           "result_row"]
+           "result_row", "write_all_outputs", "remove_outputs"]
 
 
 def run_key(config: dict, dataset: str) -> str:
@@ -161,7 +162,46 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
     finally:
         if pool is not None:
             shutdown_pool(pool, abort=not ok, runs_dir=runs)
-    return write_outputs(spec, out, [result_row(r, labels[r["contender"]]) for r in records], records, tuning)
+    return write_all_outputs(spec, out, [result_row(r, labels[r["contender"]]) for r in records], records, tuning)
+
+
+#: What :func:`~.finetune_report.write_outputs` writes into a fine-tune fight folder besides
+#: ``plots/dev_curves.png``: removed together when their writing is interrupted (runs/ stays: it is
+#: the fight's state; previous/ stays: it is kept by hand).
+OUTPUTS = ("spec.json", "results.csv", "summary.csv", "tuning.csv", "report.md")
+PLOTS = ("dev_curves.png", ".dev_curves.png.tmp")
+
+
+def remove_outputs(out: Path) -> None:
+    """Remove :data:`OUTPUTS` and the dev-curve plot from the fine-tune fight folder ``out``
+    (``plots/`` too when that leaves it empty); its runs stay."""
+    out = Path(out)
+    for path in (*(out / n for n in OUTPUTS), *(out / "plots" / n for n in PLOTS)):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # cleaning up after a failure: never hide the failure itself
+    try:
+        (out / "plots").rmdir()
+    except OSError:
+        pass  # absent, or holds other files
+
+
+def write_all_outputs(spec: FinetuneSpec, out: Path, rows: list[dict], records: list[dict],
+                      tuning: list[dict] | None = None) -> Path:
+    """:func:`~.finetune_report.write_outputs` (spec.json, results.csv, summary.csv, tuning.csv with
+    head-lr tuning, plots/dev_curves.png, report.md; returns report.md) as one set: a write that
+    fails or is interrupted (Ctrl-C, SIGTERM) removes them all (:func:`remove_outputs`; runs/ stays)
+    and re-raises, and a rerun, which reads the stored runs back, writes them all again. A
+    tuning.csv of an earlier spec with head-lr tuning is removed when this one has none."""
+    out = Path(out)
+    try:
+        if not tuning:
+            (out / "tuning.csv").unlink(missing_ok=True)  # not this spec's: never beside its results
+        return write_outputs(spec, out, rows, records, tuning)
+    except BaseException:
+        remove_outputs(out)
+        raise
 
 
 def choose_head_lr(trials: list[tuple[float, dict]]) -> float:

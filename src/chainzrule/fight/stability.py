@@ -21,7 +21,7 @@ atomically as ``OUT/runs/<key>.json``; a finished run is never repeated, so an i
 resumes where it stopped. Only when every run is done are the outputs written, each atomically:
 ``spec.json`` (the resolved spec and the command), ``stability.csv`` (one row per run),
 ``summary.csv`` (one row per cell), ``heatmap_{accuracy,pgv,grad_norm_max,unstable}.png`` and
-``report.md``.
+``report.md`` — all of them or none (an interrupted write removes its part; a rerun writes them all).
 
 >>> gradient_stability([1.0, 1.0, 2.0, 30.0], unstable_ratio=20.0)["grad_norm_ratio"]
 20.0
@@ -45,7 +45,7 @@ from .executor import remove_stale_temps
 from .runner import Executor, Task, member_bytes, write_results_csv
 from .stability_spec import StabilitySpec
 
-__all__ = ["gradient_stability", "plan_runs", "run_row", "summarize", "run_stability", "write_outputs"]
+__all__ = ["gradient_stability", "plan_runs", "run_row", "summarize", "run_stability", "write_outputs", "remove_outputs"]
 
 PHASE = "stability"
 
@@ -195,16 +195,39 @@ def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool 
     return write_outputs(spec, Path(out), rows, data)
 
 
+#: What :func:`write_outputs` writes besides the heatmaps (``heatmap_<name>.png``): the map's
+#: outputs, removed together when their writing is interrupted (runs/ stays: it is the map's state).
+OUTPUTS = ("spec.json", "stability.csv", "summary.csv", "report.md")
+
+
+def remove_outputs(out: Path) -> None:
+    """Remove :data:`OUTPUTS` and the heatmaps from the map folder ``out``; its runs stay."""
+    from .stability_figures import HEATMAPS
+
+    for name in (*OUTPUTS, *(f"heatmap_{h.name}.png" for h in HEATMAPS)):
+        try:
+            (Path(out) / name).unlink(missing_ok=True)
+        except OSError:
+            pass  # cleaning up after a failure: never hide the failure itself
+
+
 def write_outputs(spec: StabilitySpec, out: Path, rows: list[dict], data: dict | None = None) -> Path:
-    """Write spec.json, stability.csv, summary.csv, the heatmaps and report.md; returns report.md."""
+    """Write spec.json, stability.csv, summary.csv, the heatmaps and report.md, each atomically;
+    returns report.md. All of them or none: a write that fails or is interrupted (Ctrl-C, SIGTERM)
+    removes them all (:func:`remove_outputs`; runs/ stays) and re-raises, and a rerun, which reads
+    the stored runs back, writes them all again."""
     from .stability_figures import plot_heatmaps
     from .stability_report import render_report
 
     if not spec.created:
         spec.created = time.strftime("%Y-%m-%d")
-    atomic_write_text(out / "spec.json", json.dumps({**spec.to_dict(), "data": data or {}}, indent=1))
-    write_results_csv(out / "stability.csv", rows)
-    summary = summarize(rows)
-    write_results_csv(out / "summary.csv", summary)
-    figures = plot_heatmaps(spec, summary, out)
-    return atomic_write_text(out / "report.md", render_report(spec, rows, summary, figures))
+    try:
+        atomic_write_text(out / "spec.json", json.dumps({**spec.to_dict(), "data": data or {}}, indent=1))
+        write_results_csv(out / "stability.csv", rows)
+        summary = summarize(rows)
+        write_results_csv(out / "summary.csv", summary)
+        figures = plot_heatmaps(spec, summary, out)
+        return atomic_write_text(out / "report.md", render_report(spec, rows, summary, figures))
+    except BaseException:
+        remove_outputs(out)
+        raise
