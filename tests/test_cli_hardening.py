@@ -476,3 +476,22 @@ def test_a_damaged_tuning_json_is_refused_not_read_as_no_trials(capsys, tmp_path
     folder = build_fight(tmp_path / "f")
     (folder / "tuning.json").write_text(content)
     assert words in one_line_error(capsys, "report", folder)
+
+
+def test_a_checkpoint_path_that_is_another_file_is_named(capsys, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    line = one_line_error(capsys, "evaluate", afile)
+    assert str(afile) in line and "expected a run folder" in line
+
+
+@pytest.mark.parametrize("value", ['"8"', "8.0", "true", "0"])
+def test_a_model_json_with_a_non_integer_feature_count_is_refused(capsys, tmp_path, value):
+    run_dir = tmp_path / "run"
+    train_synthetic(capsys, run_dir)
+    meta = json.loads((run_dir / "model.json").read_text())
+    text = json.dumps(meta).replace(f'"in_features": {meta["in_features"]}', f'"in_features": {value}')
+    (run_dir / "model.json").write_text(text)
+    for command in ("evaluate", "inspect", "export"):
+        extra = ["--format", "pt2"] if command == "export" else []
+        assert "expected in_features to be an integer >= 1" in one_line_error(capsys, command, run_dir, *extra)

@@ -162,18 +162,28 @@ def require_finite(model: nn.Module, where: str | Path) -> None:
                         f"{', ...' if len(bad) > 3 else ''}: refusing to report metrics of a broken model")
 
 
+def _count(meta: dict, key: str) -> int:
+    """``meta[key]`` if it is an integer >= 1 (not a string, float or bool); ValueError otherwise."""
+    v = meta[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"expected {key} to be an integer >= 1, got {v!r}")
+    return v
+
+
 def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     """Rebuild the model saved in ``folder``: ``(model in eval mode, config, metadata)``."""
-    folder = Path(folder)
-    if folder.is_file():
-        folder = folder.parent
+    given = Path(folder)
+    folder = given.parent if given.is_file() and given.name in (WEIGHTS, META) else given
+    if not folder.is_dir():
+        raise DataError(f"{given} is not a chainzrule checkpoint: expected a run folder (or its {META} or "
+                        f"{WEIGHTS}), got {'a file' if given.exists() else 'no such path'}")
     missing = [n for n in (WEIGHTS, META) if not (folder / n).is_file()]
     if missing:
         raise DataError(f"{folder} is not a chainzrule checkpoint: expected {WEIGHTS} and {META}, missing {', '.join(missing)}")
     try:
         meta = json.loads((folder / META).read_text())
         cfg = TrainConfig.from_dict(_upgrade_config(meta))
-        shape = int(meta["in_features"]), int(meta["num_classes"]), meta["task"]
+        shape = _count(meta, "in_features"), _count(meta, "num_classes"), meta["task"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
         raise DataError(f"{folder / META}: unreadable checkpoint metadata ({e})") from None
     check_fits(cfg, *shape)  # a model.json asking for 10^14 parameters is refused, not allocated

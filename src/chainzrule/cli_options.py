@@ -14,8 +14,8 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DREG_MODELS, DREG_SCHEDULES, HEADS, LR_SCHEDULES, MODELS,
-                     OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS, TrainConfig, read_toml)
+from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
+                     HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS, TrainConfig, read_toml)
 from .errors import ConfigError
 
 __all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options"]
@@ -33,7 +33,7 @@ TRAIN_OPTIONS = [
     ("--activation", "activation", click.Choice(ACTIVATIONS), "Activation of --model mlp or cnn. [default: relu]"),
     ("--hidden", "hidden", str, "Hidden widths, comma separated (after the conv blocks for the CNNs). [default: 256,256]"),
     ("--conv-channels", "conv_channels", str, "Channels of the CNNs' conv blocks (3x3 conv, activation, 2x2 max-pool), comma separated. [default: 16,32]"),
-    ("--degree", "degree", int, "Polynomial degree of the ChainzRule activation. [default: 3]"),
+    ("--degree", "degree", int, f"Polynomial degree of the ChainzRule activation, 1..{DEGREE_LIMIT}. [default: 3]"),
     ("--poly-init", "poly_init", click.Choice(["gelu", "silu", "tanh", "identity"]), "Activation the polynomials start as. [default: gelu]"),
     ("--bound", "bound", float, "Working interval [-R, R] of the polynomials. [default: 3]"),
     ("--range-control", "range_control", click.Choice(RANGE_CONTROLS), "Polynomial outside [-R, R]: linear continuation, tanh squash, none. [default: linear]"),
@@ -58,7 +58,7 @@ TRAIN_OPTIONS = [
     ("--patience", "patience", int, "Early stopping: stop after N epochs without a better validation accuracy and keep the best epoch (0: run every epoch, keep the last). [default: 0]"),
     ("--batch-size", "batch_size", int, "[default: 128]"),
     ("--seed", "seed", int, "Seeds initialisation, validation carve and batch order. [default: 0]"),
-    ("--device", "device", str, "cpu, cuda, cuda:N or mps. [default: cpu]"),
+    ("--device", "device", str, f"cpu, cuda, cuda:N (N in 0..{DEVICE_INDEX_LIMIT}) or mps. [default: cpu]"),
     ("--dtype", "dtype", click.Choice(["float32", "float64", "bfloat16"]), "Parameter and input dtype. [default: float32]"),
     ("--compile/--no-compile", "compile", bool, "Train through torch.compile (inductor; on CPU it needs a C++ compiler): the first steps compile (~16 s for the MNIST MLP, ~2 s from torch's cache), then a ChainzRule + DREG step takes 0.73-0.80x its eager time (BENCHMARKS.md). Pays on runs of minutes. [default: off]"),
     ("--fused-optimizer/--no-fused-optimizer", "fused_optimizer", bool, "Use torch's fused Adam/AdamW/SGD kernel: the same update in one pass per parameter, rounded differently (about one float32 ulp per step, so not bit-identical to an unfused run). One thread: about 0.75x the training time of the MNIST ReLU MLP, 0.9x of ChainzRule + DREG, 0.8-0.9x on Pima (BENCHMARKS.md). [default: off]"),
@@ -67,12 +67,47 @@ TRAIN_OPTIONS = [
 ]
 
 
+#: the flags that take a comma-separated list, and what its entries must be
+LIST_FLAGS = {"hidden": "positive integers", "conv_channels": "positive integers", "adv_eps": "numbers >= 0"}
+
+
+def config_file_values(config_file: str) -> dict:
+    """The keys of a ``--config`` TOML file with dashes read as underscores (``poly-init`` is
+    ``poly_init``); a key given in both spellings is refused, naming both.
+
+    >>> import pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
+    >>> _ = f.write_text('poly-init = "tanh"\\nlr = 0.01\\n')
+    >>> config_file_values(str(f))
+    {'poly_init': 'tanh', 'lr': 0.01}
+    """
+    values: dict = {}
+    spelled: dict[str, str] = {}
+    for key, v in read_toml(config_file, "config file").items():
+        name = key.replace("-", "_")
+        if name in spelled:
+            raise ConfigError(f"config file {config_file} sets {name} twice, as {spelled[name]!r} and {key!r}: "
+                              f"expected one spelling of each key")
+        spelled[name] = key
+        values[name] = v
+    return values
+
+
+def _check_list_flag(opt: str, field: str, value) -> None:
+    """ConfigError for a comma-separated flag with an empty entry (``--hidden 64,,64``, ``8,``),
+    which would otherwise be dropped; the entries themselves are TrainConfig's to check."""
+    if field in LIST_FLAGS and isinstance(value, str) and value.strip() and \
+            any(not item.strip() for item in value.split(",")):
+        raise ConfigError(f"expected comma-separated {LIST_FLAGS[field]} for {opt}, got {value!r}")
+
+
 def train_config(ctx: click.Context, config_file: str | None, params: dict) -> TrainConfig:
     """Config file values, overridden by the flags given explicitly on the command line."""
-    values = {k.replace("-", "_"): v for k, v in (read_toml(config_file, "config file") if config_file else {}).items()}
+    values = config_file_values(config_file) if config_file else {}
     given = set(values)
-    for _, field, _, _ in TRAIN_OPTIONS:
+    for opt, field, _, _ in TRAIN_OPTIONS:
         if ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:
+            _check_list_flag(opt, field, params[field])
             values[field] = params[field]
             given.add(field)
     cfg = TrainConfig.from_dict(values)

@@ -83,6 +83,15 @@ INT_LIMIT = 2**31 - 1
 #: multiplies these (Adam divides lr by a bias correction >= 0.1, λ scales a penalty), so 1e30
 #: leaves room; every such value up to it was checked to train or diverge cleanly.
 FLOAT_LIMIT = 1e30
+#: Largest polynomial degree. The engine is tested at degrees 1-5 and the fights use 3; at 12 the
+#: Legendre-to-power matrix (R = 3) has condition number 1.2e6, from 14 on it passes float32's
+#: 1/eps (8.4e6), and degree 40 diverges on Pima (a million runs out of memory).
+DEGREE_LIMIT = 12
+#: Largest device index: torch keeps it in an int8 (``cuda:128`` wraps to ``cuda:-128``).
+DEVICE_INDEX_LIMIT = 127
+#: a device as TrainConfig takes it: cpu, cuda or mps, with an optional index written as torch reads it
+#: (decimal digits, no sign, no leading zero)
+DEVICE_RE = re.compile(rf"({'|'.join(DEVICES_PREFIX)})(?::(0|[1-9][0-9]*))?")
 
 
 #: fields added after committed results were keyed, and the default at which they leave a content
@@ -281,8 +290,23 @@ def _to_bool(value: Any) -> bool:
 
 
 def _items(value: Any) -> list:
+    """The entries of a list value; a string is comma-separated, and an empty entry in it
+    (``"64,,64"``, ``"8,"``) is refused rather than dropped (an empty string is no entries).
+
+    >>> _items("64, 64"), _items("")
+    (['64', '64'], [])
+    >>> _items("8,")
+    Traceback (most recent call last):
+    ...
+    TypeError: an empty entry
+    """
     if isinstance(value, str):
-        return [v for v in value.replace(" ", "").split(",") if v]
+        items = value.replace(" ", "").split(",")
+        if items == [""]:
+            return []
+        if "" in items:
+            raise TypeError("an empty entry")
+        return items
     if isinstance(value, (int, float)):
         return [value]
     if not isinstance(value, (list, tuple)):
@@ -329,6 +353,9 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
         pass
     else:
         return value
+    if t.startswith("tuple[") and isinstance(value, str):
+        what = "integers" if t.startswith("tuple[int") else "numbers"
+        raise ConfigError(f"config key {name!r}: expected {t} (comma-separated {what}, no empty entry), got {value!r}")
     raise ConfigError(f"config key {name!r}: expected {t}, got {value!r}")
 
 
@@ -351,8 +378,10 @@ def _validate(c: TrainConfig) -> None:
     _choice("input_norm", c.input_norm, INPUT_NORMS)
     if c.input_norm != "none" and c.model != "kan":
         raise ConfigError(f"input_norm {c.input_norm!r} acts on KAN models only, got model {c.model!r}")
-    if c.device.split(":")[0] not in DEVICES_PREFIX:
-        raise ConfigError(f"device {c.device!r} is not known: expected cpu, cuda, cuda:N or mps")
+    m = DEVICE_RE.fullmatch(c.device)
+    if not m or int(m.group(2) or 0) > DEVICE_INDEX_LIMIT:
+        raise ConfigError(f"device {c.device!r} is not known: expected cpu, cuda, cuda:N (N in "
+                          f"0..{DEVICE_INDEX_LIMIT}) or mps")
     if c.compile and (not c.is_neural or c.reg in ("igp", "jr")):
         raise ConfigError(f"compile traces a network's training step: expected a neural model ({', '.join(NEURAL_MODELS)}) "
                           f"without a double-backward penalty (reg igp or jr: torch.compile has no double backward), "
@@ -376,7 +405,9 @@ def _validate_ints(c: TrainConfig) -> None:
         raise ConfigError(f"seed must be an integer in [0, 2**32) = 0..{SEED_LIMIT - 1}, got {c.seed}")
     if not c.conv_channels or any(not 1 <= w <= INT_LIMIT for w in c.conv_channels):
         raise ConfigError(f"conv_channels must be a list of channel counts in 1..{INT_LIMIT}, got {list(c.conv_channels)}")
-    positive_ints = dict(degree=c.degree, epochs=c.epochs, batch_size=c.batch_size, kan_grid=c.kan_grid,
+    if not 1 <= c.degree <= DEGREE_LIMIT:
+        raise ConfigError(f"expected degree in 1..{DEGREE_LIMIT} (the polynomial's degree), got {c.degree}")
+    positive_ints = dict(epochs=c.epochs, batch_size=c.batch_size, kan_grid=c.kan_grid,
                          jr_projections=c.jr_projections, diag_examples=c.diag_examples, pgd_steps=c.pgd_steps,
                          apgd_steps=c.apgd_steps, corruption_examples=c.corruption_examples)
     if c.limit is not None:

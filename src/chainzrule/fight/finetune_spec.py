@@ -44,6 +44,10 @@ run's :class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline 
 ...     "contender": [{"name": "linear", "head_lrs": [1e-4, 1e-3, 1e-2]}, {"name": "clm", "head": "clm"}]})
 >>> [s.lrs_of(c) for c in s.contenders], s.all_head_lrs, s.n_runs   # 3 + 2 tuning runs + seeds 1, 2 of each
 ([[0.0001, 0.001, 0.01], [0.001, 0.01]], [0.0001, 0.001, 0.01], 9)
+>>> parse_finetune_spec({"finetune": {}, "base": {"batch_size": 32.0}, "contender": [{"name": "linear"}]})
+Traceback (most recent call last):
+...
+chainzrule.errors.ConfigError: [base] batch_size must be an integer >= 1, got 32.0
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import check_spec_kind, read_toml
-from ..errors import ConfigError
+from ..config import INT_LIMIT, check_spec_kind, read_toml
+from ..errors import ConfigError, is_number
 from ..finetune import FinetuneConfig
 from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders
 
@@ -66,12 +70,57 @@ QUICK_KEYS = {"seeds", "base", "contenders", "head_lrs"}
 CONFIG_FIELDS = {f.name for f in fields(FinetuneConfig)} - {"seed"}
 CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label", "head_lrs"}
 DATASETS = ("sst5",)
+#: FinetuneConfig's fields by type, as a spec table must give them (from the dataclass, so a new
+#: field is checked too); FinetuneConfig itself converts with int(), which would take 32.0 or true
+#: and crash mid-run (or truncate hidden = [8.5] to 8)
+_TYPES = {f.name: str(f.type) for f in fields(FinetuneConfig) if f.name in CONFIG_FIELDS}
+INT_FIELDS = {name for name, t in _TYPES.items() if t.split(" |")[0] == "int"}
+FLOAT_FIELDS = {name for name, t in _TYPES.items() if t.split(" |")[0] == "float"}
+STR_FIELDS = {name for name, t in _TYPES.items() if t.split(" |")[0] == "str"}
+INT_TUPLE_FIELDS = {name for name, t in _TYPES.items() if t.startswith("tuple[int")}
+#: the smallest value of an integer field (1 unless listed): limit keeps >= 2 sentences per split
+INT_LOWER = {"limit": 2}
 
 
 def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
     """:func:`~.spec_sections.check_keys`, pointing a ``seed`` set in a table to ``[finetune] seeds``."""
     check_keys(where, got, allowed, lambda unknown: " (runs are seeded 0..seeds-1: set [finetune] seeds)"
                if "seed" in unknown else "")
+
+
+def _check_int(where: str, v: Any, lo: int) -> int:
+    """:func:`~.spec_sections.check_int` (an integer >= ``lo``, not a bool), and at most INT_LIMIT."""
+    check_int(where, v, lo)
+    if v > INT_LIMIT:
+        raise ConfigError(f"{where} must be an integer in {lo}..{INT_LIMIT}, got {v!r}")
+    return v
+
+
+def check_config_types(where: str, table: dict) -> None:
+    """ConfigError unless every FinetuneConfig field in ``table`` has its type: integers (not bools,
+    not 32.0) in range for the integer fields, a list of such for ``hidden``, numbers (not bools)
+    for the float fields, strings for the string fields. Ranges of the floats and the choices of the
+    strings are FinetuneConfig's own checks.
+
+    >>> check_config_types("[base]", {"epochs": 3, "hidden": [256], "dreg": 0, "head": "clm"})
+    >>> check_config_types("contender cr", {"hidden": [8.5]})
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: contender cr hidden[0] must be an integer >= 1, got 8.5
+    """
+    for key, v in table.items():
+        at = f"{where} {key}"
+        if key in INT_FIELDS:
+            _check_int(at, v, INT_LOWER.get(key, 1))
+        elif key in INT_TUPLE_FIELDS:
+            if not isinstance(v, list):
+                raise ConfigError(f"{at} must be a list of integers >= 1 (e.g. [256]), got {v!r}")
+            for i, h in enumerate(v):
+                _check_int(f"{at}[{i}]", h, 1)
+        elif key in FLOAT_FIELDS and not is_number(v):
+            raise ConfigError(f"{at} must be a number, got {v!r}")
+        elif key in STR_FIELDS and not isinstance(v, str):
+            raise ConfigError(f"{at} must be a string, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -146,7 +195,12 @@ class FinetuneSpec:
 
 
 def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> FinetuneSpec:
-    """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile."""
+    """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile.
+
+    With ``quick`` the spec is first checked whole, as without it: every contender, also those
+    ``[quick] contenders`` leaves out, and every table's values."""
+    if quick:
+        parse_finetune_spec(raw, quick=False, source=source)
     check_spec_kind(raw, "finetune")
     _check_keys("spec", raw, TOP_KEYS)
     if not isinstance(raw.get("finetune"), dict):
@@ -155,6 +209,7 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
     _check_keys("[finetune]", head, HEAD_KEYS)
     base = raw.get("base", {})
     _check_keys("[base]", base, CONFIG_FIELDS)
+    check_config_types("[base]", base)
     contenders_raw = raw.get("contender", [])
     if not isinstance(contenders_raw, list) or not contenders_raw:
         raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
@@ -165,6 +220,9 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)
         quick_lrs = check_values("[quick] head_lrs", q["head_lrs"], zero_ok=False) if "head_lrs" in q else None
+        if "base" in q:  # checked whatever the profile, as the rest of [quick]
+            _check_keys("[quick] base", q["base"], CONFIG_FIELDS)
+            check_config_types("[quick] base", q["base"])
         if quick:
             base = merge_tables(base, q.get("base", {}))
             _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
@@ -180,6 +238,7 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
         cfg = {k: v for k, v in c.items() if k not in ("name", "label", "head_lrs")}
+        check_config_types(where, cfg)
         own = () if "head_lrs" not in c or (quick and quick_lrs is not None) else \
             tuple(check_values(f"{where} head_lrs", c["head_lrs"], zero_ok=False))
         contenders.append(FinetuneContender(name, str(c.get("label", name)), cfg, own))
