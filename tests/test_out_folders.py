@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainzrule.cli import main
 from chainzrule.errors import ConfigError
 from chainzrule.rundir import check_out_kind, folder_kind
+
+from test_cli_hardening import one_line_error, run  # the in-process CLI helpers
 
 REPO = Path(__file__).resolve().parents[1]
 PIMA = REPO / "fights" / "pima.toml"
@@ -41,19 +42,6 @@ STABILITY_OUTPUTS = ("spec.json", "stability.csv", "summary.csv", "report.md", "
 FINETUNE_OUTPUTS = ("spec.json", "results.csv", "summary.csv", "tuning.csv", "report.md", "plots/dev_curves.png")
 
 
-def run(capsys, *args) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``chainzrule ARGS``, in process."""
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
-
-
-def one_line_error(capsys, *args) -> str:
-    code, _, err = run(capsys, *args)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("chainzrule: error: "), (code, err)
-    return lines[0]
 
 
 def user_folder(folder: Path, files: dict[str, str]) -> dict[str, str]:
