@@ -165,6 +165,6 @@ def test_report_command_ends_with_the_verdict_tally(tmp_path):
     folder = build_fight(tmp_path / "f")
     r = subprocess.run([sys.executable, "-m", "chainzrule", "report", str(folder)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    # the hand-built claims of test_fight_report: 4 supported, 3 not supported, 1 inconclusive, 2 not tested
-    assert r.stdout.splitlines()[-1] == ('claims: 4 supported, 3 not supported, 1 inconclusive, 2 not tested '
+    # the hand-built claims of test_fight_report: 3 supported, 2 not supported, 3 inconclusive (the two legacy param ratios), 2 not tested
+    assert r.stdout.splitlines()[-1] == ('claims: 3 supported, 2 not supported, 3 inconclusive, 2 not tested '
                                          '(report.md, "Claims")')

@@ -107,7 +107,7 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
             "runs": len(rows),
             "diverged": sum(_truthy(r.get("diverged")) for r in rows),
             "params": float(np.mean(params)) if params else None,
-            **(_failures(fight, rows) if neural else _NO_FAILURES),
+            **(_failures(fight, rows) if neural else _classical_failures(rows)),
         }
         for m in metrics:
             s = fight.summary(rows, m)  # repeated CV: one value per split (its seeds' mean), corrected interval
@@ -121,6 +121,19 @@ def summary_table(folder: str | Path | Fight) -> list[dict[str, Any]]:
 #: Classical models (logreg, svm, xgboost) have no gradient trace: failure is not defined ("—").
 _NO_FAILURES = {"failures": 0, "failures_unknown": 0, "failure_rate": None, "failure_ci_low": None,
                 "failure_ci_high": None}
+
+
+def _classical_failures(rows: list[dict[str, str]]) -> dict[str, Any]:
+    """A classical contender's runs that could not be done (their ``failed`` cell says why, e.g. a
+    training split of one class), with a Clopper–Pearson interval; "—" when none failed (they
+    have no gradient trace to be unstable). A failed run has no accuracy, so without this count
+    it would only be missing from the mean."""
+    failed = sum(bool(str(r.get("failed") or "").strip()) for r in rows)
+    if not failed:
+        return dict(_NO_FAILURES)
+    fr = failure_rate(failed, len(rows))
+    return {"failures": failed, "failures_unknown": 0, "failure_rate": fr["rate"],
+            "failure_ci_low": fr["ci_low"], "failure_ci_high": fr["ci_high"]}
 
 
 def _failures(fight: Fight, rows: list[dict[str, str]]) -> dict[str, Any]:

@@ -279,7 +279,9 @@ def _claim_param_ratio(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any
     _fail(row, "legacy view: the best baseline and the matching width are picked on test accuracy (no validation "
                "width sweeps of a baseline family in these results)")
     row["ours"], row["ours_value"] = f"{am['ratio']:.2f}×", am["ratio"]
-    row["verdict"] = "supported" if am["ratio"] >= claimed else "not supported"
+    row["verdict"] = "inconclusive"  # a ratio whose baseline and width were read off the test set judges nothing
+    _fail(row, f"no verdict from it ({'≥' if am['ratio'] >= claimed else '<'} the claimed {claimed:g}×): run "
+               "[accuracy_matched] sweeps with validation accuracy")
     _fail(row, f"{name} at hidden {m['hidden']} ({m['params']:,.0f} params, {format_with_unit(fight.primary, m['mean'])}) vs "
                f"{am['baseline']['label']} ({am['baseline']['params']:,.0f} params, "
                f"{format_with_unit(fight.primary, am['baseline']['mean'])}), margin {format_margin(fight.primary, am['margin'])}")
