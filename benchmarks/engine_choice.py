@@ -44,6 +44,9 @@ def interval_fit(init, degree, bound, basis="legendre", range_control="linear", 
 
 
 def main(argv):
+    if len(argv) not in (6, 7) or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if argv[:1] in (["-h"], ["--help"]) else 2)
     name, basis, lam, init, cls, lr = argv[0], argv[1], float(argv[2]), argv[3], float(argv[4]), float(argv[5])
     seed = int(argv[6]) if len(argv) > 6 else 0
     torch.set_num_threads(1)

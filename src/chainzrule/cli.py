@@ -108,7 +108,7 @@ def data_list() -> None:
                    "dashes (lr = 0.01, poly-init = \"tanh\"); --out, --quiet and --threads are flags only. Flags "
                    "override the file.")
 @train_options
-@click.option("--robustness/--no-robustness", default=None, help="Also measure corruption (images) and FGSM/PGD accuracy.")
+@click.option("--robustness/--no-robustness", default=None, help="Also measure corruption accuracy (images) and FGSM, PGD and APGD (CE + DLR) accuracy.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json and the checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
