@@ -495,3 +495,21 @@ def test_a_model_json_with_a_non_integer_feature_count_is_refused(capsys, tmp_pa
     for command in ("evaluate", "inspect", "export"):
         extra = ["--format", "pt2"] if command == "export" else []
         assert "expected in_features to be an integer >= 1" in one_line_error(capsys, command, run_dir, *extra)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--model", "logreg", "--logit-scale", "3"], "--logit-scale acts on model(s) chainzrule, mlp, kan"),
+    (["--model", "svm", "--hidden", "5"], "--hidden acts on model(s) chainzrule, mlp, kan"),
+    (["--model", "mlp", "--reg-strength", "0.5"], "--reg-strength acts with --reg wd or igp or jr only, got --reg none"),
+    (["--model", "mlp", "--reg", "wd", "--jr-projections", "7"], "--jr-projections acts with --reg jr only, got --reg wd"),
+])
+def test_train_refuses_options_that_act_with_another_model_or_reg(capsys, tmp_path, no_data, flags, words):
+    line = one_line_error(capsys, "train", "--dataset", "synthetic", *TINY[2:], *flags, "--out", tmp_path / "r")
+    assert words in line and not (tmp_path / "r").exists()
+
+
+def test_classical_models_read_reg_strength_without_reg(capsys, tmp_path):
+    """logreg/svm read it as 1/C, xgboost as its L2 weight: no --reg needed."""
+    code, _, err = run(capsys, "train", "--dataset", "synthetic", "--model", "logreg", "--reg-strength", "0.5",
+                       "--quiet", "--out", tmp_path / "r")
+    assert code == 0, err

@@ -133,7 +133,7 @@ def test_console_with_the_extra_runs_the_cli():
     assert p.returncode == 0 and "fight" in p.stdout, p.stderr
 
 
-def test_importing_the_package_changes_no_process_state():
+def test_importing_the_package_changes_no_process_state(tmp_path):
     """No environment variables, umask or matplotlib backend set by importing any module (the
     harness included), nor by drawing a plot."""
     p = subprocess.run([sys.executable, "-c", textwrap.dedent("""
@@ -151,5 +151,5 @@ def test_importing_the_package_changes_no_process_state():
         assert "matplotlib.pyplot" not in sys.modules
         print("ok")
         """)], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(Path(chainzrule.__file__).parents[1])})
+        env={**os.environ, "PYTHONPATH": str(Path(chainzrule.__file__).parents[1]), "TMPDIR": str(tmp_path)})
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr

@@ -15,7 +15,8 @@ import click
 from click.core import ParameterSource
 
 from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
-                     HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS, TrainConfig, read_toml)
+                     HEADS, LR_SCHEDULES, MODELS, NEURAL_MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
+                     TrainConfig, read_toml)
 from .errors import ConfigError
 
 __all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options"]
@@ -120,7 +121,14 @@ def train_config(ctx: click.Context, config_file: str | None, params: dict) -> T
 ACTS_ON = {"activation": ("mlp", "cnn"), "conv_channels": ("cnn", "chainzrule-cnn"),
            **{f: CHAINZRULE_MODELS for f in ("degree", "poly_init", "bound", "range_control", "poly_basis",
                                              "coef_lr_scale")},
-           **{f: DREG_MODELS for f in ("dreg", "dreg_schedule", "dreg_final", "dreg_warmup")}}
+           **{f: DREG_MODELS for f in ("dreg", "dreg_schedule", "dreg_final", "dreg_warmup")},
+           **{f: NEURAL_MODELS for f in ("hidden", "logit_scale")},
+           "kan_grid": ("kan",), "svm_gamma": ("svm",),
+           **{f: ("xgboost",) for f in ("xgb_trees", "xgb_depth", "xgb_min_child_weight", "xgb_subsample",
+                                         "xgb_early_stopping")}}
+#: options that act only with one --reg of a neural model (the classical models read reg_strength as 1/C
+#: or their L2 weight whatever --reg says)
+ACTS_WITH_REG = {"jr_projections": ("jr",), "reg_strength": tuple(r for r in REGS if r not in ("none", "sn"))}
 
 
 def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
@@ -130,6 +138,11 @@ def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
         if field in given and cfg.model not in models and not (field == "dreg" and not cfg.dreg):
             flag = "--" + field.replace("_", "-")
             raise ConfigError(f"{flag} acts on model(s) {', '.join(models)} only, got --model {cfg.model}: "
+                              f"it would be recorded and do nothing")
+    for field, regs in ACTS_WITH_REG.items():
+        if field in given and cfg.model in NEURAL_MODELS and cfg.reg not in regs:
+            flag = "--" + field.replace("_", "-")
+            raise ConfigError(f"{flag} acts with --reg {' or '.join(regs)} only, got --reg {cfg.reg}: "
                               f"it would be recorded and do nothing")
     if "dreg_warmup" in given and cfg.dreg_warmup > 0 and cfg.dreg_schedule == "constant":
         raise ConfigError("--dreg-warmup warms λ up before a schedule: expected --dreg-schedule warmup, linear or "
