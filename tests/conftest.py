@@ -1,7 +1,9 @@
 """Shared test setup: deterministic seeds, the repo's paths, the real data next to it."""
 
+import getpass
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,24 @@ needs_cxx = pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "
 #: all go to one worker, one test after another, so two of them never compete for the cores while the
 #: other workers run the in-process tests (``-n 0`` runs the whole suite in one process)
 own_processes = pytest.mark.xdist_group("own-processes")
+
+
+def pytest_configure(config):
+    """``tempfile``'s folder for this test process is a fresh one, removed at the end, so the
+    scratch folders of docstring examples (``tempfile.mkdtemp()``) are not left in /tmp (this
+    conftest is an initial one: its hook runs for the tests and the doctests of src/ alike, on
+    every xdist worker). torch.compile's kernel cache stays where it was (it follows tempdir)."""
+    base = tempfile.gettempdir()
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(base, f"torchinductor_{getpass.getuser()}"))
+    config._chainzrule_tempdir = tempfile.mkdtemp(prefix="chainzrule-tests-", dir=base)
+    tempfile.tempdir = config._chainzrule_tempdir
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_chainzrule_tempdir", None)
+    if folder:
+        tempfile.tempdir = None
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
