@@ -423,7 +423,7 @@ def test_output_paths_under_a_file_are_one_line_exit_2_before_the_work(capsys, t
     afile = tmp_path / "afile"
     afile.write_text("x")
     line = one_line_error(capsys, "evaluate", run_dir, "--robustness", "--out", afile / "m.json")
-    assert "afile is a file, not a folder" in line
+    assert "afile, which is a file, not a folder" in line and line.startswith("chainzrule: error: --out ")
     line = one_line_error(capsys, "inspect", run_dir, "--plot", afile / "a.png")
     assert "--plot" in line and "is a file, not a folder" in line
     assert "is a file, not a folder" in one_line_error(capsys, "scoreboard", tmp_path, "--out", afile / "sb")

@@ -40,22 +40,6 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _check_writable(path: str | Path, option: str, folder: bool = False) -> None:
-    """Refuse, before any work, an output ``path`` that cannot be written: an existing one of the
-    wrong kind, or one whose nearest existing ancestor is a file or not writable."""
-    p = Path(path)
-    if p.exists() and p.is_dir() != folder:
-        raise ConfigError(f"{option} {path}: expected {'a folder' if folder else 'a file'}, got "
-                          f"{'a folder' if p.is_dir() else 'a file'}")
-    anc = p if (folder and p.is_dir()) else p.absolute().parent
-    while not anc.exists():
-        anc = anc.parent
-    if not anc.is_dir():
-        raise ConfigError(f"{option} {path}: {anc} is a file, not a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: cannot write in {anc} (permission denied)")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="chainzrule")
 def cli() -> None:
@@ -194,10 +178,11 @@ def _print_summary(r: dict) -> None:
 def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
     """Re-measure a saved model on its test split: metrics, Jacobian norms, tau_input, Lipschitz bound."""
     from .checkpoint import checkpoint_data, checkpoint_splits, json_safe, load_checkpoint, require_finite, write_json
+    from .rundir import check_out_file
     from .train import evaluate as run_evaluate
 
     if out:
-        _check_writable(out, "--out")
+        check_out_file(out, "--out")
     model, cfg, meta = load_checkpoint(checkpoint)
     require_finite(model, checkpoint)
     cfg = checkpoint_data(cfg, meta, dataset, data_dir, target).replace(robustness=robustness)
@@ -233,12 +218,13 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
     from .checkpoint import checkpoint_data, checkpoint_splits, load_checkpoint, require_finite
     from .diagnostics import layer_report, lipschitz_bound
     from .plots import plot_activations
+    from .rundir import check_out_file
 
     model, cfg, meta = load_checkpoint(checkpoint)
     require_finite(model, checkpoint)
     if not show_formulas:  # the plot is written last: refuse its path before the work
         folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
-        _check_writable(Path(plot_path) if plot_path else folder / "activations.png", "--plot")
+        check_out_file(Path(plot_path) if plot_path else folder / "activations.png", "--plot")
     if show_formulas:
         from .export import formulas
 
@@ -283,9 +269,10 @@ def export_cmd(run, fmt) -> None:
       chainzrule export runs/cr --format pt2
     """
     from .export import export_run
+    from .rundir import check_out_dir
 
     if Path(run).is_dir():
-        _check_writable(run, "RUN", folder=True)
+        check_out_dir(run, option="RUN")
     path, check = export_run(run, fmt)
     note = "" if check is None else (f" (onnxruntime vs torch, inputs inside and outside [-R, R]: max |diff| "
                                      f"{check[0]:.2g} on outputs up to {check[1]:.3g})")
@@ -394,11 +381,12 @@ def scoreboard(folders, out, readme) -> None:
       chainzrule scoreboard results --readme README.md
     """
     from .fight.scoreboard import write_scoreboard
+    from .rundir import check_out_dir
 
     folders = list(folders) or ["results"]
     if out is None:
         out = folders[0] if len(folders) == 1 and not (Path(folders[0]) / "spec.json").is_file() else "."
-    _check_writable(out, "--out", folder=True)
+    check_out_dir(out)
     command = "chainzrule scoreboard " + " ".join(folders) + (f" --readme {readme}" if readme else "")
     for path in write_scoreboard(folders, out, command, readme):
         click.echo(f"wrote {path}")

@@ -147,18 +147,34 @@ def _nearest_existing(path: Path) -> Path:
     return Path(path.anchor or ".")
 
 
-def _probe(folder: Path, out: Path) -> None:
+def _probe(folder: Path, out: Path, option: str = "--out") -> None:
     if not folder.is_dir():
-        raise ConfigError(f"--out {out} is under {folder}, which is a file, not a folder")
+        raise ConfigError(f"{option} {out} is under {folder}, which is a file, not a folder")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".chainzrule-probe-", dir=folder))
     except OSError as e:
-        raise ConfigError(f"--out {out}: cannot write in {folder} ({e.strerror or e})") from None
+        raise ConfigError(f"{option} {out}: cannot write in {folder} ({e.strerror or e})") from None
+
+
+def check_out_file(path: str | Path, option: str) -> Path:
+    """Refuse an output file ``path`` (given as ``option``) that cannot be written: a folder
+    there, or a nearest existing folder above it that is a file or not writable. Creates nothing.
+
+    >>> check_out_file("/dev/null/m.json", "--out")
+    Traceback (most recent call last):
+    chainzrule.errors.ConfigError: --out /dev/null/m.json is under /dev/null, which is a file, not a folder
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder, expected a file")
+    _probe(_nearest_existing(path.absolute().parent), path, option)
+    return path
 
 
 def check_out_dir(out: str | Path, replace_only: Iterable[str] | None = None,
-                  subdirs: Iterable[str] = ()) -> Path:
-    """Refuse an ``--out`` that cannot be written; returns it as a Path. Creates nothing.
+                  subdirs: Iterable[str] = (), option: str = "--out") -> Path:
+    """Refuse an ``--out`` (or the folder given as ``option``) that cannot be written; returns it
+    as a Path. Creates nothing.
 
     With ``replace_only`` (a run folder, replaced as a whole), the folder's parent must be
     writable too, and an existing ``out`` may hold only those file names. ``subdirs``: the
@@ -171,9 +187,9 @@ def check_out_dir(out: str | Path, replace_only: Iterable[str] | None = None,
     """
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, expected a folder")
+        raise ConfigError(f"{option} {out} is a file, expected a folder")
     if replace_only is None:
-        _probe(_nearest_existing(out.absolute()), out)
+        _probe(_nearest_existing(out.absolute()), out, option)
         for name in subdirs:
             sub = out / name
             if os.path.lexists(sub) and not sub.is_dir():
