@@ -660,6 +660,48 @@ def test_size_view_from_validation_width_sweeps(tmp_path):
     assert "### Accuracy-matched from validation width sweeps" in report and "**4.00×**" in report
 
 
+def test_width_sweep_keeps_the_learning_rate_best_on_validation(tmp_path):
+    """With [accuracy_matched] lr_factors each width ran at several learning rates: the size views
+    read only the rate whose mean validation accuracy (over the width's seeds) is best — never the
+    one best on test — and the report shows which multiple of the tuned rate each width chose."""
+    from chainzrule.fight.analysis import size_view
+
+    folder = build_fight(tmp_path / "f")
+    tuned = {"relu": 0.004, "cr": 0.003, "cr-dreg": 0.002}  # the final runs' (tuned) learning rates
+
+    def drop_widths(r):
+        return [] if r["phase"] == "width" else {**r, "lr": repr(tuned[r["contender"]])}
+
+    _rewrite(folder, row_update=drop_widths)
+    # per family and width: (params, {factor: (val accuracies of seeds 0 and 1, test offset)})
+    sweeps = {"relu": {"32": (4_000, {1.0: ([0.90, 0.91], 0.0), 2.0: ([0.80, 0.81], 0.15)}),
+                       "64": (16_000, {1.0: ([0.94, 0.95], 0.0), 2.0: ([0.95, 0.95], 0.0)})},
+              "cr-dreg": {"16": (4_000, {1.0: ([0.94, 0.95], 0.0), 2.0: ([0.94, 0.95], 0.0)}),
+                          "32": (16_000, {1.0: ([0.96, 0.97], 0.0), 2.0: ([0.5, 0.5], 0.45)})}}
+    with open(folder / "results.csv", "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        for name, ws in sweeps.items():
+            for hidden, (params, by_factor) in ws.items():
+                for factor, (vals, test_gain) in by_factor.items():
+                    for s, v in enumerate(vals):
+                        w.writerow(_row(key=f"w{name}{hidden}{factor}{s}", phase="width", contender=name, seed=s,
+                                        hidden=hidden, params=params, lr=tuned[name] * factor, val_accuracy=v,
+                                        test_accuracy=v - 0.01 + test_gain))
+    _rewrite(folder, spec_update={"accuracy_matched": {"contender": "cr-dreg", "margin": 0.005,
+                                                       "lr_factors": [1.0, 2.0]}})
+    fight = load_fight(folder)
+    chosen = {(c["contender"], c["hidden"]): c["lr"] / tuned[c["contender"]] for c in fight.width_choices()}
+    # validation decides (relu 32: factor 2 is best on test, not on validation); a tie goes to the smaller rate
+    assert chosen == {("relu", "32"): 1.0, ("relu", "64"): 2.0, ("cr-dreg", "16"): 1.0, ("cr-dreg", "32"): 1.0}
+    rows = fight.width_rows("relu")
+    assert len(rows) == 4 and {(r["hidden"], float(r["lr"]) / tuned["relu"]) for r in rows} == {("32", 1.0), ("64", 2.0)}
+    sv = size_view(fight)
+    assert sv["baseline"] == "relu" and sv["val"]["target"] == pytest.approx(0.95 - 0.005)
+    report = write_report(folder).read_text()
+    assert "the learning rate, chosen per width (mean over its seeds) on validation among 1, 2 ×" in report
+    assert "| `relu` | 64 | 2× |" in report.replace(": 1 |", " |") and "| `cr-dreg` | 16 | 1×: 1 |" in report
+
+
 def test_a_failed_classical_run_is_counted_not_only_missing(tmp_path):
     """A classical run that could not be done (its `failed` cell says why) has no accuracy: the
     main table counts it as a failure instead of leaving it silently out of the mean."""

@@ -121,6 +121,10 @@ SPEC_PROBES = [
     (lambda r: r["accuracy_matched"].update(baselines=["ghost"]), "'ghost' is not a contender"),
     (lambda r: r["accuracy_matched"].update(baselines=["logreg"]), "only networks have a width to sweep"),
     (lambda r: r["accuracy_matched"].update(baselines=["cr-dreg"]), "must not include the contender itself"),
+    (lambda r: r["accuracy_matched"].update(lr_factors=[1.0, 1.0]), "[accuracy_matched] lr_factors must be a list of 1 to 9 distinct"),
+    (lambda r: r["accuracy_matched"].update(lr_factors=[0.0, 1.0]), "lr_factors must be a list"),
+    (lambda r: r["accuracy_matched"].update(lr_factors=[]), "lr_factors must be a list"),
+    (lambda r: r["accuracy_matched"].update(lr_factors=2.0), "lr_factors must be a list"),
     (lambda r: r["lambda_sweep"].update(seeds=0), "[lambda_sweep] seeds must be an integer"),
     (lambda r: r["lambda_sweep"].update(values=[0.0, 1e300]), "[lambda_sweep] values must be a list of numbers in [0, 1e+30]"),
     # bad tuning ranges
@@ -229,6 +233,38 @@ def test_size_view_sweeps_the_baseline_family_best_on_validation():
     tuning["gelu"]["best_val_accuracy"] = 0.1  # this cell alone would not pick it: the fight's choice wins
     tasks = plan_after_tuning(spec, configs, tuning, None, "gelu")
     assert {t.contender for t in tasks if t.phase == "width"} == {"cr-dreg", "gelu"}
+
+
+def test_width_sweep_tries_each_learning_rate_factor_inside_the_search_range():
+    """[accuracy_matched] lr_factors: every width of both swept families runs at each multiple of
+    its family's tuned learning rate, kept inside the family's range; without it, one run per
+    width at the tuned rate (the same configs as before the option existed)."""
+    from chainzrule.fight.runner import _count_after_tuning_per_cell, plan_after_tuning, width_lrs
+
+    raw = _tiny()
+    raw["accuracy_matched"]["baselines"] = ["relu"]
+    spec = parse_spec(raw)
+    configs = {c.name: c.config for c in spec.contenders}
+    tuning = {c.name: {"best_params": {"lr": 4e-3} if "lr" in c.tune else {}, "best_val_accuracy": 0.8}
+              for c in spec.contenders}
+    plain = [t for t in plan_after_tuning(spec, configs, tuning) if t.phase == "width"]
+    assert {t.config.lr for t in plain} == {4e-3} and len(plain) == 2 * 2 * spec.seeds
+    raw["accuracy_matched"]["lr_factors"] = [4.0, 0.5, 1.0]
+    spec = parse_spec(raw)
+    assert spec.accuracy_matched["lr_factors"] == [0.5, 1.0, 4.0]
+    tasks = plan_after_tuning(spec, configs, tuning)
+    width = [t for t in tasks if t.phase == "width"]
+    space = {c.name: c.tune["lr"] for c in spec.contenders if c.name in ("relu", "cr-dreg")}
+    for name in ("relu", "cr-dreg"):
+        lrs = sorted({t.config.lr for t in width if t.contender == name})
+        assert lrs == width_lrs(4e-3, [0.5, 1.0, 4.0], space[name])
+        assert lrs[0] == pytest.approx(2e-3) and lrs[-1] == pytest.approx(min(1.6e-2, space[name][1]))
+        for w in (4, 8):  # every learning rate at every width and seed
+            assert len([t for t in width if t.contender == name and t.config.hidden == (w,)]) == len(lrs) * spec.seeds
+    assert {t.config.lr for t in plain} <= {t.config.lr for t in width}  # the factor-1 runs are the old runs
+    assert {t.config for t in plain} <= {t.config for t in width}
+    assert len(tasks) <= _count_after_tuning_per_cell(spec)
+    assert width_lrs(0.01, [0.5, 2.0], {"choices": [0.005, 0.01, 0.015]}) == [0.005, 0.015]
 
 
 def test_unhashable_contender_name_is_a_config_error_with_or_without_quick():

@@ -46,9 +46,9 @@ def plot_accuracy_vs_params(fight: Fight, path: Path) -> bool:
         if params and s:
             pts.append((name, fight.label(name), float(np.mean(params)), s))
     sweeps = {}
-    for name in dict.fromkeys(r.get("contender") for r in fight.phase("width")):
+    for name in dict.fromkeys(r.get("contender") for r in fight.width_rows()):
         groups: dict[str, list] = {}
-        for r in fight.phase("width", name):
+        for r in fight.width_rows(name):
             groups.setdefault(r.get("hidden") or "?", []).append(r)
         line = []
         for rs in groups.values():

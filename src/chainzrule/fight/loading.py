@@ -91,6 +91,33 @@ class Fight:
     def phase(self, phase: str, contender: str | None = None) -> list[dict[str, str]]:
         return [r for r in self.rows if r.get("phase") == phase and (contender is None or r.get("contender") == contender)]
 
+    def width_choices(self, contender: str | None = None) -> list[dict[str, Any]]:
+        """How each width of a sweep chose its learning rate: per contender, width and split (its
+        ``(repeat, fold)``; one split without resampling), ``{"contender", "hidden", "split",
+        "lr", "candidates": {lr: mean validation accuracy}}``. ``lr`` is the candidate whose runs
+        (the split's seeds) have the highest mean validation accuracy (a missing or non-finite one
+        counts 0, as in tuning), ties to the smaller rate: validation alone decides. A sweep at
+        one learning rate per width (no ``lr_factors``) has one candidate everywhere."""
+        groups: dict[tuple, dict[float | None, list[float]]] = {}
+        for r in self.phase("width", contender):
+            g = (r.get("contender"), r.get("hidden"), *(str(r.get(c) or "") for c in _SPLIT_COLS))
+            v = to_number(r.get("val_accuracy"))
+            groups.setdefault(g, {}).setdefault(to_number(r.get("lr")), []).append(v if v is not None else 0.0)
+        out = []
+        for (name, hidden, *split), by_lr in groups.items():
+            cand = {lr: float(np.mean(v)) for lr, v in by_lr.items()}
+            best = max(cand, key=lambda lr: (cand[lr], -(lr or 0.0)))
+            out.append({"contender": name, "hidden": hidden, "split": tuple(split), "lr": best, "candidates": cand})
+        return out
+
+    def width_rows(self, contender: str | None = None) -> list[dict[str, str]]:
+        """The "width" rows the size views read: those at each width's validation-chosen learning
+        rate (:meth:`width_choices`), in results.csv order."""
+        keep = {(c["contender"], c["hidden"], c["split"], c["lr"]) for c in self.width_choices(contender)}
+        return [r for r in self.phase("width", contender)
+                if (r.get("contender"), r.get("hidden"), tuple(str(r.get(c) or "") for c in _SPLIT_COLS),
+                    to_number(r.get("lr"))) in keep]
+
     def contenders(self) -> list[str]:
         """Contenders with final runs: spec order first, then any others in first-seen order."""
         seen = {r.get("contender") for r in self.phase("final")}

@@ -178,8 +178,10 @@ def _header(fight: Fight) -> list[str]:
     if fight.get("source"):
         L.append(f"- **Spec file**: `{fight.get('source')}`")
     L += ["", "The test set is read only by final runs: tuning trials select hyperparameters on a validation split "
-          "carved from the training set; the width and λ ablations reuse the tuned hyperparameters and are "
-          "reported on test, never used for tuning."]
+          "carved from the training set; the width and λ ablations reuse the tuned hyperparameters"
+          + (" (the width sweeps choose each width's learning rate on validation: `lr_factors`)"
+             if (fight.section("accuracy_matched") or {}).get("lr_factors") not in (None, [1.0]) else "")
+          + " and are reported on test, never used for tuning."]
     leaked = [r for r in fight.phase("tune") if to_number(r.get("test_accuracy")) is not None]
     if leaked:
         L += ["", f"**Warning**: {len(leaked)} tuning row(s) in results.csv carry a test accuracy."]

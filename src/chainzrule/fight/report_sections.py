@@ -17,7 +17,7 @@ import numpy as np
 
 from .formatting import (format_margin, format_p, format_summary, format_value, format_with_unit, is_fraction,
                          metric_unit, md_table)
-from .loading import Fight
+from .loading import Fight, to_number
 from .tuning_views import edge_bands, tuning_edges
 from .views import accuracy_matched, attribution_table, size_view
 
@@ -82,8 +82,14 @@ def _size_view_section(fight: Fight, sv: dict[str, Any]) -> list[str]:
         return L
     r = sv["val"]
     units = "splits" if fight.resampled else "seeds"
+    factors = _lr_factors(fight)
+    how = ("each width trained with its family's tuned hyperparameters" if factors is None else
+           "each width trained with its family's tuned hyperparameters but the learning rate, chosen "
+           + ("per width and split" if fight.resampled else "per width (mean over its seeds)")
+           + f" on validation among {', '.join(f'{f:g}' for f in factors)} × the family's tuned one "
+           "(kept inside its search range; table below)")
     L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (of the spec's `baselines`, the family with the "
-             "best tuned validation accuracy), each width trained with its family's tuned hyperparameters. Target: the "
+             f"best tuned validation accuracy), {how}. Target: the "
              f"best baseline width's mean validation accuracy − {format_margin('val_accuracy', sv['margin'])}; each "
              "family's mean curve is read where it first reaches it (linear in log params); 95% percentile interval "
              + (f"from resampling the {units} jointly (the same {units} ran at every width of both families, so one "
@@ -106,7 +112,39 @@ def _size_view_section(fight: Fight, sv: dict[str, Any]) -> list[str]:
         if t is not None:
             ci = "—" if t["reason"] else f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]"
             L.append(f"- Parameter ratio on {what}: **{t['ratio']:.2f}×** {ci}" + (f" ({t['reason']})" if t["reason"] else ""))
+    if factors is not None:
+        L += ["", "Learning rate chosen at each width, as a multiple of the family's tuned one"
+              + (" in the same split (how many splits chose it):" if fight.resampled else ":"), ""]
+        L.append(md_table(["family", "hidden", "chosen × tuned learning rate"],
+                          _width_lr_rows(fight, [sv["baseline"], sv["contender"]])))
     return L
+
+
+def _lr_factors(fight: Fight) -> list[float] | None:
+    """The width sweeps' learning-rate multiples from spec.json, or None when every width trains at
+    its family's tuned rate (no ``lr_factors``, or only 1)."""
+    f = (fight.section("accuracy_matched") or {}).get("lr_factors")
+    return [float(x) for x in f] if isinstance(f, list) and f and f != [1.0] else None
+
+
+def _width_lr_rows(fight: Fight, names: list[str]) -> list[list[str]]:
+    """Per family and width: how often each multiple of the tuned learning rate was chosen (the
+    width's chosen rate over the same split's final runs' rate)."""
+    rows = []
+    for name in names:
+        tuned = {}
+        for r in fight.phase("final", name):
+            tuned.setdefault(tuple(str(r.get(c) or "") for c in ("repeat", "fold")), to_number(r.get("lr")))
+        counts: dict[str, dict[float, int]] = {}
+        for c in fight.width_choices(name):
+            t = tuned.get(c["split"])
+            f = round(c["lr"] / t, 3) if t and c["lr"] else float("nan")
+            counts.setdefault(c["hidden"], {}).setdefault(f, 0)
+            counts[c["hidden"]][f] += 1
+        for hidden in sorted(counts, key=lambda h: [int(x) if x.isdigit() else 0 for x in str(h).split("-")]):
+            cnt = counts[hidden]
+            rows.append([f"`{name}`", str(hidden), ", ".join(f"{f:g}×: {cnt[f]}" for f in sorted(cnt))])
+    return rows
 
 
 def lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:

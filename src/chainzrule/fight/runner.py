@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -110,11 +111,14 @@ def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[st
         b = baseline if baseline is not None else best_baseline(acc, tuning)
         swept = [acc["contender"]] + ([b] if b else [])
         for name in swept:
-            depth = len(final_config(spec, configs, tuning, name).hidden)
+            tuned_cfg = final_config(spec, configs, tuning, name)
+            lrs = width_lrs(tuned_cfg.lr, acc.get("lr_factors") or [1.0], spec.contender(name).tune.get("lr"))
             for s in range(acc.get("seeds") or spec.seeds):
                 for w in acc["widths"]:
-                    cfg = final_config(spec, configs, tuning, name, seed=s, hidden=[w] * depth, **cv)
-                    tasks.append(Task("width", name, cfg, True, s))
+                    for lr in lrs:
+                        cfg = final_config(spec, configs, tuning, name, seed=s, hidden=[w] * len(tuned_cfg.hidden),
+                                           lr=lr, **cv)
+                        tasks.append(Task("width", name, cfg, True, s))
     sweep = spec.lambda_sweep
     if sweep and sweep["contender"] in configs:
         for s in range(sweep.get("seeds") or spec.seeds):
@@ -122,6 +126,29 @@ def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[st
                 cfg = final_config(spec, configs, tuning, sweep["contender"], seed=s, dreg=lam, **cv)
                 tasks.append(Task("lambda", sweep["contender"], cfg, True, s))
     return tasks
+
+
+def width_lrs(lr: float, factors: list[float], space: Any = None) -> list[float]:
+    """The learning rates each width of a sweep tries: ``lr`` (the family's tuned one) times each
+    factor, kept inside the family's search range ``space`` (``[lo, hi, scale]`` or
+    ``{"choices": [...]}``; None: no range), duplicates dropped, in ascending order. The width's
+    run with the best validation accuracy is the one its size view uses (``Fight.width_rows``).
+
+    >>> width_lrs(0.01, [1 / 3, 1.0, 3.0])
+    [0.0033333333333333335, 0.01, 0.03]
+    >>> width_lrs(0.02, [1 / 3, 1.0, 3.0], [3e-4, 3e-2, "log"])   # 0.06 is outside the range: 0.03
+    [0.006666666666666667, 0.02, 0.03]
+    >>> width_lrs(0.03, [1.0, 3.0], [3e-4, 3e-2, "log"])          # at the range's top already: one run
+    [0.03]
+    """
+    if factors == [1.0]:
+        return [lr]  # the family's own value, untouched (the same run keys as a sweep without factors)
+    lo, hi = 0.0, math.inf
+    if isinstance(space, dict) and space.get("choices"):
+        lo, hi = min(space["choices"]), max(space["choices"])
+    elif isinstance(space, (list, tuple)) and len(space) == 3:
+        lo, hi = float(space[0]), float(space[1])
+    return sorted({min(max(lr * f, lo), hi) if f != 1.0 else lr for f in factors})
 
 
 def best_baseline(acc: dict, tuning: dict[str, dict]) -> str | None:
@@ -154,7 +181,8 @@ def _count_after_tuning_per_cell(spec: FightSpec) -> int:
     n = spec.seeds * len(spec.contenders)
     if spec.accuracy_matched:
         families = 1 + bool(spec.accuracy_matched.get("baselines"))
-        n += families * (spec.accuracy_matched.get("seeds") or spec.seeds) * len(spec.accuracy_matched["widths"])
+        n += (families * (spec.accuracy_matched.get("seeds") or spec.seeds) * len(spec.accuracy_matched["widths"])
+              * len(spec.accuracy_matched.get("lr_factors") or [1.0]))  # at most: a factor outside the range is skipped
     if spec.lambda_sweep:
         n += (spec.lambda_sweep.get("seeds") or spec.seeds) * len(spec.lambda_sweep["values"])
     return n
@@ -300,6 +328,7 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
             base = fight_baseline(spec, tuned)
             tasks = [t for cell in cell_list
                      for t in plan_after_tuning(spec, configs, {n: v[cell.name] for n, v in tuned.items()}, cell, base)]
+            ex.skip(_count_after_tuning(spec) - len(tasks))  # learning rates a width sweep's range cut off
             records = ex.run(tasks)
             ok = True
         finally:

@@ -136,7 +136,7 @@ def _section_contender(where: str, section: dict, models: dict[str, str], allowe
 def check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | None:
     if not acc:
         return None
-    check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds", "baselines"})
+    check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds", "baselines", "lr_factors"})
     name = _section_contender("[accuracy_matched]", acc, models, NEURAL_MODELS, "only networks have a width to sweep")
     baselines = acc.get("baselines", [])
     if not isinstance(baselines, list) or any(not isinstance(b, str) for b in baselines):
@@ -153,8 +153,23 @@ def check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | N
     margin = acc.get("margin", 0.005)
     if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < 1:
         raise ConfigError(f"[accuracy_matched] margin must be in [0, 1), got {margin!r}")
-    return {"contender": name, "widths": sorted(widths), "margin": float(margin),
-            "seeds": _section_seeds("[accuracy_matched]", acc), "baselines": list(dict.fromkeys(baselines))}
+    out = {"contender": name, "widths": sorted(widths), "margin": float(margin),
+           "seeds": _section_seeds("[accuracy_matched]", acc), "baselines": list(dict.fromkeys(baselines))}
+    if "lr_factors" in acc:  # absent: every width trains at its family's tuned learning rate (factor 1)
+        out["lr_factors"] = _lr_factors(acc["lr_factors"])
+    return out
+
+
+def _lr_factors(factors) -> list[float]:
+    """``[accuracy_matched] lr_factors``: the multiples of a family's tuned learning rate that each
+    width tries, the one with the best validation accuracy kept (per width and split)."""
+    if (not isinstance(factors, list) or not 1 <= len(factors) <= 9
+            or any(not isinstance(f, (int, float)) or isinstance(f, bool) or not math.isfinite(f)
+                   or not 1e-3 <= f <= 1e3 for f in factors)
+            or len(set(float(f) for f in factors)) != len(factors)):
+        raise ConfigError("[accuracy_matched] lr_factors must be a list of 1 to 9 distinct numbers in [0.001, 1000] "
+                          f"(multiples of each family's tuned learning rate), got {factors!r}")
+    return sorted(float(f) for f in factors)
 
 
 def check_sweep(sweep: dict | None, models: dict[str, str]) -> dict | None:

@@ -70,7 +70,7 @@ def accuracy_matched(fight: Fight, baseline: str | None = None) -> dict[str, Any
     margin = float(acc.get("margin", 0.005))
     out: dict[str, Any] = {"contender": contender, "margin": margin, "widths": [], "baseline": None,
                            "threshold": None, "match": None, "ratio": None, "reason": ""}
-    width_rows = [r for r in fight.phase("width") if contender is None or r.get("contender") == contender]
+    width_rows = [r for r in fight.width_rows() if contender is None or r.get("contender") == contender]
     if contender is None and width_rows:
         contender = out["contender"] = width_rows[0].get("contender")
     if not width_rows:
@@ -122,7 +122,7 @@ def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list
     and the units of each width (:meth:`Fight.by_split`'s keys: seeds, or splits); widths without
     a parameter count or any value are left out."""
     groups: dict[str, list[dict[str, str]]] = {}
-    for r in fight.phase("width", contender):
+    for r in fight.width_rows(contender):
         groups.setdefault(r.get("hidden") or "?", []).append(r)
     params, accs, hidden, units = [], [], [], []
     for h, rs in groups.items():
@@ -164,10 +164,10 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     margin = float(acc.get("margin", 0.005))
     out: dict[str, Any] = {"contender": cr, "baseline": None, "margin": margin, "val": None, "test": None,
                            "sweeps": {}, "reason": ""}
-    if "val_accuracy" not in fight.columns or not fight.phase("width"):
+    if "val_accuracy" not in fight.columns or not fight.width_rows():
         out["reason"] = "no width rows with val_accuracy in results.csv"
         return out
-    names = list(dict.fromkeys(r.get("contender") for r in fight.phase("width")))
+    names = list(dict.fromkeys(r.get("contender") for r in fight.width_rows()))
     cr = cr or names[0]
     out["contender"] = cr
     for n in names:
@@ -184,7 +184,7 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     base = max(bases, key=lambda n: max(np.mean(v) for v in out["sweeps"][n]["val"]))
     out["baseline"] = base
     sb, sc = out["sweeps"][base], out["sweeps"][cr]
-    sizes = fight.split_sizes(fight.phase("width"))
+    sizes = fight.split_sizes(fight.width_rows())
     units = min(len(v) for s in (sb, sc) for v in s["val"])
     factor = nadeau_bengio_factor(units, *sizes) if sizes else 1.0
     out["variance_factor"] = factor
