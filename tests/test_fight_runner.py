@@ -111,3 +111,31 @@ def test_resume_after_kill_gives_the_same_results(reference_fight, tmp_path, kil
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _without_timing(_rows(out / "results.csv")) == _without_timing(_rows(reference_fight / "results.csv"))
     assert not list((out / "runs").glob(".*.tmp"))
+
+
+def test_a_committed_folder_is_extended_without_retraining_its_tuning(reference_fight, tmp_path):
+    """results/migrations/restore_tuning_runs.py: a committed folder keeps no tuning run files; the
+    restored ones let the fight replay tuning without training, train only what the spec adds
+    (here the width sweeps' learning-rate factors) and give back every committed row identically."""
+    import shutil
+
+    sys.path.insert(0, str(REPO / "results" / "migrations"))
+    import restore_tuning_runs as rt
+
+    committed = tmp_path / "committed"
+    shutil.copytree(reference_fight, committed)
+    tune_keys = {r["key"] for r in _rows(committed / "results.csv") if r["phase"] == "tune"}
+    for k in tune_keys:
+        (committed / "runs" / f"{k}.json").unlink()
+    out = tmp_path / "extended"
+    assert rt.restore(committed, out) == len(tune_keys)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(TINY.read_text().replace("widths = [4, 8]\n", "widths = [4, 8]\nlr_factors = [1.0, 2.0]\n"))
+    run_fight(load_spec(spec), out, jobs=1, progress=False)
+    assert rt.check(committed, out) == 0  # every committed row back, byte for byte
+    for k in tune_keys:  # replayed from the restored files: none retrained (a trained run's file has grad_norms)
+        assert "grad_norms" not in json.loads((out / "runs" / f"{k}.json").read_text())
+    old = {r["key"] for r in _rows(committed / "results.csv")}
+    new = [r for r in _rows(out / "results.csv") if r["key"] not in old]
+    assert new and {r["phase"] for r in new} == {"width"}
+    assert len(new) == len([r for r in _rows(committed / "results.csv") if r["phase"] == "width"])
