@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
+from .config import (ACTIVATIONS, ACTS_ON, ACTS_WITH_REG, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
                      HEADS, LR_SCHEDULES, MODELS, NEURAL_MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
                      TrainConfig, read_toml)
 from .errors import ConfigError
@@ -114,21 +114,6 @@ def train_config(ctx: click.Context, config_file: str | None, params: dict) -> T
     cfg = TrainConfig.from_dict(values)
     _refuse_inert(cfg, given)
     return cfg
-
-
-#: options that act on some models only, and those models (a value given for another model would
-#: be recorded in result.json and do nothing)
-ACTS_ON = {"activation": ("mlp", "cnn"), "conv_channels": ("cnn", "chainzrule-cnn"),
-           **{f: CHAINZRULE_MODELS for f in ("degree", "poly_init", "bound", "range_control", "poly_basis",
-                                             "coef_lr_scale")},
-           **{f: DREG_MODELS for f in ("dreg", "dreg_schedule", "dreg_final", "dreg_warmup")},
-           **{f: NEURAL_MODELS for f in ("hidden", "logit_scale")},
-           "kan_grid": ("kan",), "svm_gamma": ("svm",),
-           **{f: ("xgboost",) for f in ("xgb_trees", "xgb_depth", "xgb_min_child_weight", "xgb_subsample",
-                                         "xgb_early_stopping")}}
-#: options that act only with one --reg of a neural model (the classical models read reg_strength as 1/C
-#: or their L2 weight whatever --reg says)
-ACTS_WITH_REG = {"jr_projections": ("jr",), "reg_strength": tuple(r for r in REGS if r not in ("none", "sn"))}
 
 
 def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:

@@ -57,6 +57,21 @@ ADV_COLUMN = re.compile(r"^(fgsm|pgd|apgd)_([0-9.eE+-]+)$")
 FEATURIZERS_PREFIX = FEATURIZERS
 POLY_BASES = BASES  # chainzrule.functional
 
+#: config fields that act on some models only, and those models (a value given for another model
+#: would be recorded in result.json and do nothing: the command line and fight specs refuse it)
+ACTS_ON = {"activation": ("mlp", "cnn"), "conv_channels": ("cnn", "chainzrule-cnn"),
+           **{f: CHAINZRULE_MODELS for f in ("degree", "poly_init", "bound", "range_control", "poly_basis",
+                                             "coef_lr_scale")},
+           **{f: DREG_MODELS for f in ("dreg", "dreg_schedule", "dreg_final", "dreg_warmup")},
+           **{f: NEURAL_MODELS for f in ("hidden", "logit_scale")},
+           "kan_grid": ("kan",), "svm_gamma": ("svm",),
+           **{f: ("xgboost",) for f in ("xgb_trees", "xgb_depth", "xgb_min_child_weight", "xgb_subsample",
+                                         "xgb_early_stopping")}}
+#: fields that act only with one ``reg`` of a neural model (the classical models read reg_strength as 1/C
+#: or their L2 weight whatever --reg says)
+ACTS_WITH_REG = {"jr_projections": ("jr",), "reg_strength": tuple(r for r in REGS if r not in ("none", "sn"))}
+
+
 #: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
 DEFAULT_CHAINZRULE_DREG = 3e-3
 #: λ used for ``--model chainzrule-cnn`` when ``dreg`` is not given. A conv layer's ‖S‖_F² sums
