@@ -134,11 +134,11 @@ def width_lrs(lr: float, factors: list[float], space: Any = None) -> list[float]
     ``{"choices": [...]}``; None: no range), duplicates dropped, in ascending order. The width's
     run with the best validation accuracy is the one its size view uses (``Fight.width_rows``).
 
-    >>> width_lrs(0.01, [1 / 3, 1.0, 3.0])
-    [0.0033333333333333335, 0.01, 0.03]
-    >>> width_lrs(0.02, [1 / 3, 1.0, 3.0], [3e-4, 3e-2, "log"])   # 0.06 is outside the range: 0.03
-    [0.006666666666666667, 0.02, 0.03]
-    >>> width_lrs(0.03, [1.0, 3.0], [3e-4, 3e-2, "log"])          # at the range's top already: one run
+    >>> width_lrs(0.01, [0.5, 1.0, 4.0])
+    [0.005, 0.01, 0.04]
+    >>> width_lrs(0.01, [0.5, 1.0, 4.0], [3e-4, 3e-2, "log"])   # 0.04 is outside the range: 0.03
+    [0.005, 0.01, 0.03]
+    >>> width_lrs(0.03, [1.0, 4.0], [3e-4, 3e-2, "log"])        # at the range's top already: one run
     [0.03]
     """
     if factors == [1.0]:
