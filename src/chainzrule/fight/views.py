@@ -140,7 +140,8 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     """The accuracy-matched view from validation-tuned width sweeps of both families.
 
     Reads "width" rows (``contender, hidden, params, seed, val_accuracy, test_accuracy``; each
-    width trained with its family's tuned hyperparameters, the baseline family picked by the runner
+    width trained with its family's tuned hyperparameters — with ``lr_factors``, only the rows at
+    each width's validation-chosen learning rate, :meth:`Fight.width_rows` —, the baseline family picked by the runner
     on tuned validation accuracy from ``[accuracy_matched] baselines``) of the ``[accuracy_matched]``
     contender and of the baseline family (every other contender with width rows; with several, the
     one whose best width has the highest mean *validation* accuracy). The target is the best baseline width's
