@@ -513,3 +513,19 @@ def test_classical_models_read_reg_strength_without_reg(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--dataset", "synthetic", "--model", "logreg", "--reg-strength", "0.5",
                        "--quiet", "--out", tmp_path / "r")
     assert code == 0, err
+
+
+# ------------------------------------------------------------------------------ empty strings
+@pytest.mark.parametrize("args, words", [
+    (["train", "--dataset", "synthetic", "--config", "", *TINY], "--config: expected a TOML file, got an empty path"),
+    (["fight", "fights/pima.toml", "--quick", "--storage", ""], "--storage '' is not a database URL"),
+    (["fight", "fights/pima.toml", "--quick", "--ray-address", ""], "--ray-address '' names a Ray cluster"),
+])
+def test_an_empty_string_is_refused_not_read_as_not_given(capsys, tmp_path, no_data, monkeypatch, args, words):
+    """``--config ""`` (an unset shell variable) trained with the defaults, ``--storage ""`` ran
+    without storage and ``--ray-address ""`` on the local pool: each is now one line, exit 2,
+    before the data and before any output."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    line = one_line_error(capsys, *args, "--out", tmp_path / "o")
+    assert words in line
+    assert not (tmp_path / "o").exists()

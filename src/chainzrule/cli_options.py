@@ -82,6 +82,8 @@ def config_file_values(config_file: str) -> dict:
     >>> config_file_values(str(f))
     {'poly_init': 'tanh', 'lr': 0.01}
     """
+    if not config_file.strip():
+        raise ConfigError("--config: expected a TOML file, got an empty path")
     values: dict = {}
     spelled: dict[str, str] = {}
     for key, v in read_toml(config_file, "config file").items():
@@ -104,7 +106,7 @@ def _check_list_flag(opt: str, field: str, value) -> None:
 
 def train_config(ctx: click.Context, config_file: str | None, params: dict) -> TrainConfig:
     """Config file values, overridden by the flags given explicitly on the command line."""
-    values = config_file_values(config_file) if config_file else {}
+    values = config_file_values(config_file) if config_file is not None else {}  # "" is a path too: refused
     given = set(values)
     for opt, field, _, _ in TRAIN_OPTIONS:
         if ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:

@@ -163,8 +163,8 @@ def make_pool(executor: str, ray_address: str | None = None, num_cpus: int | Non
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if executor == "local":
-        if ray_address:
-            raise ConfigError(f"--ray-address {ray_address} names a Ray cluster: expected --executor ray with it, "
+        if ray_address is not None:
+            raise ConfigError(f"--ray-address {ray_address!r} names a Ray cluster: expected --executor ray with it, "
                               f"got --executor local")
         return None
     return RayPool(ray_address, num_cpus=num_cpus)

@@ -299,8 +299,9 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
     batch = ex_opts.get("batch") if batch is None else batch  # None: decided by the network's size below
     out = check_out_dir(out, subdirs=("runs", "plots"))
     check_out_kind(out, "fight")
-    store = open_storage(storage or ex_opts.get("storage"))  # a bad URL: one line, before any run
-    pool = make_pool(executor or ex_opts.get("executor", "local"), ray_address or ex_opts.get("ray_address"))
+    given = lambda v, key, default=None: v if v is not None else ex_opts.get(key, default)  # "" is given: refused
+    store = open_storage(given(storage, "storage"))  # a bad URL: one line, before any run
+    pool = make_pool(given(executor, "executor", "local"), given(ray_address, "ray_address"))
     with stop_on_signals():
         try:
             ref_cfg = spec.contender(spec.reference).train_config(spec.base)

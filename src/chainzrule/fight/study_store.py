@@ -22,7 +22,7 @@ from ..errors import ConfigError
 
 def open_storage(url: str | None):
     """The Optuna RDB storage at ``url`` (None: no storage); one ConfigError if it cannot be opened."""
-    if not url:
+    if url is None:
         return None
     import optuna
 
