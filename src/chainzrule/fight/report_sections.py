@@ -115,8 +115,13 @@ def _size_view_section(fight: Fight, sv: dict[str, Any]) -> list[str]:
     if factors is not None:
         L += ["", "Learning rate chosen at each width, as a multiple of the family's tuned one"
               + (" in the same split (how many splits chose it):" if fight.resampled else ":"), ""]
-        L.append(md_table(["family", "hidden", "chosen × tuned learning rate"],
-                          _width_lr_rows(fight, [sv["baseline"], sv["contender"]])))
+        rows, ends, n = _width_lr_rows(fight, [sv["baseline"], sv["contender"]], factors)
+        L.append(md_table(["family", "hidden", "chosen × tuned learning rate"], [r[:3] for r in rows]))
+        if n:
+            L += ["", f"{n} of {sum(r[3] for r in rows)} choices lie at an end of the factors "
+                  f"({factors[0]:g}× or {factors[-1]:g}×) without reaching the search range's end, so a wider "
+                  "grid might choose beyond it: " + "; ".join(f"`{name}` {', '.join(c)}" for name, c in ends.items() if c)
+                  + "."]
     return L
 
 
@@ -127,10 +132,13 @@ def _lr_factors(fight: Fight) -> list[float] | None:
     return [float(x) for x in f] if isinstance(f, list) and f and f != [1.0] else None
 
 
-def _width_lr_rows(fight: Fight, names: list[str]) -> list[list[str]]:
+def _width_lr_rows(fight: Fight, names: list[str], factors: list[float]) -> tuple[list[list], dict[str, list[str]], int]:
     """Per family and width: how often each multiple of the tuned learning rate was chosen (the
-    width's chosen rate over the same split's final runs' rate)."""
-    rows = []
+    width's chosen rate over the same split's final runs' rate) — table rows ``[family, hidden,
+    counts, choices]`` — and per family the widths that chose the lowest or highest factor
+    (``"16-16 (4×: 1)"``) and how many choices that is: a range's end cuts a factor to another
+    multiple, never one of these."""
+    rows, ends, n_end = [], {}, 0
     for name in names:
         tuned = {}
         for r in fight.phase("final", name):
@@ -143,8 +151,12 @@ def _width_lr_rows(fight: Fight, names: list[str]) -> list[list[str]]:
             counts[c["hidden"]][f] += 1
         for hidden in sorted(counts, key=lambda h: [int(x) if x.isdigit() else 0 for x in str(h).split("-")]):
             cnt = counts[hidden]
-            rows.append([f"`{name}`", str(hidden), ", ".join(f"{f:g}×: {cnt[f]}" for f in sorted(cnt))])
-    return rows
+            rows.append([f"`{name}`", str(hidden), ", ".join(f"{f:g}×: {cnt[f]}" for f in sorted(cnt)), sum(cnt.values())])
+            at_end = [f for f in sorted(cnt) if len(factors) > 1 and f in (round(factors[0], 3), round(factors[-1], 3))]
+            if at_end:
+                ends.setdefault(name, []).append(f"{hidden} ({', '.join(f'{f:g}×: {cnt[f]}' for f in at_end)})")
+                n_end += sum(cnt[f] for f in at_end)
+    return rows, ends, n_end
 
 
 def lambda_section(fight: Fight, table: list[dict[str, Any]]) -> list[str]:
