@@ -100,7 +100,9 @@ def restore(folder: Path, into: Path) -> int:
         if run_key(cfg, False) != run["key"]:
             sys.exit(f"tuning run {run['key']} ({run['contender']}, trial {run['trial']}): its rebuilt config hashes "
                      f"to {run_key(cfg, False)}; the config schema changed since the fight, nothing written")
-        row = by_key[run["key"]]
+        row = by_key.get(run["key"])
+        if row is None:
+            sys.exit(f"tuning run {run['key']} of tuning.json has no row in results.csv; nothing written")
         result = _result(row)
         if run["key"] in curves:
             result["history"] = {"val_accuracy": curves[run["key"]]}
