@@ -698,10 +698,10 @@ def test_width_sweep_keeps_the_learning_rate_best_on_validation(tmp_path):
     sv = size_view(fight)
     assert sv["baseline"] == "relu" and sv["val"]["target"] == pytest.approx(0.95 - 0.005)
     report = write_report(folder).read_text()
-    assert "the learning rate, chosen per width (mean over its seeds) on validation among 1, 2 ×" in report
-    assert "| `relu` | 64 | 2× |" in report.replace(": 1 |", " |") and "| `cr-dreg` | 16 | 1×: 1 |" in report
+    assert "but the learning rate, chosen per width (mean over its seeds) on validation among {1, 2} ×" in report
+    assert "| `relu` | 64 | lr | 2×: 1 |" in report and "| `cr-dreg` | 16 | lr | 1×: 1 |" in report
     # with two factors every choice is at an end of the grid: the report says a wider grid might go further
-    assert "4 of 4 choices lie at an end of the factors (1× or 2×)" in report and "`relu` 32 (1×: 1), 64 (2×: 1)" in report
+    assert "4 of 4 choices lie at an end of a factor grid" in report and "`relu` 32 (1×: 1), 64 (2×: 1)" in report
 
 
 def test_a_failed_classical_run_is_counted_not_only_missing(tmp_path):

@@ -128,6 +128,7 @@ SPEC_PROBES = [
     (lambda r: r["accuracy_matched"].update(lr_factors=[0.0, 1.0]), "lr_factors must be a list"),
     (lambda r: r["accuracy_matched"].update(lr_factors=[]), "lr_factors must be a list"),
     (lambda r: r["accuracy_matched"].update(lr_factors=2.0), "lr_factors must be a list"),
+    (lambda r: r["accuracy_matched"].update(reg_factors=[1.0, "4"]), "reg_factors must be a list of 1 to 9 distinct"),
     (lambda r: r["lambda_sweep"].update(seeds=0), "[lambda_sweep] seeds must be an integer"),
     (lambda r: r["lambda_sweep"].update(values=[0.0, 1e300]), "[lambda_sweep] values must be a list of numbers in [0, 1e+30]"),
     # bad tuning ranges
@@ -238,36 +239,42 @@ def test_size_view_sweeps_the_baseline_family_best_on_validation():
     assert {t.contender for t in tasks if t.phase == "width"} == {"cr-dreg", "gelu"}
 
 
-def test_width_sweep_tries_each_learning_rate_factor_inside_the_search_range():
-    """[accuracy_matched] lr_factors: every width of both swept families runs at each multiple of
-    its family's tuned learning rate, kept inside the family's range; without it, one run per
-    width at the tuned rate (the same configs as before the option existed)."""
-    from chainzrule.fight.runner import _count_after_tuning_per_cell, plan_after_tuning, width_lrs
+def test_width_sweep_tries_each_factor_combination_inside_the_search_ranges():
+    """[accuracy_matched] lr_factors and reg_factors: every width of both swept families runs at
+    each combination of multiples of its family's tuned learning rate and tuned regularization
+    strength (DREG's λ, else reg_strength; none for a family that tunes neither), kept inside the
+    family's ranges; without them, one run per width at the tuned values (the same configs as
+    before the options existed)."""
+    from chainzrule.fight.runner import _count_after_tuning_per_cell, plan_after_tuning, width_values
 
     raw = _tiny()
     raw["accuracy_matched"]["baselines"] = ["relu"]
     spec = parse_spec(raw)
     configs = {c.name: c.config for c in spec.contenders}
-    tuning = {c.name: {"best_params": {"lr": 4e-3} if "lr" in c.tune else {}, "best_val_accuracy": 0.8}
-              for c in spec.contenders}
+    tuning = {c.name: {"best_params": {k: {"lr": 4e-3, "dreg": 1e-3}[k] for k in c.tune if k in ("lr", "dreg")},
+                       "best_val_accuracy": 0.8} for c in spec.contenders}
     plain = [t for t in plan_after_tuning(spec, configs, tuning) if t.phase == "width"]
     assert {t.config.lr for t in plain} == {4e-3} and len(plain) == 2 * 2 * spec.seeds
     raw["accuracy_matched"]["lr_factors"] = [4.0, 0.5, 1.0]
+    raw["accuracy_matched"]["reg_factors"] = [1.0, 4.0]
     spec = parse_spec(raw)
-    assert spec.accuracy_matched["lr_factors"] == [0.5, 1.0, 4.0]
+    assert spec.accuracy_matched["lr_factors"] == [0.5, 1.0, 4.0] and spec.accuracy_matched["reg_factors"] == [1.0, 4.0]
     tasks = plan_after_tuning(spec, configs, tuning)
     width = [t for t in tasks if t.phase == "width"]
-    space = {c.name: c.tune["lr"] for c in spec.contenders if c.name in ("relu", "cr-dreg")}
+    space = {c.name: c.tune for c in spec.contenders}
     for name in ("relu", "cr-dreg"):
         lrs = sorted({t.config.lr for t in width if t.contender == name})
-        assert lrs == width_lrs(4e-3, [0.5, 1.0, 4.0], space[name])
-        assert lrs[0] == pytest.approx(2e-3) and lrs[-1] == pytest.approx(min(1.6e-2, space[name][1]))
-        for w in (4, 8):  # every learning rate at every width and seed
-            assert len([t for t in width if t.contender == name and t.config.hidden == (w,)]) == len(lrs) * spec.seeds
-    assert {t.config.lr for t in plain} <= {t.config.lr for t in width}  # the factor-1 runs are the old runs
-    assert {t.config for t in plain} <= {t.config for t in width}
+        assert lrs == width_values(4e-3, [0.5, 1.0, 4.0], space[name]["lr"])
+        assert lrs[0] == pytest.approx(2e-3) and lrs[-1] == pytest.approx(min(1.6e-2, space[name]["lr"][1]))
+    lams = sorted({t.config.dreg for t in width if t.contender == "cr-dreg"})
+    assert lams == width_values(1e-3, [1.0, 4.0], space["cr-dreg"]["dreg"]) == [1e-3, 4e-3]
+    assert {t.config.dreg for t in width if t.contender == "relu"} == {None}  # relu tunes no strength: lr only
+    for w in (4, 8):  # every combination at every width and seed
+        assert len([t for t in width if t.contender == "relu" and t.config.hidden == (w,)]) == 3 * spec.seeds
+        assert len([t for t in width if t.contender == "cr-dreg" and t.config.hidden == (w,)]) == 3 * 2 * spec.seeds
+    assert {t.config for t in plain} <= {t.config for t in width}  # the tuned point's runs are the old runs
     assert len(tasks) <= _count_after_tuning_per_cell(spec)
-    assert width_lrs(0.01, [0.5, 2.0], {"choices": [0.005, 0.01, 0.015]}) == [0.005, 0.015]
+    assert width_values(0.01, [0.5, 2.0], {"choices": [0.005, 0.01, 0.015]}) == [0.005, 0.015]
 
 
 def test_unhashable_contender_name_is_a_config_error_with_or_without_quick():

@@ -92,31 +92,34 @@ class Fight:
         return [r for r in self.rows if r.get("phase") == phase and (contender is None or r.get("contender") == contender)]
 
     def width_choices(self, contender: str | None = None) -> list[dict[str, Any]]:
-        """How each width of a sweep chose its learning rate: per contender, width and split (its
+        """How each width of a sweep chose its hyperparameters: per contender, width and split (its
         ``(repeat, fold)``; one split without resampling), ``{"contender", "hidden", "split",
-        "lr", "candidates": {lr: mean validation accuracy}}``. ``lr`` is the candidate whose runs
-        (the split's seeds) have the highest mean validation accuracy (a missing or non-finite one
-        counts 0, as in tuning), ties to the smaller rate: validation alone decides. A sweep at
-        one learning rate per width (no ``lr_factors``) has one candidate everywhere."""
-        groups: dict[tuple, dict[float | None, list[float]]] = {}
+        "point", "lr", "candidates": {point: mean validation accuracy}}``, a point being the
+        run's :data:`WIDTH_POINT` values (learning rate, DREG λ, regularizer strength). ``point``
+        is the candidate whose runs (the split's seeds) have the highest mean validation accuracy
+        (a missing or non-finite one counts 0, as in tuning), ties to the smaller values:
+        validation alone decides. A sweep without ``lr_factors``/``reg_factors`` has one
+        candidate everywhere."""
+        groups: dict[tuple, dict[tuple, list[float]]] = {}
         for r in self.phase("width", contender):
             g = (r.get("contender"), r.get("hidden"), *(str(r.get(c) or "") for c in _SPLIT_COLS))
             v = to_number(r.get("val_accuracy"))
-            groups.setdefault(g, {}).setdefault(to_number(r.get("lr")), []).append(v if v is not None else 0.0)
+            groups.setdefault(g, {}).setdefault(_width_point(r), []).append(v if v is not None else 0.0)
         out = []
-        for (name, hidden, *split), by_lr in groups.items():
-            cand = {lr: float(np.mean(v)) for lr, v in by_lr.items()}
-            best = max(cand, key=lambda lr: (cand[lr], -(lr or 0.0)))
-            out.append({"contender": name, "hidden": hidden, "split": tuple(split), "lr": best, "candidates": cand})
+        for (name, hidden, *split), by_point in groups.items():
+            cand = {p: float(np.mean(v)) for p, v in by_point.items()}
+            best = max(cand, key=lambda p: (cand[p], *(-(x or 0.0) for x in p)))
+            out.append({"contender": name, "hidden": hidden, "split": tuple(split), "point": best, "lr": best[0],
+                        "candidates": cand})
         return out
 
     def width_rows(self, contender: str | None = None) -> list[dict[str, str]]:
-        """The "width" rows the size views read: those at each width's validation-chosen learning
-        rate (:meth:`width_choices`), in results.csv order."""
-        keep = {(c["contender"], c["hidden"], c["split"], c["lr"]) for c in self.width_choices(contender)}
+        """The "width" rows the size views read: those at each width's validation-chosen
+        hyperparameters (:meth:`width_choices`), in results.csv order."""
+        keep = {(c["contender"], c["hidden"], c["split"], c["point"]) for c in self.width_choices(contender)}
         return [r for r in self.phase("width", contender)
                 if (r.get("contender"), r.get("hidden"), tuple(str(r.get(c) or "") for c in _SPLIT_COLS),
-                    to_number(r.get("lr"))) in keep]
+                    _width_point(r)) in keep]
 
     def contenders(self) -> list[str]:
         """Contenders with final runs: spec order first, then any others in first-seen order."""
@@ -227,6 +230,15 @@ class Fight:
         if not cands:
             return None
         return min(cands, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+
+
+#: the results.csv columns a width sweep varies at each width (``[accuracy_matched] lr_factors``,
+#: ``reg_factors``): a run's point is their values
+WIDTH_POINT = ("lr", "dreg", "reg_strength")
+
+
+def _width_point(row: dict[str, str]) -> tuple:
+    return tuple(to_number(row.get(c)) for c in WIDTH_POINT)
 
 
 def to_number(cell: Any) -> float | None:

@@ -17,7 +17,8 @@ import numpy as np
 
 from .formatting import (format_margin, format_p, format_summary, format_value, format_with_unit, is_fraction,
                          metric_unit, md_table)
-from .loading import Fight, to_number
+from .loading import WIDTH_POINT, Fight, to_number
+from .spec_sections import WIDTH_REG_FIELDS
 from .tuning_views import edge_bands, tuning_edges
 from .views import accuracy_matched, attribution_table, size_view
 
@@ -82,11 +83,16 @@ def _size_view_section(fight: Fight, sv: dict[str, Any]) -> list[str]:
         return L
     r = sv["val"]
     units = "splits" if fight.resampled else "seeds"
-    factors = _lr_factors(fight)
-    how = ("each width trained with its family's tuned hyperparameters" if factors is None else
-           "each width trained with its family's tuned hyperparameters but the learning rate, chosen "
+    factors = _width_factors(fight)
+    varied = " and ".join(n for n, f in (("learning rate", factors["lr_factors"]),
+                                          ("regularization strength (DREG's λ, else the regularizer's)",
+                                           factors["reg_factors"])) if len(f) > 1)
+    how = ("each width trained with its family's tuned hyperparameters" if not varied else
+           f"each width trained with its family's tuned hyperparameters but the {varied}, chosen "
            + ("per width and split" if fight.resampled else "per width (mean over its seeds)")
-           + f" on validation among {', '.join(f'{f:g}' for f in factors)} × the family's tuned one "
+           + " on validation among "
+           + " × ".join(f"{{{', '.join(f'{x:g}' for x in f)}}}" for f in factors.values() if len(f) > 1)
+           + " × the family's tuned values "
            "(kept inside its search range; table below)")
     L.append(f"Width sweeps of `{sv['contender']}` and `{sv['baseline']}` (of the spec's `baselines`, the family with the "
              f"best tuned validation accuracy), {how}. Target: the "
@@ -112,50 +118,59 @@ def _size_view_section(fight: Fight, sv: dict[str, Any]) -> list[str]:
         if t is not None:
             ci = "—" if t["reason"] else f"[{t['ci_low']:.2f}, {t['ci_high']:.2f}]"
             L.append(f"- Parameter ratio on {what}: **{t['ratio']:.2f}×** {ci}" + (f" ({t['reason']})" if t["reason"] else ""))
-    if factors is not None:
-        L += ["", "Learning rate chosen at each width, as a multiple of the family's tuned one"
-              + (" in the same split (how many splits chose it):" if fight.resampled else ":"), ""]
-        rows, ends, n = _width_lr_rows(fight, [sv["baseline"], sv["contender"]], factors)
-        L.append(md_table(["family", "hidden", "chosen × tuned learning rate"], [r[:3] for r in rows]))
+    if varied:
+        L += ["", "Values chosen at each width, as multiples of the family's tuned ones"
+              + (" in the same split (how many splits chose them):" if fight.resampled else ":"), ""]
+        rows, ends, n = _width_choice_rows(fight, [sv["baseline"], sv["contender"]], factors)
+        L.append(md_table(["family", "hidden", "varied", "chosen × tuned"], [r[:4] for r in rows]))
         if n:
-            L += ["", f"{n} of {sum(r[3] for r in rows)} choices lie at an end of the factors "
-                  f"({factors[0]:g}× or {factors[-1]:g}×) without reaching the search range's end, so a wider "
-                  "grid might choose beyond it: " + "; ".join(f"`{name}` {', '.join(c)}" for name, c in ends.items() if c)
-                  + "."]
+            L += ["", f"{n} of {sum(r[4] for r in rows)} choices lie at an end of a factor grid without reaching the "
+                  "search range's end, so a wider grid might choose beyond it: "
+                  + "; ".join(f"`{name}` {', '.join(c)}" for name, c in ends.items() if c) + "."]
     return L
 
 
-def _lr_factors(fight: Fight) -> list[float] | None:
-    """The width sweeps' learning-rate multiples from spec.json, or None when every width trains at
-    its family's tuned rate (no ``lr_factors``, or only 1)."""
-    f = (fight.section("accuracy_matched") or {}).get("lr_factors")
-    return [float(x) for x in f] if isinstance(f, list) and f and f != [1.0] else None
+def _width_factors(fight: Fight) -> dict[str, list[float]]:
+    """The width sweeps' multiples from spec.json: ``{"lr_factors": [...], "reg_factors": [...]}``
+    (``[1.0]`` where the spec has none: that value stays the family's tuned one)."""
+    acc = fight.section("accuracy_matched") or {}
+    return {k: [float(x) for x in acc[k]] if isinstance(acc.get(k), list) and acc[k] else [1.0]
+            for k in ("lr_factors", "reg_factors")}
 
 
-def _width_lr_rows(fight: Fight, names: list[str], factors: list[float]) -> tuple[list[list], dict[str, list[str]], int]:
-    """Per family and width: how often each multiple of the tuned learning rate was chosen (the
-    width's chosen rate over the same split's final runs' rate) — table rows ``[family, hidden,
-    counts, choices]`` — and per family the widths that chose the lowest or highest factor
-    (``"16-16 (4×: 1)"``) and how many choices that is: a range's end cuts a factor to another
-    multiple, never one of these."""
+def _width_choice_rows(fight: Fight, names: list[str], factors: dict[str, list[float]]) -> tuple[list[list], dict[str, list[str]], int]:
+    """Per family and width: how often each multiple of the tuned values was chosen (the width's
+    chosen learning rate, and its regularization strength when the sweep varied one, over the same
+    split's final runs' values) — table rows ``[family, hidden, varied, counts, choices]`` — and per
+    family the widths whose choice is at the lowest or highest factor of a grid (``"16-16 (4×: 1)"``)
+    with how many choices that is: a range's end cuts a factor to another multiple, never one of these."""
     rows, ends, n_end = [], {}, 0
     for name in names:
+        space = next((c.get("tune") or {} for c in fight.spec_contenders if c["name"] == name), {})
+        reg = next((f for f in WIDTH_REG_FIELDS if f in space), None) if len(factors["reg_factors"]) > 1 else None
+        fields = [("lr", factors["lr_factors"])] + ([(reg, factors["reg_factors"])] if reg else [])
+        col = {f: i for i, f in enumerate(WIDTH_POINT)}  # positions in a width point
         tuned = {}
         for r in fight.phase("final", name):
-            tuned.setdefault(tuple(str(r.get(c) or "") for c in ("repeat", "fold")), to_number(r.get("lr")))
-        counts: dict[str, dict[float, int]] = {}
+            tuned.setdefault(tuple(str(r.get(c) or "") for c in ("repeat", "fold")),
+                             [to_number(r.get(f)) for f, _ in fields])
+        counts: dict[str, dict[tuple, int]] = {}
         for c in fight.width_choices(name):
-            t = tuned.get(c["split"])
-            f = round(c["lr"] / t, 3) if t and c["lr"] else float("nan")
-            counts.setdefault(c["hidden"], {}).setdefault(f, 0)
-            counts[c["hidden"]][f] += 1
+            t = tuned.get(c["split"]) or [None] * len(fields)
+            mult = tuple(round(c["point"][col[f]] / tv, 3) if tv and c["point"][col[f]] else float("nan")
+                         for (f, _), tv in zip(fields, t))
+            counts.setdefault(c["hidden"], {}).setdefault(mult, 0)
+            counts[c["hidden"]][mult] += 1
+        label = lambda m: ", ".join(f"{x:g}×" for x in m)
         for hidden in sorted(counts, key=lambda h: [int(x) if x.isdigit() else 0 for x in str(h).split("-")]):
             cnt = counts[hidden]
-            rows.append([f"`{name}`", str(hidden), ", ".join(f"{f:g}×: {cnt[f]}" for f in sorted(cnt)), sum(cnt.values())])
-            at_end = [f for f in sorted(cnt) if len(factors) > 1 and f in (round(factors[0], 3), round(factors[-1], 3))]
+            rows.append([f"`{name}`", str(hidden), ", ".join(f for f, _ in fields),
+                         "; ".join(f"{label(m)}: {cnt[m]}" for m in sorted(cnt)), sum(cnt.values())])
+            at_end = [m for m in sorted(cnt) if any(len(g) > 1 and x in (round(g[0], 3), round(g[-1], 3))
+                                                    for x, (_, g) in zip(m, fields))]
             if at_end:
-                ends.setdefault(name, []).append(f"{hidden} ({', '.join(f'{f:g}×: {cnt[f]}' for f in at_end)})")
-                n_end += sum(cnt[f] for f in at_end)
+                ends.setdefault(name, []).append(f"{hidden} ({'; '.join(f'{label(m)}: {cnt[m]}' for m in at_end)})")
+                n_end += sum(cnt[m] for m in at_end)
     return rows, ends, n_end
 
 

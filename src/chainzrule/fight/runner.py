@@ -46,6 +46,7 @@ from ..train import build_model, check_devices, head_kind, load_data
 from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, member_bytes,  # noqa: F401
                        remove_stale_temps, run_key, stop_on_signals, stored_record)
 from .spec import FightSpec
+from .spec_sections import WIDTH_REG_FIELDS
 from .tuning import Cell, cells, sampler_seed, tune, tune_cells, tuning_json, val_curve  # noqa: F401
 
 #: Columns that differ between two executions of the same fight (peak memory: see the module doc).
@@ -112,12 +113,12 @@ def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[st
         swept = [acc["contender"]] + ([b] if b else [])
         for name in swept:
             tuned_cfg = final_config(spec, configs, tuning, name)
-            lrs = width_lrs(tuned_cfg.lr, acc.get("lr_factors") or [1.0], spec.contender(name).tune.get("lr"))
+            grid = width_grid(tuned_cfg, spec.contender(name).tune, acc)
             for s in range(acc.get("seeds") or spec.seeds):
                 for w in acc["widths"]:
-                    for lr in lrs:
+                    for point in grid:
                         cfg = final_config(spec, configs, tuning, name, seed=s, hidden=[w] * len(tuned_cfg.hidden),
-                                           lr=lr, **cv)
+                                           **point, **cv)
                         tasks.append(Task("width", name, cfg, True, s))
     sweep = spec.lambda_sweep
     if sweep and sweep["contender"] in configs:
@@ -128,27 +129,44 @@ def plan_after_tuning(spec: FightSpec, configs: dict[str, dict], tuning: dict[st
     return tasks
 
 
-def width_lrs(lr: float, factors: list[float], space: Any = None) -> list[float]:
-    """The learning rates each width of a sweep tries: ``lr`` (the family's tuned one) times each
-    factor, kept inside the family's search range ``space`` (``[lo, hi, scale]`` or
-    ``{"choices": [...]}``; None: no range), duplicates dropped, in ascending order. The width's
-    run with the best validation accuracy is the one its size view uses (``Fight.width_rows``).
+def width_grid(cfg: TrainConfig, space: dict, acc: dict) -> list[dict[str, float]]:
+    """The hyperparameter points every width of a family's sweep tries: its tuned learning rate
+    times each of ``acc["lr_factors"]`` and, when the family tunes one, its tuned regularization
+    strength (:data:`WIDTH_REG_FIELDS`) times each of ``acc["reg_factors"]`` — all combinations,
+    each value kept inside the family's search range (:func:`width_values`). Without factors: the
+    tuned values alone (one run per width and seed)."""
+    axes = [("lr", width_values(cfg.lr, acc.get("lr_factors") or [1.0], space.get("lr")))]
+    reg = next((f for f in WIDTH_REG_FIELDS if f in space and getattr(cfg, f) is not None), None)
+    if reg is not None:
+        axes.append((reg, width_values(float(getattr(cfg, reg)), acc.get("reg_factors") or [1.0], space[reg])))
+    grid = [{}]
+    for field, values in axes:
+        grid = [{**p, field: v} for p in grid for v in values]
+    return grid
 
-    >>> width_lrs(0.01, [0.5, 1.0, 4.0])
+
+def width_values(value: float, factors: list[float], space: Any = None) -> list[float]:
+    """The values of one hyperparameter each width of a sweep tries: ``value`` (the family's tuned
+    one) times each factor, kept inside the family's search range ``space`` (``[lo, hi, scale]``
+    or ``{"choices": [...]}``; None: no range), duplicates dropped, in ascending order. The
+    width's run with the best validation accuracy is the one its size view uses
+    (``Fight.width_rows``).
+
+    >>> width_values(0.01, [0.5, 1.0, 4.0])
     [0.005, 0.01, 0.04]
-    >>> width_lrs(0.01, [0.5, 1.0, 4.0], [3e-4, 3e-2, "log"])   # 0.04 is outside the range: 0.03
+    >>> width_values(0.01, [0.5, 1.0, 4.0], [3e-4, 3e-2, "log"])   # 0.04 is outside the range: 0.03
     [0.005, 0.01, 0.03]
-    >>> width_lrs(0.03, [1.0, 4.0], [3e-4, 3e-2, "log"])        # at the range's top already: one run
+    >>> width_values(0.03, [1.0, 4.0], [3e-4, 3e-2, "log"])        # at the range's top already: one run
     [0.03]
     """
     if factors == [1.0]:
-        return [lr]  # the family's own value, untouched (the same run keys as a sweep without factors)
+        return [value]  # the family's own value, untouched (the same run keys as a sweep without factors)
     lo, hi = 0.0, math.inf
     if isinstance(space, dict) and space.get("choices"):
         lo, hi = min(space["choices"]), max(space["choices"])
     elif isinstance(space, (list, tuple)) and len(space) == 3:
         lo, hi = float(space[0]), float(space[1])
-    return sorted({min(max(lr * f, lo), hi) if f != 1.0 else lr for f in factors})
+    return sorted({min(max(value * f, lo), hi) if f != 1.0 else value for f in factors})
 
 
 def best_baseline(acc: dict, tuning: dict[str, dict]) -> str | None:
@@ -181,8 +199,9 @@ def _count_after_tuning_per_cell(spec: FightSpec) -> int:
     n = spec.seeds * len(spec.contenders)
     if spec.accuracy_matched:
         families = 1 + bool(spec.accuracy_matched.get("baselines"))
-        n += (families * (spec.accuracy_matched.get("seeds") or spec.seeds) * len(spec.accuracy_matched["widths"])
-              * len(spec.accuracy_matched.get("lr_factors") or [1.0]))  # at most: a factor outside the range is skipped
+        acc = spec.accuracy_matched  # at most: a factor outside a range is skipped, a family may tune no strength
+        n += (families * (acc.get("seeds") or spec.seeds) * len(acc["widths"])
+              * len(acc.get("lr_factors") or [1.0]) * len(acc.get("reg_factors") or [1.0]))
     if spec.lambda_sweep:
         n += (spec.lambda_sweep.get("seeds") or spec.seeds) * len(spec.lambda_sweep["values"])
     return n
@@ -329,7 +348,7 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
             base = fight_baseline(spec, tuned)
             tasks = [t for cell in cell_list
                      for t in plan_after_tuning(spec, configs, {n: v[cell.name] for n, v in tuned.items()}, cell, base)]
-            ex.skip(_count_after_tuning(spec) - len(tasks))  # learning rates a width sweep's range cut off
+            ex.skip(_count_after_tuning(spec) - len(tasks))  # width-sweep values a range cut off, strengths not tuned
             records = ex.run(tasks)
             ok = True
         finally:

@@ -136,7 +136,8 @@ def _section_contender(where: str, section: dict, models: dict[str, str], allowe
 def check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | None:
     if not acc:
         return None
-    check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds", "baselines", "lr_factors"})
+    check_keys("[accuracy_matched]", acc, {"contender", "widths", "margin", "seeds", "baselines", "lr_factors",
+                                             "reg_factors"})
     name = _section_contender("[accuracy_matched]", acc, models, NEURAL_MODELS, "only networks have a width to sweep")
     baselines = acc.get("baselines", [])
     if not isinstance(baselines, list) or any(not isinstance(b, str) for b in baselines):
@@ -155,20 +156,27 @@ def check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | N
         raise ConfigError(f"[accuracy_matched] margin must be in [0, 1), got {margin!r}")
     out = {"contender": name, "widths": sorted(widths), "margin": float(margin),
            "seeds": _section_seeds("[accuracy_matched]", acc), "baselines": list(dict.fromkeys(baselines))}
-    if "lr_factors" in acc:  # absent: every width trains at its family's tuned learning rate (factor 1)
-        out["lr_factors"] = _lr_factors(acc["lr_factors"])
+    for key, what in (("lr_factors", "learning rate"), ("reg_factors", "regularization strength (dreg or reg_strength)")):
+        if key in acc:  # absent: every width trains at its family's tuned value (factor 1)
+            out[key] = _factors(key, what, acc[key])
     return out
 
 
-def _lr_factors(factors) -> list[float]:
-    """``[accuracy_matched] lr_factors``: the multiples of a family's tuned learning rate that each
-    width tries, the one with the best validation accuracy kept (per width and split)."""
+#: the regularization strengths a width sweep's ``reg_factors`` scale, in this order of preference:
+#: the first one the family tunes (DREG's λ, else its regularizer's strength)
+WIDTH_REG_FIELDS = ("dreg", "reg_strength")
+
+
+def _factors(key: str, what: str, factors) -> list[float]:
+    """``[accuracy_matched] lr_factors`` / ``reg_factors``: the multiples of a family's tuned value
+    that each width tries (all combinations of the two), the point with the best validation
+    accuracy kept (per width and split)."""
     if (not isinstance(factors, list) or not 1 <= len(factors) <= 9
             or any(not isinstance(f, (int, float)) or isinstance(f, bool) or not math.isfinite(f)
                    or not 1e-3 <= f <= 1e3 for f in factors)
             or len(set(float(f) for f in factors)) != len(factors)):
-        raise ConfigError("[accuracy_matched] lr_factors must be a list of 1 to 9 distinct numbers in [0.001, 1000] "
-                          f"(multiples of each family's tuned learning rate), got {factors!r}")
+        raise ConfigError(f"[accuracy_matched] {key} must be a list of 1 to 9 distinct numbers in [0.001, 1000] "
+                          f"(multiples of each family's tuned {what}), got {factors!r}")
     return sorted(float(f) for f in factors)
 
 
