@@ -36,20 +36,12 @@ from pathlib import Path
 
 from chainzrule.config import ADV_COLUMN, TrainConfig
 from chainzrule.fight.executor import atomic_json, run_key
-from chainzrule.fight.runner import TIMING_COLUMNS, record_row
+from chainzrule.fight.runner import RESULT_COLUMNS, RESULT_TAIL_COLUMNS, record_row
 from chainzrule.fight.tuning import stored_tuning_runs
 
 _INT = re.compile(r"-?\d+")
 #: results.csv column -> where record_row reads it in a run record's "result"
-_RESULT_PATHS = {
-    "params": ("params",), "val_accuracy": ("val", "accuracy"), "test_accuracy": ("test", "accuracy"),
-    "test_mae": ("test", "mae"), "test_off_by_one": ("test", "off_by_one"), "test_qwk": ("test", "qwk"),
-    "jacobian_fro_mean": ("jacobian_fro", "mean"), "jacobian_fro_p99": ("jacobian_fro", "p99"),
-    "tau_input": ("tau_input",), "tau_train": ("tau_train",), "pgv": ("pgv",), "lipschitz_bound": ("lipschitz_bound",),
-    "corruption_accuracy": ("robustness", "corruption_accuracy"), "diverged": ("diverged",), "unstable": ("unstable",),
-    "selected_epoch": ("selected_epoch",), "epochs_run": ("epochs_run",), "failed": ("failed",),
-    **{c: (c,) for c in TIMING_COLUMNS},
-}
+_RESULT_PATHS = {**RESULT_COLUMNS, **RESULT_TAIL_COLUMNS, "failed": ("failed",)}
 
 
 def _value(cell: str):

@@ -220,6 +220,19 @@ def _get(d: dict, *path: str):
     return d
 
 
+#: results.csv columns taken from a run record's ``result`` (the path into it), in column order:
+#: these come after the config columns, then the attack columns, then :data:`RESULT_TAIL_COLUMNS`
+RESULT_COLUMNS = {
+    "params": ("params",), "val_accuracy": ("val", "accuracy"), "test_accuracy": ("test", "accuracy"),
+    "test_mae": ("test", "mae"), "test_off_by_one": ("test", "off_by_one"), "test_qwk": ("test", "qwk"),
+    "jacobian_fro_mean": ("jacobian_fro", "mean"), "jacobian_fro_p99": ("jacobian_fro", "p99"),
+    "tau_input": ("tau_input",), "tau_train": ("tau_train",), "pgv": ("pgv",), "lipschitz_bound": ("lipschitz_bound",),
+    "corruption_accuracy": ("robustness", "corruption_accuracy"),
+}
+RESULT_TAIL_COLUMNS = {**{k: (k,) for k in TIMING_COLUMNS},
+                       **{k: (k,) for k in ("diverged", "unstable", "selected_epoch", "epochs_run")}}
+
+
 def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
     """Flatten one run record into a results.csv row (see docs/FIGHT_FORMAT.md)."""
     c, r = rec["config"], rec["result"]
@@ -234,22 +247,12 @@ def record_row(rec: dict, labels: dict[str, str]) -> dict[str, Any]:
         "model": c["model"], "activation": c["activation"] if c["model"] in ("mlp", "cnn") else None,
         "hidden": "-".join(str(w) for w in c["hidden"]), "reg": c["reg"], "reg_strength": c["reg_strength"],
         "dreg": TrainConfig.from_dict(c).dreg_lambda, "lr": c["lr"], "epochs": c["epochs"],
-        "params": r.get("params"), "val_accuracy": _get(r, "val", "accuracy"),
-        "test_accuracy": _get(r, "test", "accuracy"), "test_mae": _get(r, "test", "mae"),
-        "test_off_by_one": _get(r, "test", "off_by_one"), "test_qwk": _get(r, "test", "qwk"),
-        "jacobian_fro_mean": _get(r, "jacobian_fro", "mean"), "jacobian_fro_p99": _get(r, "jacobian_fro", "p99"),
-        "tau_input": r.get("tau_input"), "tau_train": r.get("tau_train"), "pgv": r.get("pgv"),
-        "lipschitz_bound": r.get("lipschitz_bound"),
-        "corruption_accuracy": _get(r, "robustness", "corruption_accuracy"),
+        **{col: _get(r, *path) for col, path in RESULT_COLUMNS.items()},
     }
     for eps in c.get("adv_eps", []) if c.get("robustness") else []:
         for m in ATTACKS:
             row[f"{m}_{eps:g}"] = _get(r, "robustness", f"{m}_{eps:g}")
-    row.update({k: r.get(k) for k in TIMING_COLUMNS})
-    row["diverged"] = r.get("diverged")
-    row["unstable"] = r.get("unstable")
-    row["selected_epoch"] = r.get("selected_epoch")
-    row["epochs_run"] = r.get("epochs_run")
+    row.update({col: _get(r, *path) for col, path in RESULT_TAIL_COLUMNS.items()})
     row["patience"] = c.get("patience")
     if r.get("failed"):  # a run that could not be done (e.g. a classical model on one class): why
         row["failed"] = r["failed"]
