@@ -29,6 +29,7 @@ is :mod:`chainzrule.fight.executor`. SIGTERM or SIGINT stop the fight and its wo
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -90,7 +91,10 @@ def match_widths(spec: FightSpec, in_features: int, num_classes: int, task: str)
 def _solve_width(cfg: TrainConfig, depth: int, target: int, in_features: int, num_classes: int,
                  task: str) -> tuple[int, float]:
     """Width (bisection on the exact parameter count) closest to ``target`` at ``depth``, and its error."""
-    count = lambda w: _params_of(cfg.replace(hidden=[w] * depth), in_features, num_classes, task)
+    @functools.cache  # the bisection asks for some widths twice; each count builds a model
+    def count(w: int) -> int:
+        return _params_of(cfg.replace(hidden=[w] * depth), in_features, num_classes, task)
+
     best = closest_width(count, target, limit=1 << 16)
     return best, abs(count(best) - target) / target
 
