@@ -18,7 +18,7 @@ import numpy as np
 from .formatting import (format_margin, format_p, format_summary, format_value, format_with_unit, is_fraction,
                          metric_unit, md_table)
 from .loading import WIDTH_POINT, Fight, to_number
-from .spec_sections import WIDTH_REG_FIELDS
+from .spec_sections import width_reg_field
 from .tuning_views import edge_bands, tuning_edges
 from .views import accuracy_matched, attribution_table, size_view
 
@@ -145,11 +145,11 @@ def _width_choice_rows(fight: Fight, names: list[str], factors: dict[str, list[f
     family the widths whose choice is at the lowest or highest factor of a grid (``"16-16 (4×: 1)"``)
     with how many choices that is: a range's end cuts a factor to another multiple, never one of these."""
     rows, ends, n_end = [], {}, 0
+    col = {f: i for i, f in enumerate(WIDTH_POINT)}  # positions in a width point
     for name in names:
         space = next((c.get("tune") or {} for c in fight.spec_contenders if c["name"] == name), {})
-        reg = next((f for f in WIDTH_REG_FIELDS if f in space), None) if len(factors["reg_factors"]) > 1 else None
+        reg = width_reg_field(space) if len(factors["reg_factors"]) > 1 else None
         fields = [("lr", factors["lr_factors"])] + ([(reg, factors["reg_factors"])] if reg else [])
-        col = {f: i for i, f in enumerate(WIDTH_POINT)}  # positions in a width point
         tuned = {}
         for r in fight.phase("final", name):
             tuned.setdefault(tuple(str(r.get(c) or "") for c in ("repeat", "fold")),

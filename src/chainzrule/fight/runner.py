@@ -47,7 +47,7 @@ from ..train import build_model, check_devices, head_kind, load_data
 from .executor import (Executor, Interrupted, Task, atomic_json, execute, load_record, member_bytes,  # noqa: F401
                        remove_stale_temps, run_key, stop_on_signals, stored_record)
 from .spec import FightSpec
-from .spec_sections import WIDTH_REG_FIELDS
+from .spec_sections import width_reg_field
 from .tuning import Cell, cells, sampler_seed, tune, tune_cells, tuning_json, val_curve  # noqa: F401
 
 #: Columns that differ between two executions of the same fight (peak memory: see the module doc).
@@ -140,7 +140,7 @@ def width_grid(cfg: TrainConfig, space: dict, acc: dict) -> list[dict[str, float
     each value kept inside the family's search range (:func:`width_values`). Without factors: the
     tuned values alone (one run per width and seed)."""
     axes = [("lr", width_values(cfg.lr, acc.get("lr_factors") or [1.0], space.get("lr")))]
-    reg = next((f for f in WIDTH_REG_FIELDS if f in space and getattr(cfg, f) is not None), None)
+    reg = width_reg_field(space, cfg)
     if reg is not None:
         axes.append((reg, width_values(float(getattr(cfg, reg)), acc.get("reg_factors") or [1.0], space[reg])))
     grid = [{}]

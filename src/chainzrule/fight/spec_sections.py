@@ -167,6 +167,16 @@ def check_accuracy_matched(acc: dict | None, models: dict[str, str]) -> dict | N
 WIDTH_REG_FIELDS = ("dreg", "reg_strength")
 
 
+def width_reg_field(space: dict, cfg: Any = None) -> str | None:
+    """The regularization strength a family's width sweep varies: the first of
+    :data:`WIDTH_REG_FIELDS` in its search ``space`` (and set in its tuned ``cfg`` when given), or None.
+
+    >>> width_reg_field({"lr": [1e-4, 1e-1, "log"], "dreg": [1e-5, 3e-2, "log"]}), width_reg_field({"lr": [1e-4, 1e-1]})
+    ('dreg', None)
+    """
+    return next((f for f in WIDTH_REG_FIELDS if f in space and (cfg is None or getattr(cfg, f) is not None)), None)
+
+
 def _factors(key: str, what: str, factors) -> list[float]:
     """``[accuracy_matched] lr_factors`` / ``reg_factors``: the multiples of a family's tuned value
     that each width tries (all combinations of the two), the point with the best validation
