@@ -55,6 +55,21 @@ def test_forward_is_the_sum_of_edge_functions():
     torch.testing.assert_close(layer(x), ref)
 
 
+def test_grid_is_the_arange_knots_on_the_default_device_meta_included():
+    """The knots are computed on the CPU (the same values as ``arange(-K, G+K+1) * h + lo``) and
+    moved to the default device; under ``torch.device("meta")`` (parameter counting) the grid is
+    a meta tensor and the count equals the real model's."""
+    layer = KANLinear(3, 2, grid_size=7, spline_order=3, grid_range=(-2.3, 1.1))
+    h = (1.1 - -2.3) / 7
+    expected = (torch.arange(-3, 7 + 3 + 1) * h + -2.3).expand(3, -1)
+    assert torch.equal(layer.grid, expected)
+    with torch.device("meta"):
+        meta = KAN(4, [6, 5], 3, grid_size=5)
+    assert all(b.is_meta for b in meta.buffers()) and all(p.is_meta for p in meta.parameters())
+    real = KAN(4, [6, 5], 3, grid_size=5)
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in real.parameters())
+
+
 @pytest.mark.parametrize("grid_size,spline_order", [(5, 3), (3, 1), (8, 2), (4, 0), (1, 3)])
 def test_partition_of_unity_inside_grid_range(grid_size, spline_order):
     layer = KANLinear(2, 1, grid_size=grid_size, spline_order=spline_order, grid_range=(-2.0, 1.0)).double()
