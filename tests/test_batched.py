@@ -175,10 +175,33 @@ def test_early_stopping_and_divergence_per_member():
     assert runs[0] < 5 and got[0].result["diverged"] and runs[2] == 5
 
 
-def test_kan_seeds_equal_unbatched():
-    """KAN (B-spline layers behind a LayerNorm) through the vmap engine, evaluation and APGD included."""
-    _check([TrainConfig(**BASE, model="kan", seed=s, lr=lr, robustness=True, adv_eps=(0.1,), pgd_steps=2,
-                        apgd_steps=10, corruption_examples=20) for s, lr in ((0, 1e-3), (1, 3e-3), (2, 1e-2))])
+@pytest.mark.parametrize("engine,input_norm", [("auto", "none"), ("vmap", "none"), ("auto", "layernorm")])
+def test_kan_seeds_equal_unbatched(engine, input_norm):
+    """KAN through the grouped engine (plain KAN, the default) and through vmap (forced, or behind
+    an input LayerNorm), evaluation and APGD included."""
+    _check([TrainConfig(**BASE, model="kan", input_norm=input_norm, seed=s, lr=lr, robustness=True, adv_eps=(0.1,),
+                        pgd_steps=2, apgd_steps=10, corruption_examples=20)
+            for s, lr in ((0, 1e-3), (1, 3e-3), (2, 1e-2))], engine=engine)
+
+
+def test_kan_engine_choice():
+    """A plain KAN takes the grouped engine; one with a loss-side regularizer or an input LayerNorm
+    vmap; forcing "grouped" on the latter is refused with the reason."""
+    from chainzrule.batched.stack import StackedRuns
+
+    def engine_of(engine="auto", **kw):
+        cfgs = [TrainConfig(**BASE, model="kan", seed=s, **kw) for s in (0, 1)]
+        return StackedRuns(cfgs, [make_splits(DATA, c.val_fraction, c.seed) for c in cfgs], False, engine).engine
+
+    assert engine_of() == "grouped"
+    assert engine_of(reg="wd", reg_strength=1e-3) == "vmap"
+    assert engine_of(input_norm="layernorm") == "vmap"
+    with pytest.raises(ConfigError, match="plain KAN"):
+        engine_of("grouped", input_norm="layernorm")
+
+
+def test_kan_with_l2_penalty_equals_unbatched():
+    _check([TrainConfig(**BASE, model="kan", reg="wd", reg_strength=1e-3, seed=s) for s in (0, 1)])
 
 
 def test_refuses_what_it_cannot_batch():

@@ -43,7 +43,7 @@ from torch import nn
 
 from chainzrule.errors import ConfigError
 
-__all__ = ["KANLinear", "KAN", "kan_num_parameters", "kan_width_for_params"]
+__all__ = ["KANLinear", "KAN", "b_spline_bases", "kan_num_parameters", "kan_width_for_params"]
 
 
 def _positive_int(value, what: str) -> int:
@@ -66,6 +66,26 @@ def _hidden_list(hidden: Sequence[int] | int) -> list[int]:
     except TypeError:
         raise ConfigError(f"expected hidden to be an int or a sequence of ints, got {hidden!r}") from None
     return [_positive_int(h, "every hidden width") for h in widths]
+
+
+def b_spline_bases(x: torch.Tensor, grid: torch.Tensor, spline_order: int) -> torch.Tensor:
+    """B-spline bases of every feature, ``[..., in] -> [..., in, G + K]``, on the knots ``grid``
+    ``[in, G + 2K + 1]`` (K = ``spline_order``): Cox-de Boor recursion from order 0 (indicators of
+    the half-open knot intervals). Elementwise in the leading dimensions, so a stack of members
+    ``[M, B, in]`` (batched training) gets exactly each member's own bases.
+
+    >>> import torch
+    >>> grid = KANLinear(2, 1).grid
+    >>> b_spline_bases(torch.zeros(4, 3, 2), grid, 3).shape
+    torch.Size([4, 3, 2, 8])
+    """
+    x = x.unsqueeze(-1)  # [..., in, 1]
+    bases = ((x >= grid[:, :-1]) & (x < grid[:, 1:])).to(x.dtype)  # [..., in, G + 2K]
+    for k in range(1, spline_order + 1):
+        left = (x - grid[:, : -(k + 1)]) / (grid[:, k:-1] - grid[:, : -(k + 1)])  # [..., in, G+2K-k]
+        right = (grid[:, k + 1 :] - x) / (grid[:, k + 1 :] - grid[:, 1:(-k)])  # [..., in, G+2K-k]
+        bases = left * bases[..., :-1] + right * bases[..., 1:]  # [..., in, G + 2K - k]
+    return bases.contiguous()  # [..., in, G + K]
 
 
 class KANLinear(nn.Module):
@@ -146,14 +166,7 @@ class KANLinear(nn.Module):
         """
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ConfigError(f"expected x of shape [B, {self.in_features}], got {list(x.shape)}")
-        grid = self.grid.to(x.dtype)  # [in, G + 2K + 1]
-        x = x.unsqueeze(-1)  # [B, in, 1]
-        bases = ((x >= grid[:, :-1]) & (x < grid[:, 1:])).to(x.dtype)  # [B, in, G + 2K]
-        for k in range(1, self.spline_order + 1):
-            left = (x - grid[:, : -(k + 1)]) / (grid[:, k:-1] - grid[:, : -(k + 1)])  # [B, in, G+2K-k]
-            right = (grid[:, k + 1 :] - x) / (grid[:, k + 1 :] - grid[:, 1:(-k)])  # [B, in, G+2K-k]
-            bases = left * bases[:, :, :-1] + right * bases[:, :, 1:]  # [B, in, G + 2K - k]
-        return bases.contiguous()  # [B, in, G + K]
+        return b_spline_bases(x, self.grid.to(x.dtype), self.spline_order)  # [B, in, G + K]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[-1] != self.in_features:

@@ -23,7 +23,7 @@ from ..train.loop import at_least_float32
 from ..train import (RunResult, build_model, decoupled_decay, evaluate, head_kind, make_run_regularizer, predict,
                      robust_subset, seed_everything, train_record)
 from .attack import members_apgd_table
-from .engines import GroupedEngine, MemberObjective
+from .engines import GroupedEngine, GroupedKAN, MemberObjective
 from .grouping import ENGINES
 from .members import MemberRecord, replay_schedule, rng_state, set_rng_state
 
@@ -153,8 +153,15 @@ class StackedRuns:
                 params, x, False, buffers, taus=pick(tau, self.slots), gains=pick(gain, self.slots))[0]
             self._members_logits = lambda params, buffers, x, members: grouped.logits(
                 params, x, False, buffers, taus=pick(tau, members), gains=pick(gain, members))[0]  # the members' [M', N, C]
+        elif engine != "vmap" and not scaled and GroupedKAN.supports(base, self.dreg_on, self.reg_on):
+            kan = GroupedKAN(base, self.kind)
+            self.engine = "grouped"
+            self._step = lambda params, buffers, x, y, lam, strength: kan(params, x, y, lam, strength, self.active)
+            self._logits = lambda params, buffers, x: kan.logits(params, x)[0]
+            self._members_logits = lambda params, buffers, x, members: kan.logits(params, x)[0]  # [M', N, C]
         elif engine == "grouped":
-            raise ConfigError(f"the grouped engine needs a chainzrule FeedForward model, got {type(base).__name__}")
+            raise ConfigError("the grouped engine needs a chainzrule FeedForward model or a plain KAN (no DREG, "
+                              f"loss-side regularizer or logit temperature), got {type(base).__name__}")
         elif scaled or any(".parametrizations." in k for k in self.buffers):
             raise ConfigError("cannot batch a logit temperature or spectral norm with the vmap engine: "
                               "use the grouped engine")
