@@ -43,7 +43,7 @@ def batchable(cfg: TrainConfig) -> str | None:
     if cfg.reg == "sn" and cfg.uses_dreg:
         return "spectral norm with DREG is not batched"
     if cfg.model == "kan" and (cfg.reg in ("sn", "igp", "jr") or cfg.logit_scale != 1.0):
-        return "a KAN is batched by the vmap engine, without spectral norm, gradient penalties or a logit temperature"
+        return "a KAN is batched without spectral norm, gradient penalties or a logit temperature"
     return None
 
 
