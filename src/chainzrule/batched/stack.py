@@ -154,7 +154,7 @@ class StackedRuns:
             self._members_logits = lambda params, buffers, x, members: grouped.logits(
                 params, x, False, buffers, taus=pick(tau, members), gains=pick(gain, members))[0]  # the members' [M', N, C]
         elif engine != "vmap" and not scaled and GroupedKAN.supports(base, self.dreg_on, self.reg_on):
-            kan = GroupedKAN(base, self.kind)
+            kan = GroupedKAN(base)
             self.engine = "grouped"
             self._step = lambda params, buffers, x, y, lam, strength: kan(params, x, y, lam, strength, self.active)
             self._logits = lambda params, buffers, x: kan.logits(params, x)[0]
