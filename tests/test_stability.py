@@ -130,6 +130,9 @@ BAD_SPECS = {
     "no contender": ({**RAW, "contender": []}, "at least one [[contender]]"),
     "unknown section": ({**RAW, "fight": {}}, "unknown key(s) fight"),
     "duplicate contender": ({**RAW, "contender": RAW["contender"] + [{"name": "cr"}]}, "duplicate contender"),
+    "inert λ warm-up": (_raw(contender0__dreg_warmup=0.3),
+                        "dreg_warmup warms λ up before a schedule: expected dreg_schedule warmup, linear or cosine, got constant"),
+    "inert λ final": (_raw(base__dreg_final=1e-4), "dreg_final is where an annealed λ ends"),
 }
 
 

@@ -16,7 +16,7 @@ from click.core import ParameterSource
 
 from .config import (ACTIVATIONS, ACTS_ON, ACTS_WITH_REG, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
                      HEADS, LR_SCHEDULES, MODELS, NEURAL_MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
-                     TrainConfig, read_toml)
+                     TrainConfig, inert_dreg_schedule, read_toml)
 from .errors import ConfigError
 
 __all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options"]
@@ -131,15 +131,9 @@ def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
             flag = "--" + field.replace("_", "-")
             raise ConfigError(f"{flag} acts with --reg {' or '.join(regs)} only, got --reg {cfg.reg}: "
                               f"it would be recorded and do nothing")
-    if "dreg_warmup" in given and cfg.dreg_warmup > 0 and cfg.dreg_schedule == "constant":
-        raise ConfigError("--dreg-warmup warms λ up before a schedule: expected --dreg-schedule warmup, linear or "
-                          "cosine, got constant (which ignores it)")
-    if "dreg_schedule" in given and cfg.dreg_schedule == "warmup" and cfg.dreg_warmup == 0:
-        raise ConfigError("--dreg-schedule warmup with --dreg-warmup 0 is a constant λ: expected --dreg-warmup "
-                          "in (0, 1), got 0")
-    if "dreg_final" in given and cfg.dreg_schedule not in ("linear", "cosine"):
-        raise ConfigError(f"--dreg-final is where an annealed λ ends: expected --dreg-schedule linear or cosine, "
-                          f"got {cfg.dreg_schedule}")
+    problem = inert_dreg_schedule(cfg, given, lambda field: "--" + field.replace("_", "-"))
+    if problem:
+        raise ConfigError(problem)
 
 
 def train_options(f):

@@ -72,6 +72,29 @@ ACTS_ON = {"activation": ("mlp", "cnn"), "conv_channels": ("cnn", "chainzrule-cn
 ACTS_WITH_REG = {"jr_projections": ("jr",), "reg_strength": tuple(r for r in REGS if r not in ("none", "sn"))}
 
 
+
+def inert_dreg_schedule(cfg: "TrainConfig", given: set[str], name=lambda field: field) -> str | None:
+    """Why a λ-schedule field set in ``given`` would be recorded and do nothing for ``cfg``
+    (``dreg_warmup`` with a constant λ, a ``warmup`` schedule of no length, ``dreg_final`` without
+    an anneal), or None. ``name`` spells a field as the caller's user wrote it (a flag, a TOML key).
+    The command line, fight specs and stability maps refuse what this names.
+
+    >>> inert_dreg_schedule(TrainConfig(model="chainzrule", dreg_warmup=0.3), {"dreg_warmup"})
+    'dreg_warmup warms λ up before a schedule: expected dreg_schedule warmup, linear or cosine, got constant (which ignores it)'
+    >>> inert_dreg_schedule(TrainConfig(model="chainzrule", dreg_schedule="cosine", dreg_final=1e-4), {"dreg_final"}) is None
+    True
+    """
+    if "dreg_warmup" in given and cfg.dreg_warmup > 0 and cfg.dreg_schedule == "constant":
+        return (f"{name('dreg_warmup')} warms λ up before a schedule: expected {name('dreg_schedule')} warmup, "
+                "linear or cosine, got constant (which ignores it)")
+    if "dreg_schedule" in given and cfg.dreg_schedule == "warmup" and cfg.dreg_warmup == 0:
+        return (f"{name('dreg_schedule')} warmup with {name('dreg_warmup')} 0 is a constant λ: expected "
+                f"{name('dreg_warmup')} in (0, 1), got 0")
+    if "dreg_final" in given and cfg.dreg_schedule not in ("linear", "cosine"):
+        return (f"{name('dreg_final')} is where an annealed λ ends: expected {name('dreg_schedule')} linear or "
+                f"cosine, got {cfg.dreg_schedule}")
+    return None
+
 #: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
 DEFAULT_CHAINZRULE_DREG = 3e-3
 #: λ used for ``--model chainzrule-cnn`` when ``dreg`` is not given. A conv layer's ‖S‖_F² sums

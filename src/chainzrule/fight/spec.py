@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ACTS_ON, ACTS_WITH_REG, ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, read_toml
+from ..config import ACTS_ON, ACTS_WITH_REG, ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, inert_dreg_schedule, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
@@ -177,6 +177,9 @@ def _parse_contender(i: int, c: dict, base: dict) -> Contender:
         if regs is not None and cfg.model in NEURAL_MODELS and cfg.reg not in regs and field not in tune:
             raise ConfigError(f"{where}: {field} acts with reg {' or '.join(regs)} only, got reg {cfg.reg!r}: "
                               "it would be recorded and do nothing")
+    problem = inert_dreg_schedule(cfg, set(base) | set(c) | set(tune))
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     for pname, space in tune.items():
         for v in _check_space(where, pname, space, cfg.model):
             try:  # every value the sampler can draw must make a valid run
