@@ -133,6 +133,9 @@ BAD_SPECS = {
     "inert λ warm-up": (_raw(contender0__dreg_warmup=0.3),
                         "dreg_warmup warms λ up before a schedule: expected dreg_schedule warmup, linear or cosine, got constant"),
     "inert λ final": (_raw(base__dreg_final=1e-4), "dreg_final is where an annealed λ ends"),
+    "field of another model": (_raw(contender1__degree=5),
+                               "contender relu: degree acts on model(s) chainzrule, chainzrule-cnn only, got model 'mlp'"),
+    "field of another regularizer": (_raw(contender0__jr_projections=2), "contender cr: jr_projections acts with reg jr only"),
 }
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from .config import (ACTIVATIONS, ACTS_ON, ACTS_WITH_REG, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
-                     HEADS, LR_SCHEDULES, MODELS, NEURAL_MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
-                     TrainConfig, inert_dreg_schedule, read_toml)
+from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
+                     HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
+                     TrainConfig, inert_setting, read_toml)
 from .errors import ConfigError
 
 __all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options"]
@@ -121,17 +121,7 @@ def train_config(ctx: click.Context, config_file: str | None, params: dict) -> T
 def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
     """ConfigError for an option given (flag or config file) that ``cfg.model`` ignores; a λ of 0
     (no DREG) is fine with any model."""
-    for field, models in ACTS_ON.items():
-        if field in given and cfg.model not in models and not (field == "dreg" and not cfg.dreg):
-            flag = "--" + field.replace("_", "-")
-            raise ConfigError(f"{flag} acts on model(s) {', '.join(models)} only, got --model {cfg.model}: "
-                              f"it would be recorded and do nothing")
-    for field, regs in ACTS_WITH_REG.items():
-        if field in given and cfg.model in NEURAL_MODELS and cfg.reg not in regs:
-            flag = "--" + field.replace("_", "-")
-            raise ConfigError(f"{flag} acts with --reg {' or '.join(regs)} only, got --reg {cfg.reg}: "
-                              f"it would be recorded and do nothing")
-    problem = inert_dreg_schedule(cfg, given, lambda field: "--" + field.replace("_", "-"))
+    problem = inert_setting(cfg, given, lambda field: "--" + field.replace("_", "-"), str)
     if problem:
         raise ConfigError(problem)
 

@@ -73,11 +73,33 @@ ACTS_WITH_REG = {"jr_projections": ("jr",), "reg_strength": tuple(r for r in REG
 
 
 
+def inert_setting(cfg: "TrainConfig", given: set[str], name=lambda field: field, quote=repr) -> str | None:
+    """Why a field set in ``given`` would be recorded and do nothing for ``cfg``, or None: a field
+    that acts on other models only (:data:`ACTS_ON`; a λ of 0 is fine anywhere), one that acts
+    with another regularizer only (:data:`ACTS_WITH_REG`), or an inert λ-schedule field
+    (:func:`inert_dreg_schedule`). ``name`` spells a field and ``quote`` a value as the caller's
+    user wrote them (flags and bare words on the command line; TOML keys and quoted strings in a spec).
+
+    >>> inert_setting(TrainConfig(model="mlp"), {"degree"})
+    "degree acts on model(s) chainzrule, chainzrule-cnn only, got model 'mlp': it would be recorded and do nothing"
+    >>> inert_setting(TrainConfig(model="chainzrule"), {"degree", "jr_projections"}, lambda f: "--" + f.replace("_", "-"), str)
+    '--jr-projections acts with --reg jr only, got --reg none: it would be recorded and do nothing'
+    """
+    for field, models in ACTS_ON.items():
+        if field in given and cfg.model not in models and not (field == "dreg" and not cfg.dreg):
+            return (f"{name(field)} acts on model(s) {', '.join(models)} only, got {name('model')} "
+                    f"{quote(cfg.model)}: it would be recorded and do nothing")
+    for field, regs in ACTS_WITH_REG.items():
+        if field in given and cfg.model in NEURAL_MODELS and cfg.reg not in regs:
+            return (f"{name(field)} acts with {name('reg')} {' or '.join(regs)} only, got {name('reg')} "
+                    f"{quote(cfg.reg)}: it would be recorded and do nothing")
+    return inert_dreg_schedule(cfg, given, name)
+
+
 def inert_dreg_schedule(cfg: "TrainConfig", given: set[str], name=lambda field: field) -> str | None:
     """Why a λ-schedule field set in ``given`` would be recorded and do nothing for ``cfg``
     (``dreg_warmup`` with a constant λ, a ``warmup`` schedule of no length, ``dreg_final`` without
     an anneal), or None. ``name`` spells a field as the caller's user wrote it (a flag, a TOML key).
-    The command line, fight specs and stability maps refuse what this names.
 
     >>> inert_dreg_schedule(TrainConfig(model="chainzrule", dreg_warmup=0.3), {"dreg_warmup"})
     'dreg_warmup warms λ up before a schedule: expected dreg_schedule warmup, linear or cosine, got constant (which ignores it)'

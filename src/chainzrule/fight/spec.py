@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ACTS_ON, ACTS_WITH_REG, ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, inert_dreg_schedule, read_toml
+from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, inert_dreg_schedule, inert_setting, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
@@ -168,16 +168,9 @@ def _parse_contender(i: int, c: dict, base: dict) -> Contender:
     if cfg.dreg is not None and cfg.dreg > 0 and cfg.model not in DREG_MODELS:
         raise ConfigError(f"{where}: dreg = {cfg.dreg:g} needs a model with DREG ({', '.join(DREG_MODELS)}), "
                           f"got model {cfg.model!r}")
-    for field in c:  # the contender's own fields (the base's are shared by every model)
-        models = ACTS_ON.get(field)
-        if models is not None and cfg.model not in models and not (field == "dreg" and not cfg.dreg):
-            raise ConfigError(f"{where}: {field} acts on model(s) {', '.join(models)} only, got model {cfg.model!r}: "
-                              "it would be recorded and do nothing")
-        regs = ACTS_WITH_REG.get(field)
-        if regs is not None and cfg.model in NEURAL_MODELS and cfg.reg not in regs and field not in tune:
-            raise ConfigError(f"{where}: {field} acts with reg {' or '.join(regs)} only, got reg {cfg.reg!r}: "
-                              "it would be recorded and do nothing")
-    problem = inert_dreg_schedule(cfg, set(base) | set(c) | set(tune))
+    # the contender's own fields (the base's are shared by every model; a tuned one is checked per value),
+    # then the λ schedule over everything that sets it
+    problem = inert_setting(cfg, set(c) - set(tune)) or inert_dreg_schedule(cfg, set(base) | set(c) | set(tune))
     if problem:
         raise ConfigError(f"{where}: {problem}")
     for pname, space in tune.items():
