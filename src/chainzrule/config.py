@@ -72,13 +72,14 @@ ACTS_ON = {"activation": ("mlp", "cnn"), "conv_channels": ("cnn", "chainzrule-cn
 ACTS_WITH_REG = {"jr_projections": ("jr",), "reg_strength": tuple(r for r in REGS if r not in ("none", "sn"))}
 
 
-
-def inert_setting(cfg: "TrainConfig", given: set[str], name=lambda field: field, quote=repr) -> str | None:
+def inert_setting(cfg: "TrainConfig", given: set[str], name=lambda field: field, quote=repr,
+                  schedule_given: set[str] | None = None) -> str | None:
     """Why a field set in ``given`` would be recorded and do nothing for ``cfg``, or None: a field
     that acts on other models only (:data:`ACTS_ON`; a λ of 0 is fine anywhere), one that acts
-    with another regularizer only (:data:`ACTS_WITH_REG`), or an inert λ-schedule field
-    (:func:`inert_dreg_schedule`). ``name`` spells a field and ``quote`` a value as the caller's
-    user wrote them (flags and bare words on the command line; TOML keys and quoted strings in a spec).
+    with another regularizer only (:data:`ACTS_WITH_REG`), or an inert λ-schedule field among
+    ``schedule_given`` (default ``given``; :func:`inert_dreg_schedule`). ``name`` spells a field and
+    ``quote`` a value as the caller's user wrote them (flags and bare words on the command line;
+    TOML keys and quoted strings in a spec).
 
     >>> inert_setting(TrainConfig(model="mlp"), {"degree"})
     "degree acts on model(s) chainzrule, chainzrule-cnn only, got model 'mlp': it would be recorded and do nothing"
@@ -93,7 +94,7 @@ def inert_setting(cfg: "TrainConfig", given: set[str], name=lambda field: field,
         if field in given and cfg.model in NEURAL_MODELS and cfg.reg not in regs:
             return (f"{name(field)} acts with {name('reg')} {' or '.join(regs)} only, got {name('reg')} "
                     f"{quote(cfg.reg)}: it would be recorded and do nothing")
-    return inert_dreg_schedule(cfg, given, name)
+    return inert_dreg_schedule(cfg, given if schedule_given is None else schedule_given, name)
 
 
 def inert_dreg_schedule(cfg: "TrainConfig", given: set[str], name=lambda field: field) -> str | None:
@@ -116,6 +117,7 @@ def inert_dreg_schedule(cfg: "TrainConfig", given: set[str], name=lambda field: 
         return (f"{name('dreg_final')} is where an annealed λ ends: expected {name('dreg_schedule')} linear or "
                 f"cosine, got {cfg.dreg_schedule}")
     return None
+
 
 #: λ used for ``--model chainzrule`` when ``dreg`` is not given (guide §2: the measured default).
 DEFAULT_CHAINZRULE_DREG = 3e-3

@@ -169,8 +169,8 @@ class GroupedEngine:
         if self.needs_input_grad:
             x = x.requires_grad_(True)
         logits, terms = self.logits(P, x, self.dreg_on, B, training=True, taus=taus, gains=gains)
-        m, b = y.shape
-        loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
+        m = y.shape[0]
+        loss = _member_losses(logits, y)
         if self.dreg_on:
             pen = torch.stack([t.mean(dim=1) for t in terms], dim=1).sum(dim=1)  # [M]: Σ_l mean_x ||S_l||²
             obj = loss + lam * pen
@@ -230,9 +230,8 @@ class GroupedKAN:
                    and type(layer.base_activation) in (nn.SiLU, nn.ReLU, nn.GELU, nn.Tanh)
                    for layer in net.layers)
 
-    def logits(self, P: dict[str, Tensor], x: Tensor, dreg: bool = False, B=None, training: bool = False,
-               taus=None, gains=None) -> tuple[Tensor, list[Tensor]]:
-        """Logits ``[M, B, C]`` of ``x`` ``[M, B, D]`` (no DREG terms: ``[]``)."""
+    def logits(self, P: dict[str, Tensor], x: Tensor) -> Tensor:
+        """Logits ``[M, B, C]`` of ``x`` ``[M, B, D]``."""
         for pre, grid, order, act in self.layers:
             m, b, _ = x.shape
             bw, sw = P[f"{pre}.base_weight"], P[f"{pre}.spline_weight"]  # [M, out, in], [M, out, in, G + K]
@@ -240,15 +239,19 @@ class GroupedKAN:
             bases = b_spline_bases(x, grid.to(x.dtype), order)  # [M, B, in, G + K]
             spline = torch.bmm(bases.view(m, b, -1), sw.reshape(m, sw.shape[1], -1).transpose(1, 2))  # [M, B, out]
             x = base + spline
-        return x, []
+        return x
 
-    def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor, lam: Tensor, strength: Tensor,
-                 members: list[int], B=None, taus=None, gains=None):
+    def __call__(self, P: dict[str, Tensor], x: Tensor, y: Tensor):
         """``(objective, task loss, DREG penalty (zeros), logits)``: ``[M]``, ``[M]``, ``[M]``, ``[M, B, C]``."""
-        logits, _ = self.logits(P, x)
-        m, b = y.shape
-        loss = F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
-        return loss, loss, loss.new_zeros(m), logits
+        logits = self.logits(P, x)
+        loss = _member_losses(logits, y)
+        return loss, loss, loss.new_zeros(y.shape[0]), logits
+
+
+def _member_losses(logits: Tensor, y: Tensor) -> Tensor:
+    """Every member's batch-mean cross-entropy: ``[M, B, C]``, ``[M, B]`` → ``[M]``."""
+    m, b = y.shape
+    return F.cross_entropy(logits.reshape(m * b, -1), y.reshape(-1), reduction="none").view(m, b).mean(dim=1)
 
 
 def _spectral_norm(mod: nn.Module) -> float | None:

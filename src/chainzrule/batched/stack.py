@@ -156,9 +156,9 @@ class StackedRuns:
         elif engine != "vmap" and not scaled and GroupedKAN.supports(base, self.dreg_on, self.reg_on):
             kan = GroupedKAN(base)
             self.engine = "grouped"
-            self._step = lambda params, buffers, x, y, lam, strength: kan(params, x, y, lam, strength, self.active)
-            self._logits = lambda params, buffers, x: kan.logits(params, x)[0]
-            self._members_logits = lambda params, buffers, x, members: kan.logits(params, x)[0]  # [M', N, C]
+            self._step = lambda params, buffers, x, y, lam, strength: kan(params, x, y)
+            self._logits = lambda params, buffers, x: kan.logits(params, x)
+            self._members_logits = lambda params, buffers, x, members: kan.logits(params, x)  # [M', N, C]
         elif engine == "grouped":
             raise ConfigError("the grouped engine needs a chainzrule FeedForward model or a plain KAN (no DREG, "
                               f"loss-side regularizer or logit temperature), got {type(base).__name__}")

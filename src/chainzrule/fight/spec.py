@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, inert_dreg_schedule, inert_setting, read_toml
+from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS, NEURAL_MODELS, SEED_LIMIT, TrainConfig, check_spec_kind, inert_setting, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
@@ -170,7 +170,7 @@ def _parse_contender(i: int, c: dict, base: dict) -> Contender:
                           f"got model {cfg.model!r}")
     # the contender's own fields (the base's are shared by every model; a tuned one is checked per value),
     # then the λ schedule over everything that sets it
-    problem = inert_setting(cfg, set(c) - set(tune)) or inert_dreg_schedule(cfg, set(base) | set(c) | set(tune))
+    problem = inert_setting(cfg, set(c) - set(tune), schedule_given=set(base) | set(c) | set(tune))
     if problem:
         raise ConfigError(f"{where}: {problem}")
     for pname, space in tune.items():

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, inert_dreg_schedule, inert_setting, read_toml
+from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, inert_setting, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
 from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders
@@ -147,9 +147,10 @@ def _check_cells(spec: StabilitySpec) -> None:
             for lr in spec.lrs:
                 for lam in spec.lambdas:
                     cfg = spec.config(c, lr, lam, 0)
-                    problem = inert_setting(cfg, set(c.config)) or inert_dreg_schedule(cfg, set(spec.base) | set(c.config))
-                    if problem:
-                        raise ConfigError(problem)
+            # model and reg are the same in every cell (contenders cannot set the grid's lr and λ)
+            problem = inert_setting(cfg, set(c.config), schedule_given=set(spec.base) | set(c.config))
+            if problem:
+                raise ConfigError(problem)
         except ConfigError as e:
             raise ConfigError(f"contender {c.name}: {e}") from None
         if cfg.model not in NEURAL_MODELS:
