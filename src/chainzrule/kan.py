@@ -133,7 +133,7 @@ class KANLinear(nn.Module):
         h = (hi - lo) / self.grid_size
         # the knots on the CPU, then to the default device: the same values everywhere, and a model
         # built under ``torch.device("meta")`` (parameter counting, chainzrule.sizing) does no meta
-        # arithmetic, whose first call costs ~1.2 s of torch's decomposition set-up
+        # arithmetic, whose first call costs about a second of torch's set-up (benchmarks/bench_kan_engines.py)
         knots = torch.arange(-self.spline_order, self.grid_size + self.spline_order + 1, device="cpu") * h + lo
         grid = knots.expand(self.in_features, -1).contiguous().to(torch.get_default_device())  # [in, G + 2K + 1]
         self.register_buffer("grid", grid)

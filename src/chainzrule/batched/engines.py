@@ -212,8 +212,8 @@ class GroupedKAN:
     """The objective of :class:`MemberObjective` for stacked :class:`~chainzrule.kan.KAN` members,
     written with grouped matmuls: per layer the B-spline bases of ``[M, B, in]`` (elementwise, so
     each member's own) and two ``bmm`` — the layer's two ``F.linear`` with each member's weights,
-    without ``vmap``'s wrapping of every op (training 10 Pima KAN members: 0.79 s, against 0.97 s
-    under vmap and 1.72 s one by one; ``BENCHMARKS.md``). Plain KANs only: no input LayerNorm,
+    without ``vmap``'s wrapping of every op (training 10 Pima KAN members: 0.80 s, against 0.94 s
+    under vmap and 1.84 s one by one; ``benchmarks/bench_kan_engines.py``). Plain KANs only: no input LayerNorm,
     logit temperature, DREG or loss-side regularizer (:meth:`supports`; those go through ``vmap``)."""
 
     def __init__(self, net: KAN) -> None:
