@@ -23,7 +23,11 @@ def is_fraction(metric: str) -> bool:
 
 
 def format_value(metric: str, v: float | None, *, diff: bool = False) -> str:
-    """One number of ``metric`` in its display unit (accuracies in %, diffs in points)."""
+    """One number of ``metric`` in its display unit (accuracies in %, diffs in points).
+
+    >>> format_value("test_accuracy", 0.98304), format_value("train_seconds", 0.021432), format_value("train_seconds", 182.4)
+    ('98.30', '0.0214', '182.4')
+    """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
     if is_fraction(metric):
@@ -32,8 +36,9 @@ def format_value(metric: str, v: float | None, *, diff: bool = False) -> str:
         return f"{v:+,.0f}" if diff else f"{v:,.0f}"
     if metric in ("step_ms",):
         return f"{v:.2f}"
-    if metric in ("train_seconds", "peak_memory_mb"):
-        return f"{v:.1f}"
+    if metric in ("train_seconds", "peak_memory_mb"):  # three significant digits below 100, so a
+        # tabular run's 0.02 s (a batched member's share) does not print as 0.0
+        return f"{v:.1f}" if abs(v) >= 100 else f"{v:#.3g}"
     if metric in ("test_mae", "test_qwk"):
         return f"{v:+.3f}" if diff else f"{v:.3f}"
     if v != 0 and not 1e-3 <= abs(v) < 1e5:
