@@ -505,6 +505,24 @@ def test_a_spec_run_on_another_dataset_says_so_and_points_to_no_committed_run(tm
     assert "results/synthetic/report.md" not in report and "none is committed" in report
 
 
+def test_a_level_claim_is_not_comparable_on_another_dataset_than_its_specs(tmp_path):
+    """A claimed level (the papers' accuracy, a claimed range) is a number for the spec's dataset:
+    run on other data, the row shows our value as "not comparable" instead of holding it against
+    that number; comparisons between contenders are judged as usual."""
+    home = {r["id"]: r for r in claim_rows(_rewrite(build_fight(tmp_path / "home"), claims=V2_CLAIMS))}
+    folder = _rewrite(build_fight(tmp_path / "away"), claims=V2_CLAIMS,
+                      spec_update={"dataset": "csv:my.csv", "spec_dataset": "synthetic"})
+    rows = {r["id"]: r for r in claim_rows(folder)}
+    levels = [c["id"] for c in V2_CLAIMS if c["kind"] == "level" and not c.get("not_comparable")]
+    assert levels
+    for i in levels:
+        assert rows[i]["verdict"] == "not comparable" and rows[i]["p"] == "—", i
+        assert rows[i]["ours"] == home[i]["ours"], i  # our value is still shown
+        assert "for the spec's dataset `synthetic`; this fight ran on `csv:my.csv`" in rows[i]["note"], i
+    others = [c["id"] for c in V2_CLAIMS if c["kind"] != "level"]
+    assert others and all(rows[i]["verdict"] == home[i]["verdict"] for i in others)
+
+
 def test_failure_rate_column(tmp_path):
     from chainzrule.fight.analysis import failure_text
 

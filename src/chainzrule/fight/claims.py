@@ -359,7 +359,9 @@ def claim_rows(folder: str | Path | Fight) -> list[dict[str, Any]]:
     "" if comparable) and ``preview_of`` (the statistic's verdict on a quick-profile run).
 
     ``verdict`` is one of supported / not supported / inconclusive (:mod:`.verdicts`, :mod:`.stats`),
-    "not comparable" (the spec's ``not_comparable`` reason, our value still shown), "not tested"
+    "not comparable" (the spec's ``not_comparable`` reason, or, for a ``level`` claim of a fight run
+    on another dataset than its spec's — ``spec_dataset`` — that the claimed number is the spec
+    dataset's; our value still shown), "not tested"
     (the reason in ``note``), or :data:`PREVIEW` for every judged row of a quick-profile run.
 
     Per kind: ``level`` — the interval against the claimed value, a ``claimed_range`` by TOST
@@ -378,6 +380,11 @@ def claim_rows(folder: str | Path | Fight) -> list[dict[str, Any]]:
         metric = claim.get("metric") or fight.primary
         metric = fight.primary if metric == "accuracy" else metric
         row = _claim_row(claim, metric)
+        if kind == "level" and fight.get("spec_dataset") and not row["not_comparable"]:
+            # a claimed level is the papers' number on the spec's dataset: on other data our value
+            # is shown but no statistic holds it against that number
+            row["not_comparable"] = (f"the claimed value is for the spec's dataset `{fight.get('spec_dataset')}`; "
+                                     f"this fight ran on `{fight.get('dataset')}`")
         rows.append(row)
         handler = _CLAIM_HANDLERS.get(kind)
         if handler is None:
