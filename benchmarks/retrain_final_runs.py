@@ -15,7 +15,9 @@ float level: results/README.md).
 
 ``--keep DIR`` keeps the retrained run files: two runs of the script at two commits
 (``PYTHONPATH=<worktree>/src``) with the same sample retrain the same models, so their files show
-what a change to the evaluation alone does.
+what a change to the evaluation alone does; ``--reference DIR`` compares with such a folder's run
+files instead of the committed ones (is a machine's retrain the same at two commits?). The last
+line gives, over the runs that differ, the largest relative difference of every number that moved.
 """
 
 from __future__ import annotations
@@ -67,6 +69,35 @@ def relative_differences(old: dict, new: dict) -> list[str]:
     return out
 
 
+def _numbers(d, prefix: str = "") -> dict[str, float]:
+    """Every number of a result, by dotted path (booleans and timing fields left out)."""
+    if isinstance(d, dict):
+        out: dict[str, float] = {}
+        for k, v in d.items():
+            if k not in ("train_seconds", "step_ms", "peak_memory_mb", "history"):
+                out.update(_numbers(v, f"{prefix}{k}."))
+        return out
+    if isinstance(d, (int, float)) and not isinstance(d, bool):
+        return {prefix[:-1]: float(d)}
+    return {}
+
+
+def largest_relative_differences(pairs: list[tuple[dict, dict]]) -> dict[str, float]:
+    """Per number that moved in any (stored, retrained) pair, the largest ``|new − old| / |old|``.
+
+    >>> largest_relative_differences([({"pgv": 2.0, "test": {"accuracy": 0.75}}, {"pgv": 2.002, "test": {"accuracy": 0.75}})])
+    {'pgv': 0.001}
+    """
+    out: dict[str, float] = {}
+    for old, new in pairs:
+        a, b = _numbers(old), _numbers(new)
+        for k in a.keys() & b.keys():
+            if not _same(a[k], b[k]):
+                rel = abs(b[k] - a[k]) / abs(a[k]) if a[k] else math.inf
+                out[k] = max(out.get(k, 0.0), round(rel, 12))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def task_of(rec: dict) -> Task:
     cfg = TrainConfig.from_dict(rec["config"])
     return Task(rec["phase"], rec["contender"], cfg, bool(rec["test"]), rec["seed"], rec.get("trial"))
@@ -88,6 +119,8 @@ def main() -> None:
                     "did for small networks")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="keep the retrained run files in this folder (default: a temporary one)")
+    ap.add_argument("--reference", type=Path, help="compare with this folder's run files (an earlier --keep) instead "
+                    "of the fight's")
     args = ap.parse_args()
 
     recs = [load_record(f) for f in sorted((args.fight / "runs").glob("*.json"))]
@@ -106,13 +139,22 @@ def main() -> None:
         Path(out).mkdir(parents=True, exist_ok=True)
         list(pool.map(_retrain, groups, [out] * len(groups)))
         now = {r["key"]: json.loads((Path(out) / f"{r['key']}.json").read_text())["result"] for r in sample}
-    print(f"{args.fight}: {len(sample)} of {len(recs)} attacked runs retrained ({'batched' if args.batch else 'alone'})\n")
-    bad = 0
+    stored = {r["key"]: r["result"] for r in sample}
+    if args.reference:
+        stored = {k: json.loads((args.reference / f"{k}.json").read_text())["result"] for k in stored}
+    against = f"the run files in {args.reference}" if args.reference else "the stored runs"
+    print(f"{args.fight}: {len(sample)} of {len(recs)} attacked runs retrained ({'batched' if args.batch else 'alone'}), "
+          f"compared with {against}\n")
+    bad = []
     for r in sample:
-        diff = differences(r["result"], now[r["key"]])
-        bad += bool(diff)
+        diff = differences(stored[r["key"]], now[r["key"]])
+        if diff:
+            bad.append((stored[r["key"]], now[r["key"]]))
         print(f"{r['key']}  {r['contender']:>14}  seed {r['seed']}: {', '.join(diff) if diff else 'identical'}")
-    print(f"\n{len(sample) - bad} of {len(sample)} reproduce every stored number")
+    print(f"\n{len(sample) - len(bad)} of {len(sample)} reproduce every stored number")
+    if bad:
+        rel = largest_relative_differences(bad)
+        print("largest relative differences where not: " + ", ".join(f"{k} {v:.1e}" for k, v in rel.items()))
 
 
 if __name__ == "__main__":
