@@ -20,6 +20,8 @@ from chainzrule.diagnostics import (
     tau_input,
     tau_train,
 )
+from chainzrule.activations import ReLU
+from chainzrule.layers import HiddenLayer
 from chainzrule.models import MLP, ChainzRuleMLP
 from chainzrule.regularizers import SpectralNorm
 
@@ -369,9 +371,69 @@ def test_lipschitz_bound_refuses_parameters_it_does_not_count(extra):
             model.norm, name = nn.LayerNorm(4), "norm (LayerNorm)"
         else:
             model.scale, name = nn.Linear(4, 4), "scale (Linear)"
+    if extra == "kan":  # its own forward: refused as no chain first, then for its splines when called one
+        with pytest.raises(ConfigError, match="bounds a plain chain only .* got KAN with its own forward"):
+            lipschitz_bound(model)
     with pytest.raises(ConfigError, match=r"lipschitz_bound counts the hidden layers and model.head only.*"
                                           + name.replace("(", r"\(").replace(")", r"\)")):
+        lipschitz_bound(model, assume_chain=extra == "kan")
+
+
+class _Custom(nn.Module):
+    """hidden_layers + head like an MLP, with a forward of its own (``how``)."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.hidden_layers = nn.ModuleList([HiddenLayer(6, 6, ReLU())])
+        self.head = nn.Linear(6, 6)
+
+    def forward(self, x):
+        layer = self.hidden_layers[0]
+        if self.how == "residual":
+            return self.head(x + layer(x))
+        if self.how == "twice":
+            return self.head(layer(layer(x)))
+        if self.how == "scaled":
+            return self.head(layer(100.0 * x))
+        return self.head(layer(x))  # "chain"
+
+
+@pytest.mark.parametrize("how, gain", [("residual", 0.01), ("twice", 3.0), ("scaled", 1.0)])
+def test_lipschitz_bound_refuses_a_forward_it_cannot_bound(how, gain):
+    """The product of the layers' bounds is no bound for a residual connection, a layer called
+    twice or a scaling between layers: a model with its own forward is refused. With W = gain·I, an
+    identity head and positive inputs (ReLU open), J = (1 + gain)·I, 9·I and 100·I, against the
+    product's 0.01, 3 and 1 — what it would have claimed with assume_chain=True."""
+    from chainzrule.errors import ConfigError
+
+    model = _Custom(how)
+    with torch.no_grad():
+        model.hidden_layers[0].linear.weight.copy_(gain * torch.eye(6))
+        model.hidden_layers[0].linear.bias.zero_()
+        model.head.weight.copy_(torch.eye(6))
+        model.head.bias.zero_()
+    with pytest.raises(ConfigError, match="got _Custom with its own forward; pass assume_chain=True"):
         lipschitz_bound(model)
+    x = torch.rand(8, 6) + 0.1  # positive: every ReLU open
+    spectral = float(jacobian_norms(model, x, method="exact").max()) / math.sqrt(6)  # J = c·I: ||J||_F = c·√6
+    assert lipschitz_bound(model, assume_chain=True) < 0.5 * spectral
+
+
+def test_lipschitz_bound_of_a_custom_chain_and_a_subclass():
+    """assume_chain=True bounds a custom model that is a chain; a subclass of MLP keeping its
+    forward needs no opt-in and gets the MLP's bound."""
+    torch.manual_seed(0)
+    model, x = _Custom("chain"), torch.randn(64, 6)
+    j = jacobian_norms(model, x, method="exact")  # Frobenius ≤ √rank · spectral
+    assert float(j.max()) <= math.sqrt(6) * lipschitz_bound(model, assume_chain=True)
+
+    class Wider(MLP):
+        pass
+
+    net, plain = Wider(4, [8], 3), MLP(4, [8], 3)
+    plain.load_state_dict(net.state_dict())
+    assert lipschitz_bound(net) == lipschitz_bound(plain)
 
 
 def test_lipschitz_bound_takes_parameter_free_modules_as_they_are():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import chainzrule
-from chainzrule import ChainzRuleMLP, MLP, DregTerms, collect, dreg_penalty, lambda_schedule
+from chainzrule import ChainzRuleMLP, HiddenLayer, MLP, DregTerms, PolynomialActivation, collect, dreg_penalty, lambda_schedule
 
 DT = torch.float64
 
@@ -153,7 +153,24 @@ def test_dreg_penalty_of_tensors():
     assert torch.equal(dreg_penalty(torch.tensor([[1.0, 2.0], [3.0, 4.0]])), torch.tensor(5.0))
     jsq = torch.rand(2, 3, 4)  # extra batch dimensions: mean over all of them per layer
     torch.testing.assert_close(dreg_penalty(jsq), jsq.reshape(6, 4).mean(0).sum())
-    torch.testing.assert_close(dreg_penalty(torch.tensor([1.0, 2.0, 3.0])), torch.tensor(6.0))  # one example
+    torch.testing.assert_close(dreg_penalty(torch.tensor([[1.0, 2.0, 3.0]])), torch.tensor(6.0))  # one example
+
+
+def test_dreg_penalty_refuses_one_layers_terms():
+    """A HiddenLayer's terms have no layer axis: [N] is refused (read as [layers] it would sum the
+    batch, scaling λ by N), and a mask shaped like [B, T] terms says why; the documented ways give
+    the mean."""
+    layer = HiddenLayer(4, 8, PolynomialActivation(8))
+    _, jsq = layer(torch.randn(16, 4), return_jacobian=True)  # [16]
+    with pytest.raises(ValueError, match=r"expected per-example terms \[batch\.\.\., layers\].*got shape \(16,\): "
+                                         r"one layer's terms \[N\] have no layer axis"):
+        dreg_penalty(jsq)
+    torch.testing.assert_close(dreg_penalty(jsq.unsqueeze(-1)), jsq.mean())
+    _, jsq = layer(torch.randn(2, 5, 4), return_jacobian=True)  # tokens: [2, 5]
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"expected a mask of shape \(2,\) .* got \(2, 5\), the terms' own shape"):
+        dreg_penalty(jsq, mask)
+    torch.testing.assert_close(dreg_penalty(jsq.unsqueeze(-1), mask), jsq.mean())
     with pytest.raises(ValueError, match=r"expected per-example terms \[\.\.\., layers\], got Tensor\(\)"):
         dreg_penalty(torch.tensor(1.0))
     with pytest.raises(ValueError, match="expected per-example terms .* got list"):

@@ -57,7 +57,9 @@ from torch import Tensor, nn
 
 from .errors import ConfigError, is_int
 from . import dreg
+from .cnn import CNN
 from .layers import hidden_layers
+from .models import FeedForward
 from .conv import conv_hidden_layers
 from .ordinal import CoralHead, CumulativeLinkHead
 from .temperature import temperature_of
@@ -303,7 +305,7 @@ def _refuse_uncounted(model: nn.Module, counted: list) -> None:
                           f"it cannot bound")
 
 
-def lipschitz_bound(model: nn.Module) -> float:
+def lipschitz_bound(model: nn.Module, *, assume_chain: bool = False) -> float:
     """``τ · Π_l max|σ_l'| · ||W_l||_2 · ||W_head||_2``, an ℓ2 Lipschitz bound of input → logits.
 
     ``τ``: the model's logit temperature (:func:`chainzrule.temperature.temperature_of`, 1 if none).
@@ -319,11 +321,23 @@ def lipschitz_bound(model: nn.Module) -> float:
     LayerNorm, an extra linear layer) is refused with a ConfigError rather than given a number
     that leaves them out; parameter-free modules in between are taken as 1-Lipschitz.
 
+    The product bounds a plain chain only: every hidden layer once, in order, then the head. So
+    only the library's :class:`~chainzrule.models.MLP`, :class:`~chainzrule.models.ChainzRuleMLP`
+    and :class:`~chainzrule.cnn.CNN` (and subclasses that keep their ``forward``) are bounded as
+    they are; a model with its own ``forward`` (a residual connection, a layer called twice, a
+    scaling between layers) is refused with a ConfigError unless ``assume_chain=True`` states
+    that its forward is such a chain, with only 1-Lipschitz parameter-free operations between.
+
     >>> from chainzrule.models import MLP
     >>> net = MLP(4, [8, 8], 3)
     >>> lipschitz_bound(net) >= float(jacobian_norms(net, torch.randn(10, 4)).max()) / 3 ** 0.5
     True
     """
+    if not (assume_chain or type(model).forward in (FeedForward.forward, CNN.forward)):
+        raise ConfigError("lipschitz_bound multiplies the layers' bounds, which bounds a plain chain only (each hidden "
+                          "layer once, in order, then model.head): expected a chainzrule MLP, ChainzRuleMLP or CNN "
+                          f"(or a subclass keeping their forward), got {type(model).__name__} with its own forward; "
+                          "pass assume_chain=True if that forward is such a chain")
     layers = hidden_layers(model)
     convs = conv_hidden_layers(model)
     shapes = model.input_shapes() if convs and callable(getattr(model, "input_shapes", None)) else None

@@ -203,6 +203,11 @@ def dreg_penalty(terms, mask: Tensor | None = None) -> Tensor:
     over the true positions only — the real tokens of padded sequences (see :func:`masked_mean`).
     No examples (or a mask with no true position) give 0.
 
+    The last axis is always the layers. One layer's terms (``layer(x, return_jacobian=True)`` of a
+    :class:`~chainzrule.layers.HiddenLayer`: ``[N]`` or ``[B, T]``) have none: their penalty is
+    ``jsq.mean()`` (or ``masked_mean(jsq, mask)``), or ``dreg_penalty(jsq.unsqueeze(-1))``. A 1-D
+    tensor is refused, since read as ``[layers]`` it would sum a batch instead of averaging it.
+
     >>> dreg_penalty(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))   # layer means 2 and 3
     tensor(5.)
     >>> dreg_penalty(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), mask=torch.tensor([True, False]))
@@ -217,7 +222,15 @@ def dreg_penalty(terms, mask: Tensor | None = None) -> Tensor:
     if not isinstance(terms, Tensor) or terms.dim() < 1:
         raise ConfigError(f"expected per-example terms [..., layers], got {type(terms).__name__}"
                           f"{tuple(terms.shape) if isinstance(terms, Tensor) else ''}")
+    if terms.dim() == 1:  # [N] of one layer read as [layers] would be a batch sum: λ scaled by N, silently
+        raise ConfigError(f"expected per-example terms [batch..., layers] (a model's return_jacobian), got shape "
+                          f"{tuple(terms.shape)}: one layer's terms [N] have no layer axis (use jsq.mean(), or "
+                          "dreg_penalty(jsq.unsqueeze(-1))); one example's [layers]: dreg_penalty(jsq.unsqueeze(0))")
     if mask is not None:
+        if isinstance(mask, Tensor) and tuple(mask.shape) == tuple(terms.shape):
+            raise ConfigError(f"expected a mask of shape {tuple(terms.shape[:-1])} (the terms without their last, "
+                              f"layer axis), got {tuple(mask.shape)}, the terms' own shape: one layer's terms "
+                              "have no layer axis (use masked_mean(jsq, mask), or dreg_penalty(jsq.unsqueeze(-1), mask))")
         m = _mask(mask, terms[..., 0], "the terms without their layer axis").unsqueeze(-1)  # [..., 1]
         total = torch.where(m, terms, torch.zeros_like(terms)).reshape(-1, terms.shape[-1]).sum(0)  # [L]
         return (total / m.sum().clamp_min(1)).sum()
