@@ -21,7 +21,7 @@ def _v1_checkpoint(folder, cfg):
     with torch.no_grad():
         for layer in net.hidden_layers:
             layer.activation.coefficients.normal_()  # arbitrary power coefficients a_k of u^k
-    save_checkpoint(folder, net, cfg, in_features=5, num_classes=3, task="classification")
+    save_checkpoint(folder, net, cfg.replace(poly_basis="power"), in_features=5, num_classes=3, task="classification")
     meta = json.loads((folder / META).read_text())
     meta["format_version"] = 1
     for key in ("poly_basis", "coef_lr_scale", "device", "dtype", "patience"):
@@ -84,3 +84,30 @@ def test_checkpoint_reproduces_the_recorded_test_metrics(tmp_path, options):
     model, cfg2, meta = load_checkpoint(tmp_path)
     assert next(model.parameters()).dtype == getattr(torch, cfg.dtype)
     assert evaluate(model, cfg2, checkpoint_splits(cfg2, meta, progress=False))["test"] == run.result["test"]
+
+
+def test_save_refuses_a_model_its_config_does_not_describe(tmp_path):
+    """A checkpoint is rebuilt from its config: a model the config does not describe (another basis
+    and interval, another width) or bad sizes are refused before anything is written, not saved as
+    one that loads different (outputs off by ~1) or not at all."""
+    from chainzrule import ChainzRuleMLP
+    from chainzrule.errors import ConfigError
+
+    torch.manual_seed(0)
+    net = ChainzRuleMLP(6, [16], 3, basis="power", bound=2.0)
+    cfg = TrainConfig(dataset="synthetic", model="chainzrule", hidden=(16,))  # Legendre, R = 3
+    out = tmp_path / "ckpt"
+    with pytest.raises(ConfigError, match=r"computes other outputs \(largest difference .*e\.g\. another poly_basis"):
+        save_checkpoint(out, net, cfg, in_features=6, num_classes=3, task="classification")
+    with pytest.raises(ConfigError, match=r"would not load\): size mismatch for hidden_layers\.0"):
+        save_checkpoint(out, net, cfg.replace(hidden=(8,)), in_features=6, num_classes=3, task="classification")
+    with pytest.raises(ConfigError, match="expected in_features to be an integer >= 1, got -1"):
+        save_checkpoint(out, net, cfg, in_features=-1, num_classes=3, task="classification")
+    with pytest.raises(ConfigError, match=r"expected task to be one of \('classification', 'ordinal'\), got 'bogus'"):
+        save_checkpoint(out, net, cfg, in_features=6, num_classes=3, task="bogus")
+    assert not out.exists()
+    own = cfg.replace(poly_basis="power", bound=2.0)  # its own config: saved, and loads as the same network
+    save_checkpoint(out, net, own, in_features=6, num_classes=3, task="classification")
+    loaded, _, _ = load_checkpoint(out)
+    x = torch.randn(5, 6)
+    assert torch.equal(loaded(x), net.eval()(x))

@@ -40,7 +40,8 @@ from torch import nn
 
 from .config import TrainConfig
 from .data.cache import atomic_write, atomic_write_text
-from .errors import DataError, is_int
+from .data.base import TASKS
+from .errors import ConfigError, DataError, is_int
 from .sizing import check_fits
 from .train.factory import build_model, make_run_regularizer
 
@@ -103,10 +104,22 @@ def save_checkpoint(folder: str | Path, model: nn.Module, cfg: TrainConfig, *, i
 
     ``standardization`` is the ``(mean, std)`` the training features were standardised with
     (``Splits.meta["feature_mean"]``/``["feature_std"]``), or None if they were not.
+
+    A checkpoint is rebuilt from ``cfg``, not from ``model``, so before anything is written the
+    network ``cfg`` describes is built, given ``model``'s weights and run beside it on two inputs:
+    a model that ``cfg`` does not describe (another basis, working interval or width, weights that
+    do not fit) is refused with a ConfigError instead of being saved as one that loads different
+    or not at all. So are sizes that are no integers >= 1 and a task outside ``TASKS``.
     """
+    for name, v in (("in_features", in_features), ("num_classes", num_classes)):
+        if isinstance(v, bool) or not is_int(v) or v < 1:
+            raise ConfigError(f"expected {name} to be an integer >= 1, got {v!r}")
+    if task not in TASKS:
+        raise ConfigError(f"expected task to be one of {TASKS}, got {task!r}")
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    _check_describes(model, state, cfg, (int(in_features), int(num_classes), task))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     _atomic(folder / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     stats = None
     if standardization is not None:
@@ -117,6 +130,57 @@ def save_checkpoint(folder: str | Path, model: nn.Module, cfg: TrainConfig, *, i
             **(extra or {})}
     write_json(folder / META, meta)
     return folder
+
+
+def _rebuild(cfg: TrainConfig, shape: tuple[int, int, str]) -> nn.Module:
+    """The network ``cfg`` describes for ``(in_features, num_classes, task)``, in the run's dtype."""
+    model = build_model(cfg, *shape)
+    if cfg.reg == "sn":
+        model = make_run_regularizer(cfg).prepare(model)  # the run's spectral norm, with its gain
+    return model.to(dtype=getattr(torch, cfg.dtype))  # the run's dtype: its weights load unrounded
+
+
+def _check_describes(model: nn.Module, state: dict, cfg: TrainConfig, shape: tuple[int, int, str]) -> None:
+    """ConfigError unless ``cfg``'s network, given ``state``, computes what ``model`` computes."""
+    check_fits(cfg, *shape)
+    rebuilt = _rebuild(cfg, shape)
+    try:
+        rebuilt.load_state_dict(state)
+    except RuntimeError as e:
+        raise ConfigError(f"the model does not match the network its config describes (the checkpoint would not "
+                          f"load): {_state_error(e)}") from None
+    first = next(model.parameters(), None)
+    device, dtype = (first.device, first.dtype) if first is not None else (torch.device("cpu"), _dtype_of(rebuilt))
+    x = torch.randn(2, shape[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)  # [2, in]
+    was_training = model.training
+    model.eval()
+    rebuilt.eval()
+    try:
+        with torch.no_grad():
+            got, want = model(x.to(device=device, dtype=dtype)), rebuilt(x.to(dtype=_dtype_of(rebuilt)))
+    finally:
+        model.train(was_training)
+    got, want = got.detach().double().cpu(), want.detach().double().cpu()
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-5, equal_nan=True):
+        diff = (got - want).abs().max().item() if got.shape == want.shape else f"shape {tuple(got.shape)}"
+        raise ConfigError(f"the model does not match the network its config describes: the config's network with "
+                          f"these weights computes other outputs (largest difference {diff}, expected 0; e.g. "
+                          f"another poly_basis, bound, range_control or activation): save it with its own config")
+
+
+def _state_error(e: RuntimeError) -> str:
+    """The first specific line of torch's load_state_dict error (its first line only names the class).
+
+    >>> _state_error(RuntimeError("Error(s) in loading state_dict for MLP:\\n\\tsize mismatch for w: 8 vs 16."))
+    'size mismatch for w: 8 vs 16.'
+    """
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict") else lines[0]
+
+
+def _dtype_of(model: nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s first parameter (float32 for a model without any)."""
+    return next((p.dtype for p in model.parameters()), torch.float32)
 
 
 def _upgrade_config(meta: dict) -> dict:
@@ -187,10 +251,7 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
         raise DataError(f"{folder / META}: unreadable checkpoint metadata ({e})") from None
     check_fits(cfg, *shape)  # a model.json asking for 10^14 parameters is refused, not allocated
-    model = build_model(cfg, *shape)
-    if cfg.reg == "sn":
-        model = make_run_regularizer(cfg).prepare(model)  # the run's spectral norm, with its gain
-    model = model.to(dtype=getattr(torch, cfg.dtype))  # the run's dtype: its weights load unrounded
+    model = _rebuild(cfg, shape)
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError) as e:
@@ -198,7 +259,7 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise DataError(f"{folder / WEIGHTS}: weights do not match the model in {META}: {str(e).splitlines()[0]}") from None
+        raise DataError(f"{folder / WEIGHTS}: weights do not match the model in {META}: {_state_error(e)}") from None
     model.eval()
     return model, cfg, meta
 
