@@ -91,6 +91,8 @@ def test_image_shape_inference_and_refusals():
         infer_image_shape(10)
     with pytest.raises(ConfigError, match="at least 8 pixels"):
         CNN((1, 4, 4), [2, 2, 2], [4], 2)
+    with pytest.raises(ConfigError, match="expected a head taking the last hidden width, 4 features, got Linear with in_features=5"):
+        CNN((1, 8, 8), [2], [4], 2, head=torch.nn.Linear(5, 2))
     with pytest.raises(ConfigError, match="unknown activation"):
         CNN((1, 4, 4), [2], [4], 2, activation="swish2")
     with pytest.raises(ConfigError, match="channels"):

@@ -33,6 +33,7 @@ from .activations import make_activation
 from .conv import ConvHiddenLayer
 from .errors import ConfigError, is_int, is_list_like
 from .layers import HiddenLayer
+from .models import check_head
 from .poly import PolynomialActivation
 
 __all__ = ["CNN", "infer_image_shape"]
@@ -112,6 +113,7 @@ class CNN(nn.Module):
         self.pool = nn.MaxPool2d(2)
         dims = [c * h * w] + hidden
         self.hidden_layers = nn.ModuleList(HiddenLayer(a, b, dense_act(b)) for a, b in zip(dims[:-1], dims[1:]))
+        check_head(head, dims[-1])
         self.head = head if head is not None else nn.Linear(dims[-1], out_features)
         self.in_features = math.prod(self.image_shape)
         self.out_features = out_features

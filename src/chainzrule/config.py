@@ -31,7 +31,7 @@ from .dreg import SCHEDULES as DREG_SCHEDULES
 from .errors import ConfigError
 from .optim import LR_SCHEDULES, OPTIMIZERS
 from .ordinal import ORDINAL_KINDS
-from .poly import BASES, RANGE_CONTROLS
+from .poly import BASES, DEGREE_LIMIT, RANGE_CONTROLS
 from .regularizers import REGULARIZERS
 
 # Choices defined where the thing lives (imported above); these are the training loop's own.
@@ -145,10 +145,6 @@ INT_LIMIT = 2**31 - 1
 #: multiplies these (Adam divides lr by a bias correction >= 0.1, λ scales a penalty), so 1e30
 #: leaves room; every such value up to it was checked to train or diverge cleanly.
 FLOAT_LIMIT = 1e30
-#: Largest polynomial degree. The engine is tested at degrees 1-5 and the fights use 3; at 12 the
-#: Legendre-to-power matrix (R = 3) has condition number 1.2e6, from 14 on it passes float32's
-#: 1/eps (8.4e6), and degree 40 diverges on Pima (a million runs out of memory).
-DEGREE_LIMIT = 12
 #: Largest device index: torch keeps it in an int8 (``cuda:128`` wraps to ``cuda:-128``).
 DEVICE_INDEX_LIMIT = 127
 #: a device as TrainConfig takes it: cpu, cuda or mps, with an optional index written as torch reads it

@@ -35,11 +35,32 @@ def _widths(hidden: int | Sequence[int]) -> list[int]:
     return [int(w) for w in widths]
 
 
+def check_head(head: nn.Module | None, width: int) -> None:
+    """ConfigError unless ``head`` is None or a module; one with an integer ``in_features`` (an
+    ``nn.Linear``, the ordinal heads) must take the last hidden width ``width``.
+
+    >>> check_head(nn.Linear(7, 3), 8)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected a head taking the last hidden width, 8 features, got Linear with in_features=7
+    """
+    if head is None:
+        return
+    if not isinstance(head, nn.Module):
+        raise ConfigError(f"expected head to be an nn.Module (or None for nn.Linear), got {type(head).__name__}")
+    n = getattr(head, "in_features", None)
+    if is_int(n) and n != width:
+        raise ConfigError(f"expected a head taking the last hidden width, {width} features, got "
+                          f"{type(head).__name__} with in_features={n}")
+
+
 class FeedForward(nn.Module):
     """Hidden layers (``self.hidden_layers``) then an output head (``self.head``).
 
     ``forward(x)``: ``[..., in_features]`` → ``[..., out_features]`` (a tensor, never a tuple);
-    ``features(x)`` returns the last hidden representation.
+    ``features(x)`` returns the last hidden representation. A given ``head`` decides the output:
+    ``out_features`` is then ignored (an ordinal head's K − 1 logits, for instance), and a head
+    with ``in_features`` must take the last hidden width (ConfigError otherwise).
     """
 
     def __init__(
@@ -64,6 +85,7 @@ class FeedForward(nn.Module):
             HiddenLayer(d_in, d_out, activation_factory(d_out), bias=bias)
             for d_in, d_out in zip(dims[:-1], dims[1:])
         )
+        check_head(head, widths[-1])
         self.head = head if head is not None else nn.Linear(widths[-1], out_features, bias=bias)
 
     @property

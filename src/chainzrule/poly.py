@@ -58,6 +58,7 @@ from .errors import ConfigError, is_int, is_number
 RANGE_CONTROLS = CF.RANGE_CONTROLS
 BASES = CF.BASES
 INITS = CF.INITS
+DEGREE_LIMIT = CF.DEGREE_LIMIT
 
 
 class PolynomialActivation(nn.Module):
@@ -99,8 +100,9 @@ class PolynomialActivation(nn.Module):
                                    or num_features % groups):
             raise ConfigError(f"groups must be None or a positive divisor of num_features={num_features}, "
                               f"got {groups!r}")
-        if not is_int(degree) or degree < 1:
-            raise ConfigError(f"degree must be an integer >= 1, got {degree!r}")
+        if not is_int(degree) or not 1 <= degree <= DEGREE_LIMIT:
+            raise ConfigError(f"degree must be an integer in 1..{DEGREE_LIMIT} (higher degrees lose float32 precision), "
+                              f"got {degree!r}")
         if not (is_number(bound) and math.isfinite(bound) and 0 < bound < 1e6):
             raise ConfigError(f"bound must be a positive finite number below 1e6, got {bound!r}")
         for kind, value, allowed in (("range_control", range_control, RANGE_CONTROLS), ("basis", basis, BASES),

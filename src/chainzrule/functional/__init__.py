@@ -43,12 +43,12 @@ backward for "linear" and "none" (measured in ``BENCHMARKS.md``).
 
 from .activation import (layer_jacobian_sq, linear_and_row_norms_sq, poly_activation, poly_activation_and_jacobian_sq,
                          poly_activation_and_slope, poly_max_slope, row_norms_sq)
-from .basis import BASES, INITS, RANGE_CONTROLS, basis_matrix, basis_matrix_np, horner, require_choice
+from .basis import BASES, DEGREE_LIMIT, INITS, RANGE_CONTROLS, basis_matrix, basis_matrix_np, horner, require_choice
 from .conv import PADDING_MODES, conv_layer_jacobian_sq, conv_padding_pairs, conv_row_norms_sq
 from .init import ASYMPTOTIC_SLOPES, fit_coefficients, target_activation
 
 __all__ = [
-    "ASYMPTOTIC_SLOPES", "BASES", "INITS", "PADDING_MODES", "RANGE_CONTROLS", "basis_matrix", "basis_matrix_np",
+    "ASYMPTOTIC_SLOPES", "BASES", "DEGREE_LIMIT", "INITS", "PADDING_MODES", "RANGE_CONTROLS", "basis_matrix", "basis_matrix_np",
     "conv_layer_jacobian_sq", "conv_padding_pairs", "conv_row_norms_sq", "fit_coefficients", "horner",
     "layer_jacobian_sq", "linear_and_row_norms_sq", "poly_activation", "poly_activation_and_jacobian_sq",
     "poly_activation_and_slope", "poly_max_slope", "require_choice", "row_norms_sq", "target_activation",
