@@ -442,3 +442,20 @@ def test_lipschitz_bound_takes_parameter_free_modules_as_they_are():
     before = lipschitz_bound(model)
     model.drop = nn.Dropout(0.1)
     assert lipschitz_bound(model) == before
+
+
+def test_jacobian_norms_under_inference_mode_and_a_one_dimensional_input():
+    """The projection estimate works under the caller's torch.inference_mode() (it raised "element
+    0 of tensors does not require grad"), with the same numbers; a 1-D input to a model with
+    in_features is refused naming its own shape, not one vmapped example's (1,)."""
+    from chainzrule.errors import ConfigError
+
+    torch.manual_seed(0)
+    net, x = ChainzRuleMLP(4, [8], 40), torch.randn(6, 4)  # 40 outputs: "auto" picks projection
+    want = jacobian_norms(net, x, method="projection")
+    with torch.inference_mode():
+        xi = x.clone()
+        for method in ("projection", "auto"):
+            assert torch.equal(jacobian_norms(net, xi, method=method), want)
+    with pytest.raises(ConfigError, match=r"expected 4 input features in the last dimension, got shape \(4,\)"):
+        jacobian_norms(net, torch.randn(4))

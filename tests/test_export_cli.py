@@ -156,3 +156,20 @@ def test_export_model_leaves_the_callers_model_as_it_was(tmp_path):
     program = torch.export.load(path)
     x = torch.randn(3, 4, dtype=torch.float64)
     assert torch.allclose(program.module()(x.float()).double(), model.eval()(x), atol=1e-5)
+
+
+def test_export_model_refuses_in_features_the_model_does_not_take(tmp_path):
+    """A wrong in_features was traced with a symbolic batch and named as "got shape (s77, 5)"; it
+    is refused before the export, naming the model's own count. Nothing is written."""
+    import pytest
+
+    import chainzrule as cz
+    from chainzrule.errors import ConfigError
+    from chainzrule.export import export_model
+
+    model = cz.ChainzRuleMLP(4, [6], 2)
+    with pytest.raises(ConfigError, match=r"expected in_features=4 \(the model's input features\), got 5"):
+        export_model(model, 5, tmp_path / "m.pt2", "pt2")
+    with pytest.raises(ConfigError, match=r"expected in_features to be an integer >= 1, got 0"):
+        export_model(model, 0, tmp_path / "m.onnx", "onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -145,3 +145,24 @@ def test_numpy_scalars_and_bad_inputs_are_handled_before_work():
             make()
     empty = torch.ones(0, 2, requires_grad=True)
     assert dreg_penalty(empty).item() == 0.0 == dreg_penalty(empty, mask=torch.ones(0, dtype=torch.bool)).item()
+
+
+def test_non_tensor_inputs_and_models_are_refused_by_name():
+    """A list, a numpy array or a string where a tensor or a module belongs is a ConfigError naming
+    the type (it was an AttributeError: "... has no attribute 'dim'")."""
+    import numpy as np
+
+    from chainzrule import hidden_layers
+    from chainzrule.cnn import CNN
+    from chainzrule.errors import ConfigError
+
+    net = ChainzRuleMLP(4, [8], 3)
+    for x in ([[0.0] * 4], np.zeros((2, 4))):
+        for call in (lambda: net(x), lambda: net(x, return_jacobian=True), lambda: net.hidden_layers[0](x)):
+            with pytest.raises(ConfigError, match=rf"expected a tensor \[\.\.\., 4\], got {type(x).__name__}"):
+                call()
+    with pytest.raises(ConfigError, match=r"expected a tensor \[N, 64\] or \[N, 1, 8, 8\], got ndarray"):
+        CNN((1, 8, 8), [2], [4], 2)(np.zeros((2, 64)))
+    for call in (lambda: count_parameters("net"), lambda: hidden_layers(3)):
+        with pytest.raises(ConfigError, match=r"expected the model to be an nn.Module, got (str|int)"):
+            call()

@@ -119,6 +119,9 @@ class CNN(nn.Module):
         self.out_features = out_features
 
     def _images(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise ConfigError(f"expected a tensor [N, {self.in_features}] or [N, "
+                              f"{', '.join(map(str, self.image_shape))}], got {type(x).__name__}")
         if x.dim() == 2 and x.shape[1] == self.in_features:
             return x.view(x.shape[0], *self.image_shape)  # [N, C, H, W]
         if x.dim() == 4 and tuple(x.shape[1:]) == self.image_shape:

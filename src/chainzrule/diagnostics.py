@@ -88,7 +88,7 @@ def _check_features(model: nn.Module, x: Tensor) -> None:
     ``[N, *image_shape]``). Checked here because the model itself would only see one example
     ``[1, ...]`` inside ``vmap`` and name that shape. Shapes only: no forward, no sync."""
     n = getattr(model, "in_features", None)
-    if not is_int(n) or x.dim() < 2 or x.shape[-1] == n:
+    if not is_int(n) or (x.dim() >= 2 and x.shape[-1] == n):
         return
     image = getattr(model, "image_shape", None)
     if image is not None and tuple(x.shape[1:]) == tuple(image):
@@ -130,10 +130,12 @@ def _projection_sq(model: nn.Module, x: Tensor, n_proj: int, batch_size: int, se
     """Unbiased random-projection estimate of ``||J_f(x)||_F²`` per example, ``[N]``."""
     gen = torch.Generator().manual_seed(int(seed))  # CPU draws: the same on every device
     out = []
-    with torch.enable_grad():
+    # inference_mode(False): under a caller's torch.inference_mode() autograd would be off whatever
+    # enable_grad says; the clone makes x (an inference tensor there) one autograd may save
+    with torch.inference_mode(False), torch.enable_grad():
         for chunk in x.split(batch_size):
             b = chunk.shape[0]
-            xc = chunk.detach().requires_grad_(True)  # [B, *in]
+            xc = chunk.detach().clone().requires_grad_(True)  # [B, *in]
             y = model(xc).reshape(b, -1)  # [B, C]
             c = y.shape[1]
             acc = torch.zeros(b, dtype=torch.float64, device=x.device)  # [B]

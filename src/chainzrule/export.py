@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, is_int
 from .poly import PolynomialActivation
 
 FORMATS = ("onnx", "pt2")
@@ -123,6 +123,11 @@ def export_model(model: nn.Module, in_features: int, path: str | Path, fmt: str)
     The export is of a float32, eval-mode copy: ``model`` itself keeps its mode and dtype."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    declared = getattr(model, "in_features", None)
+    if isinstance(in_features, bool) or not is_int(in_features) or in_features < 1:
+        raise ConfigError(f"expected in_features to be an integer >= 1, got {in_features!r}")
+    if is_int(declared) and declared != in_features:
+        raise ConfigError(f"expected in_features={declared} (the model's input features), got {in_features}")
     path = Path(path)
     model = copy.deepcopy(model).eval().float()  # the caller's model keeps its mode and dtype
     x = probe_inputs(in_features, n=4)

@@ -44,6 +44,26 @@ def _positive_int(name: str, v) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
+def check_features(x, n: int) -> None:
+    """ConfigError unless ``x`` is a tensor ``[..., n]`` (the check every dense entry point makes).
+
+    >>> check_features([0.0, 1.0], 2)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected a tensor [..., 2], got list
+    """
+    if not isinstance(x, Tensor):
+        raise ConfigError(f"expected a tensor [..., {n}], got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[-1] != n:
+        raise ConfigError(f"expected {n} input features in the last dimension, got shape {tuple(x.shape)}")
+
+
+def check_module(model, what: str = "model") -> None:
+    """ConfigError unless ``model`` is an ``nn.Module`` (what the module-walking helpers need)."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"expected the {what} to be an nn.Module, got {type(model).__name__}")
+
+
 def _hookless_linear(lin: nn.Module) -> bool:
     """Whether calling ``lin`` is exactly ``F.linear(x, lin.weight, lin.bias)``: a plain nn.Linear
     with no forward (pre-)hooks of its own or global ones (pruning recomputes the weight in a
@@ -96,9 +116,7 @@ class HiddenLayer(nn.Module):
 
     def forward(self, x: Tensor, return_jacobian: bool = False):
         """``σ(W x + b)`` ``[..., out]``; with ``return_jacobian`` also ``||S||_F²`` ``[...]``."""
-        if x.dim() == 0 or x.shape[-1] != self.linear.in_features:
-            raise ConfigError(f"expected {self.linear.in_features} input features in the last dimension, "
-                              f"got shape {tuple(x.shape)}")
+        check_features(x, self.linear.in_features)
         if not (return_jacobian or dreg.wanted(self)):
             z = self.linear(x)  # [..., out]
             return self.activation(_rows(z)).reshape(z.shape)
@@ -149,4 +167,5 @@ def _rows(z: Tensor) -> Tensor:
 
 def hidden_layers(model: nn.Module) -> list[tuple[str, HiddenLayer]]:
     """All :class:`HiddenLayer` submodules of ``model`` (itself included), in registration order."""
+    check_module(model)
     return [(name, m) for name, m in model.named_modules() if isinstance(m, HiddenLayer)]

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .activations import make_activation
 from .errors import ConfigError, is_int, is_list_like, is_number
-from .layers import HiddenLayer
+from .layers import HiddenLayer, check_features, check_module
 
 
 def _widths(hidden: int | Sequence[int]) -> list[int]:
@@ -94,10 +94,7 @@ class FeedForward(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Last hidden representation, ``[..., widths[-1]]``."""
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ConfigError(
-                f"expected {self.in_features} input features in the last dimension, got shape {tuple(x.shape)}"
-            )
+        check_features(x, self.in_features)
         for layer in self.hidden_layers:
             x = layer(x)  # [..., width_l]
         return x
@@ -107,10 +104,7 @@ class FeedForward(nn.Module):
         per-example ``||S||_F²``, ``[..., layers]`` (what :func:`chainzrule.dreg_penalty` takes)."""
         if not return_jacobian:
             return self.head(self.features(x))
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ConfigError(
-                f"expected {self.in_features} input features in the last dimension, got shape {tuple(x.shape)}"
-            )
+        check_features(x, self.in_features)
         terms = []
         for layer in self.hidden_layers:
             x, jsq = layer(x, return_jacobian=True)  # [..., width_l], [...]
@@ -181,6 +175,7 @@ class ChainzRuleMLP(FeedForward):
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Exact number of (unique) parameters of ``model``."""
+    check_module(model)
     seen, total = set(), 0
     for p in model.parameters():
         if id(p) in seen or (trainable_only and not p.requires_grad):
