@@ -52,6 +52,16 @@ def run(request, tmp_path_factory) -> Path:
     return out / "run"
 
 
+def _eager(model, meta: dict, x: torch.Tensor) -> torch.Tensor:
+    """What the export must compute: the checkpoint's model on ``x`` standardized as in training
+    (the export takes raw features; ``model.json``'s statistics, or none)."""
+    stats = meta.get("standardization")
+    if stats is not None:
+        x = (x - torch.tensor(stats["mean"])) / torch.tensor(stats["std"])
+    with torch.no_grad():
+        return model(x)
+
+
 def test_onnx_export_matches_torch_inside_and_outside_the_interval(run):
     res = chainzrule("export", run, "--format", "onnx", cache=run.parent)
     assert res.returncode == 0, res.stderr
@@ -62,8 +72,7 @@ def test_onnx_export_matches_torch_inside_and_outside_the_interval(run):
     for scale in (0.1, 10.0, 1000.0):  # well inside, outside, far outside [-R, R]
         x = probe_inputs(meta["in_features"], scale=scale, n=33)  # a batch size never seen at export
         got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-        with torch.no_grad():
-            want = model(x).numpy()
+        want = _eager(model, meta, x).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
 
 
@@ -73,7 +82,7 @@ def test_pt2_export_round_trips(run):
     program = torch.export.load(str(run / "model.pt2"))
     model, _, meta = load_checkpoint(run)
     x = probe_inputs(meta["in_features"], scale=10.0, n=7)
-    torch.testing.assert_close(program.module()(x), model(x))
+    torch.testing.assert_close(program.module()(x), _eager(model, meta, x))
 
 
 def test_formulas_are_the_activations(run):
@@ -126,8 +135,7 @@ def test_onnx_export_of_a_spectral_norm_run_with_gain_and_temperature(tmp_path):
     model, _, meta = load_checkpoint(run)
     sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
     x = probe_inputs(meta["in_features"], scale=10.0, n=33)
-    with torch.no_grad():
-        want = model(x).numpy()
+    want = _eager(model, meta, x).numpy()
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
     before = (run / "model.onnx").read_bytes()
@@ -173,3 +181,33 @@ def test_export_model_refuses_in_features_the_model_does_not_take(tmp_path):
     with pytest.raises(ConfigError, match=r"expected in_features to be an integer >= 1, got 0"):
         export_model(model, 0, tmp_path / "m.onnx", "onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_takes_the_raw_rows_of_a_standardized_run(tmp_path):
+    """A CSV run standardizes its features with statistics fitted on its training rows: the export
+    takes the raw rows (the statistics are inside the graph), in model.json's feature_names order,
+    and its outputs index model.json's classes. It was the standardized rows: on raw rows of the
+    breast-cancer table an export predicted one class for every row."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(loc=[100.0, -50.0, 3.0], scale=[20.0, 5.0, 1.0], size=(200, 3))
+    y = np.where(x[:, 0] / 20 + x[:, 1] / 5 > -5.0, "yes", "no")
+    lines = ["a,b,c,label"] + [f"{r[0]:.3f},{r[1]:.3f},{r[2]:.3f},{c}" for r, c in zip(x, y)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    res = chainzrule("train", "--dataset", f"csv:{tmp_path / 't.csv'}", "--target", "label", "--model", "chainzrule",
+                     "--hidden", "8", "--epochs", "3", "--quiet", "--out", run, cache=tmp_path)
+    assert res.returncode == 0, res.stderr
+    model, _, meta = load_checkpoint(run)
+    assert meta["feature_names"] == ["a", "b", "c"] and meta["classes"] == ["no", "yes"]
+    assert meta["standardization"] is not None
+    rows = torch.tensor(x, dtype=torch.float32)  # as the file holds them
+    want = _eager(model, meta, rows)
+    for fmt in ("onnx", "pt2"):
+        res = chainzrule("export", run, "--format", fmt, cache=tmp_path)
+        assert res.returncode == 0, res.stderr
+    sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: rows.numpy()})[0]
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.export.load(str(run / "model.pt2")).module()(rows), want)
+    with torch.no_grad():
+        assert not torch.allclose(model(rows), want)  # the bare model on raw rows is another function

@@ -10,7 +10,10 @@ leaves a half-written checkpoint.
 checkpoint evaluates from any working directory — and ``standardization`` — the per-feature
 ``mean``/``std`` fitted on the training rows (``null`` when the features were not
 standardised). :func:`checkpoint_splits` applies those statistics rather than refitting them on
-whatever data it is given. Format-1 checkpoints (without them) still load.
+whatever data it is given. Format-1 checkpoints (without them) still load. A run that
+``chainzrule train`` wrote also records ``feature_names`` (the model's inputs in order; a CSV's
+categorical columns one-hot, ``column=value``; null when the data has none) and ``classes`` (the
+label each output indexes), which an export (:func:`chainzrule.export.export_run`) needs.
 
 >>> import tempfile, torch
 >>> from chainzrule.config import TrainConfig

@@ -140,7 +140,9 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
     with staged_dir(out_dir) as tmp:  # the run's files appear together or not at all
         if run.model is not None:
             save_checkpoint(tmp, run.model, cfg, in_features=splits.in_features, num_classes=splits.num_classes,
-                            task=splits.task, standardization=stats if stats[0] is not None else None)
+                            task=splits.task, standardization=stats if stats[0] is not None else None,
+                            extra={"feature_names": splits.meta.get("feature_names"),  # the export's inputs
+                                   "classes": splits.meta.get("classes")})  # and what its outputs index
         write_json(tmp / "grad_norms.json", run.grad_norms)
         write_json(tmp / "result.json", result)
     _print_summary(result)

@@ -23,6 +23,7 @@ import copy
 import logging
 import math
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -161,10 +162,37 @@ def _exporter_noise_off():
         registry.setLevel(level)
 
 
+class Standardized(nn.Module):
+    """``model((x − mean) / std)``: raw features in, as the run's own training rows came before
+    its standardization, so an exported graph takes what the data file holds.
+
+    >>> net = Standardized(nn.Linear(2, 1), [1.0, 2.0], [2.0, 4.0])
+    >>> with torch.no_grad():
+    ...     _ = net.model.weight.fill_(1.0), net.model.bias.zero_()
+    >>> net(torch.tensor([[3.0, 6.0]]))   # (3 − 1) / 2 + (6 − 2) / 4
+    tensor([[2.]], grad_fn=<AddmmBackward0>)
+    """
+
+    def __init__(self, model: nn.Module, mean, std) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))  # [F]
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))  # [F]
+        self.in_features = int(self.mean.numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)  # [N, F] -> the model's output
+
+
 def export_run(run: str | Path, fmt: str) -> tuple[Path, tuple[float, float] | None]:
     """Export the checkpoint in run folder ``run`` to ``run/model.<fmt>``; for ONNX also
     :func:`check_onnx`'s ``(largest error against torch, largest output)`` on inputs inside and far
-    outside the working interval (None for pt2)."""
+    outside the working interval (None for pt2).
+
+    A run whose features were standardized (``model.json``'s ``standardization``) is exported
+    with that step inside the graph (:class:`Standardized`): the export takes the raw feature
+    vector, in the order of ``model.json``'s ``feature_names`` (a CSV's categorical columns one-hot
+    encoded there), and its outputs index ``classes``."""
     from .checkpoint import load_checkpoint
 
     folder = Path(run)
@@ -174,6 +202,12 @@ def export_run(run: str | Path, fmt: str) -> tuple[Path, tuple[float, float] | N
     if not all(bool(p.isfinite().all()) for p in model.parameters()):
         raise DataError(f"{run}: the weights hold NaN/inf (the training run diverged); nothing to export")
     in_features = int(meta["in_features"])
+    stats = meta.get("standardization")
+    if stats is not None:
+        model = Standardized(model, stats["mean"], stats["std"])  # raw features in, as the data file holds them
+    elif "standardization" not in meta:
+        print(f"chainzrule: warning: {run} predates saved standardization statistics: the export takes the "
+              "features as the model saw them (standardized if the run standardized them)", file=sys.stderr)
     path = folder / f"model.{fmt}"
     if fmt != "onnx":
         return export_model(model, in_features, path, fmt), None

@@ -168,7 +168,7 @@ def make_splits(ds: Dataset, val_fraction: float = 0.1, seed: int = 0,
     if not isinstance(val_fraction, (int, float)) or not 0.0 < float(val_fraction) < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     meta = dict(ds.meta)
-    meta.update(name=ds.name, in_features=ds.in_features, seed=seed)
+    meta.update(name=ds.name, in_features=ds.in_features, seed=seed, feature_names=ds.feature_names)
     if ds.X_val is not None:
         assert ds.y_val is not None
         X_tr, y_tr, X_va, y_va = ds.X_train, ds.y_train, ds.X_val, ds.y_val
