@@ -6,7 +6,9 @@ input and weight, the collector, and the errors."""
 from __future__ import annotations
 
 import itertools
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -183,6 +185,54 @@ def test_max_slope_bounds_the_observed_slope():
 def test_bad_construction_raises_value_error(make, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         make()
+
+
+GEOMETRY = "a positive integer or a tuple of 2 positive integers (spatial_dims=2)"
+PADDING = "'valid', 'same', a non-negative integer or a tuple of 2 non-negative integers (spatial_dims=2)"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    # zero channels built zero-element weights (a torch UserWarning), -1 a RuntimeError
+    (dict(in_channels=0), "in_channels must be a positive integer, got 0"),
+    (dict(out_channels=-1), "out_channels must be a positive integer, got -1"),
+    (dict(in_channels=2.0), "in_channels must be a positive integer, got 2.0"),
+    (dict(groups=0), "groups must be a positive integer, got 0"),
+    (dict(groups=3), "groups must divide in_channels and out_channels, got groups=3 and in_channels=2"),
+    (dict(in_channels=6, groups=3), "groups must divide in_channels and out_channels, got groups=3 and out_channels=4"),
+    # kernel 0 built, then failed in the forward; a 3-tuple built a 3-D kernel for a Conv2d
+    (dict(kernel_size=0), f"kernel_size must be {GEOMETRY}, got 0"),
+    (dict(kernel_size=(3, 0)), f"kernel_size must be {GEOMETRY}, got (3, 0)"),
+    (dict(kernel_size=(3, 3, 3)), f"kernel_size must be {GEOMETRY}, got (3, 3, 3)"),
+    (dict(kernel_size=3.0), f"kernel_size must be {GEOMETRY}, got 3.0"),
+    (dict(stride=0), f"stride must be {GEOMETRY}, got 0"),
+    (dict(stride=(1, -2)), f"stride must be {GEOMETRY}, got (1, -2)"),
+    (dict(dilation=0), f"dilation must be {GEOMETRY}, got 0"),
+    (dict(padding=-1), f"padding must be {PADDING}, got -1"),
+    (dict(padding=(1,)), f"padding must be {PADDING}, got (1,)"),
+    (dict(padding="full"), f"padding must be {PADDING}, got 'full'"),
+    (dict(padding="same", stride=2), "padding 'same' needs stride 1 (a strided conv's output is smaller than its "
+                                     "input), got stride=2"),
+    (dict(padding_mode="mirror"), "padding_mode must be one of zeros, reflect, replicate, circular, got 'mirror'"),
+])
+def test_bad_geometry_is_refused_before_anything_is_built(kwargs, message):
+    import warnings
+
+    args = dict(in_channels=2, out_channels=4, kernel_size=3, activation=ReLU()) | kwargs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused before torch builds (and warns about) a weight
+        with pytest.raises(ValueError, match=re.escape(message) + "$"):
+            ConvHiddenLayer(**args)
+
+
+def test_valid_geometries_still_build_and_run():
+    x1, x2 = torch.randn(2, 2, 9, dtype=DT), torch.randn(2, 2, 7, 6, dtype=DT)
+    for kw, x in ((dict(kernel_size=(3,), padding="same", stride=(1,), spatial_dims=1), x1),
+                  (dict(kernel_size=[3, 2], stride=(1, 2), padding=(0, 1), dilation=[1, 2]), x2),
+                  (dict(kernel_size=1, padding="valid", groups=2), x2),
+                  (dict(kernel_size=np.int64(3), padding=np.int64(1)), x2)):
+        layer = ConvHiddenLayer(2, 4, activation=ReLU(), dtype=DT, **kw)
+        h, jsq = layer(x, return_jacobian=True)
+        assert h.shape[:2] == (2, 4) and jsq.shape == (2,)
 
 
 def test_bad_input_shape_names_expected_and_given():

@@ -6,12 +6,15 @@ test_dreg_explicit.py.
 """
 
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 
 import chainzrule
 from chainzrule import ChainzRuleMLP, HiddenLayer, MLP, DregTerms, PolynomialActivation, collect, dreg_penalty, lambda_schedule
+from chainzrule.dreg import SCHEDULES
 
 DT = torch.float64
 
@@ -233,3 +236,32 @@ def test_schedules():
 def test_schedule_errors(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         lambda_schedule(**kwargs)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("warmup", [10, 20])
+def test_an_anneal_refuses_a_warmup_as_long_as_training(kind, warmup):
+    """warmup_steps=20 of total_steps=10 held λ at 1 past step 20, then dropped it to final in one step."""
+    with pytest.raises(ValueError, match=rf"λ schedule {kind} anneals over total_steps - warmup_steps steps: expected "
+                                         rf"warmup_steps < total_steps, got warmup_steps={warmup}, total_steps=10$"):
+        lambda_schedule(kind, 1.0, total_steps=10, warmup_steps=warmup)
+    s = lambda_schedule(kind, 1.0, total_steps=10, warmup_steps=9)  # one annealing step is fine
+    assert s(9) == 1.0 and s(10) == 0.0
+
+
+def test_schedules_without_an_anneal_keep_their_warmup_and_final():
+    """constant and warmup never read total_steps, and ignore final (the training loop passes its
+    configured value whatever the kind)."""
+    warm = lambda_schedule("warmup", 1.0, warmup_steps=20)  # total_steps defaults to 1
+    assert warm(10) == pytest.approx(0.5) and warm(20) == 1.0
+    assert lambda_schedule("constant", 0.3, final=1e-4)(5) == 0.3
+    assert lambda_schedule("warmup", 1.0, 10, warmup_steps=4, final=1e-4)(9) == 1.0
+
+
+@pytest.mark.parametrize("step", [-1, -5, 2.5, 3.0, True, "3", None])
+def test_a_schedule_refuses_a_step_that_is_not_a_non_negative_integer(step):
+    """A negative step gave a negative λ (warmup: -0.5 at step -5)."""
+    for kind in SCHEDULES:
+        with pytest.raises(ValueError, match=rf"expected a training step \(an integer >= 0\), got {re.escape(repr(step))}$"):
+            lambda_schedule(kind, 1.0, 10, warmup_steps=2)(step)
+    assert lambda_schedule("warmup", 1.0, warmup_steps=10)(np.int64(5)) == pytest.approx(0.5)

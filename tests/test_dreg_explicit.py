@@ -178,6 +178,25 @@ def test_collector_on_a_submodule_and_inside_a_user_module():
     torch.testing.assert_close(terms.penalty(), dreg_penalty(net(x, return_jacobian=True)[1]))
 
 
+def test_a_collected_layer_is_named_as_named_modules_names_it():
+    """A collector opened on a layer itself names it '' (as ``named_modules`` does), the name
+    ``hidden_layers`` / ``conv_hidden_layers`` give it, by which ``layer_report`` matches its terms."""
+    from chainzrule.activations import ReLU
+    from chainzrule.conv import ConvHiddenLayer, conv_hidden_layers
+    from chainzrule.diagnostics import layer_report
+    from chainzrule.layers import hidden_layers
+
+    layer, x = _net().hidden_layers[0], _x()
+    with collect(layer) as terms:
+        layer(x)
+    assert list(terms.per_layer()) == list(terms.per_example()) == [name for name, _ in hidden_layers(layer)] == [""]
+    assert [row["name"] for row in layer_report(layer, x)] == [""]
+    conv = ConvHiddenLayer(2, 3, 3, ReLU(), padding=1).double()
+    with collect(conv) as terms:
+        conv(torch.randn(2, 2, 5, 5, dtype=DT))
+    assert list(terms.per_layer()) == [name for name, _ in conv_hidden_layers(conv)] == [""]
+
+
 def test_suspended_hides_forwards_from_open_collectors(jacobian_calls):
     net, x = _net(), _x()
     with collect(net) as terms:

@@ -161,6 +161,11 @@ SPEC_PROBES = [
     (lambda r: r["fight"].update(tune_seed=2**32), "[fight] tune_seed must be an integer in 0..4294967295"),
     (lambda r: r["fight"].update(seeds=True), "[fight] seeds must be an integer"),
     (lambda r: r["base"].update(seed=-1), "seed must be an integer in [0, 2**32)"),
+    # the runner's own fields: a fixed fold was read as repeated CV (one split, "n=1, no CI"), a seed overridden
+    (lambda r: r["base"].update(cv_folds=5), "[base] sets cv_folds, which the runner sets for every run: give the "
+                                              "seeds as [fight] seeds and the folds as [fight] resampling"),
+    (lambda r: r["base"].update(seed=3, cv_folds=5, cv_fold=1), "[base] sets seed, cv_folds, cv_fold, which the runner sets"),
+    (lambda r: r["contender"][0].update(cv_repeat=2), "contender 'relu' sets cv_repeat, which the runner sets"),
 ]
 
 
@@ -352,3 +357,22 @@ def test_claim_on_an_attack_column_no_run_will_have_is_refused():
     assert parse_spec(spec("pgd_0.1")).claims[0]["metric"] == "pgd_0.1"
     with pytest.raises(ConfigError, match="unknown metric 'pgd_0.3'.*with that ε in adv_eps"):
         parse_spec(spec("pgd_0.3"))
+
+
+def test_quick_without_a_quick_table_is_refused():
+    """--quick on a spec without [quick] ran the full profile, labelled a preview: refused, for
+    fights, stability maps and fine-tuning fights alike."""
+    from chainzrule.fight.finetune_spec import parse_finetune_spec
+    from chainzrule.fight.stability_spec import parse_stability_spec
+
+    raw = _tiny()
+    raw.pop("quick", None)
+    parse_spec(copy.deepcopy(raw))  # fine without --quick
+    message = r"--quick needs the spec's \[quick\] table, got a spec without one"
+    with pytest.raises(ConfigError, match=message):
+        parse_spec(raw, quick=True)
+    for path, parse in (("stability-mnist-long.toml", parse_stability_spec), ("sst5-finetune.toml", parse_finetune_spec)):
+        spec = tomllib.loads((REPO / "fights" / path).read_text())
+        spec.pop("quick", None)
+        with pytest.raises(ConfigError, match=message):
+            parse(spec, quick=True)

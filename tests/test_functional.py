@@ -9,6 +9,7 @@ the whole-line initial fit (``fit_coefficients``) are held against numpy and den
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -611,3 +612,102 @@ def test_docstring_example_values():
     _, slope = CF.poly_activation_and_slope(z, a.unsqueeze(1), 3.0)
     assert [round(float(s), 3) for s in slope[:, 0]] == [0.0, 0.0, 0.5, 1.0, 1.0]
     assert math.isclose(float(CF.layer_jacobian_sq(torch.tensor([[1.0, 0.5]]), torch.tensor([2.0, 4.0]))), 3.0)
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks: row norms, weights, bias, the fit's grid (shapes and Python numbers only)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weight, given", [(torch.ones(3), "shape (3,)"), (torch.ones(3, 4, 5), "shape (3, 4, 5)"),
+                                           (torch.ones(()), "shape ()"), ([[1.0, 2.0]], "list")])
+def test_row_norms_sq_refuses_a_weight_that_is_not_a_matrix(weight, given):
+    with pytest.raises(ValueError, match=rf"expected a weight of shape \[out, in\], got {re.escape(given)}$"):
+        CF.row_norms_sq(weight)
+
+
+@pytest.mark.parametrize("rn, given", [(torch.ones(5), "shape (5,)"), (torch.ones(3, 1), "shape (3, 1)"),
+                                       (torch.ones(()), "shape ()"), ([1.0, 1.0, 1.0], "list")])
+def test_layer_jacobian_sq_refuses_row_norms_of_another_shape(rn, given):
+    """[3, 1] used to broadcast silently into a [4, 1] result; [5] was a RuntimeError deep in matmul."""
+    with pytest.raises(ValueError, match=r"expected row norms rn of shape \(3,\), one per feature of slope \(4, 3\), "
+                                         rf"got {re.escape(given)}$"):
+        CF.layer_jacobian_sq(torch.ones(4, 3), rn)
+    with pytest.raises(ValueError, match=r"expected slope a tensor \[\.\.\., F\], got list"):
+        CF.layer_jacobian_sq([[1.0, 2.0, 3.0]], torch.ones(3))
+
+
+@pytest.mark.parametrize("rc", CF.RANGE_CONTROLS)
+def test_fused_jacobian_sq_refuses_row_norms_of_another_shape(rc):
+    z, a = torch.randn(5, 2, dtype=DT), _coeffs(2, 3)
+    for rn, given in ((torch.ones(3, dtype=DT), "(3,)"), (torch.ones(1, dtype=DT), "(1,)"),
+                      (torch.ones(2, 1, dtype=DT), "(2, 1)")):
+        with pytest.raises(ValueError, match=r"expected row norms rn of shape \(2,\), one per feature of z \(5, 2\), "
+                                             rf"got shape {re.escape(given)}"):
+            CF.poly_activation_and_jacobian_sq(z, a, rn, R, rc)
+    shared = a[:, :1]  # one coefficient column for every feature: rn still counts z's features
+    with pytest.raises(ValueError, match=r"expected row norms rn of shape \(2,\)"):
+        CF.poly_activation_and_jacobian_sq(z, shared, torch.ones(1, dtype=DT), R, rc)
+    h, J = CF.poly_activation_and_jacobian_sq(z, shared, torch.ones(2, dtype=DT), R, rc)
+    assert h.shape == (5, 2) and J.shape == (5,)
+
+
+@pytest.mark.parametrize("x, w, b, message", [
+    (torch.ones(2, 3), torch.ones(4, 5), None, r"expected x of shape \[\.\.\., 5\] \(the weight's in features\), "
+                                               r"got shape \(2, 3\)"),
+    (torch.tensor(1.0), torch.ones(4, 3), None, r"expected x of shape \[\.\.\., 3\] .*got shape \(\)"),
+    ([1.0, 2.0, 3.0], torch.ones(4, 3), None, r"expected x of shape \[\.\.\., 3\] .*got list"),
+    (torch.ones(2, 3), torch.ones(4, 3), torch.ones(5), r"expected a bias of shape \(4,\) \(the weight's out "
+                                                        r"features\) or None, got shape \(5,\)"),
+    (torch.ones(2, 3), torch.ones(4, 3), torch.ones(()), r"expected a bias of shape \(4,\) .*got shape \(\)"),
+    (torch.ones(2, 3), torch.ones(3), None, r"expected a weight of shape \[out, in\], got shape \(3,\)"),
+])
+def test_linear_and_row_norms_sq_refuses_mismatched_shapes(x, w, b, message):
+    with pytest.raises(ValueError, match=message):
+        CF.linear_and_row_norms_sq(x, w, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError, match=message):  # plain-op path
+        CF.linear_and_row_norms_sq(x, w, b)
+
+
+def test_target_activation_reads_lists_and_tensors_and_refuses_non_numbers():
+    """A list was a TypeError deep in the GELU formula; now any real array-like is read as float64."""
+    ref = CF.target_activation("gelu", np.array([0.0, 1.0]))
+    for u in ([0.0, 1.0], (0, 1), torch.tensor([0.0, 1.0], requires_grad=True), torch.tensor([0, 1])):
+        got = CF.target_activation("gelu", u)
+        assert all(g.dtype == np.float64 and np.array_equal(g, r) for g, r in zip(got, ref))
+    assert CF.target_activation("silu", 0.0)[1] == 0.5  # a number
+    assert CF.target_activation("gelu", [])[0].shape == (0,)  # no points: empty, no numpy error
+    for bad, given in ((["0.5"], r"list \['0\.5'\]"), (None, "NoneType None"), ("1", "str '1'"),
+                       ([True, False], r"list \[True, False\]"), ([[1.0, 2.0], [3.0]], "list")):
+        with pytest.raises(ValueError, match=rf"expected real numbers u \(an array, a list or a tensor\), got {given}"):
+            CF.target_activation("gelu", bad)
+
+
+@pytest.mark.parametrize("spread", [0.0, -1.0, math.nan, -math.inf, True, "1"])
+def test_fit_refuses_a_spread_that_is_not_positive(spread):
+    """0 and nan gave all-nan coefficients (and numpy RuntimeWarnings)."""
+    with pytest.raises(ValueError, match=r"expected spread None or a number > 0 \(the standard deviation of the fit's "
+                                         rf"Gaussian weight\), got {re.escape(repr(spread))}"):
+        CF.fit_coefficients("gelu", 5, R, spread=spread)
+
+
+@pytest.mark.parametrize("points", [0, 1, 2, 5, -3, 6.0, True, "2001"])
+def test_fit_refuses_fewer_points_than_coefficients(points):
+    """Degree 5 has 6 coefficients: 2 points gave meaningless ones, 1 a singular matrix, 0 a numpy error."""
+    with pytest.raises(ValueError, match=r"expected an integer number of points >= degree \+ 1 = 6 \(grid points on "
+                                         rf"\[-4R, 4R\]\), got {re.escape(repr(points))}"):
+        CF.fit_coefficients("gelu", 5, R, points=points)
+
+
+def test_fit_keeps_the_smallest_grid_and_an_infinite_spread():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning either
+        for rc in CF.RANGE_CONTROLS:
+            for degree in (1, 3, 5, 12):
+                th = CF.fit_coefficients("gelu", degree, R, range_control=rc, points=degree + 1)
+                assert th.shape == (degree + 1,) and bool(th.isfinite().all())
+        flat = CF.fit_coefficients("gelu", 5, R, spread=math.inf)  # every point weighs alike
+    assert bool(flat.isfinite().all())
+    assert torch.equal(CF.fit_coefficients("gelu", 3, R, spread=R), CF.fit_coefficients("gelu", 3, R))

@@ -148,7 +148,7 @@ def test_every_shipped_spec_still_loads(path):
     raw = tomllib.loads(path.read_text())
     load = {"fight": load_spec, "stability": load_stability_spec, "finetune": load_finetune_spec}
     kind = next(k for k in load if k in raw)
-    for quick in (False, True):
+    for quick in (False, True) if "quick" in raw else (False,):  # --quick needs a [quick] table
         load[kind](path, quick=quick)
 
 

@@ -147,7 +147,7 @@ def test_bad_spec_is_refused_before_any_run(case, monkeypatch):
     monkeypatch.setattr(runner_mod, "train", no_training)
     raw, words = BAD_SPECS[case]
     with pytest.raises(ConfigError) as e:
-        parse_stability_spec(raw, quick=True)
+        parse_stability_spec(raw, quick="quick" in raw)
     assert words in str(e.value), str(e.value)
 
 

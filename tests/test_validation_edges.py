@@ -19,8 +19,8 @@ from chainzrule.config import TrainConfig
 from chainzrule.corruptions import corruption_accuracy
 from chainzrule.diagnostics import jacobian_norms, layer_report, sensitivity_summary
 from chainzrule.errors import ConfigError, DataError
-from chainzrule.models import MLP, ChainzRuleMLP, match_width
-from chainzrule.poly import parameter_groups
+from chainzrule.models import MLP, ChainzRuleMLP, count_parameters, match_width, num_parameters
+from chainzrule.poly import coefficient_parameters, parameter_groups
 from chainzrule.temperature import LogitTemperature, apply_temperature, temperature_of
 from chainzrule.train import build_model
 
@@ -292,3 +292,46 @@ def test_parameter_groups_refuse_a_bad_lr(bad):
     given = ", ".join(f"{k}={shown(v)}" for k, v in bad.items())  # what was given, in the message's order
     with pytest.raises(ConfigError, match=rf"lr and coef_lr_scale must be finite and > 0, got .*{given}"):
         parameter_groups(ChainzRuleMLP(4, [8], 2), **bad)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: num_parameters("mlp", -4, [8], 3), "expected in_features a positive integer, got -4"),
+    (lambda: num_parameters("mlp", 4, [8], 0), "expected out_features a positive integer, got 0"),
+    (lambda: num_parameters("mlp", 4, [8, -1], 3), "hidden must be a positive int or a non-empty list of them, got [8, -1]"),
+    (lambda: num_parameters("chainzrule", 4, [8], 3, degree=-3), "expected an integer degree in 1..12, got -3"),
+    (lambda: num_parameters("chainzrule", 4, [8], 3, degree=2.0), "expected an integer degree in 1..12, got 2.0"),
+    (lambda: num_parameters("cnn", 4, [8], 3), "unknown model kind 'cnn': expected 'mlp' or 'chainzrule'"),
+    (lambda: match_width(1000, -4, 3, 2), "expected in_features a positive integer, got -4"),
+    (lambda: match_width(1000, 4, 3, 2, kind="chainzrule", degree=0), "expected an integer degree in 1..12, got 0"),
+    (lambda: match_width(1000, 4, 3, 2, tolerance=-1), "expected tolerance (the relative miss allowed) a number >= 0, "
+                                                        "got -1"),
+    (lambda: match_width(1000, 4, 3, 2, tolerance=math.nan), "expected tolerance (the relative miss allowed) a "
+                                                              "number >= 0, got nan"),
+])
+def test_parameter_counts_refuse_bad_sizes_degree_and_tolerance(call, message):
+    """num_parameters("mlp", -4, [8], 3) returned 3, degree -3 returned 51, match_width(1000, -4, 3, 2) 31."""
+    with pytest.raises(ConfigError, match=re.escape(message) + "$"):
+        call()
+
+
+def test_parameter_counts_keep_valid_sizes():
+    assert num_parameters("mlp", 4, 8, 3) == 4 * 8 + 8 + 8 * 3 + 3
+    assert num_parameters("mlp", 4, [8], 3, degree=-3) == num_parameters("mlp", 4, [8], 3)  # mlp: degree unused
+    assert num_parameters("chainzrule", 4, [8], 3) == count_parameters(ChainzRuleMLP(4, [8], 3))
+    assert match_width(1000, 4, 3, 2, tolerance=math.inf) == match_width(1000, 4, 3, 2)
+
+
+@pytest.mark.parametrize("model, names", [(ChainzRuleMLP(4, [8], 2), ["weights", "coefficients"]),
+                                          (MLP(4, [8], 2, activation="relu"), ["weights"])])
+def test_parameter_groups_recipe_turns_decay_off_for_the_coefficients_only(model, names):
+    """The docstring's recipe: with a ReLU MLP (one group) groups[-1] was every weight."""
+    groups = parameter_groups(model, 3e-3, coef_lr_scale=0.3, weight_decay=1e-2)
+    for g in groups:
+        if g["name"] == "coefficients":
+            g["weight_decay"] = 0.0
+    opt = torch.optim.AdamW(groups)
+    assert [g["name"] for g in opt.param_groups] == names
+    coef = {id(p) for p in coefficient_parameters(model)}
+    for g in opt.param_groups:
+        assert g["weight_decay"] == (0.0 if all(id(p) in coef for p in g["params"]) else 1e-2)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))

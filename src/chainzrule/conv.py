@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from . import dreg
 from . import functional as CF
-from .errors import ConfigError
+from .errors import ConfigError, is_int
 from .poly import PolynomialActivation
 
 
@@ -54,6 +54,12 @@ class ConvHiddenLayer(nn.Module):
     Shapes: ``[N, in_channels, *spatial]`` → ``[N, out_channels, *out_spatial]``; the Jacobian
     term ``[N]``. Unbatched inputs are refused (add the batch dimension).
 
+    ConfigError before anything is built unless the channel counts and ``groups`` are positive
+    integers, ``groups`` divides both channel counts, ``kernel_size``, ``stride`` and ``dilation``
+    are positive integers (or tuples of ``spatial_dims`` of them), ``padding`` non-negative
+    integers (or ``"valid"``, or ``"same"`` with stride 1) and ``padding_mode`` one of
+    :data:`~chainzrule.functional.PADDING_MODES`.
+
     >>> from chainzrule.activations import ReLU
     >>> layer = ConvHiddenLayer(2, 4, 3, ReLU(), stride=2, spatial_dims=1)
     >>> layer(torch.randn(5, 2, 9)).shape
@@ -66,6 +72,8 @@ class ConvHiddenLayer(nn.Module):
         super().__init__()
         if spatial_dims not in (1, 2):
             raise ConfigError(f"spatial_dims must be 1 (Conv1d) or 2 (Conv2d), got {spatial_dims!r}")
+        _check_geometry(spatial_dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                        padding_mode)
         _check_activation(activation, out_channels)
         cls = nn.Conv1d if spatial_dims == 1 else nn.Conv2d
         self.conv = cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
@@ -176,6 +184,33 @@ class ConvHiddenLayer(nn.Module):
     def max_slope(self) -> Tensor:
         """Certified bound on |σ'| per channel (``[C_out]``) or for all channels (0-d)."""
         return self.activation.max_slope()
+
+
+def _check_geometry(n: int, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                    padding_mode) -> None:
+    """ConfigError naming the argument, what it must be and what was given (see :class:`ConvHiddenLayer`):
+    torch would build zero-element weights, fail only in the forward, or name no values."""
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if not is_int(v) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if v % groups:
+            raise ConfigError(f"groups must divide in_channels and out_channels, got groups={groups} and {name}={v}")
+    for name, v, kind in (("kernel_size", kernel_size, "positive"), ("stride", stride, "positive"),
+                          ("dilation", dilation, "positive"), ("padding", padding, "non-negative")):
+        if name == "padding" and isinstance(v, str) and v in ("valid", "same"):
+            continue
+        vals = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+        low = 1 if kind == "positive" else 0
+        if (isinstance(v, (tuple, list)) and len(vals) != n) or not all(is_int(x) and x >= low for x in vals):
+            strings = "'valid', 'same', " if name == "padding" else ""
+            raise ConfigError(f"{name} must be {strings}a {kind} integer or a tuple of {n} {kind} integers "
+                              f"(spatial_dims={n}), got {v!r}")
+    if padding == "same" and any(s != 1 for s in (stride if isinstance(stride, (tuple, list)) else (stride,))):
+        raise ConfigError(f"padding 'same' needs stride 1 (a strided conv's output is smaller than its input), "
+                          f"got stride={stride!r}")
+    if padding_mode not in CF.PADDING_MODES:
+        raise ConfigError(f"padding_mode must be one of {', '.join(CF.PADDING_MODES)}, got {padding_mode!r}")
 
 
 def _check_activation(activation: nn.Module, out_channels: int) -> None:

@@ -71,7 +71,21 @@ def is_dreg_layer(module: nn.Module) -> bool:
 
 
 class DregTerms:
-    """What :func:`collect` yields: the per-example ``||S||_F²`` each DREG layer recorded."""
+    """What :func:`collect` yields: the per-example ``||S||_F²`` each DREG layer recorded.
+
+    The keys of :meth:`per_layer` and :meth:`per_example` are the layers' names in
+    ``model.named_modules()`` — the names :func:`~chainzrule.layers.hidden_layers` and
+    :func:`~chainzrule.conv.conv_hidden_layers` give, which
+    :func:`~chainzrule.diagnostics.layer_report` matches the terms by. So a collector opened on a
+    chainzrule layer itself names it ``''``, as ``named_modules`` does the module it is called on:
+
+    >>> from chainzrule.models import ChainzRuleMLP
+    >>> layer = ChainzRuleMLP(6, [8], 3).hidden_layers[0]
+    >>> with collect(layer) as terms:
+    ...     _ = layer(torch.randn(4, 6))
+    >>> list(terms.per_layer())
+    ['']
+    """
 
     def __init__(self, model: nn.Module, always: bool = False) -> None:
         self._names = {id(m): name for name, m in model.named_modules() if is_dreg_layer(m)}
@@ -250,13 +264,24 @@ class LambdaSchedule:
       - ``cosine``: ``lam`` → ``final`` along a half cosine, reaching ``final`` at ``total_steps``.
 
     ``warmup_steps`` applies to ``linear`` and ``cosine`` too: warm-up, then the anneal over the
-    remaining ``total_steps - warmup_steps`` steps (``total_steps`` counts the warm-up). The
-    training loop calls it at steps ``0 … total_steps − 1``, so the last step's λ is one step
-    short of ``final`` (kept so: the committed annealed-λ runs were trained this way).
+    remaining ``total_steps - warmup_steps`` steps (``total_steps`` counts the warm-up, so it must
+    exceed ``warmup_steps`` there: ConfigError otherwise). The training loop calls it at steps
+    ``0 … total_steps − 1``, so the last step's λ is one step short of ``final`` (kept so: the
+    committed annealed-λ runs were trained this way). ``total_steps`` and ``final`` play no part
+    in ``constant`` and ``warmup`` (``final`` is accepted and ignored there: the training loop
+    passes its configured value whatever the kind). A step must be an integer >= 0.
 
     >>> s = LambdaSchedule("cosine", lam=1e-2, total_steps=100, final=1e-4)
     >>> round(s(0), 6), round(s(100), 6)
     (0.01, 0.0001)
+    >>> LambdaSchedule("linear", lam=1.0, total_steps=10, warmup_steps=20)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: λ schedule linear anneals over total_steps - warmup_steps steps: expected warmup_steps < total_steps, got warmup_steps=20, total_steps=10
+    >>> s(-5)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected a training step (an integer >= 0), got -5
     """
 
     kind: str = "constant"
@@ -276,8 +301,15 @@ class LambdaSchedule:
             raise ConfigError(
                 f"λ schedule needs integers total_steps >= 1 and warmup_steps >= 0, got {self.total_steps!r}, {self.warmup_steps!r}"
             )
+        if self.kind in ("linear", "cosine") and self.warmup_steps >= self.total_steps:
+            # else λ holds at lam past total_steps, then drops to final in one step
+            raise ConfigError(
+                f"λ schedule {self.kind} anneals over total_steps - warmup_steps steps: expected warmup_steps < "
+                f"total_steps, got warmup_steps={self.warmup_steps}, total_steps={self.total_steps}")
 
     def __call__(self, step: int) -> float:
+        if not (is_int(step) and step >= 0):  # Python comparisons only: one call per training step
+            raise ConfigError(f"expected a training step (an integer >= 0), got {step!r}")
         if self.kind == "constant":
             return float(self.lam)
         if self.warmup_steps and step < self.warmup_steps:

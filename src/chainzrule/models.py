@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from .activations import make_activation
 from .errors import ConfigError, is_int, is_list_like, is_number
 from .layers import HiddenLayer, check_features, check_module
+from .poly import DEGREE_LIMIT
 
 
 def _widths(hidden: int | Sequence[int]) -> list[int]:
@@ -194,14 +195,22 @@ def num_parameters(
 
     >>> num_parameters("mlp", 784, [256, 256], 10)
     269322
+
+    ConfigError for an unknown ``kind``, sizes that are not positive integers, or (kind
+    "chainzrule") a degree outside 1..DEGREE_LIMIT, as the models themselves refuse.
     """
+    if kind not in ("mlp", "chainzrule"):
+        raise ConfigError(f"unknown model kind {kind!r}: expected 'mlp' or 'chainzrule'")
+    for name, v in (("in_features", in_features), ("out_features", out_features)):
+        if not is_int(v) or v < 1:
+            raise ConfigError(f"expected {name} a positive integer, got {v!r}")
+    if kind == "chainzrule" and not (is_int(degree) and 1 <= degree <= DEGREE_LIMIT):
+        raise ConfigError(f"expected an integer degree in 1..{DEGREE_LIMIT}, got {degree!r}")
     widths = _widths(hidden)
     dims = [in_features] + widths + [out_features]
     total = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
     if kind == "chainzrule":
         total += (degree + 1) * sum(widths)
-    elif kind != "mlp":
-        raise ConfigError(f"unknown model kind {kind!r}: expected 'mlp' or 'chainzrule'")
     return total
 
 
@@ -235,8 +244,9 @@ def match_width(
 
     Raises ``ValueError`` if the best width misses ``target_params`` by more than ``tolerance``
     (relative), which only happens for targets below the smallest network of that shape, and for
-    a ``target_params`` that is not a finite number > 0 or a ``depth`` (the number of hidden
-    layers) that is not an integer >= 1.
+    a ``target_params`` that is not a finite number > 0, a ``depth`` (the number of hidden
+    layers) that is not an integer >= 1, a ``tolerance`` that is not a number >= 0, or sizes,
+    ``kind`` and ``degree`` :func:`num_parameters` refuses.
 
     >>> w = match_width(100_000, 784, 10, depth=2)
     >>> abs(num_parameters("mlp", 784, [w, w], 10) - 100_000) / 100_000 < 0.05
@@ -246,6 +256,9 @@ def match_width(
         raise ConfigError(f"expected target_params (a parameter count) > 0, got {target_params!r}")
     if not is_int(depth) or depth < 1:
         raise ConfigError(f"expected an integer depth (hidden layers) >= 1, got {depth!r}")
+    if not (is_number(tolerance) and tolerance >= 0):  # nan >= 0 is False
+        raise ConfigError(f"expected tolerance (the relative miss allowed) a number >= 0, got {tolerance!r}")
+    num_parameters(kind, in_features, 1, out_features, degree)  # the sizes, degree and kind, before the search
 
     def count(w: int) -> int:
         return num_parameters(kind, in_features, [w] * depth, out_features, degree)

@@ -252,29 +252,33 @@ def coefficient_parameters(model: nn.Module) -> list[nn.Parameter]:
 def parameter_groups(model: nn.Module, lr: float, coef_lr_scale: float = 1.0, **options) -> list[dict]:
     """Optimizer parameter groups: polynomial coefficients at ``lr * coef_lr_scale``, the rest at ``lr``.
 
-    ``options`` (e.g. ``betas``) go to both groups. Use it in your own loop::
+    ``options`` (e.g. ``betas``) go to both groups. Each group carries a ``"name"``: ``"weights"``
+    (every other parameter) and, when the model has polynomial activations, ``"coefficients"``
+    (a model without them, e.g. a ReLU ``MLP``, has the first group only). Use it in your own loop::
 
         opt = torch.optim.Adam(parameter_groups(model, 3e-3, coef_lr_scale=0.3))
 
     With weight decay, keep it off the coefficients (decay pulls σ towards zero, not towards a
     simpler function), as ``chainzrule train`` does; note that ``torch.optim.AdamW`` decays by 0.01
-    unless told otherwise::
+    unless told otherwise. Select the group by its name, not its position:
 
-        groups = parameter_groups(model, 3e-3, coef_lr_scale=0.3, weight_decay=1e-2)
-        groups[-1]["weight_decay"] = 0.0  # the coefficients' group is the last one
-        opt = torch.optim.AdamW(groups)
-
-    >>> from chainzrule.models import ChainzRuleMLP
-    >>> groups = parameter_groups(ChainzRuleMLP(4, [8], 2), 1e-3, coef_lr_scale=0.5)
-    >>> [(len(g["params"]), g["lr"]) for g in groups]
-    [(4, 0.001), (1, 0.0005)]
+    >>> from chainzrule.models import MLP, ChainzRuleMLP
+    >>> groups = parameter_groups(ChainzRuleMLP(4, [8], 2), 3e-3, coef_lr_scale=0.3, weight_decay=1e-2)
+    >>> for g in groups:
+    ...     if g["name"] == "coefficients":
+    ...         g["weight_decay"] = 0.0
+    >>> opt = torch.optim.AdamW(groups)
+    >>> [(g["name"], len(g["params"]), g["weight_decay"]) for g in opt.param_groups]
+    [('weights', 4, 0.01), ('coefficients', 1, 0.0)]
+    >>> [g["name"] for g in parameter_groups(MLP(4, [8], 2, activation="relu"), 1e-3)]
+    ['weights']
     """
     if not all(is_number(v) and math.isfinite(v) and v > 0 for v in (lr, coef_lr_scale)):
         raise ConfigError(f"lr and coef_lr_scale must be finite and > 0, got lr={lr!r}, coef_lr_scale={coef_lr_scale!r}")
     coef = {id(p) for p in coefficient_parameters(model)}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in coef]
     poly = [p for p in coefficient_parameters(model) if p.requires_grad]
-    groups = [{"params": rest, "lr": lr, **options}]
+    groups = [{"params": rest, "lr": lr, "name": "weights", **options}]
     if poly:
-        groups.append({"params": poly, "lr": lr * coef_lr_scale, **options})
+        groups.append({"params": poly, "lr": lr * coef_lr_scale, "name": "coefficients", **options})
     return groups

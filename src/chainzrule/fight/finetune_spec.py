@@ -216,6 +216,9 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
     seeds = check_int("[finetune] seeds", head.get("seeds", 3))
     head_lrs = check_values("[finetune] head_lrs", head["head_lrs"], zero_ok=False) if "head_lrs" in head else []
     quick_lrs = None
+    if quick and "quick" not in raw:  # it would run the full fight labelled as a preview
+        raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
+                          "for its full profile)")
     if "quick" in raw:
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)

@@ -35,6 +35,8 @@ PRUNERS = ("median", "hyperband", "none")
 DEFAULT_PATIENCE = 3
 #: [fight] keys that choose how the runs are executed, not what is run (flags override them)
 EXECUTION_KEYS = ("executor", "ray_address", "storage", "batch")
+#: Config fields the runner sets for every run (its seed, its cross-validation split): a spec may not.
+RUNNER_KEYS = ("seed", "cv_folds", "cv_fold", "cv_repeat")
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
@@ -241,6 +243,9 @@ def _read_sections(raw: dict, quick: bool) -> _Sections:
     claims = _tables(raw, "claim", "claim")
     q = _table(raw, "quick", "[quick]")
     check_keys("[quick]", q, QUICK_KEYS)
+    if quick and "quick" not in raw:  # it would run the full profile labelled as a preview
+        raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
+                          "for its full profile)")
     if quick:
         base, contenders_raw, acc, sweep = _apply_quick(fight, base, contenders_raw, acc, sweep, q)
     return _Sections(fight, base, contenders_raw, defined, acc, sweep, claims)
@@ -316,14 +321,17 @@ def _build_spec(s: _Sections, contenders: list[Contender], resampling: dict[str,
 
 
 def _check_settings(spec: FightSpec) -> None:
-    """The resolved settings that are only wrong together: pruner, tuning seeds, resampling with
-    CV keys in [base], the primary metric."""
+    """The resolved settings that are only wrong together: pruner, tuning seeds, the primary metric;
+    and the runner's own fields (``RUNNER_KEYS``) in [base] or a contender."""
     if spec.pruner not in PRUNERS:
         raise ConfigError(f"[fight] pruner must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
     if spec.tune_seed + spec.tune_seeds > SEED_LIMIT:
         raise ConfigError(f"[fight] tune_seed + tune_seeds must be at most {SEED_LIMIT}")
-    if spec.resampling and any(k in spec.base for k in ("cv_folds", "cv_fold", "cv_repeat")):
-        raise ConfigError("[base] cv_folds/cv_fold/cv_repeat are set by [fight] resampling: give the folds there")
+    for where, table in [("[base]", spec.base)] + [(f"contender {c.name!r}", c.config) for c in spec.contenders]:
+        given = [k for k in RUNNER_KEYS if k in table]
+        if given:  # the runner sets them per run: a fixed fold would be read as repeated CV, a seed overridden
+            raise ConfigError(f"{where} sets {', '.join(given)}, which the runner sets for every run: give the seeds "
+                              "as [fight] seeds and the folds as [fight] resampling")
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
 

@@ -173,7 +173,10 @@ def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: st
     if not isinstance(contenders_raw, list) or not contenders_raw:
         raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
     quick_seeds = None
-    if quick and "quick" in raw:
+    if quick and "quick" not in raw:  # it would run the full grid labelled as a preview
+        raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
+                          "for its full grid)")
+    if quick:
         head, base, contenders_raw, quick_seeds = _apply_quick(head, base, list(contenders_raw), raw["quick"])
         _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
     elif "quick" in raw:

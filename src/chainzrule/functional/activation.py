@@ -9,8 +9,31 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .basis import RANGE_CONTROLS, _horner as horner, check_bound, check_coefficients, require_choice
 from .kernels import LinearRowNormSqFn, PolyActivationFn, PolyJacobianSqFn
+
+
+def _given(t) -> str:
+    """What a message shows was given: a tensor's shape, or the type of anything else."""
+    return f"shape {tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
+
+
+def _check_row_norms(rn: Tensor, of: Tensor, what: str) -> None:
+    """ConfigError unless the row norms ``rn`` are a tensor ``[F]``, one per feature of ``of``
+    ``[..., F]`` (comparisons of shapes: no host sync)."""
+    if not isinstance(of, Tensor):
+        raise ConfigError(f"expected {what} a tensor [..., F], got {type(of).__name__}")
+    if not (isinstance(rn, Tensor) and of.dim() >= 1 and tuple(rn.shape) == (of.shape[-1],)):
+        F = of.shape[-1] if of.dim() else "F"
+        raise ConfigError(f"expected row norms rn of shape ({F},), one per feature of {what} {tuple(of.shape)}, "
+                          f"got {_given(rn)}")
+
+
+def _check_weight(weight: Tensor) -> None:
+    """ConfigError unless ``weight`` is a ``[out, in]`` matrix."""
+    if not (isinstance(weight, Tensor) and weight.dim() == 2):
+        raise ConfigError(f"expected a weight of shape [out, in], got {_given(weight)}")
 
 
 def poly_activation_and_slope(z: Tensor, a: Tensor, bound: float, range_control: str = "linear") -> tuple[Tensor, Tensor]:
@@ -63,7 +86,17 @@ def poly_activation(z: Tensor, a: Tensor, bound: float, range_control: str = "li
 
 
 def row_norms_sq(weight: Tensor) -> Tensor:
-    """``||W_i,:||²`` for every row of a ``[out, in]`` weight, ``[out]``."""
+    """``||W_i,:||²`` for every row of a ``[out, in]`` weight, ``[out]``; ConfigError for a weight
+    that is not 2-D (a conv kernel's row norms depend on the input size: :func:`conv_row_norms_sq`).
+
+    >>> row_norms_sq(torch.tensor([[3.0, 4.0], [1.0, 0.0]]))
+    tensor([25.,  1.])
+    >>> row_norms_sq(torch.ones(3))
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected a weight of shape [out, in], got shape (3,)
+    """
+    _check_weight(weight)
     return (weight * weight).sum(dim=1)  # [out]
 
 
@@ -73,7 +106,22 @@ def linear_and_row_norms_sq(x: Tensor, weight: Tensor, bias: Tensor | None) -> t
     In eager mode (and without autocast) one autograd node whose backward builds the weight
     gradient once, ``g_W = g_zᵀ x + 2 g_r ⊙ W``, instead of two ``[out, in]`` gradients that
     autograd then sums (measured in ``BENCHMARKS.md``); elsewhere the plain ops.
+
+    ConfigError unless ``weight`` is ``[out, in]``, ``x`` ``[..., in]`` (at least 1-D) and ``bias``
+    None or ``[out]`` (shapes only, checked before any work).
+
+    >>> linear_and_row_norms_sq(torch.ones(2, 3), torch.ones(4, 5), None)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected x of shape [..., 5] (the weight's in features), got shape (2, 3)
     """
+    _check_weight(weight)
+    if not (isinstance(x, Tensor) and x.dim() >= 1 and x.shape[-1] == weight.shape[1]):
+        raise ConfigError(f"expected x of shape [..., {weight.shape[1]}] (the weight's in features), got "
+                          f"{_given(x)}")
+    if bias is not None and not (isinstance(bias, Tensor) and tuple(bias.shape) == (weight.shape[0],)):
+        raise ConfigError(f"expected a bias of shape ({weight.shape[0]},) (the weight's out features) or None, got "
+                          f"{_given(bias)}")
     if not _eager() or _autocast(x):
         return torch.nn.functional.linear(x, weight, bias), row_norms_sq(weight)
     x2 = x.reshape(-1, x.shape[-1])  # [N, in]
@@ -93,7 +141,15 @@ def layer_jacobian_sq(slope: Tensor, rn: Tensor) -> Tensor:
 
     >>> layer_jacobian_sq(torch.tensor([[1.0, 0.5]]), torch.tensor([2.0, 4.0]))
     tensor([3.])
+
+    ConfigError unless ``rn`` is ``[out]`` for the slope's last dimension (shapes only):
+
+    >>> layer_jacobian_sq(torch.ones(4, 3), torch.ones(3, 1))
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected row norms rn of shape (3,), one per feature of slope (4, 3), got shape (3, 1)
     """
+    _check_row_norms(rn, slope, "slope")
     return (slope * slope) @ rn  # [..., out] @ [out] → [...]
 
 
@@ -105,12 +161,16 @@ def poly_activation_and_jacobian_sq(z: Tensor, a: Tensor, rn: Tensor, bound: flo
     itself differentiable, works under ``torch.func`` transforms); inside ``torch.compile`` /
     ``torch.export`` / ``torch.jit.trace`` the plain ops are traced instead (the compiler fuses
     them on its own). Both give the same numbers (tested to float64 precision).
+
+    ValueError for ``bound`` and ``a`` as in :func:`poly_activation_and_slope`, and unless ``rn``
+    is ``[F]``, one row norm per feature of ``z`` (shapes only, before any work).
     """
     check_bound(bound)
     check_coefficients(a, z)
+    _check_row_norms(rn, z, "z")
     if range_control == "tanh" or not _eager():
         h, slope = _activation_and_slope(z, a, bound, range_control)
-        return h, layer_jacobian_sq(slope, rn)
+        return h, (slope * slope) @ rn  # layer_jacobian_sq, its shapes checked above
     require_choice("range_control", range_control, RANGE_CONTROLS)
     z2 = z.reshape(-1, z.shape[-1])  # [N, F]
     h, jsq, _ = PolyJacobianSqFn.apply(z2, a, rn, float(bound), range_control == "linear")

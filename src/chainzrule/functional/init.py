@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError, is_int, is_number
 from .basis import INITS, RANGE_CONTROLS, basis_matrix_np, check_bound, check_degree, require_choice
 
 
@@ -17,11 +18,22 @@ from .basis import INITS, RANGE_CONTROLS, basis_matrix_np, check_bound, check_de
 # --------------------------------------------------------------------------------------------
 
 
-def target_activation(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value and derivative (float64) of the activation a polynomial starts as."""
+def target_activation(name: str, u) -> tuple[np.ndarray, np.ndarray]:
+    """Value and derivative (float64) of the activation a polynomial starts as, at the points ``u``:
+    a numpy array, a number, a list or a tensor (any device; read as a float64 array).
+
+    >>> value, slope = target_activation("gelu", [0.0, 1.0])
+    >>> [round(float(v), 4) for v in slope]
+    [0.5, 1.0833]
+    >>> target_activation("gelu", ["0.5"])
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected real numbers u (an array, a list or a tensor), got list ['0.5']
+    """
     require_choice("init", name, INITS)
+    u = _real_array(u)
     if name == "gelu":
-        erf = np.vectorize(math.erf)
+        erf = np.vectorize(math.erf, otypes=[np.float64])  # otypes: no trial call, so no points is fine
         cdf = 0.5 * (1.0 + erf(u / math.sqrt(2.0)))
         pdf = np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)
         return u * cdf, cdf + u * pdf
@@ -32,6 +44,27 @@ def target_activation(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         t = np.tanh(u)
         return t, 1.0 - t * t
     return u, np.ones_like(u)
+
+
+def _real_array(u) -> np.ndarray:
+    """``u`` as a float64 array, or a ConfigError naming what was given (strings, None and bools are
+    not read as numbers, as ``np.asarray(u, dtype=float)`` would)."""
+    if isinstance(u, Tensor) and u.dtype.is_floating_point and not u.is_meta:
+        return u.detach().to("cpu", torch.float64).numpy()
+    try:
+        arr = np.asarray(u)
+    except (TypeError, ValueError, RuntimeError):  # ragged lists, tensors numpy cannot read
+        arr = None
+    if arr is None or arr.dtype.kind not in "iuf":
+        raise ConfigError(f"expected real numbers u (an array, a list or a tensor), got {type(u).__name__} "
+                          f"{_short(u)}")
+    return arr.astype(np.float64)
+
+
+def _short(v, limit: int = 60) -> str:
+    """``repr(v)``, cut to ``limit`` characters (a message quotes what was given, not all of it)."""
+    r = repr(v)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
 #: asymptotic slopes (z → -∞, z → +∞) of each init target
@@ -51,8 +84,12 @@ def fit_coefficients(init: str, degree: int, bound: float, basis: str = "legendr
     V. The v0.1 engine fitted the polynomial on [-R, R] only, which for GELU gave a parabola
     whose left continuation had slope −0.41.
 
-    ValueError unless ``degree`` is an integer >= 1 (as :class:`~chainzrule.poly.PolynomialActivation`
-    requires) and ``bound`` a finite number > 0.
+    ``points`` is the number of grid points on ``[-4R, 4R]`` (σ and σ' are fitted at each).
+
+    ValueError unless ``degree`` is an integer in 1..12 (``DEGREE_LIMIT``, as
+    :class:`~chainzrule.poly.PolynomialActivation` requires), ``bound`` a finite number > 0, ``spread`` None or a number > 0 (``inf``: every
+    point weighs alike) and ``points`` an integer >= ``degree + 1`` (fewer points cannot pin down
+    D+1 coefficients; a handful gives a coarse fit, the default a smooth one).
 
     >>> th = fit_coefficients("identity", 3, 3.0, "monomial")
     >>> [round(float(v), 6) + 0.0 for v in th]     # identity = t·R in the basis of t = u/R
@@ -61,6 +98,12 @@ def fit_coefficients(init: str, degree: int, bound: float, basis: str = "legendr
     require_choice("range_control", range_control, RANGE_CONTROLS)
     check_degree(degree)
     check_bound(bound)
+    if spread is not None and not (is_number(spread) and spread > 0):  # nan > 0 is False
+        raise ConfigError(f"expected spread None or a number > 0 (the standard deviation of the fit's Gaussian "
+                          f"weight), got {spread!r}")
+    if not (is_int(points) and points >= degree + 1):
+        raise ConfigError(f"expected an integer number of points >= degree + 1 = {degree + 1} (grid points on "
+                          f"[-4R, 4R]), got {points!r}")
     spread = float(bound) if spread is None else float(spread)
     u = np.linspace(-4 * bound, 4 * bound, points)  # [P]
     value, slope = target_activation(init, u)
