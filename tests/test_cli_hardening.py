@@ -529,3 +529,34 @@ def test_an_empty_string_is_refused_not_read_as_not_given(capsys, tmp_path, no_d
     line = one_line_error(capsys, *args, "--out", tmp_path / "o")
     assert words in line
     assert not (tmp_path / "o").exists()
+
+
+def test_report_previous_must_be_the_same_fight(capsys, tmp_path):
+    """Another fight's folder as --previous was copied in and its differences reported as what
+    changed in this one; it is refused, naming both fights, and nothing is copied."""
+    import json
+
+    from test_fight_report import build_fight
+
+    folder, other = build_fight(tmp_path / "f"), build_fight(tmp_path / "g")
+    spec = json.loads((other / "spec.json").read_text())
+    name = spec["name"]
+    spec["name"] = "another-fight"
+    (other / "spec.json").write_text(json.dumps(spec))
+    line = one_line_error(capsys, "report", folder, "--previous", other)
+    assert f"expected --previous to be an earlier run of fight {name!r}" in line and "'another-fight'" in line
+    assert not (folder / "previous").exists()
+
+
+def test_report_refuses_a_results_csv_with_a_header_only(capsys, tmp_path):
+    """A results.csv cut to its header was reported as "no final runs" for every claim, over the
+    report and summary.csv; it is refused, and report.md is left as it was."""
+    from test_fight_report import build_fight
+
+    folder = build_fight(tmp_path / "f")
+    csv_path = folder / "results.csv"
+    csv_path.write_text(csv_path.read_text().splitlines()[0] + "\n")
+    before = (folder / "report.md").read_text() if (folder / "report.md").exists() else None
+    line = one_line_error(capsys, "report", folder)
+    assert "results.csv holds a header and no runs" in line and "rerun the fight command" in line
+    assert ((folder / "report.md").read_text() if (folder / "report.md").exists() else None) == before

@@ -125,14 +125,20 @@ def contender_changes(fight: Fight, metric: str | None = None) -> list[dict[str,
 
 def copy_previous(source: str | Path, fight_folder: str | Path) -> Path:
     """Copy ``results.csv``, ``spec.json`` and ``report.md`` of ``source`` into
-    ``fight_folder/previous/`` (the other files of a fight are derived from these)."""
+    ``fight_folder/previous/`` (the other files of a fight are derived from these). ConfigError
+    unless ``source`` is another folder of the same fight (its spec's ``name``)."""
     import shutil
 
     source, dest = Path(source), Path(fight_folder) / PREVIOUS
     if source.resolve() in (Path(fight_folder).resolve(), dest.resolve()):
         raise ConfigError(f"expected --previous to be another fight folder, got {source}, which is "
                           f"{'the fight folder itself' if source.resolve() == Path(fight_folder).resolve() else 'its previous/ folder'}")
-    load_fight(source)  # refuses a folder that is not a fight
+    old = load_fight(source)  # refuses a folder that is not a fight
+    now = load_fight(fight_folder)
+    names = old.spec.get("name"), now.spec.get("name")
+    if names[0] != names[1]:  # another fight's numbers would be reported as what changed in this one
+        raise ConfigError(f"expected --previous to be an earlier run of fight {names[1]!r}, got {source}, the results "
+                          f"of fight {names[0]!r}")
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("results.csv", "spec.json", "report.md"):
         if (source / name).is_file():

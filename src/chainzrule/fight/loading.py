@@ -266,6 +266,9 @@ def _read_results(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     for need in ("phase", "contender", "seed"):
         if need not in columns:
             raise ConfigError(f"{path}: expected a {need!r} column, got {', '.join(map(repr, columns[:8])) or 'no header'}")
+    if not rows:  # a fight has at least one final run: a header alone is a damaged file, not "no results"
+        raise DataError(f"{path} holds a header and no runs: expected one row per run (rerun the fight command, "
+                        "which rewrites it from runs/)")
     bad = [i + 2 for i, r in enumerate(rows) if None in r or any(v is None for v in r.values())]
     if bad:
         raise DataError(f"{path}: line(s) {', '.join(map(str, bad[:5]))} do not have the header's "
