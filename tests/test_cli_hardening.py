@@ -316,7 +316,7 @@ def test_a_fight_with_compiled_runs_and_no_cpp_compiler_is_refused_before_any_ru
 @pytest.mark.parametrize("files, words", [
     ({"stability.csv": "contender,lr\n", "spec.json": '{"command": "chainzrule stability S --out F"}'},
      "is a stability map, not a `chainzrule fight` folder: its report is rewritten by its own command, which reuses "
-     "the stored runs: chainzrule stability S --out F"),
+     "the stored runs: chainzrule stability S --out {folder}"),  # the folder given, not the one it was made in
     ({"results.csv": "contender,head\n", "tuning.csv": "", "spec.json": '{"baseline": "linear"}'},
      "is a fine-tune fight, not a `chainzrule fight` folder"),
 ])
@@ -324,7 +324,7 @@ def test_report_on_a_map_or_fine_tune_folder_names_the_command_that_rewrites_it(
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     before = sorted(p.name for p in tmp_path.iterdir())
-    assert words in one_line_error(capsys, "report", tmp_path)
+    assert words.format(folder=tmp_path) in one_line_error(capsys, "report", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,6 +308,7 @@ def _not_a_fight(folder: Path) -> str | None:
         return None
     what = {"stability": "a stability map", "finetune": "a fine-tune fight"}[kind]
     command = spec.get("command") or f"chainzrule {kind} SPEC --out {folder}"
+    command = re.sub(r"--out(=|\s+)\S+", f"--out {shlex.quote(str(folder))}", command)  # the folder given, wherever it was made
     return (f"{folder} is {what}, not a `chainzrule fight` folder: its report is rewritten by its own command, "
             f"which reuses the stored runs: {command}")
 
