@@ -88,18 +88,24 @@ def data_list() -> None:
 
 # ------------------------------------------------------------------------------------------ train
 @cli.command()
-@click.option("--config", "config_file", type=str, default=None, help="TOML file with any of the training options below, named as the flags without the leading "
-                   "dashes (lr = 0.01, poly-init = \"tanh\"); --out, --quiet and --threads are flags only. Flags "
-                   "override the file.")
+@click.option("--config", "config_file", type=str, default=None, help="TOML file of TrainConfig fields, spelled as the flags without the dashes or in snake_case "
+                   "(lr = 0.01, poly-init = \"tanh\" or poly_init = \"tanh\"): every option below but --out, --quiet "
+                   "and --threads, plus keys no flag sets (kan_grid, input_norm, svm_gamma, xgb_*, cv_*, pgd_steps, "
+                   "apgd_steps, corruption_examples: docs/FIGHT_FORMAT.md, \"Training config keys\"). Relative paths "
+                   "resolve from the working directory, not the file's folder. Flags override the file.")
 @train_options
 @click.option("--robustness/--no-robustness", default=None, help="Also measure corruption accuracy (images) and FGSM, PGD and APGD (CE + DLR) accuracy.")
-@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json and the checkpoint.")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json, grad_norms.json and (neural models) the checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="PyTorch CPU threads. [default: all cores; 1 is faster for small models on a busy machine]")
 @click.pass_context
 def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **params) -> None:
-    """Train one model and write OUT/result.json and the checkpoint (model.safetensors + model.json).
+    """Train one model and write OUT/result.json, OUT/grad_norms.json and, for a network, the checkpoint.
+
+    The checkpoint (model.safetensors + model.json, what evaluate, inspect and export read) is
+    written for the neural models only (chainzrule, mlp, kan, cnn, chainzrule-cnn); logreg, svm and
+    xgboost write result.json and an empty grad_norms.json, no checkpoint.
 
     \b
     Examples:
@@ -284,7 +290,7 @@ def export_cmd(run, fmt) -> None:
 # ------------------------------------------------------------------------------------------ fight / report
 @cli.command()
 @click.argument("spec", type=click.Path())
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Fight folder (runs/, results.csv, report.md).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Fight folder (spec.json, runs/, tuning.json, results.csv; unless --no-report, report.md, summary.csv, plots/).")
 @click.option("--quick", is_flag=True, help="The spec's [quick] profile: small enough for CI.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs in parallel (processes).")
 @click.option("--dataset", default=None, help="Run the spec on another dataset (e.g. csv:PATH with --target).")
@@ -294,13 +300,14 @@ def export_cmd(run, fmt) -> None:
 @execution_options
 @click.option("--storage", default=None, metavar="URL",
               help="Also keep the Optuna studies in this database (sqlite:///PATH, postgresql://...), e.g. for optuna-dashboard.")
-@click.option("--no-report", is_flag=True, help="Skip writing report.md at the end.")
+@click.option("--no-report", is_flag=True, help="Skip writing report.md, summary.csv and plots/ at the end (`chainzrule report OUT` writes them later).")
 def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, executor, ray_address, storage,
           no_report) -> None:
     """Run a Fair Fight: tune every contender with the same budget, then final runs over seeds.
 
     Every run is keyed by the hash of its full config and written atomically to OUT/runs/, so a
-    killed fight resumes where it stopped. Ends with OUT/results.csv and OUT/report.md.
+    killed fight resumes where it stopped. Ends with OUT/results.csv, OUT/tuning.json and (unless
+    --no-report) OUT/report.md, OUT/summary.csv and OUT/plots/.
 
     \b
     Example:
@@ -338,7 +345,7 @@ def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, execu
                    "report gains a section on which verdicts changed and whether the verdict rules or the runs "
                    "changed them.")
 def report(folder, previous) -> None:
-    """Write FOLDER/report.md (tables, statistics, claims) and its PNG plots from a fight's results.
+    """Write FOLDER/report.md (tables, statistics, claims), FOLDER/summary.csv and the PNG plots from a fight's results.
 
     \b
     Example:

@@ -370,6 +370,8 @@ class Executor:
                     except BrokenProcessPool:
                         raise _lost(g, self.done) from None
                     place(g, rec if self.batch else [rec])
+        if todo:
+            self.bar.set_postfix_str("")  # done: no run still shown as running
         # a run shared by two phases (e.g. the λ sweep hitting the tuned λ) is labelled per task
         return [{**results[i], "phase": t.phase, "contender": t.contender, "trial": t.trial}
                 for i, t in enumerate(tasks)]
