@@ -138,7 +138,7 @@ SPEC_PROBES = [
     (lambda r: r["lambda_sweep"].update(values=[0.0, 1e300]), "[lambda_sweep] values must be a list of numbers in [0, 1e+30]"),
     # bad tuning ranges
     (lambda r: _contender(r, "relu").update(tune={"lr": [0.0, 1e-2, "linear"]}),
-     "contender relu: tune.lr value 0.0: lr, bound and coef_lr_scale must be > 0"),
+     "contender relu: tune.lr value 0.0: lr must be a finite number > 0, got 0.0"),
     (lambda r: _contender(r, "relu").update(tune={"lr": [1e-3, 1e300, "log"]}), "tune.lr value 1e+300: lr must be at most 1e+30"),
     (lambda r: _contender(r, "relu").update(tune={"lr": [1e-3, float("inf"), "log"]}), "with finite numbers low < high"),
     (lambda r: _contender(r, "relu").update(tune={"lr": [False, True, "linear"]}), "with finite numbers low < high"),

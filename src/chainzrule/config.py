@@ -488,28 +488,25 @@ def _validate_ints(c: TrainConfig) -> None:
 def _validate_floats(c: TrainConfig) -> None:
     """Finite, in range, and at most :data:`FLOAT_LIMIT` in size: values finite in float64 but
     beyond float32 (1e308) would train to NaN or overflow inside the optimizer."""
-    finite_nonneg = dict(lr=c.lr, reg_strength=c.reg_strength, dreg_final=c.dreg_final, bound=c.bound,
-                         dreg_warmup=c.dreg_warmup, coef_lr_scale=c.coef_lr_scale, logit_scale=c.logit_scale,
-                         sn_gain=c.sn_gain,
-                         xgb_min_child_weight=c.xgb_min_child_weight, xgb_subsample=c.xgb_subsample)
+    finite_positive = dict(lr=c.lr, bound=c.bound, coef_lr_scale=c.coef_lr_scale, logit_scale=c.logit_scale,
+                           xgb_subsample=c.xgb_subsample)
     if c.svm_gamma is not None:
-        finite_nonneg["svm_gamma"] = c.svm_gamma
+        finite_positive["svm_gamma"] = c.svm_gamma
+    finite_nonneg = dict(reg_strength=c.reg_strength, dreg_final=c.dreg_final, dreg_warmup=c.dreg_warmup,
+                         sn_gain=c.sn_gain, xgb_min_child_weight=c.xgb_min_child_weight)
     if c.dreg is not None:
         finite_nonneg["dreg"] = c.dreg
     for i, e in enumerate(c.adv_eps):
         finite_nonneg[f"adv_eps[{i}]"] = e
-    for name, v in finite_nonneg.items():
-        if not math.isfinite(v) or v < 0:
-            raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
+    for name, v in [*finite_positive.items(), *finite_nonneg.items()]:
+        positive = name in finite_positive
+        if not math.isfinite(v) or v < 0 or (positive and v == 0):  # one message per field, whatever the value
+            raise ConfigError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v}")
         if v > FLOAT_LIMIT:
             raise ConfigError(f"{name} must be at most {FLOAT_LIMIT:g} (larger values overflow float32 "
                               f"arithmetic in training), got {v:g}")
-    if c.lr <= 0 or c.bound <= 0 or c.coef_lr_scale <= 0:
-        raise ConfigError(f"lr, bound and coef_lr_scale must be > 0, got lr={c.lr}, bound={c.bound}, "
-                          f"coef_lr_scale={c.coef_lr_scale}")
-    if c.logit_scale <= 0 or (c.svm_gamma is not None and c.svm_gamma <= 0) or not 0 < c.xgb_subsample <= 1:
-        raise ConfigError(f"logit_scale and svm_gamma must be > 0 and xgb_subsample in (0, 1], got "
-                          f"logit_scale={c.logit_scale}, svm_gamma={c.svm_gamma}, xgb_subsample={c.xgb_subsample}")
+    if c.xgb_subsample > 1:
+        raise ConfigError(f"xgb_subsample is a fraction of the rows: expected a number in (0, 1], got {c.xgb_subsample}")
     if c.sn_gain <= 0 or (c.sn_gain != 1.0 and (c.reg != "sn" or c.model not in DREG_MODELS)):
         raise ConfigError(f"sn_gain is the Lipschitz constant of a spectrally normalized hidden layer: expected "
                           f"a number > 0, and 1 unless reg is 'sn' on a model with hidden layers "
