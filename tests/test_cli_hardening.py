@@ -560,3 +560,35 @@ def test_report_refuses_a_results_csv_with_a_header_only(capsys, tmp_path):
     line = one_line_error(capsys, "report", folder)
     assert "results.csv holds a header and no runs" in line and "rerun the fight command" in line
     assert ((folder / "report.md").read_text() if (folder / "report.md").exists() else None) == before
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--dataset", "synthetic", "--target", "label"],
+     "--target names where data is read, got it with --dataset synthetic, which is generated"),
+    (["--dataset", "synthetic", "--data-dir", "/tmp"], "--data-dir names where data is read, got it with --dataset synthetic"),
+    (["--dataset", "pima", "--data-dir", "/nonexistent-chainzrule"], "--data-dir /nonexistent-chainzrule is not a directory"),
+    (["--dataset", "synthetic", "--model", "svm", "--lr", "0.1"],
+     "--lr acts on model(s) chainzrule, mlp, kan, cnn, chainzrule-cnn, xgboost only, got --model svm"),
+])
+def test_train_options_that_would_do_nothing_are_refused(capsys, tmp_path, no_data, flags, words):
+    """Flags the run would record and ignore (the audit's cases, which exited 0) are one line, exit 2."""
+    line = one_line_error(capsys, "train", *flags, "--epochs", "1", "--quiet", "--out", tmp_path / "o")
+    assert words in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_records_the_lambda_it_used(capsys, tmp_path):
+    """A default ChainzRule run's config says dreg null; result.json and model.json say which λ
+    that was (3e-3), and a ReLU MLP's 0."""
+    r = train_synthetic(capsys, tmp_path / "cr", "--model", "chainzrule")
+    assert r["config"]["dreg"] is None and r["dreg_lambda"] == pytest.approx(3e-3)
+    assert json.loads((tmp_path / "cr" / "model.json").read_text())["dreg_lambda"] == pytest.approx(3e-3)
+    assert train_synthetic(capsys, tmp_path / "relu", "--model", "mlp")["dreg_lambda"] == 0.0
+
+
+def test_inspect_formulas_refuses_options_it_would_ignore(capsys, tmp_path):
+    """--formulas prints and stops: a --plot path (never written) or a dataset is refused."""
+    train_synthetic(capsys, tmp_path / "cr", "--model", "chainzrule")
+    line = one_line_error(capsys, "inspect", tmp_path / "cr", "--formulas", "--plot", tmp_path / "q.png")
+    assert "--formulas prints the polynomials and stops: expected no --plot, got --plot" in line
+    assert not (tmp_path / "q.png").exists()

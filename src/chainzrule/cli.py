@@ -138,7 +138,8 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
         run = run_train(cfg, splits, progress=not quiet and rank == 0)
     if rank != 0:
         return  # one copy of the checkpoint and the result: rank 0's
-    result = {"config": cfg.to_dict(), "config_hash": cfg.hash(), **run.result,
+    # dreg_lambda: the λ used (a config's dreg null means the model's default, which it names)
+    result = {"config": cfg.to_dict(), "config_hash": cfg.hash(), "dreg_lambda": cfg.dreg_lambda, **run.result,
               "dataset": {"name": cfg.dataset, "train": len(splits.X_train), "val": len(splits.X_val),
                           "test": len(splits.X_test), "in_features": splits.in_features,
                           "num_classes": splits.num_classes, "task": splits.task}}
@@ -148,7 +149,8 @@ def train(ctx: click.Context, config_file, robustness, out, quiet, threads, **pa
             save_checkpoint(tmp, run.model, cfg, in_features=splits.in_features, num_classes=splits.num_classes,
                             task=splits.task, standardization=stats if stats[0] is not None else None,
                             extra={"feature_names": splits.meta.get("feature_names"),  # the export's inputs
-                                   "classes": splits.meta.get("classes")})  # and what its outputs index
+                                   "classes": splits.meta.get("classes"),  # and what its outputs index
+                                   "dreg_lambda": cfg.dreg_lambda})
         write_json(tmp / "grad_norms.json", run.grad_norms)
         write_json(tmp / "result.json", result)
     _print_summary(result)
@@ -228,6 +230,12 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
     from .plots import plot_activations
     from .rundir import check_out_file
 
+    if show_formulas:  # formulas print and stop: a plot or data option would be taken and do nothing
+        ignored = [o for o, v in (("--plot", plot_path), ("--dataset", dataset), ("--data-dir", data_dir),
+                                  ("--target", target)) if v is not None]
+        if ignored:
+            raise ConfigError(f"--formulas prints the polynomials and stops: expected no {', '.join(ignored)}, "
+                              f"got {ignored[0]} (it would do nothing)")
     model, cfg, meta = load_checkpoint(checkpoint)
     require_finite(model, checkpoint)
     if not show_formulas:  # the plot is written last: refuse its path before the work

@@ -11,6 +11,8 @@ flags that choose how a fight's or a stability map's runs execute.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from click.core import ParameterSource
 
@@ -124,6 +126,13 @@ def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
     problem = inert_setting(cfg, given, lambda field: "--" + field.replace("_", "-"), str)
     if problem:
         raise ConfigError(problem)
+    if cfg.dataset == "synthetic":  # built in code: no file, no column to name
+        for field in ("target", "data_dir"):
+            if field in given:
+                raise ConfigError(f"--{field.replace('_', '-')} names where data is read, got it with --dataset "
+                                  "synthetic, which is generated: it would be recorded and do nothing")
+    if "data_dir" in given and cfg.data_dir and not Path(cfg.data_dir).expanduser().is_dir():
+        raise ConfigError(f"--data-dir {cfg.data_dir} is not a directory")
 
 
 def train_options(f):

@@ -64,6 +64,7 @@ ACTS_ON = {"activation": ("mlp", "cnn"), "conv_channels": ("cnn", "chainzrule-cn
                                              "coef_lr_scale")},
            **{f: DREG_MODELS for f in ("dreg", "dreg_schedule", "dreg_final", "dreg_warmup")},
            **{f: NEURAL_MODELS for f in ("hidden", "logit_scale")},
+           "lr": NEURAL_MODELS + ("xgboost",),  # XGBoost's learning_rate; logreg and svm have none
            "kan_grid": ("kan",), "svm_gamma": ("svm",),
            **{f: ("xgboost",) for f in ("xgb_trees", "xgb_depth", "xgb_min_child_weight", "xgb_subsample",
                                          "xgb_early_stopping")}}
