@@ -84,7 +84,7 @@ def test_every_output_gets_one_mode(tmp_path, umask):
         fight = tmp_path / "fight"
         fight.mkdir()
         (fight / "spec.json").write_text('{"name": "t", "contenders": {}, "claims": []}')
-        (fight / "results.csv").write_text("phase,contender,seed\n")
+        (fight / "results.csv").write_text("phase,contender,seed\nfinal,a,0\n")  # a header alone is refused
         files += [write_report(fight), fight / "summary.csv"]
         folder = tmp_path / ".tmp-dir"
         folder.mkdir(mode=0o700)

@@ -17,7 +17,11 @@ see a plain module.
 
 The linear map is a genuine ``nn.Linear`` (``layer.linear``), so spectral normalization, pruning
 and ``state_dict`` surgery work unchanged; ``layer.linear.weight`` is read at every call, so a
-parametrized weight is the one DREG sees.
+parametrized weight is the one DREG sees. The term assumes that ``z`` is ``W x + b``: a forward
+hook on ``layer.linear`` that changes its output (scales it, adds noise) is applied to ``z`` but
+not to ``||W_i,:||²``, so the term is then not the layer's Jacobian; put such a change in the
+weight (a parametrization) or outside the layer. One layer's ``jsq`` has no layer axis: its
+penalty is ``jsq.mean()`` (:func:`chainzrule.dreg.dreg_penalty` takes a model's ``[..., layers]``).
 
 >>> import torch
 >>> from chainzrule.activations import GELU

@@ -66,7 +66,7 @@ class PolynomialActivation(nn.Module):
 
     Args:
         num_features: size of the feature (channel) dimension of the input.
-        degree: polynomial degree, ≥ 1 (default 3, the papers' cubic).
+        degree: polynomial degree, 1..``DEGREE_LIMIT`` (12; default 3, the papers' cubic).
         init: activation σ starts as: gelu, silu, tanh or identity.
         bound: half-width R of the working interval [-R, R].
         range_control: "linear" (default), "tanh" or "none".
@@ -81,7 +81,10 @@ class PolynomialActivation(nn.Module):
     Shapes: input with ``num_features`` entries along ``dim`` → output of the same shape.
     Parameter: ``coefficients`` ``[degree + 1, G]`` (G = ``num_features`` unless ``groups``),
     row k = coefficient of the k-th basis function. :meth:`power_coefficients` gives the
-    coefficients of u^k for every feature, ``[degree + 1, num_features]``.
+    coefficients of u^k for every feature, ``[degree + 1, num_features]``. The state dict holds
+    the coefficients only: ``basis``, ``bound`` and ``range_control`` are the constructor's, so a
+    state dict loads into a module built with the same ones (a checkpoint's ``model.json`` records
+    them, and :func:`chainzrule.checkpoint.save_checkpoint` checks that they describe the model).
 
     >>> act = PolynomialActivation(3, degree=2, init="identity")
     >>> act(torch.tensor([[1.0, -2.0, 10.0]])).detach()
