@@ -736,3 +736,32 @@ def test_a_failed_classical_run_is_counted_not_only_missing(tmp_path):
     assert relu["test_accuracy_n"] == 4
     cr = next(d for d in summary_table(folder) if d["contender"] == "cr")
     assert cr["failures"] == 0
+
+
+def test_a_reduction_claims_p_is_against_the_value_its_verdict_reads(tmp_path):
+    """With a tolerance, the verdict reads the claim moved by it; the p (and its note) now test that
+    moved value, as level claims do (it tested the claimed value itself)."""
+    claim = {"id": "cut", "text": "PGV cut by 60%", "kind": "reduction", "contender": "cr-dreg", "baseline": "relu",
+             "metric": "pgv", "claimed": 0.60, "direction": "higher"}
+    folder = build_fight(tmp_path / "f")
+    plain = {r["id"]: r for r in claim_rows(_rewrite(folder, claims=[claim]))}["cut"]
+    tol = {r["id"]: r for r in claim_rows(_rewrite(folder, claims=[{**claim, "tolerance": 0.2}]))}["cut"]
+    assert plain["p_note"].endswith("vs 60.0%") and tol["p_note"].endswith("vs 40.0%")
+    assert tol["p_value"] != plain["p_value"]
+
+
+def test_a_claim_says_when_final_runs_have_no_value(tmp_path):
+    """An empty metric cell (a diverged run's NaN is written as empty) leaves its split's mean over
+    the other seeds: the claim's note now says how many runs that was, instead of nothing."""
+    folder = build_fight(tmp_path / "f")
+    done = []
+
+    def blank_one(r):
+        if r["phase"] == "final" and r["contender"] == "cr-dreg" and not done:
+            done.append(r["seed"])
+            return {**r, "pgv": ""}
+        return r
+
+    rows = {r["id"]: r for r in claim_rows(_rewrite(folder, row_update=blank_one))}
+    assert "1 final run(s) of 'cr-dreg' without a pgv value, left out of their split's mean" in rows["pgv-cut"]["note"]
+    assert "without a" not in rows["acc-met"]["note"]

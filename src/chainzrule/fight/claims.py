@@ -113,6 +113,15 @@ def _tolerance(claim: dict[str, Any]) -> float:
     return float(to_number(claim.get("tolerance")) or 0.0)
 
 
+def _note_missing(ctx: _ClaimCtx, row: dict[str, Any], names: list[str], metric: str) -> None:
+    """Say in the row's note how many final runs of ``names`` have no ``metric`` value (an empty or
+    non-finite cell: a diverged run's NaN): their split's mean is then over its other seeds."""
+    for name in names:
+        n = sum(to_number(r.get(metric)) is None for r in ctx.fight.phase("final", name))
+        if n:
+            _fail(row, f"{n} final run(s) of {name!r} without a {metric} value, left out of their split's mean")
+
+
 def _claim_values(ctx: _ClaimCtx, name: str, metric: str) -> tuple[list[float], tuple[float, float] | None]:
     """Per-split values of ``name`` (per seed without resampling) and the split sizes or None."""
     rows = ctx.fight.phase("final", name)
@@ -123,6 +132,7 @@ def _claim_values(ctx: _ClaimCtx, name: str, metric: str) -> tuple[list[float], 
 def _claim_pairs(ctx: _ClaimCtx, row: dict[str, Any], name: str, base: str, metric: str):
     """Paired values ``(a, b, sizes)`` of contender and baseline (None after noting why not)."""
     f = ctx.fight
+    _note_missing(ctx, row, [name, base], metric)
     va, vb = f.by_split(f.phase("final", name), metric), f.by_split(f.phase("final", base), metric)
     keys = [k for k in va if k in vb]
     if not keys:
@@ -144,6 +154,7 @@ def _interval_summary(values: list[float], sizes: tuple[float, float] | None, al
 
 def _claim_level(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any]) -> None:
     metric, direction = row["metric"], claim.get("direction", "higher")
+    _note_missing(ctx, row, [row["contender"]], metric)
     x, sizes = _claim_values(ctx, row["contender"], metric)
     n_tr, n_te = sizes if sizes else (None, None)
     s = _interval_summary(x, sizes, ctx.alpha)
@@ -243,14 +254,16 @@ def _claim_reduction(ctx: _ClaimCtx, claim: dict[str, Any], row: dict[str, Any])
     r = ratio_reduction(a, b)
     s = _interval_summary(r["per_seed"], sizes, ctx.alpha) if sizes else r["summary"]
     row["ours"], row["ours_value"] = _ours_text(metric, s, percent=True), r["mean"]
+    # the p of the comparison the verdict makes: against the claim moved by the tolerance (as level claims)
+    edge = claimed - _tolerance(claim) if direction == "higher" else claimed + _tolerance(claim)
     if sizes:
-        t = corrected_resampled_ttest(r["per_seed"], sizes[0], sizes[1], null=claimed, confidence=1.0 - ctx.alpha)
+        t = corrected_resampled_ttest(r["per_seed"], sizes[0], sizes[1], null=edge, confidence=1.0 - ctx.alpha)
         row["verdict"], p = verdict_interval(t["ci_low"], t["ci_high"], claimed, direction, _tolerance(claim)), t["p_value"]
     else:
         row["verdict"] = verdict_level(claimed, r["per_seed"], direction, alpha=ctx.alpha, tolerance=_tolerance(claim))
-        p = one_sample_tests(r["per_seed"], claimed)["t_p"]
+        p = one_sample_tests(r["per_seed"], edge)["t_p"]
     row["p_value"], row["p"] = p, format_p(p)
-    row["p_note"] = f"{'corrected ' if sizes else ''}t vs {100 * claimed:.1f}%"
+    row["p_note"] = f"{'corrected ' if sizes else ''}t vs {100 * edge:.1f}%"
     _fail(row, f"1 − {row['contender']}/{base} per {'split' if sizes else 'seed'}, {len(a)} {'splits' if sizes else 'seeds'}")
 
 

@@ -154,7 +154,8 @@ def _header(fight: Fight) -> list[str]:
     L += [
         f"- **Dataset**: `{dataset}`" + (f" (target `{fight.get('target')}`)" if fight.get("target") else ""),
         f"- **Date**: {_fight_date(fight)}",
-        f"- **Reference contender**: `{fight.reference}` (every other contender is compared against it, paired by seed)",
+        f"- **Reference contender**: `{fight.reference}` (every other contender is compared against it, paired by "
+        f"{'(repeat, fold) split, the mean of its seeds' if fight.resampled else 'seed'})",
         f"- **Final seeds**: {seeds} (seeds {', '.join(map(str, seed_list)) or 'none run'})",
         *([f"- **Resampling**: repeated stratified {res.get('folds')}-fold CV × {res.get('repeats')} repeats over all "
            f"rows; tuning, final runs and ablations in every (repeat, fold) cell, on its training folds; paired "
@@ -293,7 +294,9 @@ def _claims_section(fight: Fight, claims: list[dict[str, Any]]) -> list[str]:
          "claimed value (± the claim's `tolerance`); a claimed range by equivalence (TOST, 90% interval inside the "
          "range) or at its strict end (`rule`); compare — paired superiority, non-inferiority where the claim has "
          "a `margin` (\"at least as good\": supported when the one-sided test rejects \"worse by the margin or "
-         "more\"); paired claims of one metric share a Holm family; param_ratio — the accuracy-matched ratio "
+         "more\"); paired claims of one metric share a Holm family, and their verdicts read the Holm-adjusted p (the "
+         "interval shown is the unadjusted one, so a non-inferiority interval clearing the margin can still read "
+         "inconclusive when the adjusted p does not reject); param_ratio — the accuracy-matched ratio "
          "from validation width sweeps, its bootstrap interval (seeds, or splits, paired across widths) against the claimed ratio (widened by "
          "Nadeau–Bengio's factor under repeated CV; at most inconclusive when a family reaches the target at its "
          "smallest width, which makes the ratio a bound; without validation sweeps, the legacy test-set ratio: no "
