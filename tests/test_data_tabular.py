@@ -426,3 +426,25 @@ def test_validation_and_test_rows_zero_the_categories_the_carved_training_rows_l
     # standardized: a zeroed row reads as 'not this category' ((0 - mean) / std), like a row of another one
     s = make_splits(ds, val_fraction=0.2, seed=0)
     assert s.meta["standardize"] and "unseen_categories_val" in s.meta
+
+
+def test_data_audit_cases(tmp_path):
+    """A row of empty cells is refused, not dropped (as a row of NA is); the delimiter is sniffed
+    outside quoted header names; Python's digit separators are no CSV number; a CV fold's
+    test_split says it is one."""
+    from chainzrule.train.data import cv_dataset
+
+    rows = "".join(f"{i},{2 * i},{i % 2}\n" for i in range(20))
+    with pytest.raises(DataError, match=r"t\.csv:3: every cell of this row is empty: expected values"):
+        load_csv(_csv(tmp_path, "a,b,y\n1,2,0\n,,\n" + rows), "y")
+    with pytest.raises(DataError, match=r"t\.csv:3: every cell of this row is empty"):
+        load_csv(_csv(tmp_path, 'a,b,y\n1,2,0\n"",""\n' + rows), "y")
+    assert read_table(_csv(tmp_path, "a;b\n1;2\n   \n3;4\n"))[1] == [["1", "2"], ["3", "4"]]  # blank lines skipped
+    ds = load_csv(_csv(tmp_path, '"dose;mg;per;kg",age,y\n' + rows), "y")
+    assert ds.feature_names == ["dose;mg;per;kg", "age"]
+    with pytest.raises(DataError, match=r"column 'a' is numeric but has non-numeric value '1_0'"):
+        load_csv(_csv(tmp_path, "a,y\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate(["1_0", "10", "3"] * 10))), "y")
+    ds = load_csv(_csv(tmp_path, "a,y\n" + "".join(f"{i},{v}\n" for i, v in enumerate(["1_0", "10", "3"] * 10))), "y")
+    assert ds.num_classes == 3 and "1_0" in ds.meta["classes"]  # a label, not the number 10
+    cv = cv_dataset(load_csv(_csv(tmp_path, "a,b,y\n" + rows), "y"), 5, 2, 3)
+    assert cv.meta["test_split"] == "fold 2 of repeat 3 of stratified 5-fold CV over all rows"

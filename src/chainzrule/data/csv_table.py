@@ -58,6 +58,9 @@ def _is_missing(cell: str) -> bool:
 
 
 def _to_float(cell: str) -> float | None:
+    """The number a cell holds, or None; Python's digit separators (``1_0``) are no CSV number."""
+    if "_" in cell:
+        return None
     try:
         return float(cell)
     except ValueError:
@@ -85,8 +88,11 @@ def read_table(path: str | Path, limit: int | None = None) -> tuple[list[str], l
     lines: list[int] = []
     try:
         for row in reader:
-            if not row or all(not c.strip() for c in row):
+            if not row or (len(row) == 1 and not row[0].strip()):  # a blank line
                 continue
+            if header is not None and all(not c.strip() for c in row):  # ",," is a row of missing cells
+                raise DataError(f"{path}:{reader.line_num}: every cell of this row is empty: expected values "
+                                "(missing cells are reported, never filled or dropped)")
             row = [c.strip() for c in row]
             if header is None:
                 header = _checked_header(f"{path}:{reader.line_num}", row)
@@ -123,9 +129,11 @@ def _read_text(path: Path) -> str:
 
 
 def _sniff_delimiter(text: str) -> str:
-    """The most frequent of ``,``, ``;`` and tab in the first non-blank line (``,`` when none)."""
+    """The most frequent of ``,``, ``;`` and tab in the first non-blank line outside quoted names
+    (``,`` when none): ``"dose;mg;kg",age,y`` is a comma file."""
     first = next((ln for ln in text.split("\n") if ln.strip()), "")  # blank and whitespace-only lines skipped
-    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    unquoted = "".join(first.split('"')[::2])  # the parts outside "..." (a doubled "" quote stays inside)
+    counts = {d: unquoted.count(d) for d in (",", ";", "\t")}
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 

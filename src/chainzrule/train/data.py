@@ -95,7 +95,8 @@ def cv_dataset(ds: Dataset, folds: int, fold: int, repeat: int) -> Dataset:
     y = np.concatenate([ds.y_train, ds.y_test])
     tr, te = cv_fold_indices(y, folds, fold, repeat)
     X_tr, X_te = X[tr], X[te]  # [n_train, D], [n_test, D]
-    meta = {**ds.meta, "cv": {"folds": folds, "fold": fold, "repeat": repeat}}
+    meta = {**ds.meta, "cv": {"folds": folds, "fold": fold, "repeat": repeat},
+            "test_split": f"fold {fold} of repeat {repeat} of stratified {folds}-fold CV over all rows"}
     onehot = ds.meta.get("onehot_columns") or {}
     if onehot:  # categories no training row of this fold has: zeroed in its test rows
         (X_te,), (meta["unseen_categories"],) = zero_untrained_categories(X_tr, onehot, X_te)
