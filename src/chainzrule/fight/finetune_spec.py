@@ -60,7 +60,7 @@ from typing import Any
 from ..config import INT_LIMIT, check_spec_kind, read_toml
 from ..errors import ConfigError, is_number
 from ..finetune import FinetuneConfig
-from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders
+from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders, require_quick_table
 
 __all__ = ["FinetuneContender", "FinetuneSpec", "parse_finetune_spec", "load_finetune_spec"]
 
@@ -216,9 +216,7 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
     seeds = check_int("[finetune] seeds", head.get("seeds", 3))
     head_lrs = check_values("[finetune] head_lrs", head["head_lrs"], zero_ok=False) if "head_lrs" in head else []
     quick_lrs = None
-    if quick and "quick" not in raw:  # it would run the full fight labelled as a preview
-        raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
-                          "for its full profile)")
+    require_quick_table(raw, quick)
     if "quick" in raw:
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)

@@ -25,7 +25,7 @@ from ..data import csv_reference
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
 from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, NAME_RE, check_accuracy_matched, check_claim,  # noqa: F401
-                            check_keys, check_sweep, merge_tables, quick_contenders)
+                            check_keys, check_sweep, merge_tables, quick_contenders, require_quick_table)
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
               "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric",
@@ -243,9 +243,7 @@ def _read_sections(raw: dict, quick: bool) -> _Sections:
     claims = _tables(raw, "claim", "claim")
     q = _table(raw, "quick", "[quick]")
     check_keys("[quick]", q, QUICK_KEYS)
-    if quick and "quick" not in raw:  # it would run the full profile labelled as a preview
-        raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
-                          "for its full profile)")
+    require_quick_table(raw, quick)
     if quick:
         base, contenders_raw, acc, sweep = _apply_quick(fight, base, contenders_raw, acc, sweep, q)
     return _Sections(fight, base, contenders_raw, defined, acc, sweep, claims)

@@ -85,6 +85,14 @@ def check_int(where: str, v: Any, lo: int = 1) -> int:
     return v
 
 
+def require_quick_table(raw: dict, quick: bool) -> None:
+    """ConfigError for ``--quick`` on a spec without a ``[quick]`` table (fights, stability maps and
+    fine-tune fights alike): it would run the full profile labelled as a preview."""
+    if quick and "quick" not in raw:
+        raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
+                          "for its full profile)")
+
+
 def merge_tables(a: dict, b: dict) -> dict:
     """``a`` deep-merged with ``b`` (``b`` wins; nested tables merged key by key); neither is changed.
 

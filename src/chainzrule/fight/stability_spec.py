@@ -46,7 +46,7 @@ from typing import Any
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, inert_setting, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
-from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders
+from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders, require_quick_table
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
 
@@ -173,9 +173,7 @@ def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: st
     if not isinstance(contenders_raw, list) or not contenders_raw:
         raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
     quick_seeds = None
-    if quick and "quick" not in raw:  # it would run the full grid labelled as a preview
-        raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
-                          "for its full grid)")
+    require_quick_table(raw, quick)
     if quick:
         head, base, contenders_raw, quick_seeds = _apply_quick(head, base, list(contenders_raw), raw["quick"])
         _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
