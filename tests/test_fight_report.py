@@ -486,7 +486,7 @@ def test_quick_profile_rows_are_previews(tmp_path):
     assert rows["tau-undefined"]["verdict"] == "not comparable"
     report = write_report(folder).read_text()
     assert "**supported**" not in report and "**not supported**" not in report and "**inconclusive**" not in report
-    assert "**Preview only.**" in report and "(results/synthetic/report.md)" in report
+    assert "**Preview only.**" in report and "`results/synthetic/report.md`" in report
 
 
 def test_a_spec_run_on_another_dataset_says_so_and_points_to_no_committed_run(tmp_path):

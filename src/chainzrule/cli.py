@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_options import TRAIN_OPTIONS, execution_options, train_config, train_options
+from .cli_options import TRAIN_OPTIONS, execution_options, map_execution_options, train_config, train_options
 from .errors import ChainzRuleError, ConfigError
 from .signals import stop_on_signals
 
@@ -94,7 +94,7 @@ def data_list() -> None:
                    "apgd_steps, corruption_examples: docs/FIGHT_FORMAT.md, \"Training config keys\"). Relative paths "
                    "resolve from the working directory, not the file's folder. Flags override the file.")
 @train_options
-@click.option("--robustness/--no-robustness", default=None, help="Also measure corruption accuracy (images) and FGSM, PGD and APGD (CE + DLR) accuracy.")
+@click.option("--robustness/--no-robustness", default=None, help="Also measure corruption accuracy (images) and FGSM, PGD and APGD (CE + DLR) accuracy. [default: off]")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for result.json, grad_norms.json and (neural models) the checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
@@ -307,7 +307,7 @@ def export_cmd(run, fmt) -> None:
 @click.option("--seeds", default=None, type=click.IntRange(1, 100), help="Number of final seeds (overrides the spec).")
 @execution_options
 @click.option("--storage", default=None, metavar="URL",
-              help="Also keep the Optuna studies in this database (sqlite:///PATH, postgresql://...), e.g. for optuna-dashboard.")
+              help="Also keep the Optuna studies in this database (sqlite:///PATH, postgresql://...), e.g. for optuna-dashboard. [default: the spec's storage, else none]")
 @click.option("--no-report", is_flag=True, help="Skip writing report.md, summary.csv and plots/ at the end (`chainzrule report OUT` writes them later).")
 def fight(spec, out, quick, jobs, dataset, data_dir, target, seeds, batch, executor, ray_address, storage,
           no_report) -> None:
@@ -416,7 +416,7 @@ def scoreboard(folders, out, readme) -> None:
               help="Map folder (runs/, stability.csv, summary.csv, heatmap_*.png, report.md).")
 @click.option("--quick", is_flag=True, help="The spec's [quick] profile: a small grid for a smoke run.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs in parallel (processes).")
-@execution_options
+@map_execution_options
 def stability(spec, out, quick, jobs, batch, executor, ray_address) -> None:
     """Stability map: a learning-rate × DREG-λ grid over seeds per contender, as heatmaps.
 

@@ -21,7 +21,7 @@ from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_
                      TrainConfig, inert_setting, read_toml)
 from .errors import ConfigError
 
-__all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options"]
+__all__ = ["TRAIN_OPTIONS", "train_config", "train_options", "execution_options", "map_execution_options"]
 
 #: The training flags: (option, TrainConfig field, click type, help).
 TRAIN_OPTIONS = [
@@ -142,15 +142,24 @@ def train_options(f):
     return f
 
 
-def execution_options(f):
-    """--batch/--no-batch, --executor, --ray-address: how a fight's or a map's runs execute."""
+def execution_options(f, maps: bool = False):
+    """--batch/--no-batch, --executor, --ray-address: how a fight's or (``maps``) a stability map's
+    runs execute. A fight's spec may set each of them (``[fight]`` batch, executor, ray_address); a
+    map's spec has no such keys, so its defaults are the flags' own."""
+    spec = "" if maps else "the spec's, else "
     f = click.option("--ray-address", default=None, metavar="auto|local|HOST:PORT",
                      help="The Ray cluster for --executor ray: auto (a `ray start --head` on this machine), "
-                          "local (a private one), or HOST:PORT. [default: auto]")(f)
+                          f"local (a private one), or HOST:PORT. [default: {spec}auto]")(f)
     f = click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
                      help="Where runs execute: this machine's process pool, or a Ray cluster "
-                          "(extra chainzrule[ray]). [default: local]")(f)
+                          f"(extra chainzrule[ray]). [default: {spec}local]")(f)
+    default = ("on" if maps else "the spec's batch; else on for fights whose reference network has at most 20,000 "
+               "parameters (larger ones run slower batched)")
     return click.option("--batch/--no-batch", "batch", default=None,
                         help="Train same-shaped runs (seeds, per-run hyperparameters) as one stacked model. "
-                             "[default: the spec's batch; else on for fights whose reference network has "
-                             "at most 20,000 parameters (larger ones run slower batched), on for maps]")(f)
+                             f"[default: {default}]")(f)
+
+
+def map_execution_options(f):
+    """:func:`execution_options` for ``chainzrule stability``."""
+    return execution_options(f, maps=True)

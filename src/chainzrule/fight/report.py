@@ -129,13 +129,18 @@ def _protocol_value(fight: Fight, key: str) -> Any:
 
 
 def _evidence(fight: Fight) -> str:
-    """What a quick run's verdicts stand for: the committed full run of this fight (a link relative
-    to the repository root), or, for a spec run on another dataset than its own, a full run that
-    has yet to be made."""
+    """What a quick run's verdicts stand for: the committed full run of this fight (named by its
+    path in the repository, and linked relative to this report when the full run's folder is a
+    sibling of this one, as with ``--out results/mnist-quick``: a Markdown link resolves from the
+    report's folder, so ``results/NAME/report.md`` from ``results/mnist-quick/`` would be broken),
+    or, for a spec run on another dataset than its own, a full run that has yet to be made."""
     if fight.get("spec_dataset"):
         return f"a full run on `{fight.get('dataset')}` (none is committed: run the spec without `--quick`)"
     name = fight.get("name", fight.folder.name)
-    return f"the committed full run, [`results/{name}/report.md`](results/{name}/report.md)"
+    path = f"results/{name}/report.md"
+    if name != fight.folder.name and (fight.folder.parent / name / "report.md").is_file():
+        return f"the committed full run, [`{path}`](../{name}/report.md)"
+    return f"the committed full run, `{path}` in the repository"
 
 
 def _header(fight: Fight) -> list[str]:
