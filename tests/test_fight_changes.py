@@ -87,3 +87,16 @@ def test_cli_report_previous(tmp_path, capsys):
     assert e.value.code == 0
     assert sorted(p.name for p in (new / "previous").iterdir()) == ["report.md", "results.csv", "spec.json"]
     assert "## Changes from the previous results" in (new / "report.md").read_text()
+
+
+def test_an_archived_report_shows_no_broken_or_current_plots(tmp_path):
+    """previous/ keeps results.csv, spec.json and report.md, not plots/: the archived report's
+    images would be broken (or, linked to the fight folder, show today's plots under the old
+    numbers), so they become a line naming the figure."""
+    old = build_fight(tmp_path / "old")
+    report = write_report(old).read_text()
+    assert "](plots/" in report  # the report has figures
+    new = build_fight(tmp_path / "new")
+    archived = (copy_previous(old, new) / "report.md").read_text()
+    assert "![" not in archived and "*(figure not archived: " in archived
+    assert parse_published_claims(archived) == parse_published_claims(report)

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..data.cache import atomic_write_text
 from ..errors import ConfigError
 from .analysis import summary_table
 from .claims import claim_rows
@@ -140,8 +141,24 @@ def copy_previous(source: str | Path, fight_folder: str | Path) -> Path:
         raise ConfigError(f"expected --previous to be an earlier run of fight {names[1]!r}, got {source}, the results "
                           f"of fight {names[0]!r}")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("results.csv", "spec.json", "report.md"):
+    for name in ("results.csv", "spec.json"):
         if (source / name).is_file():
             shutil.copy2(source / name, dest / name)
+    if (source / "report.md").is_file():
+        atomic_write_text(dest / "report.md", archived_report((source / "report.md").read_text()))
     json.loads((dest / "spec.json").read_text())
     return dest
+
+
+def archived_report(markdown: str) -> str:
+    """A report as kept in ``previous/``: its relative images (``plots/…``, not archived, and in
+    the fight folder the current run's) become a line that names them, so a viewer shows no
+    broken image and no plot of another run under the old numbers.
+
+    >>> archived_report("![λ sweep](plots/lambda_sweep.png)")
+    '*(figure not archived: λ sweep, `plots/lambda_sweep.png` of that run)*'
+    """
+    return _IMAGE.sub(lambda m: f"*(figure not archived: {m[1]}, `{m[2]}` of that run)*", markdown)
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\((?![a-z]+:)([^)\s]+)\)")
