@@ -279,12 +279,47 @@ def checkpoint_data(cfg: TrainConfig, meta: dict, dataset: str | None = None, da
     return cfg.replace(**ref) if ref else cfg
 
 
+def check_same_names(where: str, what: str, got, expected) -> None:
+    """ConfigError if the names ``got`` (``where``'s features or classes) differ from the
+    checkpoint's ``expected`` ones, order included; nothing to compare when either is None (data
+    without names, or a checkpoint that predates them).
+
+    >>> check_same_names("dataset csv:b.csv", "features", ["bmi", "age"], ["age", "bmi"])
+    Traceback (most recent call last):
+    chainzrule.errors.ConfigError: dataset csv:b.csv has the features bmi, age, the model expects age, bmi (the same names in the same order)
+    """
+    if got is None or expected is None:
+        return
+    got, expected = [str(v) for v in got], [str(v) for v in expected]
+    if got != expected:
+        show = lambda names: ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")  # noqa: E731
+        raise ConfigError(f"{where} has the {what} {show(got)}, the model expects {show(expected)} "
+                          f"(the same names in the same order)")
+
+
+def check_same_classes(where: str, got, expected) -> None:
+    """ConfigError if ``where``'s class names ``got`` share a name with the checkpoint's
+    ``expected`` ones but are not the same list: a shared label would be scored as another output,
+    or a label the model never saw as one it did. Wholly different names (another spelling of the
+    same levels, e.g. SST-5's and Yelp's five) are taken by position.
+
+    >>> check_same_classes("dataset csv:b.csv", ["dog", "wolf"], ["cat", "dog"])
+    Traceback (most recent call last):
+    chainzrule.errors.ConfigError: dataset csv:b.csv has the classes dog, wolf, the model expects cat, dog (the same names in the same order)
+    >>> check_same_classes("dataset yelp-full", ["1 star", "2 stars"], ["negative", "positive"])  # by position
+    """
+    if got is not None and expected is not None and {str(v) for v in got} & {str(v) for v in expected}:
+        check_same_names(where, "classes", got, expected)
+
+
 def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
     """The splits of ``cfg``'s data (same seed, cross-validation fold and validation carve as in
     training), standardised with the statistics saved in the checkpoint, never refitted on the
     data at hand. A format-1 checkpoint has none: they are refitted on the training rows, with a
     warning. A cross-validation run evaluated on its own data gets its fold's test rows (not the
-    dataset's own split, which holds its training rows); on other data, that data's split."""
+    dataset's own split, which holds its training rows); on other data, that data's split. Data
+    with another feature count, or other feature names (:func:`check_same_names`), than the
+    model's is refused (ConfigError) before any split is made."""
     from .data import dataset_identity
     from .data.splits import make_splits
     from .train.data import cv_dataset, load_data
@@ -302,6 +337,9 @@ def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
             raise DataError(f"checkpoint standardization must hold mean and std lists, got "
                             f"{meta['standardization']!r}") from None
     ds = load_data(cfg, progress)
+    if ds.in_features != meta.get("in_features", ds.in_features):
+        raise ConfigError(f"dataset {cfg.dataset} has {ds.in_features} features, the model expects {meta['in_features']}")
+    check_same_names(f"dataset {cfg.dataset}", "features", ds.feature_names, meta.get("feature_names"))
     saved = meta.get("data") or {}
     own = saved.get("dataset") is None or (dataset_identity(saved["dataset"], saved.get("data_dir"))
                                            == dataset_identity(cfg.dataset, cfg.data_dir))

@@ -187,7 +187,8 @@ def _print_summary(r: dict) -> None:
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the metrics to this JSON file.")
 def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
     """Re-measure a saved model on its test split: metrics, Jacobian norms, tau_input, Lipschitz bound."""
-    from .checkpoint import checkpoint_data, checkpoint_splits, json_safe, load_checkpoint, require_finite, write_json
+    from .checkpoint import (check_same_classes, checkpoint_data, checkpoint_splits, json_safe, load_checkpoint,
+                             require_finite, write_json)
     from .rundir import check_out_file
     from .train import evaluate as run_evaluate
 
@@ -196,11 +197,10 @@ def evaluate(checkpoint, dataset, data_dir, target, robustness, out) -> None:
     model, cfg, meta = load_checkpoint(checkpoint)
     require_finite(model, checkpoint)
     cfg = checkpoint_data(cfg, meta, dataset, data_dir, target).replace(robustness=robustness)
-    splits = checkpoint_splits(cfg, meta)
-    if splits.in_features != meta["in_features"]:
-        raise ConfigError(f"dataset {cfg.dataset} has {splits.in_features} features, the model expects {meta['in_features']}")
+    splits = checkpoint_splits(cfg, meta)  # refuses data with another feature count
     if splits.num_classes != meta["num_classes"]:
         raise ConfigError(f"dataset {cfg.dataset} has {splits.num_classes} classes, the model predicts {meta['num_classes']}")
+    check_same_classes(f"dataset {cfg.dataset}", splits.meta.get("classes"), meta.get("classes"))
     result = {"checkpoint": str(checkpoint), "dataset": cfg.dataset,
               **run_evaluate(model, cfg, splits, progress=robustness)}  # a bar over the attacks (stderr)
     if out:
@@ -227,6 +227,7 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
     """
     from .checkpoint import checkpoint_data, checkpoint_splits, load_checkpoint, require_finite
     from .diagnostics import layer_report, lipschitz_bound
+    from .layers import hidden_layers
     from .plots import plot_activations
     from .rundir import check_out_file
 
@@ -254,7 +255,7 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
     splits = checkpoint_splits(cfg, meta)
     x = splits.X_test[: cfg.diag_examples]
     click.echo(f"model: {cfg.model}  hidden: {list(cfg.hidden)}  params: {sum(p.numel() for p in model.parameters())}")
-    rows = layer_report(model, x)
+    rows = layer_report(model, x) if hidden_layers(model) else []  # a KAN has no such layer to report
     if rows:
         keys = list(rows[0])
         click.echo("  ".join(f"{k:>16}" for k in keys))

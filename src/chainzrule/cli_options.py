@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
-                     HEADS, LR_SCHEDULES, MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
+                     HEADS, LR_SCHEDULES, MODELS, NEURAL_MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
                      TrainConfig, inert_setting, read_toml)
 from .errors import ConfigError
 
@@ -68,6 +68,10 @@ TRAIN_OPTIONS = [
     ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
     ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD/APGD with --robustness, comma separated. [default: 0.05,0.1]"),
 ]
+
+
+#: the fields of a network's training loop: logreg, svm and xgboost (fit by scikit-learn/XGBoost) ignore them
+TRAINING_LOOP_FIELDS = ("epochs", "batch_size", "patience", "optimizer", "lr_schedule", "dtype")
 
 
 #: the flags that take a comma-separated list, and what its entries must be
@@ -126,6 +130,10 @@ def _refuse_inert(cfg: TrainConfig, given: set[str]) -> None:
     problem = inert_setting(cfg, given, lambda field: "--" + field.replace("_", "-"), str)
     if problem:
         raise ConfigError(problem)
+    loop = [f for f in TRAINING_LOOP_FIELDS if f in given]
+    if loop and cfg.model not in NEURAL_MODELS:
+        raise ConfigError(f"--{loop[0].replace('_', '-')} acts on model(s) {', '.join(NEURAL_MODELS)} only (their "
+                          f"training loop), got --model {cfg.model}: it would be recorded and do nothing")
     if cfg.dataset == "synthetic":  # built in code: no file, no column to name
         for field in ("target", "data_dir"):
             if field in given:

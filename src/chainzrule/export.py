@@ -192,7 +192,8 @@ def export_run(run: str | Path, fmt: str) -> tuple[Path, tuple[float, float] | N
     A run whose features were standardized (``model.json``'s ``standardization``) is exported
     with that step inside the graph (:class:`Standardized`): the export takes the raw feature
     vector, in the order of ``model.json``'s ``feature_names`` (a CSV's categorical columns one-hot
-    encoded there), and its outputs index ``classes``."""
+    encoded there), and its outputs index ``classes``. The graph is float32 whatever the run's
+    dtype (a float64 or bfloat16 run's weights are cast), and ONNX is checked against that model."""
     from .checkpoint import load_checkpoint
 
     folder = Path(run)
@@ -201,6 +202,7 @@ def export_run(run: str | Path, fmt: str) -> tuple[Path, tuple[float, float] | N
     model, _, meta = load_checkpoint(folder)
     if not all(bool(p.isfinite().all()) for p in model.parameters()):
         raise DataError(f"{run}: the weights hold NaN/inf (the training run diverged); nothing to export")
+    model = model.float()  # the graph is float32 (export_model): a float64 or bfloat16 run is checked as exported
     in_features = int(meta["in_features"])
     stats = meta.get("standardization")
     if stats is not None:

@@ -152,8 +152,11 @@ class TrainingLoop:
         self.step += 1
         count = len(y) if share != 0.0 else 0
         loss_w = at_least_float32(loss.detach())  # bfloat16 would round the stacked count and loss·B
-        sums = torch.stack([loss_w * count, (predict(self.kind, logits.detach()) == y).sum() * (count > 0),
-                            at_least_float32(pen.detach()) if pen is not None else loss_w.new_zeros(())])
+        # the penalty, a mean over this rank's rows, weighted by its share: the ranks' sum / world is
+        # then the global batch's mean (a rank's empty part, run on one row, counts 0)
+        pen_w = (loss_w.new_zeros(()) if pen is None
+                 else at_least_float32(pen.detach()) * (1.0 if share is None else share))
+        sums = torch.stack([loss_w * count, (predict(self.kind, logits.detach()) == y).sum() * (count > 0), pen_w])
         return norm, sums, loss
 
     def epoch(self, epoch: int) -> dict:
