@@ -1,6 +1,7 @@
 """``torchrun --nproc-per-node 2 -m chainzrule train`` (DistributedDataParallel, gloo on CPU) gives
 the single-process run's weights for the same global batch, and writes one result (rank 0); so
-does the same with ``--compile`` (each rank trains through ``torch.compile`` of its DDP module)."""
+does the same with ``--compile`` (each rank trains through ``torch.compile`` of its DDP module)
+and with ``--reg jr`` (random projections drawn for the global batch)."""
 
 from __future__ import annotations
 
@@ -35,15 +36,22 @@ def _run(cmd, tmp_path):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
-@pytest.mark.parametrize("compiled", [
-    pytest.param([], id="eager"),
-    pytest.param(["--compile"], id="compiled", marks=needs_cxx),  # torch.compile of the DDP module
+#: Jacobian regularization draws random directions per row: each process draws the global batch's
+#: and keeps its rows (a batch of 33 splits 17 / 16), so two processes still equal one
+JR = ["train", "--dataset", "synthetic", "--model", "mlp", "--hidden", "16", "--epochs", "2", "--batch-size", "33",
+      "--dtype", "float64", "--reg", "jr", "--reg-strength", "0.01", "--seed", "3", "--quiet"]
+
+
+@pytest.mark.parametrize("args, compiled", [
+    pytest.param(ARGS, [], id="eager"),
+    pytest.param(ARGS, ["--compile"], id="compiled", marks=needs_cxx),  # torch.compile of the DDP module
+    pytest.param(JR, [], id="jr"),
 ])
-def test_two_processes_match_one(tmp_path, compiled):
-    one = _run([sys.executable, "-m", "chainzrule", *ARGS, "--out", tmp_path / "one"], tmp_path)
+def test_two_processes_match_one(tmp_path, args, compiled):
+    one = _run([sys.executable, "-m", "chainzrule", *args, "--out", tmp_path / "one"], tmp_path)
     assert one.returncode == 0, one.stderr
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "chainzrule", *ARGS, *compiled, "--out", tmp_path / "two"], tmp_path)
+                "-m", "chainzrule", *args, *compiled, "--out", tmp_path / "two"], tmp_path)
     assert two.returncode == 0, two.stderr
     w1, w2 = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
     assert w1.keys() == w2.keys()

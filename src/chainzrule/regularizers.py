@@ -94,6 +94,9 @@ class Regularizer:
     name: str = "base"
     needs_input_grad: bool = False
     weight_decay: bool = False
+    #: draws random numbers per batch row: under torchrun its ``penalty`` takes ``part`` (the rows
+    #: of the global batch and this process's positions in it), so every process draws alike
+    draws_per_row: bool = False
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Called once before training (and before building the optimizer); returns ``model``.
@@ -275,6 +278,7 @@ class JacobianProjections(Regularizer):
 
     name = "jr"
     needs_input_grad = True
+    draws_per_row = True
 
     def __init__(self, n_proj: int = 1, seed: int | None = None) -> None:
         if not is_int(n_proj) or n_proj < 1:
@@ -294,14 +298,23 @@ class JacobianProjections(Regularizer):
             v = v.to(device=like.device, dtype=like.dtype)
         return v / v.norm(dim=1, keepdim=True)  # [n, c]
 
-    def penalty(self, model, x, logits, loss_fn):
+    def penalty(self, model, x, logits, loss_fn, part: tuple[int, Tensor] | None = None):
+        """The estimate for ``x``. ``part = (rows of the global batch, positions of x's rows in
+        it)`` when ``x`` is one process's part of a global batch (torchrun): every process draws
+        the global batch's directions and keeps its rows, so the run equals the single-process one
+        (the mean is still over ``x``'s rows; the caller weights it by the part's share)."""
         _check_input_grad("Jacobian regularization", x)
         n = logits.shape[0]
         out = logits.reshape(n, -1)  # [N, C]
         c = out.shape[1]
+        if part is not None and len(part[1]) != n:
+            raise ValueError(f"part names the positions of {len(part[1])} rows, got logits of {n}")
         total = _zero(logits)
         for _ in range(self.n_proj):
-            v = self.directions(n, c, out)  # [N, C]
+            if part is None:
+                v = self.directions(n, c, out)  # [N, C]
+            else:
+                v = self.directions(part[0], c, out)[part[1].to(out.device)]  # [N_global, C] → [N, C]
             (vj,) = torch.autograd.grad(out, x, grad_outputs=v, create_graph=True)  # [N, ...]
             total = total + vj.reshape(n, -1).pow(2).sum()
         return total * (c / (self.n_proj * n))

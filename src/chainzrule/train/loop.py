@@ -111,8 +111,10 @@ class TrainingLoop:
         self.compiled = torch.compile(self.net) if cfg.compile else None
         self.compiled_rows = len(self.shard(torch.arange(min(cfg.batch_size, self.n)))[0])
 
-    def objective(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
-        """``(objective, task loss, DREG penalty or None, logits)`` of one batch."""
+    def objective(self, x: Tensor, y: Tensor, part: tuple[int, Tensor] | None = None
+                  ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """``(objective, task loss, DREG penalty or None, logits)`` of one batch; ``part`` = (rows
+        of the global batch, positions of ``x``'s rows in it) under torchrun."""
         cfg, model = self.cfg, self.model
         if self.reg.needs_input_grad:
             x = x.requires_grad_(True)
@@ -134,16 +136,21 @@ class TrainingLoop:
         loss = task_loss(self.kind, logits, y)
         obj = loss if pen is None else loss + self.lam_of(self.step) * pen
         if cfg.reg != "none" and cfg.reg_strength > 0:
-            obj = obj + cfg.reg_strength * self.reg.penalty(model, x, logits, lambda lg: task_loss(self.kind, lg, y))
+            drawn = {"part": part} if part is not None and self.reg.draws_per_row else {}  # jr: the global draw
+            obj = obj + cfg.reg_strength * self.reg.penalty(model, x, logits, lambda lg: task_loss(self.kind, lg, y),
+                                                            **drawn)
         return obj, loss, pen, logits
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One optimizer step on the global batch ``idx``: ``(gradient norm, [loss·B, correct,
         penalty], task loss)``, all on the device (no host sync)."""
         sp = self.splits
-        idx, share = self.shard(idx)
+        rows, share = self.shard(idx)
+        part = None if share is None else (len(idx), rows)  # [B_global], this rank's positions
+        if part is not None:
+            idx = idx[rows]
         x, y = to_model(self.model, sp.X_train[idx]), sp.y_train[idx].to(self.device)  # [B, D], [B]
-        obj, loss, pen, logits = self.objective(x, y)
+        obj, loss, pen, logits = self.objective(x, y, part)
         self.opt.zero_grad(set_to_none=True)
         (obj if share is None else obj * share).backward()
         norm = grad_norm(self.params)
@@ -187,15 +194,17 @@ class TrainingLoop:
                 "dreg": pen_sum / self.steps_per_epoch if cfg.uses_dreg else None}
 
     def shard(self, idx: Tensor) -> tuple[Tensor, float | None]:
-        """This rank's part of a global batch and its objective scale (None: single process).
+        """The positions in the global batch ``idx`` of this rank's part, and its objective scale
+        (None: single process, every position).
 
         A rank whose part is empty (a last batch smaller than the world) runs one example with
         scale 0, so every rank takes part in DDP's gradient all-reduce."""
+        every = torch.arange(len(idx))  # [B]
         if self.world == 1:
-            return idx, None
-        local = idx[self.rank::self.world]
+            return every, None
+        local = every[self.rank::self.world]
         if len(local) == 0:
-            return idx[:1], 0.0
+            return every[:1], 0.0
         return local, len(local) * self.world / len(idx)
 
     def run(self) -> dict:
