@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable
@@ -35,6 +37,8 @@ from ..errors import ConfigError, RunLost
 MAX_RETRIES = 3
 #: seconds to wait for a TCP connection to HOST:PORT before calling it unreachable
 CONNECT_TIMEOUT = 5.0
+#: seconds a HOST:PORT that accepts connections gets to answer as a Ray cluster (:func:`probe_cluster`)
+ANSWER_TIMEOUT = 60.0
 EXECUTORS = ("local", "ray")
 
 
@@ -66,6 +70,26 @@ def check_address(address: str | None) -> str:
     return address
 
 
+def probe_cluster(address: str, timeout: float | None = None) -> None:
+    """ConfigError unless a Ray driver started in a child process connects to ``address``
+    (HOST:PORT) within ``timeout`` seconds (default :data:`ANSWER_TIMEOUT`). Something there that
+    accepts connections but is no Ray cluster (a web server, Ray's dashboard port 8265) keeps
+    ``ray.init`` retrying in C++ for many minutes, deaf to SIGTERM and printing a warning every
+    few seconds; the child is killed at the deadline (or by a stop) and its output dropped."""
+    timeout = ANSWER_TIMEOUT if timeout is None else timeout
+    code = ("import sys, ray; ray.init(address=sys.argv[1], log_to_driver=False, include_dashboard=False, "
+            "configure_logging=False); ray.shutdown()")
+    try:
+        res = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"--ray-address {address}: no Ray cluster answered within {timeout:g} s (expected the "
+                          f"address `ray start --head` prints, HOST:6379 by default, not the dashboard's)") from None
+    if res.returncode != 0:
+        detail = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[-1]
+        raise ConfigError(f"--ray-address {address}: no Ray cluster reachable ({detail})")
+
+
 def _call(fn: Callable, *args) -> Any:
     """The body of every Ray task: one CPU thread, as a local pool worker with one core."""
     import torch
@@ -91,6 +115,8 @@ class RayPool:
                 if num_cpus is not None:
                     kw["num_cpus"] = num_cpus
                 address = None
+            elif address != "auto":
+                probe_cluster(address)
             handlers = _signal_handlers()
             try:
                 ray.init(address=address, **kw)
