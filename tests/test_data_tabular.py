@@ -448,3 +448,16 @@ def test_data_audit_cases(tmp_path):
     assert ds.num_classes == 3 and "1_0" in ds.meta["classes"]  # a label, not the number 10
     cv = cv_dataset(load_csv(_csv(tmp_path, "a,b,y\n" + rows), "y"), 5, 2, 3)
     assert cv.meta["test_split"] == "fold 2 of repeat 3 of stratified 5-fold CV over all rows"
+
+
+@pytest.mark.parametrize("cell, kind", [(lambda i: f"{20 + i * 0.7:.1f}", "numbers"), (lambda i: f"id{i}", "values")])
+def test_a_target_with_most_rows_a_class_of_their_own_is_refused(tmp_path, cell, kind):
+    """A measurement (age) or an id as --target was trained as one class per value (155 classes in
+    200 rows: 0% test accuracy, no word); more classes than half the rows are refused."""
+    rows = "".join(f"{i % 7},{cell(i)}\n" for i in range(40))
+    p = tmp_path / "t.csv"
+    p.write_text("x,y\n" + rows)
+    with pytest.raises(DataError, match=f"target column 'y' has 40 distinct {kind} in 40 rows; expected class labels"):
+        load_csv(p, target="y")
+    p.write_text("x,y\n" + "".join(f"{i},{i % 20}\n" for i in range(40)))  # 20 classes of 2 rows: kept
+    assert load_csv(p, target="y").num_classes == 20

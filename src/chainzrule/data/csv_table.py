@@ -18,7 +18,8 @@ cached table through :func:`load_csv` too. The rules:
   filled*: any missing feature or target cell raises :class:`~chainzrule.errors.DataError` with
   the count per column;
 - the target's sorted distinct values (numerically sorted when all are numbers) become classes
-  ``0..K-1``; the original values are in ``meta["classes"]``;
+  ``0..K-1``; the original values are in ``meta["classes"]``; a target with more classes than
+  half its rows (a measurement such as age, or an id) is refused;
 - the test split is the fixed stratified 80/20 split with seed 0 that Pima uses (plain seeded
   80/20 when a class has fewer than 2 rows, noted in ``meta["test_split"]``); ``limit`` keeps the
   first ``limit`` data rows of the file before splitting.
@@ -248,7 +249,8 @@ def _encode_labels(path: Path, labels, target: str) -> tuple[np.ndarray, list]:
     """Target cells → 0..K-1, and the classes. When every label is a number, a class is a numeric
     value ("1", "1.0" and "01" are one class, named as it is first written) and the classes are
     in numeric order; otherwise the distinct strings, sorted."""
-    if all(_to_float(v) is not None for v in set(labels)):
+    numeric = all(_to_float(v) is not None for v in set(labels))
+    if numeric:
         names: dict[float, str] = {}
         for v in labels:
             names.setdefault(_to_float(v), v)
@@ -263,6 +265,11 @@ def _encode_labels(path: Path, labels, target: str) -> tuple[np.ndarray, list]:
     if len(distinct) < 2:
         raise DataError(f"{path}: target column {target!r} has a single class {distinct[0]!r}; "
                         f"expected at least 2 classes")
+    if 2 * len(distinct) > len(labels):  # most rows a class of their own: a measurement or an id, not a label
+        raise DataError(f"{path}: target column {target!r} has {len(distinct)} distinct "
+                        f"{'numbers' if numeric else 'values'} in "
+                        f"{len(labels)} rows; expected class labels, at most half as many classes as rows "
+                        f"(chainzrule trains classifiers: bin a continuous target first)")
     return np.array(index, dtype=np.int64), distinct
 
 
