@@ -65,6 +65,9 @@ def test_dataset_override_reaches_every_contender():
     (lambda r: r.update(quick={"contenders": ["relu", "ghost"]}), "unknown contender(s) ghost"),
     (lambda r: r["contender"].append(copy.deepcopy(r["contender"][0])), "duplicate contender name(s): relu"),
     (lambda r: r["fight"].update(seeds=0), "seeds must be an integer in 1..4294967296, got 0"),
+    # the tiny spec's dataset is synthetic: generated, so a column or a folder would do nothing
+    (lambda r: r["fight"].update(target="label"), "target names where data is read, got it with dataset synthetic"),
+    (lambda r: r["base"].update(data_dir="/tmp"), "data_dir names where data is read, got it with dataset synthetic"),
 ])
 def test_bad_specs_are_refused_with_a_clear_message(mutate, message):
     raw = _tiny()

@@ -263,6 +263,11 @@ def _apply_overrides(fight: dict, base: dict, *, dataset: str | None, data_dir: 
     for key in ("dataset", "data_dir", "target"):
         if fight.get(key) is not None:
             base[key] = fight[key]
+    if base.get("dataset") == "synthetic":  # built in code: no file, no column to name
+        for key in ("target", "data_dir"):
+            if base.get(key) is not None:
+                raise ConfigError(f"{key} names where data is read, got it with dataset synthetic, which is "
+                                  "generated: it would be recorded and do nothing")
     patience = _fight_int(fight, "patience", DEFAULT_PATIENCE, lo=0, hi=INT_LIMIT)
     base.setdefault("patience", patience)  # early stopping on by default; [base] or a contender may say otherwise
     check_keys("[base]", base, CONFIG_FIELDS)
