@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,6 +163,25 @@ def _one_line_exit_2(res, *words):
     assert len(lines) == 1 and lines[0].startswith("chainzrule: "), res.stderr
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def test_a_ray_address_that_accepts_connections_but_is_no_cluster_is_refused_at_a_deadline(tmp_path):
+    """A HOST:PORT that accepts TCP connections but never answers as Ray (a web server, Ray's
+    dashboard port) kept ray.init retrying for many minutes, deaf to SIGTERM, with a C++ warning
+    on stderr every few seconds; now it is one line and exit 2 at the deadline, nothing written."""
+    pytest.importorskip("ray", reason="the ray extra (pip install 'chainzrule[ray]') is not installed")
+    out = tmp_path / "f"
+    with socket.socket() as silent:  # listening: the kernel completes connections, nobody answers
+        silent.bind(("0.0.0.0", 0))
+        silent.listen(16)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        code = ("import chainzrule.fight.ray_executor as r; r.ANSWER_TIMEOUT = 3.0; "
+                "from chainzrule.console import main; "
+                f"main(['fight', {str(TINY)!r}, '--out', {str(out)!r}, '--executor', 'ray', "
+                f"'--ray-address', {address!r}])")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    _one_line_exit_2(res, "chainzrule: error: ", f"--ray-address {address}", "no Ray cluster answered within 3 s", "6379")
+    assert not out.exists()
 
 
 def test_unreachable_ray_address(tmp_path):
