@@ -66,7 +66,7 @@ TRAIN_OPTIONS = [
     ("--compile/--no-compile", "compile", bool, "Train through torch.compile (inductor; on CPU it needs a C++ compiler): the first steps compile (~16 s for the MNIST MLP, ~2 s from torch's cache), then a ChainzRule + DREG step takes 0.73-0.80x its eager time (BENCHMARKS.md). Pays on runs of minutes. [default: off]"),
     ("--fused-optimizer/--no-fused-optimizer", "fused_optimizer", bool, "Use torch's fused Adam/AdamW/SGD kernel: the same update in one pass per parameter, rounded differently (about one float32 ulp per step, so not bit-identical to an unfused run). One thread: about 0.75x the training time of the MNIST ReLU MLP, 0.9x of ChainzRule + DREG, 0.8-0.9x on Pima (BENCHMARKS.md). [default: off]"),
     ("--diag-examples", "diag_examples", int, "Test examples used for Jacobian diagnostics. [default: 1000]"),
-    ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD/APGD with --robustness, comma separated. [default: 0.05,0.1]"),
+    ("--adv-eps", "adv_eps", str, "L-inf budgets for FGSM/PGD/APGD with --robustness, comma separated, in the units the model reads: standardized features for tables (unclipped), pixels in [0, 1] for images. [default: 0.05,0.1]"),
 ]
 
 
