@@ -37,6 +37,9 @@ DEFAULT_PATIENCE = 3
 EXECUTION_KEYS = ("executor", "ray_address", "storage", "batch")
 #: Config fields the runner sets for every run (its seed, its cross-validation split): a spec may not.
 RUNNER_KEYS = ("seed", "cv_folds", "cv_fold", "cv_repeat")
+#: Config fields that decide a run's rows (the data, the test split, the validation carve): shared by every
+#: contender, so [fight]/[base] only; in a contender they would pair its runs with others' on other rows
+DATA_KEYS = ("dataset", "data_dir", "target", "featurizer", "limit", "val_fraction")
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
@@ -325,7 +328,8 @@ def _build_spec(s: _Sections, contenders: list[Contender], resampling: dict[str,
 
 def _check_settings(spec: FightSpec) -> None:
     """The resolved settings that are only wrong together: pruner, tuning seeds, the primary metric;
-    and the runner's own fields (``RUNNER_KEYS``) in [base] or a contender."""
+    the runner's own fields (``RUNNER_KEYS``) in [base] or a contender; the data's (``DATA_KEYS``)
+    or the epoch budget in a contender."""
     if spec.pruner not in PRUNERS:
         raise ConfigError(f"[fight] pruner must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
     if spec.tune_seed + spec.tune_seeds > SEED_LIMIT:
@@ -335,6 +339,14 @@ def _check_settings(spec: FightSpec) -> None:
         if given:  # the runner sets them per run: a fixed fold would be read as repeated CV, a seed overridden
             raise ConfigError(f"{where} sets {', '.join(given)}, which the runner sets for every run: give the seeds "
                               "as [fight] seeds and the folds as [fight] resampling")
+    for c in spec.contenders:
+        given = [k for k in DATA_KEYS if k in c.config]
+        if given:  # its own rows: its train, validation and test splits would not be the other contenders'
+            raise ConfigError(f"contender {c.name!r} sets {', '.join(given)}: the data every contender shares (its "
+                              "rows, test split and validation carve) is given in [fight] or [base], for all")
+        if "epochs" in c.config:  # it would also tune at its own budget, past [fight] tune_epochs
+            raise ConfigError(f"contender {c.name!r} sets epochs: the epoch budget every contender shares is given "
+                              "in [base] (final runs) and [fight] tune_epochs (tuning), for all")
     if spec.primary_metric != "accuracy":
         raise ConfigError(f"[fight] primary_metric {spec.primary_metric!r} is not supported: expected 'accuracy'")
 
