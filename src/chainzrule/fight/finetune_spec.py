@@ -31,7 +31,8 @@ learning rate of the list; the one with the best dev accuracy is that head's, an
 at it (seed 0's run is the tuning run). ``head_lr`` is then set by the list, not by ``[base]`` or
 a contender. A contender's own ``head_lrs`` replaces the list for that head (a range widened
 where a head's choice lay at an end of it); ``[quick] head_lrs`` replaces every list. Everything is checked before any run: unknown keys, names, seeds, the list, every
-run's :class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline are contenders.
+run's :class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline are contenders, and
+that no contender sets ``limit`` (every head is paired with the others on the same sentences).
 
 >>> s = parse_finetune_spec({"finetune": {"seeds": 2, "reference": "cr", "baseline": "linear"},
 ...     "contender": [{"name": "linear"}, {"name": "cr", "hidden": [8], "activation": "chainzrule"}]})
@@ -238,6 +239,8 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
         _check_keys(where, c, CONTENDER_KEYS)
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
+        if "limit" in c:  # its own sentences: its runs would be paired with the others' on other dev and test rows
+            raise ConfigError(f"{where} sets limit: the sentences every head shares are given in [base], for all")
         cfg = {k: v for k, v in c.items() if k not in ("name", "label", "head_lrs")}
         check_config_types(where, cfg)
         own = () if "head_lrs" not in c or (quick and quick_lrs is not None) else \

@@ -13,7 +13,7 @@ Layout (every table but ``[stability]`` optional)::
 
     [base]                         # any TrainConfig field except lr, dreg, seed (set by the grid)
 
-    [[contender]]                  # at least one; name, label, seeds + TrainConfig fields
+    [[contender]]                  # at least one; name, label, seeds + TrainConfig fields (not the data's)
     name = "cr"
     model = "chainzrule"
     seeds = 1                      # optional per-contender seed count
@@ -25,7 +25,9 @@ Layout (every table but ``[stability]`` optional)::
 
 With ``--quick``, ``[quick].seeds`` replaces every contender's seed count. Everything is checked
 here, before any run starts: unknown keys, empty or negative grids, duplicate values, unknown
-contender fields, and every cell's :class:`~chainzrule.config.TrainConfig`. Errors are
+contender fields, a contender setting the data's fields (``dataset``, ``data_dir``, ``target``,
+``featurizer``, ``limit``, ``val_fraction``: every contender's cells are on the same rows), and
+every cell's :class:`~chainzrule.config.TrainConfig`. Errors are
 :class:`~chainzrule.errors.ConfigError` naming what was expected and what was given.
 
 >>> spec = parse_stability_spec({"stability": {"dataset": "synthetic", "lrs": [1e-2, 1e-3],
@@ -38,6 +40,7 @@ contender fields, and every cell's :class:`~chainzrule.config.TrainConfig`. Erro
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +49,7 @@ from typing import Any
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, inert_setting, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
+from .spec import DATA_KEYS
 from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders, require_quick_table
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
@@ -134,6 +138,10 @@ def _contender(i: int, raw: Any, default_seeds: int, quick_seeds: int | None) ->
     _check_keys(where, c, CONTENDER_KEYS)
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
+    given = [k for k in DATA_KEYS if k in c]
+    if given:  # its own rows: its cells would sit beside the others' in the heatmaps, on other data
+        raise ConfigError(f"{where} sets {', '.join(given)}: the data every contender shares (its rows, test "
+                          "split and validation carve) is given in [stability] or [base], for all")
     label = str(c.pop("label", name))
     c.pop("name")
     seeds = check_int(f"{where}: seeds", c.pop("seeds", default_seeds))
@@ -159,8 +167,13 @@ def _check_cells(spec: StabilitySpec) -> None:
 
 
 def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> StabilitySpec:
-    """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile."""
+    """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile.
+
+    With ``quick`` the spec is first checked whole, as without it (as ``fight`` and ``finetune`` do):
+    a bad value that ``[quick]`` overrides is refused rather than left for the full map to trip over."""
     check_spec_kind(raw, "stability")
+    if quick:
+        parse_stability_spec(copy.deepcopy(raw), quick=False, source=source)
     _check_keys("spec", raw, TOP_KEYS)
     if "stability" not in raw:
         raise ConfigError("spec has no [stability] table: expected one with lrs and lambdas")
