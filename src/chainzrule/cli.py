@@ -530,9 +530,10 @@ def main(argv: list[str] | None = None) -> None:
         if e.filename is None:
             raise
         _fail(f"{e.filename}: {e.strerror or type(e).__name__}" + (f" ({e.filename2})" if e.filename2 else ""))
-    except KeyboardInterrupt:
-        click.echo(f"chainzrule: interrupted ({after})", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # a stop raised outside click (stop_on_signals' end, after a swallowed one)
+        signum = getattr(e, "signum", signal.SIGINT)
+        click.echo(f"chainzrule: interrupted by {signal.Signals(signum).name} ({after})", err=True)
+        _exit_now(128 + signum)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
