@@ -59,6 +59,11 @@ def test_config_refuses_bad_values_naming_expected_and_given():
         FinetuneConfig(encoder_lr=-1)
     with pytest.raises(ConfigError, match="unknown fine-tuning field"):
         FinetuneConfig.from_dict({"lr": 1e-3})
+    # the accepted names (chainzrule was missing from the list; poly was offered and then failed)
+    with pytest.raises(ConfigError, match="unknown activation 'poly': expected one of chainzrule, relu, gelu"):
+        FinetuneConfig(activation="poly")
+    with pytest.raises(ConfigError, match=r"max_length must be at most 512 \(the encoder's positions\), got 100000"):
+        FinetuneConfig(max_length=100000)  # was accepted: the encoder has 512 positions
     assert FinetuneConfig.from_dict(FinetuneConfig(hidden=(4,)).to_dict()) == FinetuneConfig(hidden=(4,))
 
 

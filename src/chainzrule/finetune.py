@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .activations import make_activation
+from .activations import STANDARD_ACTIVATIONS
 from .errors import ConfigError
 
 __all__ = ["FinetuneConfig", "SentenceClassifier", "build_classifier", "length_batches", "pad_batch",
@@ -58,6 +58,8 @@ __all__ = ["FinetuneConfig", "SentenceClassifier", "build_classifier", "length_b
 
 #: Output heads of a fine-tuned classifier.
 FINETUNE_HEADS = ("linear", "clm")
+#: the sentence encoder's position embeddings: no sentence is read past this many tokens
+ENCODER_MAX_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,9 @@ class FinetuneConfig:
             raise ConfigError(f"head must be one of {', '.join(FINETUNE_HEADS)}, got {self.head!r}")
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden widths must be >= 1, got {self.hidden}")
-        if self.activation != "chainzrule":
-            make_activation(self.activation)  # ConfigError naming the known activations
+        if self.activation != "chainzrule" and str(self.activation).lower() not in STANDARD_ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}: expected one of chainzrule, "
+                              f"{', '.join(STANDARD_ACTIVATIONS)}")
         if not (math.isfinite(self.dreg) and self.dreg >= 0):
             raise ConfigError(f"dreg must be finite and >= 0, got {self.dreg}")
         if self.dreg > 0 and not self.hidden:
@@ -97,6 +100,9 @@ class FinetuneConfig:
         for name in ("epochs", "batch_size", "max_length", "evals_per_epoch"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_length > ENCODER_MAX_LENGTH:
+            raise ConfigError(f"max_length must be at most {ENCODER_MAX_LENGTH} (the encoder's positions), "
+                              f"got {self.max_length}")
         for name in ("encoder_lr", "head_lr", "coef_lr_scale"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
