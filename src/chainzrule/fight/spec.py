@@ -24,8 +24,9 @@ from ..config import ATTACKS, CHAINZRULE_MODELS, DREG_MODELS, INT_LIMIT, MODELS,
 from ..data import csv_reference
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
-from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, NAME_RE, check_accuracy_matched, check_claim,  # noqa: F401
-                            check_keys, check_sweep, merge_tables, quick_contenders, require_quick_table)
+from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, DATA_KEYS, NAME_RE, check_accuracy_matched, check_claim,  # noqa: F401
+                            check_keys, check_sweep, merge_tables, quick_contenders, refuse_own_data,
+                            require_quick_table)
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
               "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric",
@@ -37,9 +38,6 @@ DEFAULT_PATIENCE = 3
 EXECUTION_KEYS = ("executor", "ray_address", "storage", "batch")
 #: Config fields the runner sets for every run (its seed, its cross-validation split): a spec may not.
 RUNNER_KEYS = ("seed", "cv_folds", "cv_fold", "cv_repeat")
-#: Config fields that decide a run's rows (the data, the test split, the validation carve): shared by every
-#: contender, so [fight]/[base] only; in a contender they would pair its runs with others' on other rows
-DATA_KEYS = ("dataset", "data_dir", "target", "featurizer", "limit", "val_fraction")
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
@@ -340,10 +338,7 @@ def _check_settings(spec: FightSpec) -> None:
             raise ConfigError(f"{where} sets {', '.join(given)}, which the runner sets for every run: give the seeds "
                               "as [fight] seeds and the folds as [fight] resampling")
     for c in spec.contenders:
-        given = [k for k in DATA_KEYS if k in c.config]
-        if given:  # its own rows: its train, validation and test splits would not be the other contenders'
-            raise ConfigError(f"contender {c.name!r} sets {', '.join(given)}: the data every contender shares (its "
-                              "rows, test split and validation carve) is given in [fight] or [base], for all")
+        refuse_own_data(f"contender {c.name!r}", c.config, "[fight]")
         if "epochs" in c.config:  # it would also tune at its own budget, past [fight] tune_epochs
             raise ConfigError(f"contender {c.name!r} sets epochs: the epoch budget every contender shares is given "
                               "in [base] (final runs) and [fight] tune_epochs (tuning), for all")

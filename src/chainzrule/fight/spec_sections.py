@@ -85,6 +85,27 @@ def check_int(where: str, v: Any, lo: int = 1) -> int:
     return v
 
 
+#: Config fields that decide a run's rows (the data, the test split, the validation carve): shared by every
+#: contender, so a spec's head table or [base] only; in a contender they would pair its runs with others' on
+#: other rows
+DATA_KEYS = ("dataset", "data_dir", "target", "featurizer", "limit", "val_fraction")
+
+
+def refuse_own_data(where: str, table: dict, head: str) -> None:
+    """ConfigError if the contender ``table`` (named ``where``) sets any of :data:`DATA_KEYS`: every
+    contender's runs are compared on the same rows, given in ``head`` (``[fight]``, ``[stability]``)
+    or ``[base]``.
+
+    >>> refuse_own_data("contender 'relu'", {"limit": 300}, "[fight]")
+    Traceback (most recent call last):
+    chainzrule.errors.ConfigError: contender 'relu' sets limit: the data every contender shares (its rows, test split and validation carve) is given in [fight] or [base], for all
+    """
+    given = [k for k in DATA_KEYS if k in table]
+    if given:
+        raise ConfigError(f"{where} sets {', '.join(given)}: the data every contender shares (its rows, test "
+                          f"split and validation carve) is given in {head} or [base], for all")
+
+
 def require_quick_table(raw: dict, quick: bool) -> None:
     """ConfigError for ``--quick`` on a spec without a ``[quick]`` table (fights, stability maps and
     fine-tune fights alike): it would run the full profile labelled as a preview."""

@@ -49,8 +49,8 @@ from typing import Any
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, inert_setting, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
-from .spec import DATA_KEYS
-from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders, require_quick_table
+from .spec_sections import (NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders,
+                            refuse_own_data, require_quick_table)
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
 
@@ -138,10 +138,7 @@ def _contender(i: int, raw: Any, default_seeds: int, quick_seeds: int | None) ->
     _check_keys(where, c, CONTENDER_KEYS)
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError(f"{where}: name must match [a-z0-9][a-z0-9-]*, got {name!r}")
-    given = [k for k in DATA_KEYS if k in c]
-    if given:  # its own rows: its cells would sit beside the others' in the heatmaps, on other data
-        raise ConfigError(f"{where} sets {', '.join(given)}: the data every contender shares (its rows, test "
-                          "split and validation carve) is given in [stability] or [base], for all")
+    refuse_own_data(where, c, "[stability]")  # its cells would sit beside the others' on other data
     label = str(c.pop("label", name))
     c.pop("name")
     seeds = check_int(f"{where}: seeds", c.pop("seeds", default_seeds))
