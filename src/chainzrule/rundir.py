@@ -51,14 +51,20 @@ _KIND_NAMES = {"run": "a `chainzrule train` run folder", "fight": "a `chainzrule
 _NEUTRAL_DIRS = ("runs", "previous")
 
 
-def _spec_kind(p: Path) -> str | None:
-    """The command whose ``spec.json`` the folder ``p`` holds: its marker, written by the command
-    itself (a fight's at its start, a map's and a fine-tune fight's with their outputs), or None."""
+def _read_spec(p: Path) -> dict | None:
+    """The folder ``p``'s ``spec.json`` as a dict, or None (none, unreadable, or not a JSON object)."""
     try:
         spec = json.loads((p / "spec.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(spec, dict):
+    return spec if isinstance(spec, dict) else None
+
+
+def _spec_kind(p: Path) -> str | None:
+    """The command whose ``spec.json`` the folder ``p`` holds: its marker, written by the command
+    itself (a fight's at its start, a map's and a fine-tune fight's with their outputs), or None."""
+    spec = _read_spec(p)
+    if spec is None:
         return None
     if {"lrs", "lambdas"} <= spec.keys():
         return "stability"
@@ -115,11 +121,13 @@ def _foreign_entries(p: Path) -> list[str]:
     return foreign
 
 
-def check_out_kind(out: str | Path, kind: str) -> None:
+def check_out_kind(out: str | Path, kind: str, *, quick: bool = False) -> None:
     """Refuse an existing ``--out`` that another chainzrule command wrote, or that holds files no
     ``chainzrule KIND`` wrote (a user's results.csv or notes: they would be overwritten or mixed
-    with this command's outputs). Its own kind of folder (its spec.json) is resumed; a new, empty
-    or runs-only folder (:data:`_NEUTRAL_DIRS`) is fine.
+    with this command's outputs). Its own kind of folder (its spec.json) is resumed, but not by a
+    ``quick`` run (``--quick``) when its spec.json was recorded without the quick profile: the
+    quick run would replace the full one's spec.json, results and report (a full run into a quick
+    folder is fine). A new, empty or runs-only folder (:data:`_NEUTRAL_DIRS`) is fine.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp()); _ = (d / "notes.txt").write_text("mine")
@@ -132,6 +140,9 @@ def check_out_kind(out: str | Path, kind: str) -> None:
         raise ConfigError(f"--out {out} is {_KIND_NAMES[found]}, expected a new or empty folder or "
                           f"{_KIND_NAMES[kind]} to resume: choose another --out")
     if _spec_kind(Path(out)) == kind:
+        if quick and not _read_spec(Path(out)).get("quick"):
+            raise ConfigError(f"--out {out} holds the full profile's results; a --quick run would replace them: "
+                              "choose another --out")
         return  # its own folder: resumed
     foreign = _foreign_entries(Path(out))
     if foreign:

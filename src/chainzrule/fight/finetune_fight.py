@@ -107,7 +107,8 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
         raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
     from ..rundir import check_out_dir, check_out_kind
 
-    check_out_kind(check_out_dir(out, subdirs=("runs", "plots")), "finetune")  # before any work: not into another command's folder
+    # before any work: not into another command's folder, nor --quick into a full run's
+    check_out_kind(check_out_dir(out, subdirs=("runs", "plots")), "finetune", quick=spec.quick)
     loader = encoder_loader or load_pretrained_encoder
     splits = load_text_splits(spec.dataset, spec.data_dir)  # a missing folder fails before any run
     loader()  # the encoder extra and its weights, before any run

@@ -32,7 +32,8 @@ at it (seed 0's run is the tuning run). ``head_lr`` is then set by the list, not
 a contender. A contender's own ``head_lrs`` replaces the list for that head (a range widened
 where a head's choice lay at an end of it); ``[quick] head_lrs`` replaces every list. Everything is checked before any run: unknown keys, names, seeds, the list, every
 run's :class:`~chainzrule.finetune.FinetuneConfig`, that reference and baseline are contenders, and
-that no contender sets ``limit`` (every head is paired with the others on the same sentences).
+that no contender sets ``limit`` (every head is paired with the others on the same sentences), in
+both profiles (the ``[quick]`` one without ``--quick`` too).
 
 >>> s = parse_finetune_spec({"finetune": {"seeds": 2, "reference": "cr", "baseline": "linear"},
 ...     "contender": [{"name": "linear"}, {"name": "cr", "hidden": [8], "activation": "chainzrule"}]})
@@ -61,7 +62,7 @@ from typing import Any
 from ..config import INT_LIMIT, check_spec_kind, read_toml
 from ..errors import ConfigError, is_number
 from ..finetune import FinetuneConfig
-from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders, require_quick_table
+from .spec_sections import NAME_RE, check_int, check_keys, check_values, merge_tables, parse_both_profiles, quick_contenders
 
 __all__ = ["FinetuneContender", "FinetuneSpec", "parse_finetune_spec", "load_finetune_spec"]
 
@@ -198,11 +199,15 @@ class FinetuneSpec:
 def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> FinetuneSpec:
     """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile.
 
-    With ``quick`` the spec is first checked whole, as without it: every contender, also those
-    ``[quick] contenders`` leaves out, and every table's values."""
-    if quick:
-        parse_finetune_spec(raw, quick=False, source=source)
+    Both profiles are checked, whichever ``quick`` asks for (:func:`~.spec_sections.parse_both_profiles`):
+    a quick run checks every contender, also those ``[quick] contenders`` leaves out, and every
+    table's values; a full run the quick profile's values."""
     check_spec_kind(raw, "finetune")
+    return parse_both_profiles(raw, quick, lambda r, q: _parse_profile(r, q, source))
+
+
+def _parse_profile(raw: dict[str, Any], quick: bool, source: str) -> FinetuneSpec:
+    """:func:`parse_finetune_spec` in one profile: the full one, or with ``[quick]`` merged in."""
     _check_keys("spec", raw, TOP_KEYS)
     if not isinstance(raw.get("finetune"), dict):
         raise ConfigError("spec has no [finetune] table: expected one with seeds, reference and baseline")
@@ -217,7 +222,6 @@ def parse_finetune_spec(raw: dict[str, Any], *, quick: bool = False, source: str
     seeds = check_int("[finetune] seeds", head.get("seeds", 3))
     head_lrs = check_values("[finetune] head_lrs", head["head_lrs"], zero_ok=False) if "head_lrs" in head else []
     quick_lrs = None
-    require_quick_table(raw, quick)
     if "quick" in raw:
         q = raw["quick"]
         _check_keys("[quick]", q, QUICK_KEYS)

@@ -324,7 +324,7 @@ def run_fight(spec: FightSpec, out: Path, jobs: int = 1, progress: bool = True, 
     ex_opts = getattr(spec, "execution", None) or {}
     batch = ex_opts.get("batch") if batch is None else batch  # None: decided by the network's size below
     out = check_out_dir(out, subdirs=("runs", "plots"))
-    check_out_kind(out, "fight")
+    check_out_kind(out, "fight", quick=spec.quick)
     given = lambda v, key, default=None: v if v is not None else ex_opts.get(key, default)  # "" is given: refused
     store = open_storage(given(storage, "storage"))  # a bad URL: one line, before any run
     pool = make_pool(given(executor, "executor", "local"), given(ray_address, "ray_address"))

@@ -2,8 +2,9 @@
 
 Everything is checked before any run starts: unknown sections or keys, unknown contender
 fields or names, tuning spaces over fields that do not exist, claims on unknown contenders or
-metrics. The ``[quick]`` table is merged in with ``--quick``; ``--dataset/--data-dir/--target``
-point any spec at another dataset.
+metrics, a data key or ``patience`` set in ``[fight]`` and ``[base]`` to different values. The
+``[quick]`` table is merged in with ``--quick``, and both profiles are checked either way;
+``--dataset/--data-dir/--target`` point any spec at another dataset.
 
 >>> spec = parse_spec({"fight": {"dataset": "synthetic"}, "contender": [
 ...     {"name": "relu", "model": "mlp"}, {"name": "cr", "model": "chainzrule"}]}, seeds=3)
@@ -12,8 +13,6 @@ point any spec at another dataset.
 """
 
 from __future__ import annotations
-
-import copy
 
 import math
 from dataclasses import asdict, dataclass, field
@@ -25,8 +24,8 @@ from ..data import csv_reference
 from ..errors import ConfigError
 # CLAIM_KINDS, CLAIM_KEYS, CLAIM_RULES: re-exported (they lived here)
 from .spec_sections import (CLAIM_KEYS, CLAIM_KINDS, CLAIM_RULES, DATA_KEYS, NAME_RE, check_accuracy_matched, check_claim,  # noqa: F401
-                            check_keys, check_sweep, merge_tables, quick_contenders, refuse_own_data,
-                            require_quick_table)
+                            check_keys, check_sweep, merge_tables, parse_both_profiles, quick_contenders,
+                            refuse_own_data, refuse_two_values)
 
 FIGHT_KEYS = {"name", "description", "dataset", "data_dir", "target", "reference", "seeds", "trials", "tune_epochs",
               "tune_seed", "tune_seeds", "pruner", "patience", "resampling", "param_match", "primary_metric",
@@ -41,6 +40,9 @@ RUNNER_KEYS = ("seed", "cv_folds", "cv_fold", "cv_repeat")
 TOP_KEYS = {"fight", "base", "contender", "accuracy_matched", "lambda_sweep", "claim", "quick"}
 QUICK_KEYS = FIGHT_KEYS | {"base", "contenders", "accuracy_matched", "lambda_sweep"}
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__)
+#: [fight] keys that are TrainConfig fields too (dataset, data_dir, patience, target): copied into [base],
+#: so they may not be set there to another value
+SHARED_KEYS = sorted(FIGHT_KEYS & CONFIG_FIELDS)
 #: results.csv metric columns a claim may name (fgsm_/pgd_ columns are added per eps).
 METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "test_mae", "test_off_by_one", "test_qwk", "jacobian_fro_mean",
                   "jacobian_fro_p99", "tau_input", "tau_train", "pgv", "lipschitz_bound", "corruption_accuracy",
@@ -232,7 +234,8 @@ class _Sections:
 
 
 def _read_sections(raw: dict, quick: bool) -> _Sections:
-    """The spec's tables, unknown sections and keys refused, with ``[quick]`` merged in when ``quick``."""
+    """The spec's tables, unknown sections and keys refused, with ``[quick]`` merged in when ``quick``;
+    a :data:`SHARED_KEYS` key set in ``[fight]`` and ``[base]`` to different values refused."""
     check_keys("spec", raw, TOP_KEYS)
     fight = _table(raw, "fight", "[fight]")
     check_keys("[fight]", fight, FIGHT_KEYS)
@@ -244,9 +247,9 @@ def _read_sections(raw: dict, quick: bool) -> _Sections:
     claims = _tables(raw, "claim", "claim")
     q = _table(raw, "quick", "[quick]")
     check_keys("[quick]", q, QUICK_KEYS)
-    require_quick_table(raw, quick)
     if quick:
         base, contenders_raw, acc, sweep = _apply_quick(fight, base, contenders_raw, acc, sweep, q)
+    refuse_two_values("[fight]", fight, base, SHARED_KEYS)
     return _Sections(fight, base, contenders_raw, defined, acc, sweep, claims)
 
 
@@ -353,11 +356,17 @@ def parse_spec(raw: dict[str, Any], *, quick: bool = False, dataset: str | None 
     Everything a run could trip over later is refused here, before anything is written: wrong
     TOML types, tuning spaces that leave the valid range or act on nothing, DREG (a λ, a λ range,
     a λ sweep) on a model without it, width sweeps of a classical model, claims naming a
-    contender the spec does not define.
+    contender the spec does not define. Both profiles are checked, whichever ``quick`` asks for
+    (:func:`~.spec_sections.parse_both_profiles`).
     """
     check_spec_kind(raw, "fight")
-    if quick:  # the full profile must be valid too: a bad [fight] value is refused whether [quick] hides it or not
-        parse_spec(copy.deepcopy(raw), dataset=dataset, data_dir=data_dir, target=target, seeds=seeds, source=source)
+    return parse_both_profiles(raw, quick, lambda r, q: _parse_profile(
+        r, quick=q, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds, source=source))
+
+
+def _parse_profile(raw: dict[str, Any], *, quick: bool, dataset: str | None, data_dir: str | None,
+                   target: str | None, seeds: int | None, source: str) -> FightSpec:
+    """:func:`parse_spec` in one profile: the full one, or with ``[quick]`` merged in."""
     s = _read_sections(raw, quick)
     own = str(s.fight.get("dataset") or s.base.get("dataset") or TrainConfig.dataset)  # the spec file's dataset
     _apply_overrides(s.fight, s.base, dataset=dataset, data_dir=data_dir, target=target, seeds=seeds)

@@ -4,9 +4,10 @@
 names contenders, and a claim the spec's metrics); each returns the section as the
 :class:`~chainzrule.fight.spec.FightSpec` stores it, or raises ConfigError saying what is wrong.
 :func:`check_keys` (unknown keys of a table), :func:`check_values` (a list of distinct numbers),
-:func:`check_int`, :data:`NAME_RE` (contender names), :func:`merge_tables` and
-:func:`quick_contenders` (the ``[quick]`` contender subset) are shared by the fight, stability and
-fine-tuning specs.
+:func:`check_int`, :data:`NAME_RE` (contender names), :func:`merge_tables`,
+:func:`quick_contenders` (the ``[quick]`` contender subset), :func:`parse_both_profiles` (a spec is
+valid in its full and its quick profile) and :func:`refuse_two_values` (a key in the head table and
+``[base]``) are shared by the fight, stability and fine-tuning specs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import copy
 import math
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ..config import ADV_COLUMN, DREG_MODELS, FLOAT_LIMIT, INT_LIMIT, NEURAL_MODELS, SEED_LIMIT
 from ..errors import ConfigError
@@ -22,7 +24,10 @@ from ..errors import ConfigError
 if TYPE_CHECKING:  # spec.py imports this module
     from .spec import FightSpec
 
-__all__ = ["NAME_RE", "check_keys", "check_values", "check_int", "merge_tables", "quick_contenders", "check_accuracy_matched", "check_sweep", "check_claim", "CLAIM_KINDS", "CLAIM_KEYS",
+T = TypeVar("T")
+
+__all__ = ["NAME_RE", "check_keys", "check_values", "check_int", "merge_tables", "quick_contenders", "parse_both_profiles",
+           "refuse_two_values", "check_accuracy_matched", "check_sweep", "check_claim", "CLAIM_KINDS", "CLAIM_KEYS",
            "CLAIM_RULES"]
 
 CLAIM_KINDS = ("level", "compare", "noninferior", "reduction", "param_ratio")
@@ -112,6 +117,54 @@ def require_quick_table(raw: dict, quick: bool) -> None:
     if quick and "quick" not in raw:
         raise ConfigError("--quick needs the spec's [quick] table, got a spec without one (run it without --quick "
                           "for its full profile)")
+
+
+def parse_both_profiles(raw: dict, quick: bool, parse: Callable[[dict, bool], T]) -> T:
+    """``parse(raw, quick)``, the spec (fight, stability map, fine-tune fight) checked in both profiles.
+
+    ``parse`` reads a spec in one profile (``False``: the full one; ``True``: with ``[quick]`` merged
+    in). Both are parsed, each from a throwaway copy of ``raw`` (the quick one when the spec has a
+    ``[quick]`` table), and the one ``quick`` asks for is returned: a full run refuses a bad
+    ``[quick]`` value too, rather than leave it for the first ``--quick`` run (CI's) to find, and a
+    quick run a bad full-profile value that ``[quick]`` overrides. A quick-profile error names
+    ``[quick]`` (prefixed "[quick] profile: " unless it does already); ``--quick`` on a spec without
+    ``[quick]``: :func:`require_quick_table`.
+
+    >>> parse = lambda raw, quick: check_int("[x] seeds", raw["quick"]["seeds"] if quick else raw["seeds"])
+    >>> parse_both_profiles({"seeds": 3, "quick": {"seeds": 1}}, False, parse)
+    3
+    >>> parse_both_profiles({"seeds": 3, "quick": {"seeds": 0}}, False, parse)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: [quick] profile: [x] seeds must be an integer >= 1, got 0
+    """
+    full = parse(copy.deepcopy(raw), False)
+    require_quick_table(raw, quick)
+    if "quick" not in raw:
+        return full
+    try:
+        fast = parse(copy.deepcopy(raw), True)
+    except ConfigError as e:
+        message = str(e)
+        raise ConfigError(message if "[quick]" in message else f"[quick] profile: {message}") from None
+    return fast if quick else full
+
+
+def refuse_two_values(head: str, table: dict, base: dict, keys: Iterable[str]) -> None:
+    """ConfigError if one of ``keys`` is set in the spec's head table ``head`` (``[fight]``,
+    ``[stability]``; its values ``table``) and in ``[base]`` to different values: the head's is
+    copied into ``[base]``, so one of them would silently win. The same value in both is accepted.
+
+    >>> refuse_two_values("[stability]", {"dataset": "mnist"}, {"dataset": "mnist", "epochs": 2}, ["dataset"])
+    >>> refuse_two_values("[stability]", {"dataset": "mnist"}, {"dataset": "pima"}, ["dataset"])
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: dataset is set twice, to different values: [stability] dataset = 'mnist' and [base] dataset = 'pima': expected it in one of them (or the same value in both)
+    """
+    for key in keys:
+        if key in table and key in base and table[key] != base[key]:
+            raise ConfigError(f"{key} is set twice, to different values: {head} {key} = {table[key]!r} and [base] "
+                              f"{key} = {base[key]!r}: expected it in one of them (or the same value in both)")
 
 
 def merge_tables(a: dict, b: dict) -> dict:

@@ -167,7 +167,8 @@ def run_stability(spec: StabilitySpec, out: Path, jobs: int = 1, progress: bool 
     from ..rundir import check_out_dir, check_out_kind
     from .ray_executor import make_pool
 
-    check_out_kind(check_out_dir(out, subdirs=("runs", "plots")), "stability")  # before any work: not into another command's folder
+    # before any work: not into another command's folder, nor --quick into a full run's
+    check_out_kind(check_out_dir(out, subdirs=("runs", "plots")), "stability", quick=spec.quick)
     pool = make_pool(executor, ray_address)  # an unreachable cluster: one line, before any run
     try:
         if pool is None:  # runs on this machine: its devices

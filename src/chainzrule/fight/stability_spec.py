@@ -26,8 +26,10 @@ Layout (every table but ``[stability]`` optional)::
 With ``--quick``, ``[quick].seeds`` replaces every contender's seed count. Everything is checked
 here, before any run starts: unknown keys, empty or negative grids, duplicate values, unknown
 contender fields, a contender setting the data's fields (``dataset``, ``data_dir``, ``target``,
-``featurizer``, ``limit``, ``val_fraction``: every contender's cells are on the same rows), and
-every cell's :class:`~chainzrule.config.TrainConfig`. Errors are
+``featurizer``, ``limit``, ``val_fraction``: every contender's cells are on the same rows), a
+``dataset``, ``data_dir`` or ``target`` set in ``[stability]`` and ``[base]`` to different values, and
+every cell's :class:`~chainzrule.config.TrainConfig`, in both profiles (the ``[quick]`` one without
+``--quick`` too). Errors are
 :class:`~chainzrule.errors.ConfigError` naming what was expected and what was given.
 
 >>> spec = parse_stability_spec({"stability": {"dataset": "synthetic", "lrs": [1e-2, 1e-3],
@@ -40,7 +42,6 @@ every cell's :class:`~chainzrule.config.TrainConfig`. Errors are
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,8 +50,8 @@ from typing import Any
 from ..config import NEURAL_MODELS, TrainConfig, check_spec_kind, inert_setting, read_toml
 from ..data import csv_reference
 from ..errors import ConfigError
-from .spec_sections import (NAME_RE, check_int, check_keys, check_values, merge_tables, quick_contenders,
-                            refuse_own_data, require_quick_table)
+from .spec_sections import (NAME_RE, check_int, check_keys, check_values, merge_tables, parse_both_profiles,
+                            quick_contenders, refuse_own_data, refuse_two_values)
 
 __all__ = ["StabilityContender", "StabilitySpec", "parse_stability_spec", "load_stability_spec"]
 
@@ -61,6 +62,9 @@ QUICK_KEYS = {"lrs", "lambdas", "seeds", "unstable_ratio", "base", "contenders"}
 GRID_FIELDS = {"lr", "dreg", "seed"}
 CONFIG_FIELDS = set(TrainConfig.__dataclass_fields__) - GRID_FIELDS
 CONTENDER_KEYS = CONFIG_FIELDS | {"name", "label", "seeds"}
+#: [stability] keys that are TrainConfig fields too (dataset, data_dir, target): copied into [base], so
+#: they may not be set there to another value
+SHARED_KEYS = sorted(STABILITY_KEYS & CONFIG_FIELDS)
 DEFAULT_SEEDS = 3
 DEFAULT_UNSTABLE_RATIO = 20.0
 
@@ -114,15 +118,21 @@ def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
     check_keys(where, got, allowed, hint)
 
 
-def _ratio(v: Any) -> float:
+def _ratio(v: Any, table: str = "[stability]") -> float:
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 1:
-        raise ConfigError(f"[stability] unstable_ratio must be a finite number > 1, got {v!r}")
+        raise ConfigError(f"{table} unstable_ratio must be a finite number > 1, got {v!r}")
     return float(v)
 
 
 def _apply_quick(head: dict, base: dict, contenders: list[dict], q: dict) -> tuple[dict, dict, list[dict], int | None]:
-    """Merge the ``[quick]`` table: grid keys into ``head``, ``base`` deep-merged, contender subset."""
+    """Merge the ``[quick]`` table: grid keys into ``head`` (checked as ``[quick]``'s), ``base``
+    deep-merged, contender subset."""
     _check_keys("[quick]", q, QUICK_KEYS)
+    for key, zero_ok in (("lrs", False), ("lambdas", True)):
+        if key in q:
+            check_values(f"[quick] {key}", q[key], zero_ok=zero_ok)
+    if "unstable_ratio" in q:
+        _ratio(q["unstable_ratio"], "[quick]")
     head = {**head, **{k: q[k] for k in ("lrs", "lambdas", "unstable_ratio") if k in q}}
     base = merge_tables(base, q.get("base", {}))
     if "contenders" in q:
@@ -166,11 +176,15 @@ def _check_cells(spec: StabilitySpec) -> None:
 def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: str = "") -> StabilitySpec:
     """Validate a spec dict (as read from TOML) and resolve the ``[quick]`` profile.
 
-    With ``quick`` the spec is first checked whole, as without it (as ``fight`` and ``finetune`` do):
-    a bad value that ``[quick]`` overrides is refused rather than left for the full map to trip over."""
+    Both profiles are checked, whichever ``quick`` asks for (as ``fight`` and ``finetune`` do:
+    :func:`~.spec_sections.parse_both_profiles`): a quick run refuses a bad value that ``[quick]``
+    overrides, and a full run a bad ``[quick]`` value."""
     check_spec_kind(raw, "stability")
-    if quick:
-        parse_stability_spec(copy.deepcopy(raw), quick=False, source=source)
+    return parse_both_profiles(raw, quick, lambda r, q: _parse_profile(r, q, source))
+
+
+def _parse_profile(raw: dict[str, Any], quick: bool, source: str) -> StabilitySpec:
+    """:func:`parse_stability_spec` in one profile: the full one, or with ``[quick]`` merged in."""
     _check_keys("spec", raw, TOP_KEYS)
     if "stability" not in raw:
         raise ConfigError("spec has no [stability] table: expected one with lrs and lambdas")
@@ -183,12 +197,10 @@ def parse_stability_spec(raw: dict[str, Any], *, quick: bool = False, source: st
     if not isinstance(contenders_raw, list) or not contenders_raw:
         raise ConfigError(f"spec needs at least one [[contender]], got {contenders_raw!r}")
     quick_seeds = None
-    require_quick_table(raw, quick)
     if quick:
         head, base, contenders_raw, quick_seeds = _apply_quick(head, base, list(contenders_raw), raw["quick"])
         _check_keys("[base] (with [quick].base)", base, CONFIG_FIELDS)
-    elif "quick" in raw:
-        _check_keys("[quick]", raw["quick"], QUICK_KEYS)  # a typo there is caught without --quick too
+    refuse_two_values("[stability]", head, base, SHARED_KEYS)  # the head's is copied into [base] below
     if isinstance(head.get("dataset"), str):  # csv:PATH names its file absolutely: the run keys say which file
         head["dataset"] = csv_reference(head["dataset"], head.get("data_dir"))
     for key in ("dataset", "data_dir", "target"):
