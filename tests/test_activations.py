@@ -1,5 +1,7 @@
 """Derivative-aware standard activations: exact derivatives and slope bounds."""
 
+import re
+
 import pytest
 import torch
 
@@ -51,6 +53,48 @@ def test_known_constants():
 def test_unknown_activation_names_allowed_ones():
     with pytest.raises(ValueError, match=r"unknown activation 'swish': expected one of relu, gelu, silu, tanh, poly"):
         make_activation("swish")
+
+
+NAMES = "expected one of relu, gelu, silu, tanh, poly"
+
+
+@pytest.mark.parametrize("name", ["ReLU", "GELU", "Tanh", "Poly", "ChainzRule", " relu", None])
+def test_a_name_is_spelt_one_way_exact_lower_case(name):
+    """One spelling per activation, as in a TrainConfig and on the command line: "ReLU" used to
+    build the ReLU MLP a TrainConfig (and its run key) would only know as "relu"."""
+    from chainzrule.cnn import CNN
+    from chainzrule.config import TrainConfig
+    from chainzrule.errors import ConfigError
+    from chainzrule.finetune import FinetuneConfig
+    from chainzrule.models import MLP
+
+    shown = re.escape(repr(name))
+    with pytest.raises(ConfigError, match=rf"^unknown activation {shown}: {NAMES}$"):
+        make_activation(name, 4)
+    with pytest.raises(ConfigError, match=rf"^unknown activation {shown}: {NAMES}$"):
+        MLP(4, [8], 2, activation=name)
+    with pytest.raises(ConfigError, match=rf"^unknown activation {shown}: {NAMES}$"):
+        CNN((1, 8, 8), [4], [8], 2, activation=name)
+    with pytest.raises(ConfigError, match=rf"^unknown activation {shown}: expected one of chainzrule, relu, gelu"):
+        FinetuneConfig(hidden=(4,), activation=name)
+    with pytest.raises(ConfigError, match=rf"^activation {shown} is not known: expected one of relu, gelu, silu, tanh$"):
+        TrainConfig(model="mlp", activation=name)
+
+
+@pytest.mark.parametrize("init", ["GELU", "Tanh", "nope"])
+def test_a_polynomial_start_is_spelt_one_way_in_a_config_too(init):
+    """TrainConfig took any poly_init (another hash for "GELU" than for "gelu", or for a name no
+    model takes) and the model build refused it later; now the config refuses it, naming the starts."""
+    from chainzrule.config import TrainConfig
+    from chainzrule.errors import ConfigError
+    from chainzrule.poly import PolynomialActivation
+
+    with pytest.raises(ConfigError, match=rf"^poly_init '{init}' is not known: expected one of gelu, silu, tanh, identity$"):
+        TrainConfig(model="chainzrule", poly_init=init)
+    with pytest.raises(ConfigError, match=rf"^poly_init '{init}' is not known"):
+        TrainConfig(model="mlp", poly_init=init)  # inert for an MLP, but it would still enter the run key
+    with pytest.raises(ConfigError, match=rf"^unknown init '{init}': expected one of gelu, silu, tanh, identity$"):
+        PolynomialActivation(4, init=init)
 
 
 def test_options_to_standard_activation_refused():

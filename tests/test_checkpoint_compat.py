@@ -101,7 +101,7 @@ def test_save_refuses_a_model_its_config_does_not_describe(tmp_path):
         save_checkpoint(out, net, cfg, in_features=6, num_classes=3, task="classification")
     with pytest.raises(ConfigError, match=r"would not load\): size mismatch for hidden_layers\.0"):
         save_checkpoint(out, net, cfg.replace(hidden=(8,)), in_features=6, num_classes=3, task="classification")
-    with pytest.raises(ConfigError, match="expected in_features to be an integer >= 1, got -1"):
+    with pytest.raises(ConfigError, match="expected in_features to be a positive integer, got -1"):
         save_checkpoint(out, net, cfg, in_features=-1, num_classes=3, task="classification")
     with pytest.raises(ConfigError, match=r"expected task to be one of \('classification', 'ordinal'\), got 'bogus'"):
         save_checkpoint(out, net, cfg, in_features=6, num_classes=3, task="bogus")

@@ -268,6 +268,11 @@ BAD_INPUT = {
     "bad-config-value": (lambda d: ["--config", csv_file(d, "c.toml", 'dataset = "synthetic"\nval_fraction = 1.5\n')],
                          "val_fraction must be in (0, 1)"),
     "head-on-classification": (lambda d: ["--dataset", "synthetic", "--head", "coral"], "ordinal"),
+    # one spelling per activation and polynomial start, on the command line as in the library
+    "activation-case": (lambda d: ["--dataset", "synthetic", "--model", "mlp", "--activation", "ReLU"],
+                        "'ReLU' is not one of 'relu', 'gelu', 'silu', 'tanh'"),
+    "poly-init-case-in-config": (lambda d: ["--config", csv_file(d, "c.toml", 'dataset = "synthetic"\npoly_init = "Tanh"\n')],
+                                 "poly_init 'Tanh' is not known: expected one of gelu, silu, tanh, identity"),
 }
 
 

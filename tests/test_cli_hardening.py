@@ -494,7 +494,7 @@ def test_a_model_json_with_a_non_integer_feature_count_is_refused(capsys, tmp_pa
     (run_dir / "model.json").write_text(text)
     for command in ("evaluate", "inspect", "export"):
         extra = ["--format", "pt2"] if command == "export" else []
-        assert "expected in_features to be an integer >= 1" in one_line_error(capsys, command, run_dir, *extra)
+        assert "expected in_features to be a positive integer" in one_line_error(capsys, command, run_dir, *extra)
 
 
 @pytest.mark.parametrize("flags, words", [

@@ -193,10 +193,10 @@ PADDING = "'valid', 'same', a non-negative integer or a tuple of 2 non-negative 
 
 @pytest.mark.parametrize("kwargs, message", [
     # zero channels built zero-element weights (a torch UserWarning), -1 a RuntimeError
-    (dict(in_channels=0), "in_channels must be a positive integer, got 0"),
-    (dict(out_channels=-1), "out_channels must be a positive integer, got -1"),
-    (dict(in_channels=2.0), "in_channels must be a positive integer, got 2.0"),
-    (dict(groups=0), "groups must be a positive integer, got 0"),
+    (dict(in_channels=0), "expected in_channels to be a positive integer, got 0"),
+    (dict(out_channels=-1), "expected out_channels to be a positive integer, got -1"),
+    (dict(in_channels=2.0), "expected in_channels to be a positive integer, got 2.0"),
+    (dict(groups=0), "expected groups to be a positive integer, got 0"),
     (dict(groups=3), "groups must divide in_channels and out_channels, got groups=3 and in_channels=2"),
     (dict(in_channels=6, groups=3), "groups must divide in_channels and out_channels, got groups=3 and out_channels=4"),
     # kernel 0 built, then failed in the forward; a 3-tuple built a 3-D kernel for a Conv2d

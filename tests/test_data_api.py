@@ -117,7 +117,7 @@ def test_empty_or_non_string_spec(spec):
 
 @pytest.mark.parametrize("limit", [0, -1, 2.5, True, "10"])
 def test_bad_limit(limit):
-    with pytest.raises(ConfigError, match="limit must be a positive integer or None"):
+    with pytest.raises(ConfigError, match="expected limit to be a positive integer or None"):
         load_dataset("mnist", limit=limit)
 
 

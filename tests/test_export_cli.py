@@ -178,7 +178,7 @@ def test_export_model_refuses_in_features_the_model_does_not_take(tmp_path):
     model = cz.ChainzRuleMLP(4, [6], 2)
     with pytest.raises(ConfigError, match=r"expected in_features=4 \(the model's input features\), got 5"):
         export_model(model, 5, tmp_path / "m.pt2", "pt2")
-    with pytest.raises(ConfigError, match=r"expected in_features to be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match=r"expected in_features to be a positive integer, got 0"):
         export_model(model, 0, tmp_path / "m.onnx", "onnx")
     assert list(tmp_path.iterdir()) == []
 

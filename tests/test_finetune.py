@@ -280,7 +280,7 @@ def test_fight_with_two_jobs_stores_the_same_runs_as_one_job(tokenizer, tmp_path
     tun1, tun2 = (pd.read_csv(tmp_path / d / "tuning.csv").drop(columns="wall_seconds") for d in ("one", "two"))
     pd.testing.assert_frame_equal(tun1, tun2)
     assert len(list((tmp_path / "two" / "runs").glob("*.json"))) == 6
-    with pytest.raises(ConfigError, match="jobs must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="expected jobs to be a positive integer, got 0"):
         run_finetune_fight(spec, tmp_path / "three", progress=False, encoder_loader=tiny_loader, jobs=0)
 
 

@@ -117,15 +117,15 @@ def test_feature_mismatch_and_bad_config():
         KANLinear(4, 2)(torch.randn(3, 5))
     with pytest.raises(ValueError, match="expected 4 input features, got 3"):
         KAN(4, [8], 2)(torch.randn(3, 3))
-    with pytest.raises(ValueError, match="grid_size >= 1, got 0"):
+    with pytest.raises(ValueError, match="expected grid_size to be a positive integer, got 0"):
         KANLinear(4, 2, grid_size=0)
     with pytest.raises(ValueError, match="spline_order >= 0"):
         KANLinear(4, 2, spline_order=-1)
     with pytest.raises(ValueError, match="grid_range"):
         KANLinear(4, 2, grid_range=(1, 1))
-    with pytest.raises(ValueError, match="hidden width >= 1, got 0"):
+    with pytest.raises(ValueError, match="expected every hidden width to be a positive integer, got 0"):
         KAN(4, [8, 0], 2)
-    with pytest.raises(ValueError, match="in_features to be an int"):
+    with pytest.raises(ValueError, match="expected in_features to be a positive integer, got 4.5"):
         KAN(4.5, [8], 2)
 
 
@@ -162,7 +162,7 @@ def test_width_for_params_within_5_percent(target, in_f, out_f, depth):
 
 def test_width_for_params_small_target_and_errors():
     assert kan_width_for_params(1, 784, 10) == 1
-    with pytest.raises(ValueError, match="depth >= 1, got 0"):
+    with pytest.raises(ValueError, match="expected depth to be a positive integer, got 0"):
         kan_width_for_params(1000, 10, 2, depth=0)
 
 

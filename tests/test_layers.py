@@ -227,8 +227,8 @@ def test_feature_mismatch_raises_value_error():
 @pytest.mark.parametrize("build, fragment", [
     (lambda: HiddenLayer(3, 4, make_activation("poly", 5)), "activation has 5 features, expected out_features=4"),
     (lambda: HiddenLayer(3, 4, torch.nn.ReLU()), "must provide value_and_derivative.*got ReLU"),
-    (lambda: HiddenLayer(0, 4, make_activation("relu")), "in_features must be a positive integer, got 0"),
-    (lambda: HiddenLayer(3, True, make_activation("relu")), "out_features must be a positive integer, got True"),
+    (lambda: HiddenLayer(0, 4, make_activation("relu")), "expected in_features to be a positive integer, got 0"),
+    (lambda: HiddenLayer(3, True, make_activation("relu")), "expected out_features to be a positive integer, got True"),
 ])
 def test_bad_construction_raises_value_error(build, fragment):
     with pytest.raises(ValueError, match=fragment):

@@ -5,13 +5,15 @@ Covers what an audit found: ``inspect`` of a KAN run (no per-layer report, not a
 ONNX export of a float64 or bfloat16 run (the float32 graph, checked against that model),
 evaluating or inspecting a run on data whose features are not the model's, or whose classes share
 names with the model's at other outputs (one line, exit 2, nothing on stdout: columns swapped or
-renamed used to be measured silently), training-loop flags given to a classical model (refused
-like --hidden), and the DREG penalty a torchrun step logs (the global batch's mean).
+renamed used to be measured silently; another class count is refused by the library function
+both commands call), training-loop flags given to a classical model (refused like --hidden), and
+the DREG penalty a torchrun step logs (the global batch's mean).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from chainzrule.checkpoint import load_checkpoint, save_checkpoint
+from chainzrule.checkpoint import checkpoint_data, checkpoint_splits, load_checkpoint, save_checkpoint
 from chainzrule.cli import main
+from chainzrule.errors import ConfigError
 
 
 def cz(capsys, *args) -> tuple[int, str, str]:
@@ -124,6 +127,21 @@ def test_evaluate_refuses_class_names_that_would_be_scored_as_other_outputs(runs
     other = write_table(runs / "relabelled.csv", rename={"no": "yes", "yes": "yes!"})  # "yes": output 0, not 1
     refused(cz(capsys, "evaluate", runs / "f64", "--dataset", f"csv:{other}", "--target", "label"),
             "has the classes yes, yes!, the model expects no, yes")
+
+
+def test_another_class_count_is_refused_by_the_library_and_the_command_line(runs, capsys):
+    """The check lived in the command line only: a library user of checkpoint_splits got a model of 2
+    outputs scored on 3 classes; it is checkpoint_splits' now, so evaluate and inspect refuse alike."""
+    three = write_table(runs / "three.csv")
+    lines = three.read_text().splitlines()
+    three.write_text("\n".join([lines[0]] + [ln.rsplit(",", 1)[0] + ",maybe" if i % 3 == 0 else ln
+                                             for i, ln in enumerate(lines[1:])]) + "\n")
+    words = f"dataset csv:{three} has 3 classes, the model predicts 2"
+    model, cfg, meta = load_checkpoint(runs / "f64")
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        checkpoint_splits(checkpoint_data(cfg, meta, f"csv:{three}", None, "label"), meta, progress=False)
+    for command in ("evaluate", "inspect"):
+        refused(cz(capsys, command, runs / "f64", "--dataset", f"csv:{three}", "--target", "label"), words)
 
 
 def test_evaluate_takes_wholly_renamed_classes_by_position(runs, capsys):

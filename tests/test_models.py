@@ -93,7 +93,7 @@ def test_custom_head_is_used():
          r"expected a head taking the last hidden width, 8 features, got Linear with in_features=7"),
         (lambda: MLP(4, [8], 3, head="linear"), r"expected head to be an nn.Module \(or None for nn.Linear\), got str"),
         (lambda: MLP(4, [8, 0], 2), "hidden must be"),
-        (lambda: MLP(0, [8], 2), "in_features must be a positive integer, got 0"),
+        (lambda: MLP(0, [8], 2), "expected in_features to be a positive integer, got 0"),
     ],
 )
 def test_bad_configuration_raises_value_error(build, fragment):
@@ -136,7 +136,7 @@ def test_numpy_scalars_and_bad_inputs_are_handled_before_work():
         (lambda: cz.PolynomialActivation(4, bound=True), "bound must be a positive finite number"),
         (lambda: cz.ChainzRuleMLP(10, "8", 3), "hidden must be a positive int"),
         (lambda: lambda_schedule("constant", 1e-3, total_steps="10"), "got '10', 0"),
-        (lambda: CNN((1, 8, 8), [4], [8], 0), "out_features must be a positive integer, got 0"),
+        (lambda: CNN((1, 8, 8), [4], [8], 0), "expected out_features to be a positive integer, got 0"),
         (lambda: GELU().value_and_jacobian_sq(torch.randn(2, 4), torch.ones(3)), r"shape \(4,\).*got \(3,\)"),
         (lambda: ReLU().value_and_jacobian_sq(torch.randn(2, 4), torch.ones(3)), r"shape \(4,\).*got \(3,\)"),
     ]

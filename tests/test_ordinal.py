@@ -145,9 +145,9 @@ def test_zero_features_uniform_init_for_clm_and_coral(kind):
 
 def test_bad_sizes():
     for kind in ORDINAL_KINDS:
-        with pytest.raises(ValueError, match="num_classes >= 2, got 1"):
+        with pytest.raises(ValueError, match="expected num_classes to be an integer >= 2, got 1"):
             make_ordinal_head(kind, 3, 1)
-        with pytest.raises(ValueError, match="in_features >= 1, got 0"):
+        with pytest.raises(ValueError, match="expected in_features to be a positive integer, got 0"):
             make_ordinal_head(kind, 0, 3)
 
 

@@ -194,7 +194,7 @@ def test_gradcheck_and_gradgradcheck_through_the_module(basis):
         (dict(num_features=4, degree=2.0), r"degree must be an integer in 1\.\.12 .*got 2.0"),
         (dict(num_features=4, degree=13), r"degree must be an integer in 1\.\.12 .*got 13"),
         (dict(num_features=4, init="swish"), "unknown init 'swish': expected one of gelu, silu, tanh, identity"),
-        (dict(num_features=0), "num_features must be a positive integer, got 0"),
+        (dict(num_features=0), "expected num_features to be a positive integer, got 0"),
         (dict(num_features=4, range_control="clip"), "unknown range_control 'clip': expected one of linear, tanh, none"),
         (dict(num_features=4, basis="hermite"), "unknown basis 'hermite': expected one of legendre, chebyshev, monomial, power"),
         (dict(num_features=4, bound=-1.0), "bound must be a positive finite number below 1e6, got -1.0"),

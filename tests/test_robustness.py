@@ -294,7 +294,7 @@ def test_attack_errors(linear_problem):
         pgd(loss, x, y, 0.1, norm="l1")
     with pytest.raises(ValueError, match="eps >= 0"):
         fgsm(loss, x, y, -0.1)
-    with pytest.raises(ValueError, match="steps >= 1"):
+    with pytest.raises(ValueError, match="expected steps to be a positive integer, got 0"):
         pgd(loss, x, y, 0.1, steps=0)
     with pytest.raises(ValueError, match="scalar"):
         fgsm(lambda xb, yb: F.cross_entropy(model(xb), yb, reduction="none"), x, y, 0.1)

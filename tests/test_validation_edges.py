@@ -276,7 +276,7 @@ def test_match_width_refuses_a_non_positive_target(target):
 
 @pytest.mark.parametrize("depth", [0, -1, 2.0, True, "2"])
 def test_match_width_refuses_a_non_integer_depth(depth):
-    with pytest.raises(ConfigError, match=rf"expected an integer depth \(hidden layers\) >= 1, got {shown(depth)}"):
+    with pytest.raises(ConfigError, match=rf"expected depth \(hidden layers\) to be a positive integer, got {shown(depth)}"):
         match_width(100_000, 784, 10, depth=depth)
 
 
@@ -295,13 +295,13 @@ def test_parameter_groups_refuse_a_bad_lr(bad):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: num_parameters("mlp", -4, [8], 3), "expected in_features a positive integer, got -4"),
-    (lambda: num_parameters("mlp", 4, [8], 0), "expected out_features a positive integer, got 0"),
+    (lambda: num_parameters("mlp", -4, [8], 3), "expected in_features to be a positive integer, got -4"),
+    (lambda: num_parameters("mlp", 4, [8], 0), "expected out_features to be a positive integer, got 0"),
     (lambda: num_parameters("mlp", 4, [8, -1], 3), "hidden must be a positive int or a non-empty list of them, got [8, -1]"),
     (lambda: num_parameters("chainzrule", 4, [8], 3, degree=-3), "expected an integer degree in 1..12, got -3"),
     (lambda: num_parameters("chainzrule", 4, [8], 3, degree=2.0), "expected an integer degree in 1..12, got 2.0"),
     (lambda: num_parameters("cnn", 4, [8], 3), "unknown model kind 'cnn': expected 'mlp' or 'chainzrule'"),
-    (lambda: match_width(1000, -4, 3, 2), "expected in_features a positive integer, got -4"),
+    (lambda: match_width(1000, -4, 3, 2), "expected in_features to be a positive integer, got -4"),
     (lambda: match_width(1000, 4, 3, 2, kind="chainzrule", degree=0), "expected an integer degree in 1..12, got 0"),
     (lambda: match_width(1000, 4, 3, 2, tolerance=-1), "expected tolerance (the relative miss allowed) a number >= 0, "
                                                         "got -1"),
@@ -343,3 +343,75 @@ def test_a_positive_field_gives_one_message_whatever_the_bad_value(field, value)
     """--lr 0 said "must be > 0" and --lr -1 "must be a finite number >= 0": one message now."""
     with pytest.raises(ConfigError, match=rf"^{field} must be a finite number > 0, got {value}$"):
         TrainConfig(**{field: value})
+
+
+# --------------------------------------------------------------------------------------------
+# one positive-integer check (chainzrule.errors.check_int) for every size, count and step
+# --------------------------------------------------------------------------------------------
+
+
+def _positive_int_sites():
+    """name in the message → a call giving that argument ``v`` (everything else valid)."""
+    from chainzrule.data import load_dataset
+    from chainzrule.export import export_model
+    from chainzrule.kan import KANLinear
+    from chainzrule.layers import HiddenLayer
+    from chainzrule.ordinal import make_ordinal_head
+    from chainzrule.poly import PolynomialActivation
+    from chainzrule.regularizers import make_regularizer
+    from chainzrule.robustness_base import check_batch_size
+    from chainzrule.activations import make_activation
+
+    net = MLP(4, [8], 3)
+    x, y = torch.randn(6, 4), torch.arange(6) % 3
+    loss = lambda xb, yb: torch.nn.functional.cross_entropy(net(xb), yb, reduction="none")  # noqa: E731
+    return {
+        "HiddenLayer out_features": ("out_features", lambda v: HiddenLayer(4, v, make_activation("relu"))),
+        "PolynomialActivation": ("num_features", lambda v: PolynomialActivation(v)),
+        "MLP": ("in_features", lambda v: MLP(v, [8], 3)),
+        "CNN": ("out_features", lambda v: CNN((1, 8, 8), [4], [8], v)),
+        "num_parameters": ("out_features", lambda v: num_parameters("mlp", 4, [8], v)),
+        "match_width": ("depth (hidden layers)", lambda v: match_width(1000, 4, 3, v)),
+        "KANLinear": ("grid_size", lambda v: KANLinear(4, 2, grid_size=v)),
+        "ordinal head": ("in_features", lambda v: make_ordinal_head("clm", v, 5)),
+        "jr": ("n_proj", lambda v: make_regularizer("jr", n_proj=v)),
+        "sn": ("n_power_iterations", lambda v: make_regularizer("sn", n_power_iterations=v)),
+        "jacobian_norms": ("batch_size", lambda v: jacobian_norms(net, x, batch_size=v)),
+        "robustness batch_size": ("batch_size", check_batch_size),
+        "pgd": ("steps", lambda v: pgd(loss, x, y, 0.1, steps=v)),
+        "load_dataset": ("limit", lambda v: load_dataset("mnist", limit=v)),
+        "save_checkpoint": ("num_classes", lambda v: save_checkpoint(
+            "/nonexistent/ckpt", net, TrainConfig(model="mlp", hidden=(8,)), in_features=4, num_classes=v,
+            task="classification")),
+        "export_model": ("in_features", lambda v: export_model(net, v, "/nonexistent/m.onnx", "onnx")),
+    }
+
+
+SITES = _positive_int_sites()
+
+
+@pytest.mark.parametrize(("site", "value"), [(site, value) for site in sorted(SITES)
+                                             for value in (0, -2, True, 3.0, "3", None)
+                                             if not (value is None and SITES[site][0] == "limit")])  # None: every example
+def test_every_positive_integer_check_gives_one_message_and_refuses_bools_and_floats(site, value):
+    """The check was written out at each of these (some took True or 3.0, some named no
+    expectation, one said "an integer >= 1", another "a positive int"): one helper now."""
+    name, call = SITES[site]
+    tail = " or None" if name == "limit" else ""
+    with pytest.raises(ConfigError, match=rf"^expected {re.escape(name)} to be a positive integer{tail}, got {shown(value)}$"):
+        call(value)
+
+
+def test_numpy_integers_pass_every_positive_integer_check(tmp_path):
+    """NumPy integers are integers at every site (``limit`` alone refused them)."""
+    import numpy as np
+
+    from chainzrule.data import load_dataset
+    from chainzrule.robustness_base import check_batch_size
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(50)))
+    ds = load_dataset(f"csv:{table}", target="label", limit=np.int64(20))
+    assert len(ds.y_train) + len(ds.y_test) == 20
+    assert check_batch_size(np.int32(8)) == 8 and type(check_batch_size(np.int32(8))) is int
+    assert MLP(np.int64(4), [8], np.int64(3)).in_features == 4

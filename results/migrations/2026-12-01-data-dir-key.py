@@ -25,6 +25,9 @@ from chainzrule.config import TrainConfig, content_hash
 from chainzrule.fight.executor import run_key
 from chainzrule.fight.tuning import stored_tuning_runs
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arguments import Parser, folder_with  # noqa: E402  (the command line the migrations share)
+
 
 def old_key(cfg: TrainConfig, test: bool) -> str:
     """The key before this date: ``run_key`` with ``data_dir`` as it was."""
@@ -80,5 +83,8 @@ def rekey(folder: Path) -> int:
 
 
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        print(f"{arg}: {rekey(Path(arg))} run keys changed")
+    ap = Parser(__doc__)
+    ap.add_argument("folders", nargs="+", type=folder_with("spec.json", "tuning.json", "results.csv", "runs"),
+                    help="fight folders to re-key")
+    for arg in ap.parse_args().folders:
+        print(f"{arg}: {rekey(arg)} run keys changed")

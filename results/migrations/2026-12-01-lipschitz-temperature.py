@@ -17,6 +17,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arguments import Parser, folder_with  # noqa: E402  (the command line the migrations share)
+
 
 def fix(folder: Path) -> int:
     runs = folder / "runs"
@@ -51,5 +54,7 @@ def _tau_unknown(runs: Path, key: str) -> bool:
 
 
 if __name__ == "__main__":
-    for f in sys.argv[1:]:
-        print(f, fix(Path(f)), "rows corrected")
+    ap = Parser(__doc__)
+    ap.add_argument("folders", nargs="+", type=folder_with("results.csv", "runs"), help="fight folders to correct")
+    for f in ap.parse_args().folders:
+        print(f, fix(f), "rows corrected")

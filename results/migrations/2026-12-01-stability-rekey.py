@@ -24,6 +24,9 @@ from pathlib import Path
 from chainzrule.config import TrainConfig
 from chainzrule.fight.executor import run_key
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arguments import Parser, folder_with  # noqa: E402  (the command line the migrations share)
+
 
 def rekey(folder: Path) -> int:
     runs = folder / "runs"
@@ -51,5 +54,7 @@ def rekey(folder: Path) -> int:
 
 
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        print(f"{arg}: {rekey(Path(arg))} run files re-keyed")
+    ap = Parser(__doc__)
+    ap.add_argument("folders", nargs="+", type=folder_with("stability.csv", "runs"), help="stability folders to re-key")
+    for arg in ap.parse_args().folders:
+        print(f"{arg}: {rekey(arg)} run files re-keyed")

@@ -24,7 +24,6 @@ Then ``chainzrule report results/X`` regenerates each report.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -41,6 +40,7 @@ from chainzrule.fight.executor import Task, atomic_json, load_record, process_po
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from retrain_final_runs import relative_differences, task_of  # noqa: E402  (the same rebuild and tolerance)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arguments import Parser, folder_with  # noqa: E402  (the command line the migrations share)
 from from_retrained import write_cells  # noqa: E402
 
 RULE = "classified correctly clean and attacked"
@@ -126,8 +126,8 @@ def migrate(folder: Path, cache: Path, jobs: int, batch: bool) -> tuple[int, lis
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("folders", nargs="+", type=Path)
+    ap = Parser(__doc__)
+    ap.add_argument("folders", nargs="+", type=folder_with("results.csv", "runs"), help="fight folders to recompute")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/chainzrule-attack-rule"))
     ap.add_argument("--batch", action="store_true", help="train same-shaped runs as one stacked model, "

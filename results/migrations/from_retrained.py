@@ -20,7 +20,6 @@ cd,0.4,0.8
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -31,6 +30,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from retrain_final_runs import differences  # noqa: E402  (the comparison the retrain reports)
 
+from arguments import Parser, folder_with  # noqa: E402  (the command line the migrations share)
 from chainzrule.data.cache import atomic_write_text  # noqa: E402
 from chainzrule.fight.executor import atomic_json, load_record  # noqa: E402
 
@@ -92,9 +92,9 @@ def replace(folder: Path, retrained: Path, names: Names, describe: bool) -> tupl
 
 def main(doc: str, names: Names, describe: bool, what: str) -> int:
     """The command line of a migration that replaces ``names`` from retrained runs."""
-    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
-    ap.add_argument("folder", type=Path)
-    ap.add_argument("--retrained", type=Path, required=True, help="run files from retrain_final_runs.py --keep")
+    ap = Parser(doc)
+    ap.add_argument("folder", type=folder_with("results.csv", "runs"), help="a fight folder")
+    ap.add_argument("--retrained", type=folder_with(), required=True, help="run files from retrain_final_runs.py --keep")
     args = ap.parse_args()
     checked, changed, left = replace(args.folder, args.retrained, names, describe)
     print(f"{args.folder}: {checked} runs reproduced, {changed} {what} values changed; {len(left)} left as they were")

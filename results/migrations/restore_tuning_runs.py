@@ -26,7 +26,6 @@ the committed one row by row (every committed row must come back identical) and 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -38,6 +37,9 @@ from chainzrule.config import ADV_COLUMN, TrainConfig
 from chainzrule.fight.executor import atomic_json, run_key
 from chainzrule.fight.runner import RESULT_COLUMNS, RESULT_TAIL_COLUMNS, record_row
 from chainzrule.fight.tuning import stored_tuning_runs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arguments import Parser, folder_with  # noqa: E402  (the command line the migrations share)
 
 _INT = re.compile(r"-?\d+")
 #: results.csv column -> where record_row reads it in a run record's "result"
@@ -132,16 +134,18 @@ def check(folder: Path, extended: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folder", type=Path, help="a committed fight folder (spec.json, tuning.json, results.csv, runs/)")
+    ap = Parser(__doc__)
+    ap.add_argument("folder", type=folder_with("spec.json", "tuning.json", "results.csv", "runs"),
+                    help="a committed fight folder (spec.json, tuning.json, results.csv, runs/)")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--into", type=Path, help="an empty or new folder to resume the fight in")
-    g.add_argument("--check", type=Path, help="the resumed folder: compare its results.csv with the committed one")
+    g.add_argument("--check", type=folder_with("results.csv"), help="the resumed folder: compare its results.csv with the committed one")
     a = ap.parse_args(argv)
     if a.check:
         return check(a.folder, a.check)
-    if a.into.exists() and any(a.into.iterdir()):
-        sys.exit(f"--into {a.into} is not empty")
+    if a.into.exists() and (not a.into.is_dir() or any(a.into.iterdir())):
+        ap.error(f"argument --into: expected an empty or new folder, got {str(a.into)!r} "
+                 f"({'not empty' if a.into.is_dir() else 'a file'})")
     print(f"{restore(a.folder, a.into)} tuning run files restored into {a.into / 'runs'}")
     return 0
 

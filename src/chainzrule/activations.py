@@ -158,23 +158,29 @@ class Tanh(DerivativeActivation):
 
 STANDARD_ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "silu": SiLU, "tanh": Tanh}
 ACTIVATION_NAMES = tuple(STANDARD_ACTIVATIONS) + ("poly",)
+#: names of the learnable polynomial (:class:`~chainzrule.poly.PolynomialActivation`)
+POLY_NAMES = ("poly", "polynomial", "chainzrule")
 
 
 def make_activation(name: str, num_features: int | None = None, **poly_kwargs) -> nn.Module:
     """Build an activation by name: relu, gelu, silu, tanh, or poly (needs ``num_features``).
 
     ``poly_kwargs`` go to :class:`~chainzrule.poly.PolynomialActivation` (degree, init, bound,
-    range_control, basis).
+    range_control, basis). Names are exact and lower case, as in a ``TrainConfig`` and on the
+    command line: one spelling per activation (``"chainzrule"`` is the polynomial too).
 
     >>> make_activation("poly", 8, degree=3)
     PolynomialActivation(num_features=8, degree=3, init='gelu', bound=3.0, range_control='linear', basis='legendre')
+    >>> make_activation("ReLU")
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: unknown activation 'ReLU': expected one of relu, gelu, silu, tanh, poly
     """
-    key = str(name).lower()
-    if key in ("poly", "polynomial", "chainzrule"):
+    if name in POLY_NAMES:
         if num_features is None:
             raise ConfigError("a polynomial activation needs num_features, got None")
         return PolynomialActivation(num_features, **poly_kwargs)
-    if key not in STANDARD_ACTIVATIONS:
+    if not isinstance(name, str) or name not in STANDARD_ACTIVATIONS:
         raise ConfigError(
             f"unknown activation {name!r}: expected one of {', '.join(ACTIVATION_NAMES)}"
         )
@@ -182,4 +188,4 @@ def make_activation(name: str, num_features: int | None = None, **poly_kwargs) -
         raise ConfigError(
             f"activation {name!r} takes no options, got {', '.join(sorted(poly_kwargs))}"
         )
-    return STANDARD_ACTIVATIONS[key]()
+    return STANDARD_ACTIVATIONS[name]()

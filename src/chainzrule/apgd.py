@@ -56,7 +56,7 @@ import torch.nn.functional as F
 
 from chainzrule.attacks import (NoInputGradient, attack_range, check_attack, check_batched, frozen,
                                 require_moving_gradient)
-from chainzrule.errors import ConfigError, DataError
+from chainzrule.errors import ConfigError, DataError, check_int
 from chainzrule.robustness_base import check_batch_size, check_xy
 
 __all__ = ["LOSSES", "dlr_loss", "apgd", "apgd_accuracy", "checkpoints", "start_noise"]
@@ -167,8 +167,7 @@ def apgd(
     >>> bool(((xa - x).abs() <= 0.1 + 1e-6).all()), fooled.dtype
     (True, torch.bool)
     """
-    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-        raise ConfigError(f"expected steps >= 1, got {steps!r}")
+    steps = check_int("steps", steps)
     loss_fn = _loss_fn(loss)
     x = check_batched(torch.as_tensor(x)).detach()
     y = torch.as_tensor(y)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from chainzrule.errors import ChainzRuleError, ConfigError, DataError
+from chainzrule.errors import ChainzRuleError, ConfigError, DataError, check_int
 from chainzrule.robustness_base import (check_batch_size, check_examples, check_inside, check_range, check_xy, cpu_rand,
                                         cpu_randn, predict_indices)
 
@@ -241,8 +241,7 @@ def _check_pgd(eps: float, norm: str, steps: int, step_size: float | None,
                input_range: Sequence[float] | None) -> float:
     """ConfigError for a bad PGD setting; the step size (default ``2.5 * eps / steps``) otherwise."""
     _check_eps(eps, norm, input_range)
-    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-        raise ConfigError(f"expected steps >= 1, got {steps!r}")
+    check_int("steps", steps)
     step_size = 2.5 * eps / steps if step_size is None else float(step_size)
     if not (math.isfinite(step_size) and step_size >= 0):
         raise ConfigError(f"expected a finite step_size >= 0, got {step_size!r}")

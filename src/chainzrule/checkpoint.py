@@ -44,7 +44,7 @@ from torch import nn
 from .config import TrainConfig
 from .data.cache import atomic_write, atomic_write_text
 from .data.base import TASKS
-from .errors import ConfigError, DataError, is_int
+from .errors import ConfigError, DataError, check_int, is_int
 from .sizing import check_fits
 from .train.factory import build_model, make_run_regularizer
 
@@ -114,13 +114,11 @@ def save_checkpoint(folder: str | Path, model: nn.Module, cfg: TrainConfig, *, i
     do not fit) is refused with a ConfigError instead of being saved as one that loads different
     or not at all. So are sizes that are no integers >= 1 and a task outside ``TASKS``.
     """
-    for name, v in (("in_features", in_features), ("num_classes", num_classes)):
-        if isinstance(v, bool) or not is_int(v) or v < 1:
-            raise ConfigError(f"expected {name} to be an integer >= 1, got {v!r}")
+    in_features, num_classes = check_int("in_features", in_features), check_int("num_classes", num_classes)
     if task not in TASKS:
         raise ConfigError(f"expected task to be one of {TASKS}, got {task!r}")
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    _check_describes(model, state, cfg, (int(in_features), int(num_classes), task))
+    _check_describes(model, state, cfg, (in_features, num_classes, task))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _atomic(folder / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
@@ -229,14 +227,6 @@ def require_finite(model: nn.Module, where: str | Path) -> None:
                         f"{', ...' if len(bad) > 3 else ''}: refusing to report metrics of a broken model")
 
 
-def _count(meta: dict, key: str) -> int:
-    """``meta[key]`` if it is an integer >= 1 (not a string, float or bool); ValueError otherwise."""
-    v = meta[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"expected {key} to be an integer >= 1, got {v!r}")
-    return v
-
-
 def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     """Rebuild the model saved in ``folder``: ``(model in eval mode, config, metadata)``."""
     given = Path(folder)
@@ -250,7 +240,7 @@ def load_checkpoint(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     try:
         meta = json.loads((folder / META).read_text())
         cfg = TrainConfig.from_dict(_upgrade_config(meta))
-        shape = _count(meta, "in_features"), _count(meta, "num_classes"), meta["task"]
+        shape = check_int("in_features", meta["in_features"]), check_int("num_classes", meta["num_classes"]), meta["task"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
         raise DataError(f"{folder / META}: unreadable checkpoint metadata ({e})") from None
     check_fits(cfg, *shape)  # a model.json asking for 10^14 parameters is refused, not allocated
@@ -318,8 +308,9 @@ def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
     data at hand. A format-1 checkpoint has none: they are refitted on the training rows, with a
     warning. A cross-validation run evaluated on its own data gets its fold's test rows (not the
     dataset's own split, which holds its training rows); on other data, that data's split. Data
-    with another feature count, or other feature names (:func:`check_same_names`), than the
-    model's is refused (ConfigError) before any split is made."""
+    the model does not fit is refused (ConfigError) before any split is made: another feature or
+    class count, other feature names (:func:`check_same_names`), or class names shared with the
+    model's at other outputs (:func:`check_same_classes`)."""
     from .data import dataset_identity
     from .data.splits import make_splits
     from .train.data import cv_dataset, load_data
@@ -340,6 +331,9 @@ def checkpoint_splits(cfg: TrainConfig, meta: dict, progress: bool = True):
     if ds.in_features != meta.get("in_features", ds.in_features):
         raise ConfigError(f"dataset {cfg.dataset} has {ds.in_features} features, the model expects {meta['in_features']}")
     check_same_names(f"dataset {cfg.dataset}", "features", ds.feature_names, meta.get("feature_names"))
+    if ds.num_classes != meta.get("num_classes", ds.num_classes):
+        raise ConfigError(f"dataset {cfg.dataset} has {ds.num_classes} classes, the model predicts {meta['num_classes']}")
+    check_same_classes(f"dataset {cfg.dataset}", ds.meta.get("classes"), meta.get("classes"))
     saved = meta.get("data") or {}
     own = saved.get("dataset") is None or (dataset_identity(saved["dataset"], saved.get("data_dir"))
                                            == dataset_identity(cfg.dataset, cfg.data_dir))

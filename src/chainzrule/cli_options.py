@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from .config import (ACTIVATIONS, CHAINZRULE_MODELS, DEGREE_LIMIT, DEVICE_INDEX_LIMIT, DREG_MODELS, DREG_SCHEDULES,
-                     HEADS, LR_SCHEDULES, MODELS, NEURAL_MODELS, OPTIMIZERS, POLY_BASES, RANGE_CONTROLS, REGS,
+                     HEADS, LR_SCHEDULES, MODELS, NEURAL_MODELS, OPTIMIZERS, POLY_BASES, POLY_INITS, RANGE_CONTROLS, REGS,
                      TrainConfig, inert_setting, read_toml)
 from .errors import ConfigError
 
@@ -37,7 +37,7 @@ TRAIN_OPTIONS = [
     ("--hidden", "hidden", str, "Hidden widths, comma separated (after the conv blocks for the CNNs). [default: 256,256]"),
     ("--conv-channels", "conv_channels", str, "Channels of the CNNs' conv blocks (3x3 conv, activation, 2x2 max-pool), comma separated. [default: 16,32]"),
     ("--degree", "degree", int, f"Polynomial degree of the ChainzRule activation, 1..{DEGREE_LIMIT}. [default: 3]"),
-    ("--poly-init", "poly_init", click.Choice(["gelu", "silu", "tanh", "identity"]), "Activation the polynomials start as. [default: gelu]"),
+    ("--poly-init", "poly_init", click.Choice(POLY_INITS), "Activation the polynomials start as. [default: gelu]"),
     ("--bound", "bound", float, "Working interval [-R, R] of the polynomials. [default: 3]"),
     ("--range-control", "range_control", click.Choice(RANGE_CONTROLS), "Polynomial outside [-R, R]: linear continuation, tanh squash, none. [default: linear]"),
     ("--poly-basis", "poly_basis", click.Choice(POLY_BASES), "Basis the polynomial's coefficients are trained in: legendre (orthogonal in t = u/R), chebyshev, monomial (powers of t = u/R), power (powers of u, the v0.1 engine). [default: legendre]"),

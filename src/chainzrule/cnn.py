@@ -29,16 +29,14 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .activations import make_activation
+from .activations import POLY_NAMES, make_activation
 from .conv import ConvHiddenLayer
-from .errors import ConfigError, is_int, is_list_like
+from .errors import ConfigError, check_int, is_int, is_list_like
 from .layers import HiddenLayer
 from .models import check_head
 from .poly import PolynomialActivation
 
 __all__ = ["CNN", "infer_image_shape"]
-
-_POLY_NAMES = ("poly", "polynomial", "chainzrule")
 
 
 def infer_image_shape(in_features: int) -> tuple[int, int, int]:
@@ -84,20 +82,18 @@ class CNN(nn.Module):
             raise ConfigError(f"image_shape must be (C, H, W), got {tuple(image_shape)!r}")
         channels = _positive_ints("channels", channels)
         hidden = _positive_ints("hidden", hidden, allow_empty=True)
-        if not is_int(out_features) or out_features < 1:
-            raise ConfigError(f"out_features must be a positive integer, got {out_features!r}")
-        out_features = int(out_features)
+        out_features = check_int("out_features", out_features)
         c, h, w = shape
         if h >> len(channels) < 1 or w >> len(channels) < 1:
             raise ConfigError(f"{len(channels)} 2x2 poolings need images of at least {2 ** len(channels)} pixels a "
                               f"side, got {h}x{w}")
         self.image_shape = (c, h, w)
-        self.activation_name = str(activation).lower()
-        is_poly = self.activation_name in _POLY_NAMES
+        is_poly = activation in POLY_NAMES
         if is_poly:
             make_activation("poly", 1, **poly)  # validate before building anything
         else:
             make_activation(activation, **poly)  # refuses unknown names and stray options
+        self.activation_name = activation
         self.poly_options = dict(poly) if is_poly else {}
 
         def conv_act(n: int) -> nn.Module:

@@ -31,7 +31,7 @@ from .dreg import SCHEDULES as DREG_SCHEDULES
 from .errors import ConfigError
 from .optim import LR_SCHEDULES, OPTIMIZERS
 from .ordinal import ORDINAL_KINDS
-from .poly import BASES, DEGREE_LIMIT, RANGE_CONTROLS
+from .poly import BASES, DEGREE_LIMIT, INITS, RANGE_CONTROLS
 from .regularizers import REGULARIZERS
 
 # Choices defined where the thing lives (imported above); these are the training loop's own.
@@ -56,6 +56,7 @@ ATTACKS = ("fgsm", "pgd", "apgd")
 ADV_COLUMN = re.compile(r"^(fgsm|pgd|apgd)_([0-9.eE+-]+)$")
 FEATURIZERS_PREFIX = FEATURIZERS
 POLY_BASES = BASES  # chainzrule.functional
+POLY_INITS = INITS  # the functions a polynomial can start as
 
 #: config fields that act on some models only, and those models (a value given for another model
 #: would be recorded in result.json and do nothing: the command line and fight specs refuse it)
@@ -431,6 +432,7 @@ def _validate(c: TrainConfig) -> None:
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("lr_schedule", c.lr_schedule, LR_SCHEDULES)
     _choice("dreg_schedule", c.dreg_schedule, DREG_SCHEDULES)
+    _choice("poly_init", c.poly_init, POLY_INITS)
     _choice("range_control", c.range_control, RANGE_CONTROLS)
     _choice("poly_basis", c.poly_basis, POLY_BASES)
     _choice("dtype", c.dtype, DTYPES)

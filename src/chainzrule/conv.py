@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from . import dreg
 from . import functional as CF
-from .errors import ConfigError, is_int
+from .errors import ConfigError, check_int, is_int
 from .poly import PolynomialActivation
 
 
@@ -191,8 +191,7 @@ def _check_geometry(n: int, in_channels, out_channels, kernel_size, stride, padd
     """ConfigError naming the argument, what it must be and what was given (see :class:`ConvHiddenLayer`):
     torch would build zero-element weights, fail only in the forward, or name no values."""
     for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-        if not is_int(v) or v < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        check_int(name, v)
     for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
         if v % groups:
             raise ConfigError(f"groups must divide in_channels and out_channels, got groups={groups} and {name}={v}")

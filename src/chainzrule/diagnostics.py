@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError, is_int
+from .errors import ConfigError, check_int, is_int
 from . import dreg
 from .cnn import CNN
 from .layers import hidden_layers
@@ -178,9 +178,8 @@ def jacobian_norms(
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
-    for name, v in (("n_proj", n_proj), ("batch_size", batch_size)):
-        if not is_int(v) or v < 1:
-            raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+    check_int("n_proj", n_proj)
+    check_int("batch_size", batch_size)
     if x.dim() < 1:
         raise ConfigError(f"expected inputs of shape [N, ...], got shape {tuple(x.shape)}")
     _check_features(model, x)

@@ -36,6 +36,31 @@ def is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+def check_int(name: str, value, minimum: int = 1, *, or_none: bool = False) -> int | None:
+    """``value`` as an ``int`` if it is an integer (Python or NumPy, not a bool or a float such as
+    3.0) >= ``minimum``; otherwise a :class:`ConfigError` naming ``name``, what was expected and
+    ``repr(value)``. With ``or_none``, None is accepted (and returned) too.
+
+    >>> import numpy as np
+    >>> check_int("width", np.int64(8)), check_int("limit", None, or_none=True)
+    (8, None)
+    >>> check_int("out_features", True)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected out_features to be a positive integer, got True
+    >>> check_int("num_classes", 1, minimum=2)
+    Traceback (most recent call last):
+    ...
+    chainzrule.errors.ConfigError: expected num_classes to be an integer >= 2, got 1
+    """
+    if value is None and or_none:
+        return None
+    if not is_int(value) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"expected {name} to be {what}{' or None' if or_none else ''}, got {value!r}")
+    return int(value)
+
+
 def is_list_like(v) -> bool:
     """A list, tuple, array or other iterable of values (not a string or a mapping)."""
     return isinstance(v, Iterable) and not isinstance(v, (str, bytes, Mapping))

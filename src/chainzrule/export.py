@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError, is_int
+from .errors import ConfigError, DataError, check_int, is_int
 from .poly import PolynomialActivation
 
 FORMATS = ("onnx", "pt2")
@@ -125,8 +125,7 @@ def export_model(model: nn.Module, in_features: int, path: str | Path, fmt: str)
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
     declared = getattr(model, "in_features", None)
-    if isinstance(in_features, bool) or not is_int(in_features) or in_features < 1:
-        raise ConfigError(f"expected in_features to be an integer >= 1, got {in_features!r}")
+    in_features = check_int("in_features", in_features)
     if is_int(declared) and declared != in_features:
         raise ConfigError(f"expected in_features={declared} (the model's input features), got {in_features}")
     path = Path(path)

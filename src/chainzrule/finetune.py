@@ -89,7 +89,8 @@ class FinetuneConfig:
             raise ConfigError(f"head must be one of {', '.join(FINETUNE_HEADS)}, got {self.head!r}")
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden widths must be >= 1, got {self.hidden}")
-        if self.activation != "chainzrule" and str(self.activation).lower() not in STANDARD_ACTIVATIONS:
+        if self.activation != "chainzrule" and (not isinstance(self.activation, str)
+                                                 or self.activation not in STANDARD_ACTIVATIONS):
             raise ConfigError(f"unknown activation {self.activation!r}: expected one of chainzrule, "
                               f"{', '.join(STANDARD_ACTIVATIONS)}")
         if not (math.isfinite(self.dreg) and self.dreg >= 0):

@@ -34,28 +34,15 @@ True
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chainzrule.errors import ConfigError
+from chainzrule.errors import ConfigError, check_int
 
 __all__ = ["KANLinear", "KAN", "b_spline_bases", "kan_num_parameters", "kan_width_for_params"]
-
-
-def _positive_int(value, what: str) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        n = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"expected {what} to be an int, got {value!r}") from None
-    if n < 1:
-        raise ConfigError(f"expected {what} >= 1, got {n}")
-    return n
 
 
 def _hidden_list(hidden: Sequence[int] | int) -> list[int]:
@@ -65,7 +52,7 @@ def _hidden_list(hidden: Sequence[int] | int) -> list[int]:
         widths = list(hidden)
     except TypeError:
         raise ConfigError(f"expected hidden to be an int or a sequence of ints, got {hidden!r}") from None
-    return [_positive_int(h, "every hidden width") for h in widths]
+    return [check_int("every hidden width", h) for h in widths]
 
 
 def b_spline_bases(x: torch.Tensor, grid: torch.Tensor, spline_order: int) -> torch.Tensor:
@@ -118,9 +105,9 @@ class KANLinear(nn.Module):
         scale_noise: float = 0.1,
     ) -> None:
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
-        self.grid_size = _positive_int(grid_size, "grid_size")
+        self.in_features = check_int("in_features", in_features)
+        self.out_features = check_int("out_features", out_features)
+        self.grid_size = check_int("grid_size", grid_size)
         if isinstance(spline_order, bool) or int(spline_order) != spline_order or spline_order < 0:
             raise ConfigError(f"expected spline_order >= 0, got {spline_order!r}")
         self.spline_order = int(spline_order)
@@ -212,8 +199,8 @@ class KAN(nn.Module):
         base_activation: type[nn.Module] | nn.Module = nn.SiLU,
     ) -> None:
         super().__init__()
-        widths = [_positive_int(in_features, "in_features"), *_hidden_list(hidden),
-                  _positive_int(out_features, "out_features")]
+        widths = [check_int("in_features", in_features), *_hidden_list(hidden),
+                  check_int("out_features", out_features)]
         self.in_features, self.out_features = widths[0], widths[-1]
         self.layers = nn.ModuleList(
             KANLinear(a, b, grid_size=grid_size, spline_order=spline_order,
@@ -244,9 +231,9 @@ def kan_num_parameters(
     >>> kan_num_parameters(784, [64], 10, grid_size=5, spline_order=3)
     457344
     """
-    widths = [_positive_int(in_features, "in_features"), *_hidden_list(hidden),
-              _positive_int(out_features, "out_features")]
-    per_edge = _positive_int(grid_size, "grid_size") + int(spline_order) + 1
+    widths = [check_int("in_features", in_features), *_hidden_list(hidden),
+              check_int("out_features", out_features)]
+    per_edge = check_int("grid_size", grid_size) + int(spline_order) + 1
     return sum(a * b for a, b in zip(widths[:-1], widths[1:])) * per_edge
 
 
@@ -265,9 +252,9 @@ def kan_width_for_params(
     >>> w, kan_num_parameters(784, [w], 10)
     (14, 100044)
     """
-    target = _positive_int(target, "target")
-    depth = _positive_int(depth, "depth")
-    per_edge = _positive_int(grid_size, "grid_size") + int(spline_order) + 1
+    target = check_int("target", target)
+    depth = check_int("depth", depth)
+    per_edge = check_int("grid_size", grid_size) + int(spline_order) + 1
     a, b = depth - 1, in_features + out_features  # count / per_edge = a w^2 + b w
     t = target / per_edge
     w_real = t / b if a == 0 else (-b + math.sqrt(b * b + 4 * a * t)) / (2 * a)

@@ -40,12 +40,7 @@ from torch.nn.modules import module as _torch_module  # the global hook dicts (s
 
 from . import dreg
 from . import functional as CF
-from .errors import ConfigError, is_int
-
-
-def _positive_int(name: str, v) -> None:
-    if not is_int(v) or v < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+from .errors import ConfigError, check_int
 
 
 def check_features(x, n: int) -> None:
@@ -95,8 +90,7 @@ class HiddenLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, activation: nn.Module, bias: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
-        _positive_int("in_features", in_features)
-        _positive_int("out_features", out_features)
+        in_features, out_features = check_int("in_features", in_features), check_int("out_features", out_features)
         if not hasattr(activation, "value_and_derivative"):
             raise ConfigError("activation must provide value_and_derivative(z) (see chainzrule.activations), "
                               f"got {type(activation).__name__}")

@@ -23,8 +23,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .activations import make_activation
-from .errors import ConfigError, is_int, is_list_like, is_number
+from .activations import POLY_NAMES, make_activation
+from .errors import ConfigError, check_int, is_int, is_list_like, is_number
 from .layers import HiddenLayer, check_features, check_module
 from .poly import DEGREE_LIMIT
 
@@ -74,11 +74,8 @@ class FeedForward(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not is_int(v) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        in_features, out_features = check_int("in_features", in_features), check_int("out_features", out_features)
         widths = _widths(hidden)
-        in_features, out_features = int(in_features), int(out_features)
         self.in_features = in_features
         self.out_features = out_features
         dims = [in_features] + widths
@@ -132,13 +129,13 @@ class MLP(FeedForward):
         head: nn.Module | None = None,
         bias: bool = True,
     ) -> None:
-        if str(activation).lower() in ("poly", "polynomial", "chainzrule"):
+        if activation in POLY_NAMES:
             raise ConfigError("MLP takes a standard activation; use ChainzRuleMLP for polynomials")
         make_activation(activation)  # validate the name before building anything
         super().__init__(
             in_features, hidden, out_features, lambda n: make_activation(activation), head, bias,
         )
-        self.activation_name = str(activation).lower()
+        self.activation_name = activation
 
 
 class ChainzRuleMLP(FeedForward):
@@ -201,9 +198,7 @@ def num_parameters(
     """
     if kind not in ("mlp", "chainzrule"):
         raise ConfigError(f"unknown model kind {kind!r}: expected 'mlp' or 'chainzrule'")
-    for name, v in (("in_features", in_features), ("out_features", out_features)):
-        if not is_int(v) or v < 1:
-            raise ConfigError(f"expected {name} a positive integer, got {v!r}")
+    in_features, out_features = check_int("in_features", in_features), check_int("out_features", out_features)
     if kind == "chainzrule" and not (is_int(degree) and 1 <= degree <= DEGREE_LIMIT):
         raise ConfigError(f"expected an integer degree in 1..{DEGREE_LIMIT}, got {degree!r}")
     widths = _widths(hidden)
@@ -254,8 +249,7 @@ def match_width(
     """
     if not (is_number(target_params) and math.isfinite(target_params) and target_params > 0):
         raise ConfigError(f"expected target_params (a parameter count) > 0, got {target_params!r}")
-    if not is_int(depth) or depth < 1:
-        raise ConfigError(f"expected an integer depth (hidden layers) >= 1, got {depth!r}")
+    check_int("depth (hidden layers)", depth)
     if not (is_number(tolerance) and tolerance >= 0):  # nan >= 0 is False
         raise ConfigError(f"expected tolerance (the relative miss allowed) a number >= 0, got {tolerance!r}")
     num_parameters(kind, in_features, 1, out_features, degree)  # the sizes, degree and kind, before the search

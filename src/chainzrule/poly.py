@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as CF
-from .errors import ConfigError, is_int, is_number
+from .errors import ConfigError, check_int, is_int, is_number
 
 RANGE_CONTROLS = CF.RANGE_CONTROLS
 BASES = CF.BASES
@@ -95,8 +95,7 @@ class PolynomialActivation(nn.Module):
                  range_control: str = "linear", basis: str = "legendre", dim: int | None = None,
                  groups: int | None = None, device=None, dtype=None) -> None:
         super().__init__()
-        if not is_int(num_features) or num_features < 1:
-            raise ConfigError(f"num_features must be a positive integer, got {num_features!r}")
+        check_int("num_features", num_features)
         if dim is not None and not is_int(dim):
             raise ConfigError(f"dim must be None or an integer axis, got {dim!r}")
         if groups is not None and (not is_int(groups) or groups < 1

@@ -63,7 +63,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .dreg import collect
-from .errors import ConfigError, is_int, is_number
+from .errors import ConfigError, check_int, is_number
 from .layers import hidden_layers
 
 LossFn = Callable[[Tensor], Tensor]
@@ -281,8 +281,7 @@ class JacobianProjections(Regularizer):
     draws_per_row = True
 
     def __init__(self, n_proj: int = 1, seed: int | None = None) -> None:
-        if not is_int(n_proj) or n_proj < 1:
-            raise ConfigError(f"n_proj must be an integer >= 1, got {n_proj!r}")
+        check_int("n_proj", n_proj)
         self.n_proj = n_proj
         self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
@@ -362,8 +361,7 @@ class SpectralNorm(Regularizer):
     name = "sn"
 
     def __init__(self, n_power_iterations: int = 1, eps: float = 1e-12, gain: float = 1.0) -> None:
-        if not is_int(n_power_iterations) or n_power_iterations < 1:
-            raise ConfigError(f"n_power_iterations must be an integer >= 1, got {n_power_iterations!r}")
+        check_int("n_power_iterations", n_power_iterations)
         if not (is_number(gain) and math.isfinite(gain) and gain > 0):
             raise ConfigError(f"gain must be a finite number > 0, got {gain!r}")
         self.n_power_iterations = n_power_iterations

@@ -9,7 +9,7 @@ seeded corruption or attack start is the same on every device.
 >>> check_batch_size(0)
 Traceback (most recent call last):
 ...
-chainzrule.errors.ConfigError: expected batch_size >= 1, got 0
+chainzrule.errors.ConfigError: expected batch_size to be a positive integer, got 0
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from chainzrule.errors import ConfigError, DataError
+from chainzrule.errors import ConfigError, DataError, check_int
 
 __all__ = ["check_range", "check_examples", "check_xy", "check_batch_size", "predict_indices", "cpu_rand", "cpu_randn"]
 
@@ -72,9 +72,7 @@ def check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
 
 def check_batch_size(batch_size: int) -> int:
     """``batch_size`` as an int >= 1; ConfigError otherwise."""
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ConfigError(f"expected batch_size >= 1, got {batch_size!r}")
-    return int(batch_size)
+    return check_int("batch_size", batch_size)
 
 
 def predict_indices(predict, x: torch.Tensor) -> torch.Tensor:

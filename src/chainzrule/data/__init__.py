@@ -35,7 +35,7 @@ from chainzrule.data.mnist import fetch_mnist, find_mnist_files, load_mnist, mni
 from chainzrule.data.splits import Splits, make_splits
 from chainzrule.data.tabular import fetch_pima, load_csv, load_pima, pima_cached
 from chainzrule.data.text import SST5_FILES, YELP_FILES, load_sst5, load_yelp_full
-from chainzrule.errors import ConfigError, DataError
+from chainzrule.errors import ConfigError, DataError, check_int
 
 __all__ = ["Dataset", "Splits", "load_dataset", "fetch_dataset", "list_datasets", "cache_dir",
            "make_splits", "KNOWN_DATASETS"]
@@ -90,8 +90,7 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, target: str | No
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"expected a dataset name, one of {_known()}, got {spec!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
+    limit = check_int("limit", limit, or_none=True)
     data_dir = Path(data_dir).expanduser() if data_dir is not None else None
     spec = spec.strip()
 

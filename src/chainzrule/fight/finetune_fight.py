@@ -40,7 +40,7 @@ import numpy as np
 from ..config import content_hash
 from ..data.cache import atomic_write_text
 from ..data.text import ENCODER_NAME as ENCODER
-from ..errors import ConfigError
+from ..errors import check_int
 from ..finetune import FinetuneConfig, finetune
 from .finetune_report import write_outputs
 from .finetune_spec import FinetuneSpec
@@ -103,8 +103,7 @@ def run_finetune_fight(spec: FinetuneSpec, out: Path, progress: bool = True, enc
     from ..finetune import load_pretrained_encoder
     from .executor import process_pool, remove_stale_temps, shutdown_pool
 
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
+    check_int("jobs", jobs)
     from ..rundir import check_out_dir, check_out_kind
 
     # before any work: not into another command's folder, nor --quick into a full run's

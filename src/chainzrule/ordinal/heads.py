@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chainzrule.errors import ConfigError
+from chainzrule.errors import ConfigError, check_int
 
 __all__ = ["ORDINAL_KINDS", "CumulativeLinkHead", "CoralHead", "CornHead", "check_kind", "make_ordinal_head",
            "ordered_cutpoints"]
@@ -36,10 +36,8 @@ def check_kind(kind: str) -> str:
 
 
 def _check_sizes(in_features: int, num_classes: int) -> None:
-    if int(in_features) != in_features or in_features < 1:
-        raise ConfigError(f"expected in_features >= 1, got {in_features!r}")
-    if int(num_classes) != num_classes or num_classes < 2:
-        raise ConfigError(f"expected num_classes >= 2, got {num_classes!r}")
+    check_int("in_features", in_features)
+    check_int("num_classes", num_classes, minimum=2)
 
 
 # ----------------------------------------------------------------------------------------------
