@@ -68,8 +68,8 @@ def test_lipschitz_bound_bounds_the_input_jacobian(net):
     bound = lipschitz_bound(net)
     assert np.isfinite(bound)
     spectral = torch.stack([torch.linalg.matrix_norm(torch.func.jacrev(net)(xi[None])[0, :, 0].detach(), 2) for xi in x[:8]])
-    assert float(spectral.max()) <= bound * (1 + 1e-3)
-    assert float(jacobian_norms(net, x).detach().max()) / 3 ** 0.5 <= bound * (1 + 1e-3)
+    assert float(spectral.max()) <= bound * (1 + 1e-9)  # the conv factors are upper bounds: no slack needed
+    assert float(jacobian_norms(net, x).detach().max()) / 3 ** 0.5 <= bound * (1 + 1e-9)
 
 
 def test_operator_norm_matches_the_conv_matrix():

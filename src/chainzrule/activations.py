@@ -6,7 +6,9 @@ Every activation here is an ``nn.Module`` on ``[..., F]`` with
 - ``derivative(z)`` — the exact σ'(z);
 - ``value_and_derivative(z)`` — both in one pass (what a DREG-tracking layer calls);
 - ``max_slope()`` — a certified bound on the exact |σ'| (a 0-d tensor, or ``[F]`` for per-feature
-  ones; σ' evaluated in a low-precision dtype can exceed it by that dtype's rounding).
+  ones). For the standard activations σ' *computed* in a dtype can exceed it by that dtype's
+  rounding: in float32 by an ulp (SiLU's σ' reaches 1.09983945 against 1.09983933); the
+  polynomial's bound is widened to cover its own float32 evaluation.
 
 Standard activations (ReLU, GELU, SiLU, tanh) are stateless and work with any F, so DREG applies
 to ordinary networks too. :func:`make_activation` builds any of them, including the polynomial.

@@ -29,6 +29,8 @@ genuine ``nn.Conv1d/2d`` (``layer.conv``), called as a module, so its hooks, par
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -36,6 +38,10 @@ from . import dreg
 from . import functional as CF
 from .errors import ConfigError, check_int, is_int
 from .poly import PolynomialActivation
+
+#: input entries (C_in·H·W) up to which :meth:`ConvHiddenLayer.operator_norm_bound` is the exact σ_max
+#: from a dense Gram matrix (3136, the MNIST CNN's second layer, takes a few seconds on 2 cores)
+DENSE_NORM_LIMIT = 4096
 
 
 class ConvHiddenLayer(nn.Module):
@@ -143,7 +149,8 @@ class ConvHiddenLayer(nn.Module):
     def operator_norm(self, input_shape, iters: int = 100, seed: int = 0) -> float:
         """ℓ2 operator norm of the convolution (bias aside) on inputs of spatial shape
         ``input_shape``: the largest singular value of ``C``, by power iteration on ``CᵀC``
-        (``iters`` steps from a seeded random start; an estimate from below that converges to it).
+        (``iters`` steps from a seeded random start; an estimate from below that converges to it —
+        no certificate: :meth:`operator_norm_bound` is the upper bound ``lipschitz_bound`` uses).
 
         >>> from chainzrule.activations import ReLU
         >>> layer = ConvHiddenLayer(1, 1, 1, ReLU(), bias=False)
@@ -163,6 +170,83 @@ class ConvHiddenLayer(nn.Module):
             u = conv(v)
             (v,) = torch.autograd.functional.vjp(conv, v, u)[1:]  # Cᵀ C v
             norm = float(u.norm())
+        return norm
+
+    @torch.no_grad()
+    def operator_norm_bound(self, input_shape, dense_limit: int = DENSE_NORM_LIMIT) -> float:
+        """A certified upper bound on the ℓ2 operator norm of the convolution (bias aside) on inputs
+        of spatial shape ``input_shape`` — what :func:`chainzrule.lipschitz_bound` multiplies.
+
+        Up to ``dense_limit`` input entries (``C_in·H·W``; the MNIST CNN's layers have 784 and
+        3136): the exact σ_max, ``sqrt(λ_max(CᵀC))`` with ``CᵀC`` built column by column (one
+        convolution and its transpose per chunk of unit inputs) and ``torch.linalg.eigvalsh`` in
+        float64 — as exact as the spectral norm of a dense weight. Above it: the norm of the
+        circular convolution on the padded grid (``max_ω ||Ŵ(ω)||_2`` over its DFT frequencies,
+        Sedghi et al. 2019), of which the padded convolution is a block (so it is never smaller),
+        times the padding operator's norm ``sqrt(max multiplicity)`` for reflect/replicate padding
+        (a circular padding of the kernel's reach is the circulant on the input's grid itself); a
+        stride keeps a subset of the outputs (norm ≤). Zero padding: within 1% of σ_max on 28×28
+        maps and 2% on 14×14 (measured on random kernels), looser on tiny maps, strides and
+        reflect/replicate padding (up to 1.8× on 7×8).
+
+        (:meth:`operator_norm`'s power iteration converges to σ_max *from below*: 500 steps stop
+        up to 5e-4 under it on 28×28 maps, so it is no certificate.)
+
+        >>> from chainzrule.activations import ReLU
+        >>> layer = ConvHiddenLayer(1, 1, 1, ReLU(), bias=False)
+        >>> with torch.no_grad():
+        ...     _ = layer.conv.weight.fill_(-2.0)
+        >>> round(layer.operator_norm_bound((5, 5)), 12), round(layer.operator_norm_bound((5, 5), dense_limit=0), 12)
+        (2.0, 2.0)
+        """
+        shape = tuple(int(v) for v in input_shape)
+        w = self.conv.weight.detach().double()
+        n = self.conv.in_channels * math.prod(shape)
+        if n <= dense_limit:
+            return self._dense_norm(shape, w)
+        return self._circulant_norm_bound(shape, w)
+
+    def _dense_norm(self, shape: tuple[int, ...], w: Tensor, chunk: int = 256) -> float:
+        """Exact σ_max from the Gram matrix ``CᵀC`` ``[n, n]``, ``n = C_in·prod(shape)``."""
+        c_in = self.conv.in_channels
+        n = c_in * math.prod(shape)
+        gram = torch.empty(n, n, dtype=torch.float64, device=w.device)
+        conv = lambda u: self._conv_nobias(u, w)  # [B, C_in, *S] -> [B, C_out, *S']
+        for start in range(0, n, chunk):
+            rows = torch.arange(start, min(start + chunk, n), device=w.device)
+            e = torch.zeros(len(rows), n, dtype=torch.float64, device=w.device)
+            e[torch.arange(len(rows), device=w.device), rows] = 1.0  # unit inputs
+            out, vjp = torch.func.vjp(conv, e.view(len(rows), c_in, *shape))
+            gram[start:start + len(rows)] = vjp(out)[0].reshape(len(rows), n)  # CᵀC e_j
+        return math.sqrt(max(float(torch.linalg.eigvalsh(gram)[-1]), 0.0))
+
+    def _circulant_norm_bound(self, shape: tuple[int, ...], w: Tensor) -> float:
+        """``||P|| · max_ω ||Ŵ(ω)||_2`` (see :meth:`operator_norm_bound`)."""
+        c = self.conv
+        n_sp = len(shape)
+        if c.groups > 1:  # the block-diagonal dense kernel [C_out, C_in, *k]
+            full = w.new_zeros(c.out_channels, c.in_channels, *w.shape[2:])
+            o, i = c.out_channels // c.groups, c.in_channels // c.groups
+            for g in range(c.groups):
+                full[g * o:(g + 1) * o, g * i:(g + 1) * i] = w[g * o:(g + 1) * o]
+            w = full
+        pads = c._reversed_padding_repeated_twice  # (last dim left, right, previous dim left, right, ...)
+        total = [pads[2 * (n_sp - 1 - d)] + pads[2 * (n_sp - 1 - d) + 1] for d in range(n_sp)]
+        extent = [c.dilation[d] * (w.shape[2 + d] - 1) + 1 for d in range(n_sp)]
+        # a circular padding of exactly the kernel's reach makes the (stride-1) map the circulant on the
+        # input's own grid, P included; otherwise the padded input on a grid it fits in (no wrap)
+        wrap = c.padding_mode == "circular" and all(total[d] == extent[d] - 1 <= shape[d] - 1 for d in range(n_sp))
+        grid = list(shape) if wrap else [max(shape[d] + total[d], extent[d]) for d in range(n_sp)]
+        dilated = w.new_zeros(*w.shape[:2], *grid)
+        dilated[(slice(None), slice(None), *(slice(0, extent[d], c.dilation[d]) for d in range(n_sp)))] = w
+        spectrum = torch.fft.fftn(dilated, dim=tuple(range(2, 2 + n_sp)))  # [C_out, C_in, *grid]
+        per_freq = spectrum.permute(*range(2, 2 + n_sp), 0, 1)  # [*grid, C_out, C_in]
+        norm = float(torch.linalg.matrix_norm(per_freq, ord=2).max())
+        if c.padding_mode != "zeros" and any(total) and not wrap:  # P copies border entries: ||P||² = max multiplicity
+            ones = torch.ones(1, 1, *shape, dtype=torch.float64, device=w.device)
+            _, vjp = torch.func.vjp(lambda u: torch.nn.functional.pad(u, pads, mode=c.padding_mode), ones)
+            norm *= math.sqrt(float(vjp(torch.ones(1, 1, *[s + t for s, t in zip(shape, total)],
+                                                  dtype=torch.float64, device=w.device))[0].max()))
         return norm
 
     def _conv_nobias(self, u: Tensor, w: Tensor) -> Tensor:

@@ -32,7 +32,10 @@ normalized one under spectral normalization, times its layer gain) and ``max|σ'
 activation's certified ``max_slope()`` (exact over the working interval for polynomials; ``inf``
 for a raw polynomial), ``τ`` the logit temperature (:mod:`chainzrule.temperature`; 1 if none).
 Since ``J_f(x) = τ W_head D_L W_L ⋯ D_1 W_1`` with ``D_l = diag(σ_l'(z_l))``, it bounds
-``||J_f(x)||_2`` at every ``x``.
+``||J_f(x)||_2`` at every ``x`` (so ``||J_f(x)||_F`` only up to √(outputs)). Every quantity here is
+of the logits (temperature included; no softmax, no ordinal link) with respect to the input as the
+model reads it: standardized features where the data split standardizes (tables, SST-5), not
+the raw ones.
 
 >>> import torch
 >>> from chainzrule.models import ChainzRuleMLP
@@ -315,8 +318,11 @@ def lipschitz_bound(model: nn.Module, *, assume_chain: bool = False) -> float:
     ``nn.Linear`` (CORN included) counts ``||W||_2``; a CLM or CORAL ordinal head, whose K−1
     logits share one score ``w·h``, counts ``√(K−1)·||w||``; any other head must provide its own
     ``lipschitz_bound()``. Conv hidden layers (a :class:`~chainzrule.cnn.CNN`) count the
-    operator norm of their convolution on the model's image size, a power-iteration estimate
-    (500 steps; within 1e-3 of the exact value on the shapes of the tests). Weights are read in
+    operator norm of their convolution on the model's image size,
+    :meth:`~chainzrule.conv.ConvHiddenLayer.operator_norm_bound`: exact (dense Gram matrix) up to
+    4096 inputs ``C_in·H·W``, above that the circular-convolution bound (never below it). Before
+    2026-12-03 it was a 500-step power iteration, which converges from below (up to 5e-4 under
+    on 28×28 maps). Weights are read in
     eval mode, so a spectral-norm parametrization runs no power iteration here. ``inf`` when an
     activation's slope is unbounded (raw polynomial). A model with parameters anywhere else (a
     LayerNorm, an extra linear layer) is refused with a ConfigError rather than given a number
@@ -351,8 +357,8 @@ def lipschitz_bound(model: nn.Module, *, assume_chain: bool = False) -> float:
         for _, layer in layers:
             bound *= _max_slope(layer) * _spectral_norm(layer.linear.weight)
         for (_, layer), shape in zip(convs, shapes or ()):
-            # conv operator norm by power iteration (converges from below; pooling is 1-Lipschitz)
-            bound *= _max_slope(layer) * layer.operator_norm(shape, iters=500)
+            # a certified bound on the conv operator norm (exact up to 4096 inputs); pooling is 1-Lipschitz
+            bound *= _max_slope(layer) * layer.operator_norm_bound(shape)
     return float(bound)
 
 
