@@ -22,7 +22,7 @@ from ..config import ADV_COLUMN, ATTACKS
 from ..errors import ConfigError, DataError
 from .stats import summarize
 
-__all__ = ["Fight", "load_fight", "as_fight", "to_number", "summary_of", "MAIN_METRICS"]
+__all__ = ["Fight", "load_fight", "as_fight", "to_number", "summary_of", "width_point", "MAIN_METRICS"]
 
 #: Metric columns of the main table, in this order (fgsm_/pgd_ columns are inserted after
 #: corruption_accuracy); a column is shown only if some final run has a value in it.
@@ -106,7 +106,7 @@ class Fight:
         for r in self.phase("width", contender):
             g = (r.get("contender"), r.get("hidden"), *(str(r.get(c) or "") for c in _SPLIT_COLS))
             v = to_number(r.get("val_accuracy"))
-            groups.setdefault(g, {}).setdefault(_width_point(r), []).append(v if v is not None else 0.0)
+            groups.setdefault(g, {}).setdefault(width_point(r), []).append(v if v is not None else 0.0)
         out = []
         for (name, hidden, *split), by_point in groups.items():
             cand = {p: float(np.mean(v)) for p, v in by_point.items()}
@@ -121,7 +121,7 @@ class Fight:
         keep = {(c["contender"], c["hidden"], c["split"], c["point"]) for c in self.width_choices(contender)}
         return [r for r in self.phase("width", contender)
                 if (r.get("contender"), r.get("hidden"), tuple(str(r.get(c) or "") for c in _SPLIT_COLS),
-                    _width_point(r)) in keep]
+                    width_point(r)) in keep]
 
     def contenders(self) -> list[str]:
         """Contenders with final runs: spec order first, then any others in first-seen order."""
@@ -239,7 +239,8 @@ class Fight:
 WIDTH_POINT = ("lr", "dreg", "reg_strength")
 
 
-def _width_point(row: dict[str, str]) -> tuple:
+def width_point(row: dict[str, str]) -> tuple:
+    """A width run's hyperparameter point: its :data:`WIDTH_POINT` values (None where empty)."""
     return tuple(to_number(row.get(c)) for c in WIDTH_POINT)
 
 

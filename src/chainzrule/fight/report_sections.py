@@ -100,7 +100,10 @@ def _size_view_section(fight: Fight, sv: dict[str, Any]) -> list[str]:
              "family's mean curve is read where it first reaches it (linear in log params); 95% percentile interval "
              + (f"from resampling the {units} jointly (the same {units} ran at every width of both families, so one "
                 f"draw serves them all)" if sv.get("paired") else f"from resampling {units} within each width")
-             + f" ({r['n_boot']} resamples, the best-width choice redone in each). No choice reads the test set.")
+             + f" ({r['n_boot']} resamples, the best-width choice redone in each"
+             + (", and each width's choice on validation too" if sv.get("choice_redone") else
+                "; each split's own choice at a width travels with it" if varied and fight.resampled else "")
+             + "). No choice reads the test set.")
     L.append("")
     rows = []
     for name, lab in ((sv["baseline"], "baseline"), (sv["contender"], "ChainzRule")):

@@ -20,7 +20,7 @@ import numpy as np
 from ..config import CHAINZRULE_MODELS
 from ..errors import DataError
 from .formatting import format_margin
-from .loading import Fight, to_number
+from .loading import Fight, to_number, width_point
 from .tuning_views import edge_bands, expected_max_curves, tuning_edges  # noqa: F401  (re-exported)
 from .stats import (
     corrected_resampled_ttest,
@@ -136,6 +136,34 @@ def _sweep(fight: Fight, contender: str, metric: str) -> tuple[list[float], list
     return params, accs, hidden, units
 
 
+def _candidates(fight: Fight, sweep: dict[str, Any], metric: str) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """Per width of a seed sweep ``sweep`` (:func:`_sweep`'s) that chose its hyperparameters among
+    several points: ``metric`` and validation accuracy of every point, [P, S] arrays with the seeds
+    in ``sweep["units"]`` order and the points in ascending order (the first of equal validation
+    means wins, as in :meth:`Fight.width_choices`; a missing validation value counts 0 there and
+    here). None under repeated CV (each split chose on its own rows, so its choice travels with it
+    when splits are resampled), when every width had one point, or when a point misses a seed's
+    value (then the choices stay as made)."""
+    if fight.resampled:
+        return None
+    rows: dict[tuple, dict[tuple, list[dict[str, str]]]] = {}
+    for r in fight.phase("width", sweep["name"]):
+        rows.setdefault(r.get("hidden") or "?", {}).setdefault(width_point(r), []).append(r)
+    acc, sel = [], []
+    for h, units in zip(sweep["hidden"], sweep["units"]):
+        points = sorted(rows.get(h, {}), key=lambda pt: tuple(x or 0.0 for x in pt))
+        a, v = [], []
+        for pt in points:
+            ma, mv = fight.by_split(rows[h][pt], metric), fight.by_split(rows[h][pt], "val_accuracy")
+            if any(u not in ma for u in units):
+                return None
+            a.append([ma[u] for u in units])
+            v.append([mv.get(u, 0.0) for u in units])
+        acc.append(np.array(a))
+        sel.append(np.array(v))
+    return (acc, sel) if any(x.shape[0] > 1 for x in acc) else None
+
+
 def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) -> dict[str, Any]:
     """The accuracy-matched view from validation-tuned width sweeps of both families.
 
@@ -147,7 +175,9 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     one whose best width has the highest mean *validation* accuracy). The target is the best baseline width's
     validation mean minus the section's ``margin``, and the ratio ``params_base / params_cr``
     where the two validation curves reach it, with a seed-bootstrap interval
-    (:func:`~.stats.param_ratio_bootstrap`, the best-width choice redone in every resample):
+    (:func:`~.stats.param_ratio_bootstrap`, the best-width choice redone in every resample, and
+    with seeds the choice of each width's learning rate and strength among its points too,
+    :func:`_candidates`; a split chose on its own rows, so its choice travels with it):
     no width and no baseline is chosen on the test set. The same ratio on the test curves, at
     the test mean of that validation-chosen baseline width minus the margin, is given for
     reference (``test``). Under repeated CV the interval is widened by Nadeau–Bengio's factor
@@ -157,8 +187,8 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     resampled jointly (``paired``), as the paired tests pair them.
 
     Returns ``{"contender", "baseline", "margin", "val": bootstrap dict | None, "test": ... |
-    None, "sweeps": {name: {"params", "val", "test", "hidden", "units"}}, "variance_factor",
-    "paired", "reason"}``.
+    None, "sweeps": {name: {"name", "params", "val", "test", "hidden", "units"}}, "variance_factor",
+    "paired", "choice_redone", "reason"}``.
     """
     acc = fight.section("accuracy_matched") or {}
     cr = acc.get("contender")
@@ -175,7 +205,7 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
         p, v, h, u = _sweep(fight, n, "val_accuracy")
         pt, t, _, ut = _sweep(fight, n, fight.primary)
         if len(p) >= 2:
-            out["sweeps"][n] = {"params": p, "val": v, "hidden": h, "test": t if pt == p and ut == u else None,
+            out["sweeps"][n] = {"name": n, "params": p, "val": v, "hidden": h, "test": t if pt == p and ut == u else None,
                                 "units": u}
     bases = [n for n in out["sweeps"] if n != cr]
     if cr not in out["sweeps"] or not bases:
@@ -192,14 +222,30 @@ def size_view(fight: Fight, claimed: float | None = None, n_boot: int = 2000) ->
     # the same units (seeds, or splits) at every width of both families: resample them jointly
     paired = len({tuple(u) for s in (sb, sc) for u in s["units"]}) == 1
     out["paired"] = paired
+    # seeds that chose each width's point: the resamples redo the choice (None: the choices stay)
+    cand = {view: [_candidates(fight, s, m) for s in (sb, sc)] for view, m in (("val", "val_accuracy"),
+                                                                              ("test", fight.primary))}
+    redo = {view: None not in c for view, c in cand.items()}
+    out["choice_redone"] = redo["val"]
     try:
-        out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin,
-                                           n_boot=n_boot, variance_factor=factor, paired=paired)
+        if redo["val"]:
+            (vb, selb), (vc, selc) = cand["val"]
+            out["val"] = param_ratio_bootstrap(sb["params"], vb, sc["params"], vc, margin=margin, n_boot=n_boot,
+                                               variance_factor=factor, paired=paired, base_select=selb, cr_select=selc)
+        else:
+            out["val"] = param_ratio_bootstrap(sb["params"], sb["val"], sc["params"], sc["val"], margin=margin,
+                                               n_boot=n_boot, variance_factor=factor, paired=paired)
         if sb["test"] is not None and sc["test"] is not None:
             j = int(np.argmax([np.mean(v) for v in sb["val"]]))
-            out["test"] = param_ratio_bootstrap(sb["params"], sb["test"], sc["params"], sc["test"],
-                                                target=float(np.mean(sb["test"][j])) - margin, n_boot=n_boot,
-                                                variance_factor=factor, paired=paired)
+            target = float(np.mean(sb["test"][j])) - margin
+            if redo["test"]:
+                (tb, selb), (tc, selc) = cand["test"]
+                out["test"] = param_ratio_bootstrap(sb["params"], tb, sc["params"], tc, target=target, n_boot=n_boot,
+                                                    variance_factor=factor, paired=paired, base_select=selb,
+                                                    cr_select=selc)
+            else:
+                out["test"] = param_ratio_bootstrap(sb["params"], sb["test"], sc["params"], sc["test"], target=target,
+                                                    n_boot=n_boot, variance_factor=factor, paired=paired)
     except (ValueError, DataError) as e:
         out["reason"] = str(e)
     return out

@@ -82,12 +82,41 @@ def params_at_accuracy(params: Any, accuracy: Any, target: float) -> tuple[float
 
 
 def _resampled_curves(acc: list[np.ndarray], n_boot: int, rng: np.random.Generator,
-                      idx: np.ndarray | None = None) -> np.ndarray:
+                      idx: np.ndarray | None = None, select: list[np.ndarray] | None = None) -> np.ndarray:
     """[n_boot, W] mean accuracy per width: units resampled with replacement within each width,
-    or, given ``idx`` [n_boot, S], the same draw of the S aligned units at every width."""
-    if idx is not None:
-        return np.stack([a[idx].mean(axis=1) for a in acc], axis=1)
-    return np.stack([a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1) for a in acc], axis=1)
+    or, given ``idx`` [n_boot, S], the same draw of the S aligned units at every width. With
+    ``select`` each width holds candidates, ``acc[w]`` and ``select[w]`` [P, S]: in every draw the
+    candidate with the highest mean ``select`` over the drawn units is read (the first of equal ones)."""
+    if select is None:
+        if idx is not None:
+            return np.stack([a[idx].mean(axis=1) for a in acc], axis=1)
+        return np.stack([a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1) for a in acc], axis=1)
+    out = []
+    for a, s in zip(acc, select):
+        i = idx if idx is not None else rng.integers(0, a.shape[1], size=(n_boot, a.shape[1]))
+        choice = np.argmax(s[:, i].mean(axis=2), axis=0)  # [n_boot]: the drawn units choose the candidate
+        out.append(a[:, i].mean(axis=2)[choice, np.arange(choice.size)])
+    return np.stack(out, axis=1)
+
+
+def _as_candidates(params: Any, acc: Any, select: Any,
+                   name: str) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """A width sweep with candidates per width, sorted by parameter count: log params [W], and per
+    width the [P, S] accuracies and selection scores (finite, the same shape)."""
+    p = as_values(params, f"{name} params")
+    if np.any(p <= 0) or np.unique(p).size != p.size:
+        raise DataError(f"expected distinct positive parameter counts for {name}, got {p.tolist()}")
+    if len(acc) != p.size or len(select) != p.size:
+        raise DataError(f"expected one [candidates, units] array of accuracies and of selection scores per width for "
+                        f"{name} ({p.size}), got {len(acc)} and {len(select)}")
+    a = [np.asarray(v, dtype=np.float64) for v in acc]
+    s = [np.asarray(v, dtype=np.float64) for v in select]
+    for i, (x, y) in enumerate(zip(a, s)):
+        if x.ndim != 2 or x.shape != y.shape or x.size == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise DataError(f"expected finite [candidates, units] arrays of one shape at {p[i]:g} params of {name}, "
+                            f"got shapes {x.shape} and {y.shape}")
+    order = np.argsort(p)
+    return np.log(p[order]), [a[i] for i in order], [s[i] for i in order]
 
 
 # over 60 lines only by its docstring (formula, assumptions, example); the code is one test
@@ -104,6 +133,8 @@ def param_ratio_bootstrap(
     rng: np.random.Generator | int = 0,
     variance_factor: float = 1.0,
     paired: bool = False,
+    base_select: Any = None,
+    cr_select: Any = None,
 ) -> dict[str, Any]:
     """Parameter ratio at equal accuracy, ``params_base / params_cr``, with a bootstrap interval.
 
@@ -145,6 +176,13 @@ def param_ratio_bootstrap(
         ≥ 1; see above (1: the plain percentile interval).
     paired : bool
         Resample the units jointly (see above); every width needs the same number of them.
+    base_select, cr_select : sequence of array_like, one shape (P_w, S_w) array per width, optional
+        A width that chose among P candidates (learning rates, strengths) on the same units: then
+        that family's ``*_acc`` holds the candidates' accuracies, shape (P_w, S_w) per width, and
+        ``*_select`` the scores that chose (validation accuracy); the ratio and every resample read
+        the candidate whose mean score over *its* units is highest (the first of equal ones, so
+        order the candidates by the tie rule). The choice is part of the estimator: a resample of
+        the units redoes it, as it redoes the best baseline width.
 
     Returns
     -------
@@ -174,8 +212,15 @@ def param_ratio_bootstrap(
     >>> round(rp["ci_low"], 6), round(rp["ci_high"], 6)
     (4.0, 4.0)
     """
-    lb, ab = _as_sweep(base_params, base_acc, "the baseline")
-    lc, ac = _as_sweep(cr_params, cr_acc, "ChainzRule")
+    if (base_select is None) != (cr_select is None):
+        raise ConfigError("expected base_select and cr_select together (or neither)")
+    if base_select is None:
+        lb, ab = _as_sweep(base_params, base_acc, "the baseline")
+        lc, ac = _as_sweep(cr_params, cr_acc, "ChainzRule")
+        sb = sc = None
+    else:
+        lb, ab, sb = _as_candidates(base_params, base_acc, base_select, "the baseline")
+        lc, ac, sc = _as_candidates(cr_params, cr_acc, cr_select, "ChainzRule")
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 1) or not 0.0 < confidence < 1.0:
         raise ConfigError(f"expected n_boot >= 1 and confidence in (0, 1), got {n_boot!r}, {confidence!r}")
     if not (math.isfinite(variance_factor) and variance_factor >= 1.0):
@@ -185,7 +230,7 @@ def param_ratio_bootstrap(
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     idx = None
     if paired:
-        units = {a.size for a in ab + ac}
+        units = {a.shape[-1] for a in ab + ac}
         if len(units) != 1:
             raise DataError(f"expected the same number of units at every width for paired resampling, got "
                             f"{sorted(units)}")
@@ -196,8 +241,13 @@ def param_ratio_bootstrap(
         t = np.full(cb.shape[0], float(target)) if target is not None else cb.max(axis=1) - margin
         return t, _first_crossing(lb, cb, t), _first_crossing(lc, cc, t)
 
-    t, xb, xc = (float(v[0]) for v in crossings(*(np.array([[a.mean() for a in f]]) for f in (ab, ac))))
-    _, bb, bc = crossings(_resampled_curves(ab, n_boot, gen, idx), _resampled_curves(ac, n_boot, gen, idx))
+    if sb is None:
+        means = [np.array([[a.mean() for a in f]]) for f in (ab, ac)]
+    else:  # every unit once: the choice made on all of them
+        means = [np.array([[a[np.argmax(c.mean(axis=1))].mean() for a, c in zip(f, s)]])
+                 for f, s in ((ab, sb), (ac, sc))]
+    t, xb, xc = (float(v[0]) for v in crossings(*means))
+    _, bb, bc = crossings(_resampled_curves(ab, n_boot, gen, idx, sb), _resampled_curves(ac, n_boot, gen, idx, sc))
     ratios = np.exp(bb - bc)  # censored: ChainzRule never reaching → 0, the baseline never → inf
     ratios[np.isnan(bc)], ratios[np.isnan(bb)] = 0.0, np.inf
     ratios[np.isnan(bb) & np.isnan(bc)] = np.nan
@@ -208,7 +258,7 @@ def param_ratio_bootstrap(
             n for n, x in (("the baseline", xb), ("ChainzRule", xc)) if math.isnan(x))
     elif undefined > tail:
         reason = f"neither family reaches the target in {100 * undefined:.1f}% of the resamples"
-    interval_reason = "a width with one seed: no interval" if min(a.size for a in ab + ac) < 2 else ""
+    interval_reason = "a width with one seed: no interval" if min(a.shape[-1] for a in ab + ac) < 2 else ""
     if reason or interval_reason:
         lo, hi = math.nan, math.nan
     else:
