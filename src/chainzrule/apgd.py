@@ -31,9 +31,13 @@ an example as robust only if no iterate of either attack misclassifies it (the p
 worst case, AutoAttack's rule). Square and FAB, the other two AutoAttack members, are not
 included.
 
-Everything works on *class scores* ``scores(x) -> [N, K]`` (logits, or class log-probabilities
-for ordinal heads) and a separate ``predict(x) -> [N]`` that decides correctness, so any head
-works. Randomness (the start point) comes from a CPU generator seeded with ``seed``.
+Everything works on *class scores* ``scores(x) -> [N, K]`` and a separate ``predict(x) -> [N]``
+that decides correctness, so any head works. Both losses read the scores' argmax as the decision
+(the DLR margin is ``z_y − max_{i≠y} z_i``), so the scores must be ones whose argmax is the
+prediction: logits, or for an ordinal head :func:`chainzrule.ordinal.decision_scores` (class
+log-probabilities are that for a cumulative-link head, not for CORAL or CORN, which predict the
+median class: on those the attack aimed at the mode and missed examples, measured 2026-12-03).
+Randomness (the start point) comes from a CPU generator seeded with ``seed``.
 
 >>> import torch
 >>> torch.manual_seed(0) and None

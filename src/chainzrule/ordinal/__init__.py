@@ -27,8 +27,8 @@ CORAL and CORN logits describe ``P(y > k)`` (as in their papers).
 
 The package has one module per idea, and re-exports every public name here:
 :mod:`~chainzrule.ordinal.heads` (the heads, :data:`ORDINAL_KINDS`, :func:`make_ordinal_head`),
-:mod:`~chainzrule.ordinal.losses` (losses, class probabilities, predictions) and
-:mod:`~chainzrule.ordinal.metrics` (accuracy, MAE, off-by-one, QWK).
+:mod:`~chainzrule.ordinal.losses` (losses, class probabilities, predictions, the decision scores
+attacks ascend) and :mod:`~chainzrule.ordinal.metrics` (accuracy, MAE, off-by-one, QWK).
 
 Errors (all ``ValueError``): an unknown kind or bad size raises
 :class:`~chainzrule.errors.ConfigError`; labels outside ``0..K-1``, of the wrong shape or dtype
@@ -55,7 +55,7 @@ from __future__ import annotations
 from chainzrule.ordinal.heads import (ORDINAL_KINDS, CoralHead, CornHead, CumulativeLinkHead, make_ordinal_head,
                                       ordered_cutpoints)
 from chainzrule.ordinal.losses import (class_log_probs, class_probs, coral_loss, corn_loss, cumulative_link_loss,
-                                       ordinal_loss, ordinal_predict)
+                                       decision_scores, ordinal_loss, ordinal_predict)
 from chainzrule.ordinal.metrics import ordinal_metrics, quadratic_weighted_kappa
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "class_log_probs",
     "class_probs",
     "ordinal_predict",
+    "decision_scores",
     "ordinal_loss",
     "make_ordinal_head",
     "quadratic_weighted_kappa",

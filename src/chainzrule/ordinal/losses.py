@@ -22,7 +22,7 @@ from chainzrule.errors import ChainzRuleError, DataError
 from chainzrule.ordinal.heads import check_kind
 
 __all__ = ["cumulative_link_loss", "coral_loss", "corn_loss", "class_log_probs", "class_probs", "ordinal_predict",
-           "ordinal_loss"]
+           "decision_scores", "ordinal_loss"]
 
 _LN2 = math.log(2.0)
 _PROB_FLOOR = 1e-12  # smallest probability factor the CLM log-likelihood will take the log of
@@ -228,6 +228,42 @@ def ordinal_predict(logits: Tensor, method: str) -> Tensor:
     if method == "coral":
         return (torch.sigmoid(logits) > 0.5).sum(dim=-1)
     return (torch.cumprod(torch.sigmoid(logits), dim=-1) > 0.5).sum(dim=-1)
+
+
+def decision_scores(logits: Tensor, kind: str) -> Tensor:
+    """Per-class scores ``[..., K]`` whose argmax is the head's prediction (:func:`ordinal_predict`).
+
+    What an attack that needs one score per class (APGD's cross-entropy and DLR margin) ascends.
+    For ``clm`` they are the class log-probabilities (:func:`class_log_probs`), whose argmax is the
+    prediction. For ``coral`` and ``corn`` the prediction is not the argmax of the class
+    probabilities but a count of thresholds (the median class, not the mode), so a margin on those
+    probabilities aims at the wrong decision: the scores are ``S_0 = 0``,
+    ``S_{j+1} = S_j + c_j`` with ``c_j`` the statistic the count compares with its threshold,
+    sorted in decreasing order — CORAL: the logits sorted; CORN: ``log Π_{i≤j} σ(logit_i) − log 0.5``
+    (decreasing already). ``S`` then rises while ``c_j > 0`` and falls after, so its argmax
+    (first on ties) is ``#{j: c_j > 0}``, the predicted class, and ``S_y − max_{j≠y} S_j`` is the
+    distance of the nearest threshold statistic from its threshold, the exact decision margin.
+    (Where a CORN threshold statistic rounds to exactly 0.5 the count and the argmax can differ;
+    decide correctness with :func:`ordinal_predict`.)
+
+    >>> decision_scores(torch.tensor([[2.0, -1.0, 1.0]]), "coral")       # 2 of 3 logits > 0
+    tensor([[0., 2., 3., 2.]])
+    >>> decision_scores(torch.tensor([[2.0, -1.0, 1.0]]), "coral").argmax(-1), ordinal_predict(
+    ...     torch.tensor([[2.0, -1.0, 1.0]]), "coral")
+    (tensor([2]), tensor([2]))
+    >>> lg = torch.tensor([[4.0, 0.0, 3.0, -2.0]])                     # CORN: P(y > k) 0.98, 0.49, ...
+    >>> decision_scores(lg, "corn").argmax(-1), ordinal_predict(lg, "corn")
+    (tensor([1]), tensor([1]))
+    """
+    check_kind(kind)
+    _check_logits(logits)
+    if kind == "clm":
+        return _clm_log_probs(logits)
+    if kind == "coral":
+        c = logits.sort(dim=-1, descending=True).values  # [..., K-1] count of positives = #{c_j > 0}
+    else:
+        c = torch.cumsum(F.logsigmoid(logits), dim=-1) - math.log(0.5)  # [..., K-1] log(P(y > j) / 0.5), decreasing
+    return torch.cat([torch.zeros_like(c[..., :1]), torch.cumsum(c, dim=-1)], dim=-1)  # [..., K]
 
 
 def ordinal_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:

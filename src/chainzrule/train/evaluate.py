@@ -127,6 +127,9 @@ def robustness_metrics(model: nn.Module, kind: str, cfg: TrainConfig, splits: Sp
     model on :func:`robust_subset` — by the batched trainer, for all its members at once; the
     ε it lacks are attacked here.
 
+    FGSM and PGD ascend the head's :func:`task_loss`, APGD cross-entropy and DLR on its
+    :func:`class_scores` (whose argmax is the prediction); every attack counts an example robust
+    when :func:`predict` — the rule of the test accuracy — is right on it clean and attacked.
     The attacks stay inside the data's declared input range (pixels: [0, 1]); data without one
     (tabular, text features) are attacked in the ε-ball only, and the record says "unbounded".
     An attack that finds no input gradient records None and the reason instead of an accuracy.

@@ -9,7 +9,7 @@ from ..config import DREG_MODELS, TrainConfig
 from ..errors import ConfigError
 from ..kan import KAN
 from ..models import ChainzRuleMLP, MLP
-from ..ordinal import class_log_probs, make_ordinal_head, ordinal_loss, ordinal_predict
+from ..ordinal import decision_scores, make_ordinal_head, ordinal_loss, ordinal_predict
 from ..optim import make_optimizer as make_optimizer_by_name, make_schedule
 from ..poly import parameter_groups
 from ..regularizers import make_regularizer
@@ -70,9 +70,13 @@ def task_loss(kind: str, logits: Tensor, y: Tensor) -> Tensor:
 
 
 def class_scores(kind: str, logits: Tensor) -> Tensor:
-    """Per-class scores ``[N, K]`` for attacks that need one score per class: the logits, or an
-    ordinal head's class log-probabilities."""
-    return logits if kind == "linear" else class_log_probs(logits, kind)
+    """Per-class scores ``[N, K]`` whose argmax is :func:`predict`'s class, for attacks that need
+    one score per class (APGD): the logits, or an ordinal head's
+    :func:`~chainzrule.ordinal.decision_scores` (CLM: its class log-probabilities; CORAL, CORN: the
+    running sums of the threshold statistics their count compares — until 2026-12-03 their class
+    log-probabilities, whose argmax is the mode, not the predicted median: APGD-DLR then aimed at
+    the wrong decision and overstated CORN's robustness by several points)."""
+    return logits if kind == "linear" else decision_scores(logits, kind)
 
 
 def predict(kind: str, logits: Tensor) -> Tensor:
