@@ -12,9 +12,10 @@ Protocol (issue 7; the spec format is in :mod:`chainzrule.fight.stability_spec`)
   median G`` (a spike far above the run's own typical scale; the ratio is scale-free, so it
   compares contenders whose gradients live on different scales). Also the test and validation
   accuracy, PGV (guide §3) and the training time.
-- Per cell ``(c, η, λ)``: mean ± std test accuracy over seeds, mean PGV, the largest ``max G`` of
-  its seeds and the share of unstable seeds. Unstable runs stay in the accuracy mean (a failed run
-  costs accuracy; hiding it would flatter the contender) and are counted on their own.
+- Per cell ``(c, η, λ)``: mean ± std (sample, ddof = 1) test accuracy over seeds, mean PGV, the
+  largest ``max G`` of its seeds and the share of unstable seeds. Unstable runs stay in the
+  accuracy mean (a failed run costs accuracy; hiding it would flatter the contender) and are
+  counted on their own.
 
 Every run is keyed by the hash of its config (:func:`chainzrule.fight.runner.run_key`) and stored
 atomically as ``OUT/runs/<key>.json``; a finished run is never repeated, so an interrupted map
