@@ -31,7 +31,11 @@ Choices that the papers leave open, and which are ours:
 - **Input-gradient penalty** (Drucker & LeCun 1992) differentiates the *per-example* loss with
   respect to its own input; with a batch-mean ``loss_fn`` this is the gradient of
   ``loss_fn(logits) * batch_size`` (exact as long as examples do not interact in the forward,
-  true for every model here: no batch norm).
+  true for every model here: no batch norm, and the task loss is a mean of per-example losses).
+  One exception: the CORN head's loss divides by the batch's count of (example, task) pairs, not
+  by the batch size, so each example's gradient is its own summed binary cross-entropy times
+  ``N / Σ pairs`` (a label-dependent factor in [1/(K−1), 1]), not the gradient of
+  ``corn_loss`` on that example alone (which divides by its own task count).
 - **Jacobian regularization** (Hoffman, Roberts & Yaida 2019) penalizes the per-example
   ``||J_f(x)||_F²`` of the logits, estimated with ``n_proj`` random unit vectors ``v`` in output
   space per example: ``||J||_F² ≈ C · mean_v ||vᵀ J||²`` (``C`` output dims). Unbiased, since
@@ -228,7 +232,7 @@ class InputGradientPenalty(Regularizer):
     """Double backprop (Drucker & LeCun 1992): ``mean_x ||∇_x L(f(x), y)||²``.
 
     The gradient of each example's own loss with respect to its own input is the gradient of
-    ``loss_fn(logits) * batch_size`` (the sum of per-example losses) with respect to ``x``,
+    ``loss_fn(logits) * batch_size`` (the sum of per-example losses; CORN: see the module doc) with respect to ``x``,
     taken with ``create_graph=True`` so the penalty backpropagates to the weights. ``x`` must
     require grad before the forward (``needs_input_grad``).
 
