@@ -318,6 +318,15 @@ def _attribution_cell(fight: Fight, name: str) -> tuple[str, str, float] | None:
     return family, ("DREG" if lam > 0 else "no DREG"), lam
 
 
+def _setup(fight: Fight, name: str) -> tuple:
+    """What a contender's attribution cell holds fixed but λ: its config without ``dreg`` and
+    ``hidden`` (set by parameter matching) and its tuned hyperparameters' names, λ's left out."""
+    cfg = fight.config_of(name)
+    tune = next((c.get("tune") or {} for c in fight.spec_contenders if c["name"] == name), {})
+    fixed = {k: v for k, v in cfg.items() if k not in ("dreg", "hidden") and k not in tune}
+    return tuple(sorted((k, repr(v)) for k, v in fixed.items())), tuple(sorted(set(tune) - {"dreg"}))
+
+
 def _final_lambda(fight: Fight, name: str, base: float) -> tuple[float, bool]:
     """The λ a contender's final runs used (the tuned value when λ is tuned) and whether it
     differs between runs (tuned per split); ``base`` (its config's λ) when no final row has one."""
@@ -331,8 +340,11 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
     """The (ReLU, GELU, ChainzRule) × (no DREG, DREG) attribution on the primary metric, paired.
 
     Cells are contenders identified by their configs (:func:`_attribution_cell`; the first with
-    final runs, in spec order, when several fit). Comparisons, each ``a − b`` paired by seed (by
-    split under repeated CV, with the corrected variance), Holm over the family: the polynomial
+    final runs, in spec order, when several fit, except that a family's DREG cell is the first
+    DREG contender whose config and tuned names equal its no-DREG cell's but for λ and hidden
+    widths, :func:`_setup`, when one does: "DREG vs no DREG" then changes λ alone). Comparisons,
+    each ``a − b`` paired by seed (by split under repeated CV, with the corrected variance), Holm
+    over the family: the polynomial
     against ReLU and GELU at each matched DREG setting, and DREG against none within each
     activation.
 
@@ -346,9 +358,18 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
     """
     metric = fight.primary
     cells: dict[tuple[str, str], dict[str, Any]] = {}
-    for name in fight.contenders():
-        cell = _attribution_cell(fight, name)
-        if cell is None or cell[:2] in cells or not fight.values("final", name, metric):
+    fits = [(name, cell) for name, cell in ((n, _attribution_cell(fight, n)) for n in fight.contenders())
+            if cell is not None and fight.values("final", name, metric)]
+    # the DREG cell of a family is the first DREG contender set up as its no-DREG cell but for λ
+    # (pima-tanh's cr-dreg-tanh for cr-tanh, not the reference cr-dreg of another poly_init); the
+    # first one only when none is
+    plain = {cell[0]: _setup(fight, name) for name, cell in reversed(fits) if cell[1] == "no DREG"}
+    chosen: dict[tuple[str, str], str] = {}
+    for name, cell in sorted(fits, key=lambda nc: nc[1][1] == "DREG" and nc[1][0] in plain
+                             and _setup(fight, nc[0]) != plain[nc[1][0]]):
+        chosen.setdefault(cell[:2], name)
+    for name, cell in fits:
+        if chosen[cell[:2]] != name:
             continue
         lam, per_split = _final_lambda(fight, name, cell[2])
         cells[cell[:2]] = {"contender": name, "label": fight.label(name), "lambda": lam, "per_split": per_split,
