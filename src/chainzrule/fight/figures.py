@@ -204,7 +204,8 @@ def plot_grad_norms(fight: Fight, path: Path, ncols: int = 3) -> bool:
             ax.set_ylabel("gradient norm")
     for k in range(n, nrows * ncols):
         axes[k // ncols][k % ncols].axis("off")
-    fig.suptitle("global parameter-gradient norm vs training step, seed-0 final runs, one panel per family "
+    split = ", first CV split (repeat 0, fold 0)" if fight.resampled else ""
+    fig.suptitle(f"global parameter-gradient norm vs training step, seed-0 final runs{split}, one panel per family "
                  "(light: raw; line: moving average; dashed: the reference)", fontsize=10)
     save_figure(fig, path)
     return True

@@ -227,11 +227,20 @@ class Fight:
         return [m for m in cand if m in self.columns and any(to_number(r.get(m)) is not None for r in finals)]
 
     def seed0_run(self, contender: str, phase: str = "final") -> dict[str, Any] | None:
-        """The run record of the contender's lowest seed (seed 0 when present) in ``phase``."""
+        """The run record of the contender's lowest seed (seed 0 when present) in ``phase``; under
+        repeated CV, of the first split (lowest ``cv_repeat``, then ``cv_fold``: r0f0 when present),
+        so that every contender's plotted trace comes from the same training data — not from
+        whichever split's run file sorts first."""
         cands = [r for r in self.runs if r.get("phase") == phase and r.get("contender") == contender]
         if not cands:
             return None
-        return min(cands, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+
+        def order(r: dict[str, Any]) -> tuple:
+            cfg = r.get("config") if isinstance(r.get("config"), dict) else {}
+            split = tuple(to_number(cfg.get(c)) for c in ("cv_repeat", "cv_fold"))
+            return (r.get("seed") is None, r.get("seed") or 0, *((x is None, x or 0) for x in split))
+
+        return min(cands, key=order)
 
 
 #: the results.csv columns a width sweep varies at each width (``[accuracy_matched] lr_factors``,
