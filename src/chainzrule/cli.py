@@ -226,6 +226,7 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
     from .layers import hidden_layers
     from .plots import plot_activations
     from .rundir import check_out_file
+    from .train.evaluate import eval_subset, to_model
 
     if show_formulas:  # formulas print and stop: a plot or data option would be taken and do nothing
         ignored = [o for o, v in (("--plot", plot_path), ("--dataset", dataset), ("--data-dir", data_dir),
@@ -249,7 +250,8 @@ def inspect(checkpoint, dataset, data_dir, target, plot_path, show_formulas) -> 
         return
     cfg = checkpoint_data(cfg, meta, dataset, data_dir, target)
     splits = checkpoint_splits(cfg, meta)
-    x = splits.X_test[: cfg.diag_examples]
+    # the subset evaluate and result.json measure (seeded, stratified), not the first diag_examples
+    x = to_model(model, splits.X_test[eval_subset(splits.y_test, cfg.diag_examples, cfg.seed)])
     click.echo(f"model: {cfg.model}  hidden: {list(cfg.hidden)}  params: {sum(p.numel() for p in model.parameters())}")
     rows = layer_report(model, x) if hidden_layers(model) else []  # a KAN has no such layer to report
     if rows:
