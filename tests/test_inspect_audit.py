@@ -126,6 +126,16 @@ def poly_model(basis, rc, R, degree):
     return model
 
 
+def assert_curves(ax, n_features: int, theta: np.ndarray, basis: str, R: float, rc: str) -> None:
+    """One line per neuron on [-2R, 2R], each the polynomial of its coefficients ``theta[:, i]``."""
+    lines = ax.get_lines()
+    assert len(lines) == n_features
+    for i, line in enumerate(lines):
+        z, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+        assert z.min() == -2 * R and z.max() == 2 * R
+        np.testing.assert_allclose(y, numpy_sigma(theta[:, i], basis, R, rc, z), rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("basis,rc,R,degree", CASES)
 def test_inspect_activation_plot_draws_the_stored_polynomial(monkeypatch, basis, rc, R, degree):
     model = poly_model(basis, rc, R, degree)
@@ -136,12 +146,7 @@ def test_inspect_activation_plot_draws_the_stored_polynomial(monkeypatch, basis,
     for ax, (name, layer) in zip(axes, hidden_layers(model)):
         act = layer.activation
         theta = act.coefficients.detach().double().numpy()  # [D+1, F] (one set per neuron)
-        lines = ax.get_lines()
-        assert len(lines) == layer.out_features
-        for i, line in enumerate(lines):
-            z, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
-            assert z.min() == -2 * R and z.max() == 2 * R
-            np.testing.assert_allclose(y, numpy_sigma(theta[:, i], basis, R, rc, z), rtol=1e-9, atol=1e-9)
+        assert_curves(ax, layer.out_features, theta, basis, R, rc)
         band = [p for p in ax.patches if p.get_label().startswith("working interval")]
         assert len(band) == 1 and band[0].get_label() == f"working interval ±{R:g}"
         xy = np.atleast_2d(np.asarray(band[0].get_xy(), dtype=float))  # a Polygon's vertices or a Rectangle's corner
@@ -177,10 +182,5 @@ def test_fight_activation_plot_draws_the_stored_polynomial(monkeypatch, basis, r
     assert figures.plot_activations(_Fight(rec), Path("unused.png"))
     for ax, (name, layer) in zip(figs[0].axes, hidden_layers(model)):
         theta = np.asarray(rec["activations"][name]["basis_coefficients"])
-        lines = ax.get_lines()
-        assert len(lines) == layer.out_features
-        for i, line in enumerate(lines):
-            z, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
-            assert z.min() == -2 * R and z.max() == 2 * R
-            np.testing.assert_allclose(y, numpy_sigma(theta[:, i], basis, R, rc, z), rtol=1e-9, atol=1e-9)
+        assert_curves(ax, layer.out_features, theta, basis, R, rc)
         assert rc in ax.get_title()
