@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _fight(name: str) -> Fight:
     folder = ROOT / "results" / name
-    if not (folder / "tuning.json").exists():
-        pytest.skip(f"results/{name} not present")
+    assert (folder / "tuning.json").is_file(), f"committed results/{name} missing"
     return as_fight(folder)
 
 

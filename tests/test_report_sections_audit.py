@@ -42,7 +42,6 @@ def _position(v, space):
     return (v - lo) / (hi - lo)
 
 
-@pytest.mark.skipif(not (RESULTS / "mnist" / "tuning.json").exists(), reason="committed results absent")
 def test_mnist_tuned_values_and_edges_recomputed():
     tuning = json.loads((RESULTS / "mnist" / "tuning.json").read_text())
     df = pd.read_csv(RESULTS / "mnist" / "results.csv", low_memory=False, dtype={"hidden": str})
@@ -73,7 +72,6 @@ def test_mnist_tuned_values_and_edges_recomputed():
     assert rows == edges
 
 
-@pytest.mark.skipif(not (RESULTS / "mnist" / "results.csv").exists(), reason="committed results absent")
 def test_mnist_lambda_sweep_recomputed():
     df = pd.read_csv(RESULTS / "mnist" / "results.csv", low_memory=False, dtype={"hidden": str})
     lam = df[df.phase == "lambda"]
@@ -87,7 +85,6 @@ def test_mnist_lambda_sweep_recomputed():
     assert mine == [list(r.values()) for r in _table(_section("mnist", "λ sweep"), "λ")]
 
 
-@pytest.mark.skipif(not (RESULTS / "sst5-tanh" / "results.csv").exists(), reason="committed results absent")
 def test_attribution_dreg_cell_is_the_no_dreg_cells_twin():
     # sst5-tanh: cr-tanh (poly_init tanh, λ = 0) has the twin cr-dreg-tanh; the reference cr-dreg
     # (another poly_init) comes first in spec order but would make "DREG vs no DREG" change two things

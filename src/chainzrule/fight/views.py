@@ -364,9 +364,12 @@ def attribution_table(fight: Fight) -> dict[str, Any]:
     # (pima-tanh's cr-dreg-tanh for cr-tanh, not the reference cr-dreg of another poly_init); the
     # first one only when none is
     plain = {cell[0]: _setup(fight, name) for name, cell in reversed(fits) if cell[1] == "no DREG"}
+
+    def set_up_otherwise(name: str, cell: tuple) -> bool:  # a DREG cell unlike its family's no-DREG cell
+        return cell[1] == "DREG" and cell[0] in plain and _setup(fight, name) != plain[cell[0]]
+
     chosen: dict[tuple[str, str], str] = {}
-    for name, cell in sorted(fits, key=lambda nc: nc[1][1] == "DREG" and nc[1][0] in plain
-                             and _setup(fight, nc[0]) != plain[nc[1][0]]):
+    for name, cell in sorted(fits, key=lambda nc: set_up_otherwise(*nc)):  # stable: spec order otherwise
         chosen.setdefault(cell[:2], name)
     for name, cell in fits:
         if chosen[cell[:2]] != name:

@@ -13,11 +13,17 @@ from .checks import as_values
 __all__ = ["param_ratio_bootstrap", "params_at_accuracy"]
 
 
-def _as_sweep(params: Any, acc: Any, name: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A width sweep sorted by parameter count: log params [W] and per-width seed values."""
+def _param_counts(params: Any, name: str) -> np.ndarray:
+    """A sweep's parameter counts [W]; DataError unless distinct and positive."""
     p = as_values(params, f"{name} params")
     if np.any(p <= 0) or np.unique(p).size != p.size:
         raise DataError(f"expected distinct positive parameter counts for {name}, got {p.tolist()}")
+    return p
+
+
+def _as_sweep(params: Any, acc: Any, name: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A width sweep sorted by parameter count: log params [W] and per-width seed values."""
+    p = _param_counts(params, name)
     if isinstance(acc, np.ndarray) and acc.ndim == 2:
         acc = list(acc)
     if len(acc) != p.size:
@@ -103,9 +109,7 @@ def _as_candidates(params: Any, acc: Any, select: Any,
                    name: str) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """A width sweep with candidates per width, sorted by parameter count: log params [W], and per
     width the [P, S] accuracies and selection scores (finite, the same shape)."""
-    p = as_values(params, f"{name} params")
-    if np.any(p <= 0) or np.unique(p).size != p.size:
-        raise DataError(f"expected distinct positive parameter counts for {name}, got {p.tolist()}")
+    p = _param_counts(params, name)
     if len(acc) != p.size or len(select) != p.size:
         raise DataError(f"expected one [candidates, units] array of accuracies and of selection scores per width for "
                         f"{name} ({p.size}), got {len(acc)} and {len(select)}")
