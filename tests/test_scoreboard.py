@@ -151,12 +151,25 @@ def test_empty_folder_is_refused(tmp_path):
         write_scoreboard([tmp_path], tmp_path / "out", "cmd")
 
 
+def committed_fight_folders() -> list[Path]:
+    """The fight folders git tracks under results/ (``results/NAME/spec.json``), sorted by name as
+    ``fight_folders`` sorts them: not a folder a reader made there, such as README command 1's
+    ``results/mnist-quick``, which the committed scoreboard does not hold."""
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    folders = sorted({ROOT / Path(f).parent for f in tracked if len(Path(f).parts) == 3 and f.endswith("/spec.json")})
+    assert folders, "no committed fight folder found by git ls-files results"
+    return folders
+
+
 def test_committed_scoreboard_matches_the_committed_folders(tmp_path):
-    """results/scoreboard.md and the README's block are what the command writes today."""
-    write_scoreboard([ROOT / "results"], tmp_path, "chainzrule scoreboard results --readme README.md")
+    """results/scoreboard.md and the README's block are what the command writes today from the
+    committed folders."""
+    folders = committed_fight_folders()
+    write_scoreboard(folders, tmp_path, "chainzrule scoreboard results --readme README.md")
     assert (tmp_path / "scoreboard.md").read_text() == (ROOT / "results" / "scoreboard.md").read_text()
     assert (tmp_path / "scoreboard.csv").read_text() == (ROOT / "results" / "scoreboard.csv").read_text()
-    rows, _ = scoreboard_rows(fight_folders([ROOT / "results"]))
+    rows, _ = scoreboard_rows(fight_folders(folders))
     readme = (ROOT / "README.md").read_text()
     assert f"{BEGIN}\n{render_matrix(rows)}\n{END}" in readme
 
